@@ -1,0 +1,287 @@
+package auth
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"time"
+
+	"go.etcd.io/bbolt"
+
+	"github.com/chatgate/chatgate/internal/boltx"
+)
+
+var (
+	bucketKeys   = []byte("auth.keys")   // id -> Key JSON
+	bucketHashes = []byte("auth.hashes") // hash -> id
+	bucketUsage  = []byte("auth.usage")  // id -> usage JSON
+	bucketAudit  = []byte("auth.audit")  // big-endian seq -> AuditEvent JSON
+)
+
+// BoltStore is a Store in a bbolt database. It owns the auth.* buckets and
+// shares the file with the other domains' stores.
+type BoltStore struct {
+	db *bbolt.DB
+}
+
+// NewBoltStore returns a store on db, creating its buckets if needed.
+func NewBoltStore(db *bbolt.DB) (*BoltStore, error) {
+	if err := boltx.EnsureBuckets(db, bucketKeys, bucketHashes, bucketUsage, bucketAudit); err != nil {
+		return nil, fmt.Errorf("auth: %w", err)
+	}
+	return &BoltStore{db: db}, nil
+}
+
+type usageRecord struct {
+	Points   float64 `json:"points"`
+	LastUsed int64   `json:"lastUsed"` // unix nanoseconds
+}
+
+func (s *BoltStore) update(ctx context.Context, fn func(tx *bbolt.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return s.db.Update(fn)
+}
+
+func (s *BoltStore) view(ctx context.Context, fn func(tx *bbolt.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return s.db.View(fn)
+}
+
+// Create implements Store.
+func (s *BoltStore) Create(ctx context.Context, k *Key, ev *AuditEvent) error {
+	return s.update(ctx, func(tx *bbolt.Tx) error {
+		keys := tx.Bucket(bucketKeys)
+		if keys.Get([]byte(k.ID)) != nil {
+			return ErrKeyExists
+		}
+		if err := claimHashes(tx, k, nil); err != nil {
+			return err
+		}
+		if err := boltx.PutJSON(keys, []byte(k.ID), k); err != nil {
+			return err
+		}
+		return putAudit(tx, ev)
+	})
+}
+
+// Update implements Store.
+func (s *BoltStore) Update(ctx context.Context, k *Key, ev *AuditEvent) error {
+	return s.update(ctx, func(tx *bbolt.Tx) error {
+		keys := tx.Bucket(bucketKeys)
+		var old Key
+		ok, err := boltx.GetJSON(keys, []byte(k.ID), &old)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return ErrKeyNotFound
+		}
+		if err := claimHashes(tx, k, &old); err != nil {
+			return err
+		}
+		if err := boltx.PutJSON(keys, []byte(k.ID), k); err != nil {
+			return err
+		}
+		return putAudit(tx, ev)
+	})
+}
+
+// claimHashes points k's hashes at k and drops old's hashes that k no longer has.
+func claimHashes(tx *bbolt.Tx, k, old *Key) error {
+	hb := tx.Bucket(bucketHashes)
+	hs := k.hashes()
+	for _, h := range hs {
+		if id := hb.Get(h[:]); id != nil && string(id) != k.ID {
+			return ErrHashInUse
+		}
+	}
+	if old != nil {
+		for _, h := range old.hashes() {
+			if !slices.Contains(hs, h) {
+				if err := hb.Delete(h[:]); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	for _, h := range hs {
+		if err := hb.Put(h[:], []byte(k.ID)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Delete implements Store.
+func (s *BoltStore) Delete(ctx context.Context, id string, ev *AuditEvent) error {
+	return s.update(ctx, func(tx *bbolt.Tx) error {
+		keys := tx.Bucket(bucketKeys)
+		var k Key
+		ok, err := boltx.GetJSON(keys, []byte(id), &k)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return ErrKeyNotFound
+		}
+		for _, h := range k.hashes() {
+			if err := tx.Bucket(bucketHashes).Delete(h[:]); err != nil {
+				return err
+			}
+		}
+		if err := tx.Bucket(bucketUsage).Delete([]byte(id)); err != nil {
+			return err
+		}
+		if err := keys.Delete([]byte(id)); err != nil {
+			return err
+		}
+		return putAudit(tx, ev)
+	})
+}
+
+// Get implements Store.
+func (s *BoltStore) Get(ctx context.Context, id string) (*Key, error) {
+	var k *Key
+	err := s.view(ctx, func(tx *bbolt.Tx) (err error) {
+		k, err = getKey(tx, []byte(id))
+		return err
+	})
+	return k, err
+}
+
+// GetByHash implements Store.
+func (s *BoltStore) GetByHash(ctx context.Context, h Hash) (*Key, error) {
+	var k *Key
+	err := s.view(ctx, func(tx *bbolt.Tx) (err error) {
+		id := tx.Bucket(bucketHashes).Get(h[:])
+		if id == nil {
+			return ErrKeyNotFound
+		}
+		k, err = getKey(tx, id)
+		return err
+	})
+	return k, err
+}
+
+func getKey(tx *bbolt.Tx, id []byte) (*Key, error) {
+	k := new(Key)
+	ok, err := boltx.GetJSON(tx.Bucket(bucketKeys), id, k)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, ErrKeyNotFound
+	}
+	return k, readUsage(tx, k)
+}
+
+func readUsage(tx *bbolt.Tx, k *Key) error {
+	var u usageRecord
+	if _, err := boltx.GetJSON(tx.Bucket(bucketUsage), []byte(k.ID), &u); err != nil {
+		return err
+	}
+	k.UsagePoints = u.Points
+	if u.LastUsed != 0 {
+		k.LastUsedTime = time.Unix(0, u.LastUsed).UTC()
+	}
+	return nil
+}
+
+// List implements Store.
+func (s *BoltStore) List(ctx context.Context, f Filter) ([]*Key, error) {
+	var out []*Key
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
+		return tx.Bucket(bucketKeys).ForEach(func(id, v []byte) error {
+			k, err := getKey(tx, id)
+			if err != nil {
+				return err
+			}
+			if f.match(k) {
+				out = append(out, k)
+			}
+			return nil
+		})
+	})
+	sortKeys(out)
+	return out, err
+}
+
+// AddUsage implements Store.
+func (s *BoltStore) AddUsage(ctx context.Context, us []Usage) error {
+	if len(us) == 0 {
+		return nil
+	}
+	return s.update(ctx, func(tx *bbolt.Tx) error {
+		keys, ub := tx.Bucket(bucketKeys), tx.Bucket(bucketUsage)
+		for _, u := range us {
+			if keys.Get([]byte(u.KeyID)) == nil {
+				continue // revoked while its usage waited to be flushed
+			}
+			var r usageRecord
+			if _, err := boltx.GetJSON(ub, []byte(u.KeyID), &r); err != nil {
+				return err
+			}
+			r.Points += u.Points
+			if n := u.LastUsed.UnixNano(); !u.LastUsed.IsZero() && n > r.LastUsed {
+				r.LastUsed = n
+			}
+			if err := boltx.PutJSON(ub, []byte(u.KeyID), r); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// AppendAudit implements Store.
+func (s *BoltStore) AppendAudit(ctx context.Context, evs []AuditEvent) error {
+	if len(evs) == 0 {
+		return nil
+	}
+	return s.update(ctx, func(tx *bbolt.Tx) error {
+		for i := range evs {
+			if err := putAudit(tx, &evs[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func putAudit(tx *bbolt.Tx, ev *AuditEvent) error {
+	if ev == nil {
+		return nil
+	}
+	b := tx.Bucket(bucketAudit)
+	seq, err := b.NextSequence()
+	if err != nil {
+		return err
+	}
+	e := *ev
+	e.Seq = seq
+	return boltx.PutJSON(b, boltx.Seq(seq), e)
+}
+
+// Audit implements Store.
+func (s *BoltStore) Audit(ctx context.Context, q AuditQuery) ([]AuditEvent, error) {
+	var out []AuditEvent
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
+		c := tx.Bucket(bucketAudit).Cursor()
+		for k, v := c.Last(); k != nil && len(out) < q.limit(); k, v = c.Prev() {
+			var e AuditEvent
+			if err := json.Unmarshal(v, &e); err != nil {
+				return err
+			}
+			if q.match(&e) {
+				out = append(out, e)
+			}
+		}
+		return nil
+	})
+	return out, err
+}

@@ -1,0 +1,290 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/chatgate/chatgate/internal/id"
+)
+
+// MaxGrace is the longest grace period a rotation may give the old key.
+const MaxGrace = 30 * 24 * time.Hour
+
+// Manager runs the key lifecycle on a Store and keeps an Authenticator's
+// cache in step with every change.
+type Manager struct {
+	store Store
+	authn *Authenticator
+	now   func() time.Time
+}
+
+// NewManager returns a Manager for the keys in store. authn, which should
+// use the same store, is told of every change.
+func NewManager(store Store, authn *Authenticator) *Manager {
+	return &Manager{store: store, authn: authn, now: authn.opts.Now}
+}
+
+// KeySpec describes a key to create or import.
+type KeySpec struct {
+	Name       string
+	TeamID     string // DefaultTeam when empty
+	AppID      string // set for an app key
+	Scopes     Scopes // defaults: chat for an app key, the data scopes for a global key
+	Limit      Limit
+	AllowedIPs []netip.Prefix
+	// Actor is the key id making the change, for the audit trail.
+	Actor string
+}
+
+func (m *Manager) newKey(spec KeySpec, secret string, src Source) (*Key, error) {
+	name := strings.TrimSpace(spec.Name)
+	if name == "" {
+		return nil, InvalidRequest("name", "is required")
+	}
+	if len(name) > 200 {
+		return nil, InvalidRequest("name", "is longer than 200 characters")
+	}
+	scopes := spec.Scopes
+	if len(scopes) == 0 {
+		scopes = defaultScopes(spec.AppID)
+	}
+	scopes, err := scopes.normalize()
+	if err != nil {
+		return nil, err
+	}
+	if spec.Limit.RPM < 0 {
+		return nil, InvalidRequest("limit.rpm", "must be 0 (unlimited) or positive")
+	}
+	team := spec.TeamID
+	if team == "" {
+		team = DefaultTeam
+	}
+	now := m.now().UTC()
+	return &Key{
+		ID: id.New(), Name: name, TeamID: team, AppID: spec.AppID, Scopes: scopes,
+		Limit: spec.Limit, AllowedIPs: spec.AllowedIPs, Source: src,
+		Hash: HashKey(secret), Hint: hint(m.authn.opts.Prefix, secret),
+		CreateTime: now, UpdateTime: now,
+	}, nil
+}
+
+func (m *Manager) event(action AuditAction, k *Key, actor, reason string) *AuditEvent {
+	return &AuditEvent{Time: m.now().UTC(), Action: action, KeyID: k.ID, Hint: k.Hint,
+		TeamID: k.TeamID, ActorKeyID: actor, Reason: reason}
+}
+
+// Create makes a new key and returns it with its secret, which is not kept
+// anywhere and cannot be shown again.
+func (m *Manager) Create(ctx context.Context, spec KeySpec) (*Key, string, error) {
+	secret := generateKey(m.authn.opts.Prefix)
+	k, err := m.newKey(spec, secret, SourceGenerated)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := m.store.Create(ctx, k, m.event(AuditKeyCreated, k, spec.Actor, "")); err != nil {
+		return nil, "", fmt.Errorf("auth: create key: %w", err)
+	}
+	return k, secret, nil
+}
+
+// Import stores a key the user already has. It must be 5 to 256 printable
+// characters without spaces; a key carrying the generated-key prefix must
+// also be a well-formed generated key, so prefixed tokens stay checkable.
+func (m *Manager) Import(ctx context.Context, spec KeySpec, secret string) (*Key, error) {
+	if err := m.checkImport(secret); err != nil {
+		return nil, err
+	}
+	k, err := m.newKey(spec, secret, SourceImported)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.store.Create(ctx, k, m.event(AuditKeyImported, k, spec.Actor, "")); err != nil {
+		if errors.Is(err, ErrHashInUse) {
+			return nil, &Error{Status: ErrConflict.Status, Code: ErrConflict.Code, Message: "this key is already registered"}
+		}
+		return nil, fmt.Errorf("auth: import key: %w", err)
+	}
+	m.authn.Invalidate(k.ID)
+	return k, nil
+}
+
+func (m *Manager) checkImport(secret string) error {
+	switch {
+	case len(secret) < minKeyLen:
+		return InvalidRequest("key", "must be at least %d characters", minKeyLen)
+	case len(secret) > maxKeyLen:
+		return InvalidRequest("key", "must be at most %d characters", maxKeyLen)
+	case checkToken("", secret) != nil:
+		return InvalidRequest("key", "must be printable ASCII without spaces")
+	case checkToken(m.authn.opts.Prefix, secret) != nil:
+		return InvalidRequest("key", "starts with %q, which is reserved for generated keys, but is not a valid generated key", m.authn.opts.Prefix)
+	}
+	return nil
+}
+
+// Get returns the key with id in team; with an empty team, in any team.
+// A key of another team is reported as not found.
+func (m *Manager) Get(ctx context.Context, team, keyID string) (*Key, error) {
+	k, err := m.store.Get(ctx, keyID)
+	if errors.Is(err, ErrKeyNotFound) || (err == nil && team != "" && k.TeamID != team) {
+		return nil, NotFound("key")
+	}
+	if err != nil {
+		return nil, err
+	}
+	m.withLiveUsage(ctx, k)
+	return k, nil
+}
+
+// withLiveUsage replaces stored usage with the authenticator's, which
+// includes what has not been flushed yet.
+func (m *Manager) withLiveUsage(ctx context.Context, k *Key) {
+	m.authn.mu.RLock()
+	st := m.authn.byID[k.ID]
+	m.authn.mu.RUnlock()
+	if st == nil {
+		return
+	}
+	k.UsagePoints = st.used()
+	if n := st.lastUsed.Load(); n != 0 {
+		k.LastUsedTime = time.Unix(0, n).UTC()
+	}
+}
+
+// List returns the keys matching f, oldest first.
+func (m *Manager) List(ctx context.Context, f Filter) ([]*Key, error) {
+	ks, err := m.store.List(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	for _, k := range ks {
+		m.withLiveUsage(ctx, k)
+	}
+	return ks, nil
+}
+
+// KeyUpdate lists the settings to change; nil fields are left alone.
+type KeyUpdate struct {
+	Name       *string
+	Scopes     *Scopes
+	Limit      *Limit
+	AllowedIPs *[]netip.Prefix
+	Disabled   *bool
+	Actor      string
+}
+
+// Update changes the settings of key id in team. Keys declared in the
+// config file cannot be changed (ErrConfigManaged).
+func (m *Manager) Update(ctx context.Context, team, keyID string, u KeyUpdate) (*Key, error) {
+	k, err := m.mutable(ctx, team, keyID)
+	if err != nil {
+		return nil, err
+	}
+	var changed []string
+	if u.Name != nil {
+		n := strings.TrimSpace(*u.Name)
+		if n == "" || len(n) > 200 {
+			return nil, InvalidRequest("name", "must be 1 to 200 characters")
+		}
+		k.Name, changed = n, append(changed, "name")
+	}
+	if u.Scopes != nil {
+		ss, err := u.Scopes.normalize()
+		if err != nil {
+			return nil, err
+		}
+		if len(ss) == 0 {
+			return nil, InvalidRequest("scopes", "must not be empty")
+		}
+		k.Scopes, changed = ss, append(changed, "scopes")
+	}
+	if u.Limit != nil {
+		if u.Limit.RPM < 0 {
+			return nil, InvalidRequest("limit.rpm", "must be 0 (unlimited) or positive")
+		}
+		k.Limit, changed = *u.Limit, append(changed, "limit")
+	}
+	if u.AllowedIPs != nil {
+		k.AllowedIPs, changed = *u.AllowedIPs, append(changed, "allowedIPs")
+	}
+	if u.Disabled != nil {
+		k.Disabled, changed = *u.Disabled, append(changed, "disabled")
+	}
+	if len(changed) == 0 {
+		return nil, InvalidRequest("", "nothing to update")
+	}
+	k.UpdateTime = m.now().UTC()
+	if err := m.store.Update(ctx, k, m.event(AuditKeyUpdated, k, u.Actor, strings.Join(changed, ","))); err != nil {
+		return nil, fmt.Errorf("auth: update key: %w", err)
+	}
+	m.authn.Invalidate(k.ID)
+	m.withLiveUsage(ctx, k)
+	return k, nil
+}
+
+// mutable loads a key that the API may change.
+func (m *Manager) mutable(ctx context.Context, team, keyID string) (*Key, error) {
+	k, err := m.Get(ctx, team, keyID)
+	if err != nil {
+		return nil, err
+	}
+	if k.Source == SourceConfig || k.Source == SourceRoot {
+		return nil, ErrConfigManaged
+	}
+	return k, nil
+}
+
+// Rotate gives key id a new secret. The old one keeps working for grace
+// (0: it stops at once; at most MaxGrace), then fails as an invalid key.
+func (m *Manager) Rotate(ctx context.Context, team, keyID string, grace time.Duration, actor string) (*Key, string, error) {
+	if grace < 0 || grace > MaxGrace {
+		return nil, "", InvalidRequest("graceSeconds", "must be between 0 and %d", int(MaxGrace/time.Second))
+	}
+	k, err := m.mutable(ctx, team, keyID)
+	if err != nil {
+		return nil, "", err
+	}
+	now := m.now().UTC()
+	retired := k.Retired[:0]
+	for _, r := range k.Retired {
+		if now.Before(r.Until) {
+			retired = append(retired, r)
+		}
+	}
+	if grace > 0 {
+		retired = append(retired, RetiredHash{Hash: k.Hash, Until: now.Add(grace)})
+	}
+	secret := generateKey(m.authn.opts.Prefix)
+	k.Retired, k.Hash, k.Hint, k.UpdateTime = retired, HashKey(secret), hint(m.authn.opts.Prefix, secret), now
+	if k.Source == SourceImported {
+		k.Source = SourceGenerated
+	}
+	ev := m.event(AuditKeyRotated, k, actor, fmt.Sprintf("grace=%s", grace))
+	if err := m.store.Update(ctx, k, ev); err != nil {
+		return nil, "", fmt.Errorf("auth: rotate key: %w", err)
+	}
+	m.authn.Invalidate(k.ID)
+	return k, secret, nil
+}
+
+// Revoke deletes key id in team; it fails as an invalid key from then on.
+func (m *Manager) Revoke(ctx context.Context, team, keyID, actor string) error {
+	k, err := m.mutable(ctx, team, keyID)
+	if err != nil {
+		return err
+	}
+	if err := m.store.Delete(ctx, k.ID, m.event(AuditKeyRevoked, k, actor, "")); err != nil {
+		return fmt.Errorf("auth: revoke key: %w", err)
+	}
+	m.authn.forget(k.ID)
+	return nil
+}
+
+// Audit returns audit events, newest first.
+func (m *Manager) Audit(ctx context.Context, q AuditQuery) ([]AuditEvent, error) {
+	return m.store.Audit(ctx, q)
+}

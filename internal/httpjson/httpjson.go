@@ -1,0 +1,169 @@
+// Package httpjson holds the JSON wire plumbing every chatgate domain shares:
+// strict, size-limited request decoding and FastGPT's response envelope.
+package httpjson
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+)
+
+// DefaultMaxBody is the request body limit used when a handler does not set its own.
+const DefaultMaxBody = 1 << 20
+
+// APIError is implemented by errors that know how they appear on the wire.
+// auth.Error implements it; so does DecodeError.
+type APIError interface {
+	error
+	HTTPStatus() int
+	StatusText() string
+}
+
+// Envelope is FastGPT's response shape; HTTP status always equals Code.
+type Envelope struct {
+	Code       int    `json:"code"`
+	StatusText string `json:"statusText"`
+	Message    string `json:"message"`
+	Data       any    `json:"data,omitempty"`
+}
+
+// DecodeError reports a request body that could not be decoded. Field names
+// the offending JSON field where one can be named.
+type DecodeError struct {
+	Field  string
+	Reason string
+}
+
+func (e *DecodeError) Error() string {
+	if e.Field == "" {
+		return "invalid request body: " + e.Reason
+	}
+	return fmt.Sprintf("invalid field %q: %s", e.Field, e.Reason)
+}
+
+// HTTPStatus implements APIError.
+func (e *DecodeError) HTTPStatus() int { return http.StatusBadRequest }
+
+// StatusText implements APIError.
+func (e *DecodeError) StatusText() string { return "invalid_request" }
+
+// Is makes a DecodeError match any API error sentinel whose status text is
+// invalid_request (auth.ErrInvalidRequest among them).
+func (e *DecodeError) Is(target error) bool {
+	t, ok := target.(APIError)
+	return ok && t.StatusText() == "invalid_request"
+}
+
+// Decode reads r's body into v: at most maxBody bytes (DefaultMaxBody when
+// maxBody <= 0), unknown fields rejected, exactly one JSON value.
+func Decode(w http.ResponseWriter, r *http.Request, v any, maxBody int64) error {
+	if maxBody <= 0 {
+		maxBody = DefaultMaxBody
+	}
+	body := http.MaxBytesReader(w, r.Body, maxBody)
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return decodeError(err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return decodeError(err)
+		}
+		return &DecodeError{Reason: "body must hold a single JSON value"}
+	}
+	return nil
+}
+
+func decodeError(err error) error {
+	var (
+		syn *json.SyntaxError
+		typ *json.UnmarshalTypeError
+		mbe *http.MaxBytesError
+	)
+	switch {
+	case errors.As(err, &mbe):
+		return &DecodeError{Reason: fmt.Sprintf("body exceeds %d bytes", mbe.Limit)}
+	case errors.Is(err, io.EOF):
+		return &DecodeError{Reason: "body is empty"}
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return &DecodeError{Reason: "body is truncated JSON"}
+	case errors.As(err, &syn):
+		return &DecodeError{Reason: fmt.Sprintf("malformed JSON at byte %d", syn.Offset)}
+	case errors.As(err, &typ):
+		field := typ.Field
+		if field == "" {
+			field = "body"
+		}
+		return &DecodeError{Field: field, Reason: "must be " + jsonKind(typ.Type.Kind().String())}
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		return &DecodeError{Field: name, Reason: "unknown field"}
+	}
+	var ae APIError
+	if errors.As(err, &ae) { // a field type's UnmarshalJSON may return a typed error
+		return err
+	}
+	return &DecodeError{Reason: err.Error()}
+}
+
+func jsonKind(k string) string {
+	switch k {
+	case "string":
+		return "a string"
+	case "bool":
+		return "a boolean"
+	case "slice", "array":
+		return "an array"
+	case "map", "struct", "ptr":
+		return "an object"
+	case "int", "int8", "int16", "int32", "int64", "uint", "uint8", "uint16", "uint32", "uint64":
+		return "an integer"
+	case "float32", "float64":
+		return "a number"
+	}
+	return "a " + k
+}
+
+// WriteData answers 200 with data in the envelope.
+func WriteData(w http.ResponseWriter, data any) {
+	Write(w, http.StatusOK, Envelope{Code: http.StatusOK, Data: data})
+}
+
+// WriteError answers err in the envelope. An APIError keeps its status and
+// text; anything else is a 500 whose details go to the log, not the client.
+func WriteError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
+	var ae APIError
+	if errors.As(err, &ae) {
+		if ra, ok := ae.(interface{ RetryAfterSeconds() int }); ok && ra.RetryAfterSeconds() > 0 {
+			w.Header().Set("Retry-After", fmt.Sprint(ra.RetryAfterSeconds()))
+		}
+		Write(w, ae.HTTPStatus(), Envelope{Code: ae.HTTPStatus(), StatusText: ae.StatusText(), Message: ae.Error()})
+		return
+	}
+	if log != nil {
+		log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	Write(w, http.StatusInternalServerError, Envelope{Code: http.StatusInternalServerError, StatusText: "internal_error", Message: "internal error"})
+}
+
+// Write answers v as JSON with the given status.
+func Write(w http.ResponseWriter, status int, v any) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		status = http.StatusInternalServerError
+		buf.Reset()
+		buf.WriteString(`{"code":500,"statusText":"internal_error","message":"response encoding failed"}` + "\n")
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	_, _ = w.Write(buf.Bytes())
+}
