@@ -1,0 +1,242 @@
+package server
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/chatgate/chatgate/auth"
+)
+
+// Default settings of the reference server.
+const (
+	DefaultAddr = "127.0.0.1:9527"
+	DefaultData = "./data"
+)
+
+// Config is the reference server's configuration: the YAML file, then the
+// CHATGATE_* environment, then flags, each overriding the one before.
+type Config struct {
+	Server   ServerConfig  `yaml:"server"`
+	Channels Channels      `yaml:"channels"`
+	Bindings []Binding     `yaml:"bindings"`
+	Auth     AuthConfig    `yaml:"auth"`
+	Logging  LoggingConfig `yaml:"logging"`
+
+	// RootKey, from CHATGATE_ROOT_KEY, is imported as the admin key. It is
+	// never read from the file, so the file can be shared without it.
+	RootKey string `yaml:"-"`
+	// Stderr receives the one-time root key notice; os.Stderr when nil.
+	Stderr io.Writer `yaml:"-"`
+}
+
+// ServerConfig holds the HTTP settings.
+type ServerConfig struct {
+	Addr string `yaml:"addr"`
+	Data string `yaml:"data"`
+	// ShutdownTimeout bounds how long shutdown waits for requests in flight.
+	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+	// MaxBodyBytes limits every request body; 1 MiB when zero.
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+}
+
+// AuthConfig holds key settings.
+type AuthConfig struct {
+	// KeyPrefix starts generated keys; "cg-" when empty.
+	KeyPrefix string `yaml:"key_prefix"`
+	// TrustedProxies are CIDRs whose X-Forwarded-For header is believed.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+	// FlushInterval is how often key usage is written back; 5s when zero.
+	FlushInterval Duration `yaml:"flush_interval"`
+}
+
+// LoggingConfig selects the log format and level.
+type LoggingConfig struct {
+	Level  string `yaml:"level"`  // debug, info (default), warn, error
+	Format string `yaml:"format"` // text (default) or json
+}
+
+// Channels holds the agent API channel's accounts.
+type Channels struct {
+	API APIChannel `yaml:"api"`
+}
+
+// APIChannel is the "api" channel: accounts whose api_key becomes a
+// config-managed chatgate key.
+type APIChannel struct {
+	Enabled  bool               `yaml:"enabled"`
+	Accounts map[string]Account `yaml:"accounts"`
+}
+
+// Account is one API-channel account.
+type Account struct {
+	Name    string `yaml:"name"`
+	Enabled bool   `yaml:"enabled"`
+	APIKey  string `yaml:"api_key"`
+	// DMPolicy "disabled" takes the chat scope away; "allow" (default) keeps it.
+	DMPolicy string `yaml:"dm_policy"`
+	// GroupPolicy is kept for compatibility with the API channel's files;
+	// chatgate has no group chats, so it is recorded but has no effect.
+	GroupPolicy string `yaml:"group_policy"`
+	// Scopes, a chatgate extension, replaces the default ["chat"].
+	Scopes []string `yaml:"scopes"`
+	// Team, a chatgate extension; "default" when empty.
+	Team string `yaml:"team"`
+}
+
+// Binding maps accounts to an agent (a chatgate app).
+type Binding struct {
+	AgentID string       `yaml:"agent_id"`
+	Match   BindingMatch `yaml:"match"`
+}
+
+// BindingMatch selects the accounts a binding applies to.
+type BindingMatch struct {
+	Default   bool   `yaml:"default"`
+	Channel   string `yaml:"channel"`
+	AccountID string `yaml:"account_id"`
+}
+
+// Duration is a time.Duration written as "30s" in YAML.
+type Duration time.Duration
+
+// UnmarshalYAML parses a Go duration string.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	var s string
+	if err := n.Decode(&s); err != nil {
+		return err
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("line %d: %q is not a duration such as 30s", n.Line, s)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// LoadConfig reads the YAML file at path (none when path is empty) over the
+// defaults. Unknown fields are errors, so a typo does not pass silently.
+func LoadConfig(path string) (Config, error) {
+	var cfg Config
+	if path != "" {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return cfg, fmt.Errorf("config: %w", err)
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(data))
+		dec.KnownFields(true)
+		if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
+			return cfg, fmt.Errorf("config %s: %w", path, err)
+		}
+	}
+	cfg.setDefaults()
+	return cfg, nil
+}
+
+// ApplyEnv overrides cfg from CHATGATE_ADDR, CHATGATE_DATA and CHATGATE_ROOT_KEY.
+func (cfg *Config) ApplyEnv(lookup func(string) (string, bool)) {
+	if v, ok := lookup("CHATGATE_ADDR"); ok && v != "" {
+		cfg.Server.Addr = v
+	}
+	if v, ok := lookup("CHATGATE_DATA"); ok && v != "" {
+		cfg.Server.Data = v
+	}
+	if v, ok := lookup("CHATGATE_ROOT_KEY"); ok && v != "" {
+		cfg.RootKey = v
+	}
+}
+
+func (cfg *Config) setDefaults() {
+	if cfg.Server.Addr == "" {
+		cfg.Server.Addr = DefaultAddr
+	}
+	if cfg.Server.Data == "" {
+		cfg.Server.Data = DefaultData
+	}
+	if cfg.Server.ShutdownTimeout <= 0 {
+		cfg.Server.ShutdownTimeout = Duration(30 * time.Second)
+	}
+	if cfg.Server.MaxBodyBytes <= 0 {
+		cfg.Server.MaxBodyBytes = 1 << 20
+	}
+}
+
+func (cfg *Config) authOptions() (auth.Options, error) {
+	proxies, err := auth.ParsePrefixes("auth.trusted_proxies", cfg.Auth.TrustedProxies)
+	if err != nil {
+		return auth.Options{}, fmt.Errorf("config: %w", err)
+	}
+	return auth.Options{
+		Prefix:         cfg.Auth.KeyPrefix,
+		TrustedProxies: proxies,
+		FlushInterval:  time.Duration(cfg.Auth.FlushInterval),
+	}, nil
+}
+
+// ConfigKeys turns the API channel's accounts into config keys, binding each
+// account to the app of its binding (an account-specific binding wins over
+// a default one). An unbound account may address any app by name.
+func (cfg *Config) ConfigKeys() ([]auth.ConfigKey, error) {
+	if !cfg.Channels.API.Enabled {
+		return nil, nil
+	}
+	names := make([]string, 0, len(cfg.Channels.API.Accounts))
+	for n := range cfg.Channels.API.Accounts {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	keys := make([]auth.ConfigKey, 0, len(names))
+	for _, n := range names {
+		acc := cfg.Channels.API.Accounts[n]
+		field := "channels.api.accounts." + n
+		if strings.TrimSpace(acc.APIKey) == "" {
+			return nil, fmt.Errorf("config: %s.api_key is required", field)
+		}
+		scopes := auth.Scopes{auth.ScopeChat}
+		if len(acc.Scopes) > 0 {
+			scopes = scopes[:0]
+			for _, s := range acc.Scopes {
+				scopes = append(scopes, auth.Scope(s))
+			}
+		}
+		switch acc.DMPolicy {
+		case "", "allow":
+		case "disabled", "deny":
+			scopes = slices.DeleteFunc(scopes, func(s auth.Scope) bool { return s == auth.ScopeChat })
+		default:
+			return nil, fmt.Errorf("config: %s.dm_policy must be allow or disabled, not %q", field, acc.DMPolicy)
+		}
+		if len(scopes) == 0 {
+			return nil, fmt.Errorf("config: %s has no scopes left (dm_policy disabled removes chat); list its scopes", field)
+		}
+		keys = append(keys, auth.ConfigKey{
+			Account: n, Name: acc.Name, Enabled: acc.Enabled, Secret: acc.APIKey, TeamID: acc.Team,
+			AppID: cfg.bindingFor(n), Scopes: scopes,
+			Meta: map[string]string{"dm_policy": acc.DMPolicy, "group_policy": acc.GroupPolicy},
+		})
+	}
+	return keys, nil
+}
+
+func (cfg *Config) bindingFor(account string) string {
+	def := ""
+	for _, b := range cfg.Bindings {
+		if b.Match.Channel != "" && b.Match.Channel != "api" {
+			continue
+		}
+		if b.Match.AccountID == account {
+			return b.AgentID
+		}
+		if b.Match.Default && b.Match.AccountID == "" && def == "" {
+			def = b.AgentID
+		}
+	}
+	return def
+}

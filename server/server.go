@@ -1,0 +1,219 @@
+// Package server wires chatgate's domains into the reference server: one
+// bbolt file for records, the HTTP routes with the scope each needs,
+// Prometheus metrics, and a graceful shutdown that loses nothing.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"go.etcd.io/bbolt"
+
+	"github.com/chatgate/chatgate/auth"
+	"github.com/chatgate/chatgate/internal/boltx"
+	"github.com/chatgate/chatgate/internal/httpjson"
+)
+
+// DBFile is the name of the bbolt file in the data directory.
+const DBFile = "chatgate.db"
+
+// Server is a configured chatgate server. Create it with New, serve it with
+// Run or Serve, and Close it when done (Run closes it itself).
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	db      *bbolt.DB
+	metrics *metrics
+	handler http.Handler
+
+	// Authn authenticates requests; Keys manages keys. They are exported so
+	// that a program embedding the server can add routes of its own.
+	Authn *auth.Authenticator
+	Keys  *auth.Manager
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New opens the data directory and builds the server. It fails fast, with
+// boltx.ErrLocked in the chain, when another process holds the database.
+func New(cfg Config) (*Server, error) {
+	cfg.setDefaults()
+	log := newLogger(cfg.Logging)
+	if err := os.MkdirAll(cfg.Server.Data, 0o700); err != nil {
+		return nil, fmt.Errorf("data directory: %w", err)
+	}
+	db, err := boltx.Open(filepath.Join(cfg.Server.Data, DBFile), time.Second)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: log, db: db, metrics: newMetrics()}
+	if err := s.init(); err != nil {
+		_ = s.Close(context.Background())
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Server) init() error {
+	store, err := auth.NewBoltStore(s.db)
+	if err != nil {
+		return err
+	}
+	opts, err := s.cfg.authOptions()
+	if err != nil {
+		return err
+	}
+	opts.Logger = s.log
+	opts.OnFailure = func(reason string) { s.metrics.authFailures.WithLabelValues(reason).Inc() }
+	s.Authn = auth.NewAuthenticator(store, opts)
+	s.Keys = auth.NewManager(store, s.Authn)
+
+	ctx := context.Background()
+	cks, err := s.cfg.ConfigKeys()
+	if err != nil {
+		return err
+	}
+	if err := s.Keys.SyncConfig(ctx, cks); err != nil {
+		return fmt.Errorf("config keys: %w", err)
+	}
+	shown, err := s.Keys.EnsureRootKey(ctx, s.cfg.RootKey)
+	if err != nil {
+		return err
+	}
+	if shown != "" {
+		out := s.cfg.Stderr
+		if out == nil {
+			out = os.Stderr
+		}
+		fmt.Fprintf(out, "\nchatgate: created the admin key. It is shown this once; store it now:\n\n    %s\n\n"+
+			"Set CHATGATE_ROOT_KEY to choose your own, or create more keys with it.\n\n", shown)
+	}
+	s.handler = s.routes()
+	return nil
+}
+
+// routes declares every route and the scope it needs.
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	a := s.Authn
+	keys := auth.NewHandler(s.Keys, s.log)
+	admin := func(h http.HandlerFunc) http.Handler { return s.limitBody(a.Require(auth.ScopeAdmin, h)) }
+
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		if err := s.db.View(func(*bbolt.Tx) error { return nil }); err != nil {
+			httpjson.Write(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable"})
+			return
+		}
+		httpjson.Write(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.Handle("GET /metrics", s.metrics.handler())
+
+	mux.Handle("POST /api/support/openapi/create", admin(keys.Create))
+	mux.Handle("POST /api/support/openapi/import", admin(keys.Import))
+	mux.Handle("GET /api/support/openapi/list", admin(keys.List))
+	mux.Handle("PUT /api/support/openapi/update", admin(keys.Update))
+	mux.Handle("DELETE /api/support/openapi/delete", admin(keys.Delete))
+	mux.Handle("POST /api/support/openapi/rotate", admin(keys.Rotate))
+	mux.Handle("GET /api/support/openapi/audit", admin(keys.Audit))
+	mux.Handle("GET /api/support/openapi/me", a.Require("", http.HandlerFunc(keys.Me)))
+
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		httpjson.WriteError(w, r, s.log, auth.NotFound("route "+r.Method+" "+r.URL.Path))
+	})
+	return s.metrics.instrument(mux)
+}
+
+// limitBody caps the request body before any handler reads it.
+func (s *Server) limitBody(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, s.cfg.Server.MaxBodyBytes)
+		h.ServeHTTP(w, r)
+	})
+}
+
+// Handler returns the server's routes, for mounting in another server or a test.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Run listens on the configured address and serves until ctx is done, then
+// shuts down gracefully and closes the server.
+func (s *Server) Run(ctx context.Context) error {
+	ln, err := net.Listen("tcp", s.cfg.Server.Addr)
+	if err != nil {
+		_ = s.Close(context.Background())
+		return err
+	}
+	return s.Serve(ctx, ln)
+}
+
+// Serve serves on ln until ctx is done. Shutdown waits up to the
+// configured timeout for requests in flight, then cuts what remains; it then
+// flushes key usage and closes the database.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	baseCtx, cancelBase := context.WithCancel(context.Background())
+	defer cancelBase()
+	hs := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		BaseContext:       func(net.Listener) context.Context { return baseCtx },
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	s.log.Info("chatgate listening", "addr", ln.Addr().String(), "data", s.cfg.Server.Data)
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+
+	var serveErr error
+	select {
+	case serveErr = <-errc:
+	case <-ctx.Done():
+		s.log.Info("chatgate shutting down")
+		sctx, cancel := context.WithTimeout(context.Background(), time.Duration(s.cfg.Server.ShutdownTimeout))
+		if err := hs.Shutdown(sctx); err != nil {
+			s.log.Warn("shutdown deadline passed; cancelling requests still running", "err", err)
+			cancelBase()
+			_ = hs.Close()
+		}
+		cancel()
+		<-errc
+	}
+	if errors.Is(serveErr, http.ErrServerClosed) {
+		serveErr = nil
+	}
+	return errors.Join(serveErr, s.Close(context.Background()))
+}
+
+// Close flushes key usage and audit events and closes the database. It is
+// safe to call more than once.
+func (s *Server) Close(ctx context.Context) error {
+	s.closeOnce.Do(func() {
+		var errs []error
+		if s.Authn != nil {
+			errs = append(errs, s.Authn.Close(ctx))
+		}
+		errs = append(errs, s.db.Close())
+		s.closeErr = errors.Join(errs...)
+	})
+	return s.closeErr
+}
+
+func newLogger(c LoggingConfig) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(strings.ToUpper(c.Level))) // unknown or empty: info
+	opts := &slog.HandlerOptions{Level: level}
+	var w io.Writer = os.Stderr
+	if strings.EqualFold(c.Format, "json") {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
