@@ -29,6 +29,15 @@ type Config struct {
 	Bindings []Binding     `yaml:"bindings"`
 	Auth     AuthConfig    `yaml:"auth"`
 	Logging  LoggingConfig `yaml:"logging"`
+	Models   []ModelConfig `yaml:"models"`
+	Apps     []AppConfig   `yaml:"apps"`
+	Chat     ChatConfig    `yaml:"chat"`
+
+	// OpenAIBaseURL and OpenAIAPIKey, from the OPENAI_BASE_URL and
+	// OPENAI_API_KEY variables the OpenAI SDKs use, register an
+	// OpenAI-compatible provider that serves every model name not declared.
+	OpenAIBaseURL string `yaml:"-"`
+	OpenAIAPIKey  string `yaml:"-"`
 
 	// RootKey, from CHATGATE_ROOT_KEY, is imported as the admin key. It is
 	// never read from the file, so the file can be shared without it.
@@ -151,6 +160,64 @@ func (cfg *Config) ApplyEnv(lookup func(string) (string, bool)) {
 	if v, ok := lookup("CHATGATE_ROOT_KEY"); ok && v != "" {
 		cfg.RootKey = v
 	}
+	if v, ok := lookup("OPENAI_BASE_URL"); ok && v != "" {
+		cfg.OpenAIBaseURL = v
+	}
+	if v, ok := lookup("OPENAI_API_KEY"); ok && v != "" {
+		cfg.OpenAIAPIKey = v
+	}
+	for i := range cfg.Models {
+		if m := &cfg.Models[i]; m.APIKey == "" && m.APIKeyEnv != "" {
+			m.APIKey, _ = lookup(m.APIKeyEnv)
+		}
+	}
+}
+
+// ModelConfig declares a model that apps can name.
+type ModelConfig struct {
+	Name     string `yaml:"name"`     // the name apps use
+	Provider string `yaml:"provider"` // openai (any OpenAI-compatible server) or ollama
+	BaseURL  string `yaml:"base_url"`
+	// APIKey is the provider credential; prefer APIKeyEnv, which names an
+	// environment variable holding it, to keep secrets out of the file.
+	APIKey    string `yaml:"api_key"`
+	APIKeyEnv string `yaml:"api_key_env"`
+	// Model is the upstream model name; the declared name when empty.
+	Model       string   `yaml:"model"`
+	IdleTimeout Duration `yaml:"idle_timeout"`
+}
+
+// AppConfig declares an app. Apps declared here are read-only through the API.
+type AppConfig struct {
+	ID            string   `yaml:"id"`
+	Name          string   `yaml:"name"`
+	Team          string   `yaml:"team"`
+	SystemPrompt  string   `yaml:"system_prompt"`
+	Model         string   `yaml:"model"`
+	MaxTokens     int      `yaml:"max_tokens"`
+	Temperature   *float64 `yaml:"temperature"`
+	DatasetIDs    []string `yaml:"dataset_ids"`
+	EmptyAnswer   string   `yaml:"empty_answer"`
+	QuoteTemplate string   `yaml:"quote_template"`
+	Search        struct {
+		Limit      int     `yaml:"limit"`
+		Similarity float64 `yaml:"similarity"`
+		Mode       string  `yaml:"mode"`
+	} `yaml:"search"`
+}
+
+// ChatConfig tunes the chat routes.
+type ChatConfig struct {
+	// ResponsesEvent names the SSE event of module responses with detail=true:
+	// flowResponses (default) or appStreamResponse, for clients written
+	// against FastGPT's older documents.
+	ResponsesEvent string `yaml:"responses_event"`
+	// Heartbeat is the silence after which a stream gets a keep-alive comment; 15s when zero.
+	Heartbeat Duration `yaml:"heartbeat"`
+	// HistoryLimit is how many stored messages a turn sees; 30 when zero.
+	HistoryLimit int `yaml:"history_limit"`
+	// MaxBodyBytes limits a chat request; 4 MiB when zero.
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
 }
 
 func (cfg *Config) setDefaults() {

@@ -20,6 +20,7 @@ import (
 	"go.etcd.io/bbolt"
 
 	"github.com/chatgate/chatgate/auth"
+	"github.com/chatgate/chatgate/chat"
 	"github.com/chatgate/chatgate/internal/boltx"
 	"github.com/chatgate/chatgate/internal/httpjson"
 )
@@ -40,6 +41,8 @@ type Server struct {
 	// that a program embedding the server can add routes of its own.
 	Authn *auth.Authenticator
 	Keys  *auth.Manager
+	// Chat is the chat engine; its apps and history share the database.
+	Chat *chat.Engine
 
 	closeOnce sync.Once
 	closeErr  error
@@ -99,6 +102,21 @@ func (s *Server) init() error {
 		fmt.Fprintf(out, "\nchatgate: created the admin key. It is shown this once; store it now:\n\n    %s\n\n"+
 			"Set CHATGATE_ROOT_KEY to choose your own, or create more keys with it.\n\n", shown)
 	}
+	models, err := s.cfg.models()
+	if err != nil {
+		return err
+	}
+	chatStore, err := chat.NewBoltStore(s.db)
+	if err != nil {
+		return err
+	}
+	tokens := new(chat.TokenCounter)
+	go func() { _ = tokens.Warm() }() // the encoder takes a moment to build; not on the first request
+	s.Chat = chat.NewEngine(chat.EngineConfig{Apps: chatStore, History: chatStore, Models: models,
+		Usage: newUsageMetrics(s.metrics.reg), Tokens: tokens, HistoryLimit: s.cfg.Chat.HistoryLimit, Logger: s.log})
+	if err := s.syncApps(ctx, chatStore); err != nil {
+		return err
+	}
 	s.handler = s.routes()
 	return nil
 }
@@ -127,6 +145,21 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("POST /api/support/openapi/rotate", admin(keys.Rotate))
 	mux.Handle("GET /api/support/openapi/audit", admin(keys.Audit))
 	mux.Handle("GET /api/support/openapi/me", a.Require("", http.HandlerFunc(keys.Me)))
+
+	ch := chat.NewHandler(s.Chat, chat.HandlerOptions{MaxBody: s.cfg.Chat.MaxBodyBytes, Heartbeat: time.Duration(s.cfg.Chat.Heartbeat),
+		ResponsesEvent: s.cfg.Chat.ResponsesEvent, Logger: s.log})
+	// Chat checks its own scope, to tell a global key it needs an app key.
+	completions := a.RequireWith("", http.HandlerFunc(ch.Completions), chat.WriteOpenAIError)
+	mux.Handle("POST /api/v1/chat/completions", completions)
+	mux.Handle("POST /v1/chat/completions", completions) // for SDKs whose base URL is http://host/v1
+	mux.Handle("POST /api/v1/sessions/clear", s.limitBody(a.Require("", http.HandlerFunc(ch.ClearSession))))
+	mux.Handle("GET /api/core/chat/getHistories", a.Require("", http.HandlerFunc(ch.Histories)))
+	mux.Handle("GET /api/core/chat/getPaginationRecords", a.Require("", http.HandlerFunc(ch.Records)))
+	mux.Handle("POST /api/core/app/create", admin(ch.CreateApp))
+	mux.Handle("GET /api/core/app/list", admin(ch.ListApps))
+	mux.Handle("GET /api/core/app/detail", admin(ch.AppDetail))
+	mux.Handle("PUT /api/core/app/update", admin(ch.UpdateApp))
+	mux.Handle("DELETE /api/core/app/del", admin(ch.DeleteApp))
 
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		httpjson.WriteError(w, r, s.log, auth.NotFound("route "+r.Method+" "+r.URL.Path))

@@ -81,6 +81,10 @@ func Decode(w http.ResponseWriter, r *http.Request, v any, maxBody int64) error 
 	return nil
 }
 
+// DecodeErr turns an error from encoding/json into a *DecodeError that names
+// the field where one can be named, for handlers that decode by hand.
+func DecodeErr(err error) error { return decodeError(err) }
+
 func decodeError(err error) error {
 	var (
 		syn *json.SyntaxError

@@ -1,0 +1,152 @@
+package chat
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/chatgate/chatgate/auth"
+)
+
+// DefaultAppID is the app a fresh reference server has.
+const DefaultAppID = "main"
+
+// DefaultEmptyAnswer is what an app without its own says when the knowledge
+// base has nothing for a question.
+const DefaultEmptyAnswer = "I could not find an answer to that in the knowledge base."
+
+// DefaultQuoteTemplate turns the quotes retrieved for a question into the
+// system message models read. {{quote}} is replaced by the numbered quotes.
+const DefaultQuoteTemplate = "Use the following knowledge-base content to answer. If it does not contain the answer, say so.\n{{quote}}"
+
+// App is a chat application: a model with its prompt and settings.
+type App struct {
+	ID     string `json:"id"`
+	TeamID string `json:"teamId"`
+	Name   string `json:"name"`
+	// SystemPrompt is sent first; {{key}} is replaced by the request's variables.
+	SystemPrompt string `json:"systemPrompt"`
+	// Model names the model: "extractive", a model declared in the config,
+	// or, with an OpenAI-compatible provider configured, any upstream model.
+	Model       string   `json:"model"`
+	MaxTokens   int      `json:"maxTokens"`   // 0: the model's default
+	Temperature *float64 `json:"temperature"` // nil: the model's default
+	// DatasetIDs are searched before answering (once datasets exist).
+	DatasetIDs  []string       `json:"datasetIds"`
+	Search      SearchSettings `json:"search"`
+	EmptyAnswer string         `json:"emptyAnswer"`
+	// QuoteTemplate wraps retrieved quotes; {{quote}} marks where they go.
+	QuoteTemplate string    `json:"quoteTemplate"`
+	Source        string    `json:"source,omitempty"` // "config" for apps declared in the config file
+	CreateTime    time.Time `json:"createTime"`
+	UpdateTime    time.Time `json:"updateTime"`
+}
+
+// SearchSettings tune retrieval for an app.
+type SearchSettings struct {
+	Limit      int     `json:"limit"`      // quotes at most; 0: 5
+	Similarity float64 `json:"similarity"` // minimum score, 0 to 1
+	Mode       string  `json:"mode"`       // embedding (default), fullTextRecall, mixedRecall
+}
+
+var appIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
+
+// Validate checks the app's fields and fills defaults. Errors name the field.
+func (a *App) Validate() error {
+	a.Name = strings.TrimSpace(a.Name)
+	switch {
+	case !appIDPattern.MatchString(a.ID):
+		return auth.InvalidRequest("id", "must be 1-128 letters, digits, '_', '.' or '-', starting with a letter or digit")
+	case a.Name == "" || len(a.Name) > 200:
+		return auth.InvalidRequest("name", "must be 1 to 200 characters")
+	case a.MaxTokens < 0 || a.MaxTokens > 1_000_000:
+		return auth.InvalidRequest("maxTokens", "must be between 0 and 1000000")
+	case a.Temperature != nil && (*a.Temperature < 0 || *a.Temperature > 2):
+		return auth.InvalidRequest("temperature", "must be between 0 and 2")
+	case a.Search.Limit < 0 || a.Search.Limit > 100:
+		return auth.InvalidRequest("search.limit", "must be between 0 and 100")
+	case a.Search.Similarity < 0 || a.Search.Similarity > 1:
+		return auth.InvalidRequest("search.similarity", "must be between 0 and 1")
+	case len(a.SystemPrompt) > 100_000:
+		return auth.InvalidRequest("systemPrompt", "is longer than 100000 bytes")
+	}
+	switch a.Search.Mode {
+	case "", "embedding", "fullTextRecall", "mixedRecall":
+	default:
+		return auth.InvalidRequest("search.mode", "must be embedding, fullTextRecall or mixedRecall")
+	}
+	if a.TeamID == "" {
+		a.TeamID = auth.DefaultTeam
+	}
+	if a.Model == "" {
+		a.Model = ExtractiveModelName
+	}
+	if a.EmptyAnswer == "" {
+		a.EmptyAnswer = DefaultEmptyAnswer
+	}
+	if a.QuoteTemplate == "" {
+		a.QuoteTemplate = DefaultQuoteTemplate
+	} else if !strings.Contains(a.QuoteTemplate, "{{quote}}") {
+		return auth.InvalidRequest("quoteTemplate", "must contain {{quote}}")
+	}
+	return nil
+}
+
+// AppStore keeps apps. Implementations must be safe for concurrent use.
+type AppStore interface {
+	// PutApp creates or replaces the app with a.ID.
+	PutApp(ctx context.Context, a *App) error
+	// App returns the app with id, or ErrAppNotFound.
+	App(ctx context.Context, id string) (*App, error)
+	// Apps returns the team's apps ordered by id; every team's when team is "".
+	Apps(ctx context.Context, team string) ([]*App, error)
+	// DeleteApp removes the app and its history, or returns ErrAppNotFound.
+	DeleteApp(ctx context.Context, id string) error
+}
+
+// ErrAppNotFound reports an app that does not exist.
+var ErrAppNotFound = errors.New("chat: app not found")
+
+// substitute replaces {{key}} in s with the variables' values. Unknown keys
+// are left as they are, so a prompt that documents {{name}} stays readable.
+func substitute(s string, vars map[string]any) string {
+	if len(vars) == 0 || !strings.Contains(s, "{{") {
+		return s
+	}
+	var b strings.Builder
+	for {
+		i := strings.Index(s, "{{")
+		if i < 0 {
+			break
+		}
+		j := strings.Index(s[i+2:], "}}")
+		if j < 0 {
+			break
+		}
+		key := strings.TrimSpace(s[i+2 : i+2+j])
+		v, ok := vars[key]
+		b.WriteString(s[:i])
+		if ok {
+			b.WriteString(varString(v))
+		} else {
+			b.WriteString(s[i : i+4+j])
+		}
+		s = s[i+4+j:]
+	}
+	b.WriteString(s)
+	return b.String()
+}
+
+func varString(v any) string {
+	switch x := v.(type) {
+	case string:
+		return x
+	case nil:
+		return ""
+	default:
+		return fmt.Sprint(x)
+	}
+}

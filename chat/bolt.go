@@ -1,0 +1,251 @@
+package chat
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+
+	"go.etcd.io/bbolt"
+
+	"github.com/chatgate/chatgate/internal/boltx"
+)
+
+var (
+	bucketApps    = []byte("chat.apps")    // app id -> App
+	bucketConvs   = []byte("chat.convs")   // team\0app\0chatId -> Conversation
+	bucketRecords = []byte("chat.records") // team\0app\0chatId\0 + seq -> Record
+)
+
+// BoltStore keeps apps and history in a bbolt database, in the chat.*
+// buckets of the file the other domains share.
+type BoltStore struct {
+	db *bbolt.DB
+}
+
+// NewBoltStore returns a store on db, creating its buckets if needed.
+func NewBoltStore(db *bbolt.DB) (*BoltStore, error) {
+	if err := boltx.EnsureBuckets(db, bucketApps, bucketConvs, bucketRecords); err != nil {
+		return nil, fmt.Errorf("chat: %w", err)
+	}
+	return &BoltStore{db: db}, nil
+}
+
+func (s *BoltStore) view(ctx context.Context, fn func(*bbolt.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return s.db.View(fn)
+}
+
+func (s *BoltStore) update(ctx context.Context, fn func(*bbolt.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return s.db.Update(fn)
+}
+
+// PutApp implements AppStore.
+func (s *BoltStore) PutApp(ctx context.Context, a *App) error {
+	return s.update(ctx, func(tx *bbolt.Tx) error {
+		return boltx.PutJSON(tx.Bucket(bucketApps), []byte(a.ID), a)
+	})
+}
+
+// App implements AppStore.
+func (s *BoltStore) App(ctx context.Context, id string) (*App, error) {
+	a := new(App)
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
+		ok, err := boltx.GetJSON(tx.Bucket(bucketApps), []byte(id), a)
+		if err == nil && !ok {
+			err = ErrAppNotFound
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// Apps implements AppStore.
+func (s *BoltStore) Apps(ctx context.Context, team string) ([]*App, error) {
+	var out []*App
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
+		return tx.Bucket(bucketApps).ForEach(func(k, v []byte) error {
+			a := new(App)
+			if err := json.Unmarshal(v, a); err != nil {
+				return fmt.Errorf("decode app %s: %w", k, err)
+			}
+			if team == "" || a.TeamID == team {
+				out = append(out, a)
+			}
+			return nil
+		})
+	})
+	return out, err
+}
+
+// DeleteApp implements AppStore.
+func (s *BoltStore) DeleteApp(ctx context.Context, id string) error {
+	return s.update(ctx, func(tx *bbolt.Tx) error {
+		var a App
+		ok, err := boltx.GetJSON(tx.Bucket(bucketApps), []byte(id), &a)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return ErrAppNotFound
+		}
+		prefix := []byte(a.TeamID + "\x00" + id + "\x00")
+		for _, b := range [][]byte{bucketConvs, bucketRecords} {
+			if err := deletePrefix(tx.Bucket(b), prefix); err != nil {
+				return err
+			}
+		}
+		return tx.Bucket(bucketApps).Delete([]byte(id))
+	})
+}
+
+func deletePrefix(b *bbolt.Bucket, prefix []byte) error {
+	c := b.Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Seek(prefix) {
+		if err := c.Delete(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func recordPrefix(team, app, chatID string) []byte {
+	return []byte(convKey(team, app, chatID) + "\x00")
+}
+
+// Conversation implements HistoryStore.
+func (s *BoltStore) Conversation(ctx context.Context, team, app, chatID string, limit int) (*Conversation, []Record, error) {
+	c := new(Conversation)
+	var recs []Record
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
+		ok, err := boltx.GetJSON(tx.Bucket(bucketConvs), []byte(convKey(team, app, chatID)), c)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return ErrChatNotFound
+		}
+		prefix := recordPrefix(team, app, chatID)
+		end := append(slices.Clone(prefix[:len(prefix)-1]), 1) // the first key past the prefix
+		cur := tx.Bucket(bucketRecords).Cursor()
+		k, v := cur.Seek(end)
+		if k == nil {
+			k, v = cur.Last()
+		} else {
+			k, v = cur.Prev()
+		}
+		for ; k != nil && bytes.HasPrefix(k, prefix) && (limit <= 0 || len(recs) < limit); k, v = cur.Prev() {
+			var r Record
+			if err := json.Unmarshal(v, &r); err != nil {
+				return fmt.Errorf("decode record: %w", err)
+			}
+			recs = append(recs, r)
+		}
+		slices.Reverse(recs)
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return c, recs, nil
+}
+
+// AppendTurn implements HistoryStore.
+func (s *BoltStore) AppendTurn(ctx context.Context, c *Conversation, recs []Record) error {
+	return s.update(ctx, func(tx *bbolt.Tx) error {
+		key := []byte(convKey(c.TeamID, c.AppID, c.ChatID))
+		var old Conversation
+		if _, err := boltx.GetJSON(tx.Bucket(bucketConvs), key, &old); err != nil {
+			return err
+		}
+		prefix := recordPrefix(c.TeamID, c.AppID, c.ChatID)
+		rb := tx.Bucket(bucketRecords)
+		for i, r := range recs {
+			k := append(slices.Clone(prefix), boltx.Seq(uint64(old.Messages+i))...)
+			if err := boltx.PutJSON(rb, k, r); err != nil {
+				return err
+			}
+		}
+		cc := *c
+		cc.Messages = old.Messages + len(recs)
+		return boltx.PutJSON(tx.Bucket(bucketConvs), key, cc)
+	})
+}
+
+// Conversations implements HistoryStore.
+func (s *BoltStore) Conversations(ctx context.Context, team, app string, offset, limit int) ([]Conversation, int, error) {
+	var all []Conversation
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
+		prefix := []byte(team + "\x00" + app + "\x00")
+		cur := tx.Bucket(bucketConvs).Cursor()
+		for k, v := cur.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = cur.Next() {
+			var c Conversation
+			if err := json.Unmarshal(v, &c); err != nil {
+				return fmt.Errorf("decode conversation: %w", err)
+			}
+			all = append(all, c)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	sortConversations(all)
+	lo, hi := pageBounds(len(all), offset, limit)
+	return all[lo:hi], len(all), nil
+}
+
+// Records implements HistoryStore.
+func (s *BoltStore) Records(ctx context.Context, team, app, chatID string, offset, limit int) ([]Record, int, error) {
+	var (
+		out   []Record
+		total int
+	)
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
+		var c Conversation
+		ok, err := boltx.GetJSON(tx.Bucket(bucketConvs), []byte(convKey(team, app, chatID)), &c)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return ErrChatNotFound
+		}
+		total = c.Messages
+		lo, hi := pageBounds(total, offset, limit)
+		prefix := recordPrefix(team, app, chatID)
+		cur := tx.Bucket(bucketRecords).Cursor()
+		start := append(slices.Clone(prefix), boltx.Seq(uint64(lo))...)
+		for k, v := cur.Seek(start); k != nil && bytes.HasPrefix(k, prefix) && len(out) < hi-lo; k, v = cur.Next() {
+			var r Record
+			if err := json.Unmarshal(v, &r); err != nil {
+				return fmt.Errorf("decode record: %w", err)
+			}
+			out = append(out, r)
+		}
+		return nil
+	})
+	return out, total, err
+}
+
+// DeleteConversation implements HistoryStore.
+func (s *BoltStore) DeleteConversation(ctx context.Context, team, app, chatID string) error {
+	return s.update(ctx, func(tx *bbolt.Tx) error {
+		key := []byte(convKey(team, app, chatID))
+		if tx.Bucket(bucketConvs).Get(key) == nil {
+			return ErrChatNotFound
+		}
+		if err := deletePrefix(tx.Bucket(bucketRecords), recordPrefix(team, app, chatID)); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketConvs).Delete(key)
+	})
+}

@@ -1,0 +1,339 @@
+package chat
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/chatgate/chatgate/auth"
+	"github.com/chatgate/chatgate/internal/id"
+)
+
+// Request is one chat turn, as the engine sees it: already authenticated
+// and decoded.
+type Request struct {
+	// ID is the completion id; NewCompletionID() when empty.
+	ID     string
+	TeamID string
+	KeyID  string
+	AppID  string
+	// ChatID names a stored conversation. Empty means stateless: the context
+	// is Messages alone and nothing is stored.
+	ChatID    string
+	Messages  []Message
+	Variables map[string]any
+	// MaxTokens and Temperature override the app's settings when set.
+	MaxTokens   int
+	Temperature *float64
+	ShareID     string // set for share-link chats
+	UID         string // the share-link visitor, if known
+}
+
+// EngineConfig holds what an Engine works with. Apps, History and Models
+// are required; Retriever and Usage are optional.
+type EngineConfig struct {
+	Apps      AppStore
+	History   HistoryStore
+	Models    *Models
+	Retriever Retriever
+	Usage     UsageRecorder
+	Tokens    *TokenCounter // nil: a private one
+	// HistoryLimit is how many stored messages a turn sees; 0: 30.
+	HistoryLimit int
+	Logger       *slog.Logger
+	Now          func() time.Time
+}
+
+// Engine runs chat turns. It is safe for concurrent use.
+type Engine struct {
+	cfg EngineConfig
+	log *slog.Logger
+}
+
+// NewEngine returns an Engine on cfg.
+func NewEngine(cfg EngineConfig) *Engine {
+	if cfg.Tokens == nil {
+		cfg.Tokens = new(TokenCounter)
+	}
+	if cfg.HistoryLimit <= 0 {
+		cfg.HistoryLimit = 30
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Models == nil {
+		cfg.Models = new(Models)
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Engine{cfg: cfg, log: log}
+}
+
+// Errors a run can end with, besides the model's own.
+var (
+	ErrNoQuestion = auth.InvalidRequest("messages", "the last message must come from the user")
+)
+
+// Run answers req, sending its events to sink, and returns the result. It
+// sends EventDone on success and EventError on failure (unless the sink
+// itself failed), and stores the turn only when it succeeded, so a failed
+// or cancelled run leaves no half-written history.
+func (e *Engine) Run(ctx context.Context, req Request, sink Sink) (*Result, error) {
+	res, err := e.run(ctx, req, sink)
+	if err != nil {
+		var se *sinkError
+		if !errors.As(err, &se) {
+			_ = sink.Send(Event{Kind: EventError, Err: err})
+		} else {
+			err = se.err
+		}
+		return nil, err
+	}
+	if err := sink.Send(Event{Kind: EventDone, Result: res}); err != nil {
+		return res, err
+	}
+	return res, nil
+}
+
+// sinkError marks an error that came from the sink, which is not told of it.
+type sinkError struct{ err error }
+
+func (e *sinkError) Error() string { return e.err.Error() }
+func (e *sinkError) Unwrap() error { return e.err }
+
+func (e *Engine) send(sink Sink, ev Event) error {
+	if err := sink.Send(ev); err != nil {
+		return &sinkError{err}
+	}
+	return nil
+}
+
+func (e *Engine) run(ctx context.Context, req Request, sink Sink) (*Result, error) {
+	now := e.cfg.Now()
+	app, err := e.cfg.Apps.App(ctx, req.AppID)
+	if errors.Is(err, ErrAppNotFound) || (err == nil && app.TeamID != req.TeamID) {
+		return nil, ErrAppNotFound // another team's app is as missing as a missing one
+	}
+	if err != nil {
+		return nil, err
+	}
+	model, err := e.cfg.Models.Lookup(app.Model)
+	if err != nil {
+		return nil, err
+	}
+	if len(req.Messages) == 0 || req.Messages[len(req.Messages)-1].Role != RoleUser {
+		return nil, ErrNoQuestion
+	}
+	question := req.Messages[len(req.Messages)-1].Content
+
+	// History and variables: a stored conversation keeps its variables, and
+	// the request's override them.
+	var (
+		conv    *Conversation
+		history []Record
+		vars    = req.Variables
+	)
+	if req.ChatID != "" {
+		conv, history, err = e.cfg.History.Conversation(ctx, req.TeamID, app.ID, req.ChatID, e.cfg.HistoryLimit)
+		switch {
+		case errors.Is(err, ErrChatNotFound):
+			conv = &Conversation{TeamID: req.TeamID, AppID: app.ID, ChatID: req.ChatID, KeyID: req.KeyID,
+				Title: title(question), CreateTime: now.UTC()}
+		case err != nil:
+			return nil, fmt.Errorf("chat: load history: %w", err)
+		}
+		vars = maps.Clone(conv.Variables)
+		if vars == nil {
+			vars = map[string]any{}
+		}
+		maps.Copy(vars, req.Variables)
+		if len(req.Variables) > 0 && !reflect.DeepEqual(vars, conv.Variables) {
+			if err := e.send(sink, Event{Kind: EventVariables, Variables: vars}); err != nil {
+				return nil, err
+			}
+		}
+	}
+
+	if req.ID == "" {
+		req.ID = NewCompletionID()
+	}
+	res := &Result{ID: req.ID, Created: now, AppID: app.ID, Model: app.Model, ChatID: req.ChatID, Variables: vars}
+
+	// Retrieval.
+	var quotes []Quote
+	if len(app.DatasetIDs) > 0 && e.cfg.Retriever != nil {
+		quotes, err = e.search(ctx, req, app, question, sink, res)
+		if err != nil {
+			return nil, err
+		}
+	}
+
+	// The prompt: system prompt, quotes, then history or the request's messages.
+	msgs := make([]Message, 0, len(history)+len(req.Messages)+2)
+	if p := strings.TrimSpace(substitute(app.SystemPrompt, vars)); p != "" {
+		msgs = append(msgs, Message{Role: RoleSystem, Content: p})
+	}
+	if len(quotes) > 0 {
+		msgs = append(msgs, Message{Role: RoleSystem, Content: quotePrompt(app.QuoteTemplate, quotes)})
+	}
+	if req.ChatID != "" {
+		for _, r := range history {
+			role := RoleUser
+			if r.Obj == "AI" {
+				role = RoleAssistant
+			}
+			msgs = append(msgs, Message{Role: role, Content: r.Value})
+		}
+		msgs = append(msgs, Message{Role: RoleUser, Content: question})
+	} else {
+		msgs = append(msgs, req.Messages...)
+	}
+
+	if err := e.send(sink, Event{Kind: EventNodeStatus, Node: NodeStatus{Status: "running", Name: "AI Chat"}}); err != nil {
+		return nil, err
+	}
+	mreq := ModelRequest{Model: app.Model, Messages: msgs, Question: question, Quotes: quotes,
+		EmptyAnswer: app.EmptyAnswer, MaxTokens: app.MaxTokens, Temperature: app.Temperature}
+	if req.MaxTokens > 0 {
+		mreq.MaxTokens = req.MaxTokens
+	}
+	if req.Temperature != nil {
+		mreq.Temperature = req.Temperature
+	}
+	var answer strings.Builder
+	started := time.Now()
+	out, err := model.Generate(ctx, mreq, func(delta string) error {
+		if delta == "" {
+			return nil
+		}
+		answer.WriteString(delta)
+		return e.send(sink, Event{Kind: EventDelta, Delta: delta})
+	})
+	if err != nil {
+		var se *sinkError
+		if errors.As(err, &se) || ctx.Err() != nil {
+			return nil, errors.Join(err, ctx.Err())
+		}
+		var ue *UpstreamError
+		if !errors.As(err, &ue) {
+			err = &UpstreamError{Provider: app.Model, Err: err}
+		}
+		return nil, err
+	}
+	res.Text = out.Text
+	if res.Text == "" {
+		res.Text = answer.String()
+	}
+	res.FinishReason = out.FinishReason
+	if res.FinishReason == "" {
+		res.FinishReason = "stop"
+	}
+	res.Usage = out.Usage
+	if res.Usage.PromptTokens == 0 && res.Usage.CompletionTokens == 0 {
+		res.Usage = Usage{PromptTokens: e.cfg.Tokens.CountMessages(msgs), CompletionTokens: e.cfg.Tokens.Count(res.Text)}
+	}
+	res.Usage.TotalTokens = res.Usage.PromptTokens + res.Usage.CompletionTokens
+
+	complete := make([]CompleteMessage, 0, len(msgs)+1)
+	for _, m := range msgs {
+		complete = append(complete, CompleteMessage{Obj: objOf(m.Role), Value: m.Content})
+	}
+	complete = append(complete, CompleteMessage{Obj: "AI", Value: res.Text})
+	res.Responses = append(res.Responses, ModuleResponse{
+		ModuleName: "AI Chat", Model: app.Model, Tokens: res.Usage.TotalTokens,
+		Question: question, Answer: res.Text, MaxToken: mreq.MaxTokens, QuoteList: quotes,
+		CompleteMessages: complete, RunningTime: roundSeconds(time.Since(started)),
+	})
+
+	// Store the turn whole, then account for it, before the client hears "done".
+	if conv != nil {
+		conv.Variables, conv.UpdateTime = vars, e.cfg.Now().UTC()
+		t := conv.UpdateTime
+		recs := []Record{
+			{DataID: id.New(), Obj: "Human", Value: question, Time: t},
+			{DataID: id.New(), Obj: "AI", Value: res.Text, Time: t, ResponseData: res.Responses},
+		}
+		if err := e.cfg.History.AppendTurn(ctx, conv, recs); err != nil {
+			return nil, fmt.Errorf("chat: store history: %w", err)
+		}
+	}
+	if err := e.record(ctx, req, app, "AI Chat", app.Model, res.Usage.PromptTokens, res.Usage.CompletionTokens); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+func (e *Engine) search(ctx context.Context, req Request, app *App, question string, sink Sink, res *Result) ([]Quote, error) {
+	if err := e.send(sink, Event{Kind: EventNodeStatus, Node: NodeStatus{Status: "running", Name: "KB Search"}}); err != nil {
+		return nil, err
+	}
+	limit := app.Search.Limit
+	if limit == 0 {
+		limit = 5
+	}
+	started := time.Now()
+	rr, err := e.cfg.Retriever.Retrieve(ctx, RetrieveRequest{TeamID: req.TeamID, DatasetIDs: app.DatasetIDs, Query: question,
+		Limit: limit, Similarity: app.Search.Similarity, Mode: app.Search.Mode, BillKeyID: req.KeyID})
+	if err != nil {
+		return nil, fmt.Errorf("chat: knowledge-base search: %w", err)
+	}
+	sim := app.Search.Similarity
+	res.Responses = append(res.Responses, ModuleResponse{ModuleName: "KB Search", Model: rr.Model, Tokens: rr.Tokens,
+		Similarity: &sim, Limit: limit, SearchMode: app.Search.Mode, QuoteList: rr.Quotes, RunningTime: roundSeconds(time.Since(started))})
+	if err := e.record(ctx, req, app, "KB Search", rr.Model, rr.Tokens, 0); err != nil {
+		return nil, err
+	}
+	return rr.Quotes, nil
+}
+
+func (e *Engine) record(ctx context.Context, req Request, app *App, module, model string, in, out int) error {
+	if e.cfg.Usage == nil {
+		return nil
+	}
+	err := e.cfg.Usage.RecordChatUsage(ctx, UsageRecord{TeamID: req.TeamID, KeyID: req.KeyID, AppID: app.ID, ChatID: req.ChatID,
+		ShareID: req.ShareID, Module: module, Model: model, InputTokens: in, OutputTokens: out, Time: e.cfg.Now().UTC()})
+	if err != nil {
+		return fmt.Errorf("chat: record usage: %w", err)
+	}
+	return nil
+}
+
+// NewCompletionID returns a new completion id, chatcmpl-<random>.
+func NewCompletionID() string { return "chatcmpl-" + id.New() }
+
+// quotePrompt renders quotes into the app's quote template.
+func quotePrompt(tmpl string, quotes []Quote) string {
+	var b strings.Builder
+	for i, q := range quotes {
+		b.WriteString(strconv.Itoa(i + 1))
+		b.WriteString(". [")
+		b.WriteString(q.Q)
+		if q.A != "" {
+			b.WriteString("\n")
+			b.WriteString(q.A)
+		}
+		b.WriteString("]\n")
+	}
+	return strings.ReplaceAll(tmpl, "{{quote}}", b.String())
+}
+
+// title is the first line of the first question, cut to 50 characters.
+func title(q string) string {
+	q = strings.TrimSpace(strings.SplitN(q, "\n", 2)[0])
+	if r := []rune(q); len(r) > 50 {
+		return string(r[:50]) + "…"
+	}
+	return q
+}
+
+func roundSeconds(d time.Duration) float64 {
+	return float64(d.Round(time.Millisecond)) / float64(time.Second)
+}

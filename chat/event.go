@@ -1,0 +1,100 @@
+package chat
+
+import "time"
+
+// EventKind says what an Event carries.
+type EventKind int
+
+// The kinds of event Engine.Run sends, in the order they can occur.
+const (
+	// EventNodeStatus: a module (KB Search, AI Chat) starts; Node is set.
+	EventNodeStatus EventKind = iota + 1
+	// EventVariables: the conversation's variables changed; Variables is set.
+	EventVariables
+	// EventDelta: a piece of the answer; Delta is set.
+	EventDelta
+	// EventError: the run failed; Err is set and no event follows.
+	EventError
+	// EventDone: the run finished; Result is set and no event follows.
+	EventDone
+)
+
+// Event is one step of a run, sent to a Sink.
+type Event struct {
+	Kind      EventKind
+	Delta     string
+	Node      NodeStatus
+	Variables map[string]any
+	Err       error
+	Result    *Result
+}
+
+// NodeStatus is FastGPT's flowNodeStatus payload.
+type NodeStatus struct {
+	Status string `json:"status"` // "running"
+	Name   string `json:"name"`   // "KB Search", "AI Chat"
+}
+
+// Sink receives a run's events. An error from Send stops the run and is
+// returned by Run; streaming sinks return one when the client has gone.
+type Sink interface {
+	Send(ev Event) error
+}
+
+// SinkFunc adapts a function to Sink.
+type SinkFunc func(ev Event) error
+
+// Send implements Sink.
+func (f SinkFunc) Send(ev Event) error { return f(ev) }
+
+// Result is a finished run.
+type Result struct {
+	ID           string // chatcmpl-...
+	Created      time.Time
+	AppID        string
+	Model        string // the app's model name
+	ChatID       string
+	Text         string
+	FinishReason string
+	Usage        Usage
+	// Responses are the module responses FastGPT calls responseData.
+	Responses []ModuleResponse
+	// Variables are the conversation's variables after the run.
+	Variables map[string]any
+}
+
+// ModuleResponse is one module's report, FastGPT's responseData entry.
+type ModuleResponse struct {
+	ModuleName string  `json:"moduleName"`
+	Price      float64 `json:"price"`
+	Model      string  `json:"model,omitempty"`
+	Tokens     int     `json:"tokens"`
+	// KB Search
+	Similarity *float64 `json:"similarity,omitempty"`
+	Limit      int      `json:"limit,omitempty"`
+	SearchMode string   `json:"searchMode,omitempty"`
+	// AI Chat
+	Question         string            `json:"question,omitempty"`
+	Answer           string            `json:"answer,omitempty"`
+	MaxToken         int               `json:"maxToken,omitempty"`
+	QuoteList        []Quote           `json:"quoteList,omitempty"`
+	CompleteMessages []CompleteMessage `json:"completeMessages,omitempty"`
+	// RunningTime is the module's duration in seconds.
+	RunningTime float64 `json:"runningTime"`
+}
+
+// CompleteMessage is a message as FastGPT reports it in completeMessages.
+type CompleteMessage struct {
+	Obj   string `json:"obj"` // System, Human or AI
+	Value string `json:"value"`
+}
+
+func objOf(r Role) string {
+	switch r {
+	case RoleSystem:
+		return "System"
+	case RoleAssistant:
+		return "AI"
+	}
+	return "Human"
+}

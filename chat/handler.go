@@ -1,0 +1,345 @@
+package chat
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/chatgate/chatgate/auth"
+	"github.com/chatgate/chatgate/internal/httpjson"
+)
+
+// HandlerOptions configure a Handler. The zero value is usable.
+type HandlerOptions struct {
+	// MaxBody limits a chat request body; 4 MiB when zero.
+	MaxBody int64
+	// Heartbeat is the silence after which a stream gets a keep-alive
+	// comment; DefaultHeartbeat when zero.
+	Heartbeat time.Duration
+	// ResponsesEvent names the SSE event that carries the module responses
+	// with detail=true: "flowResponses" (default) or FastGPT's older
+	// "appStreamResponse".
+	ResponsesEvent string
+	Logger         *slog.Logger
+}
+
+// Handler serves the chat routes. Mount them behind auth's middleware:
+// Completions with RequireWith(..., WriteOpenAIError) and no scope (it
+// checks its own, to answer app_key_required), the others behind Require.
+type Handler struct {
+	e    *Engine
+	opts HandlerOptions
+	log  *slog.Logger
+}
+
+// NewHandler returns the chat routes on e.
+func NewHandler(e *Engine, opts HandlerOptions) *Handler {
+	if opts.MaxBody <= 0 {
+		opts.MaxBody = 4 << 20
+	}
+	if opts.Heartbeat <= 0 {
+		opts.Heartbeat = DefaultHeartbeat
+	}
+	if opts.ResponsesEvent == "" {
+		opts.ResponsesEvent = "flowResponses"
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Handler{e: e, opts: opts, log: log}
+}
+
+// appFor returns the app a principal talks to: an app key's own app, or, for
+// a key with the chat scope and no app, the one it names. Keys without the
+// chat scope get app_key_required.
+func appFor(p *auth.Principal, named string) (string, error) {
+	if !p.Has(auth.ScopeChat) {
+		if p.IsAppKey() {
+			return "", auth.ErrScopeDenied
+		}
+		return "", errAppKeyRequired
+	}
+	if p.IsAppKey() {
+		if named != "" && named != p.AppID {
+			// An app key always talks to its own app; for chat, "model" is
+			// ignored as FastGPT does, but elsewhere naming another app is a mistake.
+			return p.AppID, errOtherApp
+		}
+		return p.AppID, nil
+	}
+	if named == "" {
+		return "", auth.InvalidRequest("model", "name the app to chat with (this key is not bound to one)")
+	}
+	return named, nil
+}
+
+var errOtherApp = auth.NotFound("app")
+
+// Completions serves POST /api/v1/chat/completions.
+func (h *Handler) Completions(w http.ResponseWriter, r *http.Request) {
+	p, _ := auth.FromContext(r.Context())
+	if p == nil {
+		WriteOpenAIError(w, r, auth.ErrInvalidKey)
+		return
+	}
+	req, err := decodeCompletion(w, r, h.opts.MaxBody)
+	if err != nil {
+		WriteOpenAIError(w, r, err)
+		return
+	}
+	appID, err := appFor(p, req.Model)
+	if err != nil && !errors.Is(err, errOtherApp) {
+		WriteOpenAIError(w, r, err)
+		return
+	}
+	er := Request{TeamID: p.TeamID, KeyID: p.KeyID, AppID: appID, ChatID: req.conversationID(),
+		Messages: req.Messages, Variables: req.Variables, Temperature: req.Temperature}
+	switch {
+	case req.MaxCompletionTokens != nil:
+		er.MaxTokens = *req.MaxCompletionTokens
+	case req.MaxTokens != nil:
+		er.MaxTokens = *req.MaxTokens
+	}
+	if req.Stream {
+		h.stream(w, r, er, req)
+		return
+	}
+	res, err := h.e.Run(r.Context(), er, SinkFunc(func(Event) error { return r.Context().Err() }))
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	httpjson.Write(w, http.StatusOK, completionJSON(res, req.Detail))
+}
+
+func (h *Handler) stream(w http.ResponseWriter, r *http.Request, er Request, req *CompletionRequest) {
+	sink := newSSESink(w, req.Detail, req.StreamOptions != nil && req.StreamOptions.IncludeUsage, h.opts.ResponsesEvent)
+	ctx, cancel := context.WithCancel(r.Context())
+	beats := make(chan struct{})
+	defer func() { cancel(); <-beats }() // no write may follow the handler's return
+	go func() {
+		defer close(beats)
+		t := time.NewTicker(h.opts.Heartbeat / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				sink.heartbeat(h.opts.Heartbeat)
+			}
+		}
+	}()
+	er.ID = NewCompletionID()
+	sink.setChunkHead(er.ID, time.Now().Unix(), er.AppID)
+	_, err := h.e.Run(ctx, er, sink)
+	sink.mu.Lock()
+	committed := sink.committed
+	sink.mu.Unlock()
+	if err != nil && !committed {
+		h.fail(w, r, err)
+		return
+	}
+	if err != nil && r.Context().Err() == nil {
+		h.log.WarnContext(r.Context(), "chat stream ended with an error", "app", er.AppID, "err", err)
+	}
+}
+
+func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
+	if r.Context().Err() != nil {
+		return // the client is gone; nobody reads the answer
+	}
+	if status, _, _ := errorParts(err); status >= 500 {
+		h.log.ErrorContext(r.Context(), "chat failed", "path", r.URL.Path, "err", err)
+	}
+	WriteOpenAIError(w, r, err)
+}
+
+// completionJSON is the non-stream answer: OpenAI's chat.completion, plus
+// FastGPT's responseData with detail=true.
+func completionJSON(res *Result, detail bool) any {
+	type message struct {
+		Role    string `json:"role"`
+		Content string `json:"content"`
+	}
+	type choice struct {
+		Index        int     `json:"index"`
+		Message      message `json:"message"`
+		FinishReason string  `json:"finish_reason"`
+	}
+	out := struct {
+		ID           string           `json:"id"`
+		Object       string           `json:"object"`
+		Created      int64            `json:"created"`
+		Model        string           `json:"model"`
+		Choices      []choice         `json:"choices"`
+		Usage        Usage            `json:"usage"`
+		ResponseData []ModuleResponse `json:"responseData,omitempty"`
+		NewVariables map[string]any   `json:"newVariables,omitempty"`
+	}{
+		ID: res.ID, Object: "chat.completion", Created: res.Created.Unix(), Model: res.AppID,
+		Choices: []choice{{Message: message{Role: "assistant", Content: res.Text}, FinishReason: res.FinishReason}},
+		Usage:   res.Usage,
+	}
+	if detail {
+		out.ResponseData = res.Responses
+		if out.ResponseData == nil {
+			out.ResponseData = []ModuleResponse{}
+		}
+		out.NewVariables = res.Variables
+	}
+	return out
+}
+
+type clearBody struct {
+	AgentID    string `json:"agentId"`
+	SessionKey string `json:"sessionKey"`
+}
+
+// ClearSession serves POST /api/v1/sessions/clear {agentId, sessionKey}:
+// it deletes a conversation's history. Clearing one that does not exist
+// succeeds with deleted=false, so retries are safe.
+func (h *Handler) ClearSession(w http.ResponseWriter, r *http.Request) {
+	p := mustPrincipal(r)
+	var b clearBody
+	if err := httpjson.Decode(w, r, &b, 16<<10); err != nil {
+		h.envelopeError(w, r, err)
+		return
+	}
+	if b.SessionKey == "" {
+		h.envelopeError(w, r, auth.InvalidRequest("sessionKey", "is required"))
+		return
+	}
+	appID, err := appFor(p, b.AgentID)
+	if err != nil {
+		h.envelopeError(w, r, err)
+		return
+	}
+	if _, err := h.app(r.Context(), p, appID); err != nil {
+		h.envelopeError(w, r, err)
+		return
+	}
+	err = h.e.cfg.History.DeleteConversation(r.Context(), p.TeamID, appID, b.SessionKey)
+	if err != nil && !errors.Is(err, ErrChatNotFound) {
+		h.envelopeError(w, r, err)
+		return
+	}
+	httpjson.WriteData(w, map[string]any{"agentId": appID, "sessionKey": b.SessionKey, "deleted": err == nil})
+}
+
+// Histories serves GET /api/core/chat/getHistories?appId=&offset=&pageSize=.
+func (h *Handler) Histories(w http.ResponseWriter, r *http.Request) {
+	p := mustPrincipal(r)
+	q := r.URL.Query()
+	appID, err := appFor(p, q.Get("appId"))
+	if err != nil {
+		h.envelopeError(w, r, err)
+		return
+	}
+	if _, err := h.app(r.Context(), p, appID); err != nil {
+		h.envelopeError(w, r, err)
+		return
+	}
+	offset, size, err := page(q.Get("offset"), q.Get("pageSize"))
+	if err != nil {
+		h.envelopeError(w, r, err)
+		return
+	}
+	convs, total, err := h.e.cfg.History.Conversations(r.Context(), p.TeamID, appID, offset, size)
+	if err != nil {
+		h.envelopeError(w, r, err)
+		return
+	}
+	if convs == nil {
+		convs = []Conversation{}
+	}
+	httpjson.WriteData(w, map[string]any{"list": convs, "total": total})
+}
+
+// Records serves GET /api/core/chat/getPaginationRecords?appId=&chatId=&offset=&pageSize=.
+func (h *Handler) Records(w http.ResponseWriter, r *http.Request) {
+	p := mustPrincipal(r)
+	q := r.URL.Query()
+	appID, err := appFor(p, q.Get("appId"))
+	if err != nil {
+		h.envelopeError(w, r, err)
+		return
+	}
+	chatID := q.Get("chatId")
+	if chatID == "" {
+		h.envelopeError(w, r, auth.InvalidRequest("chatId", "is required"))
+		return
+	}
+	if _, err := h.app(r.Context(), p, appID); err != nil {
+		h.envelopeError(w, r, err)
+		return
+	}
+	offset, size, err := page(q.Get("offset"), q.Get("pageSize"))
+	if err != nil {
+		h.envelopeError(w, r, err)
+		return
+	}
+	recs, total, err := h.e.cfg.History.Records(r.Context(), p.TeamID, appID, chatID, offset, size)
+	if errors.Is(err, ErrChatNotFound) {
+		err = auth.NotFound("chat")
+	}
+	if err != nil {
+		h.envelopeError(w, r, err)
+		return
+	}
+	if recs == nil {
+		recs = []Record{}
+	}
+	httpjson.WriteData(w, map[string]any{"list": recs, "total": total})
+}
+
+// app loads an app of the principal's team; another team's is not found.
+func (h *Handler) app(ctx context.Context, p *auth.Principal, appID string) (*App, error) {
+	a, err := h.e.cfg.Apps.App(ctx, appID)
+	if errors.Is(err, ErrAppNotFound) || (err == nil && a.TeamID != p.TeamID) {
+		return nil, auth.NotFound("app")
+	}
+	return a, err
+}
+
+func (h *Handler) envelopeError(w http.ResponseWriter, r *http.Request, err error) {
+	switch {
+	case errors.Is(err, ErrAppNotFound), errors.Is(err, errOtherApp):
+		err = auth.NotFound("app")
+	case errors.Is(err, ErrChatNotFound):
+		err = auth.NotFound("chat")
+	}
+	httpjson.WriteError(w, r, h.log, err)
+}
+
+// page parses offset and pageSize: defaults 0 and 30, pageSize at most 2000.
+func page(offset, size string) (int, int, error) {
+	o, s := 0, 30
+	if offset != "" {
+		n, err := strconv.Atoi(offset)
+		if err != nil || n < 0 {
+			return 0, 0, auth.InvalidRequest("offset", "must be a non-negative integer")
+		}
+		o = n
+	}
+	if size != "" {
+		n, err := strconv.Atoi(size)
+		if err != nil || n < 1 || n > 2000 {
+			return 0, 0, auth.InvalidRequest("pageSize", "must be an integer from 1 to 2000")
+		}
+		s = n
+	}
+	return o, s, nil
+}
+
+func mustPrincipal(r *http.Request) *auth.Principal {
+	p, ok := auth.FromContext(r.Context())
+	if !ok {
+		panic("chat: handler mounted without auth middleware")
+	}
+	return p
+}

@@ -1,0 +1,63 @@
+package chat
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Conversation is a stored chat: FastGPT's chatId, the agent channel's sessionId.
+type Conversation struct {
+	TeamID     string         `json:"teamId"`
+	AppID      string         `json:"appId"`
+	ChatID     string         `json:"chatId"`
+	Title      string         `json:"title"`
+	Variables  map[string]any `json:"variables,omitempty"`
+	KeyID      string         `json:"keyId,omitempty"` // the key that started it
+	CreateTime time.Time      `json:"createTime"`
+	UpdateTime time.Time      `json:"updateTime"`
+	Messages   int            `json:"messages"`
+}
+
+// Record is one stored message of a conversation.
+type Record struct {
+	DataID       string           `json:"dataId"`
+	Obj          string           `json:"obj"` // Human or AI
+	Value        string           `json:"value"`
+	Time         time.Time        `json:"time"`
+	ResponseData []ModuleResponse `json:"responseData,omitempty"`
+}
+
+// HistoryStore keeps conversations. Implementations must be safe for
+// concurrent use, and AppendTurn must be atomic: a turn is stored whole or
+// not at all.
+type HistoryStore interface {
+	// Conversation returns the conversation and its last limit records,
+	// oldest first, or ErrChatNotFound.
+	Conversation(ctx context.Context, team, app, chatID string, limit int) (*Conversation, []Record, error)
+	// AppendTurn stores c (created or updated) and appends recs to it.
+	AppendTurn(ctx context.Context, c *Conversation, recs []Record) error
+	// Conversations lists an app's conversations, most recently updated first.
+	Conversations(ctx context.Context, team, app string, offset, limit int) ([]Conversation, int, error)
+	// Records returns a page of a conversation's records, oldest first, and the total.
+	Records(ctx context.Context, team, app, chatID string, offset, limit int) ([]Record, int, error)
+	// DeleteConversation removes a conversation and its records, or returns ErrChatNotFound.
+	DeleteConversation(ctx context.Context, team, app, chatID string) error
+}
+
+// ErrChatNotFound reports a conversation that does not exist.
+var ErrChatNotFound = errors.New("chat: conversation not found")
+
+// convKey is the storage key of a conversation; NUL cannot occur in ids.
+func convKey(team, app, chatID string) string { return team + "\x00" + app + "\x00" + chatID }
+
+func pageBounds(total, offset, limit int) (int, int) {
+	if offset > total {
+		offset = total
+	}
+	end := offset + limit
+	if limit <= 0 || end > total {
+		end = total
+	}
+	return offset, end
+}

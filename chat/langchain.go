@@ -1,0 +1,184 @@
+package chat
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/tmc/langchaingo/llms"
+	"github.com/tmc/langchaingo/llms/ollama"
+	"github.com/tmc/langchaingo/llms/openai"
+)
+
+// DefaultIdleTimeout is how long an upstream model may go without sending a
+// token before the call is abandoned as stalled.
+const DefaultIdleTimeout = 60 * time.Second
+
+// LangChain adapts a langchaingo model to Model, streaming through its
+// callback and reading token usage from its generation info.
+type LangChain struct {
+	LLM      llms.Model
+	Provider string // for errors: "openai", "ollama"
+	// Model is the upstream model name; when empty, the app's model name is sent.
+	Model string
+	// IdleTimeout abandons a call whose upstream sends nothing for this long;
+	// DefaultIdleTimeout when zero.
+	IdleTimeout time.Duration
+	// requireFinish treats a stream without a finish reason as cut off;
+	// langchaingo reports one for OpenAI but not for Ollama.
+	requireFinish bool
+}
+
+// ProviderConfig declares an upstream model provider.
+type ProviderConfig struct {
+	// BaseURL of an OpenAI-compatible API (…/v1) or of an Ollama server.
+	BaseURL string
+	// APIKey for OpenAI-compatible providers. It is chatgate's own credential:
+	// the caller's chatgate key is never forwarded.
+	APIKey string
+	// Model is the upstream model name; empty means the app's model name.
+	Model       string
+	HTTPClient  *http.Client
+	IdleTimeout time.Duration
+}
+
+// NewOpenAI returns a Model for any OpenAI-compatible server.
+func NewOpenAI(c ProviderConfig) (*LangChain, error) {
+	if c.BaseURL == "" {
+		return nil, errors.New("chat: openai provider needs a base URL")
+	}
+	key := c.APIKey
+	if key == "" {
+		key = "none" // local OpenAI-compatible servers often need no key; langchaingo insists on one
+	}
+	opts := []openai.Option{openai.WithBaseURL(c.BaseURL), openai.WithToken(key)}
+	if c.Model != "" {
+		opts = append(opts, openai.WithModel(c.Model))
+	}
+	if c.HTTPClient != nil {
+		opts = append(opts, openai.WithHTTPClient(c.HTTPClient))
+	}
+	llm, err := openai.New(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("chat: openai provider: %w", err)
+	}
+	return &LangChain{LLM: llm, Provider: "openai", Model: c.Model, IdleTimeout: c.IdleTimeout, requireFinish: true}, nil
+}
+
+// NewOllama returns a Model for an Ollama server.
+func NewOllama(c ProviderConfig) (*LangChain, error) {
+	if c.BaseURL == "" {
+		return nil, errors.New("chat: ollama provider needs a base URL")
+	}
+	opts := []ollama.Option{ollama.WithServerURL(c.BaseURL)}
+	if c.Model != "" {
+		opts = append(opts, ollama.WithModel(c.Model))
+	}
+	if c.HTTPClient != nil {
+		opts = append(opts, ollama.WithHTTPClient(c.HTTPClient))
+	}
+	llm, err := ollama.New(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("chat: ollama provider: %w", err)
+	}
+	return &LangChain{LLM: llm, Provider: "ollama", Model: c.Model, IdleTimeout: c.IdleTimeout}, nil
+}
+
+var errStalled = errors.New("upstream sent nothing within the idle timeout")
+
+// Generate implements Model.
+func (l *LangChain) Generate(ctx context.Context, req ModelRequest, onToken func(string) error) (ModelResult, error) {
+	msgs := make([]llms.MessageContent, 0, len(req.Messages))
+	for _, m := range req.Messages {
+		role := llms.ChatMessageTypeHuman
+		switch m.Role {
+		case RoleSystem:
+			role = llms.ChatMessageTypeSystem
+		case RoleAssistant:
+			role = llms.ChatMessageTypeAI
+		}
+		msgs = append(msgs, llms.TextParts(role, m.Content))
+	}
+	model := l.Model
+	if model == "" {
+		model = req.Model
+	}
+	idle := l.IdleTimeout
+	if idle <= 0 {
+		idle = DefaultIdleTimeout
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var (
+		mu    sync.Mutex
+		timer = time.AfterFunc(idle, func() { cancel(errStalled) })
+	)
+	defer timer.Stop()
+
+	var sinkErr error
+	opts := []llms.CallOption{
+		llms.WithModel(model),
+		llms.WithStreamingFunc(func(_ context.Context, chunk []byte) error {
+			mu.Lock()
+			defer mu.Unlock()
+			timer.Reset(idle)
+			if len(chunk) == 0 {
+				return nil
+			}
+			if err := onToken(string(chunk)); err != nil {
+				sinkErr = err
+				return err
+			}
+			return nil
+		}),
+	}
+	if req.MaxTokens > 0 {
+		opts = append(opts, llms.WithMaxTokens(req.MaxTokens))
+	}
+	if req.Temperature != nil {
+		opts = append(opts, llms.WithTemperature(*req.Temperature))
+	}
+	resp, err := l.LLM.GenerateContent(ctx, msgs, opts...)
+	if sinkErr != nil {
+		return ModelResult{}, sinkErr
+	}
+	if cause := context.Cause(ctx); errors.Is(cause, errStalled) {
+		return ModelResult{}, &UpstreamError{Provider: l.Provider, Err: errStalled}
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return ModelResult{}, ctx.Err()
+		}
+		return ModelResult{}, &UpstreamError{Provider: l.Provider, Err: err}
+	}
+	if len(resp.Choices) == 0 {
+		return ModelResult{}, &UpstreamError{Provider: l.Provider, Err: errors.New("no choices in the response")}
+	}
+	c := resp.Choices[0]
+	if l.requireFinish && (c.StopReason == "" || c.StopReason == "<nil>") {
+		// A stream that ends without a finish reason was cut off upstream.
+		return ModelResult{}, &UpstreamError{Provider: l.Provider, Err: errors.New("stream ended without a finish reason")}
+	}
+	res := ModelResult{Text: c.Content, FinishReason: c.StopReason}
+	if res.FinishReason == "" {
+		res.FinishReason = "stop"
+	}
+	res.Usage.PromptTokens = intInfo(c.GenerationInfo, "PromptTokens")
+	res.Usage.CompletionTokens = intInfo(c.GenerationInfo, "CompletionTokens")
+	return res, nil
+}
+
+func intInfo(m map[string]any, k string) int {
+	switch v := m[k].(type) {
+	case int:
+		return v
+	case int64:
+		return int(v)
+	case float64:
+		return int(v)
+	}
+	return 0
+}

@@ -1,0 +1,165 @@
+package chat
+
+import (
+	"cmp"
+	"context"
+	"slices"
+	"strings"
+	"sync"
+)
+
+// MemoryStore keeps apps and history in memory, for tests and for callers
+// that keep state elsewhere. Its zero value is ready to use.
+type MemoryStore struct {
+	mu      sync.RWMutex
+	apps    map[string]*App
+	convs   map[string]*Conversation
+	records map[string][]Record
+}
+
+// NewMemoryStore returns an empty MemoryStore.
+func NewMemoryStore() *MemoryStore { return &MemoryStore{} }
+
+func (s *MemoryStore) init() {
+	if s.apps == nil {
+		s.apps, s.convs, s.records = map[string]*App{}, map[string]*Conversation{}, map[string][]Record{}
+	}
+}
+
+// PutApp implements AppStore.
+func (s *MemoryStore) PutApp(ctx context.Context, a *App) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.init()
+	c := *a
+	c.DatasetIDs = slices.Clone(a.DatasetIDs)
+	s.apps[a.ID] = &c
+	return nil
+}
+
+// App implements AppStore.
+func (s *MemoryStore) App(ctx context.Context, id string) (*App, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	a, ok := s.apps[id]
+	if !ok {
+		return nil, ErrAppNotFound
+	}
+	c := *a
+	c.DatasetIDs = slices.Clone(a.DatasetIDs)
+	return &c, nil
+}
+
+// Apps implements AppStore.
+func (s *MemoryStore) Apps(ctx context.Context, team string) ([]*App, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var out []*App
+	for _, a := range s.apps {
+		if team == "" || a.TeamID == team {
+			c := *a
+			out = append(out, &c)
+		}
+	}
+	slices.SortFunc(out, func(a, b *App) int { return cmp.Compare(a.ID, b.ID) })
+	return out, nil
+}
+
+// DeleteApp implements AppStore.
+func (s *MemoryStore) DeleteApp(ctx context.Context, id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a, ok := s.apps[id]
+	if !ok {
+		return ErrAppNotFound
+	}
+	prefix := a.TeamID + "\x00" + id + "\x00"
+	for k := range s.convs {
+		if strings.HasPrefix(k, prefix) {
+			delete(s.convs, k)
+			delete(s.records, k)
+		}
+	}
+	delete(s.apps, id)
+	return nil
+}
+
+// Conversation implements HistoryStore.
+func (s *MemoryStore) Conversation(ctx context.Context, team, app, chatID string, limit int) (*Conversation, []Record, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	k := convKey(team, app, chatID)
+	c, ok := s.convs[k]
+	if !ok {
+		return nil, nil, ErrChatNotFound
+	}
+	recs := s.records[k]
+	if limit > 0 && len(recs) > limit {
+		recs = recs[len(recs)-limit:]
+	}
+	cc := *c
+	return &cc, slices.Clone(recs), nil
+}
+
+// AppendTurn implements HistoryStore.
+func (s *MemoryStore) AppendTurn(ctx context.Context, c *Conversation, recs []Record) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.init()
+	k := convKey(c.TeamID, c.AppID, c.ChatID)
+	cc := *c
+	s.records[k] = append(s.records[k], recs...)
+	cc.Messages = len(s.records[k])
+	s.convs[k] = &cc
+	return nil
+}
+
+// Conversations implements HistoryStore.
+func (s *MemoryStore) Conversations(ctx context.Context, team, app string, offset, limit int) ([]Conversation, int, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var all []Conversation
+	for _, c := range s.convs {
+		if c.TeamID == team && c.AppID == app {
+			all = append(all, *c)
+		}
+	}
+	sortConversations(all)
+	lo, hi := pageBounds(len(all), offset, limit)
+	return all[lo:hi], len(all), nil
+}
+
+func sortConversations(cs []Conversation) {
+	slices.SortFunc(cs, func(a, b Conversation) int {
+		if c := b.UpdateTime.Compare(a.UpdateTime); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.ChatID, b.ChatID)
+	})
+}
+
+// Records implements HistoryStore.
+func (s *MemoryStore) Records(ctx context.Context, team, app, chatID string, offset, limit int) ([]Record, int, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	k := convKey(team, app, chatID)
+	if _, ok := s.convs[k]; !ok {
+		return nil, 0, ErrChatNotFound
+	}
+	recs := s.records[k]
+	lo, hi := pageBounds(len(recs), offset, limit)
+	return slices.Clone(recs[lo:hi]), len(recs), nil
+}
+
+// DeleteConversation implements HistoryStore.
+func (s *MemoryStore) DeleteConversation(ctx context.Context, team, app, chatID string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k := convKey(team, app, chatID)
+	if _, ok := s.convs[k]; !ok {
+		return ErrChatNotFound
+	}
+	delete(s.convs, k)
+	delete(s.records, k)
+	return nil
+}

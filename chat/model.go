@@ -1,0 +1,148 @@
+package chat
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+)
+
+// Role is a message author, as OpenAI names them.
+type Role string
+
+// Message roles.
+const (
+	RoleSystem    Role = "system"
+	RoleUser      Role = "user"
+	RoleAssistant Role = "assistant"
+)
+
+// Message is one message of a conversation.
+type Message struct {
+	Role    Role   `json:"role"`
+	Content string `json:"content"`
+}
+
+// Quote is a knowledge-base passage retrieved for a question.
+type Quote struct {
+	DatasetID    string  `json:"dataset_id"`
+	CollectionID string  `json:"collectionId,omitempty"`
+	ID           string  `json:"id"`
+	Q            string  `json:"q"`
+	A            string  `json:"a"`
+	Source       string  `json:"source"`
+	Score        float64 `json:"score"`
+}
+
+// ModelRequest is what a Model is asked to answer.
+type ModelRequest struct {
+	// Model is the app's model name, for providers that serve several.
+	Model       string
+	Messages    []Message // system prompt, quotes, history and the question
+	Question    string    // the last user message
+	Quotes      []Quote   // the retrieved quotes, also rendered into Messages
+	EmptyAnswer string    // what to say when nothing in the quotes answers
+	MaxTokens   int       // 0: the model's default
+	Temperature *float64  // nil: the model's default
+}
+
+// Usage counts the tokens of one model call.
+type Usage struct {
+	PromptTokens     int `json:"prompt_tokens"`
+	CompletionTokens int `json:"completion_tokens"`
+	TotalTokens      int `json:"total_tokens"`
+}
+
+// ModelResult is a finished answer.
+type ModelResult struct {
+	Text         string
+	FinishReason string // "stop" or "length"
+	// Usage is the provider's count; zero when it gave none, and the engine
+	// then counts with its tokenizer.
+	Usage Usage
+}
+
+// Model answers a request, streaming the answer through onToken as it is
+// produced. An error from onToken (the client went away) must stop the model
+// and be returned. A Model must honour ctx cancellation.
+type Model interface {
+	Generate(ctx context.Context, req ModelRequest, onToken func(delta string) error) (ModelResult, error)
+}
+
+// ModelFunc adapts a function to Model.
+type ModelFunc func(ctx context.Context, req ModelRequest, onToken func(string) error) (ModelResult, error)
+
+// Generate implements Model.
+func (f ModelFunc) Generate(ctx context.Context, req ModelRequest, onToken func(string) error) (ModelResult, error) {
+	return f(ctx, req, onToken)
+}
+
+// UpstreamError reports that a model provider failed. The chat route answers
+// it with 502 before the stream starts, or an error event after.
+type UpstreamError struct {
+	Provider string
+	Err      error
+}
+
+func (e *UpstreamError) Error() string { return fmt.Sprintf("model provider %s failed: %v", e.Provider, e.Err) }
+
+func (e *UpstreamError) Unwrap() error { return e.Err }
+
+// Models resolves an app's model name to a Model. Its zero value knows no
+// models; Register adds them, and a fallback serves names not registered.
+type Models struct {
+	mu       sync.RWMutex
+	byName   map[string]Model
+	fallback Model
+}
+
+// Register makes m answer for name, replacing any model of that name.
+func (r *Models) Register(name string, m Model) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.byName == nil {
+		r.byName = map[string]Model{}
+	}
+	r.byName[name] = m
+}
+
+// SetFallback makes m answer every name that is not registered, as an
+// OpenAI-compatible provider configured from OPENAI_BASE_URL does.
+func (r *Models) SetFallback(m Model) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.fallback = m
+}
+
+// Lookup returns the model for name, or ErrUnknownModel.
+func (r *Models) Lookup(name string) (Model, error) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if m, ok := r.byName[name]; ok {
+		return m, nil
+	}
+	if r.fallback != nil {
+		return r.fallback, nil
+	}
+	return nil, fmt.Errorf("%w: %q (registered: %v)", ErrUnknownModel, name, r.namesLocked())
+}
+
+// Names returns the registered model names, sorted.
+func (r *Models) Names() []string {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.namesLocked()
+}
+
+func (r *Models) namesLocked() []string {
+	names := make([]string, 0, len(r.byName))
+	for n := range r.byName {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// ErrUnknownModel reports an app whose model no provider serves.
+var ErrUnknownModel = errors.New("chat: unknown model")

@@ -1,0 +1,270 @@
+package chat
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/chatgate/chatgate/auth"
+	"github.com/chatgate/chatgate/internal/httpjson"
+)
+
+// CompletionRequest is the body of POST /api/v1/chat/completions: OpenAI's
+// request plus FastGPT's and the agent API channel's extensions. Fields
+// OpenAI defines that chatgate does not use are accepted and ignored, so
+// SDKs that send them keep working; the fields below are checked strictly.
+type CompletionRequest struct {
+	Model         string         `json:"model"`
+	Messages      []Message      `json:"-"`
+	Stream        bool           `json:"stream"`
+	StreamOptions *StreamOptions `json:"stream_options"`
+	Temperature   *float64       `json:"temperature"`
+	MaxTokens     *int           `json:"max_tokens"`
+	// MaxCompletionTokens is OpenAI's newer name for MaxTokens.
+	MaxCompletionTokens *int    `json:"max_completion_tokens"`
+	ChatID              *string `json:"chatId"`
+	SessionID           *string `json:"sessionId"`
+	Variables           map[string]any `json:"-"`
+	Detail              bool           `json:"detail"`
+}
+
+// StreamOptions are OpenAI's stream options.
+type StreamOptions struct {
+	IncludeUsage bool `json:"include_usage"`
+}
+
+// wireRequest is CompletionRequest as it arrives, with the fields whose
+// errors must name their position decoded by hand.
+type wireRequest struct {
+	CompletionRequest
+	RawMessages  json.RawMessage `json:"messages"`
+	RawVariables json.RawMessage `json:"variables"`
+}
+
+type wireMessage struct {
+	Role    *string         `json:"role"`
+	Content json.RawMessage `json:"content"`
+}
+
+type contentPart struct {
+	Type string  `json:"type"`
+	Text *string `json:"text"`
+}
+
+// decodeCompletion reads and checks a completion request. Every error is a
+// 400 invalid_request whose message names the field.
+func decodeCompletion(w http.ResponseWriter, r *http.Request, maxBody int64) (*CompletionRequest, error) {
+	body := http.MaxBytesReader(w, r.Body, maxBody)
+	var buf bytes.Buffer
+	if _, err := buf.ReadFrom(body); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, auth.InvalidRequest("", "body exceeds %d bytes", mbe.Limit)
+		}
+		return nil, auth.InvalidRequest("", "reading body: %v", err)
+	}
+	var wr wireRequest
+	dec := json.NewDecoder(&buf)
+	if err := dec.Decode(&wr); err != nil {
+		var de *httpjson.DecodeError
+		if errors.As(httpjson.DecodeErr(err), &de) {
+			return nil, auth.InvalidRequest(de.Field, "%s", de.Reason)
+		}
+		return nil, auth.InvalidRequest("", "%v", err)
+	}
+	if dec.More() {
+		return nil, auth.InvalidRequest("", "body must hold a single JSON object")
+	}
+	req := &wr.CompletionRequest
+	var err error
+	if req.Messages, err = decodeMessages(wr.RawMessages); err != nil {
+		return nil, err
+	}
+	if len(wr.RawVariables) > 0 && string(wr.RawVariables) != "null" {
+		if wr.RawVariables[0] != '{' {
+			return nil, auth.InvalidRequest("variables", "must be an object")
+		}
+		if err := json.Unmarshal(wr.RawVariables, &req.Variables); err != nil {
+			return nil, auth.InvalidRequest("variables", "must be an object: %v", err)
+		}
+	}
+	if t := req.Temperature; t != nil && (*t < 0 || *t > 2) {
+		return nil, auth.InvalidRequest("temperature", "must be between 0 and 2")
+	}
+	for _, mt := range []struct {
+		name string
+		v    *int
+	}{{"max_tokens", req.MaxTokens}, {"max_completion_tokens", req.MaxCompletionTokens}} {
+		if mt.v != nil && *mt.v < 1 {
+			return nil, auth.InvalidRequest(mt.name, "must be a positive integer")
+		}
+	}
+	for _, c := range []struct {
+		name string
+		v    *string
+	}{{"chatId", req.ChatID}, {"sessionId", req.SessionID}} {
+		if c.v != nil {
+			if err := checkChatID(c.name, *c.v); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if req.ChatID != nil && req.SessionID != nil && *req.ChatID != *req.SessionID && *req.ChatID != "" && *req.SessionID != "" {
+		return nil, auth.InvalidRequest("sessionId", "differs from chatId; send one of them")
+	}
+	return req, nil
+}
+
+// conversationID returns chatId or sessionId; empty means stateless.
+func (r *CompletionRequest) conversationID() string {
+	if r.ChatID != nil && *r.ChatID != "" {
+		return *r.ChatID
+	}
+	if r.SessionID != nil {
+		return *r.SessionID
+	}
+	return ""
+}
+
+func checkChatID(field, s string) error {
+	if len(s) > 256 {
+		return auth.InvalidRequest(field, "is longer than 256 bytes")
+	}
+	if !utf8.ValidString(s) || strings.ContainsFunc(s, func(r rune) bool { return r < ' ' || r == 0x7f }) {
+		return auth.InvalidRequest(field, "must be valid UTF-8 without control characters")
+	}
+	return nil
+}
+
+func decodeMessages(raw json.RawMessage) ([]Message, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, auth.InvalidRequest("messages", "is required")
+	}
+	var wms []wireMessage
+	if err := json.Unmarshal(raw, &wms); err != nil {
+		return nil, auth.InvalidRequest("messages", "must be an array of {role, content} objects")
+	}
+	if len(wms) == 0 {
+		return nil, auth.InvalidRequest("messages", "must not be empty")
+	}
+	out := make([]Message, 0, len(wms))
+	for i, wm := range wms {
+		field := fmt.Sprintf("messages[%d]", i)
+		if wm.Role == nil {
+			return nil, auth.InvalidRequest(field+".role", "is required")
+		}
+		var role Role
+		switch *wm.Role {
+		case "system", "developer":
+			role = RoleSystem
+		case "user":
+			role = RoleUser
+		case "assistant":
+			role = RoleAssistant
+		default:
+			return nil, auth.InvalidRequest(field+".role", "must be system, developer, user or assistant, not %q", *wm.Role)
+		}
+		content, err := decodeContent(field+".content", wm.Content)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, Message{Role: role, Content: content})
+	}
+	return out, nil
+}
+
+// decodeContent accepts a string, or an array of text parts (joined), which
+// is how newer SDKs send the same thing.
+func decodeContent(field string, raw json.RawMessage) (string, error) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || string(raw) == "null" {
+		return "", auth.InvalidRequest(field, "is required")
+	}
+	switch raw[0] {
+	case '"':
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return "", auth.InvalidRequest(field, "is not a valid JSON string")
+		}
+		return s, nil
+	case '[':
+		var parts []contentPart
+		if err := json.Unmarshal(raw, &parts); err != nil {
+			return "", auth.InvalidRequest(field, "must be a string or an array of {type: \"text\", text} parts")
+		}
+		var b strings.Builder
+		for j, p := range parts {
+			if p.Type != "text" || p.Text == nil {
+				return "", auth.InvalidRequest(fmt.Sprintf("%s[%d]", field, j), "only text parts are supported (type %q)", p.Type)
+			}
+			b.WriteString(*p.Text)
+		}
+		return b.String(), nil
+	}
+	return "", auth.InvalidRequest(field, "must be a string")
+}
+
+// openAIError is OpenAI's error body.
+type openAIError struct {
+	Error openAIErrorBody `json:"error"`
+}
+
+type openAIErrorBody struct {
+	Message string  `json:"message"`
+	Type    string  `json:"type"`
+	Code    string  `json:"code"`
+	Param   *string `json:"param"`
+}
+
+// WriteOpenAIError answers err in OpenAI's error shape with the status the
+// envelope would use, so OpenAI SDKs raise their typed errors.
+func WriteOpenAIError(w http.ResponseWriter, r *http.Request, err error) {
+	status, code, msg := errorParts(err)
+	var typ string
+	switch {
+	case status == http.StatusUnauthorized:
+		typ = "authentication_error"
+	case status == http.StatusForbidden:
+		typ = "permission_error"
+	case code == auth.ErrInsufficientQuota.Code:
+		typ = "insufficient_quota"
+	case status == http.StatusTooManyRequests:
+		typ = "rate_limit_error"
+	case status >= 500:
+		typ = "api_error"
+	default:
+		typ = "invalid_request_error"
+	}
+	var ra interface{ RetryAfterSeconds() int }
+	if errors.As(err, &ra) && ra.RetryAfterSeconds() > 0 {
+		w.Header().Set("Retry-After", fmt.Sprint(ra.RetryAfterSeconds()))
+	}
+	httpjson.Write(w, status, openAIError{Error: openAIErrorBody{Message: msg, Type: typ, Code: code}})
+}
+
+// errorParts maps any error of a chat call to its status, code and message.
+func errorParts(err error) (int, string, string) {
+	var (
+		ae httpjson.APIError
+		ue *UpstreamError
+	)
+	switch {
+	case errors.As(err, &ae):
+		return ae.HTTPStatus(), ae.StatusText(), ae.Error()
+	case errors.Is(err, ErrAppNotFound):
+		return http.StatusNotFound, "app_not_found", "app not found"
+	case errors.Is(err, ErrUnknownModel):
+		return http.StatusInternalServerError, "model_unavailable", err.Error()
+	case errors.As(err, &ue):
+		return http.StatusBadGateway, "upstream_error", ue.Error()
+	}
+	return http.StatusInternalServerError, "internal_error", "internal error"
+}
+
+// errAppKeyRequired answers keys that may not chat.
+var errAppKeyRequired = &auth.Error{Status: http.StatusForbidden, Code: "app_key_required",
+	Message: "chat needs an app key (a key created with an appId), or a key with the chat scope that names the app in \"model\""}
