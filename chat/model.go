@@ -85,7 +85,9 @@ type UpstreamError struct {
 	Err      error
 }
 
-func (e *UpstreamError) Error() string { return fmt.Sprintf("model provider %s failed: %v", e.Provider, e.Err) }
+func (e *UpstreamError) Error() string {
+	return fmt.Sprintf("model provider %s failed: %v", e.Provider, e.Err)
+}
 
 func (e *UpstreamError) Unwrap() error { return e.Err }
 

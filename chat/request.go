@@ -25,9 +25,9 @@ type CompletionRequest struct {
 	Temperature   *float64       `json:"temperature"`
 	MaxTokens     *int           `json:"max_tokens"`
 	// MaxCompletionTokens is OpenAI's newer name for MaxTokens.
-	MaxCompletionTokens *int    `json:"max_completion_tokens"`
-	ChatID              *string `json:"chatId"`
-	SessionID           *string `json:"sessionId"`
+	MaxCompletionTokens *int           `json:"max_completion_tokens"`
+	ChatID              *string        `json:"chatId"`
+	SessionID           *string        `json:"sessionId"`
 	Variables           map[string]any `json:"-"`
 	Detail              bool           `json:"detail"`
 }
