@@ -233,18 +233,7 @@ func (h *Handler) ClearSession(w http.ResponseWriter, r *http.Request) {
 
 // Histories serves GET /api/core/chat/getHistories?appId=&offset=&pageSize=.
 func (h *Handler) Histories(w http.ResponseWriter, r *http.Request) {
-	p := mustPrincipal(r)
-	q := r.URL.Query()
-	appID, err := appFor(p, q.Get("appId"))
-	if err != nil {
-		h.envelopeError(w, r, err)
-		return
-	}
-	if _, err := h.app(r.Context(), p, appID); err != nil {
-		h.envelopeError(w, r, err)
-		return
-	}
-	offset, size, err := page(q.Get("offset"), q.Get("pageSize"))
+	p, appID, offset, size, err := h.historyQuery(r)
 	if err != nil {
 		h.envelopeError(w, r, err)
 		return
@@ -262,31 +251,16 @@ func (h *Handler) Histories(w http.ResponseWriter, r *http.Request) {
 
 // Records serves GET /api/core/chat/getPaginationRecords?appId=&chatId=&offset=&pageSize=.
 func (h *Handler) Records(w http.ResponseWriter, r *http.Request) {
-	p := mustPrincipal(r)
-	q := r.URL.Query()
-	appID, err := appFor(p, q.Get("appId"))
-	if err != nil {
-		h.envelopeError(w, r, err)
-		return
+	p, appID, offset, size, err := h.historyQuery(r)
+	chatID := r.URL.Query().Get("chatId")
+	if err == nil && chatID == "" {
+		err = auth.InvalidRequest("chatId", "is required")
 	}
-	chatID := q.Get("chatId")
-	if chatID == "" {
-		h.envelopeError(w, r, auth.InvalidRequest("chatId", "is required"))
-		return
-	}
-	if _, err := h.app(r.Context(), p, appID); err != nil {
-		h.envelopeError(w, r, err)
-		return
-	}
-	offset, size, err := page(q.Get("offset"), q.Get("pageSize"))
 	if err != nil {
 		h.envelopeError(w, r, err)
 		return
 	}
 	recs, total, err := h.e.cfg.History.Records(r.Context(), p.TeamID, appID, chatID, offset, size)
-	if errors.Is(err, ErrChatNotFound) {
-		err = auth.NotFound("chat")
-	}
 	if err != nil {
 		h.envelopeError(w, r, err)
 		return
@@ -295,6 +269,21 @@ func (h *Handler) Records(w http.ResponseWriter, r *http.Request) {
 		recs = []Record{}
 	}
 	httpjson.WriteData(w, map[string]any{"list": recs, "total": total})
+}
+
+// historyQuery reads the app and page of a history route and checks that
+// the caller may read that app's history.
+func (h *Handler) historyQuery(r *http.Request) (p *auth.Principal, appID string, offset, size int, err error) {
+	p = mustPrincipal(r)
+	q := r.URL.Query()
+	if appID, err = appFor(p, q.Get("appId")); err != nil {
+		return
+	}
+	if _, err = h.app(r.Context(), p, appID); err != nil {
+		return
+	}
+	offset, size, err = page(q.Get("offset"), q.Get("pageSize"))
+	return
 }
 
 // app loads an app of the principal's team; another team's is not found.
