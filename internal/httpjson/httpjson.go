@@ -60,25 +60,68 @@ func (e *DecodeError) Is(target error) bool {
 }
 
 // Decode reads r's body into v: at most maxBody bytes (DefaultMaxBody when
-// maxBody <= 0), unknown fields rejected, exactly one JSON value.
+// maxBody <= 0), unknown fields rejected, exactly one JSON value. A comma
+// before a closing bracket is tolerated, because FastGPT's own documented
+// examples (pushData's) carry one and must work as written.
 func Decode(w http.ResponseWriter, r *http.Request, v any, maxBody int64) error {
 	if maxBody <= 0 {
 		maxBody = DefaultMaxBody
 	}
-	body := http.MaxBytesReader(w, r.Body, maxBody)
-	dec := json.NewDecoder(body)
+	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
+		return decodeError(err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(StripTrailingCommas(raw)))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return decodeError(err)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return decodeError(err)
-		}
 		return &DecodeError{Reason: "body must hold a single JSON value"}
 	}
 	return nil
+}
+
+// StripTrailingCommas removes each comma that is followed, after white space
+// only, by '}' or ']', outside strings. Valid JSON comes back unchanged (and
+// unaliased only when something was removed).
+func StripTrailingCommas(b []byte) []byte {
+	var out []byte // nil until the first removal
+	inStr, esc := false, false
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		switch {
+		case inStr:
+			switch {
+			case esc:
+				esc = false
+			case c == '\\':
+				esc = true
+			case c == '"':
+				inStr = false
+			}
+		case c == '"':
+			inStr = true
+		case c == ',':
+			j := i + 1
+			for j < len(b) && (b[j] == ' ' || b[j] == '\t' || b[j] == '\n' || b[j] == '\r') {
+				j++
+			}
+			if j < len(b) && (b[j] == '}' || b[j] == ']') {
+				if out == nil {
+					out = append(make([]byte, 0, len(b)), b[:i]...)
+				}
+				continue
+			}
+		}
+		if out != nil {
+			out = append(out, c)
+		}
+	}
+	if out == nil {
+		return b
+	}
+	return out
 }
 
 // DecodeErr turns an error from encoding/json into a *DecodeError that names
