@@ -10,6 +10,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
+	"strconv"
 	"strings"
 )
 
@@ -213,4 +215,25 @@ func Write(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(status)
 	_, _ = w.Write(buf.Bytes())
+}
+
+// Page reads the offset and pageSize query parameters every list route
+// takes: offset >= 0 (default 0), pageSize 1-2000 (default 30).
+func Page(q url.Values) (offset, size int, err error) {
+	offset, size = 0, 30
+	if s := q.Get("offset"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 0 {
+			return 0, 0, &DecodeError{Field: "offset", Reason: "must be a non-negative integer"}
+		}
+		offset = n
+	}
+	if s := q.Get("pageSize"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > 2000 {
+			return 0, 0, &DecodeError{Field: "pageSize", Reason: "must be an integer from 1 to 2000"}
+		}
+		size = n
+	}
+	return offset, size, nil
 }

@@ -1,0 +1,635 @@
+package dataset
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"math"
+	"slices"
+	"time"
+
+	"go.etcd.io/bbolt"
+
+	"github.com/chatgate/chatgate/internal/boltx"
+)
+
+var (
+	bucketDatasets    = []byte("dataset.datasets")      // id -> Dataset
+	bucketCollections = []byte("dataset.collections")   // id -> Collection
+	bucketDSColls     = []byte("dataset.ds_colls")      // dataset\0collection -> ""
+	bucketData        = []byte("dataset.data")          // id -> Data
+	bucketCollData    = []byte("dataset.coll_data")     // collection\0created(8)id -> ""
+	bucketQIndex      = []byte("dataset.qindex")        // collection\0sha256(q)[:16] -> data or item id
+	bucketVectors     = []byte("dataset.vectors")       // dataset\0vector id -> float32s, little-endian
+	bucketTraining    = []byte("dataset.training")      // item id -> TrainingItem
+	bucketDue         = []byte("dataset.training_due")  // next attempt(8)item id -> ""
+	bucketCollTrain   = []byte("dataset.coll_training") // collection\0item id -> "q" or "f"
+	bucketTextPending = []byte("dataset.text_pending")  // data id -> version(8)
+)
+
+// BoltStore is a Store in a bbolt database, in the dataset.* buckets of the
+// file the other domains share.
+type BoltStore struct {
+	db *bbolt.DB
+}
+
+// NewBoltStore returns a store on db, creating its buckets if needed.
+func NewBoltStore(db *bbolt.DB) (*BoltStore, error) {
+	if err := boltx.EnsureBuckets(db, bucketDatasets, bucketCollections, bucketDSColls, bucketData,
+		bucketCollData, bucketQIndex, bucketVectors, bucketTraining, bucketDue, bucketCollTrain,
+		bucketTextPending); err != nil {
+		return nil, fmt.Errorf("dataset: %w", err)
+	}
+	return &BoltStore{db: db}, nil
+}
+
+func (s *BoltStore) view(ctx context.Context, fn func(*bbolt.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return s.db.View(fn)
+}
+
+func (s *BoltStore) update(ctx context.Context, fn func(*bbolt.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return s.db.Update(fn)
+}
+
+func join(parts ...string) []byte {
+	var b []byte
+	for i, p := range parts {
+		if i > 0 {
+			b = append(b, 0)
+		}
+		b = append(b, p...)
+	}
+	return b
+}
+
+func prefix(s string) []byte { return append([]byte(s), 0) }
+
+func timeKey(t time.Time, id string) []byte {
+	b := binary.BigEndian.AppendUint64(nil, uint64(t.UnixNano()))
+	return append(b, id...)
+}
+
+func encodeVector(v []float32) []byte {
+	b := make([]byte, 4*len(v))
+	for i, f := range v {
+		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(f))
+	}
+	return b
+}
+
+func decodeVector(b []byte) []float32 {
+	v := make([]float32, len(b)/4)
+	for i := range v {
+		v[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+	}
+	return v
+}
+
+// eachPrefix calls fn for each key under p; fn may not modify the bucket,
+// so deleters collect keys first.
+func eachPrefix(b *bbolt.Bucket, p []byte, fn func(k, v []byte) error) error {
+	c := b.Cursor()
+	for k, v := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
+		if err := fn(k, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func keysWithPrefix(b *bbolt.Bucket, p []byte) [][]byte {
+	var keys [][]byte
+	_ = eachPrefix(b, p, func(k, _ []byte) error {
+		keys = append(keys, bytes.Clone(k))
+		return nil
+	})
+	return keys
+}
+
+// PutDataset implements Store.
+func (s *BoltStore) PutDataset(ctx context.Context, d *Dataset) error {
+	return s.update(ctx, func(tx *bbolt.Tx) error {
+		return boltx.PutJSON(tx.Bucket(bucketDatasets), []byte(d.ID), d)
+	})
+}
+
+// Dataset implements Store.
+func (s *BoltStore) Dataset(ctx context.Context, id string) (*Dataset, error) {
+	d := new(Dataset)
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
+		return getOr(tx.Bucket(bucketDatasets), id, d, ErrDatasetNotFound)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+func getOr(b *bbolt.Bucket, id string, v any, notFound error) error {
+	ok, err := boltx.GetJSON(b, []byte(id), v)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return notFound
+	}
+	return nil
+}
+
+// Datasets implements Store.
+func (s *BoltStore) Datasets(ctx context.Context, teamID string) ([]*Dataset, error) {
+	var out []*Dataset
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
+		return tx.Bucket(bucketDatasets).ForEach(func(_, v []byte) error {
+			d := new(Dataset)
+			if err := json.Unmarshal(v, d); err != nil {
+				return err
+			}
+			if d.TeamID == teamID {
+				out = append(out, d)
+			}
+			return nil
+		})
+	})
+	slices.SortFunc(out, func(a, b *Dataset) int { return a.CreateTime.Compare(b.CreateTime) })
+	return out, err
+}
+
+// DeleteDataset implements Store.
+func (s *BoltStore) DeleteDataset(ctx context.Context, id string) error {
+	return s.update(ctx, func(tx *bbolt.Tx) error {
+		if tx.Bucket(bucketDatasets).Get([]byte(id)) == nil {
+			return ErrDatasetNotFound
+		}
+		for _, k := range keysWithPrefix(tx.Bucket(bucketDSColls), prefix(id)) {
+			if _, err := deleteCollection(tx, string(k[len(id)+1:])); err != nil {
+				return err
+			}
+		}
+		vb := tx.Bucket(bucketVectors)
+		for _, k := range keysWithPrefix(vb, prefix(id)) {
+			if err := vb.Delete(k); err != nil {
+				return err
+			}
+		}
+		return tx.Bucket(bucketDatasets).Delete([]byte(id))
+	})
+}
+
+// PutCollection implements Store.
+func (s *BoltStore) PutCollection(ctx context.Context, c *Collection) error {
+	return s.update(ctx, func(tx *bbolt.Tx) error {
+		if tx.Bucket(bucketDatasets).Get([]byte(c.DatasetID)) == nil {
+			return ErrDatasetNotFound
+		}
+		if err := tx.Bucket(bucketDSColls).Put(join(c.DatasetID, c.ID), nil); err != nil {
+			return err
+		}
+		return boltx.PutJSON(tx.Bucket(bucketCollections), []byte(c.ID), c)
+	})
+}
+
+// Collection implements Store.
+func (s *BoltStore) Collection(ctx context.Context, id string) (*Collection, error) {
+	c := new(Collection)
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
+		return getOr(tx.Bucket(bucketCollections), id, c, ErrCollectionNotFound)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Collections implements Store.
+func (s *BoltStore) Collections(ctx context.Context, datasetID string) ([]*Collection, error) {
+	var out []*Collection
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
+		cb := tx.Bucket(bucketCollections)
+		return eachPrefix(tx.Bucket(bucketDSColls), prefix(datasetID), func(k, _ []byte) error {
+			c := new(Collection)
+			if err := getOr(cb, string(k[len(datasetID)+1:]), c, ErrCollectionNotFound); err != nil {
+				return err
+			}
+			out = append(out, c)
+			return nil
+		})
+	})
+	slices.SortFunc(out, func(a, b *Collection) int { return a.CreateTime.Compare(b.CreateTime) })
+	return out, err
+}
+
+// DeleteCollection implements Store.
+func (s *BoltStore) DeleteCollection(ctx context.Context, id string) ([]string, error) {
+	var removed []string
+	err := s.update(ctx, func(tx *bbolt.Tx) error {
+		var err error
+		removed, err = deleteCollection(tx, id)
+		return err
+	})
+	return removed, err
+}
+
+func deleteCollection(tx *bbolt.Tx, id string) ([]string, error) {
+	c := new(Collection)
+	if err := getOr(tx.Bucket(bucketCollections), id, c, ErrCollectionNotFound); err != nil {
+		return nil, err
+	}
+	var removed []string
+	db := tx.Bucket(bucketData)
+	for _, k := range keysWithPrefix(tx.Bucket(bucketCollData), prefix(id)) {
+		dataID := string(k[len(id)+1+8:])
+		d := new(Data)
+		if ok, err := boltx.GetJSON(db, []byte(dataID), d); err != nil {
+			return nil, err
+		} else if ok {
+			ids, err := deleteData(tx, d)
+			if err != nil {
+				return nil, err
+			}
+			removed = append(removed, ids...)
+		}
+	}
+	tb, due := tx.Bucket(bucketTraining), tx.Bucket(bucketDue)
+	ctb := tx.Bucket(bucketCollTrain)
+	for _, k := range keysWithPrefix(ctb, prefix(id)) {
+		itemID := k[len(id)+1:]
+		it := new(TrainingItem)
+		if ok, err := boltx.GetJSON(tb, itemID, it); err != nil {
+			return nil, err
+		} else if ok && !it.Failed {
+			if err := due.Delete(timeKey(it.NextAttempt, it.ID)); err != nil {
+				return nil, err
+			}
+		}
+		if err := tb.Delete(itemID); err != nil {
+			return nil, err
+		}
+		if err := ctb.Delete(k); err != nil {
+			return nil, err
+		}
+	}
+	qb := tx.Bucket(bucketQIndex)
+	for _, k := range keysWithPrefix(qb, prefix(id)) {
+		if err := qb.Delete(k); err != nil {
+			return nil, err
+		}
+	}
+	if err := tx.Bucket(bucketDSColls).Delete(join(c.DatasetID, id)); err != nil {
+		return nil, err
+	}
+	return removed, tx.Bucket(bucketCollections).Delete([]byte(id))
+}
+
+// deleteData removes d, its vectors and its q entry, and marks its
+// full-text entry stale.
+func deleteData(tx *bbolt.Tx, d *Data) ([]string, error) {
+	vb := tx.Bucket(bucketVectors)
+	ids := vectorIDsOf(d)
+	for _, vid := range ids {
+		if err := vb.Delete(join(d.DatasetID, vid)); err != nil {
+			return nil, err
+		}
+	}
+	qb := tx.Bucket(bucketQIndex)
+	if qk := qKey(d.CollectionID, d.Q); string(qb.Get(qk)) == d.ID {
+		if err := qb.Delete(qk); err != nil {
+			return nil, err
+		}
+	}
+	if err := tx.Bucket(bucketCollData).Delete(join(d.CollectionID, string(timeKey(d.CreateTime, d.ID)))); err != nil {
+		return nil, err
+	}
+	if err := markText(tx, d.ID); err != nil {
+		return nil, err
+	}
+	return ids, tx.Bucket(bucketData).Delete([]byte(d.ID))
+}
+
+func markText(tx *bbolt.Tx, dataID string) error {
+	b := tx.Bucket(bucketTextPending)
+	seq, err := b.NextSequence()
+	if err != nil {
+		return err
+	}
+	return b.Put([]byte(dataID), binary.BigEndian.AppendUint64(nil, seq))
+}
+
+// Enqueue implements Store.
+func (s *BoltStore) Enqueue(ctx context.Context, items []*TrainingItem) ([]int, error) {
+	var repeats []int
+	err := s.update(ctx, func(tx *bbolt.Tx) error {
+		repeats = repeats[:0]
+		cb, qb := tx.Bucket(bucketCollections), tx.Bucket(bucketQIndex)
+		tb, due, ctb := tx.Bucket(bucketTraining), tx.Bucket(bucketDue), tx.Bucket(bucketCollTrain)
+		seen := map[string]bool{}
+		for i, it := range items {
+			if !seen[it.CollectionID] {
+				if cb.Get([]byte(it.CollectionID)) == nil {
+					return ErrCollectionNotFound
+				}
+				seen[it.CollectionID] = true
+			}
+			qk := qKey(it.CollectionID, it.Q)
+			if qb.Get(qk) != nil {
+				repeats = append(repeats, i)
+				continue
+			}
+			if err := qb.Put(qk, []byte(it.ID)); err != nil {
+				return err
+			}
+			if err := boltx.PutJSON(tb, []byte(it.ID), it); err != nil {
+				return err
+			}
+			if err := due.Put(timeKey(it.NextAttempt, it.ID), nil); err != nil {
+				return err
+			}
+			if err := ctb.Put(join(it.CollectionID, it.ID), []byte("q")); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return repeats, nil
+}
+
+// DueTraining implements Store.
+func (s *BoltStore) DueTraining(ctx context.Context, now time.Time, n int, skip func(string) bool) ([]*TrainingItem, error) {
+	var out []*TrainingItem
+	limit := binary.BigEndian.AppendUint64(nil, uint64(now.UnixNano())+1)
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
+		tb := tx.Bucket(bucketTraining)
+		c := tx.Bucket(bucketDue).Cursor()
+		for k, _ := c.First(); k != nil && len(out) < n && bytes.Compare(k, limit) < 0; k, _ = c.Next() {
+			id := string(k[8:])
+			if skip != nil && skip(id) {
+				continue
+			}
+			it := new(TrainingItem)
+			if err := getOr(tb, id, it, errItemGone); err != nil {
+				return fmt.Errorf("dataset: due index names %s: %w", id, err)
+			}
+			out = append(out, it)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Complete implements Store.
+func (s *BoltStore) Complete(ctx context.Context, done []Trained) ([]string, error) {
+	var gone []string
+	err := s.update(ctx, func(tx *bbolt.Tx) error {
+		gone = gone[:0]
+		tb := tx.Bucket(bucketTraining)
+		for i, t := range done {
+			it := new(TrainingItem)
+			if ok, err := boltx.GetJSON(tb, []byte(t.ItemID), it); err != nil {
+				return err
+			} else if !ok || it.Failed {
+				gone = append(gone, t.ItemID)
+				continue
+			}
+			if err := complete(tx, it, &done[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return gone, err
+}
+
+func complete(tx *bbolt.Tx, it *TrainingItem, t *Trained) error {
+	qb, db, cdb, vb := tx.Bucket(bucketQIndex), tx.Bucket(bucketData), tx.Bucket(bucketCollData), tx.Bucket(bucketVectors)
+	stored := map[string]bool{}
+	kept := t.Data[:0]
+	for _, d := range t.Data {
+		qk := qKey(d.CollectionID, d.Q)
+		if owner := qb.Get(qk); owner != nil && string(owner) != d.ID && string(owner) != it.ID {
+			continue // a QA pair whose question the collection already has
+		}
+		kept = append(kept, d)
+		if err := qb.Put(qk, []byte(d.ID)); err != nil {
+			return err
+		}
+		if err := boltx.PutJSON(db, []byte(d.ID), d); err != nil {
+			return err
+		}
+		if err := cdb.Put(join(d.CollectionID, string(timeKey(d.CreateTime, d.ID))), nil); err != nil {
+			return err
+		}
+		if err := markText(tx, d.ID); err != nil {
+			return err
+		}
+		stored[d.ID] = true
+	}
+	keptVecs := t.Vectors[:0]
+	for _, v := range t.Vectors {
+		if stored[dataIDOf(v.ID)] {
+			if err := vb.Put(join(it.DatasetID, v.ID), encodeVector(v.Values)); err != nil {
+				return err
+			}
+			keptVecs = append(keptVecs, v)
+		}
+	}
+	t.Data, t.Vectors = kept, keptVecs
+	if err := tx.Bucket(bucketDue).Delete(timeKey(it.NextAttempt, it.ID)); err != nil {
+		return err
+	}
+	if err := tx.Bucket(bucketCollTrain).Delete(join(it.CollectionID, it.ID)); err != nil {
+		return err
+	}
+	return tx.Bucket(bucketTraining).Delete([]byte(it.ID))
+}
+
+// Reschedule implements Store.
+func (s *BoltStore) Reschedule(ctx context.Context, item *TrainingItem) error {
+	return s.update(ctx, func(tx *bbolt.Tx) error {
+		tb, due := tx.Bucket(bucketTraining), tx.Bucket(bucketDue)
+		old := new(TrainingItem)
+		if err := getOr(tb, item.ID, old, errItemGone); err != nil {
+			return err
+		}
+		if !old.Failed {
+			if err := due.Delete(timeKey(old.NextAttempt, old.ID)); err != nil {
+				return err
+			}
+		}
+		state := []byte("q")
+		if item.Failed {
+			state = []byte("f")
+			// a failed q may be pushed again
+			qb := tx.Bucket(bucketQIndex)
+			if qk := qKey(item.CollectionID, item.Q); string(qb.Get(qk)) == item.ID {
+				if err := qb.Delete(qk); err != nil {
+					return err
+				}
+			}
+		} else if err := due.Put(timeKey(item.NextAttempt, item.ID), nil); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bucketCollTrain).Put(join(item.CollectionID, item.ID), state); err != nil {
+			return err
+		}
+		return boltx.PutJSON(tb, []byte(item.ID), item)
+	})
+}
+
+// TrainingCounts implements Store.
+func (s *BoltStore) TrainingCounts(ctx context.Context, collectionID string) (queued, failed int, err error) {
+	err = s.view(ctx, func(tx *bbolt.Tx) error {
+		return eachPrefix(tx.Bucket(bucketCollTrain), prefix(collectionID), func(_, v []byte) error {
+			if string(v) == "f" {
+				failed++
+			} else {
+				queued++
+			}
+			return nil
+		})
+	})
+	return queued, failed, err
+}
+
+// TrainingFailures implements Store.
+func (s *BoltStore) TrainingFailures(ctx context.Context, collectionID string, limit int) ([]*TrainingItem, error) {
+	var out []*TrainingItem
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
+		tb := tx.Bucket(bucketTraining)
+		p := prefix(collectionID)
+		return eachPrefix(tx.Bucket(bucketCollTrain), p, func(k, v []byte) error {
+			if string(v) != "f" || len(out) >= limit {
+				return nil
+			}
+			it := new(TrainingItem)
+			if err := getOr(tb, string(k[len(p):]), it, errItemGone); err != nil {
+				return err
+			}
+			out = append(out, it)
+			return nil
+		})
+	})
+	return out, err
+}
+
+// Data implements Store.
+func (s *BoltStore) Data(ctx context.Context, id string) (*Data, error) {
+	d := new(Data)
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
+		return getOr(tx.Bucket(bucketData), id, d, ErrDataNotFound)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// DataList implements Store.
+func (s *BoltStore) DataList(ctx context.Context, collectionID string, offset, limit int) ([]*Data, int, error) {
+	var (
+		out   []*Data
+		total int
+	)
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
+		db := tx.Bucket(bucketData)
+		p := prefix(collectionID)
+		return eachPrefix(tx.Bucket(bucketCollData), p, func(k, _ []byte) error {
+			total++
+			if total <= offset || len(out) >= limit {
+				return nil
+			}
+			d := new(Data)
+			if err := getOr(db, string(k[len(p)+8:]), d, ErrDataNotFound); err != nil {
+				return err
+			}
+			out = append(out, d)
+			return nil
+		})
+	})
+	return out, total, err
+}
+
+// UpdateData implements Store.
+func (s *BoltStore) UpdateData(ctx context.Context, d *Data, vectors []Vector) error {
+	return s.update(ctx, func(tx *bbolt.Tx) error {
+		old := new(Data)
+		if err := getOr(tx.Bucket(bucketData), d.ID, old, ErrDataNotFound); err != nil {
+			return err
+		}
+		qb := tx.Bucket(bucketQIndex)
+		if owner := qb.Get(qKey(d.CollectionID, d.Q)); owner != nil && string(owner) != d.ID {
+			return ErrRepeat
+		}
+		if _, err := deleteData(tx, old); err != nil {
+			return err
+		}
+		return complete(tx, &TrainingItem{ID: d.ID, DatasetID: d.DatasetID, CollectionID: d.CollectionID},
+			&Trained{ItemID: d.ID, Data: []*Data{d}, Vectors: vectors})
+	})
+}
+
+// DeleteData implements Store.
+func (s *BoltStore) DeleteData(ctx context.Context, id string) ([]string, error) {
+	var ids []string
+	err := s.update(ctx, func(tx *bbolt.Tx) error {
+		d := new(Data)
+		if err := getOr(tx.Bucket(bucketData), id, d, ErrDataNotFound); err != nil {
+			return err
+		}
+		var err error
+		ids, err = deleteData(tx, d)
+		return err
+	})
+	return ids, err
+}
+
+// EachVector implements Store.
+func (s *BoltStore) EachVector(ctx context.Context, fn func(string, Vector) error) error {
+	return s.view(ctx, func(tx *bbolt.Tx) error {
+		return tx.Bucket(bucketVectors).ForEach(func(k, v []byte) error {
+			i := bytes.IndexByte(k, 0)
+			if i < 0 {
+				return fmt.Errorf("dataset: malformed vector key %q", k)
+			}
+			return fn(string(k[:i]), Vector{ID: string(k[i+1:]), Values: decodeVector(v)})
+		})
+	})
+}
+
+// TextPending implements Store.
+func (s *BoltStore) TextPending(ctx context.Context, n int) ([]Pending, error) {
+	var out []Pending
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
+		c := tx.Bucket(bucketTextPending).Cursor()
+		for k, v := c.First(); k != nil && len(out) < n; k, v = c.Next() {
+			out = append(out, Pending{DataID: string(k), Version: binary.BigEndian.Uint64(v)})
+		}
+		return nil
+	})
+	return out, err
+}
+
+// ClearTextPending implements Store.
+func (s *BoltStore) ClearTextPending(ctx context.Context, done []Pending) error {
+	return s.update(ctx, func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketTextPending)
+		for _, p := range done {
+			if v := b.Get([]byte(p.DataID)); v != nil && binary.BigEndian.Uint64(v) == p.Version {
+				if err := b.Delete([]byte(p.DataID)); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+}

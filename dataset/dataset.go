@@ -1,0 +1,147 @@
+package dataset
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Dataset is a knowledge base: collections of data searched together.
+type Dataset struct {
+	ID     string `json:"id"`
+	TeamID string `json:"teamId"`
+	Name   string `json:"name"`
+	// VectorModel names the Embedder its data is embedded with; it cannot
+	// change, since vectors of two models do not compare.
+	VectorModel string    `json:"vectorModel"`
+	CreateTime  time.Time `json:"createTime"`
+}
+
+// Collection types.
+const (
+	CollectionVirtual = "virtual" // created empty, filled by pushData
+	CollectionText    = "text"    // created from a text that was split into chunks
+)
+
+// Collection is a named group of data in a dataset, FastGPT's "file".
+type Collection struct {
+	ID           string       `json:"id"`
+	TeamID       string       `json:"teamId"`
+	DatasetID    string       `json:"datasetId"`
+	Name         string       `json:"name"`
+	Type         string       `json:"type"`
+	TrainingType TrainingMode `json:"trainingType,omitempty"`
+	ChunkSize    int          `json:"chunkSize,omitempty"`
+	CreateTime   time.Time    `json:"createTime"`
+}
+
+// Data is one searchable item: the question or chunk q that is embedded,
+// the answer a stored beside it, and extra index texts that also find it.
+type Data struct {
+	ID           string    `json:"id"`
+	TeamID       string    `json:"teamId"`
+	DatasetID    string    `json:"datasetId"`
+	CollectionID string    `json:"collectionId"`
+	Q            string    `json:"q"`
+	A            string    `json:"a"`
+	Source       string    `json:"source,omitempty"`
+	FileID       string    `json:"file_id,omitempty"`
+	Indexes      []string  `json:"indexes,omitempty"`
+	CreateTime   time.Time `json:"createTime"`
+	UpdateTime   time.Time `json:"updateTime"`
+}
+
+// texts returns what is embedded for d: q first, then each index.
+func (d *Data) texts() []string {
+	return append([]string{d.Q}, d.Indexes...)
+}
+
+// TrainingMode says how pushed data is trained.
+type TrainingMode string
+
+// Training modes. FastGPT calls index mode "chunk" in places; both are
+// accepted and stored as ModeIndex.
+const (
+	ModeIndex TrainingMode = "index" // embed q (and indexes), store a beside it
+	ModeQA    TrainingMode = "qa"    // ask the QA model for Q/A pairs about q, store each pair
+)
+
+// ParseMode accepts "index", "chunk" and "qa"; "" means index.
+func ParseMode(s string) (TrainingMode, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "", "index", "chunk":
+		return ModeIndex, nil
+	case "qa":
+		return ModeQA, nil
+	}
+	return "", fmt.Errorf("must be index, chunk or qa, not %q", s)
+}
+
+// Index is an extra text that finds a Data item. On the wire it is a string
+// or FastGPT's object form {"text": "...", ...}.
+type Index string
+
+// UnmarshalJSON accepts "text" and {"text":"..."}.
+func (x *Index) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err == nil {
+		*x = Index(s)
+		return nil
+	}
+	var o struct {
+		Text string `json:"text"`
+	}
+	if err := json.Unmarshal(b, &o); err != nil {
+		return fmt.Errorf("index must be a string or an object with text")
+	}
+	*x = Index(o.Text)
+	return nil
+}
+
+// TrainingItem is an acknowledged pushData item waiting in the durable
+// queue. Its id becomes the id of the Data it trains into (index mode), or
+// the prefix of the ids of the pairs it yields (QA mode), so training it a
+// second time after a crash rewrites the same records instead of adding more.
+type TrainingItem struct {
+	ID           string       `json:"id"`
+	TeamID       string       `json:"teamId"`
+	DatasetID    string       `json:"datasetId"`
+	CollectionID string       `json:"collectionId"`
+	Mode         TrainingMode `json:"mode"`
+	Prompt       string       `json:"prompt,omitempty"`
+	Q            string       `json:"q"`
+	A            string       `json:"a,omitempty"`
+	Source       string       `json:"source,omitempty"`
+	FileID       string       `json:"file_id,omitempty"`
+	Indexes      []string     `json:"indexes,omitempty"`
+	BillID       string       `json:"billId,omitempty"`
+	KeyID        string       `json:"keyId,omitempty"`
+	Attempts     int          `json:"attempts"`
+	NextAttempt  time.Time    `json:"nextAttempt"`
+	LastError    string       `json:"lastError,omitempty"`
+	Failed       bool         `json:"failed,omitempty"` // permanently; kept so the failure is seen
+	CreateTime   time.Time    `json:"createTime"`
+}
+
+// Vector is one embedding of a Data item. Its ID is the data id for q and
+// "<data id>/<n>" for the n-th index text.
+type Vector struct {
+	ID     string
+	Values []float32
+}
+
+// dataIDOf returns the Data id a vector id belongs to.
+func dataIDOf(vectorID string) string {
+	if i := strings.IndexByte(vectorID, '/'); i >= 0 {
+		return vectorID[:i]
+	}
+	return vectorID
+}
+
+func vectorID(dataID string, n int) string {
+	if n == 0 {
+		return dataID
+	}
+	return fmt.Sprintf("%s/%d", dataID, n)
+}

@@ -1,0 +1,34 @@
+package dataset
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/chatgate/chatgate/auth"
+)
+
+// The errors the service answers with. Records of another team answer the
+// same not-found errors as missing ones, so ids cannot be probed.
+var (
+	ErrDatasetNotFound    = &auth.Error{Status: http.StatusNotFound, Code: auth.ErrNotFound.Code, Message: "dataset not found"}
+	ErrCollectionNotFound = &auth.Error{Status: http.StatusNotFound, Code: auth.ErrNotFound.Code, Message: "collection not found"}
+	ErrDataNotFound       = &auth.Error{Status: http.StatusNotFound, Code: auth.ErrNotFound.Code, Message: "data not found"}
+	// ErrQAModelUnavailable answers QA-mode training when no model that can
+	// write question/answer pairs is configured.
+	ErrQAModelUnavailable = &auth.Error{Status: http.StatusBadRequest, Code: "qa_model_unavailable",
+		Message: "QA mode needs a QA model (dataset.qaModel in the config or CHATGATE_QA_MODEL); only the offline extractive model is available"}
+	// ErrClosed is returned by a Service after Close.
+	ErrClosed = errors.New("dataset: service closed")
+)
+
+// errItemGone tells a worker that the item it trained was deleted meanwhile
+// (its dataset or collection went away), so its result is dropped.
+var errItemGone = errors.New("dataset: training item no longer queued")
+
+// permanentError marks a training failure that retrying cannot fix.
+type permanentError struct{ err error }
+
+func (e *permanentError) Error() string { return e.err.Error() }
+func (e *permanentError) Unwrap() error { return e.err }
+
+func permanent(err error) error { return &permanentError{err} }

@@ -1,0 +1,426 @@
+package dataset
+
+import (
+	"cmp"
+	"context"
+	"slices"
+	"sync"
+	"time"
+)
+
+// MemoryStore is a Store in memory, for tests and for callers that keep
+// state elsewhere. Its zero value is ready to use.
+type MemoryStore struct {
+	mu       sync.RWMutex
+	datasets map[string]*Dataset
+	colls    map[string]*Collection
+	data     map[string]*Data
+	qindex   map[string]string // qKey -> data or item id
+	vectors  map[string]map[string][]float32
+	training map[string]*TrainingItem
+	pending  map[string]uint64
+	seq      uint64
+}
+
+// NewMemoryStore returns an empty MemoryStore.
+func NewMemoryStore() *MemoryStore { return &MemoryStore{} }
+
+func (s *MemoryStore) init() {
+	if s.datasets == nil {
+		s.datasets, s.colls, s.data = map[string]*Dataset{}, map[string]*Collection{}, map[string]*Data{}
+		s.qindex, s.vectors = map[string]string{}, map[string]map[string][]float32{}
+		s.training, s.pending = map[string]*TrainingItem{}, map[string]uint64{}
+	}
+}
+
+func (s *MemoryStore) lock() func() {
+	s.mu.Lock()
+	s.init()
+	return s.mu.Unlock
+}
+
+func (s *MemoryStore) rlock() func() {
+	s.mu.RLock()
+	if s.datasets == nil {
+		s.mu.RUnlock()
+		s.mu.Lock()
+		s.init()
+		s.mu.Unlock()
+		s.mu.RLock()
+	}
+	return s.mu.RUnlock
+}
+
+func cloneData(d *Data) *Data {
+	c := *d
+	c.Indexes = slices.Clone(d.Indexes)
+	return &c
+}
+
+func cloneItem(it *TrainingItem) *TrainingItem {
+	c := *it
+	c.Indexes = slices.Clone(it.Indexes)
+	return &c
+}
+
+// PutDataset implements Store.
+func (s *MemoryStore) PutDataset(ctx context.Context, d *Dataset) error {
+	defer s.lock()()
+	c := *d
+	s.datasets[d.ID] = &c
+	return nil
+}
+
+// Dataset implements Store.
+func (s *MemoryStore) Dataset(ctx context.Context, id string) (*Dataset, error) {
+	defer s.rlock()()
+	d, ok := s.datasets[id]
+	if !ok {
+		return nil, ErrDatasetNotFound
+	}
+	c := *d
+	return &c, nil
+}
+
+// Datasets implements Store.
+func (s *MemoryStore) Datasets(ctx context.Context, teamID string) ([]*Dataset, error) {
+	defer s.rlock()()
+	var out []*Dataset
+	for _, d := range s.datasets {
+		if d.TeamID == teamID {
+			c := *d
+			out = append(out, &c)
+		}
+	}
+	slices.SortFunc(out, func(a, b *Dataset) int {
+		return cmp.Or(a.CreateTime.Compare(b.CreateTime), cmp.Compare(a.ID, b.ID))
+	})
+	return out, nil
+}
+
+// DeleteDataset implements Store.
+func (s *MemoryStore) DeleteDataset(ctx context.Context, id string) error {
+	defer s.lock()()
+	if _, ok := s.datasets[id]; !ok {
+		return ErrDatasetNotFound
+	}
+	for cid, c := range s.colls {
+		if c.DatasetID == id {
+			s.deleteCollection(cid)
+		}
+	}
+	delete(s.vectors, id)
+	delete(s.datasets, id)
+	return nil
+}
+
+// PutCollection implements Store.
+func (s *MemoryStore) PutCollection(ctx context.Context, c *Collection) error {
+	defer s.lock()()
+	if _, ok := s.datasets[c.DatasetID]; !ok {
+		return ErrDatasetNotFound
+	}
+	cc := *c
+	s.colls[c.ID] = &cc
+	return nil
+}
+
+// Collection implements Store.
+func (s *MemoryStore) Collection(ctx context.Context, id string) (*Collection, error) {
+	defer s.rlock()()
+	c, ok := s.colls[id]
+	if !ok {
+		return nil, ErrCollectionNotFound
+	}
+	cc := *c
+	return &cc, nil
+}
+
+// Collections implements Store.
+func (s *MemoryStore) Collections(ctx context.Context, datasetID string) ([]*Collection, error) {
+	defer s.rlock()()
+	var out []*Collection
+	for _, c := range s.colls {
+		if c.DatasetID == datasetID {
+			cc := *c
+			out = append(out, &cc)
+		}
+	}
+	slices.SortFunc(out, func(a, b *Collection) int {
+		return cmp.Or(a.CreateTime.Compare(b.CreateTime), cmp.Compare(a.ID, b.ID))
+	})
+	return out, nil
+}
+
+// DeleteCollection implements Store.
+func (s *MemoryStore) DeleteCollection(ctx context.Context, id string) ([]string, error) {
+	defer s.lock()()
+	if _, ok := s.colls[id]; !ok {
+		return nil, ErrCollectionNotFound
+	}
+	return s.deleteCollection(id), nil
+}
+
+func (s *MemoryStore) deleteCollection(id string) []string {
+	var removed []string
+	for _, d := range s.data {
+		if d.CollectionID == id {
+			removed = append(removed, s.deleteData(d)...)
+		}
+	}
+	for iid, it := range s.training {
+		if it.CollectionID == id {
+			delete(s.training, iid)
+		}
+	}
+	p := string(prefix(id))
+	for k := range s.qindex {
+		if len(k) > len(p) && k[:len(p)] == p {
+			delete(s.qindex, k)
+		}
+	}
+	delete(s.colls, id)
+	return removed
+}
+
+func (s *MemoryStore) deleteData(d *Data) []string {
+	ids := vectorIDsOf(d)
+	for _, vid := range ids {
+		delete(s.vectors[d.DatasetID], vid)
+	}
+	if qk := string(qKey(d.CollectionID, d.Q)); s.qindex[qk] == d.ID {
+		delete(s.qindex, qk)
+	}
+	s.markText(d.ID)
+	delete(s.data, d.ID)
+	return ids
+}
+
+func (s *MemoryStore) markText(id string) {
+	s.seq++
+	s.pending[id] = s.seq
+}
+
+// Enqueue implements Store.
+func (s *MemoryStore) Enqueue(ctx context.Context, items []*TrainingItem) ([]int, error) {
+	defer s.lock()()
+	for _, it := range items {
+		if _, ok := s.colls[it.CollectionID]; !ok {
+			return nil, ErrCollectionNotFound
+		}
+	}
+	var repeats []int
+	for i, it := range items {
+		qk := string(qKey(it.CollectionID, it.Q))
+		if _, ok := s.qindex[qk]; ok {
+			repeats = append(repeats, i)
+			continue
+		}
+		s.qindex[qk] = it.ID
+		s.training[it.ID] = cloneItem(it)
+	}
+	return repeats, nil
+}
+
+// DueTraining implements Store.
+func (s *MemoryStore) DueTraining(ctx context.Context, now time.Time, n int, skip func(string) bool) ([]*TrainingItem, error) {
+	defer s.rlock()()
+	var out []*TrainingItem
+	for _, it := range s.training {
+		if !it.Failed && !it.NextAttempt.After(now) && (skip == nil || !skip(it.ID)) {
+			out = append(out, it)
+		}
+	}
+	slices.SortFunc(out, func(a, b *TrainingItem) int {
+		return cmp.Or(a.NextAttempt.Compare(b.NextAttempt), cmp.Compare(a.ID, b.ID))
+	})
+	out = out[:min(n, len(out))]
+	for i, it := range out {
+		out[i] = cloneItem(it)
+	}
+	return out, nil
+}
+
+// Complete implements Store.
+func (s *MemoryStore) Complete(ctx context.Context, done []Trained) ([]string, error) {
+	defer s.lock()()
+	var gone []string
+	for i, t := range done {
+		it, ok := s.training[t.ItemID]
+		if !ok || it.Failed {
+			gone = append(gone, t.ItemID)
+			continue
+		}
+		s.complete(it, &done[i])
+	}
+	return gone, nil
+}
+
+func (s *MemoryStore) complete(it *TrainingItem, t *Trained) {
+	stored := map[string]bool{}
+	kept := t.Data[:0]
+	for _, d := range t.Data {
+		qk := string(qKey(d.CollectionID, d.Q))
+		if owner, ok := s.qindex[qk]; ok && owner != d.ID && owner != it.ID {
+			continue
+		}
+		kept = append(kept, d)
+		s.qindex[qk] = d.ID
+		s.data[d.ID] = cloneData(d)
+		s.markText(d.ID)
+		stored[d.ID] = true
+	}
+	keptVecs := t.Vectors[:0]
+	for _, v := range t.Vectors {
+		if stored[dataIDOf(v.ID)] {
+			m := s.vectors[it.DatasetID]
+			if m == nil {
+				m = map[string][]float32{}
+				s.vectors[it.DatasetID] = m
+			}
+			m[v.ID] = slices.Clone(v.Values)
+			keptVecs = append(keptVecs, v)
+		}
+	}
+	t.Data, t.Vectors = kept, keptVecs
+	delete(s.training, it.ID)
+}
+
+// Reschedule implements Store.
+func (s *MemoryStore) Reschedule(ctx context.Context, item *TrainingItem) error {
+	defer s.lock()()
+	if _, ok := s.training[item.ID]; !ok {
+		return errItemGone
+	}
+	if item.Failed {
+		if qk := string(qKey(item.CollectionID, item.Q)); s.qindex[qk] == item.ID {
+			delete(s.qindex, qk)
+		}
+	}
+	s.training[item.ID] = cloneItem(item)
+	return nil
+}
+
+// TrainingCounts implements Store.
+func (s *MemoryStore) TrainingCounts(ctx context.Context, collectionID string) (queued, failed int, err error) {
+	defer s.rlock()()
+	for _, it := range s.training {
+		if it.CollectionID != collectionID {
+			continue
+		}
+		if it.Failed {
+			failed++
+		} else {
+			queued++
+		}
+	}
+	return queued, failed, nil
+}
+
+// TrainingFailures implements Store.
+func (s *MemoryStore) TrainingFailures(ctx context.Context, collectionID string, limit int) ([]*TrainingItem, error) {
+	defer s.rlock()()
+	var out []*TrainingItem
+	for _, it := range s.training {
+		if it.CollectionID == collectionID && it.Failed {
+			out = append(out, cloneItem(it))
+		}
+	}
+	slices.SortFunc(out, func(a, b *TrainingItem) int { return cmp.Compare(a.ID, b.ID) })
+	return out[:min(limit, len(out))], nil
+}
+
+// Data implements Store.
+func (s *MemoryStore) Data(ctx context.Context, id string) (*Data, error) {
+	defer s.rlock()()
+	d, ok := s.data[id]
+	if !ok {
+		return nil, ErrDataNotFound
+	}
+	return cloneData(d), nil
+}
+
+// DataList implements Store.
+func (s *MemoryStore) DataList(ctx context.Context, collectionID string, offset, limit int) ([]*Data, int, error) {
+	defer s.rlock()()
+	var all []*Data
+	for _, d := range s.data {
+		if d.CollectionID == collectionID {
+			all = append(all, d)
+		}
+	}
+	slices.SortFunc(all, func(a, b *Data) int {
+		return cmp.Or(a.CreateTime.Compare(b.CreateTime), cmp.Compare(a.ID, b.ID))
+	})
+	total := len(all)
+	all = all[min(offset, total):]
+	all = all[:min(limit, len(all))]
+	out := make([]*Data, len(all))
+	for i, d := range all {
+		out[i] = cloneData(d)
+	}
+	return out, total, nil
+}
+
+// UpdateData implements Store.
+func (s *MemoryStore) UpdateData(ctx context.Context, d *Data, vectors []Vector) error {
+	defer s.lock()()
+	old, ok := s.data[d.ID]
+	if !ok {
+		return ErrDataNotFound
+	}
+	if owner, ok := s.qindex[string(qKey(d.CollectionID, d.Q))]; ok && owner != d.ID {
+		return ErrRepeat
+	}
+	s.deleteData(old)
+	s.complete(&TrainingItem{ID: d.ID, DatasetID: d.DatasetID, CollectionID: d.CollectionID},
+		&Trained{ItemID: d.ID, Data: []*Data{d}, Vectors: vectors})
+	return nil
+}
+
+// DeleteData implements Store.
+func (s *MemoryStore) DeleteData(ctx context.Context, id string) ([]string, error) {
+	defer s.lock()()
+	d, ok := s.data[id]
+	if !ok {
+		return nil, ErrDataNotFound
+	}
+	return s.deleteData(d), nil
+}
+
+// EachVector implements Store.
+func (s *MemoryStore) EachVector(ctx context.Context, fn func(string, Vector) error) error {
+	defer s.rlock()()
+	for ds, m := range s.vectors {
+		for id, v := range m {
+			if err := fn(ds, Vector{ID: id, Values: slices.Clone(v)}); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// TextPending implements Store.
+func (s *MemoryStore) TextPending(ctx context.Context, n int) ([]Pending, error) {
+	defer s.rlock()()
+	var out []Pending
+	for id, v := range s.pending {
+		if len(out) == n {
+			break
+		}
+		out = append(out, Pending{DataID: id, Version: v})
+	}
+	return out, nil
+}
+
+// ClearTextPending implements Store.
+func (s *MemoryStore) ClearTextPending(ctx context.Context, done []Pending) error {
+	defer s.lock()()
+	for _, p := range done {
+		if s.pending[p.DataID] == p.Version {
+			delete(s.pending, p.DataID)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,138 @@
+package dataset
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"strings"
+
+	"github.com/chatgate/chatgate/auth"
+	"github.com/chatgate/chatgate/internal/id"
+)
+
+// PushRequest is pushData: items to train into a collection.
+type PushRequest struct {
+	TeamID, KeyID string
+	CollectionID  string
+	Mode          TrainingMode
+	Prompt        string // QA mode: the theme, or a whole template holding {{text}}
+	BillID        string
+	Data          []PushItem
+}
+
+// PushItem is one pushed item, as FastGPT's pushData carries it.
+type PushItem struct {
+	Q       string  `json:"q"`
+	A       string  `json:"a,omitempty"`
+	FileID  string  `json:"file_id,omitempty"`
+	Source  string  `json:"source,omitempty"`
+	Indexes []Index `json:"indexes,omitempty"`
+}
+
+// Rejected is a pushed item that was not queued, with the reason.
+type Rejected struct {
+	PushItem
+	Error string `json:"error,omitempty"`
+}
+
+// PushResult is pushData's answer. Every item is counted in insertLen or
+// listed in exactly one of the other fields.
+type PushResult struct {
+	InsertLen     int        `json:"insertLen"`
+	OverToken     []Rejected `json:"overToken"`
+	Repeat        []Rejected `json:"repeat"`
+	FileIDInvalid []Rejected `json:"fileIdInvalid"`
+	Error         []Rejected `json:"error"`
+}
+
+// MaxPushItems is how many items one push may carry.
+const MaxPushItems = 2000
+
+// Push validates the items and queues the good ones for training, all in
+// one durable write: when Push returns, every item counted in InsertLen is
+// in the queue and will end as data or as a recorded failure.
+func (s *Service) Push(ctx context.Context, req PushRequest) (*PushResult, error) {
+	if req.Mode == "" {
+		req.Mode = ModeIndex
+	}
+	if req.Mode != ModeIndex && req.Mode != ModeQA {
+		return nil, auth.InvalidRequest("mode", "must be index, chunk or qa")
+	}
+	if len(req.Data) == 0 {
+		return nil, auth.InvalidRequest("data", "must hold at least one item")
+	}
+	if len(req.Data) > MaxPushItems {
+		return nil, auth.InvalidRequest("data", "holds %d items, more than %d", len(req.Data), MaxPushItems)
+	}
+	if req.Mode == ModeQA && s.opts.QA == nil {
+		return nil, ErrQAModelUnavailable
+	}
+	c, err := s.collection(ctx, req.TeamID, req.CollectionID)
+	if err != nil {
+		return nil, err
+	}
+	res := &PushResult{OverToken: []Rejected{}, Repeat: []Rejected{}, FileIDInvalid: []Rejected{}, Error: []Rejected{}}
+	now := s.opts.Now().UTC()
+	var (
+		items []*TrainingItem
+		from  []int // items[i] came from req.Data[from[i]]
+	)
+	limit := s.opts.IndexMaxTokens
+	if req.Mode == ModeQA {
+		limit = s.opts.QAMaxTokens
+	}
+	for i, it := range req.Data {
+		q := strings.TrimSpace(it.Q)
+		switch {
+		case q == "":
+			res.Error = append(res.Error, Rejected{it, "q is empty"})
+			continue
+		case !s.validFileID(ctx, c, it.FileID):
+			res.FileIDInvalid = append(res.FileIDInvalid, Rejected{PushItem: it})
+			continue
+		}
+		n := s.tokens.Count(q)
+		if req.Mode == ModeIndex {
+			n += s.tokens.Count(it.A)
+		}
+		if n > limit {
+			res.OverToken = append(res.OverToken, Rejected{it, fmt.Sprintf("%d tokens, more than %d", n, limit)})
+			continue
+		}
+		idx := make([]string, len(it.Indexes))
+		for j, x := range it.Indexes {
+			idx[j] = string(x)
+		}
+		items = append(items, &TrainingItem{ID: id.New(), TeamID: c.TeamID, DatasetID: c.DatasetID,
+			CollectionID: c.ID, Mode: req.Mode, Prompt: req.Prompt, Q: q, A: it.A, Source: it.Source,
+			FileID: it.FileID, Indexes: cleanIndexes(idx), BillID: req.BillID, KeyID: req.KeyID,
+			NextAttempt: now, CreateTime: now})
+		from = append(from, i)
+	}
+	if len(items) > 0 {
+		repeats, err := s.store.Enqueue(ctx, items)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range repeats {
+			res.Repeat = append(res.Repeat, Rejected{PushItem: req.Data[from[r]]})
+		}
+		res.InsertLen = len(items) - len(repeats)
+		wake(s.trainWake)
+	}
+	return res, nil
+}
+
+// validFileID accepts what FastGPT does: nothing, "manual" or "mark", a
+// URL, or the id of a collection of the same dataset.
+func (s *Service) validFileID(ctx context.Context, c *Collection, fileID string) bool {
+	switch fileID {
+	case "", "manual", "mark", c.ID:
+		return true
+	}
+	if u, err := url.Parse(fileID); err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" {
+		return true
+	}
+	other, err := s.store.Collection(ctx, fileID)
+	return err == nil && other.DatasetID == c.DatasetID
+}

@@ -1,0 +1,228 @@
+package dataset
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"slices"
+	"strings"
+
+	"github.com/chatgate/chatgate/auth"
+)
+
+// Search modes, FastGPT's names.
+const (
+	SearchEmbedding = "embedding"      // cosine similarity of vectors (default)
+	SearchFullText  = "fullTextRecall" // the full-text engine's relevance
+	SearchMixed     = "mixedRecall"    // both, fused by reciprocal rank
+)
+
+// Search limits.
+const (
+	DefaultSearchLimit = 10
+	MaxSearchLimit     = 100
+)
+
+// rrfK is reciprocal rank fusion's constant, the value its authors found
+// robust: a result's fused score is the sum of 1/(rrfK+rank) over the lists.
+const rrfK = 60
+
+// SearchRequest asks for the data of some datasets best matching a text.
+type SearchRequest struct {
+	TeamID, KeyID, BillID string
+	DatasetIDs            []string
+	Text                  string
+	Limit                 int     // default DefaultSearchLimit, at most MaxSearchLimit
+	Similarity            float64 // 0-1: minimum cosine similarity for embedding results
+	Mode                  string  // a Search* mode; "" is SearchEmbedding
+}
+
+// SearchHit is a found data item. Score is the cosine similarity in
+// embedding mode, the full-text relevance divided by the best one's in
+// full-text mode, and the fused score divided by the highest possible (a
+// result ranked first in both lists) in mixed mode: in every mode 0-1,
+// higher is better.
+type SearchHit struct {
+	ID           string  `json:"id"`
+	DatasetID    string  `json:"datasetId"`
+	CollectionID string  `json:"collectionId"`
+	Q            string  `json:"q"`
+	A            string  `json:"a"`
+	Source       string  `json:"source"`
+	Score        float64 `json:"score"`
+}
+
+// SearchResult is the hits, best first, and what the search cost.
+type SearchResult struct {
+	Hits   []SearchHit
+	Model  string // embedding model, when vectors were searched
+	Tokens int    // tokens of the query that was embedded
+}
+
+// Search finds the data of a team's datasets best matching req.Text.
+func (s *Service) Search(ctx context.Context, req SearchRequest) (*SearchResult, error) {
+	if strings.TrimSpace(req.Text) == "" {
+		return nil, auth.InvalidRequest("text", "is required")
+	}
+	if len(req.DatasetIDs) == 0 {
+		return nil, auth.InvalidRequest("datasetId", "is required")
+	}
+	switch {
+	case req.Limit == 0:
+		req.Limit = DefaultSearchLimit
+	case req.Limit < 0 || req.Limit > MaxSearchLimit:
+		return nil, auth.InvalidRequest("limit", "must be between 1 and %d", MaxSearchLimit)
+	}
+	if req.Similarity < 0 || req.Similarity > 1 {
+		return nil, auth.InvalidRequest("similarity", "must be between 0 and 1")
+	}
+	if req.Mode == "" {
+		req.Mode = SearchEmbedding
+	}
+	if req.Mode != SearchEmbedding && req.Mode != SearchFullText && req.Mode != SearchMixed {
+		return nil, auth.InvalidRequest("searchMode", "must be embedding, fullTextRecall or mixedRecall")
+	}
+	var sets []*Dataset
+	for _, id := range req.DatasetIDs {
+		ds, err := s.Dataset(ctx, req.TeamID, id)
+		if err != nil {
+			return nil, err
+		}
+		sets = append(sets, ds)
+	}
+	res := &SearchResult{}
+	var ranked []Hit
+	switch req.Mode {
+	case SearchEmbedding:
+		hits, err := s.searchVectors(ctx, req, sets, req.Limit, res)
+		if err != nil {
+			return nil, err
+		}
+		ranked = hits
+	case SearchFullText:
+		hits, err := s.searchText(ctx, req, req.Limit)
+		if err != nil {
+			return nil, err
+		}
+		ranked = hits
+	case SearchMixed:
+		depth := max(2*req.Limit, 20)
+		vec, err := s.searchVectors(ctx, req, sets, depth, res)
+		if err != nil {
+			return nil, err
+		}
+		txt, err := s.searchText(ctx, req, depth)
+		if err != nil {
+			return nil, err
+		}
+		ranked = fuse(vec, txt)
+	}
+	if err := s.fill(ctx, res, ranked, req.Limit); err != nil {
+		return nil, err
+	}
+	if res.Tokens > 0 {
+		s.recordUsage(ctx, UsageRecord{TeamID: req.TeamID, KeyID: req.KeyID, BillID: req.BillID,
+			DatasetID: req.DatasetIDs[0], Module: ModuleSearch, Model: res.Model, InputTokens: res.Tokens})
+	}
+	return res, nil
+}
+
+// searchVectors returns up to n data ids by cosine similarity at or above
+// req.Similarity. Data with index texts have several vectors; the best
+// counts.
+func (s *Service) searchVectors(ctx context.Context, req SearchRequest, sets []*Dataset, n int, res *SearchResult) ([]Hit, error) {
+	queries := map[string][]float32{}
+	best := map[string]float64{}
+	for _, ds := range sets {
+		q, ok := queries[ds.VectorModel]
+		if !ok {
+			emb, err := s.embedder(ds)
+			if err != nil {
+				return nil, err
+			}
+			vs, err := emb.Embed(ctx, []string{req.Text})
+			if err != nil {
+				return nil, errors.Join(errors.New("dataset: embedding the query"), err)
+			}
+			q = vs[0]
+			queries[ds.VectorModel] = q
+			res.Model = ds.VectorModel
+			res.Tokens += s.tokens.Count(req.Text)
+		}
+		// ask for more than n: one item may hold several of the nearest vectors
+		hits, err := s.vectors.Query(ctx, ds.ID, q, 2*n+8)
+		if err != nil {
+			return nil, err
+		}
+		for _, h := range hits {
+			if h.Score < req.Similarity {
+				continue
+			}
+			id := dataIDOf(h.ID)
+			if h.Score > best[id] {
+				best[id] = h.Score
+			}
+		}
+	}
+	return topHits(best, n), nil
+}
+
+func (s *Service) searchText(ctx context.Context, req SearchRequest, n int) ([]Hit, error) {
+	hits, err := s.text.Search(ctx, req.DatasetIDs, req.Text, n)
+	if err != nil || len(hits) == 0 {
+		return nil, err
+	}
+	top := hits[0].Score
+	for i := range hits {
+		if top > 0 {
+			hits[i].Score /= top
+		}
+	}
+	return hits, nil
+}
+
+// fuse merges ranked lists by reciprocal rank fusion.
+func fuse(lists ...[]Hit) []Hit {
+	scores := map[string]float64{}
+	for _, l := range lists {
+		for rank, h := range l {
+			scores[h.ID] += 1 / float64(rrfK+rank+1)
+		}
+	}
+	top := float64(len(lists)) / float64(rrfK+1)
+	for id := range scores {
+		scores[id] /= top
+	}
+	return topHits(scores, len(scores))
+}
+
+func topHits(scores map[string]float64, n int) []Hit {
+	hits := make([]Hit, 0, len(scores))
+	for id, sc := range scores {
+		hits = append(hits, Hit{ID: id, Score: sc})
+	}
+	slices.SortFunc(hits, func(a, b Hit) int {
+		return cmp.Or(cmp.Compare(b.Score, a.Score), cmp.Compare(a.ID, b.ID))
+	})
+	return hits[:min(n, len(hits))]
+}
+
+// fill loads the data of the ranked hits, skipping any deleted meanwhile.
+func (s *Service) fill(ctx context.Context, res *SearchResult, ranked []Hit, n int) error {
+	res.Hits = []SearchHit{}
+	for _, h := range ranked {
+		if len(res.Hits) == n {
+			break
+		}
+		d, err := s.store.Data(ctx, h.ID)
+		if errors.Is(err, ErrDataNotFound) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		res.Hits = append(res.Hits, SearchHit{ID: d.ID, DatasetID: d.DatasetID, CollectionID: d.CollectionID,
+			Q: d.Q, A: d.A, Source: d.Source, Score: h.Score})
+	}
+	return nil
+}

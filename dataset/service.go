@@ -1,0 +1,578 @@
+package dataset
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/chatgate/chatgate/auth"
+	"github.com/chatgate/chatgate/internal/id"
+	"github.com/chatgate/chatgate/internal/tokens"
+)
+
+// LocalModel names the LocalEmbedder in Options.Embedders.
+const LocalModel = "local"
+
+// Options configures a Service. The zero value gives an in-memory service
+// with the local embedder and no QA model.
+type Options struct {
+	Store   Store       // source of truth; nil: a MemoryStore
+	Vectors VectorStore // nil: a ChromemStore
+	Text    TextIndex   // nil: an in-memory BleveIndex, closed by Close
+	// Embedders by model name, for datasets' vectorModel. nil: LocalModel only.
+	Embedders map[string]Embedder
+	// DefaultVectorModel is used by datasets created without one; "": LocalModel.
+	DefaultVectorModel string
+	// QA writes question/answer pairs in QA mode; nil answers QA-mode pushes
+	// with ErrQAModelUnavailable.
+	QA Generator
+	// Usage receives training and search tokens; nil discards them.
+	Usage UsageRecorder
+	// Tokens counts tokens for limits and usage; nil: cl100k_base, offline.
+	Tokens interface{ Count(string) int }
+
+	Workers     int           // training workers; default 2
+	BatchSize   int           // items a worker trains at once; default 64
+	MaxAttempts int           // tries before an item fails for good; default 5
+	RetryBase   time.Duration // first retry delay, doubled each time; default 1s
+	RetryMax    time.Duration // longest retry delay; default 5m
+	PollEvery   time.Duration // how often the queue is checked without a wake-up; default 1s
+
+	IndexMaxTokens int // per index-mode item (q+a); default 3000
+	QAMaxTokens    int // per QA-mode item; default 10000
+
+	Now    func() time.Time // default time.Now
+	Logger *slog.Logger     // default slog.Default()
+}
+
+// Service is the knowledge-base service: records, training and search.
+type Service struct {
+	opts    Options
+	store   Store
+	vectors VectorStore
+	text    TextIndex
+	ownText bool
+	tokens  interface{ Count(string) int }
+	log     *slog.Logger
+
+	// indexMu orders changes of the store and the vector index: trainers
+	// share it, deletions take it alone, so a deletion cannot slip between
+	// a trainer's commit and its index update and leave orphan vectors.
+	indexMu sync.RWMutex
+
+	trainWake chan struct{}
+	textWake  chan struct{}
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+
+	inflightMu sync.Mutex
+	inflight   map[string]bool
+}
+
+// New starts a Service: it loads the vector index from the store, catches
+// the full-text index up, and starts the training workers. Call Close to
+// stop them.
+func New(ctx context.Context, opts Options) (*Service, error) {
+	if opts.Store == nil {
+		opts.Store = NewMemoryStore()
+	}
+	if opts.Vectors == nil {
+		opts.Vectors = NewChromemStore()
+	}
+	if opts.Embedders == nil {
+		opts.Embedders = map[string]Embedder{LocalModel: LocalEmbedder{}}
+	}
+	if opts.DefaultVectorModel == "" {
+		opts.DefaultVectorModel = LocalModel
+	}
+	if _, ok := opts.Embedders[opts.DefaultVectorModel]; !ok {
+		return nil, fmt.Errorf("dataset: default vector model %q has no embedder", opts.DefaultVectorModel)
+	}
+	if opts.Tokens == nil {
+		opts.Tokens = new(tokens.Counter)
+	}
+	opts.Workers = cmpOr(opts.Workers, 2)
+	opts.BatchSize = cmpOr(opts.BatchSize, 64)
+	opts.MaxAttempts = cmpOr(opts.MaxAttempts, 5)
+	opts.RetryBase = cmpOr(opts.RetryBase, time.Second)
+	opts.RetryMax = cmpOr(opts.RetryMax, 5*time.Minute)
+	opts.PollEvery = cmpOr(opts.PollEvery, time.Second)
+	opts.IndexMaxTokens = cmpOr(opts.IndexMaxTokens, 3000)
+	opts.QAMaxTokens = cmpOr(opts.QAMaxTokens, 10000)
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	s := &Service{opts: opts, store: opts.Store, vectors: opts.Vectors, text: opts.Text,
+		tokens: opts.Tokens, log: opts.Logger, trainWake: make(chan struct{}, 1),
+		textWake: make(chan struct{}, 1), inflight: map[string]bool{}}
+	if s.text == nil {
+		t, err := OpenBleveIndex("")
+		if err != nil {
+			return nil, err
+		}
+		s.text, s.ownText = t, true
+	}
+	reindex, err := s.loadVectors(ctx)
+	if err != nil {
+		s.closeText()
+		return nil, err
+	}
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	s.cancel = cancel
+	s.wg.Go(func() { s.syncText(runCtx, reindex) })
+	s.startTraining(runCtx)
+	return s, nil
+}
+
+func cmpOr[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
+}
+
+// loadVectors fills the vector index from the store. When the full-text
+// index is empty but data exists (the index was lost), it returns the data
+// ids to index again.
+func (s *Service) loadVectors(ctx context.Context) ([]string, error) {
+	empty, err := s.text.Empty()
+	if err != nil {
+		return nil, fmt.Errorf("dataset: full-text index: %w", err)
+	}
+	var (
+		reindex []string
+		batch   []Vector
+		batchDS string
+	)
+	flush := func() error {
+		err := s.vectors.Upsert(ctx, batchDS, batch)
+		batch = batch[:0]
+		return err
+	}
+	err = s.store.EachVector(ctx, func(ds string, v Vector) error {
+		if ds != batchDS || len(batch) == 1024 {
+			if err := flush(); err != nil {
+				return err
+			}
+			batchDS = ds
+		}
+		batch = append(batch, v)
+		if empty && !strings.Contains(v.ID, "/") {
+			reindex = append(reindex, v.ID)
+		}
+		return nil
+	})
+	if err == nil {
+		err = flush()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("dataset: loading vectors: %w", err)
+	}
+	return reindex, nil
+}
+
+// Close stops training and the full-text catch-up, waiting for work in
+// flight to end or ctx to expire. Items in flight stay queued. It does not
+// close the Store.
+func (s *Service) Close(ctx context.Context) error {
+	var err error
+	s.closeOnce.Do(func() {
+		s.cancel()
+		done := make(chan struct{})
+		go func() { s.wg.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+		if cerr := s.closeText(); err == nil {
+			err = cerr
+		}
+	})
+	return err
+}
+
+func (s *Service) closeText() error {
+	if s.ownText {
+		return s.text.Close()
+	}
+	return nil
+}
+
+func wake(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+// --- datasets ---
+
+// CreateDataset creates a dataset in team. vectorModel "" is the default.
+func (s *Service) CreateDataset(ctx context.Context, teamID, name, vectorModel string) (*Dataset, error) {
+	name = strings.TrimSpace(name)
+	if name == "" {
+		return nil, auth.InvalidRequest("name", "is required")
+	}
+	if vectorModel == "" {
+		vectorModel = s.opts.DefaultVectorModel
+	}
+	if _, ok := s.opts.Embedders[vectorModel]; !ok {
+		return nil, auth.InvalidRequest("vectorModel", "%q is not a configured embedding model", vectorModel)
+	}
+	d := &Dataset{ID: id.New(), TeamID: teamID, Name: name, VectorModel: vectorModel, CreateTime: s.opts.Now().UTC()}
+	if err := s.store.PutDataset(ctx, d); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// Dataset returns a team's dataset.
+func (s *Service) Dataset(ctx context.Context, teamID, id string) (*Dataset, error) {
+	d, err := s.store.Dataset(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if d.TeamID != teamID {
+		return nil, ErrDatasetNotFound
+	}
+	return d, nil
+}
+
+// Datasets returns a team's datasets, oldest first.
+func (s *Service) Datasets(ctx context.Context, teamID string) ([]*Dataset, error) {
+	return s.store.Datasets(ctx, teamID)
+}
+
+// DeleteDataset deletes a team's dataset with everything in it.
+func (s *Service) DeleteDataset(ctx context.Context, teamID, id string) error {
+	if _, err := s.Dataset(ctx, teamID, id); err != nil {
+		return err
+	}
+	s.indexMu.Lock()
+	defer s.indexMu.Unlock()
+	if err := s.store.DeleteDataset(ctx, id); err != nil {
+		return err
+	}
+	wake(s.textWake)
+	return s.vectors.DeleteDataset(ctx, id)
+}
+
+// --- collections ---
+
+// CollectionDetail is a collection with its training progress.
+type CollectionDetail struct {
+	*Collection
+	TrainingAmount int `json:"trainingAmount"` // items still queued
+	FailedAmount   int `json:"failedAmount"`   // items that failed for good
+	DataAmount     int `json:"dataAmount"`
+}
+
+// CreateCollection creates an empty collection in a team's dataset.
+func (s *Service) CreateCollection(ctx context.Context, teamID, datasetID, name string) (*Collection, error) {
+	name = strings.TrimSpace(name)
+	if name == "" {
+		return nil, auth.InvalidRequest("name", "is required")
+	}
+	if _, err := s.Dataset(ctx, teamID, datasetID); err != nil {
+		return nil, err
+	}
+	c := &Collection{ID: id.New(), TeamID: teamID, DatasetID: datasetID, Name: name,
+		Type: CollectionVirtual, CreateTime: s.opts.Now().UTC()}
+	if err := s.store.PutCollection(ctx, c); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// TextCollection asks for a collection made from a text.
+type TextCollection struct {
+	TeamID, KeyID string
+	DatasetID     string
+	Name          string
+	Text          string
+	TrainingType  TrainingMode
+	ChunkSize     int // tokens; default 512
+	ChunkOverlap  int // tokens; default 0
+	Prompt        string
+	BillID        string
+}
+
+// CreateTextCollection splits a text into chunks, creates a collection
+// for them and queues every chunk for training.
+func (s *Service) CreateTextCollection(ctx context.Context, tc TextCollection) (*Collection, *PushResult, error) {
+	if strings.TrimSpace(tc.Name) == "" {
+		return nil, nil, auth.InvalidRequest("name", "is required")
+	}
+	if strings.TrimSpace(tc.Text) == "" {
+		return nil, nil, auth.InvalidRequest("text", "is required")
+	}
+	if tc.ChunkSize == 0 {
+		tc.ChunkSize = 512
+	}
+	if tc.ChunkSize < 16 || tc.ChunkSize > s.opts.IndexMaxTokens {
+		return nil, nil, auth.InvalidRequest("chunkSize", "must be between 16 and %d", s.opts.IndexMaxTokens)
+	}
+	if tc.ChunkOverlap < 0 || tc.ChunkOverlap > tc.ChunkSize/2 {
+		return nil, nil, auth.InvalidRequest("chunkOverlap", "must be between 0 and half of chunkSize")
+	}
+	if tc.TrainingType == "" {
+		tc.TrainingType = ModeIndex
+	}
+	if tc.TrainingType == ModeQA && s.opts.QA == nil {
+		return nil, nil, ErrQAModelUnavailable
+	}
+	if _, err := s.Dataset(ctx, tc.TeamID, tc.DatasetID); err != nil {
+		return nil, nil, err
+	}
+	chunks, err := SplitText(tc.Text, tc.ChunkSize, tc.ChunkOverlap, s.tokens.Count)
+	if err != nil {
+		return nil, nil, fmt.Errorf("dataset: splitting text: %w", err)
+	}
+	c := &Collection{ID: id.New(), TeamID: tc.TeamID, DatasetID: tc.DatasetID, Name: strings.TrimSpace(tc.Name),
+		Type: CollectionText, TrainingType: tc.TrainingType, ChunkSize: tc.ChunkSize, CreateTime: s.opts.Now().UTC()}
+	if err := s.store.PutCollection(ctx, c); err != nil {
+		return nil, nil, err
+	}
+	items := make([]PushItem, len(chunks))
+	for i, ch := range chunks {
+		items[i] = PushItem{Q: ch, Source: c.Name}
+	}
+	res, err := s.Push(ctx, PushRequest{TeamID: tc.TeamID, KeyID: tc.KeyID, CollectionID: c.ID,
+		Mode: tc.TrainingType, Prompt: tc.Prompt, BillID: tc.BillID, Data: items})
+	if err != nil {
+		return nil, nil, err
+	}
+	return c, res, nil
+}
+
+// Collection returns a team's collection with its training progress.
+func (s *Service) Collection(ctx context.Context, teamID, id string) (*CollectionDetail, error) {
+	c, err := s.collection(ctx, teamID, id)
+	if err != nil {
+		return nil, err
+	}
+	return s.detail(ctx, c)
+}
+
+func (s *Service) detail(ctx context.Context, c *Collection) (*CollectionDetail, error) {
+	queued, failed, err := s.store.TrainingCounts(ctx, c.ID)
+	if err != nil {
+		return nil, err
+	}
+	_, total, err := s.store.DataList(ctx, c.ID, 0, 0)
+	if err != nil {
+		return nil, err
+	}
+	return &CollectionDetail{Collection: c, TrainingAmount: queued, FailedAmount: failed, DataAmount: total}, nil
+}
+
+func (s *Service) collection(ctx context.Context, teamID, id string) (*Collection, error) {
+	c, err := s.store.Collection(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if c.TeamID != teamID {
+		return nil, ErrCollectionNotFound
+	}
+	return c, nil
+}
+
+// Collections returns the collections of a team's dataset with progress.
+func (s *Service) Collections(ctx context.Context, teamID, datasetID string) ([]*CollectionDetail, error) {
+	if _, err := s.Dataset(ctx, teamID, datasetID); err != nil {
+		return nil, err
+	}
+	cs, err := s.store.Collections(ctx, datasetID)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*CollectionDetail, 0, len(cs))
+	for _, c := range cs {
+		d, err := s.detail(ctx, c)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+// TrainingFailures returns up to limit items of a team's collection that
+// failed for good, with their last error.
+func (s *Service) TrainingFailures(ctx context.Context, teamID, collectionID string, limit int) ([]*TrainingItem, error) {
+	if _, err := s.collection(ctx, teamID, collectionID); err != nil {
+		return nil, err
+	}
+	return s.store.TrainingFailures(ctx, collectionID, limit)
+}
+
+// DeleteCollection deletes a team's collection, its data and queued items.
+func (s *Service) DeleteCollection(ctx context.Context, teamID, id string) error {
+	c, err := s.collection(ctx, teamID, id)
+	if err != nil {
+		return err
+	}
+	s.indexMu.Lock()
+	defer s.indexMu.Unlock()
+	ids, err := s.store.DeleteCollection(ctx, id)
+	if err != nil {
+		return err
+	}
+	wake(s.textWake)
+	return s.vectors.Delete(ctx, c.DatasetID, ids)
+}
+
+// --- data ---
+
+// Data returns a team's data item.
+func (s *Service) Data(ctx context.Context, teamID, id string) (*Data, error) {
+	d, err := s.store.Data(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if d.TeamID != teamID {
+		return nil, ErrDataNotFound
+	}
+	return d, nil
+}
+
+// DataList returns a page of a team's collection's data and its total.
+func (s *Service) DataList(ctx context.Context, teamID, collectionID string, offset, limit int) ([]*Data, int, error) {
+	if _, err := s.collection(ctx, teamID, collectionID); err != nil {
+		return nil, 0, err
+	}
+	return s.store.DataList(ctx, collectionID, offset, limit)
+}
+
+// DataUpdate changes a data item; nil fields are kept.
+type DataUpdate struct {
+	ID      string
+	Q, A    *string
+	Indexes *[]string
+}
+
+// UpdateData applies u to a team's data item and embeds it again.
+func (s *Service) UpdateData(ctx context.Context, teamID string, u DataUpdate) (*Data, error) {
+	d, err := s.Data(ctx, teamID, u.ID)
+	if err != nil {
+		return nil, err
+	}
+	if u.Q != nil {
+		if strings.TrimSpace(*u.Q) == "" {
+			return nil, auth.InvalidRequest("q", "must not be empty")
+		}
+		d.Q = strings.TrimSpace(*u.Q)
+	}
+	if u.A != nil {
+		d.A = *u.A
+	}
+	if u.Indexes != nil {
+		d.Indexes = cleanIndexes(*u.Indexes)
+	}
+	if n := s.tokens.Count(d.Q) + s.tokens.Count(d.A); n > s.opts.IndexMaxTokens {
+		return nil, auth.InvalidRequest("q", "q and a hold %d tokens, more than %d", n, s.opts.IndexMaxTokens)
+	}
+	ds, err := s.store.Dataset(ctx, d.DatasetID)
+	if err != nil {
+		return nil, err
+	}
+	emb, err := s.embedder(ds)
+	if err != nil {
+		return nil, err
+	}
+	vecs, err := emb.Embed(ctx, d.texts())
+	if err != nil {
+		return nil, fmt.Errorf("dataset: embedding: %w", err)
+	}
+	d.UpdateTime = s.opts.Now().UTC()
+	vectors := make([]Vector, len(vecs))
+	for i, v := range vecs {
+		vectors[i] = Vector{ID: vectorID(d.ID, i), Values: v}
+	}
+	old, err := s.store.Data(ctx, d.ID)
+	if err != nil {
+		return nil, err
+	}
+	s.indexMu.Lock()
+	defer s.indexMu.Unlock()
+	if err := s.store.UpdateData(ctx, d, vectors); err != nil {
+		if errors.Is(err, ErrRepeat) {
+			return nil, auth.InvalidRequest("q", "another item of the collection has this q")
+		}
+		return nil, err
+	}
+	wake(s.textWake)
+	if err := s.vectors.Delete(ctx, d.DatasetID, vectorIDsOf(old)); err != nil {
+		return nil, err
+	}
+	if err := s.vectors.Upsert(ctx, d.DatasetID, vectors); err != nil {
+		return nil, err
+	}
+	s.recordUsage(ctx, UsageRecord{TeamID: d.TeamID, DatasetID: d.DatasetID, CollectionID: d.CollectionID,
+		Module: ModuleEmbedding, Model: ds.VectorModel, InputTokens: s.countAll(d.texts()), Items: 1})
+	return d, nil
+}
+
+// DeleteData deletes a team's data item.
+func (s *Service) DeleteData(ctx context.Context, teamID, id string) error {
+	d, err := s.Data(ctx, teamID, id)
+	if err != nil {
+		return err
+	}
+	s.indexMu.Lock()
+	defer s.indexMu.Unlock()
+	ids, err := s.store.DeleteData(ctx, id)
+	if err != nil {
+		return err
+	}
+	wake(s.textWake)
+	return s.vectors.Delete(ctx, d.DatasetID, ids)
+}
+
+func (s *Service) embedder(ds *Dataset) (Embedder, error) {
+	e, ok := s.opts.Embedders[ds.VectorModel]
+	if !ok {
+		return nil, permanent(fmt.Errorf("dataset %s: vector model %q has no embedder", ds.ID, ds.VectorModel))
+	}
+	return e, nil
+}
+
+func (s *Service) countAll(texts []string) int {
+	n := 0
+	for _, t := range texts {
+		n += s.tokens.Count(t)
+	}
+	return n
+}
+
+func (s *Service) recordUsage(ctx context.Context, u UsageRecord) {
+	if s.opts.Usage == nil {
+		return
+	}
+	if u.Time.IsZero() {
+		u.Time = s.opts.Now().UTC()
+	}
+	if err := s.opts.Usage.RecordDatasetUsage(ctx, u); err != nil {
+		s.log.Error("dataset: recording usage", "module", u.Module, "err", err)
+	}
+}
+
+func cleanIndexes(in []string) []string {
+	var out []string
+	for _, x := range in {
+		if x = strings.TrimSpace(x); x != "" {
+			out = append(out, x)
+		}
+	}
+	return out
+}
