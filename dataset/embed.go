@@ -2,7 +2,7 @@ package dataset
 
 import (
 	"context"
-		"math"
+	"math"
 	"strings"
 	"unicode"
 )
