@@ -60,6 +60,19 @@ func (m *Manager) SyncConfig(ctx context.Context, keys []ConfigKey) error {
 		want[k.ID] = k
 	}
 
+	// A secret held by a key the config does not manage cannot be taken
+	// over. Check before changing anything, so a bad config changes nothing.
+	for _, id := range slices.Sorted(maps.Keys(want)) {
+		other, err := m.store.GetByHash(ctx, want[id].Hash)
+		switch {
+		case errors.Is(err, ErrKeyNotFound):
+		case err != nil:
+			return err
+		case other.ID != id && other.Source != SourceConfig:
+			return InvalidRequest("channels.api.accounts."+strings.TrimPrefix(id, "cfg-")+".api_key", "is already in use by a key that is not in the config file")
+		}
+	}
+
 	have, err := m.store.List(ctx, Filter{Source: SourceConfig})
 	if err != nil {
 		return err
