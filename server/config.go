@@ -32,6 +32,7 @@ type Config struct {
 	Models   []ModelConfig `yaml:"models"`
 	Apps     []AppConfig   `yaml:"apps"`
 	Chat     ChatConfig    `yaml:"chat"`
+	Dataset  DatasetConfig `yaml:"dataset"`
 
 	// OpenAIBaseURL and OpenAIAPIKey, from the OPENAI_BASE_URL and
 	// OPENAI_API_KEY variables the OpenAI SDKs use, register an
@@ -166,11 +167,49 @@ func (cfg *Config) ApplyEnv(lookup func(string) (string, bool)) {
 	if v, ok := lookup("OPENAI_API_KEY"); ok && v != "" {
 		cfg.OpenAIAPIKey = v
 	}
+	if v, ok := lookup("CHATGATE_QA_MODEL"); ok && v != "" {
+		cfg.Dataset.QAModel = v
+	}
 	for i := range cfg.Models {
 		if m := &cfg.Models[i]; m.APIKey == "" && m.APIKeyEnv != "" {
 			m.APIKey, _ = lookup(m.APIKeyEnv)
 		}
 	}
+	for i := range cfg.Dataset.Embedders {
+		if e := &cfg.Dataset.Embedders[i]; e.APIKey == "" && e.APIKeyEnv != "" {
+			e.APIKey, _ = lookup(e.APIKeyEnv)
+		}
+	}
+}
+
+// DatasetConfig tunes knowledge bases.
+type DatasetConfig struct {
+	// QAModel names the model (one of models:, or any name the
+	// OPENAI_BASE_URL provider serves) that writes Q/A pairs in QA-mode
+	// training; CHATGATE_QA_MODEL overrides it. FastGPT spells it qaModel,
+	// which is accepted too. Without one, QA mode answers 400
+	// qa_model_unavailable unless OPENAI_BASE_URL is set.
+	QAModel      string `yaml:"qa_model"`
+	QAModelCamel string `yaml:"qaModel"`
+	// Workers is the number of training workers; 2 when zero.
+	Workers int `yaml:"workers"`
+	// VectorModel is the embedder new datasets use: "local" (the default,
+	// offline) or the name of one of Embedders.
+	VectorModel string `yaml:"vector_model"`
+	// Embedders declares remote embedding models datasets can name.
+	Embedders []EmbedderConfig `yaml:"embedders"`
+	// MaxBodyBytes limits knowledge-base request bodies; 16 MiB when zero.
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+}
+
+// EmbedderConfig declares a remote embedding model.
+type EmbedderConfig struct {
+	Name      string `yaml:"name"`     // what datasets' vectorModel names
+	Provider  string `yaml:"provider"` // openai (any OpenAI-compatible server) or ollama
+	BaseURL   string `yaml:"base_url"`
+	APIKey    string `yaml:"api_key"`
+	APIKeyEnv string `yaml:"api_key_env"`
+	Model     string `yaml:"model"` // the upstream model; the name when empty
 }
 
 // ModelConfig declares a model that apps can name.

@@ -21,6 +21,7 @@ import (
 
 	"github.com/chatgate/chatgate/auth"
 	"github.com/chatgate/chatgate/chat"
+	"github.com/chatgate/chatgate/dataset"
 	"github.com/chatgate/chatgate/internal/boltx"
 	"github.com/chatgate/chatgate/internal/httpjson"
 )
@@ -43,6 +44,9 @@ type Server struct {
 	Keys  *auth.Manager
 	// Chat is the chat engine; its apps and history share the database.
 	Chat *chat.Engine
+	// Datasets is the knowledge-base service; chat apps retrieve through it.
+	Datasets *dataset.Service
+	text     *dataset.BleveIndex
 
 	closeOnce sync.Once
 	closeErr  error
@@ -112,8 +116,12 @@ func (s *Server) init() error {
 	}
 	tokens := new(chat.TokenCounter)
 	go func() { _ = tokens.Warm() }() // the encoder takes a moment to build; not on the first request
+	if err := s.openDataset(ctx, models); err != nil {
+		return err
+	}
 	s.Chat = chat.NewEngine(chat.EngineConfig{Apps: chatStore, History: chatStore, Models: models,
-		Usage: newUsageMetrics(s.metrics.reg), Tokens: tokens, HistoryLimit: s.cfg.Chat.HistoryLimit, Logger: s.log})
+		Retriever: retriever{s.Datasets}, Usage: newUsageMetrics(s.metrics.reg), Tokens: tokens,
+		HistoryLimit: s.cfg.Chat.HistoryLimit, Logger: s.log})
 	if err := s.syncApps(ctx, chatStore); err != nil {
 		return err
 	}
@@ -160,6 +168,9 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("GET /api/core/app/detail", admin(ch.AppDetail))
 	mux.Handle("PUT /api/core/app/update", admin(ch.UpdateApp))
 	mux.Handle("DELETE /api/core/app/del", admin(ch.DeleteApp))
+
+	dataset.NewHandler(s.Datasets, dataset.HandlerOptions{MaxBody: s.cfg.Dataset.MaxBodyBytes, Logger: s.log}).
+		Register(mux, a.Require)
 
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		httpjson.WriteError(w, r, s.log, auth.NotFound("route "+r.Method+" "+r.URL.Path))
@@ -231,6 +242,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 func (s *Server) Close(ctx context.Context) error {
 	s.closeOnce.Do(func() {
 		var errs []error
+		if s.Datasets != nil {
+			errs = append(errs, s.Datasets.Close(ctx))
+		}
+		if s.text != nil {
+			errs = append(errs, s.text.Close())
+		}
 		if s.Authn != nil {
 			errs = append(errs, s.Authn.Close(ctx))
 		}

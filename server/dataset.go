@@ -1,0 +1,147 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+
+	"github.com/chatgate/chatgate/chat"
+	"github.com/chatgate/chatgate/dataset"
+)
+
+// TextIndexDir is the full-text index's directory in the data directory.
+const TextIndexDir = "fulltext.bleve"
+
+// openDataset builds the knowledge-base service on the shared database,
+// with the full-text index beside it.
+func (s *Server) openDataset(ctx context.Context, models *chat.Models) error {
+	store, err := dataset.NewBoltStore(s.db)
+	if err != nil {
+		return err
+	}
+	embedders, err := s.cfg.embedders()
+	if err != nil {
+		return err
+	}
+	text, err := dataset.OpenBleveIndex(filepath.Join(s.cfg.Server.Data, TextIndexDir))
+	if err != nil {
+		return err
+	}
+	s.text = text
+	opts := dataset.Options{Store: store, Text: text, Embedders: embedders,
+		DefaultVectorModel: s.cfg.Dataset.VectorModel, Workers: s.cfg.Dataset.Workers, Logger: s.log}
+	if qa := s.cfg.qaGenerator(models); qa != nil {
+		opts.QA = qa
+	}
+	s.Datasets, err = dataset.New(ctx, opts)
+	return err
+}
+
+func (cfg *Config) embedders() (map[string]dataset.Embedder, error) {
+	out := map[string]dataset.Embedder{dataset.LocalModel: dataset.LocalEmbedder{}}
+	for i, ec := range cfg.Dataset.Embedders {
+		field := fmt.Sprintf("dataset.embedders[%d]", i)
+		if ec.Name == "" {
+			return nil, fmt.Errorf("config: %s.name is required", field)
+		}
+		if _, dup := out[ec.Name]; dup {
+			return nil, fmt.Errorf("config: %s.name %q is taken", field, ec.Name)
+		}
+		rc := dataset.RemoteEmbedderConfig{BaseURL: ec.BaseURL, APIKey: ec.APIKey, Model: ec.Model}
+		if rc.Model == "" {
+			rc.Model = ec.Name
+		}
+		var (
+			e   dataset.Embedder
+			err error
+		)
+		switch ec.Provider {
+		case "openai", "":
+			e, err = dataset.NewOpenAIEmbedder(rc)
+		case "ollama":
+			e, err = dataset.NewOllamaEmbedder(rc)
+		default:
+			return nil, fmt.Errorf("config: %s.provider must be openai or ollama, not %q", field, ec.Provider)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("config: %s: %w", field, err)
+		}
+		out[ec.Name] = e
+	}
+	if vm := cfg.Dataset.VectorModel; vm != "" && out[vm] == nil {
+		return nil, fmt.Errorf("config: dataset.vector_model %q is neither local nor a declared embedder", vm)
+	}
+	return out, nil
+}
+
+// qaGenerator picks the QA model: the configured name, else the
+// OPENAI_BASE_URL provider. The offline extractive model cannot write
+// pairs, so it is never picked; nil means QA mode is unavailable.
+func (cfg *Config) qaGenerator(models *chat.Models) dataset.Generator {
+	name := cfg.Dataset.QAModel
+	if name == "" {
+		name = cfg.Dataset.QAModelCamel
+	}
+	if name == chat.ExtractiveModelName {
+		return nil
+	}
+	if name == "" && cfg.OpenAIBaseURL == "" {
+		return nil
+	}
+	m, err := models.Lookup(name)
+	if err != nil {
+		return nil
+	}
+	return &qaModel{name: name, m: m}
+}
+
+// qaModel adapts a chat model to dataset.Generator.
+type qaModel struct {
+	name string
+	m    chat.Model
+}
+
+func (q *qaModel) Generate(ctx context.Context, prompt string) (dataset.GenerateResult, error) {
+	res, err := q.m.Generate(ctx, chat.ModelRequest{Model: q.name, Question: prompt,
+		Messages: []chat.Message{{Role: chat.RoleUser, Content: prompt}}}, nil)
+	if err != nil {
+		return dataset.GenerateResult{}, err
+	}
+	return dataset.GenerateResult{Text: res.Text, Model: q.name, PromptTokens: res.Usage.PromptTokens,
+		CompletionTokens: res.Usage.CompletionTokens}, nil
+}
+
+// retriever adapts the dataset service to chat.Retriever.
+type retriever struct {
+	s *dataset.Service
+}
+
+func (r retriever) Retrieve(ctx context.Context, req chat.RetrieveRequest) (chat.RetrieveResult, error) {
+	// An app may still name a dataset deleted since; it is skipped rather
+	// than failing every chat of the app.
+	var ids []string
+	for _, id := range req.DatasetIDs {
+		_, err := r.s.Dataset(ctx, req.TeamID, id)
+		switch {
+		case err == nil:
+			ids = append(ids, id)
+		case !errors.Is(err, dataset.ErrDatasetNotFound):
+			return chat.RetrieveResult{}, err
+		}
+	}
+	if len(ids) == 0 {
+		return chat.RetrieveResult{}, nil
+	}
+	res, err := r.s.Search(ctx, dataset.SearchRequest{TeamID: req.TeamID, KeyID: req.BillKeyID, DatasetIDs: ids,
+		Text: req.Query, Limit: req.Limit, Similarity: req.Similarity, Mode: req.Mode})
+	if err != nil {
+		return chat.RetrieveResult{}, err
+	}
+	out := chat.RetrieveResult{Model: res.Model, Tokens: res.Tokens, Quotes: make([]chat.Quote, len(res.Hits))}
+	for i, h := range res.Hits {
+		out.Quotes[i] = chat.Quote{DatasetID: h.DatasetID, CollectionID: h.CollectionID, ID: h.ID,
+			Q: h.Q, A: h.A, Source: h.Source, Score: h.Score}
+	}
+	return out, nil
+}
