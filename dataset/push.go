@@ -71,6 +71,11 @@ func (s *Service) Push(ctx context.Context, req PushRequest) (*PushResult, error
 	if err != nil {
 		return nil, err
 	}
+	if req.BillID != "" && s.opts.CheckBill != nil {
+		if err := s.opts.CheckBill(ctx, req.TeamID, req.BillID); err != nil {
+			return nil, err
+		}
+	}
 	res := &PushResult{OverToken: []Rejected{}, Repeat: []Rejected{}, FileIDInvalid: []Rejected{}, Error: []Rejected{}}
 	now := s.opts.Now().UTC()
 	var (

@@ -32,6 +32,9 @@ type Options struct {
 	QA Generator
 	// Usage receives training and search tokens; nil discards them.
 	Usage UsageRecorder
+	// CheckBill, when set, vets a pushData billId before anything is queued,
+	// so usage is never written under a bill that does not exist.
+	CheckBill func(ctx context.Context, teamID, billID string) error
 	// Tokens counts tokens for limits and usage; nil: cl100k_base, offline.
 	Tokens interface{ Count(string) int }
 
@@ -333,6 +336,11 @@ func (s *Service) CreateTextCollection(ctx context.Context, tc TextCollection) (
 	}
 	if _, err := s.Dataset(ctx, tc.TeamID, tc.DatasetID); err != nil {
 		return nil, nil, err
+	}
+	if tc.BillID != "" && s.opts.CheckBill != nil {
+		if err := s.opts.CheckBill(ctx, tc.TeamID, tc.BillID); err != nil {
+			return nil, nil, err
+		}
 	}
 	chunks, err := SplitText(tc.Text, tc.ChunkSize, tc.ChunkOverlap, s.tokens.Count)
 	if err != nil {

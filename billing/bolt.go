@@ -1,0 +1,344 @@
+package billing
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"math"
+	"slices"
+	"sync"
+
+	"go.etcd.io/bbolt"
+
+	"github.com/chatgate/chatgate/internal/boltx"
+	"github.com/chatgate/chatgate/internal/id"
+)
+
+var (
+	bucketRecords   = []byte("billing.records")    // time(8)id -> Record
+	bucketRecordIDs = []byte("billing.record_ids") // id -> ""
+	bucketBills     = []byte("billing.bills")      // id -> BillDetail
+	bucketKeys      = []byte("billing.keys")       // key id -> points, float64 bits
+	bucketApps      = []byte("billing.apps")       // app id -> points, float64 bits
+)
+
+// BoltLedger is a Ledger in a bbolt database, in the billing.* buckets of
+// the file the other domains share.
+//
+// Concurrent Record calls share commits: a call joins the next transaction
+// and returns when it is on disk, so under load one fsync covers many
+// records, without delaying a lone writer and without trading away
+// durability.
+type BoltLedger struct {
+	db *bbolt.DB
+
+	mu      sync.Mutex
+	queue   []*pendingRecord
+	running bool
+}
+
+type pendingRecord struct {
+	r    *Record
+	done chan error
+}
+
+// NewBoltLedger returns a ledger on db, creating its buckets if needed.
+func NewBoltLedger(db *bbolt.DB) (*BoltLedger, error) {
+	if err := boltx.EnsureBuckets(db, bucketRecords, bucketRecordIDs, bucketBills, bucketKeys, bucketApps); err != nil {
+		return nil, fmt.Errorf("billing: %w", err)
+	}
+	return &BoltLedger{db: db}, nil
+}
+
+func recordKey(r *Record) []byte {
+	b := binary.BigEndian.AppendUint64(nil, uint64(r.Time.UnixNano()))
+	return append(b, r.ID...)
+}
+
+func addFloat(b *bbolt.Bucket, key string, v float64) error {
+	if key == "" || v == 0 {
+		return nil
+	}
+	cur := 0.0
+	if old := b.Get([]byte(key)); len(old) == 8 {
+		cur = math.Float64frombits(binary.BigEndian.Uint64(old))
+	}
+	return b.Put([]byte(key), binary.BigEndian.AppendUint64(nil, math.Float64bits(cur+v)))
+}
+
+func getFloat(b *bbolt.Bucket, key string) float64 {
+	if v := b.Get([]byte(key)); len(v) == 8 {
+		return math.Float64frombits(binary.BigEndian.Uint64(v))
+	}
+	return 0
+}
+
+// Record implements Ledger.
+func (l *BoltLedger) Record(ctx context.Context, r *Record) error {
+	if err := prepare(r); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	p := &pendingRecord{r: r, done: make(chan error, 1)}
+	l.mu.Lock()
+	l.queue = append(l.queue, p)
+	if !l.running {
+		l.running = true
+		go l.commitLoop()
+	}
+	l.mu.Unlock()
+	// Once queued the record is committed whatever ctx does: waiting for it
+	// is what makes the nil error mean durable.
+	return <-p.done
+}
+
+// commitLoop commits everything queued, one transaction per round, until
+// the queue is empty.
+func (l *BoltLedger) commitLoop() {
+	for {
+		l.mu.Lock()
+		batch := l.queue
+		l.queue = nil
+		if len(batch) == 0 {
+			l.running = false
+			l.mu.Unlock()
+			return
+		}
+		l.mu.Unlock()
+		errs := make([]error, len(batch))
+		err := l.db.Update(func(tx *bbolt.Tx) error {
+			for i, p := range batch {
+				errs[i] = nil
+				// A record that fails alone (an unknown bill) must not
+				// sink the others: it is checked before anything is put.
+				if err := checkRecord(tx, p.r); err != nil {
+					errs[i] = err
+					continue
+				}
+				if err := putRecord(tx, p.r); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		for i, p := range batch {
+			if err != nil {
+				p.done <- fmt.Errorf("billing: writing usage: %w", err)
+			} else {
+				p.done <- errs[i]
+			}
+		}
+	}
+}
+
+func checkRecord(tx *bbolt.Tx, r *Record) error {
+	if r.BillID == "" {
+		return nil
+	}
+	var b BillDetail
+	ok, err := boltx.GetJSON(tx.Bucket(bucketBills), []byte(r.BillID), &b)
+	if err != nil {
+		return err
+	}
+	if !ok || b.TeamID != r.TeamID {
+		return ErrBillNotFound
+	}
+	return nil
+}
+
+func putRecord(tx *bbolt.Tx, r *Record) error {
+	ids := tx.Bucket(bucketRecordIDs)
+	if ids.Get([]byte(r.ID)) != nil {
+		return nil // already counted
+	}
+	if err := ids.Put([]byte(r.ID), nil); err != nil {
+		return err
+	}
+	if err := boltx.PutJSON(tx.Bucket(bucketRecords), recordKey(r), r); err != nil {
+		return err
+	}
+	if err := addFloat(tx.Bucket(bucketKeys), r.KeyID, r.Points); err != nil {
+		return err
+	}
+	if err := addFloat(tx.Bucket(bucketApps), r.AppID, r.Points); err != nil {
+		return err
+	}
+	if r.BillID == "" {
+		return nil
+	}
+	bb := tx.Bucket(bucketBills)
+	var b BillDetail
+	if _, err := boltx.GetJSON(bb, []byte(r.BillID), &b); err != nil {
+		return err
+	}
+	b.addRecord(r)
+	return boltx.PutJSON(bb, []byte(r.BillID), &b)
+}
+
+// CreateBill implements Ledger.
+func (l *BoltLedger) CreateBill(ctx context.Context, b *Bill) error {
+	if b.ID == "" {
+		b.ID = id.New()
+	}
+	return l.db.Update(func(tx *bbolt.Tx) error {
+		return boltx.PutJSON(tx.Bucket(bucketBills), []byte(b.ID), &BillDetail{Bill: *b, Items: []BillItem{}})
+	})
+}
+
+// Bill implements Ledger.
+func (l *BoltLedger) Bill(ctx context.Context, id string) (*BillDetail, error) {
+	b := new(BillDetail)
+	err := l.db.View(func(tx *bbolt.Tx) error {
+		ok, err := boltx.GetJSON(tx.Bucket(bucketBills), []byte(id), b)
+		if err == nil && !ok {
+			err = ErrBillNotFound
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// List implements Ledger.
+func (l *BoltLedger) List(ctx context.Context, f Filter) ([]Record, int, error) {
+	var (
+		out   []Record
+		total int
+	)
+	err := l.scan(ctx, f, func(r *Record) {
+		total++
+		if total > f.Offset && (f.Limit <= 0 || len(out) < f.Limit) {
+			out = append(out, *r)
+		}
+	})
+	return out, total, err
+}
+
+// scan calls fn with the records f selects, newest first.
+func (l *BoltLedger) scan(ctx context.Context, f Filter, fn func(*Record)) error {
+	return l.db.View(func(tx *bbolt.Tx) error {
+		c := tx.Bucket(bucketRecords).Cursor()
+		var k, v []byte
+		if f.To.IsZero() {
+			k, v = c.Last()
+		} else {
+			k, v = c.Seek(binary.BigEndian.AppendUint64(nil, uint64(f.To.UnixNano())))
+			if k == nil {
+				k, v = c.Last()
+			} else {
+				k, v = c.Prev()
+			}
+		}
+		from := []byte(nil)
+		if !f.From.IsZero() {
+			from = binary.BigEndian.AppendUint64(nil, uint64(f.From.UnixNano()))
+		}
+		for n := 0; k != nil; k, v = c.Prev() {
+			if from != nil && bytes.Compare(k[:8], from) < 0 {
+				break
+			}
+			if n++; n%4096 == 0 {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+			}
+			var r Record
+			if err := json.Unmarshal(v, &r); err != nil {
+				return fmt.Errorf("billing: record %x: %w", k, err)
+			}
+			if f.match(&r) {
+				fn(&r)
+			}
+		}
+		return nil
+	})
+}
+
+// Summary implements Ledger.
+func (l *BoltLedger) Summary(ctx context.Context, f Filter) (*Summary, error) {
+	sum := newSummer()
+	if err := l.scan(ctx, f, sum.add); err != nil {
+		return nil, err
+	}
+	return sum.result(), nil
+}
+
+// KeyPoints implements Ledger.
+func (l *BoltLedger) KeyPoints(ctx context.Context) (map[string]float64, error) {
+	out := map[string]float64{}
+	err := l.db.View(func(tx *bbolt.Tx) error {
+		return tx.Bucket(bucketKeys).ForEach(func(k, v []byte) error {
+			out[string(k)] = math.Float64frombits(binary.BigEndian.Uint64(v))
+			return nil
+		})
+	})
+	return out, err
+}
+
+// AppPoints implements Ledger.
+func (l *BoltLedger) AppPoints(ctx context.Context, appID string) (float64, error) {
+	var p float64
+	err := l.db.View(func(tx *bbolt.Tx) error {
+		p = getFloat(tx.Bucket(bucketApps), appID)
+		return nil
+	})
+	return p, err
+}
+
+// summer accumulates a Summary.
+type summer struct {
+	total Total
+	days  map[string]*Total
+	keys  map[string]*Total
+}
+
+func newSummer() *summer { return &summer{days: map[string]*Total{}, keys: map[string]*Total{}} }
+
+func (s *summer) add(r *Record) {
+	s.total.add(r)
+	day := r.Time.UTC().Format("2006-01-02")
+	if s.days[day] == nil {
+		s.days[day] = &Total{}
+	}
+	s.days[day].add(r)
+	if s.keys[r.KeyID] == nil {
+		s.keys[r.KeyID] = &Total{}
+	}
+	s.keys[r.KeyID].add(r)
+}
+
+func (s *summer) result() *Summary {
+	out := &Summary{Total: s.total, ByDay: []DayTotal{}, ByKey: []KeyTotal{}}
+	for d, t := range s.days {
+		out.ByDay = append(out.ByDay, DayTotal{Day: d, Total: *t})
+	}
+	slices.SortFunc(out.ByDay, func(a, b DayTotal) int { return cmp.Compare(a.Day, b.Day) })
+	for k, t := range s.keys {
+		out.ByKey = append(out.ByKey, KeyTotal{KeyID: k, Total: *t})
+	}
+	slices.SortFunc(out.ByKey, func(a, b KeyTotal) int {
+		return cmp.Or(cmp.Compare(b.Points, a.Points), cmp.Compare(a.KeyID, b.KeyID))
+	})
+	return out
+}
+
+func (b *BillDetail) addRecord(r *Record) {
+	tokens := r.InputTokens + r.OutputTokens
+	b.TotalTokens += tokens
+	b.TotalPoints += r.Points
+	for i := range b.Items {
+		if it := &b.Items[i]; it.Module == r.Module && it.Model == r.Model {
+			it.Tokens += tokens
+			it.Points += r.Points
+			return
+		}
+	}
+	b.Items = append(b.Items, BillItem{Module: r.Module, Model: r.Model, Tokens: tokens, Points: r.Points})
+}

@@ -1,0 +1,160 @@
+package billing
+
+import (
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/chatgate/chatgate/auth"
+	"github.com/chatgate/chatgate/internal/httpjson"
+)
+
+// Handler serves the bill and usage routes on an Accountant.
+type Handler struct {
+	a   *Accountant
+	log *slog.Logger
+}
+
+// NewHandler returns a Handler on a.
+func NewHandler(a *Accountant, log *slog.Logger) *Handler {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Handler{a: a, log: log}
+}
+
+// Register mounts the routes on mux, each wrapped by require with its
+// scope: creating a training bill needs dataset:write (it is for pushData),
+// reading bills and usage needs billing:read.
+func (h *Handler) Register(mux *http.ServeMux, require func(auth.Scope, http.Handler) http.Handler) {
+	mux.Handle("POST /api/common/bill/createTrainingBill", require(auth.ScopeDatasetWrite, http.HandlerFunc(h.CreateTrainingBill)))
+	mux.Handle("GET /api/common/bill/detail", require(auth.ScopeBillingRead, http.HandlerFunc(h.BillDetail)))
+	mux.Handle("GET /api/support/usage/list", require(auth.ScopeBillingRead, http.HandlerFunc(h.UsageList)))
+	mux.Handle("GET /api/support/usage/summary", require(auth.ScopeBillingRead, http.HandlerFunc(h.UsageSummary)))
+}
+
+func principal(r *http.Request) *auth.Principal {
+	p, ok := auth.FromContext(r.Context())
+	if !ok {
+		panic("billing: handler mounted without auth middleware")
+	}
+	return p
+}
+
+// CreateTrainingBill serves POST /api/common/bill/createTrainingBill
+// {name?, datasetId?}; data is the bill id. An empty body is allowed, as
+// FastGPT's documented call sends one.
+func (h *Handler) CreateTrainingBill(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		Name      string `json:"name"`
+		DatasetID string `json:"datasetId"`
+	}
+	if r.ContentLength != 0 {
+		if err := httpjson.Decode(w, r, &body, 64<<10); err != nil && !isEmptyBody(err) {
+			httpjson.WriteError(w, r, h.log, err)
+			return
+		}
+	}
+	p := principal(r)
+	b := &Bill{TeamID: p.TeamID, Name: strings.TrimSpace(body.Name), DatasetID: body.DatasetID, CreateTime: time.Now().UTC()}
+	if b.Name == "" {
+		b.Name = "training"
+	}
+	if err := h.a.Ledger.CreateBill(r.Context(), b); err != nil {
+		httpjson.WriteError(w, r, h.log, err)
+		return
+	}
+	httpjson.WriteData(w, b.ID)
+}
+
+func isEmptyBody(err error) bool {
+	de, ok := err.(*httpjson.DecodeError)
+	return ok && de.Reason == "body is empty"
+}
+
+// BillDetail serves GET /api/common/bill/detail?id=.
+func (h *Handler) BillDetail(w http.ResponseWriter, r *http.Request) {
+	id := r.URL.Query().Get("id")
+	if id == "" {
+		id = r.URL.Query().Get("billId")
+	}
+	if id == "" {
+		httpjson.WriteError(w, r, h.log, auth.InvalidRequest("id", "is required"))
+		return
+	}
+	b, err := h.a.Ledger.Bill(r.Context(), id)
+	if err == nil && b.TeamID != principal(r).TeamID {
+		err = ErrBillNotFound
+	}
+	if err != nil {
+		httpjson.WriteError(w, r, h.log, err)
+		return
+	}
+	httpjson.WriteData(w, b)
+}
+
+// filter reads keyId, appId, from and to (RFC 3339 or a date).
+func filter(r *http.Request) (Filter, error) {
+	q := r.URL.Query()
+	f := Filter{TeamID: principal(r).TeamID, KeyID: q.Get("keyId"), AppID: q.Get("appId")}
+	for _, t := range []struct {
+		name string
+		dst  *time.Time
+	}{{"from", &f.From}, {"to", &f.To}} {
+		s := q.Get(t.name)
+		if s == "" {
+			continue
+		}
+		v, err := time.Parse(time.RFC3339, s)
+		if err != nil {
+			v, err = time.Parse("2006-01-02", s)
+		}
+		if err != nil {
+			return f, auth.InvalidRequest(t.name, "must be an RFC 3339 time or a date like 2006-01-02")
+		}
+		*t.dst = v
+	}
+	if !f.From.IsZero() && !f.To.IsZero() && !f.From.Before(f.To) {
+		return f, auth.InvalidRequest("to", "must be after from")
+	}
+	return f, nil
+}
+
+// UsageList serves GET /api/support/usage/list?keyId=&appId=&from=&to=
+// &offset=&pageSize=; data is {list, total}, newest first.
+func (h *Handler) UsageList(w http.ResponseWriter, r *http.Request) {
+	f, err := filter(r)
+	if err == nil {
+		f.Offset, f.Limit, err = httpjson.Page(r.URL.Query())
+	}
+	if err != nil {
+		httpjson.WriteError(w, r, h.log, err)
+		return
+	}
+	list, total, err := h.a.Ledger.List(r.Context(), f)
+	if err != nil {
+		httpjson.WriteError(w, r, h.log, err)
+		return
+	}
+	if list == nil {
+		list = []Record{}
+	}
+	httpjson.WriteData(w, map[string]any{"list": list, "total": total})
+}
+
+// UsageSummary serves GET /api/support/usage/summary?keyId=&appId=&from=
+// &to=: totals, by UTC day and by key.
+func (h *Handler) UsageSummary(w http.ResponseWriter, r *http.Request) {
+	f, err := filter(r)
+	if err != nil {
+		httpjson.WriteError(w, r, h.log, err)
+		return
+	}
+	s, err := h.a.Ledger.Summary(r.Context(), f)
+	if err != nil {
+		httpjson.WriteError(w, r, h.log, err)
+		return
+	}
+	httpjson.WriteData(w, s)
+}

@@ -1,0 +1,140 @@
+package billing
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/chatgate/chatgate/auth"
+)
+
+// Record sources.
+const (
+	SourceChat     = "chat"
+	SourceTraining = "training"
+	SourceSearch   = "search"
+)
+
+// Record is one usage record: who spent what on which model.
+type Record struct {
+	ID           string    `json:"id"`
+	TeamID       string    `json:"teamId"`
+	KeyID        string    `json:"keyId,omitempty"`
+	AppID        string    `json:"appId,omitempty"`
+	ShareID      string    `json:"shareId,omitempty"`
+	DatasetID    string    `json:"datasetId,omitempty"`
+	BillID       string    `json:"billId,omitempty"`
+	Source       string    `json:"source"`
+	Module       string    `json:"module"`
+	Model        string    `json:"model"`
+	InputTokens  int       `json:"inputTokens"`
+	OutputTokens int       `json:"outputTokens"`
+	Points       float64   `json:"points"`
+	Time         time.Time `json:"time"`
+}
+
+// Bill is a training bill: usage written with its id is aggregated on it.
+type Bill struct {
+	ID         string    `json:"id"`
+	TeamID     string    `json:"teamId"`
+	Name       string    `json:"name"`
+	DatasetID  string    `json:"datasetId,omitempty"`
+	CreateTime time.Time `json:"createTime"`
+}
+
+// BillDetail is a bill with what was spent on it, per module and model.
+type BillDetail struct {
+	Bill
+	TotalTokens int        `json:"totalTokens"`
+	TotalPoints float64    `json:"totalPoints"`
+	Items       []BillItem `json:"items"`
+}
+
+// BillItem is the spend of one module and model on a bill.
+type BillItem struct {
+	Module string  `json:"module"`
+	Model  string  `json:"model"`
+	Tokens int     `json:"tokens"`
+	Points float64 `json:"points"`
+}
+
+// Filter selects usage records of one team.
+type Filter struct {
+	TeamID   string
+	KeyID    string    // "": any
+	AppID    string    // "": any
+	From, To time.Time // [From, To); zero: unbounded
+	Offset   int
+	Limit    int // 0: no limit
+}
+
+func (f *Filter) match(r *Record) bool {
+	return r.TeamID == f.TeamID && (f.KeyID == "" || r.KeyID == f.KeyID) && (f.AppID == "" || r.AppID == f.AppID) &&
+		(f.From.IsZero() || !r.Time.Before(f.From)) && (f.To.IsZero() || r.Time.Before(f.To))
+}
+
+// Summary is the totals of the records a Filter selects.
+type Summary struct {
+	Total Total      `json:"total"`
+	ByDay []DayTotal `json:"byDay"` // UTC days, oldest first
+	ByKey []KeyTotal `json:"byKey"` // most points first
+}
+
+// Total sums tokens and points.
+type Total struct {
+	Records      int     `json:"records"`
+	InputTokens  int     `json:"inputTokens"`
+	OutputTokens int     `json:"outputTokens"`
+	Points       float64 `json:"points"`
+}
+
+func (t *Total) add(r *Record) {
+	t.Records++
+	t.InputTokens += r.InputTokens
+	t.OutputTokens += r.OutputTokens
+	t.Points += r.Points
+}
+
+// DayTotal is a Total for one UTC day, "2006-01-02".
+type DayTotal struct {
+	Day string `json:"day"`
+	Total
+}
+
+// KeyTotal is a Total for one key.
+type KeyTotal struct {
+	KeyID string `json:"keyId"`
+	Total
+}
+
+// Ledger stores usage records and bills durably: when Record returns nil,
+// the record survives a crash. MemoryLedger and BoltLedger implement it.
+type Ledger interface {
+	// Record stores r, assigning ID and Time when empty, and adds it to
+	// its bill and to its key's and app's totals. A record whose ID is
+	// already stored is not counted twice. A record with a BillID of no
+	// bill of its team fails with ErrBillNotFound, storing nothing.
+	Record(ctx context.Context, r *Record) error
+	CreateBill(ctx context.Context, b *Bill) error
+	// Bill returns a bill with its spend; ErrBillNotFound if missing.
+	Bill(ctx context.Context, id string) (*BillDetail, error)
+	// List returns the records f selects, newest first, and their count
+	// before Offset and Limit.
+	List(ctx context.Context, f Filter) ([]Record, int, error)
+	Summary(ctx context.Context, f Filter) (*Summary, error)
+	// KeyPoints returns the points each key has spent, to bring key
+	// counters into agreement after a crash.
+	KeyPoints(ctx context.Context) (map[string]float64, error)
+	// AppPoints returns the points an app has spent.
+	AppPoints(ctx context.Context, appID string) (float64, error)
+}
+
+// ErrBillNotFound answers a missing bill, or another team's.
+var ErrBillNotFound = &auth.Error{Status: http.StatusNotFound, Code: auth.ErrNotFound.Code, Message: "bill not found"}
+
+// ErrBudgetSpent answers work for an app whose budget is spent.
+var ErrBudgetSpent = &auth.Error{Status: http.StatusTooManyRequests, Code: auth.ErrInsufficientQuota.Code,
+	Message: "the app has spent its usage budget"}
+
+var errNoTeam = errors.New("billing: record has no team")

@@ -1,0 +1,151 @@
+package billing
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/chatgate/chatgate/internal/id"
+)
+
+// MemoryLedger is a Ledger in memory, for tests and for callers that keep
+// state elsewhere. Its zero value is ready to use.
+type MemoryLedger struct {
+	mu      sync.RWMutex
+	records []Record // in insertion order
+	ids     map[string]bool
+	bills   map[string]*BillDetail
+	keys    map[string]float64
+	apps    map[string]float64
+}
+
+// NewMemoryLedger returns an empty MemoryLedger.
+func NewMemoryLedger() *MemoryLedger { return &MemoryLedger{} }
+
+func (l *MemoryLedger) init() {
+	if l.ids == nil {
+		l.ids, l.bills, l.keys, l.apps = map[string]bool{}, map[string]*BillDetail{}, map[string]float64{}, map[string]float64{}
+	}
+}
+
+// prepare fills a record's id and time and checks it has a team.
+func prepare(r *Record) error {
+	if r.TeamID == "" {
+		return errNoTeam
+	}
+	if r.ID == "" {
+		r.ID = id.New()
+	}
+	if r.Time.IsZero() {
+		r.Time = time.Now().UTC()
+	}
+	return nil
+}
+
+// Record implements Ledger.
+func (l *MemoryLedger) Record(ctx context.Context, r *Record) error {
+	if err := prepare(r); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.init()
+	if r.BillID != "" {
+		if b, ok := l.bills[r.BillID]; !ok || b.TeamID != r.TeamID {
+			return ErrBillNotFound
+		}
+	}
+	if l.ids[r.ID] {
+		return nil
+	}
+	l.ids[r.ID] = true
+	l.records = append(l.records, *r)
+	if r.KeyID != "" {
+		l.keys[r.KeyID] += r.Points
+	}
+	if r.AppID != "" {
+		l.apps[r.AppID] += r.Points
+	}
+	if r.BillID != "" {
+		l.bills[r.BillID].addRecord(r)
+	}
+	return nil
+}
+
+// CreateBill implements Ledger.
+func (l *MemoryLedger) CreateBill(ctx context.Context, b *Bill) error {
+	if b.ID == "" {
+		b.ID = id.New()
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.init()
+	l.bills[b.ID] = &BillDetail{Bill: *b, Items: []BillItem{}}
+	return nil
+}
+
+// Bill implements Ledger.
+func (l *MemoryLedger) Bill(ctx context.Context, id string) (*BillDetail, error) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	b, ok := l.bills[id]
+	if !ok {
+		return nil, ErrBillNotFound
+	}
+	c := *b
+	c.Items = slices.Clone(b.Items)
+	return &c, nil
+}
+
+// selected returns the records f selects, newest first.
+func (l *MemoryLedger) selected(f Filter) []Record {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	var out []Record
+	for i := len(l.records) - 1; i >= 0; i-- {
+		if r := &l.records[i]; f.match(r) {
+			out = append(out, *r)
+		}
+	}
+	slices.SortStableFunc(out, func(a, b Record) int { return b.Time.Compare(a.Time) })
+	return out
+}
+
+// List implements Ledger.
+func (l *MemoryLedger) List(ctx context.Context, f Filter) ([]Record, int, error) {
+	all := l.selected(f)
+	total := len(all)
+	all = all[min(f.Offset, total):]
+	if f.Limit > 0 {
+		all = all[:min(f.Limit, len(all))]
+	}
+	return all, total, nil
+}
+
+// Summary implements Ledger.
+func (l *MemoryLedger) Summary(ctx context.Context, f Filter) (*Summary, error) {
+	s := newSummer()
+	for _, r := range l.selected(f) {
+		s.add(&r)
+	}
+	return s.result(), nil
+}
+
+// KeyPoints implements Ledger.
+func (l *MemoryLedger) KeyPoints(ctx context.Context) (map[string]float64, error) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	out := make(map[string]float64, len(l.keys))
+	for k, v := range l.keys {
+		out[k] = v
+	}
+	return out, nil
+}
+
+// AppPoints implements Ledger.
+func (l *MemoryLedger) AppPoints(ctx context.Context, appID string) (float64, error) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.apps[appID], nil
+}
