@@ -33,6 +33,7 @@ type Config struct {
 	Apps     []AppConfig   `yaml:"apps"`
 	Chat     ChatConfig    `yaml:"chat"`
 	Dataset  DatasetConfig `yaml:"dataset"`
+	Billing  BillingConfig `yaml:"billing"`
 
 	// OpenAIBaseURL and OpenAIAPIKey, from the OPENAI_BASE_URL and
 	// OPENAI_API_KEY variables the OpenAI SDKs use, register an

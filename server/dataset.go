@@ -30,7 +30,8 @@ func (s *Server) openDataset(ctx context.Context, models *chat.Models) error {
 	}
 	s.text = text
 	opts := dataset.Options{Store: store, Text: text, Embedders: embedders,
-		DefaultVectorModel: s.cfg.Dataset.VectorModel, Workers: s.cfg.Dataset.Workers, Logger: s.log}
+		DefaultVectorModel: s.cfg.Dataset.VectorModel, Workers: s.cfg.Dataset.Workers, Logger: s.log,
+		Usage: datasetUsage{s.Billing}, CheckBill: s.Billing.CheckBill}
 	if qa := s.cfg.qaGenerator(models); qa != nil {
 		opts.QA = qa
 	}

@@ -20,6 +20,7 @@ import (
 	"go.etcd.io/bbolt"
 
 	"github.com/chatgate/chatgate/auth"
+	"github.com/chatgate/chatgate/billing"
 	"github.com/chatgate/chatgate/chat"
 	"github.com/chatgate/chatgate/dataset"
 	"github.com/chatgate/chatgate/internal/boltx"
@@ -44,6 +45,8 @@ type Server struct {
 	Keys  *auth.Manager
 	// Chat is the chat engine; its apps and history share the database.
 	Chat *chat.Engine
+	// Billing prices usage, keeps the ledger and charges keys.
+	Billing *billing.Accountant
 	// Datasets is the knowledge-base service; chat apps retrieve through it.
 	Datasets *dataset.Service
 	text     *dataset.BleveIndex
@@ -106,6 +109,9 @@ func (s *Server) init() error {
 		fmt.Fprintf(out, "\nchatgate: created the admin key. It is shown this once; store it now:\n\n    %s\n\n"+
 			"Set CHATGATE_ROOT_KEY to choose your own, or create more keys with it.\n\n", shown)
 	}
+	if err := s.openBilling(ctx); err != nil {
+		return err
+	}
 	models, err := s.cfg.models()
 	if err != nil {
 		return err
@@ -120,7 +126,7 @@ func (s *Server) init() error {
 		return err
 	}
 	s.Chat = chat.NewEngine(chat.EngineConfig{Apps: chatStore, History: chatStore, Models: models,
-		Retriever: retriever{s.Datasets}, Usage: newUsageMetrics(s.metrics.reg), Tokens: tokens,
+		Retriever: retriever{s.Datasets}, Usage: chatUsage{s.Billing, newUsageMetrics(s.metrics.reg)}, Tokens: tokens,
 		HistoryLimit: s.cfg.Chat.HistoryLimit, Logger: s.log})
 	if err := s.syncApps(ctx, chatStore); err != nil {
 		return err
@@ -169,6 +175,7 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("PUT /api/core/app/update", admin(ch.UpdateApp))
 	mux.Handle("DELETE /api/core/app/del", admin(ch.DeleteApp))
 
+	billing.NewHandler(s.Billing, s.log).Register(mux, a.Require)
 	dataset.NewHandler(s.Datasets, dataset.HandlerOptions{MaxBody: s.cfg.Dataset.MaxBodyBytes, Logger: s.log}).
 		Register(mux, a.Require)
 

@@ -1,0 +1,70 @@
+package server
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/chatgate/chatgate/billing"
+	"github.com/chatgate/chatgate/chat"
+	"github.com/chatgate/chatgate/dataset"
+)
+
+// BillingConfig holds the price table.
+type BillingConfig struct {
+	// Prices in points per 1,000 tokens, by model name.
+	Prices map[string]billing.Price `yaml:"prices"`
+	// DefaultPrice applies to models without an entry; when zero, 1 point
+	// per 1,000 input and 2 per 1,000 output tokens.
+	DefaultPrice billing.Price `yaml:"default_price"`
+}
+
+// openBilling builds the ledger and the accountant, and brings key counters
+// up to the ledger, which may hold usage a crash kept from the counters.
+func (s *Server) openBilling(ctx context.Context) error {
+	prices := &billing.Prices{Models: s.cfg.Billing.Prices, Default: s.cfg.Billing.DefaultPrice}
+	if err := prices.Validate(); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	ledger, err := billing.NewBoltLedger(s.db)
+	if err != nil {
+		return err
+	}
+	s.Billing = &billing.Accountant{Ledger: ledger, Prices: prices, Keys: s.Authn, Logger: s.log}
+	n, err := s.Billing.Reconcile(ctx, s.Authn.UsedPoints)
+	if err != nil {
+		return fmt.Errorf("billing: reconciling key usage: %w", err)
+	}
+	if n > 0 {
+		s.log.Info("billing: key usage caught up from the ledger", "keys", n)
+		return s.Authn.Flush(ctx)
+	}
+	return nil
+}
+
+// chatUsage records chat usage in the ledger and in the token metrics.
+type chatUsage struct {
+	acct    *billing.Accountant
+	metrics *usageMetrics
+}
+
+func (u chatUsage) RecordChatUsage(ctx context.Context, r chat.UsageRecord) error {
+	_ = u.metrics.RecordChatUsage(ctx, r)
+	return u.acct.Record(ctx, &billing.Record{Source: billing.SourceChat, TeamID: r.TeamID, KeyID: r.KeyID,
+		AppID: r.AppID, ShareID: r.ShareID, Module: r.Module, Model: r.Model, InputTokens: r.InputTokens,
+		OutputTokens: r.OutputTokens, Time: r.Time})
+}
+
+// datasetUsage records training and search usage in the ledger.
+type datasetUsage struct {
+	acct *billing.Accountant
+}
+
+func (u datasetUsage) RecordDatasetUsage(ctx context.Context, r dataset.UsageRecord) error {
+	src := billing.SourceTraining
+	if r.Module == dataset.ModuleSearch {
+		src = billing.SourceSearch
+	}
+	return u.acct.Record(ctx, &billing.Record{Source: src, TeamID: r.TeamID, KeyID: r.KeyID, DatasetID: r.DatasetID,
+		BillID: r.BillID, Module: r.Module, Model: r.Model, InputTokens: r.InputTokens, OutputTokens: r.OutputTokens,
+		Time: r.Time})
+}
