@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"regexp"
 	"strings"
 	"time"
@@ -38,6 +39,8 @@ type App struct {
 	DatasetIDs  []string       `json:"datasetIds"`
 	Search      SearchSettings `json:"search"`
 	EmptyAnswer string         `json:"emptyAnswer"`
+	// MaxUsagePoints is the app's budget across all keys; 0: none.
+	MaxUsagePoints float64 `json:"maxUsagePoints,omitempty"`
 	// QuoteTemplate wraps retrieved quotes; {{quote}} marks where they go.
 	QuoteTemplate string    `json:"quoteTemplate"`
 	Source        string    `json:"source,omitempty"` // "config" for apps declared in the config file
@@ -70,6 +73,8 @@ func (a *App) Validate() error {
 		return auth.InvalidRequest("search.limit", "must be between 0 and 100")
 	case a.Search.Similarity < 0 || a.Search.Similarity > 1:
 		return auth.InvalidRequest("search.similarity", "must be between 0 and 1")
+	case a.MaxUsagePoints < 0 || math.IsNaN(a.MaxUsagePoints) || math.IsInf(a.MaxUsagePoints, 0):
+		return auth.InvalidRequest("maxUsagePoints", "must be a finite number, 0 for no budget")
 	case len(a.SystemPrompt) > 100_000:
 		return auth.InvalidRequest("systemPrompt", "is longer than 100000 bytes")
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"math"
 	"reflect"
 	"strconv"
 	"strings"
@@ -43,7 +44,13 @@ type EngineConfig struct {
 	Models    *Models
 	Retriever Retriever
 	Usage     UsageRecorder
-	Tokens    *TokenCounter // nil: a private one
+	// Price, when set, prices a module's tokens in points; responseData's
+	// price field is points x 100000, as FastGPT reports it.
+	Price func(model string, in, out int) float64
+	// Budget, when set, is asked before any work whether an app with a
+	// budget (App.MaxUsagePoints) may spend more.
+	Budget BudgetChecker
+	Tokens *TokenCounter // nil: a private one
 	// HistoryLimit is how many stored messages a turn sees; 0: 30.
 	HistoryLimit int
 	Logger       *slog.Logger
@@ -128,6 +135,11 @@ func (e *Engine) run(ctx context.Context, req Request, sink Sink) (*Result, erro
 	model, err := e.cfg.Models.Lookup(app.Model)
 	if err != nil {
 		return nil, err
+	}
+	if e.cfg.Budget != nil && app.MaxUsagePoints > 0 {
+		if err := e.cfg.Budget.CheckBudget(ctx, app.ID, app.MaxUsagePoints); err != nil {
+			return nil, err
+		}
 	}
 	if len(req.Messages) == 0 || req.Messages[len(req.Messages)-1].Role != RoleUser {
 		return nil, ErrNoQuestion
@@ -249,6 +261,7 @@ func (e *Engine) run(ctx context.Context, req Request, sink Sink) (*Result, erro
 	complete = append(complete, CompleteMessage{Obj: "AI", Value: res.Text})
 	res.Responses = append(res.Responses, ModuleResponse{
 		ModuleName: "AI Chat", Model: app.Model, Tokens: res.Usage.TotalTokens,
+		Price:    e.price(app.Model, res.Usage.PromptTokens, res.Usage.CompletionTokens),
 		Question: question, Answer: res.Text, MaxToken: mreq.MaxTokens, QuoteList: quotes,
 		CompleteMessages: complete, RunningTime: roundSeconds(time.Since(started)),
 	})
@@ -287,6 +300,7 @@ func (e *Engine) search(ctx context.Context, req Request, app *App, question str
 	}
 	sim := app.Search.Similarity
 	res.Responses = append(res.Responses, ModuleResponse{ModuleName: "KB Search", Model: rr.Model, Tokens: rr.Tokens,
+		Price:      e.price(rr.Model, rr.Tokens, 0),
 		Similarity: &sim, Limit: limit, SearchMode: app.Search.Mode, QuoteList: rr.Quotes, RunningTime: roundSeconds(time.Since(started))})
 	if err := e.record(ctx, req, app, "KB Search", rr.Model, rr.Tokens, 0); err != nil {
 		return nil, err
@@ -304,6 +318,14 @@ func (e *Engine) record(ctx context.Context, req Request, app *App, module, mode
 		return fmt.Errorf("chat: record usage: %w", err)
 	}
 	return nil
+}
+
+// price is FastGPT's price field for tokens of model: points x 100000.
+func (e *Engine) price(model string, in, out int) float64 {
+	if e.cfg.Price == nil {
+		return 0
+	}
+	return math.Round(e.cfg.Price(model, in, out)*100000*1000) / 1000
 }
 
 // NewCompletionID returns a new completion id, chatcmpl-<random>.

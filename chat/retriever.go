@@ -50,3 +50,10 @@ type UsageRecord struct {
 	OutputTokens int
 	Time         time.Time
 }
+
+// BudgetChecker vets an app's spending before a chat starts; the billing
+// package provides one. A request that starts within the budget finishes;
+// the next one is refused.
+type BudgetChecker interface {
+	CheckBudget(ctx context.Context, appID string, budget float64) error
+}

@@ -63,7 +63,7 @@ func (s *Server) syncApps(ctx context.Context, store chat.AppStore) error {
 	for i, ac := range s.cfg.Apps {
 		a := &chat.App{ID: ac.ID, Name: ac.Name, TeamID: ac.Team, SystemPrompt: ac.SystemPrompt, Model: ac.Model,
 			MaxTokens: ac.MaxTokens, Temperature: ac.Temperature, DatasetIDs: ac.DatasetIDs, EmptyAnswer: ac.EmptyAnswer,
-			QuoteTemplate: ac.QuoteTemplate, Source: "config", CreateTime: now, UpdateTime: now,
+			QuoteTemplate: ac.QuoteTemplate, MaxUsagePoints: ac.MaxUsagePoints, Source: "config", CreateTime: now, UpdateTime: now,
 			Search: chat.SearchSettings{Limit: ac.Search.Limit, Similarity: ac.Search.Similarity, Mode: ac.Search.Mode}}
 		if a.Name == "" {
 			a.Name = a.ID

@@ -229,17 +229,19 @@ type ModelConfig struct {
 
 // AppConfig declares an app. Apps declared here are read-only through the API.
 type AppConfig struct {
-	ID            string   `yaml:"id"`
-	Name          string   `yaml:"name"`
-	Team          string   `yaml:"team"`
-	SystemPrompt  string   `yaml:"system_prompt"`
-	Model         string   `yaml:"model"`
-	MaxTokens     int      `yaml:"max_tokens"`
-	Temperature   *float64 `yaml:"temperature"`
-	DatasetIDs    []string `yaml:"dataset_ids"`
-	EmptyAnswer   string   `yaml:"empty_answer"`
-	QuoteTemplate string   `yaml:"quote_template"`
-	Search        struct {
+	ID           string   `yaml:"id"`
+	Name         string   `yaml:"name"`
+	Team         string   `yaml:"team"`
+	SystemPrompt string   `yaml:"system_prompt"`
+	Model        string   `yaml:"model"`
+	MaxTokens    int      `yaml:"max_tokens"`
+	Temperature  *float64 `yaml:"temperature"`
+	DatasetIDs   []string `yaml:"dataset_ids"`
+	EmptyAnswer  string   `yaml:"empty_answer"`
+	// MaxUsagePoints is the app's budget; 0: none.
+	MaxUsagePoints float64 `yaml:"max_usage_points"`
+	QuoteTemplate  string  `yaml:"quote_template"`
+	Search         struct {
 		Limit      int     `yaml:"limit"`
 		Similarity float64 `yaml:"similarity"`
 		Mode       string  `yaml:"mode"`

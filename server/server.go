@@ -127,6 +127,7 @@ func (s *Server) init() error {
 	}
 	s.Chat = chat.NewEngine(chat.EngineConfig{Apps: chatStore, History: chatStore, Models: models,
 		Retriever: retriever{s.Datasets}, Usage: chatUsage{s.Billing, newUsageMetrics(s.metrics.reg)}, Tokens: tokens,
+		Price: s.Billing.Points, Budget: s.Billing,
 		HistoryLimit: s.cfg.Chat.HistoryLimit, Logger: s.log})
 	if err := s.syncApps(ctx, chatStore); err != nil {
 		return err
