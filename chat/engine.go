@@ -158,6 +158,7 @@ func (e *Engine) run(ctx context.Context, req Request, sink Sink) (*Result, erro
 		switch {
 		case errors.Is(err, ErrChatNotFound):
 			conv = &Conversation{TeamID: req.TeamID, AppID: app.ID, ChatID: req.ChatID, KeyID: req.KeyID,
+				ShareID: req.ShareID, OutLinkUID: req.UID,
 				Title: title(question), CreateTime: now.UTC()}
 		case err != nil:
 			return nil, fmt.Errorf("chat: load history: %w", err)

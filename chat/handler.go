@@ -98,6 +98,13 @@ func (h *Handler) Completions(w http.ResponseWriter, r *http.Request) {
 	}
 	er := Request{TeamID: p.TeamID, KeyID: p.KeyID, AppID: appID, ChatID: req.conversationID(),
 		Messages: req.Messages, Variables: req.Variables, Temperature: req.Temperature}
+	visitor, _ := VisitorFrom(r.Context())
+	if visitor != nil {
+		er.ShareID, er.UID, er.ChatID = visitor.ShareID, visitor.UID, visitorChatID(visitor, er.ChatID)
+		if visitor.HideDetail {
+			req.Detail = false
+		}
+	}
 	switch {
 	case req.MaxCompletionTokens != nil:
 		er.MaxTokens = *req.MaxCompletionTokens
@@ -105,7 +112,10 @@ func (h *Handler) Completions(w http.ResponseWriter, r *http.Request) {
 		er.MaxTokens = *req.MaxTokens
 	}
 	if req.Stream {
-		h.stream(w, r, er, req)
+		res := h.stream(w, r, er, req)
+		if visitor != nil {
+			visitor.Result = res
+		}
 		return
 	}
 	res, err := h.e.Run(r.Context(), er, SinkFunc(func(Event) error { return r.Context().Err() }))
@@ -113,10 +123,14 @@ func (h *Handler) Completions(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
+	if visitor != nil {
+		visitor.Result = res
+	}
 	httpjson.Write(w, http.StatusOK, completionJSON(res, req.Detail))
 }
 
-func (h *Handler) stream(w http.ResponseWriter, r *http.Request, er Request, req *CompletionRequest) {
+// stream answers as SSE and returns the result of a chat that finished.
+func (h *Handler) stream(w http.ResponseWriter, r *http.Request, er Request, req *CompletionRequest) *Result {
 	sink := newSSESink(w, req.Detail, req.StreamOptions != nil && req.StreamOptions.IncludeUsage, h.opts.ResponsesEvent)
 	ctx, cancel := context.WithCancel(r.Context())
 	beats := make(chan struct{})
@@ -136,17 +150,21 @@ func (h *Handler) stream(w http.ResponseWriter, r *http.Request, er Request, req
 	}()
 	er.ID = NewCompletionID()
 	sink.setChunkHead(er.ID, time.Now().Unix(), er.AppID)
-	_, err := h.e.Run(ctx, er, sink)
+	res, err := h.e.Run(ctx, er, sink)
 	sink.mu.Lock()
 	committed := sink.committed
 	sink.mu.Unlock()
 	if err != nil && !committed {
 		h.fail(w, r, err)
-		return
+		return nil
 	}
 	if err != nil && r.Context().Err() == nil {
 		h.log.WarnContext(r.Context(), "chat stream ended with an error", "app", er.AppID, "err", err)
 	}
+	if err != nil {
+		return nil
+	}
+	return res
 }
 
 func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {

@@ -13,7 +13,9 @@ type Conversation struct {
 	ChatID     string         `json:"chatId"`
 	Title      string         `json:"title"`
 	Variables  map[string]any `json:"variables,omitempty"`
-	KeyID      string         `json:"keyId,omitempty"` // the key that started it
+	KeyID      string         `json:"keyId,omitempty"`      // the key that started it
+	ShareID    string         `json:"shareId,omitempty"`    // the share link it came through
+	OutLinkUID string         `json:"outLinkUid,omitempty"` // the share-link visitor
 	CreateTime time.Time      `json:"createTime"`
 	UpdateTime time.Time      `json:"updateTime"`
 	Messages   int            `json:"messages"`
