@@ -29,6 +29,18 @@ func (e *Engine) SaveApp(ctx context.Context, a *App) error {
 	return e.cfg.Apps.PutApp(ctx, a)
 }
 
+// App returns a team's app; another team's is ErrAppNotFound.
+func (e *Engine) App(ctx context.Context, teamID, id string) (*App, error) {
+	a, err := e.cfg.Apps.App(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if a.TeamID != teamID {
+		return nil, ErrAppNotFound
+	}
+	return a, nil
+}
+
 // CreateApp serves POST /api/core/app/create. The body is an App; id is
 // generated when absent.
 func (h *Handler) CreateApp(w http.ResponseWriter, r *http.Request) {

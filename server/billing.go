@@ -7,6 +7,7 @@ import (
 	"github.com/chatgate/chatgate/billing"
 	"github.com/chatgate/chatgate/chat"
 	"github.com/chatgate/chatgate/dataset"
+	"github.com/chatgate/chatgate/shareauth"
 )
 
 // BillingConfig holds the price table.
@@ -42,16 +43,25 @@ func (s *Server) openBilling(ctx context.Context) error {
 }
 
 // chatUsage records chat usage in the ledger and in the token metrics.
+// Share-link chats also charge their link.
 type chatUsage struct {
 	acct    *billing.Accountant
 	metrics *usageMetrics
+	share   func() *shareauth.Service
 }
 
 func (u chatUsage) RecordChatUsage(ctx context.Context, r chat.UsageRecord) error {
 	_ = u.metrics.RecordChatUsage(ctx, r)
-	return u.acct.Record(ctx, &billing.Record{Source: billing.SourceChat, TeamID: r.TeamID, KeyID: r.KeyID,
+	rec := &billing.Record{Source: billing.SourceChat, TeamID: r.TeamID, KeyID: r.KeyID,
 		AppID: r.AppID, ShareID: r.ShareID, Module: r.Module, Model: r.Model, InputTokens: r.InputTokens,
-		OutputTokens: r.OutputTokens, Time: r.Time})
+		OutputTokens: r.OutputTokens, Time: r.Time}
+	if err := u.acct.Record(ctx, rec); err != nil {
+		return err
+	}
+	if r.ShareID != "" && rec.Points > 0 {
+		return u.share().Charge(ctx, r.ShareID, rec.Points)
+	}
+	return nil
 }
 
 // datasetUsage records training and search usage in the ledger.

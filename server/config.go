@@ -34,6 +34,7 @@ type Config struct {
 	Chat     ChatConfig    `yaml:"chat"`
 	Dataset  DatasetConfig `yaml:"dataset"`
 	Billing  BillingConfig `yaml:"billing"`
+	Share    ShareConfig   `yaml:"share"`
 
 	// OpenAIBaseURL and OpenAIAPIKey, from the OPENAI_BASE_URL and
 	// OPENAI_API_KEY variables the OpenAI SDKs use, register an

@@ -25,6 +25,7 @@ import (
 	"github.com/chatgate/chatgate/dataset"
 	"github.com/chatgate/chatgate/internal/boltx"
 	"github.com/chatgate/chatgate/internal/httpjson"
+	"github.com/chatgate/chatgate/shareauth"
 )
 
 // DBFile is the name of the bbolt file in the data directory.
@@ -50,6 +51,8 @@ type Server struct {
 	// Datasets is the knowledge-base service; chat apps retrieve through it.
 	Datasets *dataset.Service
 	text     *dataset.BleveIndex
+	// Share manages share links and their auth-host callbacks.
+	Share *shareauth.Service
 
 	closeOnce sync.Once
 	closeErr  error
@@ -126,10 +129,13 @@ func (s *Server) init() error {
 		return err
 	}
 	s.Chat = chat.NewEngine(chat.EngineConfig{Apps: chatStore, History: chatStore, Models: models,
-		Retriever: retriever{s.Datasets}, Usage: chatUsage{s.Billing, newUsageMetrics(s.metrics.reg)}, Tokens: tokens,
+		Retriever: retriever{s.Datasets}, Usage: chatUsage{s.Billing, newUsageMetrics(s.metrics.reg), func() *shareauth.Service { return s.Share }}, Tokens: tokens,
 		Price: s.Billing.Points, Budget: s.Billing,
 		HistoryLimit: s.cfg.Chat.HistoryLimit, Logger: s.log})
 	if err := s.syncApps(ctx, chatStore); err != nil {
+		return err
+	}
+	if err := s.openShare(); err != nil {
 		return err
 	}
 	s.handler = s.routes()
@@ -164,7 +170,8 @@ func (s *Server) routes() http.Handler {
 	ch := chat.NewHandler(s.Chat, chat.HandlerOptions{MaxBody: s.cfg.Chat.MaxBodyBytes, Heartbeat: time.Duration(s.cfg.Chat.Heartbeat),
 		ResponsesEvent: s.cfg.Chat.ResponsesEvent, Logger: s.log})
 	// Chat checks its own scope, to tell a global key it needs an app key.
-	completions := a.RequireWith("", http.HandlerFunc(ch.Completions), chat.WriteOpenAIError)
+	completions := s.shareOrKey(a.RequireWith("", http.HandlerFunc(ch.Completions), chat.WriteOpenAIError),
+		http.HandlerFunc(ch.Completions))
 	mux.Handle("POST /api/v1/chat/completions", completions)
 	mux.Handle("POST /v1/chat/completions", completions) // for SDKs whose base URL is http://host/v1
 	mux.Handle("POST /api/v1/sessions/clear", s.limitBody(a.Require("", http.HandlerFunc(ch.ClearSession))))
@@ -177,6 +184,9 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("DELETE /api/core/app/del", admin(ch.DeleteApp))
 
 	billing.NewHandler(s.Billing, s.log).Register(mux, a.Require)
+	shareauth.NewHandler(s.Share, s.log).Register(mux, func(sc auth.Scope, h http.Handler) http.Handler {
+		return s.limitBody(a.Require(sc, h))
+	})
 	dataset.NewHandler(s.Datasets, dataset.HandlerOptions{MaxBody: s.cfg.Dataset.MaxBodyBytes, Logger: s.log}).
 		Register(mux, a.Require)
 
@@ -250,6 +260,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 func (s *Server) Close(ctx context.Context) error {
 	s.closeOnce.Do(func() {
 		var errs []error
+		if s.Share != nil {
+			errs = append(errs, s.Share.Close(ctx))
+		}
 		if s.Datasets != nil {
 			errs = append(errs, s.Datasets.Close(ctx))
 		}

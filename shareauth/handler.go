@@ -1,0 +1,207 @@
+package shareauth
+
+import (
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/chatgate/chatgate/auth"
+	"github.com/chatgate/chatgate/internal/httpjson"
+)
+
+// Handler serves the share-link admin routes (admin scope) and the
+// visitor's init route (no key).
+type Handler struct {
+	s   *Service
+	log *slog.Logger
+}
+
+// NewHandler returns a Handler on s.
+func NewHandler(s *Service, log *slog.Logger) *Handler {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Handler{s: s, log: log}
+}
+
+// Register mounts the admin routes wrapped by require with the admin
+// scope, and the init route as is.
+func (h *Handler) Register(mux *http.ServeMux, require func(auth.Scope, http.Handler) http.Handler) {
+	mux.Handle("POST /api/support/outLink/create", require(auth.ScopeAdmin, http.HandlerFunc(h.Create)))
+	mux.Handle("GET /api/support/outLink/list", require(auth.ScopeAdmin, http.HandlerFunc(h.List)))
+	mux.Handle("PUT /api/support/outLink/update", require(auth.ScopeAdmin, http.HandlerFunc(h.Update)))
+	mux.Handle("DELETE /api/support/outLink/delete", require(auth.ScopeAdmin, http.HandlerFunc(h.Delete)))
+	mux.Handle("POST /api/core/chat/outLink/init", http.HandlerFunc(h.Init))
+}
+
+func principal(r *http.Request) *auth.Principal {
+	p, ok := auth.FromContext(r.Context())
+	if !ok {
+		panic("shareauth: admin handler mounted without auth middleware")
+	}
+	return p
+}
+
+// limitWire is Limit on the wire: expiredTime is RFC 3339 or "" for never,
+// maxUsagePoints -1 (or 0) for unlimited.
+type limitWire struct {
+	ExpiredTime    string  `json:"expiredTime"`
+	QPM            int     `json:"qpm"`
+	MaxUsagePoints float64 `json:"maxUsagePoints"`
+	HookURL        string  `json:"hookUrl"`
+}
+
+func (w *limitWire) limit() (Limit, error) {
+	l := Limit{QPM: w.QPM, MaxUsagePoints: w.MaxUsagePoints, HookURL: strings.TrimSpace(w.HookURL)}
+	if w.ExpiredTime != "" {
+		t, err := time.Parse(time.RFC3339, w.ExpiredTime)
+		if err != nil {
+			return l, auth.InvalidRequest("limit.expiredTime", "must be an RFC 3339 time")
+		}
+		l.ExpiredTime = t.UTC()
+	}
+	return l, nil
+}
+
+func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
+	httpjson.WriteError(w, r, h.log, err)
+}
+
+// Create serves POST /api/support/outLink/create {appId, name, limit?,
+// responseDetail?}; data is the link with its shareId and secret, shown
+// this once.
+func (h *Handler) Create(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		AppID          string    `json:"appId"`
+		Name           string    `json:"name"`
+		Type           string    `json:"type"` // FastGPT's "share"/"apikey"; accepted, ignored
+		Limit          limitWire `json:"limit"`
+		ResponseDetail bool      `json:"responseDetail"`
+	}
+	if err := httpjson.Decode(w, r, &body, 64<<10); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	lim, err := body.Limit.limit()
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	l, secret, err := h.s.CreateLink(r.Context(), LinkSpec{TeamID: principal(r).TeamID, AppID: body.AppID,
+		Name: body.Name, Limit: lim, ResponseDetail: body.ResponseDetail})
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	httpjson.WriteData(w, struct {
+		*Link
+		Secret string `json:"secret"`
+	}{l, secret})
+}
+
+// List serves GET /api/support/outLink/list[?appId=]: the team's links,
+// without secrets.
+func (h *Handler) List(w http.ResponseWriter, r *http.Request) {
+	ls, err := h.s.Links(r.Context(), principal(r).TeamID, r.URL.Query().Get("appId"))
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if ls == nil {
+		ls = []*Link{}
+	}
+	httpjson.WriteData(w, ls)
+}
+
+// Update serves PUT /api/support/outLink/update {shareId|id, name?, limit?,
+// responseDetail?}.
+func (h *Handler) Update(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		ID             string     `json:"id"`
+		ShareID        string     `json:"shareId"`
+		Name           *string    `json:"name"`
+		Limit          *limitWire `json:"limit"`
+		ResponseDetail *bool      `json:"responseDetail"`
+	}
+	if err := httpjson.Decode(w, r, &body, 64<<10); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	u := LinkUpdate{ID: body.ShareID, Name: body.Name, ResponseDetail: body.ResponseDetail}
+	if u.ID == "" {
+		u.ID = body.ID
+	}
+	if u.ID == "" {
+		h.fail(w, r, auth.InvalidRequest("shareId", "is required"))
+		return
+	}
+	if body.Limit != nil {
+		lim, err := body.Limit.limit()
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		u.Limit = &lim
+	}
+	l, err := h.s.UpdateLink(r.Context(), principal(r).TeamID, u)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	httpjson.WriteData(w, l)
+}
+
+// Delete serves DELETE /api/support/outLink/delete?id= (or shareId=).
+func (h *Handler) Delete(w http.ResponseWriter, r *http.Request) {
+	id := r.URL.Query().Get("id")
+	if id == "" {
+		id = r.URL.Query().Get("shareId")
+	}
+	if id == "" {
+		h.fail(w, r, auth.InvalidRequest("id", "is required"))
+		return
+	}
+	if err := h.s.DeleteLink(r.Context(), principal(r).TeamID, id); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	httpjson.WriteData(w, nil)
+}
+
+// Init serves POST /api/core/chat/outLink/init {shareId, authToken} (also
+// outLinkUid, or the query string), for a visitor opening a link: the
+// owner's /shareAuth/init decides.
+func (h *Handler) Init(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		ShareID    string `json:"shareId"`
+		AuthToken  string `json:"authToken"`
+		OutLinkUID string `json:"outLinkUid"`
+	}
+	if r.ContentLength != 0 {
+		if err := httpjson.Decode(w, r, &body, 64<<10); err != nil {
+			h.fail(w, r, err)
+			return
+		}
+	}
+	q := r.URL.Query()
+	shareID := first(body.ShareID, q.Get("shareId"))
+	token := first(body.AuthToken, body.OutLinkUID, q.Get("authToken"), q.Get("outLinkUid"))
+	adm, err := h.s.Init(r.Context(), shareID, token)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	httpjson.WriteData(w, map[string]any{"shareId": adm.Link.ID, "appId": adm.Link.AppID, "name": adm.Link.Name,
+		"uid": adm.UID, "responseDetail": adm.Link.ResponseDetail})
+}
+
+// first returns the first non-empty value.
+func first(vs ...string) string {
+	for _, v := range vs {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}

@@ -1,0 +1,51 @@
+package shareauth
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/chatgate/chatgate/auth"
+)
+
+// Link is a share link: an app published to visitors without keys.
+type Link struct {
+	ID     string `json:"shareId"`
+	TeamID string `json:"teamId"`
+	AppID  string `json:"appId"`
+	Name   string `json:"name"`
+	Limit  Limit  `json:"limit"`
+	// ResponseDetail shows visitors the module responses (responseData and
+	// quotes); the finish callback always gets them.
+	ResponseDetail bool `json:"responseDetail"`
+	// Secret signs the callbacks. It is stored, since signing needs it, but
+	// never listed: the API shows it once, at creation.
+	Secret       string    `json:"-"`
+	UsagePoints  float64   `json:"usagePoints"`
+	LastUsedTime time.Time `json:"lastUsedTime,omitzero"`
+	CreateTime   time.Time `json:"createTime"`
+}
+
+// Limit bounds a link's use.
+type Limit struct {
+	ExpiredTime    time.Time `json:"expiredTime,omitzero"` // zero: never
+	QPM            int       `json:"qpm"`                  // questions per minute; 0: unlimited
+	MaxUsagePoints float64   `json:"maxUsagePoints"`       // <= 0: unlimited
+	// HookURL is the owner's auth host; "" lets every visitor in.
+	HookURL string `json:"hookUrl,omitempty"`
+}
+
+// storedLink is how a link is kept: with its secret.
+type storedLink struct {
+	Link
+	Secret string `json:"secret"`
+}
+
+// Errors a visitor gets.
+var (
+	ErrLinkNotFound = &auth.Error{Status: http.StatusNotFound, Code: auth.ErrNotFound.Code, Message: "share link not found"}
+	ErrLinkExpired  = &auth.Error{Status: http.StatusForbidden, Code: "share_link_expired", Message: "share link has expired"}
+	ErrQPM          = &auth.Error{Status: http.StatusTooManyRequests, Code: auth.ErrRateLimited.Code, Message: "share link question rate exceeded"}
+	ErrLinkQuota    = &auth.Error{Status: http.StatusTooManyRequests, Code: auth.ErrInsufficientQuota.Code, Message: "share link has spent its usage points"}
+	// ErrNoToken answers a link with an auth host when the visitor has no token.
+	ErrNoToken = &auth.Error{Status: http.StatusUnauthorized, Code: "share_auth_failed", Message: "this share link needs an authToken"}
+)

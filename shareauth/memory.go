@@ -1,0 +1,145 @@
+package shareauth
+
+import (
+	"cmp"
+	"context"
+	"slices"
+	"sync"
+	"time"
+)
+
+// MemoryStore is a Store in memory, for tests. Its zero value is ready.
+type MemoryStore struct {
+	mu     sync.Mutex
+	links  map[string]*Link
+	outbox map[string]*Delivery
+}
+
+// NewMemoryStore returns an empty MemoryStore.
+func NewMemoryStore() *MemoryStore { return &MemoryStore{} }
+
+func (s *MemoryStore) lock() func() {
+	s.mu.Lock()
+	if s.links == nil {
+		s.links, s.outbox = map[string]*Link{}, map[string]*Delivery{}
+	}
+	return s.mu.Unlock
+}
+
+// PutLink implements Store.
+func (s *MemoryStore) PutLink(ctx context.Context, l *Link) error {
+	defer s.lock()()
+	c := *l
+	s.links[l.ID] = &c
+	return nil
+}
+
+// Link implements Store.
+func (s *MemoryStore) Link(ctx context.Context, id string) (*Link, error) {
+	defer s.lock()()
+	l, ok := s.links[id]
+	if !ok {
+		return nil, ErrLinkNotFound
+	}
+	c := *l
+	return &c, nil
+}
+
+// Links implements Store.
+func (s *MemoryStore) Links(ctx context.Context, teamID, appID string) ([]*Link, error) {
+	defer s.lock()()
+	var out []*Link
+	for _, l := range s.links {
+		if l.TeamID == teamID && (appID == "" || l.AppID == appID) {
+			c := *l
+			out = append(out, &c)
+		}
+	}
+	slices.SortFunc(out, func(a, b *Link) int { return cmp.Or(a.CreateTime.Compare(b.CreateTime), cmp.Compare(a.ID, b.ID)) })
+	return out, nil
+}
+
+// DeleteLink implements Store.
+func (s *MemoryStore) DeleteLink(ctx context.Context, id string) error {
+	defer s.lock()()
+	if _, ok := s.links[id]; !ok {
+		return ErrLinkNotFound
+	}
+	delete(s.links, id)
+	for k, d := range s.outbox {
+		if d.ShareID == id {
+			delete(s.outbox, k)
+		}
+	}
+	return nil
+}
+
+// AddUsage implements Store.
+func (s *MemoryStore) AddUsage(ctx context.Context, id string, points float64, at time.Time) error {
+	defer s.lock()()
+	l, ok := s.links[id]
+	if !ok {
+		return ErrLinkNotFound
+	}
+	l.UsagePoints += points
+	if at.After(l.LastUsedTime) {
+		l.LastUsedTime = at
+	}
+	return nil
+}
+
+func cloneDelivery(d *Delivery) *Delivery {
+	c := *d
+	c.Body = slices.Clone(d.Body)
+	return &c
+}
+
+// Enqueue implements Store.
+func (s *MemoryStore) Enqueue(ctx context.Context, d *Delivery) error {
+	defer s.lock()()
+	s.outbox[d.ID] = cloneDelivery(d)
+	return nil
+}
+
+// Due implements Store.
+func (s *MemoryStore) Due(ctx context.Context, now time.Time, n int) ([]*Delivery, error) {
+	defer s.lock()()
+	var out []*Delivery
+	for _, d := range s.outbox {
+		if !d.NextAttempt.After(now) {
+			out = append(out, cloneDelivery(d))
+		}
+	}
+	slices.SortFunc(out, func(a, b *Delivery) int {
+		return cmp.Or(a.NextAttempt.Compare(b.NextAttempt), cmp.Compare(a.ID, b.ID))
+	})
+	return out[:min(n, len(out))], nil
+}
+
+// Delivered implements Store.
+func (s *MemoryStore) Delivered(ctx context.Context, id string) error {
+	defer s.lock()()
+	delete(s.outbox, id)
+	return nil
+}
+
+// Reschedule implements Store.
+func (s *MemoryStore) Reschedule(ctx context.Context, d *Delivery) error {
+	defer s.lock()()
+	if _, ok := s.outbox[d.ID]; ok {
+		s.outbox[d.ID] = cloneDelivery(d)
+	}
+	return nil
+}
+
+// Pending implements Store.
+func (s *MemoryStore) Pending(ctx context.Context, shareID string) (int, error) {
+	defer s.lock()()
+	n := 0
+	for _, d := range s.outbox {
+		if d.ShareID == shareID {
+			n++
+		}
+	}
+	return n, nil
+}

@@ -1,0 +1,426 @@
+package shareauth
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/chatgate/chatgate/auth"
+	"github.com/chatgate/chatgate/internal/id"
+)
+
+// Options configures a Service. The zero value works: in memory, 5 s hook
+// timeout.
+type Options struct {
+	Store      Store        // nil: a MemoryStore
+	HTTPClient *http.Client // for callbacks; nil: a client of its own
+	// HookTimeout bounds init and start; default 5 s.
+	HookTimeout time.Duration
+	// FinishTimeout bounds one finish delivery attempt; default 10 s.
+	FinishTimeout time.Duration
+	RetryBase     time.Duration // first finish retry delay, doubled each time; default 1 s
+	RetryMax      time.Duration // longest finish retry delay; default 10 min
+	PollEvery     time.Duration // how often the outbox is checked without a wake-up; default 1 s
+	// AppExists, when set, vets a new link's appId in its team.
+	AppExists func(ctx context.Context, teamID, appID string) error
+	Now       func() time.Time
+	Logger    *slog.Logger
+}
+
+// Service manages share links, admits their visitors through the owner's
+// auth host, and delivers finish callbacks.
+type Service struct {
+	opts  Options
+	store Store
+	hooks *hookClient
+	log   *slog.Logger
+
+	limMu    sync.Mutex
+	limiters map[string]*linkLimiter
+
+	wake   chan struct{}
+	cancel context.CancelFunc
+	done   chan struct{}
+	once   sync.Once
+}
+
+type linkLimiter struct {
+	qpm int
+	lim *rate.Limiter
+}
+
+// New starts a Service and its outbox worker; Close stops it.
+func New(opts Options) *Service {
+	if opts.Store == nil {
+		opts.Store = NewMemoryStore()
+	}
+	if opts.HTTPClient == nil {
+		opts.HTTPClient = &http.Client{}
+	}
+	opts.HookTimeout = or(opts.HookTimeout, 5*time.Second)
+	opts.FinishTimeout = or(opts.FinishTimeout, 10*time.Second)
+	opts.RetryBase = or(opts.RetryBase, time.Second)
+	opts.RetryMax = or(opts.RetryMax, 10*time.Minute)
+	opts.PollEvery = or(opts.PollEvery, time.Second)
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Service{opts: opts, store: opts.Store, log: opts.Logger, limiters: map[string]*linkLimiter{},
+		hooks: &hookClient{http: opts.HTTPClient, timeout: opts.HookTimeout, now: opts.Now},
+		wake:  make(chan struct{}, 1), cancel: cancel, done: make(chan struct{})}
+	go s.deliverLoop(ctx)
+	return s
+}
+
+func or(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
+}
+
+// Close stops the outbox worker; undelivered callbacks stay in the store.
+func (s *Service) Close(ctx context.Context) error {
+	s.once.Do(s.cancel)
+	select {
+	case <-s.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// LinkSpec describes a new link.
+type LinkSpec struct {
+	TeamID         string
+	AppID          string
+	Name           string
+	Limit          Limit
+	ResponseDetail bool
+}
+
+func validateLimit(l *Limit) error {
+	if l.QPM < 0 {
+		return auth.InvalidRequest("limit.qpm", "must be 0 (unlimited) or more")
+	}
+	if l.MaxUsagePoints < 0 {
+		l.MaxUsagePoints = 0 // FastGPT's -1: unlimited
+	}
+	if l.HookURL != "" {
+		u, err := url.Parse(l.HookURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return auth.InvalidRequest("limit.hookUrl", "must be an http(s) URL")
+		}
+	}
+	return nil
+}
+
+// newSecret returns 32 random bytes in base62.
+func newSecret() string {
+	const alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+	b := make([]byte, 43)
+	max := big.NewInt(int64(len(alphabet)))
+	for i := range b {
+		n, err := rand.Int(rand.Reader, max)
+		if err != nil {
+			panic("shareauth: crypto/rand failed: " + err.Error())
+		}
+		b[i] = alphabet[n.Int64()]
+	}
+	return "cgs_" + string(b)
+}
+
+// CreateLink creates a link and returns it with its secret, which is shown
+// this once.
+func (s *Service) CreateLink(ctx context.Context, spec LinkSpec) (*Link, string, error) {
+	spec.Name = strings.TrimSpace(spec.Name)
+	if spec.AppID == "" {
+		return nil, "", auth.InvalidRequest("appId", "is required")
+	}
+	if spec.Name == "" {
+		return nil, "", auth.InvalidRequest("name", "is required")
+	}
+	if err := validateLimit(&spec.Limit); err != nil {
+		return nil, "", err
+	}
+	if s.opts.AppExists != nil {
+		if err := s.opts.AppExists(ctx, spec.TeamID, spec.AppID); err != nil {
+			return nil, "", err
+		}
+	}
+	l := &Link{ID: id.New(), TeamID: spec.TeamID, AppID: spec.AppID, Name: spec.Name, Limit: spec.Limit,
+		ResponseDetail: spec.ResponseDetail, Secret: newSecret(), CreateTime: s.opts.Now().UTC()}
+	if err := s.store.PutLink(ctx, l); err != nil {
+		return nil, "", err
+	}
+	return l, l.Secret, nil
+}
+
+// Link returns a team's link.
+func (s *Service) Link(ctx context.Context, teamID, id string) (*Link, error) {
+	l, err := s.store.Link(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if l.TeamID != teamID {
+		return nil, ErrLinkNotFound
+	}
+	return l, nil
+}
+
+// Links returns a team's links, of one app if appID is set.
+func (s *Service) Links(ctx context.Context, teamID, appID string) ([]*Link, error) {
+	return s.store.Links(ctx, teamID, appID)
+}
+
+// LinkUpdate changes a link; nil fields are kept.
+type LinkUpdate struct {
+	ID             string
+	Name           *string
+	Limit          *Limit
+	ResponseDetail *bool
+}
+
+// UpdateLink applies u to a team's link.
+func (s *Service) UpdateLink(ctx context.Context, teamID string, u LinkUpdate) (*Link, error) {
+	l, err := s.Link(ctx, teamID, u.ID)
+	if err != nil {
+		return nil, err
+	}
+	if u.Name != nil {
+		if strings.TrimSpace(*u.Name) == "" {
+			return nil, auth.InvalidRequest("name", "must not be empty")
+		}
+		l.Name = strings.TrimSpace(*u.Name)
+	}
+	if u.Limit != nil {
+		lim := *u.Limit
+		if err := validateLimit(&lim); err != nil {
+			return nil, err
+		}
+		l.Limit = lim
+	}
+	if u.ResponseDetail != nil {
+		l.ResponseDetail = *u.ResponseDetail
+	}
+	if err := s.store.PutLink(ctx, l); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// DeleteLink deletes a team's link; its visitors are refused at once.
+func (s *Service) DeleteLink(ctx context.Context, teamID, id string) error {
+	if _, err := s.Link(ctx, teamID, id); err != nil {
+		return err
+	}
+	s.limMu.Lock()
+	delete(s.limiters, id)
+	s.limMu.Unlock()
+	return s.store.DeleteLink(ctx, id)
+}
+
+// Admission is a visitor let in for one question.
+type Admission struct {
+	Link *Link
+	// UID is the owner's server's uid for the visitor, else the token.
+	UID   string
+	Token string
+}
+
+// checkLink applies the link's own limits.
+func (s *Service) checkLink(ctx context.Context, shareID string) (*Link, error) {
+	if shareID == "" {
+		return nil, auth.InvalidRequest("shareId", "is required")
+	}
+	l, err := s.store.Link(ctx, shareID)
+	if err != nil {
+		return nil, err
+	}
+	if !l.Limit.ExpiredTime.IsZero() && !s.opts.Now().Before(l.Limit.ExpiredTime) {
+		return nil, ErrLinkExpired
+	}
+	if l.Limit.MaxUsagePoints > 0 && l.UsagePoints >= l.Limit.MaxUsagePoints {
+		return nil, ErrLinkQuota
+	}
+	return l, nil
+}
+
+// Admit decides whether a visitor may ask question through a link: the
+// link must exist, be unexpired, within its points and its questions per
+// minute, and, when it has an auth host, the host's /shareAuth/start must
+// answer success within the timeout.
+func (s *Service) Admit(ctx context.Context, shareID, token, question string) (*Admission, error) {
+	l, err := s.checkLink(ctx, shareID)
+	if err != nil {
+		return nil, err
+	}
+	if !s.allow(l) {
+		return nil, ErrQPM
+	}
+	adm := &Admission{Link: l, UID: token, Token: token}
+	if l.Limit.HookURL == "" {
+		return adm, nil
+	}
+	if token == "" {
+		return nil, ErrNoToken
+	}
+	uid, err := s.hooks.ask(ctx, l, "/shareAuth/start", map[string]string{"token": token, "question": question})
+	if err != nil {
+		return nil, err
+	}
+	if uid != "" {
+		adm.UID = uid
+	}
+	return adm, nil
+}
+
+// Init is a visitor opening a link: the link's limits and, with an auth
+// host, its /shareAuth/init.
+func (s *Service) Init(ctx context.Context, shareID, token string) (*Admission, error) {
+	l, err := s.checkLink(ctx, shareID)
+	if err != nil {
+		return nil, err
+	}
+	adm := &Admission{Link: l, UID: token, Token: token}
+	if l.Limit.HookURL == "" {
+		return adm, nil
+	}
+	if token == "" {
+		return nil, ErrNoToken
+	}
+	uid, err := s.hooks.ask(ctx, l, "/shareAuth/init", map[string]string{"token": token})
+	if err != nil {
+		return nil, err
+	}
+	if uid != "" {
+		adm.UID = uid
+	}
+	return adm, nil
+}
+
+func (s *Service) allow(l *Link) bool {
+	if l.Limit.QPM <= 0 {
+		return true
+	}
+	s.limMu.Lock()
+	defer s.limMu.Unlock()
+	ll := s.limiters[l.ID]
+	if ll == nil || ll.qpm != l.Limit.QPM {
+		ll = &linkLimiter{qpm: l.Limit.QPM, lim: rate.NewLimiter(rate.Limit(float64(l.Limit.QPM)/60), l.Limit.QPM)}
+		s.limiters[l.ID] = ll
+	}
+	return ll.lim.AllowN(s.opts.Now(), 1)
+}
+
+// Charge adds points a visitor's chat spent to the link.
+func (s *Service) Charge(ctx context.Context, shareID string, points float64) error {
+	return s.store.AddUsage(ctx, shareID, points, s.opts.Now().UTC())
+}
+
+// Finish queues the /shareAuth/finish callback for a finished chat. It
+// returns once the callback is durable; delivery happens in the background.
+func (s *Service) Finish(ctx context.Context, adm *Admission, responseData any) error {
+	if adm.Link.Limit.HookURL == "" {
+		return nil
+	}
+	body, err := json.Marshal(map[string]any{"token": adm.Token, "responseData": responseData})
+	if err != nil {
+		return fmt.Errorf("shareauth: finish body: %w", err)
+	}
+	now := s.opts.Now().UTC()
+	d := &Delivery{ID: id.New(), ShareID: adm.Link.ID, Path: "/shareAuth/finish", Body: body, NextAttempt: now, CreateTime: now}
+	if err := s.store.Enqueue(ctx, d); err != nil {
+		return err
+	}
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// Pending counts a link's undelivered finish callbacks.
+func (s *Service) Pending(ctx context.Context, shareID string) (int, error) {
+	return s.store.Pending(ctx, shareID)
+}
+
+func (s *Service) deliverLoop(ctx context.Context) {
+	defer close(s.done)
+	for {
+		due, err := s.store.Due(ctx, s.opts.Now(), 32)
+		if err != nil && ctx.Err() == nil {
+			s.log.Error("shareauth: reading the outbox", "err", err)
+		}
+		for _, d := range due {
+			if ctx.Err() != nil {
+				return
+			}
+			s.deliver(ctx, d)
+		}
+		if len(due) == 32 {
+			continue
+		}
+		t := time.NewTimer(s.opts.PollEvery)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-s.wake:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+func (s *Service) deliver(ctx context.Context, d *Delivery) {
+	l, err := s.store.Link(ctx, d.ShareID)
+	if errors.Is(err, ErrLinkNotFound) || (err == nil && l.Limit.HookURL == "") {
+		_ = s.store.Delivered(ctx, d.ID) // nobody to tell any more
+		return
+	}
+	if err == nil {
+		cctx, cancel := context.WithTimeout(ctx, s.opts.FinishTimeout)
+		var resp *http.Response
+		resp, _, err = s.hooks.call(cctx, l, d.Path, json.RawMessage(d.Body))
+		cancel()
+		if err == nil && resp.StatusCode/100 != 2 {
+			err = fmt.Errorf("auth host answered %d", resp.StatusCode)
+		}
+	}
+	if ctx.Err() != nil {
+		return // shutting down; the delivery stays due
+	}
+	if err == nil {
+		if err := s.store.Delivered(ctx, d.ID); err != nil {
+			s.log.Error("shareauth: marking a callback delivered", "err", err)
+		}
+		return
+	}
+	d.Attempts++
+	d.LastError = err.Error()
+	delay := s.opts.RetryBase << min(d.Attempts-1, 20)
+	if delay > s.opts.RetryMax || delay <= 0 {
+		delay = s.opts.RetryMax
+	}
+	d.NextAttempt = s.opts.Now().Add(delay).UTC()
+	s.log.Warn("shareauth: finish callback failed; will retry", "link", d.ShareID, "attempts", d.Attempts, "retry_in", delay, "err", err)
+	if err := s.store.Reschedule(ctx, d); err != nil {
+		s.log.Error("shareauth: rescheduling a callback", "err", err)
+	}
+}
