@@ -5,7 +5,6 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/chatgate/chatgate/auth"
@@ -300,7 +299,7 @@ func (h *Handler) historyQuery(r *http.Request) (p *auth.Principal, appID string
 	if _, err = h.app(r.Context(), p, appID); err != nil {
 		return
 	}
-	offset, size, err = page(q.Get("offset"), q.Get("pageSize"))
+	offset, size, err = httpjson.Page(q)
 	return
 }
 
@@ -321,26 +320,6 @@ func (h *Handler) envelopeError(w http.ResponseWriter, r *http.Request, err erro
 		err = auth.NotFound("chat")
 	}
 	httpjson.WriteError(w, r, h.log, err)
-}
-
-// page parses offset and pageSize: defaults 0 and 30, pageSize at most 2000.
-func page(offset, size string) (int, int, error) {
-	o, s := 0, 30
-	if offset != "" {
-		n, err := strconv.Atoi(offset)
-		if err != nil || n < 0 {
-			return 0, 0, auth.InvalidRequest("offset", "must be a non-negative integer")
-		}
-		o = n
-	}
-	if size != "" {
-		n, err := strconv.Atoi(size)
-		if err != nil || n < 1 || n > 2000 {
-			return 0, 0, auth.InvalidRequest("pageSize", "must be an integer from 1 to 2000")
-		}
-		s = n
-	}
-	return o, s, nil
 }
 
 func mustPrincipal(r *http.Request) *auth.Principal {
