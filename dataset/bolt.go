@@ -73,8 +73,27 @@ func join(parts ...string) []byte {
 func prefix(s string) []byte { return append([]byte(s), 0) }
 
 func timeKey(t time.Time, id string) []byte {
-	b := binary.BigEndian.AppendUint64(nil, uint64(t.UnixNano()))
+	b := binary.BigEndian.AppendUint64(nil, unixNanos(t))
 	return append(b, id...)
+}
+
+// Bounds of the times keys can order; UnixNano is undefined outside them.
+var (
+	minKeyTime = time.Unix(0, 0)
+	maxKeyTime = time.Unix(0, math.MaxInt64)
+)
+
+// unixNanos is t's Unix time in nanoseconds, clamped to the range keys can
+// order: times before 1970, the zero time among them, sort first (so an
+// item never scheduled is due at once) instead of wrapping to a huge value.
+func unixNanos(t time.Time) uint64 {
+	switch {
+	case t.Before(minKeyTime):
+		return 0
+	case t.After(maxKeyTime):
+		return math.MaxInt64
+	}
+	return uint64(t.UnixNano())
 }
 
 func encodeVector(v []float32) []byte {
@@ -367,7 +386,7 @@ func (s *BoltStore) Enqueue(ctx context.Context, items []*TrainingItem) ([]int, 
 // DueTraining implements Store.
 func (s *BoltStore) DueTraining(ctx context.Context, now time.Time, n int, skip func(string) bool) ([]*TrainingItem, error) {
 	var out []*TrainingItem
-	limit := binary.BigEndian.AppendUint64(nil, uint64(now.UnixNano())+1)
+	limit := binary.BigEndian.AppendUint64(nil, unixNanos(now)+1)
 	err := s.view(ctx, func(tx *bbolt.Tx) error {
 		tb := tx.Bucket(bucketTraining)
 		c := tx.Bucket(bucketDue).Cursor()
