@@ -463,6 +463,13 @@ func complete(tx *bbolt.Tx, it *TrainingItem, t *Trained) error {
 		}
 	}
 	t.Data, t.Vectors = kept, keptVecs
+	// A QA item's own q became no data: it is neither data nor queued now,
+	// so it may be pushed again.
+	if qk := qKey(it.CollectionID, it.Q); string(qb.Get(qk)) == it.ID && !stored[it.ID] {
+		if err := qb.Delete(qk); err != nil {
+			return err
+		}
+	}
 	if err := tx.Bucket(bucketDue).Delete(timeKey(it.NextAttempt, it.ID)); err != nil {
 		return err
 	}

@@ -283,6 +283,11 @@ func (s *MemoryStore) complete(it *TrainingItem, t *Trained) {
 		}
 	}
 	t.Data, t.Vectors = kept, keptVecs
+	// A QA item's own q became no data: it is neither data nor queued now,
+	// so it may be pushed again.
+	if qk := string(qKey(it.CollectionID, it.Q)); s.qindex[qk] == it.ID && !stored[it.ID] {
+		delete(s.qindex, qk)
+	}
 	delete(s.training, it.ID)
 }
 
