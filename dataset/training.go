@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -121,7 +122,9 @@ func (s *Service) train(ctx context.Context, batch []*TrainingItem) {
 		k := 0
 		for i, it := range g.items {
 			done[i].ItemID = it.ID
-			done[i].Data = g.data[i]
+			// a copy: Complete filters it in place, and the usage below
+			// counts every text that was embedded
+			done[i].Data = slices.Clone(g.data[i])
 			for _, d := range g.data[i] {
 				for n := range d.texts() {
 					done[i].Vectors = append(done[i].Vectors, Vector{ID: vectorID(d.ID, n), Values: vecs[k]})
