@@ -2,6 +2,7 @@ package dataset
 
 import (
 	"strings"
+	"unicode"
 
 	"github.com/tmc/langchaingo/textsplitter"
 )
@@ -51,9 +52,20 @@ func SplitText(text string, chunkSize, overlap int, count func(string) int) ([]s
 	clean := strings.NewReplacer(sentenceMark, "", clauseMark, "")
 	chunks := parts[:0]
 	for _, p := range parts {
-		if p = strings.TrimSpace(clean.Replace(p)); p != "" {
+		p = strings.TrimSpace(clean.Replace(p))
+		switch {
+		case p == "":
+		case len(chunks) > 0 && !strings.ContainsFunc(p, isWordRune):
+			// Punctuation alone: the splitter cut a sentence just over
+			// chunkSize before its final mark. The mark stays with its
+			// sentence, a little over the size, rather than become a
+			// chunk with nothing to search.
+			chunks[len(chunks)-1] += p
+		default:
 			chunks = append(chunks, p)
 		}
 	}
 	return chunks, nil
 }
+
+func isWordRune(r rune) bool { return unicode.IsLetter(r) || unicode.IsNumber(r) }
