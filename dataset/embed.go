@@ -71,6 +71,14 @@ func embedLocal(text string, dim int) []float32 {
 	for _, x := range v {
 		n += float64(x) * float64(x)
 	}
+	if n == 0 {
+		// No letters or digits (punctuation, emoji, nothing): the text
+		// itself is the one feature, so the vector still has a direction.
+		// A zero vector cannot be normalised, and the NaN similarities it
+		// gets in the index push real matches out of search results.
+		add(strings.TrimSpace(text), 1)
+		n = 1
+	}
 	if n > 0 {
 		inv := float32(1 / math.Sqrt(n))
 		for i := range v {
