@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/chatgate/chatgate/auth"
 	"github.com/chatgate/chatgate/internal/id"
@@ -47,6 +48,12 @@ type PushResult struct {
 
 // MaxPushItems is how many items one push may carry.
 const MaxPushItems = 2000
+
+// pushOrderStep spaces the creation times of one push's items, so that
+// data lists (oldest first) keep the order they were pushed in, a text
+// collection's chunks the order of the text. QA pairs, a nanosecond apart,
+// stay between their item and the next.
+const pushOrderStep = time.Microsecond
 
 // Push validates the items and queues the good ones for training, all in
 // one durable write: when Push returns, every item counted in InsertLen is
@@ -111,7 +118,7 @@ func (s *Service) Push(ctx context.Context, req PushRequest) (*PushResult, error
 		items = append(items, &TrainingItem{ID: id.New(), TeamID: c.TeamID, DatasetID: c.DatasetID,
 			CollectionID: c.ID, Mode: req.Mode, Prompt: req.Prompt, Q: q, A: it.A, Source: it.Source,
 			FileID: it.FileID, Indexes: cleanIndexes(idx), BillID: req.BillID, KeyID: req.KeyID,
-			NextAttempt: now, CreateTime: now})
+			NextAttempt: now, CreateTime: now.Add(time.Duration(i) * pushOrderStep)})
 		from = append(from, i)
 	}
 	if len(items) > 0 {
