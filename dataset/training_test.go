@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -55,6 +56,9 @@ func newService(t *testing.T, opts dataset.Options) *dataset.Service {
 	}
 	if opts.Tokens == nil {
 		opts.Tokens = runeCounter{}
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	s, err := dataset.New(context.Background(), opts)
 	if err != nil {
