@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math"
 	"math/rand/v2"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -14,6 +15,8 @@ import (
 	"testing"
 	"time"
 	"unicode"
+
+	"go.etcd.io/bbolt"
 
 	"github.com/chatgate/chatgate/dataset"
 )
@@ -898,4 +901,74 @@ func TestSearchWithFeaturelessData(t *testing.T) {
 	if err != nil || len(r.Hits) != 1 || r.Hits[0].A != "punctuation" {
 		t.Fatalf("search for ？？？: %+v, %v", r, err)
 	}
+}
+
+// openOnDisk opens a Service on a bbolt file and a bleve index in dir; the
+// returned close stops it and closes both, so dir can be opened again.
+func openOnDisk(t *testing.T, dir, textDir string, opts dataset.Options) (*dataset.Service, func()) {
+	t.Helper()
+	db, err := bbolt.Open(filepath.Join(dir, "chatgate.db"), 0o600, &bbolt.Options{Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := dataset.NewBoltStore(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text, err := dataset.OpenBleveIndex(filepath.Join(dir, textDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.Store, opts.Text = st, text
+	s := newService(t, opts)
+	return s, func() {
+		if err := s.Close(context.Background()); err != nil {
+			t.Error(err)
+		}
+		_ = text.Close()
+		_ = db.Close()
+	}
+}
+
+// Acknowledged items survive a restart in the middle of training, and a
+// lost full-text index is rebuilt from the store.
+func TestRestartResumesTrainingAndRebuildsIndexes(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	stuck := gate{open: make(chan struct{})} // never opened: training cannot finish
+	s, stop := openOnDisk(t, dir, "fulltext.bleve", dataset.Options{Embedders: map[string]dataset.Embedder{dataset.LocalModel: stuck}})
+	ds, c := setup(t, s, "team")
+	push(t, s, dataset.PushRequest{TeamID: "team", CollectionID: c.ID, Data: []dataset.PushItem{
+		{Q: "退货期限是多久？", A: "三十天"}, {Q: "Who pays for shipping?", A: "the buyer"}}})
+	if d, _ := s.Collection(ctx, "team", c.ID); d.TrainingAmount != 2 {
+		t.Fatalf("before the restart: %+v", d)
+	}
+	stop() // shutting down cancels the embedding in flight
+
+	s, stop = openOnDisk(t, dir, "fulltext.bleve", dataset.Options{})
+	d := waitTrained(t, s, "team", c.ID)
+	if d.DataAmount != 2 || d.FailedAmount != 0 {
+		t.Fatalf("after the restart: %+v", d)
+	}
+	search := func(s *dataset.Service, text, mode string) []dataset.SearchHit {
+		t.Helper()
+		r, err := s.Search(ctx, dataset.SearchRequest{TeamID: "team", DatasetIDs: []string{ds.ID}, Text: text, Mode: mode, Similarity: 0.3})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.Hits
+	}
+	waitFor(t, "full-text search", func() bool { return len(search(s, "shipping", dataset.SearchFullText)) == 1 })
+	stop()
+
+	// vectors come back from the store; a lost full-text index is rebuilt
+	s, stop = openOnDisk(t, dir, "fulltext-new.bleve", dataset.Options{})
+	defer stop()
+	if h := search(s, "退货期限是多久", dataset.SearchEmbedding); len(h) != 1 || h[0].A != "三十天" {
+		t.Fatalf("embedding search after restart: %+v", h)
+	}
+	waitFor(t, "the rebuilt full-text index", func() bool {
+		h := search(s, "shipping", dataset.SearchFullText)
+		return len(h) == 1 && h[0].A == "the buyer"
+	})
 }
