@@ -3,6 +3,7 @@ package dataset
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/chatgate/chatgate/auth"
 	"strings"
 	"time"
 )
@@ -93,7 +94,7 @@ func (x *Index) UnmarshalJSON(b []byte) error {
 		Text string `json:"text"`
 	}
 	if err := json.Unmarshal(b, &o); err != nil {
-		return fmt.Errorf("index must be a string or an object with text")
+		return auth.InvalidRequest("indexes", "each index must be a string or an object with text")
 	}
 	*x = Index(o.Text)
 	return nil

@@ -273,27 +273,35 @@ func (h *Handler) CollectionDetail(w http.ResponseWriter, r *http.Request) {
 }
 
 // TrainingFailures serves GET
-// /api/core/dataset/collection/trainingFailures?collectionId=: the items
-// that failed for good, with their last error.
+// /api/core/dataset/collection/trainingFailures?collectionId=&offset=
+// &pageSize=: the items that failed for good, with their last error, as
+// {list, total}.
 func (h *Handler) TrainingFailures(w http.ResponseWriter, r *http.Request) {
 	id, ok := h.queryID(w, r, "collectionId", "id")
 	if !ok {
 		return
 	}
-	_, size, err := httpjson.Page(r.URL.Query())
+	offset, size, err := httpjson.Page(r.URL.Query())
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	items, err := h.s.TrainingFailures(r.Context(), principal(r).TeamID, id, size)
+	p := principal(r)
+	c, err := h.s.Collection(r.Context(), p.TeamID, id)
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
+	items, err := h.s.TrainingFailures(r.Context(), p.TeamID, id, offset+size)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	items = items[min(offset, len(items)):]
 	if items == nil {
 		items = []*TrainingItem{}
 	}
-	httpjson.WriteData(w, items)
+	httpjson.WriteData(w, listPage[*TrainingItem]{List: items, Total: c.FailedAmount})
 }
 
 // DeleteCollection serves DELETE /api/core/dataset/collection/delete?id=.

@@ -868,14 +868,19 @@ func TestHandlerTrainingProgressAndFailures(t *testing.T) {
 	if *d.TrainingAmount != 0 || d.DataAmount != 0 {
 		t.Fatalf("failed collection: %+v", d)
 	}
-	var fs []dataset.TrainingItem
-	e.ok(t, e.readA, "GET", "/api/core/dataset/collection/trainingFailures?collectionId="+brokenColl, nil, &fs)
-	if len(fs) != 1 || fs[0].Q != "doomed" || !fs[0].Failed || fs[0].Attempts != 2 || !strings.Contains(fs[0].LastError, "upstream said 503") {
-		t.Fatalf("trainingFailures = %+v", fs)
+	var page struct {
+		List  []dataset.TrainingItem `json:"list"`
+		Total int                    `json:"total"`
 	}
-	e.ok(t, e.readA, "GET", "/api/core/dataset/collection/trainingFailures?collectionId="+slowColl, nil, &fs)
-	if fs == nil || len(fs) != 0 {
-		t.Fatalf("trainingFailures of a healthy collection = %+v (want [])", fs)
+	e.ok(t, e.readA, "GET", "/api/core/dataset/collection/trainingFailures?collectionId="+brokenColl, nil, &page)
+	fs := page.List
+	if page.Total != 1 || len(fs) != 1 || fs[0].Q != "doomed" || !fs[0].Failed || fs[0].Attempts != 2 || !strings.Contains(fs[0].LastError, "upstream said 503") {
+		t.Fatalf("trainingFailures = %+v", page)
+	}
+	page.List = nil
+	e.ok(t, e.readA, "GET", "/api/core/dataset/collection/trainingFailures?collectionId="+slowColl, nil, &page)
+	if page.List == nil || len(page.List) != 0 || page.Total != 0 {
+		t.Fatalf("trainingFailures of a healthy collection = %+v (want an empty list)", page)
 	}
 	close(e.gate.open)
 	d = e.waitIdle(t, e.writeA, slowColl)

@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 
@@ -142,7 +144,11 @@ func (s *Service) searchVectors(ctx context.Context, req SearchRequest, sets []*
 			}
 			vs, err := emb.Embed(ctx, []string{req.Text})
 			if err != nil {
-				return nil, errors.Join(errors.New("dataset: embedding the query"), err)
+				if ctx.Err() != nil {
+					return nil, err
+				}
+				return nil, &auth.Error{Status: http.StatusBadGateway, Code: "upstream_error",
+					Message: fmt.Sprintf("embedding the query with %q failed: %v", ds.VectorModel, err)}
 			}
 			q = vs[0]
 			queries[ds.VectorModel] = q

@@ -322,8 +322,12 @@ func (s *Service) CreateTextCollection(ctx context.Context, tc TextCollection) (
 	if tc.ChunkSize == 0 {
 		tc.ChunkSize = 512
 	}
-	if tc.ChunkSize < 16 || tc.ChunkSize > s.opts.IndexMaxTokens {
-		return nil, nil, auth.InvalidRequest("chunkSize", "must be between 16 and %d", s.opts.IndexMaxTokens)
+	maxChunk := s.opts.IndexMaxTokens
+	if tc.TrainingType == ModeQA {
+		maxChunk = s.opts.QAMaxTokens
+	}
+	if tc.ChunkSize < 16 || tc.ChunkSize > maxChunk {
+		return nil, nil, auth.InvalidRequest("chunkSize", "must be between 16 and %d", maxChunk)
 	}
 	if tc.ChunkOverlap < 0 || tc.ChunkOverlap > tc.ChunkSize/2 {
 		return nil, nil, auth.InvalidRequest("chunkOverlap", "must be between 0 and half of chunkSize")

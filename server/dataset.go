@@ -15,7 +15,7 @@ const TextIndexDir = "fulltext.bleve"
 
 // openDataset builds the knowledge-base service on the shared database,
 // with the full-text index beside it.
-func (s *Server) openDataset(ctx context.Context, models *chat.Models) error {
+func (s *Server) openDataset(ctx context.Context, models *chat.Models, tokens *chat.TokenCounter) error {
 	store, err := dataset.NewBoltStore(s.db)
 	if err != nil {
 		return err
@@ -31,7 +31,7 @@ func (s *Server) openDataset(ctx context.Context, models *chat.Models) error {
 	s.text = text
 	opts := dataset.Options{Store: store, Text: text, Embedders: embedders,
 		DefaultVectorModel: s.cfg.Dataset.VectorModel, Workers: s.cfg.Dataset.Workers, Logger: s.log,
-		Usage: datasetUsage{s.Billing}, CheckBill: s.Billing.CheckBill}
+		Usage: datasetUsage{s.Billing}, CheckBill: s.Billing.CheckBill, Tokens: tokens}
 	if qa := s.cfg.qaGenerator(models); qa != nil {
 		opts.QA = qa
 	}

@@ -125,7 +125,7 @@ func (s *Server) init() error {
 	}
 	tokens := new(chat.TokenCounter)
 	go func() { _ = tokens.Warm() }() // the encoder takes a moment to build; not on the first request
-	if err := s.openDataset(ctx, models); err != nil {
+	if err := s.openDataset(ctx, models, tokens); err != nil {
 		return err
 	}
 	s.Chat = chat.NewEngine(chat.EngineConfig{Apps: chatStore, History: chatStore, Models: models,
