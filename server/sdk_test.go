@@ -24,6 +24,10 @@ const sdkAdmin = "sdk-admin-key-0123456789"
 // sdkServer runs the reference server on loopback with a known admin key
 // and returns its base URL.
 func sdkServer(t *testing.T, mutate func(*server.Config)) (string, *server.Server) {
+	return sdkServerTB(t, mutate)
+}
+
+func sdkServerTB(t testing.TB, mutate func(*server.Config)) (string, *server.Server) {
 	t.Helper()
 	cfg := server.Config{RootKey: sdkAdmin, Stderr: io.Discard}
 	cfg.Server.Data = t.TempDir()
@@ -53,6 +57,10 @@ func sdkServer(t *testing.T, mutate func(*server.Config)) (string, *server.Serve
 
 // sdkKey creates a key through the key API and returns its secret.
 func sdkKey(t *testing.T, base string, spec map[string]any) string {
+	return sdkKeyTB(t, base, spec)
+}
+
+func sdkKeyTB(t testing.TB, base string, spec map[string]any) string {
 	t.Helper()
 	body, _ := json.Marshal(spec)
 	req, _ := http.NewRequest(http.MethodPost, base+"/api/support/openapi/create", bytes.NewReader(body))
