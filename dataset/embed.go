@@ -107,7 +107,7 @@ func eachTerm(text string, fn func(term string, cjk bool)) {
 			if !cjkStop(r) {
 				fn(string(r), true)
 			}
-			if prev != 0 {
+			if prev != 0 && !(cjkStop(prev) && cjkStop(r)) {
 				fn(string([]rune{prev, r}), true)
 			}
 			prev = r
@@ -127,11 +127,13 @@ func isCJK(r rune) bool {
 		unicode.Is(unicode.Katakana, r) || unicode.Is(unicode.Hangul, r)
 }
 
-// cjkStop reports particles too common to tell texts apart on their own;
-// they still count inside pairs.
+// cjkStop reports particles and question words too common to tell texts
+// apart: alone they are no feature, and a pair of them (怎么, 什么, 是谁)
+// is none either; paired with a content character they still count.
 func cjkStop(r rune) bool {
 	switch r {
-	case '的', '了', '是', '在', '和', '有', '我', '你', '他', '她', '它', '这', '那', '吗', '呢', '吧', '啊', '么', '什', '个', '一', '也', '就', '都', '与', '及':
+	case '的', '了', '是', '在', '和', '有', '我', '你', '他', '她', '它', '这', '那', '吗', '呢', '吧', '啊', '么', '什', '个', '一', '也', '就', '都', '与', '及',
+		'怎', '哪', '谁', '几', '多', '少', '为', '如', '何', '能', '可', '以', '要', '会', '该', '应':
 		return true
 	}
 	return false
