@@ -19,7 +19,7 @@ import (
 
 var (
 	bucketRecords   = []byte("billing.records")    // time(8)id -> Record
-	bucketRecordIDs = []byte("billing.record_ids") // id -> ""
+	bucketRecordIDs = []byte("billing.record_ids") // id -> 1
 	bucketBills     = []byte("billing.bills")      // id -> BillDetail
 	bucketKeys      = []byte("billing.keys")       // key id -> points, float64 bits
 	bucketApps      = []byte("billing.apps")       // app id -> points, float64 bits
@@ -156,7 +156,9 @@ func putRecord(tx *bbolt.Tx, r *Record) error {
 	if ids.Get([]byte(r.ID)) != nil {
 		return nil // already counted
 	}
-	if err := ids.Put([]byte(r.ID), nil); err != nil {
+	// Not a nil value: bbolt reads a nil put back as nil within the same
+	// transaction, so a duplicate in the same commit would count again.
+	if err := ids.Put([]byte(r.ID), []byte{1}); err != nil {
 		return err
 	}
 	if err := boltx.PutJSON(tx.Bucket(bucketRecords), recordKey(r), r); err != nil {

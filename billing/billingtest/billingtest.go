@@ -1,0 +1,608 @@
+// Package billingtest holds a conformance test for implementations of
+// billing.Ledger. A ledger passes when it behaves as the interface
+// documents: records get an id and a time, a record id is counted once, a
+// record naming an unknown bill (or another team's) fails and stores
+// nothing, bills aggregate their records by module and model, List and
+// Summary select one team's records by key, app and time range, newest
+// first, and totals stay exact under concurrent writers.
+package billingtest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chatgate/chatgate/billing"
+)
+
+// TestLedger runs the conformance suite against the ledgers open returns.
+// It calls open once per subtest, which must return a new, empty ledger;
+// open should register any cleanup with t.Cleanup.
+//
+// Points in the suite are multiples of 1/4, which float64 adds exactly, so
+// totals are compared for equality.
+func TestLedger(t *testing.T, open func(t *testing.T) billing.Ledger) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, l billing.Ledger)
+	}{
+		{"RecordAssignsIDAndTime", testRecordAssigns},
+		{"RecordNeedsTeam", testRecordNeedsTeam},
+		{"Bill", testBill},
+		{"BillNotFound", testBillNotFound},
+		{"UnknownBillStoresNothing", testUnknownBillStoresNothing},
+		{"DuplicateCountedOnce", testDuplicate},
+		{"ListNewestFirst", testListOrder},
+		{"ListFilters", testListFilters},
+		{"ListTimeRange", testListTimeRange},
+		{"ListPagination", testListPagination},
+		{"Summary", testSummary},
+		{"Empty", testEmpty},
+		{"ConcurrentRecords", testConcurrent},
+		{"ConcurrentDuplicates", testConcurrentDuplicates},
+		{"ConcurrentFailuresIsolated", testConcurrentFailures},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
+	}
+}
+
+var ctx = context.Background()
+
+// t0 is a fixed time, far from a UTC day boundary.
+var t0 = time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+
+func record(t *testing.T, l billing.Ledger, r *billing.Record) *billing.Record {
+	t.Helper()
+	if err := l.Record(ctx, r); err != nil {
+		t.Fatalf("Record(%+v): %v", r, err)
+	}
+	return r
+}
+
+func chat(team, key, app string, points float64, at time.Time) *billing.Record {
+	return &billing.Record{TeamID: team, KeyID: key, AppID: app, Source: billing.SourceChat, Module: "AI Chat",
+		Model: "m", InputTokens: 10, OutputTokens: 5, Points: points, Time: at}
+}
+
+func list(t *testing.T, l billing.Ledger, f billing.Filter) ([]billing.Record, int) {
+	t.Helper()
+	recs, total, err := l.List(ctx, f)
+	if err != nil {
+		t.Fatalf("List(%+v): %v", f, err)
+	}
+	return recs, total
+}
+
+func ids(recs []billing.Record) []string {
+	out := make([]string, len(recs))
+	for i, r := range recs {
+		out[i] = r.ID
+	}
+	return out
+}
+
+func keyPoints(t *testing.T, l billing.Ledger) map[string]float64 {
+	t.Helper()
+	kp, err := l.KeyPoints(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kp
+}
+
+func appPoints(t *testing.T, l billing.Ledger, app string) float64 {
+	t.Helper()
+	p, err := l.AppPoints(ctx, app)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func createBill(t *testing.T, l billing.Ledger, team, name string) string {
+	t.Helper()
+	b := &billing.Bill{TeamID: team, Name: name, CreateTime: t0}
+	if err := l.CreateBill(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	if b.ID == "" {
+		t.Fatal("CreateBill assigned no id")
+	}
+	return b.ID
+}
+
+func testRecordAssigns(t *testing.T, l billing.Ledger) {
+	before := time.Now()
+	r := record(t, l, &billing.Record{TeamID: "t", KeyID: "k", Module: "AI Chat", Model: "m", InputTokens: 1, Points: 0.25})
+	if r.ID == "" || r.Time.IsZero() || r.Time.Before(before.Add(-time.Second)) || r.Time.After(time.Now().Add(time.Second)) {
+		t.Fatalf("Record left id %q, time %v", r.ID, r.Time)
+	}
+	given := record(t, l, &billing.Record{ID: "mine", TeamID: "t", KeyID: "k", Module: "AI Chat", Model: "m", Points: 0.5, Time: t0})
+	if given.ID != "mine" || !given.Time.Equal(t0) {
+		t.Fatalf("Record replaced a given id or time: %q %v", given.ID, given.Time)
+	}
+	recs, total := list(t, l, billing.Filter{TeamID: "t"})
+	if total != 2 || len(recs) != 2 || recs[0].ID != r.ID || recs[1].ID != "mine" || !recs[1].Time.Equal(t0) {
+		t.Fatalf("List = %d %+v", total, recs)
+	}
+	got := recs[1]
+	if got.TeamID != "t" || got.KeyID != "k" || got.Module != "AI Chat" || got.Model != "m" || got.Points != 0.5 {
+		t.Fatalf("stored record = %+v", got)
+	}
+}
+
+func testRecordNeedsTeam(t *testing.T, l billing.Ledger) {
+	if err := l.Record(ctx, &billing.Record{KeyID: "k", AppID: "a", Module: "AI Chat", Points: 1}); err == nil {
+		t.Fatal("a record without a team was stored")
+	}
+	if _, total := list(t, l, billing.Filter{TeamID: ""}); total != 0 {
+		t.Fatalf("the teamless record is listed: %d", total)
+	}
+	if kp := keyPoints(t, l); kp["k"] != 0 {
+		t.Fatalf("the teamless record was counted on its key: %v", kp)
+	}
+}
+
+func testBill(t *testing.T, l billing.Ledger) {
+	id := createBill(t, l, "t", "import")
+	other := createBill(t, l, "t", "other")
+	b, err := l.Bill(ctx, id)
+	if err != nil || b.ID != id || b.TeamID != "t" || b.Name != "import" || b.TotalTokens != 0 || b.TotalPoints != 0 ||
+		b.Items == nil || len(b.Items) != 0 {
+		t.Fatalf("new bill = %+v, %v", b, err)
+	}
+	for _, r := range []*billing.Record{
+		{TeamID: "t", KeyID: "k", BillID: id, Source: billing.SourceTraining, Module: "embedding", Model: "local", InputTokens: 100, Points: 0.25},
+		{TeamID: "t", KeyID: "k", BillID: id, Source: billing.SourceTraining, Module: "qa", Model: "gpt", InputTokens: 30, OutputTokens: 70, Points: 2},
+		{TeamID: "t", KeyID: "k", BillID: id, Source: billing.SourceTraining, Module: "embedding", Model: "local", InputTokens: 50, Points: 0.5},
+		{TeamID: "t", KeyID: "k", BillID: id, Source: billing.SourceTraining, Module: "embedding", Model: "remote", InputTokens: 8, Points: 1},
+		{TeamID: "t", KeyID: "k", BillID: other, Source: billing.SourceTraining, Module: "embedding", Model: "local", InputTokens: 999, Points: 4},
+		{TeamID: "t", KeyID: "k", Source: billing.SourceChat, Module: "AI Chat", Model: "m", InputTokens: 999, Points: 4},
+	} {
+		record(t, l, r)
+	}
+	b, err = l.Bill(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.TotalTokens != 258 || b.TotalPoints != 3.75 || b.Name != "import" {
+		t.Fatalf("bill totals = %d tokens, %v points; want 258, 3.75: %+v", b.TotalTokens, b.TotalPoints, b)
+	}
+	want := map[[2]string]billing.BillItem{
+		{"embedding", "local"}:  {Module: "embedding", Model: "local", Tokens: 150, Points: 0.75},
+		{"qa", "gpt"}:           {Module: "qa", Model: "gpt", Tokens: 100, Points: 2},
+		{"embedding", "remote"}: {Module: "embedding", Model: "remote", Tokens: 8, Points: 1},
+	}
+	if len(b.Items) != len(want) {
+		t.Fatalf("bill items = %+v; want one per module and model", b.Items)
+	}
+	for _, it := range b.Items {
+		if w, ok := want[[2]string{it.Module, it.Model}]; !ok || it != w {
+			t.Errorf("bill item %+v; want %+v", it, w)
+		}
+	}
+	if ob, err := l.Bill(ctx, other); err != nil || ob.TotalTokens != 999 || ob.TotalPoints != 4 || len(ob.Items) != 1 {
+		t.Fatalf("the other bill = %+v, %v", ob, err)
+	}
+	// the bill's records are ordinary usage records too
+	if kp := keyPoints(t, l); kp["k"] != 11.75 {
+		t.Fatalf("key points = %v; want 11.75", kp["k"])
+	}
+}
+
+func testBillNotFound(t *testing.T, l billing.Ledger) {
+	if _, err := l.Bill(ctx, "no-such-bill"); !errors.Is(err, billing.ErrBillNotFound) {
+		t.Fatalf("Bill(missing) = %v; want ErrBillNotFound", err)
+	}
+}
+
+func testUnknownBillStoresNothing(t *testing.T, l billing.Ledger) {
+	id := createBill(t, l, "t1", "mine")
+	record(t, l, &billing.Record{TeamID: "t1", KeyID: "k", AppID: "a", BillID: id, Module: "embedding", Model: "local", InputTokens: 4, Points: 1})
+	for _, r := range []*billing.Record{
+		{TeamID: "t1", KeyID: "k", AppID: "a", BillID: "no-such-bill", Module: "embedding", Model: "local", InputTokens: 7, Points: 8},
+		// another team's bill is as missing as a missing one
+		{TeamID: "t2", KeyID: "k", AppID: "a", BillID: id, Module: "embedding", Model: "local", InputTokens: 7, Points: 8},
+	} {
+		if err := l.Record(ctx, r); !errors.Is(err, billing.ErrBillNotFound) {
+			t.Fatalf("Record with bill %q of team %q = %v; want ErrBillNotFound", r.BillID, r.TeamID, err)
+		}
+	}
+	for _, team := range []string{"t1", "t2"} {
+		if _, total := list(t, l, billing.Filter{TeamID: team}); total != map[string]int{"t1": 1, "t2": 0}[team] {
+			t.Fatalf("team %s lists %d records after the failures", team, total)
+		}
+	}
+	if kp := keyPoints(t, l); kp["k"] != 1 {
+		t.Fatalf("key points = %v; want 1", kp["k"])
+	}
+	if p := appPoints(t, l, "a"); p != 1 {
+		t.Fatalf("app points = %v; want 1", p)
+	}
+	if b, err := l.Bill(ctx, id); err != nil || b.TotalTokens != 4 || b.TotalPoints != 1 {
+		t.Fatalf("bill after the failures = %+v, %v", b, err)
+	}
+}
+
+func testDuplicate(t *testing.T, l billing.Ledger) {
+	id := createBill(t, l, "t", "b")
+	first := record(t, l, &billing.Record{TeamID: "t", KeyID: "k", AppID: "a", BillID: id, Module: "embedding", Model: "local",
+		InputTokens: 10, Points: 1.5, Time: t0})
+	// the same id again, even with other figures or another time, is the same record
+	again := *first
+	record(t, l, &again)
+	again.Points, again.InputTokens, again.Time = 100, 1000, t0.Add(time.Hour)
+	record(t, l, &again)
+	recs, total := list(t, l, billing.Filter{TeamID: "t"})
+	if total != 1 || len(recs) != 1 || recs[0].Points != 1.5 || !recs[0].Time.Equal(t0) {
+		t.Fatalf("after duplicates List = %d %+v", total, recs)
+	}
+	if kp := keyPoints(t, l); kp["k"] != 1.5 {
+		t.Fatalf("key points = %v; want 1.5", kp["k"])
+	}
+	if p := appPoints(t, l, "a"); p != 1.5 {
+		t.Fatalf("app points = %v; want 1.5", p)
+	}
+	if b, _ := l.Bill(ctx, id); b.TotalTokens != 10 || b.TotalPoints != 1.5 {
+		t.Fatalf("bill = %+v; the duplicate was added to it", b)
+	}
+	if s, _ := l.Summary(ctx, billing.Filter{TeamID: "t"}); s.Total.Records != 1 || s.Total.Points != 1.5 {
+		t.Fatalf("summary = %+v", s.Total)
+	}
+}
+
+func testListOrder(t *testing.T, l billing.Ledger) {
+	// recorded out of time order
+	var want []string
+	for _, h := range []int{5, 1, 9, 3, 7} {
+		r := record(t, l, chat("t", "k", "a", 0.25, t0.Add(time.Duration(h)*time.Hour)))
+		want = append(want, fmt.Sprintf("%d:%s", h, r.ID))
+	}
+	slices.SortFunc(want, func(a, b string) int { return int(b[0]) - int(a[0]) })
+	recs, total := list(t, l, billing.Filter{TeamID: "t"})
+	if total != 5 || len(recs) != 5 {
+		t.Fatalf("List = %d, %d records", total, len(recs))
+	}
+	for i, r := range recs {
+		if h := int(r.Time.Sub(t0) / time.Hour); fmt.Sprintf("%d:%s", h, r.ID) != want[i] {
+			t.Fatalf("List order %v; want newest first %v", ids(recs), want)
+		}
+	}
+}
+
+func testListFilters(t *testing.T, l billing.Ledger) {
+	rs := []*billing.Record{
+		chat("t1", "k1", "a1", 0.25, t0),
+		chat("t1", "k1", "a2", 0.25, t0.Add(time.Minute)),
+		chat("t1", "k2", "a1", 0.25, t0.Add(2*time.Minute)),
+		chat("t1", "", "a1", 0.25, t0.Add(3*time.Minute)), // e.g. a share link's chat
+		chat("t2", "k1", "a1", 0.25, t0.Add(4*time.Minute)),
+		chat("t2", "k3", "a3", 0.25, t0.Add(5*time.Minute)),
+	}
+	for _, r := range rs {
+		record(t, l, r)
+	}
+	for _, tc := range []struct {
+		f    billing.Filter
+		want []*billing.Record // newest first
+	}{
+		{billing.Filter{TeamID: "t1"}, []*billing.Record{rs[3], rs[2], rs[1], rs[0]}},
+		{billing.Filter{TeamID: "t2"}, []*billing.Record{rs[5], rs[4]}},
+		{billing.Filter{TeamID: "t3"}, nil},
+		{billing.Filter{TeamID: "t1", KeyID: "k1"}, []*billing.Record{rs[1], rs[0]}},
+		{billing.Filter{TeamID: "t1", AppID: "a1"}, []*billing.Record{rs[3], rs[2], rs[0]}},
+		{billing.Filter{TeamID: "t1", KeyID: "k1", AppID: "a1"}, []*billing.Record{rs[0]}},
+		// another team's key and app are not seen
+		{billing.Filter{TeamID: "t1", KeyID: "k3"}, nil},
+		{billing.Filter{TeamID: "t1", AppID: "a3"}, nil},
+	} {
+		recs, total := list(t, l, tc.f)
+		want := make([]string, len(tc.want))
+		for i, r := range tc.want {
+			want[i] = r.ID
+		}
+		if total != len(want) || !slices.Equal(ids(recs), want) {
+			t.Errorf("List(%+v) = %d %v; want %v", tc.f, total, ids(recs), want)
+		}
+		for _, r := range recs {
+			if r.TeamID != tc.f.TeamID {
+				t.Errorf("List(%+v) returned team %s's record", tc.f, r.TeamID)
+			}
+		}
+	}
+}
+
+func testListTimeRange(t *testing.T, l billing.Ledger) {
+	var rs []*billing.Record
+	for h := range 6 {
+		rs = append(rs, record(t, l, chat("t", "k", "a", 0.25, t0.Add(time.Duration(h)*time.Hour))))
+	}
+	hour := func(h int) time.Time { return t0.Add(time.Duration(h) * time.Hour) }
+	for _, tc := range []struct {
+		from, to time.Time
+		want     []int // hours, newest first
+	}{
+		{time.Time{}, time.Time{}, []int{5, 4, 3, 2, 1, 0}},
+		{hour(2), time.Time{}, []int{5, 4, 3, 2}}, // From is included
+		{time.Time{}, hour(2), []int{1, 0}},       // To is not
+		{hour(1), hour(4), []int{3, 2, 1}},
+		{hour(1).Add(time.Nanosecond), hour(4).Add(time.Nanosecond), []int{4, 3, 2}},
+		{hour(6), time.Time{}, nil},
+		{time.Time{}, hour(0), nil},
+		{hour(-100), hour(100), []int{5, 4, 3, 2, 1, 0}},
+		// the same instants in another zone select the same records
+		{hour(1).In(time.FixedZone("CST", 8*3600)), hour(3).In(time.FixedZone("PST", -8*3600)), []int{2, 1}},
+	} {
+		recs, total := list(t, l, billing.Filter{TeamID: "t", From: tc.from, To: tc.to})
+		want := make([]string, len(tc.want))
+		for i, h := range tc.want {
+			want[i] = rs[h].ID
+		}
+		if total != len(want) || !slices.Equal(ids(recs), want) {
+			t.Errorf("List [%v, %v) = %d records; want hours %v", tc.from, tc.to, total, tc.want)
+		}
+		if s, err := l.Summary(ctx, billing.Filter{TeamID: "t", From: tc.from, To: tc.to}); err != nil || s.Total.Records != len(want) {
+			t.Errorf("Summary [%v, %v) = %+v, %v; want %d records", tc.from, tc.to, s, err, len(want))
+		}
+	}
+}
+
+func testListPagination(t *testing.T, l billing.Ledger) {
+	var all []string // newest first
+	for i := range 7 {
+		r := record(t, l, chat("t", "k", "a", 0.25, t0.Add(time.Duration(i)*time.Minute)))
+		all = append([]string{r.ID}, all...)
+	}
+	record(t, l, chat("other", "k", "a", 0.25, t0.Add(time.Hour)))
+	var paged []string
+	for off := 0; off < 7; off += 3 {
+		recs, total := list(t, l, billing.Filter{TeamID: "t", Offset: off, Limit: 3})
+		if total != 7 || len(recs) != min(3, 7-off) {
+			t.Fatalf("page at %d = %d of %d", off, len(recs), total)
+		}
+		paged = append(paged, ids(recs)...)
+	}
+	if !slices.Equal(paged, all) {
+		t.Fatalf("pages %v; want %v", paged, all)
+	}
+	if recs, total := list(t, l, billing.Filter{TeamID: "t", Offset: 7, Limit: 3}); total != 7 || len(recs) != 0 {
+		t.Fatalf("past the end: %d records of %d", len(recs), total)
+	}
+	if recs, total := list(t, l, billing.Filter{TeamID: "t", Offset: 100}); total != 7 || len(recs) != 0 {
+		t.Fatalf("far past the end: %d records of %d", len(recs), total)
+	}
+	if recs, total := list(t, l, billing.Filter{TeamID: "t", Offset: 5}); total != 7 || !slices.Equal(ids(recs), all[5:]) {
+		t.Fatalf("offset without limit: %v of %d", ids(recs), total)
+	}
+	if recs, total := list(t, l, billing.Filter{TeamID: "t", Limit: 100}); total != 7 || !slices.Equal(ids(recs), all) {
+		t.Fatalf("limit over total: %v of %d", ids(recs), total)
+	}
+	// a page of a filtered selection: total counts the selection
+	recs, total := list(t, l, billing.Filter{TeamID: "t", From: t0.Add(2 * time.Minute), Offset: 1, Limit: 2})
+	if total != 5 || !slices.Equal(ids(recs), all[1:3]) {
+		t.Fatalf("filtered page: %v of %d; want %v of 5", ids(recs), total, all[1:3])
+	}
+}
+
+func testSummary(t *testing.T, l billing.Ledger) {
+	cst := time.FixedZone("CST", 8*3600)
+	for _, r := range []*billing.Record{
+		{TeamID: "t", KeyID: "k1", AppID: "a", Module: "AI Chat", Model: "m", InputTokens: 10, OutputTokens: 5, Points: 1, Time: t0},
+		{TeamID: "t", KeyID: "k2", AppID: "a", Module: "AI Chat", Model: "m", InputTokens: 20, OutputTokens: 5, Points: 2.5, Time: t0.Add(time.Hour)},
+		// 01:00 on March 2nd in UTC+8 is 17:00 on March 1st in UTC
+		{TeamID: "t", KeyID: "k1", AppID: "a", Module: "AI Chat", Model: "m", InputTokens: 1, OutputTokens: 1, Points: 0.25,
+			Time: time.Date(2026, 3, 2, 1, 0, 0, 0, cst)},
+		{TeamID: "t", KeyID: "k1", Module: "embedding", Model: "local", InputTokens: 100, Points: 0.5, Time: t0.Add(24 * time.Hour)},
+		{TeamID: "t", KeyID: "k3", Module: "embedding", Model: "local", InputTokens: 40, Points: 0.5, Time: t0.Add(48 * time.Hour)},
+		{TeamID: "t", KeyID: "k4", Module: "embedding", Model: "local", InputTokens: 40, Points: 0.5, Time: t0.Add(48 * time.Hour)},
+		{TeamID: "other", KeyID: "k9", Module: "AI Chat", Model: "m", InputTokens: 1000, Points: 64, Time: t0},
+	} {
+		record(t, l, r)
+	}
+	s, err := l.Summary(ctx, billing.Filter{TeamID: "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if (s.Total != billing.Total{Records: 6, InputTokens: 211, OutputTokens: 11, Points: 5.25}) {
+		t.Fatalf("total = %+v", s.Total)
+	}
+	wantDays := []billing.DayTotal{
+		{Day: "2026-03-01", Total: billing.Total{Records: 3, InputTokens: 31, OutputTokens: 11, Points: 3.75}},
+		{Day: "2026-03-02", Total: billing.Total{Records: 1, InputTokens: 100, Points: 0.5}},
+		{Day: "2026-03-03", Total: billing.Total{Records: 2, InputTokens: 80, Points: 1}},
+	}
+	if !slices.Equal(s.ByDay, wantDays) {
+		t.Fatalf("by day = %+v; want %+v (UTC days, oldest first)", s.ByDay, wantDays)
+	}
+	// most points first; equal points by key id
+	wantKeys := []billing.KeyTotal{
+		{KeyID: "k2", Total: billing.Total{Records: 1, InputTokens: 20, OutputTokens: 5, Points: 2.5}},
+		{KeyID: "k1", Total: billing.Total{Records: 3, InputTokens: 111, OutputTokens: 6, Points: 1.75}},
+		{KeyID: "k3", Total: billing.Total{Records: 1, InputTokens: 40, Points: 0.5}},
+		{KeyID: "k4", Total: billing.Total{Records: 1, InputTokens: 40, Points: 0.5}},
+	}
+	if !slices.Equal(s.ByKey, wantKeys) {
+		t.Fatalf("by key = %+v; want %+v", s.ByKey, wantKeys)
+	}
+	// the filter applies
+	s, err = l.Summary(ctx, billing.Filter{TeamID: "t", KeyID: "k1", From: t0.Add(time.Minute)})
+	if err != nil || s.Total.Records != 2 || s.Total.Points != 0.75 || len(s.ByDay) != 2 || len(s.ByKey) != 1 || s.ByKey[0].KeyID != "k1" {
+		t.Fatalf("filtered summary = %+v, %v", s, err)
+	}
+	s, _ = l.Summary(ctx, billing.Filter{TeamID: "t", AppID: "a"})
+	if s.Total.Records != 3 || s.Total.Points != 3.75 {
+		t.Fatalf("summary by app = %+v", s.Total)
+	}
+}
+
+func testEmpty(t *testing.T, l billing.Ledger) {
+	if recs, total := list(t, l, billing.Filter{TeamID: "t"}); total != 0 || len(recs) != 0 {
+		t.Fatalf("empty List = %d %v", total, recs)
+	}
+	s, err := l.Summary(ctx, billing.Filter{TeamID: "t"})
+	if err != nil || s.Total != (billing.Total{}) || len(s.ByDay) != 0 || len(s.ByKey) != 0 {
+		t.Fatalf("empty Summary = %+v, %v", s, err)
+	}
+	if kp := keyPoints(t, l); len(kp) != 0 {
+		t.Fatalf("empty KeyPoints = %v", kp)
+	}
+	if p := appPoints(t, l, "a"); p != 0 {
+		t.Fatalf("empty AppPoints = %v", p)
+	}
+}
+
+func testConcurrent(t *testing.T, l billing.Ledger) {
+	const writers, each = 8, 64
+	bill := createBill(t, l, "t", "concurrent")
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		seen = map[string]bool{}
+	)
+	for g := range writers {
+		wg.Go(func() {
+			for i := range each {
+				r := &billing.Record{TeamID: "t", KeyID: fmt.Sprintf("k%d", g%4), AppID: "a", Module: "embedding", Model: "local",
+					InputTokens: 3, OutputTokens: 1, Points: 0.25}
+				if i%4 == 0 {
+					r.BillID = bill
+				}
+				if err := l.Record(ctx, r); err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				seen[r.ID] = true
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	const n = writers * each
+	if len(seen) != n {
+		t.Fatalf("%d distinct ids for %d records", len(seen), n)
+	}
+	recs, total := list(t, l, billing.Filter{TeamID: "t"})
+	if total != n || len(recs) != n {
+		t.Fatalf("List = %d; want %d", total, n)
+	}
+	for _, r := range recs {
+		delete(seen, r.ID)
+	}
+	if len(seen) != 0 {
+		t.Fatalf("%d acknowledged records are not listed", len(seen))
+	}
+	kp := keyPoints(t, l)
+	for k := range 4 {
+		if p := kp[fmt.Sprintf("k%d", k)]; p != writers/4*each*0.25 {
+			t.Errorf("k%d points = %v; want %v", k, p, writers/4*each*0.25)
+		}
+	}
+	if p := appPoints(t, l, "a"); p != n*0.25 {
+		t.Errorf("app points = %v; want %v", p, n*0.25)
+	}
+	b, err := l.Bill(ctx, bill)
+	if err != nil || b.TotalTokens != n/4*4 || b.TotalPoints != n/4*0.25 || len(b.Items) != 1 {
+		t.Errorf("bill = %+v, %v; want %d tokens, %v points", b, err, n/4*4, n/4*0.25)
+	}
+	s, err := l.Summary(ctx, billing.Filter{TeamID: "t"})
+	if err != nil || (s.Total != billing.Total{Records: n, InputTokens: 3 * n, OutputTokens: n, Points: n * 0.25}) {
+		t.Errorf("summary = %+v, %v", s, err)
+	}
+}
+
+func testConcurrentDuplicates(t *testing.T, l billing.Ledger) {
+	const writers = 16
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for g := range writers {
+		wg.Go(func() {
+			<-start
+			for i := range 4 {
+				// every writer records the same four ids
+				r := &billing.Record{ID: fmt.Sprintf("dup-%d", i), TeamID: "t", KeyID: "k", AppID: "a", Module: "AI Chat",
+					Model: "m", InputTokens: g + 1, Points: 0.5, Time: t0.Add(time.Duration(i) * time.Minute)}
+				if err := l.Record(ctx, r); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	if _, total := list(t, l, billing.Filter{TeamID: "t"}); total != 4 {
+		t.Fatalf("List = %d records; want 4", total)
+	}
+	if kp := keyPoints(t, l); kp["k"] != 2 {
+		t.Fatalf("key points = %v; want 2", kp["k"])
+	}
+	if p := appPoints(t, l, "a"); p != 2 {
+		t.Fatalf("app points = %v; want 2", p)
+	}
+}
+
+// testConcurrentFailures interleaves records that must fail with good ones:
+// a ledger that commits records together must not let one sink the others.
+func testConcurrentFailures(t *testing.T, l billing.Ledger) {
+	const writers, each = 8, 32
+	bill := createBill(t, l, "t", "b")
+	var (
+		wg   sync.WaitGroup
+		good = make([]int, writers)
+	)
+	for g := range writers {
+		wg.Go(func() {
+			for i := range each {
+				r := &billing.Record{TeamID: "t", KeyID: "k", AppID: "a", BillID: bill, Module: "embedding", Model: "local",
+					InputTokens: 2, Points: 0.25}
+				var want error
+				switch (g + i) % 4 {
+				case 1:
+					r.BillID, want = "missing", billing.ErrBillNotFound
+				case 3:
+					r.TeamID, want = "", errors.New("no team")
+				}
+				err := l.Record(ctx, r)
+				switch {
+				case want == nil && err != nil:
+					t.Errorf("a good record failed beside bad ones: %v", err)
+				case want == billing.ErrBillNotFound && !errors.Is(err, billing.ErrBillNotFound):
+					t.Errorf("unknown bill: %v", err)
+				case want != nil && err == nil:
+					t.Errorf("a bad record was stored: %+v", r)
+				case err == nil:
+					good[g]++
+				}
+			}
+		})
+	}
+	wg.Wait()
+	n := 0
+	for _, c := range good {
+		n += c
+	}
+	if n != writers*each/2 {
+		t.Fatalf("%d good records acknowledged; want %d", n, writers*each/2)
+	}
+	if _, total := list(t, l, billing.Filter{TeamID: "t"}); total != n {
+		t.Fatalf("List = %d; want %d", total, n)
+	}
+	if kp := keyPoints(t, l); kp["k"] != float64(n)*0.25 {
+		t.Fatalf("key points = %v; want %v", kp["k"], float64(n)*0.25)
+	}
+	if b, _ := l.Bill(ctx, bill); b.TotalTokens != 2*n || b.TotalPoints != float64(n)*0.25 {
+		t.Fatalf("bill = %+v", b)
+	}
+	if math.IsNaN(appPoints(t, l, "a")) {
+		t.Fatal("app points are NaN")
+	}
+}

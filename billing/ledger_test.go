@@ -1,0 +1,222 @@
+package billing_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"go.etcd.io/bbolt"
+
+	"github.com/chatgate/chatgate/billing"
+	"github.com/chatgate/chatgate/billing/billingtest"
+)
+
+func TestMemoryLedgerConformance(t *testing.T) {
+	t.Run("NewMemoryLedger", func(t *testing.T) {
+		billingtest.TestLedger(t, func(t *testing.T) billing.Ledger { return billing.NewMemoryLedger() })
+	})
+	t.Run("ZeroValue", func(t *testing.T) {
+		billingtest.TestLedger(t, func(t *testing.T) billing.Ledger { return new(billing.MemoryLedger) })
+	})
+}
+
+func TestBoltLedgerConformance(t *testing.T) {
+	billingtest.TestLedger(t, func(t *testing.T) billing.Ledger {
+		l, _ := openBoltLedger(t, filepath.Join(t.TempDir(), "ledger.db"))
+		return l
+	})
+}
+
+// openBoltLedger opens a BoltLedger on the file at path, closed at cleanup.
+func openBoltLedger(t testing.TB, path string) (*billing.BoltLedger, *bbolt.DB) {
+	t.Helper()
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	l, err := billing.NewBoltLedger(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l, db
+}
+
+// What Record acknowledged is in the file: a ledger opened on it again has
+// the records, the bills and the totals.
+func TestBoltLedgerReopen(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "ledger.db")
+	l, db := openBoltLedger(t, path)
+	bill := &billing.Bill{TeamID: "t", Name: "nightly", DatasetID: "ds"}
+	if err := l.CreateBill(ctx, bill); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 25 {
+				r := &billing.Record{TeamID: "t", KeyID: fmt.Sprintf("k%d", g%2), AppID: "a", Module: "embedding", Model: "local",
+					InputTokens: 4, Points: 0.5}
+				if i%5 == 0 {
+					r.BillID = bill.ID
+				}
+				if err := l.Record(ctx, r); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	// NewBoltLedger on a file that has the buckets keeps what they hold
+	if _, err := billing.NewBoltLedger(db); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	l2, _ := openBoltLedger(t, path)
+	_, total, err := l2.List(ctx, billing.Filter{TeamID: "t"})
+	if err != nil || total != 200 {
+		t.Fatalf("after reopening: %d records, %v; want 200", total, err)
+	}
+	kp, _ := l2.KeyPoints(ctx)
+	ap, _ := l2.AppPoints(ctx, "a")
+	if kp["k0"] != 50 || kp["k1"] != 50 || ap != 100 {
+		t.Fatalf("after reopening: keys %v, app %v", kp, ap)
+	}
+	b, err := l2.Bill(ctx, bill.ID)
+	if err != nil || b.Name != "nightly" || b.DatasetID != "ds" || b.TotalTokens != 160 || b.TotalPoints != 20 {
+		t.Fatalf("bill after reopening: %+v, %v", b, err)
+	}
+	// and it goes on counting where it stopped
+	if err := l2.Record(ctx, &billing.Record{TeamID: "t", KeyID: "k0", AppID: "a", Module: "AI Chat", Model: "m", Points: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if kp, _ := l2.KeyPoints(ctx); kp["k0"] != 51 {
+		t.Fatalf("k0 = %v; want 51", kp["k0"])
+	}
+}
+
+// Many goroutines, each with a few records, all at once: the group commit
+// acknowledges each exactly once and loses none.
+func TestBoltLedgerManyWriters(t *testing.T) {
+	ctx := context.Background()
+	l, _ := openBoltLedger(t, filepath.Join(t.TempDir(), "ledger.db"))
+	const writers, each = 200, 5
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for g := range writers {
+		wg.Go(func() {
+			<-start
+			for range each {
+				if err := l.Record(ctx, &billing.Record{TeamID: "t", KeyID: fmt.Sprintf("k%d", g%10), Module: "AI Chat",
+					Model: "m", InputTokens: 1, Points: 0.125}); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	_, total, _ := l.List(ctx, billing.Filter{TeamID: "t"})
+	kp, _ := l.KeyPoints(ctx)
+	if total != writers*each {
+		t.Fatalf("%d records; want %d", total, writers*each)
+	}
+	for k := range 10 {
+		if p := kp[fmt.Sprintf("k%d", k)]; p != writers/10*each*0.125 {
+			t.Fatalf("k%d = %v; want %v", k, p, writers/10*each*0.125)
+		}
+	}
+}
+
+// A record is written whatever its context does once it is queued; a
+// context already done stores nothing.
+func TestBoltLedgerCancelledContext(t *testing.T) {
+	l, _ := openBoltLedger(t, filepath.Join(t.TempDir(), "ledger.db"))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	err := l.Record(ctx, &billing.Record{TeamID: "t", KeyID: "k", Module: "AI Chat", Model: "m", Points: 1})
+	kp, _ := l.KeyPoints(context.Background())
+	_, total, _ := l.List(context.Background(), billing.Filter{TeamID: "t"})
+	if err == nil {
+		// a ledger may also store it: then it must count it
+		if total != 1 || kp["k"] != 1 {
+			t.Fatalf("acknowledged but %d records, %v points", total, kp["k"])
+		}
+		return
+	}
+	if total != 0 || kp["k"] != 0 {
+		t.Fatalf("failed (%v) but stored %d records, %v points", err, total, kp["k"])
+	}
+}
+
+// inOneCommit records recs concurrently such that they share one bbolt
+// transaction: it holds the writer lock while a primer record starts the
+// commit loop and the others queue behind it.
+func inOneCommit(t *testing.T, db *bbolt.DB, l *billing.BoltLedger, recs []*billing.Record) []error {
+	t.Helper()
+	ctx := context.Background()
+	tx, err := db.Begin(true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if err := l.Record(ctx, &billing.Record{TeamID: "primer", Module: "AI Chat", Model: "m"}); err != nil {
+			t.Error(err)
+		}
+	})
+	time.Sleep(20 * time.Millisecond) // the loop takes the primer and waits for the lock
+	errs := make([]error, len(recs))
+	for i, r := range recs {
+		wg.Go(func() { errs[i] = l.Record(ctx, r) })
+	}
+	time.Sleep(50 * time.Millisecond) // the others queue
+	_ = tx.Rollback()
+	wg.Wait()
+	return errs
+}
+
+func TestBoltLedgerOneCommit(t *testing.T) {
+	ctx := context.Background()
+	t.Run("duplicates", func(t *testing.T) {
+		l, db := openBoltLedger(t, filepath.Join(t.TempDir(), "ledger.db"))
+		var recs []*billing.Record
+		for range 8 {
+			recs = append(recs, &billing.Record{ID: "same", TeamID: "t", KeyID: "k", AppID: "a", Module: "AI Chat", Model: "m", Points: 1})
+		}
+		for _, err := range inOneCommit(t, db, l, recs) {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		kp, _ := l.KeyPoints(ctx)
+		ap, _ := l.AppPoints(ctx, "a")
+		_, total, _ := l.List(ctx, billing.Filter{TeamID: "t"})
+		if total != 1 || kp["k"] != 1 || ap != 1 {
+			t.Fatalf("one record id written 8 times in one commit: %d records, key %v, app %v points; want 1, 1, 1", total, kp["k"], ap)
+		}
+	})
+	t.Run("failures", func(t *testing.T) {
+		l, db := openBoltLedger(t, filepath.Join(t.TempDir(), "ledger.db"))
+		recs := []*billing.Record{
+			{TeamID: "t", KeyID: "k", Module: "AI Chat", Model: "m", Points: 1},
+			{TeamID: "t", KeyID: "k", BillID: "missing", Module: "embedding", Model: "local", Points: 1},
+			{TeamID: "t", KeyID: "k", Module: "AI Chat", Model: "m", Points: 1},
+		}
+		errs := inOneCommit(t, db, l, recs)
+		if errs[0] != nil || errs[2] != nil || !errors.Is(errs[1], billing.ErrBillNotFound) {
+			t.Fatalf("errors %v; want nil, ErrBillNotFound, nil", errs)
+		}
+		if kp, _ := l.KeyPoints(ctx); kp["k"] != 2 {
+			t.Fatalf("key points %v; want 2", kp["k"])
+		}
+	})
+}
