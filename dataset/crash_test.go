@@ -20,6 +20,7 @@ import (
 	"go.etcd.io/bbolt"
 
 	"github.com/chatgate/chatgate/dataset"
+	"github.com/chatgate/chatgate/internal/tokens"
 )
 
 // The helper process of TestCrashSIGKILL reads its orders from these.
@@ -75,6 +76,11 @@ func (f *flakyLocal) Embed(ctx context.Context, texts []string) ([][]float32, er
 	return dataset.LocalEmbedder{}.Embed(ctx, texts)
 }
 
+// crashTokens counts tokens; the helper loads its tables before it says
+// READY, so that kills land in pushes and training, not in that load (long
+// under the race detector).
+var crashTokens = new(tokens.Counter)
+
 // openCrashService opens a Service on dir as the reference server does: a
 // bbolt file and an on-disk bleve index.
 func openCrashService(dir string, emb dataset.Embedder) (*dataset.Service, *dataset.BoltStore, func(), error) {
@@ -94,7 +100,7 @@ func openCrashService(dir string, emb dataset.Embedder) (*dataset.Service, *data
 	}
 	s, err := dataset.New(context.Background(), dataset.Options{
 		Store: st, Text: text, Embedders: map[string]dataset.Embedder{dataset.LocalModel: emb},
-		Workers: 2, BatchSize: 8, MaxAttempts: crashMaxAttempts,
+		Tokens: crashTokens, Workers: 2, BatchSize: 8, MaxAttempts: crashMaxAttempts,
 		RetryBase: 5 * time.Millisecond, RetryMax: 50 * time.Millisecond, PollEvery: 10 * time.Millisecond,
 	})
 	if err != nil {
@@ -122,6 +128,9 @@ func TestCrashHelper(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
+	if err := crashTokens.Warm(); err != nil {
+		t.Fatal(err)
+	}
 	// one write per line: a write of less than PIPE_BUF bytes to a pipe is
 	// atomic, and the parent ignores a last line without its newline
 	fmt.Fprintln(os.Stdout, "READY")
