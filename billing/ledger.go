@@ -114,7 +114,9 @@ type Ledger interface {
 	// Record stores r, assigning ID and Time when empty, and adds it to
 	// its bill and to its key's and app's totals. A record whose ID is
 	// already stored is not counted twice. A record with a BillID of no
-	// bill of its team fails with ErrBillNotFound, storing nothing.
+	// bill of its team fails with ErrBillNotFound, storing nothing; so
+	// does a record without a team, or with negative or non-finite points
+	// or tokens. A failing record does not fail the others.
 	Record(ctx context.Context, r *Record) error
 	CreateBill(ctx context.Context, b *Bill) error
 	// Bill returns a bill with its spend; ErrBillNotFound if missing.
@@ -137,4 +139,7 @@ var ErrBillNotFound = &auth.Error{Status: http.StatusNotFound, Code: auth.ErrNot
 var ErrBudgetSpent = &auth.Error{Status: http.StatusTooManyRequests, Code: auth.ErrInsufficientQuota.Code,
 	Message: "the app has spent its usage budget"}
 
-var errNoTeam = errors.New("billing: record has no team")
+var (
+	errNoTeam     = errors.New("billing: record has no team")
+	errBadFigures = errors.New("billing: record has negative or non-finite points or tokens")
+)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -210,10 +211,11 @@ func TestBoltLedgerOneCommit(t *testing.T) {
 			{TeamID: "t", KeyID: "k", Module: "AI Chat", Model: "m", Points: 1},
 			{TeamID: "t", KeyID: "k", BillID: "missing", Module: "embedding", Model: "local", Points: 1},
 			{TeamID: "t", KeyID: "k", Module: "AI Chat", Model: "m", Points: 1},
+			{TeamID: "t", KeyID: "k", Module: "AI Chat", Model: "m", Points: math.NaN()},
 		}
 		errs := inOneCommit(t, db, l, recs)
-		if errs[0] != nil || errs[2] != nil || !errors.Is(errs[1], billing.ErrBillNotFound) {
-			t.Fatalf("errors %v; want nil, ErrBillNotFound, nil", errs)
+		if errs[0] != nil || errs[2] != nil || !errors.Is(errs[1], billing.ErrBillNotFound) || errs[3] == nil {
+			t.Fatalf("errors %v; want nil, ErrBillNotFound, nil, an error", errs)
 		}
 		if kp, _ := l.KeyPoints(ctx); kp["k"] != 2 {
 			t.Fatalf("key points %v; want 2", kp["k"])

@@ -2,6 +2,7 @@ package billing
 
 import (
 	"context"
+	"math"
 	"slices"
 	"sync"
 	"time"
@@ -29,10 +30,14 @@ func (l *MemoryLedger) init() {
 	}
 }
 
-// prepare fills a record's id and time and checks it has a team.
+// prepare fills a record's id and time and checks it has a team and
+// figures that can be summed.
 func prepare(r *Record) error {
 	if r.TeamID == "" {
 		return errNoTeam
+	}
+	if r.Points < 0 || math.IsNaN(r.Points) || math.IsInf(r.Points, 0) || r.InputTokens < 0 || r.OutputTokens < 0 {
+		return errBadFigures
 	}
 	if r.ID == "" {
 		r.ID = id.New()

@@ -32,7 +32,7 @@ func TestLedger(t *testing.T, open func(t *testing.T) billing.Ledger) {
 		fn   func(t *testing.T, l billing.Ledger)
 	}{
 		{"RecordAssignsIDAndTime", testRecordAssigns},
-		{"RecordNeedsTeam", testRecordNeedsTeam},
+		{"RecordInvalid", testRecordInvalid},
 		{"Bill", testBill},
 		{"BillNotFound", testBillNotFound},
 		{"UnknownBillStoresNothing", testUnknownBillStoresNothing},
@@ -137,15 +137,38 @@ func testRecordAssigns(t *testing.T, l billing.Ledger) {
 	}
 }
 
-func testRecordNeedsTeam(t *testing.T, l billing.Ledger) {
-	if err := l.Record(ctx, &billing.Record{KeyID: "k", AppID: "a", Module: "AI Chat", Points: 1}); err == nil {
-		t.Fatal("a record without a team was stored")
+func testRecordInvalid(t *testing.T, l billing.Ledger) {
+	bill := createBill(t, l, "t", "b")
+	for _, r := range []*billing.Record{
+		{KeyID: "k", AppID: "a", BillID: bill, Module: "AI Chat", Points: 1}, // no team
+		{TeamID: "t", KeyID: "k", AppID: "a", BillID: bill, Module: "AI Chat", Points: math.NaN()},
+		{TeamID: "t", KeyID: "k", AppID: "a", BillID: bill, Module: "AI Chat", Points: math.Inf(1)},
+		{TeamID: "t", KeyID: "k", AppID: "a", BillID: bill, Module: "AI Chat", Points: -1},
+		{TeamID: "t", KeyID: "k", AppID: "a", BillID: bill, Module: "AI Chat", InputTokens: -5},
+		{TeamID: "t", KeyID: "k", AppID: "a", BillID: bill, Module: "AI Chat", OutputTokens: -5},
+	} {
+		if err := l.Record(ctx, r); err == nil {
+			t.Errorf("an invalid record was stored: %+v", r)
+		}
 	}
-	if _, total := list(t, l, billing.Filter{TeamID: ""}); total != 0 {
-		t.Fatalf("the teamless record is listed: %d", total)
+	for _, team := range []string{"", "t"} {
+		if _, total := list(t, l, billing.Filter{TeamID: team}); total != 0 {
+			t.Fatalf("team %q lists %d invalid records", team, total)
+		}
 	}
 	if kp := keyPoints(t, l); kp["k"] != 0 {
-		t.Fatalf("the teamless record was counted on its key: %v", kp)
+		t.Fatalf("invalid records were counted on their key: %v", kp)
+	}
+	if p := appPoints(t, l, "a"); p != 0 {
+		t.Fatalf("invalid records were counted on their app: %v", p)
+	}
+	if b, _ := l.Bill(ctx, bill); b.TotalPoints != 0 || b.TotalTokens != 0 || len(b.Items) != 0 {
+		t.Fatalf("invalid records were added to their bill: %+v", b)
+	}
+	// the ledger still works
+	record(t, l, &billing.Record{TeamID: "t", KeyID: "k", AppID: "a", Module: "AI Chat", Points: 0.5})
+	if kp := keyPoints(t, l); kp["k"] != 0.5 {
+		t.Fatalf("key points = %v; want 0.5", kp["k"])
 	}
 }
 
@@ -570,6 +593,9 @@ func testConcurrentFailures(t *testing.T, l billing.Ledger) {
 					r.BillID, want = "missing", billing.ErrBillNotFound
 				case 3:
 					r.TeamID, want = "", errors.New("no team")
+					if g%2 == 0 {
+						r.TeamID, r.Points = "t", math.NaN()
+					}
 				}
 				err := l.Record(ctx, r)
 				switch {
@@ -602,7 +628,7 @@ func testConcurrentFailures(t *testing.T, l billing.Ledger) {
 	if b, _ := l.Bill(ctx, bill); b.TotalTokens != 2*n || b.TotalPoints != float64(n)*0.25 {
 		t.Fatalf("bill = %+v", b)
 	}
-	if math.IsNaN(appPoints(t, l, "a")) {
-		t.Fatal("app points are NaN")
+	if p := appPoints(t, l, "a"); p != float64(n)*0.25 {
+		t.Fatalf("app points = %v; want %v", p, float64(n)*0.25)
 	}
 }
