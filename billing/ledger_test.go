@@ -222,3 +222,21 @@ func TestBoltLedgerOneCommit(t *testing.T) {
 		}
 	})
 }
+
+// A price that is not a finite, non-negative number would make every
+// record it prices fail; the table is refused instead.
+func TestPricesValidateNonFinite(t *testing.T) {
+	for _, pr := range []billing.Price{{Input: math.NaN()}, {Output: math.NaN()}, {Input: math.Inf(1)}, {Output: math.Inf(1)},
+		{Input: -0.5}, {Output: -1}} {
+		if err := (&billing.Prices{Models: map[string]billing.Price{"m": pr}}).Validate(); err == nil {
+			t.Errorf("model price %+v accepted", pr)
+		}
+		if err := (&billing.Prices{Default: pr}).Validate(); err == nil {
+			t.Errorf("default price %+v accepted", pr)
+		}
+	}
+	ok := &billing.Prices{Models: map[string]billing.Price{"free": {}, "gpt": {Input: 2.5, Output: 10}}, Default: billing.Price{Input: 1}}
+	if err := ok.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}

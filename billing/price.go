@@ -1,6 +1,9 @@
 package billing
 
-import "fmt"
+import (
+	"fmt"
+	"math"
+)
 
 // Price is what a model costs, in points per 1,000 tokens.
 type Price struct {
@@ -43,15 +46,20 @@ func (p *Prices) Points(model string, in, out int) float64 {
 	return (float64(in)*pr.Input + float64(out)*pr.Output) / 1000
 }
 
-// Validate reports negative prices.
+// Validate reports negative or non-finite prices.
 func (p *Prices) Validate() error {
 	for m, pr := range p.Models {
-		if pr.Input < 0 || pr.Output < 0 {
-			return fmt.Errorf("billing: price of %q is negative", m)
+		if !pr.valid() {
+			return fmt.Errorf("billing: price of %q must be a finite, non-negative number", m)
 		}
 	}
-	if p.Default.Input < 0 || p.Default.Output < 0 {
-		return fmt.Errorf("billing: default price is negative")
+	if !p.Default.valid() {
+		return fmt.Errorf("billing: default price must be a finite, non-negative number")
 	}
 	return nil
+}
+
+// valid is false for NaN too, which every comparison rejects.
+func (pr Price) valid() bool {
+	return pr.Input >= 0 && pr.Output >= 0 && !math.IsInf(pr.Input, 0) && !math.IsInf(pr.Output, 0)
 }
