@@ -21,7 +21,7 @@ const LocalModel = "local"
 // with the local embedder and no QA model.
 type Options struct {
 	Store   Store       // source of truth; nil: a MemoryStore
-	Vectors VectorStore // nil: a ChromemStore
+	Vectors VectorStore // nil: a FlatStore
 	Text    TextIndex   // nil: an in-memory BleveIndex, closed by Close
 	// Embedders by model name, for datasets' vectorModel. nil: LocalModel only.
 	Embedders map[string]Embedder
@@ -85,7 +85,7 @@ func New(ctx context.Context, opts Options) (*Service, error) {
 		opts.Store = NewMemoryStore()
 	}
 	if opts.Vectors == nil {
-		opts.Vectors = NewChromemStore()
+		opts.Vectors = NewFlatStore()
 	}
 	if opts.Embedders == nil {
 		opts.Embedders = map[string]Embedder{LocalModel: LocalEmbedder{}}
