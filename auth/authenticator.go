@@ -83,6 +83,15 @@ type keyState struct {
 	pending  float64 // charged since the last flush
 	inflight float64 // being flushed now
 	flushed  int64   // lastUsed as of the last flush
+
+	// Admission of quota-limited keys (see hold): the points limit, the
+	// requests between admission and their end, how many have ended and
+	// what was charged meanwhile, and a channel closed when one ends.
+	max     float64
+	running int
+	ended   int
+	charged float64
+	change  chan struct{}
 }
 
 func (s *keyState) used() float64 {
@@ -236,6 +245,9 @@ func (a *Authenticator) cache(h Hash, k *Key, now time.Time) *entry {
 		a.byID[k.ID] = st
 	}
 	st.setRPM(k.Limit.RPM, now)
+	st.mu.Lock()
+	st.max = k.Limit.MaxUsagePoints
+	st.mu.Unlock()
 	e.state = st
 	a.byHash[h] = e
 	return e
@@ -291,9 +303,69 @@ func (a *Authenticator) Charge(ctx context.Context, keyID string, points float64
 	}
 	st.mu.Lock()
 	st.pending += points
+	st.charged += points
 	st.mu.Unlock()
 	st.dirty.Store(true)
 	return nil
+}
+
+// hold admits a request of a key with a points quota, and returns the
+// function that ends it. The quota is checked against the points used plus
+// an estimate of what the requests already running will spend: the key's
+// mean cost per request so far. Until that mean is known (no request of
+// the key has ended since this process started), its requests run one at a
+// time, so concurrent requests cannot all slip under a quota that the
+// first one alone may exhaust. Keys without a quota are not held.
+func (a *Authenticator) hold(ctx context.Context, keyID string) (func(), error) {
+	st, err := a.state(ctx, keyID)
+	if err != nil {
+		return nil, err
+	}
+	st.mu.Lock()
+	for {
+		if st.max <= 0 {
+			st.mu.Unlock()
+			return func() {}, nil
+		}
+		used := st.base + st.pending + st.inflight
+		if st.ended == 0 && st.running > 0 {
+			if st.change == nil {
+				st.change = make(chan struct{})
+			}
+			ch := st.change
+			st.mu.Unlock()
+			select {
+			case <-ch:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+			st.mu.Lock()
+			continue
+		}
+		est := 0.0
+		if st.ended > 0 {
+			est = st.charged / float64(st.ended)
+		}
+		if used+float64(st.running)*est >= st.max {
+			st.mu.Unlock()
+			return nil, ErrInsufficientQuota
+		}
+		st.running++
+		st.mu.Unlock()
+		var once sync.Once
+		return func() {
+			once.Do(func() {
+				st.mu.Lock()
+				st.running--
+				st.ended++
+				if st.change != nil {
+					close(st.change)
+					st.change = nil
+				}
+				st.mu.Unlock()
+			})
+		}, nil
+	}
 }
 
 // UsedPoints returns the key's used points, flushed or not.

@@ -32,10 +32,20 @@ func (a *Authenticator) RequireWith(scope Scope, h http.Handler, onError ErrorWr
 			err = ErrScopeDenied
 			a.denyScope(p, r)
 		}
+		var release func()
+		if err == nil {
+			// a key with a points quota is admitted against what the
+			// requests already running will likely spend
+			release, err = a.hold(r.Context(), p.KeyID)
+			if err != nil && r.Context().Err() == nil {
+				a.fail(err, nil, ClientIP(r, a.opts.TrustedProxies))
+			}
+		}
 		if err != nil {
 			onError(w, r, err)
 			return
 		}
+		defer release()
 		h.ServeHTTP(w, r.WithContext(NewContext(r.Context(), p)))
 	})
 }
