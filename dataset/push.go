@@ -103,11 +103,7 @@ func (s *Service) Push(ctx context.Context, req PushRequest) (*PushResult, error
 			res.FileIDInvalid = append(res.FileIDInvalid, Rejected{PushItem: it})
 			continue
 		}
-		n := s.tokens.Count(q)
-		if req.Mode == ModeIndex {
-			n += s.tokens.Count(it.A)
-		}
-		if n > limit {
+		if n, over := s.overLimit(q, it.A, req.Mode, limit); over {
 			res.OverToken = append(res.OverToken, Rejected{it, fmt.Sprintf("%d tokens, more than %d", n, limit)})
 			continue
 		}
@@ -133,6 +129,27 @@ func (s *Service) Push(ctx context.Context, req PushRequest) (*PushResult, error
 		wake(s.trainWake)
 	}
 	return res, nil
+}
+
+// overLimit reports whether an item's tokens (q's, and a's in index mode)
+// exceed limit, and how many there are when they do. A token is at least
+// one byte (cl100k_base and every byte-level BPE encode each byte at most
+// once), so an item of at most limit bytes is within the limit without
+// running the encoder, which would cost as much as the rest of the push:
+// training counts the tokens it bills anyway.
+func (s *Service) overLimit(q, a string, mode TrainingMode, limit int) (int, bool) {
+	size := len(q)
+	if mode == ModeIndex {
+		size += len(a)
+	}
+	if size <= limit {
+		return 0, false
+	}
+	n := s.tokens.Count(q)
+	if mode == ModeIndex {
+		n += s.tokens.Count(a)
+	}
+	return n, n > limit
 }
 
 // validFileID accepts what FastGPT does: nothing, "manual" or "mark", a
