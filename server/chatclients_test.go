@@ -2,13 +2,16 @@ package server_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -454,4 +457,219 @@ func TestClientsMidStreamFailure(t *testing.T) {
 	if got.String() != "half an " {
 		t.Fatalf("go-openai: got %q before the error", got.String())
 	}
+}
+
+// ccUpstream is a fake OpenAI-compatible provider that streams words and
+// keeps every request it received, headers and body, as text.
+type ccUpstream struct {
+	*httptest.Server
+	mu   sync.Mutex
+	reqs []ccSeen
+}
+
+type ccSeen struct {
+	auth, model string
+	dump        string // every header line and the body
+}
+
+func ccFakeUpstream(t *testing.T, words ...string) *ccUpstream {
+	f := &ccUpstream{}
+	f.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		var hdr strings.Builder
+		_ = r.Header.Write(&hdr)
+		var req struct {
+			Model  string `json:"model"`
+			Stream bool   `json:"stream"`
+		}
+		_ = json.Unmarshal(body, &req)
+		f.mu.Lock()
+		f.reqs = append(f.reqs, ccSeen{auth: r.Header.Get("Authorization"), model: req.Model,
+			dump: r.Method + " " + r.URL.String() + "\n" + hdr.String() + "\n" + string(body)})
+		f.mu.Unlock()
+		if r.URL.Path != "/v1/chat/completions" {
+			http.Error(w, `{"error":{"message":"no such route"}}`, http.StatusNotFound)
+			return
+		}
+		chunk := func(delta, finish string) string {
+			return fmt.Sprintf(`{"id":"up-1","object":"chat.completion.chunk","created":1,"model":%q,"choices":[{"index":0,"delta":%s,"finish_reason":%s}]}`,
+				req.Model, delta, finish)
+		}
+		if !req.Stream {
+			w.Header().Set("Content-Type", "application/json")
+			fmt.Fprintf(w, `{"id":"up-1","object":"chat.completion","created":1,"model":%q,"choices":[{"index":0,"message":{"role":"assistant","content":%q},"finish_reason":"stop"}],"usage":{"prompt_tokens":9,"completion_tokens":%d,"total_tokens":%d}}`,
+				req.Model, strings.Join(words, ""), len(words), 9+len(words))
+			return
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		fl := w.(http.Flusher)
+		fmt.Fprintf(w, "data: %s\n\n", chunk(`{"role":"assistant","content":""}`, "null"))
+		for _, word := range words {
+			d, _ := json.Marshal(map[string]string{"content": word})
+			fmt.Fprintf(w, "data: %s\n\n", chunk(string(d), "null"))
+			fl.Flush()
+		}
+		fmt.Fprintf(w, "data: %s\n\ndata: [DONE]\n\n", chunk("{}", `"stop"`))
+		fl.Flush()
+	}))
+	t.Cleanup(f.Close)
+	return f
+}
+
+func (f *ccUpstream) seen() []ccSeen {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]ccSeen(nil), f.reqs...)
+}
+
+// ccRaw posts a chat body with a key and returns the status and body.
+func ccRaw(t *testing.T, base, key, body string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, base+"/api/v1/chat/completions", strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+key)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(out)
+}
+
+// ccAnswer chats once with each SDK (one streaming, one not) and raw
+// (stream with a chatId and variables) and checks the upstream's words
+// come back.
+func ccAnswer(t *testing.T, base, key, want string) {
+	t.Helper()
+	ctx := context.Background()
+	oc := openai.NewClient(option.WithBaseURL(base+"/v1"), option.WithAPIKey(key), option.WithMaxRetries(0))
+	stream := oc.Chat.Completions.NewStreaming(ctx, openai.ChatCompletionNewParams{Model: "x",
+		Messages: []openai.ChatCompletionMessageParamUnion{openai.SystemMessage("be brief"), openai.UserMessage("say hello")}})
+	var got strings.Builder
+	for stream.Next() {
+		if ch := stream.Current(); len(ch.Choices) > 0 {
+			got.WriteString(ch.Choices[0].Delta.Content)
+		}
+	}
+	if err := stream.Err(); err != nil || got.String() != want {
+		t.Fatalf("openai-go stream: %q, %v; want %q", got.String(), err, want)
+	}
+	cfg := goopenai.DefaultConfig(key)
+	cfg.BaseURL = base + "/api/v1"
+	res, err := goopenai.NewClientWithConfig(cfg).CreateChatCompletion(ctx, goopenai.ChatCompletionRequest{Model: "x",
+		Messages: []goopenai.ChatCompletionMessage{{Role: goopenai.ChatMessageRoleUser, Content: "say hello"}}})
+	if err != nil || res.Choices[0].Message.Content != want {
+		t.Fatalf("go-openai: %+v, %v; want %q", res, err, want)
+	}
+	status, body := ccRaw(t, base, key, `{"chatId":"c1","stream":true,"detail":true,"variables":{"uid":"u-1"},"messages":[{"role":"user","content":"say hello"}]}`)
+	if status != 200 || !strings.Contains(body, "event: answer") || !strings.HasSuffix(strings.TrimSpace(body), "data: [DONE]") {
+		t.Fatalf("raw stream: %d %s", status, body)
+	}
+}
+
+// ccNoChatgateSecret checks what the upstream saw: the provider key, and
+// nothing of any chatgate key (whole, or the part after its prefix).
+func ccNoChatgateSecret(t *testing.T, seen []ccSeen, wantAuth, wantModel string, secrets ...string) {
+	t.Helper()
+	if len(seen) == 0 {
+		t.Fatal("the upstream saw no request")
+	}
+	for i, s := range seen {
+		if s.auth != wantAuth {
+			t.Errorf("request %d: Authorization %q, want %q", i, s.auth, wantAuth)
+		}
+		if s.model != wantModel {
+			t.Errorf("request %d: model %q, want %q", i, s.model, wantModel)
+		}
+		for _, secret := range secrets {
+			tail := secret[len(secret)-16:]
+			if strings.Contains(s.dump, secret) || strings.Contains(s.dump, tail) {
+				t.Errorf("request %d carried a chatgate key:\n%s", i, s.dump)
+			}
+		}
+	}
+}
+
+// The caller's chatgate key authenticates to chatgate only: the upstream
+// of a declared model sees the key configured for it, for apps declared in
+// the config and apps created through the API alike.
+func TestClientsUpstreamKey(t *testing.T) {
+	const admin = "cc-admin-key-0123456789abcdef"
+	up := ccFakeUpstream(t, "Hello", " from", " upstream")
+	base, s := ccServe(t, func(c *server.Config) {
+		c.RootKey = admin
+		c.Models = []server.ModelConfig{{Name: "gpt-up", Provider: "openai", BaseURL: up.URL + "/v1",
+			APIKey: "upstream-secret", Model: "gpt-4o-mini"}}
+		c.Apps = []server.AppConfig{{ID: "cfg-app", Name: "from config", Model: "gpt-up",
+			SystemPrompt: "You talk to {{uid}}."}}
+	})
+	status, body := ccRawAdmin(t, base, admin, "POST", "/api/core/app/create", `{"id":"api-app","name":"from the API","model":"gpt-up"}`)
+	if status != 200 {
+		t.Fatalf("app create: %d %s", status, body)
+	}
+	secrets := []string{admin}
+	for _, app := range []string{"cfg-app", "api-app"} {
+		_, key := ccKey(t, s, auth.KeySpec{Name: app, AppID: app})
+		secrets = append(secrets, key)
+		ccAnswer(t, base, key, "Hello from upstream")
+	}
+	seen := up.seen()
+	if len(seen) != 6 {
+		t.Fatalf("upstream saw %d requests, want 6", len(seen))
+	}
+	ccNoChatgateSecret(t, seen, "Bearer upstream-secret", "gpt-4o-mini", secrets...)
+	// the variables reached the prompt, so the body checked above is the real one
+	if !strings.Contains(seen[2].dump, "You talk to u-1.") {
+		t.Fatalf("system prompt not in the upstream request:\n%s", seen[2].dump)
+	}
+}
+
+// OPENAI_BASE_URL and OPENAI_API_KEY, read from the environment the way
+// the server's command reads them, serve a model name nobody declared; a
+// declared model keeps its own upstream and key, and the offline model
+// calls nobody.
+func TestClientsEnvFallback(t *testing.T) {
+	declared := ccFakeUpstream(t, "declared")
+	fallback := ccFakeUpstream(t, "from", " env")
+	t.Setenv("OPENAI_BASE_URL", fallback.URL+"/v1")
+	t.Setenv("OPENAI_API_KEY", "env-secret")
+	base, s := ccServe(t, func(c *server.Config) {
+		c.ApplyEnv(os.LookupEnv)
+		c.Models = []server.ModelConfig{{Name: "gpt-up", Provider: "openai", BaseURL: declared.URL + "/v1", APIKey: "upstream-secret"}}
+		c.Apps = []server.AppConfig{
+			{ID: "undeclared", Name: "u", Model: "some-upstream-model"},
+			{ID: "declared", Name: "d", Model: "gpt-up"},
+		}
+	})
+	if !strings.HasPrefix(fallback.URL, "http://127.0.0.1:") {
+		t.Fatalf("fallback is not on loopback: %s", fallback.URL)
+	}
+	_, uKey := ccKey(t, s, auth.KeySpec{Name: "u", AppID: "undeclared"})
+	_, dKey := ccKey(t, s, auth.KeySpec{Name: "d", AppID: "declared"})
+	_, mKey := ccKey(t, s, auth.KeySpec{Name: "m", AppID: chat.DefaultAppID})
+	ccAnswer(t, base, uKey, "from env")
+	ccAnswer(t, base, dKey, "declared")
+	if status, body := ccRaw(t, base, mKey, `{"messages":[{"role":"user","content":"hi"}]}`); status != 200 {
+		t.Fatalf("offline app: %d %s", status, body)
+	}
+	ccNoChatgateSecret(t, fallback.seen(), "Bearer env-secret", "some-upstream-model", uKey, dKey, mKey)
+	ccNoChatgateSecret(t, declared.seen(), "Bearer upstream-secret", "gpt-up", uKey, dKey, mKey)
+	if n, m := len(fallback.seen()), len(declared.seen()); n != 3 || m != 3 {
+		t.Fatalf("fallback saw %d requests, declared %d; want 3 each", n, m)
+	}
+}
+
+func ccRawAdmin(t *testing.T, base, key, method, path, body string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, base+path, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+key)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(out)
 }
