@@ -3,6 +3,7 @@ package chat
 import (
 	"cmp"
 	"context"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -31,9 +32,7 @@ func (s *MemoryStore) PutApp(ctx context.Context, a *App) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.init()
-	c := *a
-	c.DatasetIDs = slices.Clone(a.DatasetIDs)
-	s.apps[a.ID] = &c
+	s.apps[a.ID] = cloneApp(a)
 	return nil
 }
 
@@ -45,9 +44,7 @@ func (s *MemoryStore) App(ctx context.Context, id string) (*App, error) {
 	if !ok {
 		return nil, ErrAppNotFound
 	}
-	c := *a
-	c.DatasetIDs = slices.Clone(a.DatasetIDs)
-	return &c, nil
+	return cloneApp(a), nil
 }
 
 // Apps implements AppStore.
@@ -57,8 +54,7 @@ func (s *MemoryStore) Apps(ctx context.Context, team string) ([]*App, error) {
 	var out []*App
 	for _, a := range s.apps {
 		if team == "" || a.TeamID == team {
-			c := *a
-			out = append(out, &c)
+			out = append(out, cloneApp(a))
 		}
 	}
 	slices.SortFunc(out, func(a, b *App) int { return cmp.Compare(a.ID, b.ID) })
@@ -97,8 +93,7 @@ func (s *MemoryStore) Conversation(ctx context.Context, team, app, chatID string
 	if limit > 0 && len(recs) > limit {
 		recs = recs[len(recs)-limit:]
 	}
-	cc := *c
-	return &cc, slices.Clone(recs), nil
+	return cloneConversation(c), cloneRecords(recs), nil
 }
 
 // AppendTurn implements HistoryStore.
@@ -107,10 +102,10 @@ func (s *MemoryStore) AppendTurn(ctx context.Context, c *Conversation, recs []Re
 	defer s.mu.Unlock()
 	s.init()
 	k := convKey(c.TeamID, c.AppID, c.ChatID)
-	cc := *c
-	s.records[k] = append(s.records[k], recs...)
+	cc := cloneConversation(c)
+	s.records[k] = append(s.records[k], cloneRecords(recs)...)
 	cc.Messages = len(s.records[k])
-	s.convs[k] = &cc
+	s.convs[k] = cc
 	return nil
 }
 
@@ -121,7 +116,7 @@ func (s *MemoryStore) Conversations(ctx context.Context, team, app string, offse
 	var all []Conversation
 	for _, c := range s.convs {
 		if c.TeamID == team && c.AppID == app {
-			all = append(all, *c)
+			all = append(all, *cloneConversation(c))
 		}
 	}
 	sortConversations(all)
@@ -148,7 +143,7 @@ func (s *MemoryStore) Records(ctx context.Context, team, app, chatID string, off
 	}
 	recs := s.records[k]
 	lo, hi := pageBounds(len(recs), offset, limit)
-	return slices.Clone(recs[lo:hi]), len(recs), nil
+	return cloneRecords(recs[lo:hi]), len(recs), nil
 }
 
 // DeleteConversation implements HistoryStore.
@@ -162,4 +157,41 @@ func (s *MemoryStore) DeleteConversation(ctx context.Context, team, app, chatID 
 	delete(s.convs, k)
 	delete(s.records, k)
 	return nil
+}
+
+// The store keeps and returns deep copies, as the bbolt store's encoding
+// does, so neither the caller's values nor what a read returned alias it.
+
+func cloneApp(a *App) *App {
+	c := *a
+	c.DatasetIDs = slices.Clone(a.DatasetIDs)
+	if a.Temperature != nil {
+		t := *a.Temperature
+		c.Temperature = &t
+	}
+	return &c
+}
+
+func cloneConversation(c *Conversation) *Conversation {
+	cc := *c
+	cc.Variables = maps.Clone(c.Variables)
+	return &cc
+}
+
+func cloneRecords(recs []Record) []Record {
+	out := slices.Clone(recs)
+	for i := range out {
+		rd := slices.Clone(out[i].ResponseData)
+		for j := range rd {
+			m := &rd[j]
+			m.QuoteList = slices.Clone(m.QuoteList)
+			m.CompleteMessages = slices.Clone(m.CompleteMessages)
+			if m.Similarity != nil {
+				sim := *m.Similarity
+				m.Similarity = &sim
+			}
+		}
+		out[i].ResponseData = rd
+	}
+	return out
 }
