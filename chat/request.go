@@ -72,7 +72,8 @@ func decodeCompletion(w http.ResponseWriter, r *http.Request, maxBody int64) (*C
 	if err := dec.Decode(&wr); err != nil {
 		var de *httpjson.DecodeError
 		if errors.As(httpjson.DecodeErr(err), &de) {
-			return nil, auth.InvalidRequest(de.Field, "%s", de.Reason)
+			// encoding/json names fields of the embedded struct by its type
+			return nil, auth.InvalidRequest(strings.TrimPrefix(de.Field, "CompletionRequest."), "%s", de.Reason)
 		}
 		return nil, auth.InvalidRequest("", "%v", err)
 	}
