@@ -54,8 +54,9 @@ func NewHandler(e *Engine, opts HandlerOptions) *Handler {
 
 // appFor returns the app a principal talks to: an app key's own app, or, for
 // a key with the chat scope and no app, the one it names. Keys without the
-// chat scope get app_key_required.
-func appFor(p *auth.Principal, named string) (string, error) {
+// chat scope get app_key_required. field is the request field that names
+// the app, for the error when it is missing.
+func appFor(p *auth.Principal, named, field string) (string, error) {
 	if !p.Has(auth.ScopeChat) {
 		if p.IsAppKey() {
 			return "", auth.ErrScopeDenied
@@ -71,7 +72,7 @@ func appFor(p *auth.Principal, named string) (string, error) {
 		return p.AppID, nil
 	}
 	if named == "" {
-		return "", auth.InvalidRequest("model", "name the app to chat with (this key is not bound to one)")
+		return "", auth.InvalidRequest(field, "name the app (this key is not bound to one)")
 	}
 	return named, nil
 }
@@ -90,7 +91,7 @@ func (h *Handler) Completions(w http.ResponseWriter, r *http.Request) {
 		WriteOpenAIError(w, r, err)
 		return
 	}
-	appID, err := appFor(p, req.Model)
+	appID, err := appFor(p, req.Model, "model")
 	if err != nil && !errors.Is(err, errOtherApp) {
 		WriteOpenAIError(w, r, err)
 		return
@@ -231,7 +232,7 @@ func (h *Handler) ClearSession(w http.ResponseWriter, r *http.Request) {
 		h.envelopeError(w, r, auth.InvalidRequest("sessionKey", "is required"))
 		return
 	}
-	appID, err := appFor(p, b.AgentID)
+	appID, err := appFor(p, b.AgentID, "agentId")
 	if err != nil {
 		h.envelopeError(w, r, err)
 		return
@@ -293,7 +294,7 @@ func (h *Handler) Records(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) historyQuery(r *http.Request) (p *auth.Principal, appID string, offset, size int, err error) {
 	p = mustPrincipal(r)
 	q := r.URL.Query()
-	if appID, err = appFor(p, q.Get("appId")); err != nil {
+	if appID, err = appFor(p, q.Get("appId"), "appId"); err != nil {
 		return
 	}
 	if _, err = h.app(r.Context(), p, appID); err != nil {

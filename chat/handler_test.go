@@ -702,6 +702,8 @@ func TestHistoryRoutes(t *testing.T) {
 		{"global", "/api/core/chat/getHistories?appId=app1", 403, "app_key_required", "app key"},
 		{"other", "/api/core/chat/getHistories?appId=app1", 404, "not_found", "app not found"},
 		{"admin", "/api/core/chat/getHistories?appId=nope", 404, "not_found", "app not found"},
+		{"admin", "/api/core/chat/getHistories", 400, "invalid_request", `invalid field "appId"`},
+		{"admin", "/api/core/chat/getPaginationRecords?chatId=c1", 400, "invalid_request", `invalid field "appId"`},
 		{"", "/api/core/chat/getHistories", 401, "invalid_api_key", ""},
 	} {
 		resp, b := g.do(http.MethodGet, tc.path, tc.key, "")
@@ -742,6 +744,7 @@ func TestHistoryRoutes(t *testing.T) {
 		{"app1", `{"agentId":"app2","sessionKey":"c2"}`, 404, "not_found", "app not found"},
 		{"global", `{"agentId":"app1","sessionKey":"c2"}`, 403, "app_key_required", "app key"},
 		{"other", `{"agentId":"app1","sessionKey":"c2"}`, 404, "not_found", "app not found"},
+		{"admin", `{"sessionKey":"c2"}`, 400, "invalid_request", `invalid field "agentId"`},
 	} {
 		resp, b := g.do(http.MethodPost, "/api/v1/sessions/clear", tc.key, tc.body)
 		checkEnvelopeError(t, resp, b, tc.status, tc.statusText, tc.what)
