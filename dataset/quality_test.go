@@ -28,13 +28,14 @@ type qualityCorpus struct {
 	} `json:"queries"`
 }
 
-// Recall@5 floors on all queries: what was measured when the corpus was
-// written (embedding 0.779, full text 0.908, mixed 0.912), less 0.03, so a
-// regression in the embedder, the analyzer or the fusion fails here.
+// Recall@5 floors on all queries: what was measured (embedding 0.779,
+// full text 0.908, mixed 0.946 since fusion weighs ranks by score), less
+// 0.03, so a regression in the embedder, the analyzer or the fusion fails
+// here.
 var qualityFloors = map[string]float64{
 	dataset.SearchEmbedding: 0.75,
 	dataset.SearchFullText:  0.88,
-	dataset.SearchMixed:     0.88,
+	dataset.SearchMixed:     0.91,
 }
 
 // TestRetrievalQualityParaphrases loads 240 Q/A pairs (half Chinese, half

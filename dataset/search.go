@@ -26,7 +26,8 @@ const (
 )
 
 // rrfK is reciprocal rank fusion's constant, the value its authors found
-// robust: a result's fused score is the sum of 1/(rrfK+rank) over the lists.
+// robust: a result's fused score is the sum of w/(rrfK+rank) over the
+// lists, w its score in the list relative to the list's best (see fuse).
 const rrfK = 60
 
 // SearchRequest asks for the data of some datasets best matching a text.
@@ -187,12 +188,27 @@ func (s *Service) searchText(ctx context.Context, req SearchRequest, n int) ([]H
 	return hits, nil
 }
 
-// fuse merges ranked lists by reciprocal rank fusion.
+// fuse merges ranked lists, each best first, by reciprocal rank fusion
+// weighted by score: a hit adds w/(rrfK+rank), w its score divided by its
+// list's best. Plain rank fusion treats a list whose first hit stands far
+// above the rest like one whose hits are all about as weak (an embedding
+// of a query sharing no words with any question ranks noise); a hit both
+// lists rank low then beats one list's clear first, and the deeper the
+// lists, the more such noise is found in both. With the weights, a list's
+// weak hits count little and a flat list still counts as plain ranks.
 func fuse(lists ...[]Hit) []Hit {
 	scores := map[string]float64{}
 	for _, l := range lists {
+		if len(l) == 0 {
+			continue
+		}
+		top := l[0].Score
 		for rank, h := range l {
-			scores[h.ID] += 1 / float64(rrfK+rank+1)
+			w := 1.0
+			if top > 0 {
+				w = max(h.Score, 0) / top
+			}
+			scores[h.ID] += w / float64(rrfK+rank+1)
 		}
 	}
 	top := float64(len(lists)) / float64(rrfK+1)
