@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -118,7 +119,10 @@ func (l *LangChain) Generate(ctx context.Context, req ModelRequest, onToken func
 	)
 	defer timer.Stop()
 
-	var sinkErr error
+	var (
+		sinkErr  error
+		streamed strings.Builder
+	)
 	opts := []llms.CallOption{
 		llms.WithModel(model),
 		llms.WithStreamingFunc(func(_ context.Context, chunk []byte) error {
@@ -128,6 +132,7 @@ func (l *LangChain) Generate(ctx context.Context, req ModelRequest, onToken func
 			if len(chunk) == 0 {
 				return nil
 			}
+			streamed.Write(chunk)
 			if err := onToken(string(chunk)); err != nil {
 				sinkErr = err
 				return err
@@ -148,10 +153,11 @@ func (l *LangChain) Generate(ctx context.Context, req ModelRequest, onToken func
 	if cause := context.Cause(ctx); errors.Is(cause, errStalled) {
 		return ModelResult{}, &UpstreamError{Provider: l.Provider, Err: errStalled}
 	}
+	if ctx.Err() != nil {
+		// langchaingo's Ollama client ends a cancelled stream without an error
+		return ModelResult{}, ctx.Err()
+	}
 	if err != nil {
-		if ctx.Err() != nil {
-			return ModelResult{}, ctx.Err()
-		}
 		return ModelResult{}, &UpstreamError{Provider: l.Provider, Err: err}
 	}
 	if len(resp.Choices) == 0 {
@@ -161,6 +167,12 @@ func (l *LangChain) Generate(ctx context.Context, req ModelRequest, onToken func
 	if l.requireFinish && (c.StopReason == "" || c.StopReason == "<nil>") {
 		// A stream that ends without a finish reason was cut off upstream.
 		return ModelResult{}, &UpstreamError{Provider: l.Provider, Err: errors.New("stream ended without a finish reason")}
+	}
+	if !l.requireFinish && c.Content != streamed.String() {
+		// langchaingo's Ollama client ignores read errors and fills the
+		// content only from the final (done) message: a stream cut off
+		// upstream ends without an error and without that content.
+		return ModelResult{}, &UpstreamError{Provider: l.Provider, Err: errors.New("stream ended before its final message")}
 	}
 	res := ModelResult{Text: c.Content, FinishReason: c.StopReason}
 	if res.FinishReason == "" {
