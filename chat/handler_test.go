@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -26,6 +27,9 @@ type gateway struct {
 	engine *chat.Engine
 	store  *chat.MemoryStore
 	keys   map[string]string // app1, app2, global, admin, other (team t2's admin)
+	// close stops the server, its client's connections and the
+	// authenticator; it runs at cleanup too, and may run twice.
+	close func()
 }
 
 type gatewayConfig struct {
@@ -44,6 +48,9 @@ var (
 func newGateway(t *testing.T, cfg gatewayConfig) *gateway {
 	t.Helper()
 	ctx := context.Background()
+	if cfg.opts.Logger == nil {
+		cfg.opts.Logger = slog.New(slog.DiscardHandler)
+	}
 	if cfg.models == nil {
 		cfg.models = map[string]chat.Model{"script": &scriptModel{pieces: answer1}, "script2": &scriptModel{pieces: answer2}}
 	}
@@ -61,7 +68,7 @@ func newGateway(t *testing.T, cfg gatewayConfig) *gateway {
 	}
 	store := chat.NewMemoryStore()
 	e := chat.NewEngine(chat.EngineConfig{Apps: store, History: store, Models: models, Retriever: cfg.retriever,
-		Usage: cfg.usage, Tokens: testTokens})
+		Usage: cfg.usage, Tokens: testTokens, Logger: cfg.opts.Logger})
 	for _, a := range cfg.apps {
 		if err := e.SaveApp(ctx, a); err != nil {
 			t.Fatal(err)
@@ -70,7 +77,6 @@ func newGateway(t *testing.T, cfg gatewayConfig) *gateway {
 
 	keyStore := auth.NewMemoryStore()
 	authn := auth.NewAuthenticator(keyStore, auth.Options{})
-	t.Cleanup(func() { _ = authn.Close(context.Background()) })
 	mgr := auth.NewManager(keyStore, authn)
 	g := &gateway{t: t, engine: e, store: store, keys: map[string]string{}}
 	for name, spec := range map[string]auth.KeySpec{
@@ -105,10 +111,12 @@ func newGateway(t *testing.T, cfg gatewayConfig) *gateway {
 	g.srv = httptest.NewServer(mux)
 	tr := &http.Transport{}
 	g.client = &http.Client{Transport: tr, Timeout: 20 * time.Second}
-	t.Cleanup(func() {
+	g.close = func() {
 		tr.CloseIdleConnections()
 		g.srv.Close()
-	})
+		_ = authn.Close(context.Background())
+	}
+	t.Cleanup(g.close)
 	return g
 }
 
