@@ -62,6 +62,9 @@ func KeysCommand(ctx context.Context, cfg Config, args []string, out io.Writer) 
 		return fmt.Errorf("keys: unknown command %q\n\n%s", cmd, keysUsage)
 	}
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) { // -h printed the flags: not a failure
+			return nil
+		}
 		return err
 	}
 	if fs.NArg() > 0 {

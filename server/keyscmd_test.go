@@ -330,7 +330,10 @@ func TestKeysCommandBadInput(t *testing.T) {
 		}
 	}
 	// a subcommand's -h lists its flags
-	out, _ := kcRun(t, cfg, "create", "-h")
+	out, err := kcRun(t, cfg, "create", "-h")
+	if err != nil {
+		t.Fatalf("keys create -h: %v", err)
+	}
 	for _, flag := range []string{"-name", "-app", "-team", "-scopes", "-expires", "-rpm", "-max-points", "-allow-ip"} {
 		if !strings.Contains(out, flag) {
 			t.Errorf("create -h lacks %s:\n%s", flag, out)
