@@ -37,7 +37,9 @@ type sseSink struct {
 }
 
 func newSSESink(w http.ResponseWriter, detail, includeUsage bool, respEvent string) *sseSink {
-	return &sseSink{w: w, rc: http.NewResponseController(w), detail: detail, includeUsage: includeUsage, respEvent: respEvent}
+	// the silence a heartbeat waits for starts now, not at the first write
+	return &sseSink{w: w, rc: http.NewResponseController(w), detail: detail, includeUsage: includeUsage, respEvent: respEvent,
+		lastWrite: time.Now()}
 }
 
 // setChunkHead fixes the id, time and model every chunk repeats.
@@ -216,7 +218,7 @@ func (s *sseSink) flush() {
 func (s *sseSink) heartbeat(every time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed || s.err != nil || (s.committed && time.Since(s.lastWrite) < every) {
+	if s.closed || s.err != nil || time.Since(s.lastWrite) < every {
 		return
 	}
 	s.commit()
