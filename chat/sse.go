@@ -112,7 +112,10 @@ func (s *sseSink) Send(ev Event) error {
 		s.closed = true
 	case EventError:
 		if !s.committed {
-			return nil // the handler answers with a plain HTTP error
+			// The handler answers with a plain HTTP error; no heartbeat
+			// may commit the stream under it.
+			s.closed = true
+			return nil
 		}
 		status, code, msg := errorParts(ev.Err)
 		if s.detail {
