@@ -66,6 +66,9 @@ func newGateway(t *testing.T, cfg gatewayConfig) *gateway {
 	for name, m := range cfg.models {
 		models.Register(name, m)
 	}
+	if err := testTokens.Warm(); err != nil { // so counting adds no silence to streams
+		t.Fatal(err)
+	}
 	store := chat.NewMemoryStore()
 	e := chat.NewEngine(chat.EngineConfig{Apps: store, History: store, Models: models, Retriever: cfg.retriever,
 		Usage: cfg.usage, Tokens: testTokens, Logger: cfg.opts.Logger})
@@ -179,6 +182,9 @@ func checkOpenAIError(t *testing.T, resp *http.Response, body []byte, status int
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if err := dec.Decode(&e); err != nil || len(e) != 1 || e["error"] == nil {
 		t.Fatalf("not an OpenAI error: %s (%v)", body, err)
+	}
+	if rest, _ := io.ReadAll(dec.Buffered()); len(bytes.TrimSpace(rest)) != 0 {
+		t.Fatalf("bytes after the error: %q", body)
 	}
 	for _, k := range []string{"message", "type", "code"} {
 		if _, ok := e["error"][k].(string); !ok {
