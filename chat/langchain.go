@@ -42,7 +42,7 @@ type ProviderConfig struct {
 	APIKey string
 	// Model is the upstream model name; empty means the app's model name.
 	Model       string
-	HTTPClient  *http.Client
+	HTTPClient  *http.Client // nil: one that keeps up to 256 idle connections to the provider
 	IdleTimeout time.Duration
 }
 
@@ -59,9 +59,7 @@ func NewOpenAI(c ProviderConfig) (*LangChain, error) {
 	if c.Model != "" {
 		opts = append(opts, openai.WithModel(c.Model))
 	}
-	if c.HTTPClient != nil {
-		opts = append(opts, openai.WithHTTPClient(c.HTTPClient))
-	}
+	opts = append(opts, openai.WithHTTPClient(c.client()))
 	llm, err := openai.New(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("chat: openai provider: %w", err)
@@ -78,9 +76,7 @@ func NewOllama(c ProviderConfig) (*LangChain, error) {
 	if c.Model != "" {
 		opts = append(opts, ollama.WithModel(c.Model))
 	}
-	if c.HTTPClient != nil {
-		opts = append(opts, ollama.WithHTTPClient(c.HTTPClient))
-	}
+	opts = append(opts, ollama.WithHTTPClient(c.client()))
 	llm, err := ollama.New(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("chat: ollama provider: %w", err)
@@ -193,4 +189,18 @@ func intInfo(m map[string]any, k string) int {
 		return int(v)
 	}
 	return 0
+}
+
+// client returns c.HTTPClient, or one whose transport keeps enough idle
+// connections to the provider for concurrent streams to reuse them: Go's
+// default keeps two per host, so a burst of chats would open (and, over
+// TLS, handshake) most of its connections anew each time.
+func (c ProviderConfig) client() *http.Client {
+	if c.HTTPClient != nil {
+		return c.HTTPClient
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConns = 256
+	tr.MaxIdleConnsPerHost = 256
+	return &http.Client{Transport: tr}
 }
