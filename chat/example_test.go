@@ -47,3 +47,55 @@ type films struct{}
 func (films) Retrieve(ctx context.Context, req chat.RetrieveRequest) (chat.RetrieveResult, error) {
 	return chat.RetrieveResult{Quotes: []chat.Quote{{ID: "1", Q: "电影《铃芽之旅》的导演是谁?", A: "电影《铃芽之旅》的导演是新海诚。", Score: 0.8}}}, nil
 }
+
+// Run streams a turn's events to a sink. With a ChatID the turn is stored
+// once it has succeeded; without a retriever, the extractive model answers
+// with the app's empty-answer text.
+func ExampleEngine_Run() {
+	store := chat.NewMemoryStore()
+	models := new(chat.Models)
+	models.Register(chat.ExtractiveModelName, chat.Extractive{})
+	e := chat.NewEngine(chat.EngineConfig{Apps: store, History: store, Models: models})
+	ctx := context.Background()
+	if err := e.SaveApp(ctx, &chat.App{ID: "help", Name: "Help", EmptyAnswer: "Sorry, I don't know."}); err != nil {
+		fmt.Println(err)
+		return
+	}
+	sink := chat.SinkFunc(func(ev chat.Event) error {
+		switch ev.Kind {
+		case chat.EventVariables:
+			fmt.Println("variables:", ev.Variables)
+		case chat.EventNodeStatus:
+			fmt.Println("module:", ev.Node.Name, ev.Node.Status)
+		case chat.EventDelta:
+			fmt.Printf("delta: %q\n", ev.Delta)
+		case chat.EventDone:
+			fmt.Println("done:", ev.Result.FinishReason)
+		case chat.EventError:
+			fmt.Println("error:", ev.Err)
+		}
+		return nil
+	})
+	_, err := e.Run(ctx, chat.Request{TeamID: "default", AppID: "help", ChatID: "c1", Variables: map[string]any{"lang": "en"},
+		Messages: []chat.Message{{Role: chat.RoleUser, Content: "What is the capital of Mars?"}}}, sink)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	conv, recs, _ := store.Conversation(ctx, "default", "help", "c1", 0)
+	fmt.Printf("stored %q: %d messages\n", conv.Title, conv.Messages)
+	for _, r := range recs {
+		fmt.Printf("%s: %s\n", r.Obj, r.Value)
+	}
+	// Output:
+	// variables: map[lang:en]
+	// module: AI Chat running
+	// delta: "Sorry, "
+	// delta: "I "
+	// delta: "don't "
+	// delta: "know."
+	// done: stop
+	// stored "What is the capital of Mars?": 2 messages
+	// Human: What is the capital of Mars?
+	// AI: Sorry, I don't know.
+}
