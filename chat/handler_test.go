@@ -577,7 +577,12 @@ func TestCompletionsKeys(t *testing.T) {
 	// No key, or a bad one: 401 in OpenAI's shape.
 	resp, b = g.chat("", `{`+q+`}`)
 	checkOpenAIError(t, resp, b, http.StatusUnauthorized, "authentication_error", "invalid_api_key", "")
-	g.keys["forged"] = g.keys["app1"][:len(g.keys["app1"])-1] + "x"
+	k := g.keys["app1"]
+	last := "x"
+	if strings.HasSuffix(k, last) {
+		last = "y"
+	}
+	g.keys["forged"] = k[:len(k)-1] + last
 	resp, b = g.chat("forged", `{`+q+`}`)
 	checkOpenAIError(t, resp, b, http.StatusUnauthorized, "authentication_error", "invalid_api_key", "")
 }
