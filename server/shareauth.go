@@ -84,7 +84,11 @@ func (s *Server) shareOrKey(keyed, chatHandler http.Handler) http.Handler {
 		if v.Result == nil {
 			return
 		}
-		// The visitor has the whole answer; the callback waits in the outbox.
+		// Send the visitor the whole answer first (net/http would hold it
+		// until the handler returns); the callback then waits in the outbox.
+		if f, ok := w.(http.Flusher); ok {
+			f.Flush()
+		}
 		if err := s.Share.Finish(context.WithoutCancel(r.Context()), adm, v.Result.Responses); err != nil {
 			s.log.Error("share link: queueing the finish callback", "link", adm.Link.ID, "err", err)
 		}
