@@ -1,6 +1,7 @@
 package billing
 
 import (
+	"errors"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -69,8 +70,8 @@ func (h *Handler) CreateTrainingBill(w http.ResponseWriter, r *http.Request) {
 }
 
 func isEmptyBody(err error) bool {
-	de, ok := err.(*httpjson.DecodeError)
-	return ok && de.Reason == "body is empty"
+	var de *httpjson.DecodeError
+	return errors.As(err, &de) && de.Reason == "body is empty"
 }
 
 // BillDetail serves GET /api/common/bill/detail?id=.

@@ -1,6 +1,7 @@
 package dataset
 
 import (
+	"cmp"
 	"encoding/json"
 	"log/slog"
 	"net/http"
@@ -227,7 +228,7 @@ func (h *Handler) CreateTextCollection(w http.ResponseWriter, r *http.Request) {
 	p := principal(r)
 	c, res, err := h.s.CreateTextCollection(r.Context(), TextCollection{TeamID: p.TeamID, KeyID: p.KeyID,
 		DatasetID: body.DatasetID, Name: body.Name, Text: body.Text, TrainingType: mode,
-		ChunkSize: body.ChunkSize, ChunkOverlap: body.ChunkOverlap, Prompt: cmpOr(body.Prompt, body.QAPrompt), BillID: body.BillID})
+		ChunkSize: body.ChunkSize, ChunkOverlap: body.ChunkOverlap, Prompt: cmp.Or(body.Prompt, body.QAPrompt), BillID: body.BillID})
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -403,7 +404,7 @@ func (h *Handler) UpdateData(w http.ResponseWriter, r *http.Request) {
 	if !h.decode(w, r, &body) {
 		return
 	}
-	u := DataUpdate{ID: cmpOr(body.ID, body.DataID), Q: body.Q, A: body.A}
+	u := DataUpdate{ID: cmp.Or(body.ID, body.DataID), Q: body.Q, A: body.A}
 	if u.ID == "" {
 		h.fail(w, r, auth.InvalidRequest("id", "is required"))
 		return

@@ -1,6 +1,7 @@
 package dataset
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -99,14 +100,14 @@ func New(ctx context.Context, opts Options) (*Service, error) {
 	if opts.Tokens == nil {
 		opts.Tokens = new(tokens.Counter)
 	}
-	opts.Workers = cmpOr(opts.Workers, 2)
-	opts.BatchSize = cmpOr(opts.BatchSize, 64)
-	opts.MaxAttempts = cmpOr(opts.MaxAttempts, 5)
-	opts.RetryBase = cmpOr(opts.RetryBase, time.Second)
-	opts.RetryMax = cmpOr(opts.RetryMax, 5*time.Minute)
-	opts.PollEvery = cmpOr(opts.PollEvery, time.Second)
-	opts.IndexMaxTokens = cmpOr(opts.IndexMaxTokens, 3000)
-	opts.QAMaxTokens = cmpOr(opts.QAMaxTokens, 10000)
+	opts.Workers = cmp.Or(opts.Workers, 2)
+	opts.BatchSize = cmp.Or(opts.BatchSize, 64)
+	opts.MaxAttempts = cmp.Or(opts.MaxAttempts, 5)
+	opts.RetryBase = cmp.Or(opts.RetryBase, time.Second)
+	opts.RetryMax = cmp.Or(opts.RetryMax, 5*time.Minute)
+	opts.PollEvery = cmp.Or(opts.PollEvery, time.Second)
+	opts.IndexMaxTokens = cmp.Or(opts.IndexMaxTokens, 3000)
+	opts.QAMaxTokens = cmp.Or(opts.QAMaxTokens, 10000)
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -133,14 +134,6 @@ func New(ctx context.Context, opts Options) (*Service, error) {
 	s.wg.Go(func() { s.syncText(runCtx, reindex) })
 	s.startTraining(runCtx)
 	return s, nil
-}
-
-func cmpOr[T comparable](v, def T) T {
-	var zero T
-	if v == zero {
-		return def
-	}
-	return v
 }
 
 // loadVectors fills the vector index from the store. When the full-text

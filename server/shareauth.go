@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -65,12 +66,12 @@ func (s *Server) shareOrKey(keyed, chatHandler http.Handler) http.Handler {
 		r.Body = io.NopCloser(bytes.NewReader(raw))
 		var sr shareRequest
 		_ = json.Unmarshal(raw, &sr) // a malformed body is the chat handler's to report
-		shareID := first(sr.ShareID, q.Get("shareId"))
+		shareID := cmp.Or(sr.ShareID, q.Get("shareId"))
 		if shareID == "" {
 			keyed.ServeHTTP(w, r) // no key, no link: the keyed path answers 401
 			return
 		}
-		token := first(sr.AuthToken, sr.OutLinkUID, q.Get("authToken"), q.Get("outLinkUid"))
+		token := cmp.Or(sr.AuthToken, sr.OutLinkUID, q.Get("authToken"), q.Get("outLinkUid"))
 		adm, err := s.Share.Admit(r.Context(), shareID, token, lastQuestion(sr.Messages))
 		if err != nil {
 			chat.WriteOpenAIError(w, r, err)
@@ -134,15 +135,6 @@ func lastQuestion(msgs []json.RawMessage) string {
 			return b.String()
 		}
 		return ""
-	}
-	return ""
-}
-
-func first(vs ...string) string {
-	for _, v := range vs {
-		if v != "" {
-			return v
-		}
 	}
 	return ""
 }

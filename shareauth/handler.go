@@ -1,6 +1,7 @@
 package shareauth
 
 import (
+	"cmp"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -185,8 +186,8 @@ func (h *Handler) Init(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	q := r.URL.Query()
-	shareID := first(body.ShareID, q.Get("shareId"))
-	token := first(body.AuthToken, body.OutLinkUID, q.Get("authToken"), q.Get("outLinkUid"))
+	shareID := cmp.Or(body.ShareID, q.Get("shareId"))
+	token := cmp.Or(body.AuthToken, body.OutLinkUID, q.Get("authToken"), q.Get("outLinkUid"))
 	adm, err := h.s.Init(r.Context(), shareID, token)
 	if err != nil {
 		h.fail(w, r, err)
@@ -194,14 +195,4 @@ func (h *Handler) Init(w http.ResponseWriter, r *http.Request) {
 	}
 	httpjson.WriteData(w, map[string]any{"shareId": adm.Link.ID, "appId": adm.Link.AppID, "name": adm.Link.Name,
 		"uid": adm.UID, "responseDetail": adm.Link.ResponseDetail})
-}
-
-// first returns the first non-empty value.
-func first(vs ...string) string {
-	for _, v := range vs {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
 }
