@@ -30,6 +30,9 @@ func (Extractive) Generate(ctx context.Context, req ModelRequest, onToken func(s
 		if err := ctx.Err(); err != nil {
 			return ModelResult{}, err
 		}
+		if onToken == nil {
+			continue
+		}
 		if err := onToken(piece); err != nil {
 			return ModelResult{}, err
 		}

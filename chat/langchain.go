@@ -86,8 +86,12 @@ func NewOllama(c ProviderConfig) (*LangChain, error) {
 
 var errStalled = errors.New("upstream sent nothing within the idle timeout")
 
-// Generate implements Model.
+// Generate implements Model. It streams even when onToken is nil, so that
+// the idle timeout still tells a stalled upstream from a slow one.
 func (l *LangChain) Generate(ctx context.Context, req ModelRequest, onToken func(string) error) (ModelResult, error) {
+	if onToken == nil {
+		onToken = func(string) error { return nil }
+	}
 	msgs := make([]llms.MessageContent, 0, len(req.Messages))
 	for _, m := range req.Messages {
 		role := llms.ChatMessageTypeHuman

@@ -676,3 +676,39 @@ func TestUpstreamNoGoroutineLeak(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// A caller that wants only the finished answer passes a nil callback; every
+// shipped model honours it and still returns the whole text and usage.
+func TestGenerateWithoutCallback(t *testing.T) {
+	openAI := newUpstream(t, serveOpenAI)
+	ollama := newUpstream(t, serveOllama)
+	for _, tc := range []struct {
+		name  string
+		model chat.Model
+		req   chat.ModelRequest
+		text  string
+	}{
+		{"openai", newOpenAIModel(t, openAI, 0), upRequest, "Hello from upstream."},
+		{"ollama", newOllamaModel(t, ollama, 0), upRequest, "Hello from upstream."},
+		{"extractive", chat.Extractive{}, chat.ModelRequest{Question: "who directed it?",
+			Quotes: []chat.Quote{{Q: "who directed Hero?", A: "Zhang Yimou directed Hero."}}}, "Zhang Yimou directed Hero."},
+		{"extractive, nothing found", chat.Extractive{}, chat.ModelRequest{Question: "who?", EmptyAnswer: "no idea"}, "no idea"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res, err := tc.model.Generate(context.Background(), tc.req, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Text != tc.text || res.FinishReason != "stop" {
+				t.Fatalf("result %+v, want text %q", res, tc.text)
+			}
+		})
+	}
+	// the idle timeout still applies without a callback: a stalled upstream fails
+	stalled := newUpstream(t, stallAfter(providers[0], 1))
+	_, err := newOpenAIModel(t, stalled, 50*time.Millisecond).Generate(context.Background(), upRequest, nil)
+	var ue *chat.UpstreamError
+	if !errors.As(err, &ue) {
+		t.Fatalf("stalled upstream without a callback: %v", err)
+	}
+}

@@ -65,12 +65,16 @@ type ModelResult struct {
 
 // Model answers a request, streaming the answer through onToken as it is
 // produced. An error from onToken (the client went away) must stop the model
-// and be returned. A Model must honour ctx cancellation.
+// and be returned. onToken may be nil: a caller that wants only the finished
+// answer (QA-mode training asks for Q/A pairs that way) passes nil, and the
+// model must then return the result without calling it. A Model must honour
+// ctx cancellation.
 type Model interface {
 	Generate(ctx context.Context, req ModelRequest, onToken func(delta string) error) (ModelResult, error)
 }
 
-// ModelFunc adapts a function to Model.
+// ModelFunc adapts a function to Model. The function is called as is, so it
+// must itself allow a nil onToken (see Model).
 type ModelFunc func(ctx context.Context, req ModelRequest, onToken func(string) error) (ModelResult, error)
 
 // Generate implements Model.
