@@ -39,7 +39,9 @@ func (a *Accountant) Points(model string, in, out int) float64 {
 
 // Record prices r (unless r.Points is already set), stores it durably and
 // charges its key. A record naming a bill that does not exist is stored
-// without the bill rather than lost.
+// without the bill rather than lost. A record whose id the ledger already
+// has was recorded and charged before: Record returns nil and charges
+// nothing, so delivering a record again is safe.
 func (a *Accountant) Record(ctx context.Context, r *Record) error {
 	if r.Points == 0 {
 		r.Points = a.Points(r.Model, r.InputTokens, r.OutputTokens)
@@ -49,6 +51,9 @@ func (a *Accountant) Record(ctx context.Context, r *Record) error {
 		a.log().Warn("billing: usage names an unknown bill; recorded without it", "bill", r.BillID, "team", r.TeamID)
 		r.BillID = ""
 		err = a.Ledger.Record(ctx, r)
+	}
+	if errors.Is(err, ErrDuplicate) {
+		return nil
 	}
 	if err != nil {
 		return err

@@ -120,8 +120,12 @@ func (l *BoltLedger) commitLoop() {
 					errs[i] = err
 					continue
 				}
-				if err := putRecord(tx, p.r); err != nil {
+				dup, err := putRecord(tx, p.r)
+				if err != nil {
 					return err
+				}
+				if dup {
+					errs[i] = ErrDuplicate
 				}
 			}
 			return nil
@@ -151,35 +155,37 @@ func checkRecord(tx *bbolt.Tx, r *Record) error {
 	return nil
 }
 
-func putRecord(tx *bbolt.Tx, r *Record) error {
+// putRecord stores r and adds it to the totals; dup reports an id already
+// stored, which changes nothing.
+func putRecord(tx *bbolt.Tx, r *Record) (dup bool, err error) {
 	ids := tx.Bucket(bucketRecordIDs)
 	if ids.Get([]byte(r.ID)) != nil {
-		return nil // already counted
+		return true, nil
 	}
 	// Not a nil value: bbolt reads a nil put back as nil within the same
 	// transaction, so a duplicate in the same commit would count again.
 	if err := ids.Put([]byte(r.ID), []byte{1}); err != nil {
-		return err
+		return false, err
 	}
 	if err := boltx.PutJSON(tx.Bucket(bucketRecords), recordKey(r), r); err != nil {
-		return err
+		return false, err
 	}
 	if err := addFloat(tx.Bucket(bucketKeys), r.KeyID, r.Points); err != nil {
-		return err
+		return false, err
 	}
 	if err := addFloat(tx.Bucket(bucketApps), r.AppID, r.Points); err != nil {
-		return err
+		return false, err
 	}
 	if r.BillID == "" {
-		return nil
+		return false, nil
 	}
 	bb := tx.Bucket(bucketBills)
 	var b BillDetail
 	if _, err := boltx.GetJSON(bb, []byte(r.BillID), &b); err != nil {
-		return err
+		return false, err
 	}
 	b.addRecord(r)
-	return boltx.PutJSON(bb, []byte(r.BillID), &b)
+	return false, boltx.PutJSON(bb, []byte(r.BillID), &b)
 }
 
 // CreateBill implements Ledger.

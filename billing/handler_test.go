@@ -480,6 +480,27 @@ func TestAccountantChargesAndReconciles(t *testing.T) {
 	}
 }
 
+// A record delivered again under its id (a training outbox replayed after
+// a crash) is stored and charged once.
+func TestAccountantRecordAgainChargesOnce(t *testing.T) {
+	e := newHandlerEnv(t)
+	ctx := context.Background()
+	_, k := e.key(t, auth.KeySpec{Name: "trainer"})
+	r := billing.Record{ID: "outbox-1", TeamID: auth.DefaultTeam, KeyID: k.ID, Module: "embedding", Model: "local", InputTokens: 2000}
+	for range 3 {
+		again := r
+		if err := e.acct.Record(ctx, &again); err != nil {
+			t.Fatalf("Record again: %v", err)
+		}
+	}
+	if used, _ := e.authn.UsedPoints(ctx, k.ID); used != 2 {
+		t.Fatalf("key charged %v points for one 2-point record delivered three times; want 2", used)
+	}
+	if _, total, _ := e.acct.Ledger.List(ctx, billing.Filter{TeamID: auth.DefaultTeam, KeyID: k.ID}); total != 1 {
+		t.Fatalf("%d records stored; want 1", total)
+	}
+}
+
 func TestAccountantCheckBudget(t *testing.T) {
 	ctx := context.Background()
 	a := &billing.Accountant{Ledger: billing.NewMemoryLedger()}

@@ -113,7 +113,9 @@ type KeyTotal struct {
 type Ledger interface {
 	// Record stores r, assigning ID and Time when empty, and adds it to
 	// its bill and to its key's and app's totals. A record whose ID is
-	// already stored is not counted twice. A record with a BillID of no
+	// already stored is not counted twice: Record returns ErrDuplicate and
+	// changes nothing, so that a caller delivering a record again (from an
+	// outbox, after a crash) knows not to charge it again. A record with a BillID of no
 	// bill of its team fails with ErrBillNotFound, storing nothing; so
 	// does a record without a team, or with negative or non-finite points
 	// or tokens. A failing record does not fail the others.
@@ -138,6 +140,10 @@ var ErrBillNotFound = &auth.Error{Status: http.StatusNotFound, Code: auth.ErrNot
 // ErrBudgetSpent answers work for an app whose budget is spent.
 var ErrBudgetSpent = &auth.Error{Status: http.StatusTooManyRequests, Code: auth.ErrInsufficientQuota.Code,
 	Message: "the app has spent its usage budget"}
+
+// ErrDuplicate reports a record whose id the ledger already has; nothing
+// was changed. It is not a failure: the record was stored before.
+var ErrDuplicate = errors.New("billing: record already stored")
 
 var (
 	errNoTeam     = errors.New("billing: record has no team")

@@ -193,10 +193,17 @@ func TestBoltLedgerOneCommit(t *testing.T) {
 		for range 8 {
 			recs = append(recs, &billing.Record{ID: "same", TeamID: "t", KeyID: "k", AppID: "a", Module: "AI Chat", Model: "m", Points: 1})
 		}
+		stored := 0
 		for _, err := range inOneCommit(t, db, l, recs) {
-			if err != nil {
+			switch {
+			case err == nil:
+				stored++
+			case !errors.Is(err, billing.ErrDuplicate):
 				t.Fatal(err)
 			}
+		}
+		if stored != 1 {
+			t.Fatalf("%d of 8 calls with one id stored it; want 1, the others ErrDuplicate", stored)
 		}
 		kp, _ := l.KeyPoints(ctx)
 		ap, _ := l.AppPoints(ctx, "a")

@@ -62,7 +62,7 @@ func (l *MemoryLedger) Record(ctx context.Context, r *Record) error {
 		}
 	}
 	if l.ids[r.ID] {
-		return nil
+		return ErrDuplicate
 	}
 	l.ids[r.ID] = true
 	l.records = append(l.records, *r)

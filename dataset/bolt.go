@@ -27,6 +27,7 @@ var (
 	bucketDue         = []byte("dataset.training_due")  // next attempt(8)item id -> ""
 	bucketCollTrain   = []byte("dataset.coll_training") // collection\0item id -> "q" or "f"
 	bucketTextPending = []byte("dataset.text_pending")  // data id -> version(8)
+	bucketUsage       = []byte("dataset.usage_outbox")  // time(8)record id -> UsageRecord
 )
 
 // BoltStore is a Store in a bbolt database, in the dataset.* buckets of the
@@ -39,7 +40,7 @@ type BoltStore struct {
 func NewBoltStore(db *bbolt.DB) (*BoltStore, error) {
 	if err := boltx.EnsureBuckets(db, bucketDatasets, bucketCollections, bucketDSColls, bucketData,
 		bucketCollData, bucketQIndex, bucketVectors, bucketTraining, bucketDue, bucketCollTrain,
-		bucketTextPending); err != nil {
+		bucketTextPending, bucketUsage); err != nil {
 		return nil, fmt.Errorf("dataset: %w", err)
 	}
 	return &BoltStore{db: db}, nil
@@ -424,9 +425,59 @@ func (s *BoltStore) Complete(ctx context.Context, done []Trained) ([]string, err
 				return err
 			}
 		}
+		ub := tx.Bucket(bucketUsage)
+		for _, t := range done {
+			for _, u := range t.Usage {
+				if err := boltx.PutJSON(ub, timeKey(u.Time, u.ID), u); err != nil {
+					return err
+				}
+			}
+		}
 		return nil
 	})
 	return gone, err
+}
+
+// PendingUsage implements Store.
+func (s *BoltStore) PendingUsage(ctx context.Context, n int) ([]UsageRecord, error) {
+	var out []UsageRecord
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
+		c := tx.Bucket(bucketUsage).Cursor()
+		for k, v := c.First(); k != nil && len(out) < n; k, v = c.Next() {
+			var u UsageRecord
+			if err := json.Unmarshal(v, &u); err != nil {
+				return fmt.Errorf("dataset: usage outbox record %x: %w", k, err)
+			}
+			out = append(out, u)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// ClearUsage implements Store.
+func (s *BoltStore) ClearUsage(ctx context.Context, ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	want := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		want[id] = true
+	}
+	return s.update(ctx, func(tx *bbolt.Tx) error {
+		// The outbox is short (records wait only for a crash or a failing
+		// recorder), so a scan finds them without an index by id.
+		c := tx.Bucket(bucketUsage).Cursor()
+		for k, _ := c.First(); k != nil && len(want) > 0; k, _ = c.Next() {
+			if id := string(k[8:]); want[id] {
+				if err := c.Delete(); err != nil {
+					return err
+				}
+				delete(want, id)
+			}
+		}
+		return nil
+	})
 }
 
 func complete(tx *bbolt.Tx, it *TrainingItem, t *Trained) error {

@@ -20,6 +20,7 @@ type MemoryStore struct {
 	training map[string]*TrainingItem
 	pending  map[string]uint64
 	seq      uint64
+	usage    []UsageRecord // the usage outbox, oldest first
 }
 
 // NewMemoryStore returns an empty MemoryStore.
@@ -253,7 +254,24 @@ func (s *MemoryStore) Complete(ctx context.Context, done []Trained) ([]string, e
 		}
 		s.complete(it, &done[i])
 	}
+	for _, t := range done {
+		s.usage = append(s.usage, t.Usage...)
+	}
+	slices.SortStableFunc(s.usage, func(a, b UsageRecord) int { return a.Time.Compare(b.Time) })
 	return gone, nil
+}
+
+// PendingUsage implements Store.
+func (s *MemoryStore) PendingUsage(ctx context.Context, n int) ([]UsageRecord, error) {
+	defer s.rlock()()
+	return slices.Clone(s.usage[:min(n, len(s.usage))]), nil
+}
+
+// ClearUsage implements Store.
+func (s *MemoryStore) ClearUsage(ctx context.Context, ids []string) error {
+	defer s.lock()()
+	s.usage = slices.DeleteFunc(s.usage, func(u UsageRecord) bool { return slices.Contains(ids, u.ID) })
+	return nil
 }
 
 func (s *MemoryStore) complete(it *TrainingItem, t *Trained) {

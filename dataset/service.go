@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/chatgate/chatgate/auth"
@@ -51,6 +52,10 @@ type Options struct {
 
 	Now    func() time.Time // default time.Now
 	Logger *slog.Logger     // default slog.Default()
+	// OnPanic, when set, is called after a panic in background work was
+	// recovered and logged (metrics hook); component names the loop:
+	// "training", "training-queue", "usage" or "fulltext".
+	OnPanic func(component string)
 }
 
 // Service is the knowledge-base service: records, training and search.
@@ -76,6 +81,10 @@ type Service struct {
 
 	inflightMu sync.Mutex
 	inflight   map[string]bool
+
+	// usageBehind says the usage outbox may hold records to deliver: at
+	// start, after a crash, and after the recorder failed.
+	usageBehind atomic.Bool
 }
 
 // New starts a Service: it loads the vector index from the store, catches
@@ -129,6 +138,7 @@ func New(ctx context.Context, opts Options) (*Service, error) {
 		s.closeText()
 		return nil, err
 	}
+	s.usageBehind.Store(true)
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.cancel = cancel
 	s.wg.Go(func() { s.syncText(runCtx, reindex) })

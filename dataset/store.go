@@ -44,8 +44,15 @@ type Store interface {
 	// the queue, in one transaction. Items no longer queued are left out
 	// and their ids returned. A pair whose q already exists in the
 	// collection is not stored, and Complete removes it (and its vectors)
-	// from its Trained, so that done tells what was stored.
+	// from its Trained, so that done tells what was stored. Each Trained's
+	// Usage goes into the usage outbox in the same transaction, whether or
+	// not its item is still queued: the work was done.
 	Complete(ctx context.Context, done []Trained) (gone []string, err error)
+	// PendingUsage returns up to n records of the usage outbox, oldest first.
+	PendingUsage(ctx context.Context, n int) ([]UsageRecord, error)
+	// ClearUsage removes the outbox records with these ids; unknown ids are
+	// ignored.
+	ClearUsage(ctx context.Context, ids []string) error
 	// Reschedule stores a queued item's attempts, next attempt, last error
 	// and failure. It returns errItemGone if the item is no longer queued.
 	Reschedule(ctx context.Context, item *TrainingItem) error
@@ -83,6 +90,10 @@ type Trained struct {
 	ItemID  string
 	Data    []*Data
 	Vectors []Vector
+	// Usage is what the work cost, committed with the data so that a crash
+	// can neither lose it nor bill it twice: the records wait in the
+	// store's usage outbox until the UsageRecorder has them.
+	Usage []UsageRecord
 }
 
 // Pending is a data id whose full-text entry is stale, at a version.

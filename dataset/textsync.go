@@ -5,6 +5,8 @@ import (
 	"errors"
 	"strings"
 	"time"
+
+	"github.com/chatgate/chatgate/internal/panics"
 )
 
 // syncText keeps the full-text index caught up with the store: it indexes
@@ -15,7 +17,7 @@ func (s *Service) syncText(ctx context.Context, reindex []string) {
 	const batch = 512
 	for len(reindex) > 0 && ctx.Err() == nil {
 		n := min(batch, len(reindex))
-		if err := s.applyText(ctx, reindex[:n]); err != nil {
+		if _, err := s.applyTextSafely(ctx, reindex[:n]); err != nil {
 			s.textError(ctx, err)
 			continue
 		}
@@ -28,8 +30,12 @@ func (s *Service) syncText(ctx context.Context, reindex []string) {
 			for i, p := range pend {
 				ids[i] = p.DataID
 			}
-			if err = s.applyText(ctx, ids); err == nil {
+			var poisoned map[string]bool
+			if poisoned, err = s.applyTextSafely(ctx, ids); err == nil {
 				err = s.store.ClearTextPending(ctx, pend)
+				if len(poisoned) > 0 {
+					s.log.Error("dataset: left data out of the full-text index after a panic", "data", poisoned)
+				}
 			}
 			if err == nil {
 				continue
@@ -60,6 +66,31 @@ func (s *Service) textError(ctx context.Context, err error) {
 	case <-t.C:
 	}
 	t.Stop()
+}
+
+// applyTextSafely applies ids to the full-text index. When that panics, it
+// applies them one at a time, and leaves out (and returns) those that
+// panic alone: one poisoned item must not stop the index for good, nor,
+// still pending after a restart, take the process down.
+func (s *Service) applyTextSafely(ctx context.Context, ids []string) (poisoned map[string]bool, err error) {
+	err = panics.Catch(func() error { return s.applyText(ctx, ids) })
+	if !errors.As(err, new(*panics.Error)) {
+		return nil, err
+	}
+	s.panicked("fulltext", err)
+	poisoned = map[string]bool{}
+	for _, id := range ids {
+		err := panics.Catch(func() error { return s.applyText(ctx, []string{id}) })
+		if errors.As(err, new(*panics.Error)) {
+			s.panicked("fulltext", err)
+			poisoned[id] = true
+			continue
+		}
+		if err != nil {
+			return poisoned, err
+		}
+	}
+	return poisoned, nil
 }
 
 func (s *Service) applyText(ctx context.Context, ids []string) error {

@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/chatgate/chatgate/internal/id"
+	"github.com/chatgate/chatgate/internal/panics"
 )
 
 // startTraining starts a dispatcher, which takes due items from the queue,
@@ -15,7 +18,7 @@ func (s *Service) startTraining(ctx context.Context) {
 	for range s.opts.Workers {
 		s.wg.Go(func() {
 			for batch := range work {
-				s.train(ctx, batch)
+				s.trainSafely(ctx, batch)
 				s.inflightMu.Lock()
 				for _, it := range batch {
 					delete(s.inflight, it.ID)
@@ -31,16 +34,56 @@ func (s *Service) startTraining(ctx context.Context) {
 	})
 }
 
+// trainSafely trains a batch. Panics of the embedder or the QA model are
+// caught item by item inside train; one anywhere else (a store, a bug)
+// counts as a failed attempt of every item of the batch, so that no item
+// can take the process down, nor, replayed after a restart, do it again.
+func (s *Service) trainSafely(ctx context.Context, batch []*TrainingItem) {
+	err := panics.Catch(func() error { s.train(ctx, batch); return nil })
+	if err == nil {
+		return
+	}
+	s.panicked("training", err)
+	for _, it := range batch {
+		if rerr := panics.Catch(func() error { s.retry(ctx, it, err); return nil }); rerr != nil {
+			s.panicked("training", rerr) // the item stays queued as it was
+		}
+	}
+}
+
+// panicked logs a recovered panic with its stack and reports it.
+func (s *Service) panicked(component string, err error) {
+	var pe *panics.Error
+	if errors.As(err, &pe) {
+		s.log.Error("dataset: recovered a panic", "component", component, "panic", pe.Value, "stack", string(pe.Stack))
+	}
+	if s.opts.OnPanic != nil {
+		s.opts.OnPanic(component)
+	}
+}
+
 func (s *Service) dispatch(ctx context.Context, work chan<- []*TrainingItem) {
 	skip := func(id string) bool { return s.inflight[id] }
 	for {
+		if s.usageBehind.Load() {
+			if err := panics.Catch(func() error { s.drainUsage(ctx); return nil }); err != nil {
+				s.panicked("usage", err)
+			}
+		}
 		s.inflightMu.Lock()
-		due, err := s.store.DueTraining(ctx, s.opts.Now(), s.opts.BatchSize, skip)
+		var due []*TrainingItem
+		err := panics.Catch(func() (err error) {
+			due, err = s.store.DueTraining(ctx, s.opts.Now(), s.opts.BatchSize, skip)
+			return err
+		})
 		for _, it := range due {
 			s.inflight[it.ID] = true
 		}
 		s.inflightMu.Unlock()
-		if err != nil && ctx.Err() == nil {
+		var pe *panics.Error
+		if errors.As(err, &pe) {
+			s.panicked("training-queue", err)
+		} else if err != nil && ctx.Err() == nil {
 			s.log.Error("dataset: reading the training queue", "err", err)
 		}
 		if len(due) > 0 {
@@ -63,15 +106,19 @@ func (s *Service) dispatch(ctx context.Context, work chan<- []*TrainingItem) {
 	}
 }
 
+// trainGroup is a batch's items of one dataset, with what each trains into.
+type trainGroup struct {
+	ds    *Dataset
+	items []*TrainingItem
+	data  [][]*Data        // per item
+	qa    []GenerateResult // per item; zero for index-mode items
+}
+
 // train trains a batch: QA items first get their pairs from the model, then
-// everything is embedded per dataset and stored in one transaction.
+// everything is embedded per dataset and stored, with what it cost, in one
+// transaction.
 func (s *Service) train(ctx context.Context, batch []*TrainingItem) {
-	type group struct {
-		ds    *Dataset
-		items []*TrainingItem
-		data  [][]*Data // per item
-	}
-	groups := map[string]*group{}
+	groups := map[string]*trainGroup{}
 	var order []string
 	for _, it := range batch {
 		g := groups[it.DatasetID]
@@ -81,91 +128,135 @@ func (s *Service) train(ctx context.Context, batch []*TrainingItem) {
 				s.retry(ctx, it, err)
 				continue
 			}
-			g = &group{ds: ds}
+			g = &trainGroup{ds: ds}
 			groups[it.DatasetID] = g
 			order = append(order, it.DatasetID)
 		}
-		data, err := s.itemData(ctx, it)
+		var (
+			data []*Data
+			qa   GenerateResult
+		)
+		err := panics.Catch(func() (err error) {
+			data, qa, err = s.itemData(ctx, it)
+			return err
+		})
 		if err != nil {
+			if errors.As(err, new(*panics.Error)) {
+				s.panicked("training", err)
+			}
+			if qa.PromptTokens+qa.CompletionTokens > 0 {
+				// The model answered, but with nothing to store: its tokens
+				// were spent all the same. The id names the attempt, which
+				// is durable, so a crash before the failure is stored
+				// replays the same record rather than a second one.
+				s.recordUsage(ctx, UsageRecord{ID: fmt.Sprintf("%s-qa-%d", it.ID, it.Attempts+1), TeamID: it.TeamID,
+					KeyID: it.KeyID, DatasetID: it.DatasetID, CollectionID: it.CollectionID, BillID: it.BillID,
+					Module: ModuleQA, Model: qa.Model, InputTokens: qa.PromptTokens, OutputTokens: qa.CompletionTokens, Items: 1})
+			}
 			s.retry(ctx, it, err)
 			continue
 		}
 		g.items = append(g.items, it)
 		g.data = append(g.data, data)
+		g.qa = append(g.qa, qa)
 	}
 	for _, dsID := range order {
-		g := groups[dsID]
-		if len(g.items) == 0 {
-			continue
+		if g := groups[dsID]; len(g.items) > 0 {
+			s.trainGroup(ctx, g)
 		}
-		emb, err := s.embedder(g.ds)
-		var texts []string
-		for _, data := range g.data {
-			for _, d := range data {
-				texts = append(texts, d.texts()...)
-			}
-		}
-		var vecs [][]float32
-		if err == nil {
-			vecs, err = emb.Embed(ctx, texts)
-			if err == nil && len(vecs) != len(texts) {
-				err = fmt.Errorf("embedder returned %d vectors for %d texts", len(vecs), len(texts))
-			}
-		}
-		if err != nil {
-			for _, it := range g.items {
-				s.retry(ctx, it, fmt.Errorf("embedding: %w", err))
-			}
-			continue
-		}
-		done := make([]Trained, len(g.items))
-		k := 0
-		for i, it := range g.items {
-			done[i].ItemID = it.ID
-			// a copy: Complete filters it in place, and the usage below
-			// counts every text that was embedded
-			done[i].Data = slices.Clone(g.data[i])
-			for _, d := range g.data[i] {
-				for n := range d.texts() {
-					done[i].Vectors = append(done[i].Vectors, Vector{ID: vectorID(d.ID, n), Values: vecs[k]})
-					k++
-				}
-			}
-		}
-		if err := s.complete(ctx, g.ds.ID, done); err != nil {
-			if ctx.Err() == nil {
-				s.log.Error("dataset: storing trained items", "dataset", g.ds.ID, "err", err)
-			}
-			continue // still queued; they are tried again
-		}
-		s.recordTrainingUsage(ctx, g.ds, g.items, g.data)
 	}
 }
 
+// trainGroup embeds a group's data and completes its items. When the
+// embedder panics on the group, each item is embedded alone, so that the
+// item that makes it panic fails without the others.
+func (s *Service) trainGroup(ctx context.Context, g *trainGroup) {
+	vecs, err := s.embedGroup(ctx, g)
+	var pe *panics.Error
+	if errors.As(err, &pe) {
+		s.panicked("training", err)
+		if len(g.items) > 1 {
+			for i := range g.items {
+				s.trainGroup(ctx, &trainGroup{ds: g.ds, items: g.items[i : i+1], data: g.data[i : i+1], qa: g.qa[i : i+1]})
+			}
+			return
+		}
+	}
+	if err != nil {
+		for _, it := range g.items {
+			s.retry(ctx, it, fmt.Errorf("embedding: %w", err))
+		}
+		return
+	}
+	done := make([]Trained, len(g.items))
+	k := 0
+	for i, it := range g.items {
+		done[i].ItemID = it.ID
+		// a copy: Complete filters it in place, and usage counts every
+		// text that was embedded
+		done[i].Data = slices.Clone(g.data[i])
+		for _, d := range g.data[i] {
+			for n := range d.texts() {
+				done[i].Vectors = append(done[i].Vectors, Vector{ID: vectorID(d.ID, n), Values: vecs[k]})
+				k++
+			}
+		}
+	}
+	usage := s.trainingUsage(g)
+	done[0].Usage = usage
+	if err := s.complete(ctx, g.ds.ID, done); err != nil {
+		if ctx.Err() == nil {
+			s.log.Error("dataset: storing trained items", "dataset", g.ds.ID, "err", err)
+		}
+		return // still queued; they are tried again
+	}
+	s.deliverUsage(ctx, usage)
+}
+
+// embedGroup embeds every text of a group's data, in order.
+func (s *Service) embedGroup(ctx context.Context, g *trainGroup) ([][]float32, error) {
+	emb, err := s.embedder(g.ds)
+	if err != nil {
+		return nil, err
+	}
+	var texts []string
+	for _, data := range g.data {
+		for _, d := range data {
+			texts = append(texts, d.texts()...)
+		}
+	}
+	var vecs [][]float32
+	err = panics.Catch(func() (err error) {
+		vecs, err = emb.Embed(ctx, texts)
+		return err
+	})
+	if err == nil && len(vecs) != len(texts) {
+		err = fmt.Errorf("embedder returned %d vectors for %d texts", len(vecs), len(texts))
+	}
+	return vecs, err
+}
+
 // itemData turns an item into the Data it trains into; QA items ask the
-// model.
-func (s *Service) itemData(ctx context.Context, it *TrainingItem) ([]*Data, error) {
+// model, whose answer and token counts are returned too.
+func (s *Service) itemData(ctx context.Context, it *TrainingItem) ([]*Data, GenerateResult, error) {
 	now := s.opts.Now().UTC()
 	base := Data{TeamID: it.TeamID, DatasetID: it.DatasetID, CollectionID: it.CollectionID,
 		Source: it.Source, FileID: it.FileID, CreateTime: it.CreateTime, UpdateTime: now}
 	if it.Mode != ModeQA {
 		d := base
 		d.ID, d.Q, d.A, d.Indexes = it.ID, it.Q, it.A, it.Indexes
-		return []*Data{&d}, nil
+		return []*Data{&d}, GenerateResult{}, nil
 	}
 	if s.opts.QA == nil {
-		return nil, permanent(ErrQAModelUnavailable)
+		return nil, GenerateResult{}, permanent(ErrQAModelUnavailable)
 	}
 	res, err := s.opts.QA.Generate(ctx, qaPrompt(it.Prompt, it.Q))
 	if err != nil {
-		return nil, fmt.Errorf("QA model: %w", err)
+		return nil, GenerateResult{}, fmt.Errorf("QA model: %w", err)
 	}
-	s.recordUsage(ctx, UsageRecord{TeamID: it.TeamID, KeyID: it.KeyID, DatasetID: it.DatasetID,
-		CollectionID: it.CollectionID, BillID: it.BillID, Module: ModuleQA, Model: res.Model,
-		InputTokens: res.PromptTokens, OutputTokens: res.CompletionTokens, Items: 1})
 	pairs := ParseQA(res.Text)
 	if len(pairs) == 0 {
-		return nil, permanent(errors.New("the QA model's answer held no Q/A pairs"))
+		return nil, res, permanent(errors.New("the QA model's answer held no Q/A pairs"))
 	}
 	out := make([]*Data, len(pairs))
 	for i, p := range pairs {
@@ -175,7 +266,7 @@ func (s *Service) itemData(ctx context.Context, it *TrainingItem) ([]*Data, erro
 		d.CreateTime = it.CreateTime.Add(time.Duration(i))
 		out[i] = &d
 	}
-	return out, nil
+	return out, res, nil
 }
 
 // complete stores trained items and adds their vectors to the index, under
@@ -201,26 +292,95 @@ func (s *Service) complete(ctx context.Context, datasetID string, done []Trained
 	return s.vectors.Upsert(ctx, datasetID, vecs)
 }
 
-func (s *Service) recordTrainingUsage(ctx context.Context, ds *Dataset, items []*TrainingItem, data [][]*Data) {
-	type key struct{ coll, bill, keyID string }
-	type sum struct{ tokens, items int }
-	sums := map[key]*sum{}
+// trainingUsage sums what a group's training cost: the QA model's tokens
+// per model, and the embedding of every text, per collection, bill and key.
+// Each record gets its id now, so that the outbox and the ledger know it as
+// one record however often it is delivered.
+func (s *Service) trainingUsage(g *trainGroup) []UsageRecord {
+	type key struct{ coll, bill, keyID, module, model string }
+	sums := map[key]*UsageRecord{}
 	var order []key
-	for i, it := range items {
-		k := key{it.CollectionID, it.BillID, it.KeyID}
-		if sums[k] == nil {
-			sums[k] = &sum{}
+	add := func(it *TrainingItem, module, model string, in, out int) {
+		k := key{it.CollectionID, it.BillID, it.KeyID, module, model}
+		u := sums[k]
+		if u == nil {
+			u = &UsageRecord{TeamID: g.ds.TeamID, KeyID: it.KeyID, DatasetID: g.ds.ID, CollectionID: it.CollectionID,
+				BillID: it.BillID, Module: module, Model: model}
+			sums[k] = u
 			order = append(order, k)
 		}
-		for _, d := range data[i] {
-			sums[k].tokens += s.countAll(d.texts())
-		}
-		sums[k].items++
+		u.InputTokens += in
+		u.OutputTokens += out
+		u.Items++
 	}
-	for _, k := range order {
-		s.recordUsage(ctx, UsageRecord{TeamID: ds.TeamID, KeyID: k.keyID, DatasetID: ds.ID,
-			CollectionID: k.coll, BillID: k.bill, Module: ModuleEmbedding, Model: ds.VectorModel,
-			InputTokens: sums[k].tokens, Items: sums[k].items})
+	for i, it := range g.items {
+		if it.Mode == ModeQA {
+			qa := g.qa[i]
+			add(it, ModuleQA, qa.Model, qa.PromptTokens, qa.CompletionTokens)
+		}
+		n := 0
+		for _, d := range g.data[i] {
+			n += s.countAll(d.texts())
+		}
+		add(it, ModuleEmbedding, g.ds.VectorModel, n, 0)
+	}
+	now := s.opts.Now().UTC()
+	out := make([]UsageRecord, len(order))
+	for i, k := range order {
+		out[i] = *sums[k]
+		out[i].ID, out[i].Time = id.New(), now
+	}
+	return out
+}
+
+// deliverUsage hands outbox records to the UsageRecorder and clears those
+// it took. What it could not take stays in the outbox for drainUsage.
+func (s *Service) deliverUsage(ctx context.Context, recs []UsageRecord) {
+	var took []string
+	for _, u := range recs {
+		if s.opts.Usage != nil {
+			err := panics.Catch(func() error { return s.opts.Usage.RecordDatasetUsage(ctx, u) })
+			if err != nil {
+				if errors.As(err, new(*panics.Error)) {
+					s.panicked("usage", err)
+				}
+				if ctx.Err() == nil {
+					s.log.Error("dataset: recording training usage; it stays in the outbox", "module", u.Module, "err", err)
+				}
+				s.usageBehind.Store(true)
+				continue
+			}
+		}
+		took = append(took, u.ID)
+	}
+	if err := s.store.ClearUsage(ctx, took); err != nil && ctx.Err() == nil {
+		// delivered again later; the recorder counts each id once
+		s.log.Error("dataset: clearing delivered usage", "err", err)
+		s.usageBehind.Store(true)
+	}
+}
+
+// drainUsage delivers what the usage outbox holds: records a crash caught
+// between the commit of their data and their delivery, or that the
+// recorder refused. It runs at start and whenever a delivery fell behind.
+func (s *Service) drainUsage(ctx context.Context) {
+	for ctx.Err() == nil {
+		s.usageBehind.Store(false)
+		recs, err := s.store.PendingUsage(ctx, 256)
+		if err != nil {
+			if ctx.Err() == nil {
+				s.log.Error("dataset: reading the usage outbox", "err", err)
+			}
+			s.usageBehind.Store(true)
+			return
+		}
+		if len(recs) == 0 {
+			return
+		}
+		s.deliverUsage(ctx, recs)
+		if s.usageBehind.Load() {
+			return // the recorder is failing; try again at the next poll
+		}
 	}
 }
 

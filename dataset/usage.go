@@ -13,13 +13,19 @@ const (
 )
 
 // UsageRecorder receives the tokens spent on training and search. The
-// billing package provides one; dataset only declares what it needs.
+// billing package provides one; dataset only declares what it needs. A
+// record given again under an ID the recorder already has must not be
+// counted again, and must not be an error.
 type UsageRecorder interface {
 	RecordDatasetUsage(ctx context.Context, u UsageRecord) error
 }
 
 // UsageRecord is the usage of one piece of dataset work.
 type UsageRecord struct {
+	// ID identifies the record. Training usage is delivered from a durable
+	// outbox and may be delivered again after a crash: a recorder that
+	// stores it under this id (the billing ledger does) counts it once.
+	ID           string `json:"id"`
 	TeamID       string
 	KeyID        string
 	DatasetID    string

@@ -74,7 +74,7 @@ func (u datasetUsage) RecordDatasetUsage(ctx context.Context, r dataset.UsageRec
 	if r.Module == dataset.ModuleSearch {
 		src = billing.SourceSearch
 	}
-	return u.acct.Record(ctx, &billing.Record{Source: src, TeamID: r.TeamID, KeyID: r.KeyID, DatasetID: r.DatasetID,
+	return u.acct.Record(ctx, &billing.Record{ID: r.ID, Source: src, TeamID: r.TeamID, KeyID: r.KeyID, DatasetID: r.DatasetID,
 		BillID: r.BillID, Module: r.Module, Model: r.Model, InputTokens: r.InputTokens, OutputTokens: r.OutputTokens,
 		Time: r.Time})
 }

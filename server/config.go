@@ -13,6 +13,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/chatgate/chatgate/auth"
+	"github.com/chatgate/chatgate/dataset"
 )
 
 // Default settings of the reference server.
@@ -202,6 +203,19 @@ type DatasetConfig struct {
 	Embedders []EmbedderConfig `yaml:"embedders"`
 	// MaxBodyBytes limits knowledge-base request bodies; 16 MiB when zero.
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// MaxAttempts is how often a training item is tried before it fails
+	// for good; 5 when zero.
+	MaxAttempts int `yaml:"max_attempts"`
+	// RetryBase is the first retry delay of a failed training item,
+	// doubled at each attempt; 1s when zero.
+	RetryBase Duration `yaml:"retry_base"`
+
+	// ExtraEmbedders adds embedders written in Go, by the name datasets'
+	// vectorModel gives, for programs that build the server in code.
+	ExtraEmbedders map[string]dataset.Embedder `yaml:"-"`
+	// QAGenerator, when set, writes QA-mode pairs instead of a model of
+	// the registry; for programs that build the server in code.
+	QAGenerator dataset.Generator `yaml:"-"`
 }
 
 // EmbedderConfig declares a remote embedding model.

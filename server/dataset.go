@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"time"
 
 	"github.com/chatgate/chatgate/chat"
 	"github.com/chatgate/chatgate/dataset"
@@ -24,6 +25,9 @@ func (s *Server) openDataset(ctx context.Context, models *chat.Models, tokens *c
 	if err != nil {
 		return err
 	}
+	if s.cfg.Dataset.MaxAttempts < 0 || s.cfg.Dataset.RetryBase < 0 {
+		return errors.New("config: dataset.max_attempts and dataset.retry_base must not be negative")
+	}
 	text, err := dataset.OpenBleveIndex(filepath.Join(s.cfg.Server.Data, TextIndexDir))
 	if err != nil {
 		return err
@@ -31,9 +35,13 @@ func (s *Server) openDataset(ctx context.Context, models *chat.Models, tokens *c
 	s.text = text
 	opts := dataset.Options{Store: store, Text: text, Embedders: embedders,
 		DefaultVectorModel: s.cfg.Dataset.VectorModel, Workers: s.cfg.Dataset.Workers, Logger: s.log,
-		Usage: datasetUsage{s.Billing}, CheckBill: s.Billing.CheckBill, Tokens: tokens}
+		Usage: datasetUsage{s.Billing}, CheckBill: s.Billing.CheckBill, Tokens: tokens, OnPanic: s.metrics.onPanic,
+		MaxAttempts: s.cfg.Dataset.MaxAttempts, RetryBase: time.Duration(s.cfg.Dataset.RetryBase)}
 	if qa := s.cfg.qaGenerator(models); qa != nil {
 		opts.QA = qa
+	}
+	if s.cfg.Dataset.QAGenerator != nil {
+		opts.QA = s.cfg.Dataset.QAGenerator
 	}
 	s.Datasets, err = dataset.New(ctx, opts)
 	return err
@@ -69,6 +77,12 @@ func (cfg *Config) embedders() (map[string]dataset.Embedder, error) {
 			return nil, fmt.Errorf("config: %s: %w", field, err)
 		}
 		out[ec.Name] = e
+	}
+	for name, e := range cfg.Dataset.ExtraEmbedders {
+		if _, dup := out[name]; dup || name == "" {
+			return nil, fmt.Errorf("config: dataset extra embedder %q: the name is empty or taken", name)
+		}
+		out[name] = e
 	}
 	if vm := cfg.Dataset.VectorModel; vm != "" && out[vm] == nil {
 		return nil, fmt.Errorf("config: dataset.vector_model %q is neither local nor a declared embedder", vm)

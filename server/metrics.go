@@ -17,6 +17,7 @@ type metrics struct {
 	requests     *prometheus.CounterVec
 	latency      *prometheus.HistogramVec
 	authFailures *prometheus.CounterVec
+	panics       *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -35,11 +36,18 @@ func newMetrics() *metrics {
 			Name: "chatgate_auth_failures_total",
 			Help: "Rejected API requests by reason (the statusText answered).",
 		}, []string{"reason"}),
+		panics: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "chatgate_background_panics_total",
+			Help: "Panics recovered in background work (training, full-text sync, outboxes, flushers), by component.",
+		}, []string{"component"}),
 	}
-	m.reg.MustRegister(m.requests, m.latency, m.authFailures,
+	m.reg.MustRegister(m.requests, m.latency, m.authFailures, m.panics,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
+
+// onPanic counts a recovered panic; domains' Options.OnPanic hooks call it.
+func (m *metrics) onPanic(component string) { m.panics.WithLabelValues(component).Inc() }
 
 func (m *metrics) handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})

@@ -14,6 +14,7 @@ import (
 	"math"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -257,11 +258,16 @@ func testDuplicate(t *testing.T, l billing.Ledger) {
 	id := createBill(t, l, "t", "b")
 	first := record(t, l, &billing.Record{TeamID: "t", KeyID: "k", AppID: "a", BillID: id, Module: "embedding", Model: "local",
 		InputTokens: 10, Points: 1.5, Time: t0})
-	// the same id again, even with other figures or another time, is the same record
+	// the same id again, even with other figures or another time, is the
+	// same record: ErrDuplicate, nothing changed
 	again := *first
-	record(t, l, &again)
+	if err := l.Record(ctx, &again); !errors.Is(err, billing.ErrDuplicate) {
+		t.Fatalf("the same record again: %v; want ErrDuplicate", err)
+	}
 	again.Points, again.InputTokens, again.Time = 100, 1000, t0.Add(time.Hour)
-	record(t, l, &again)
+	if err := l.Record(ctx, &again); !errors.Is(err, billing.ErrDuplicate) {
+		t.Fatalf("the same id with other figures: %v; want ErrDuplicate", err)
+	}
 	recs, total := list(t, l, billing.Filter{TeamID: "t"})
 	if total != 1 || len(recs) != 1 || recs[0].Points != 1.5 || !recs[0].Time.Equal(t0) {
 		t.Fatalf("after duplicates List = %d %+v", total, recs)
@@ -545,7 +551,10 @@ func testConcurrent(t *testing.T, l billing.Ledger) {
 
 func testConcurrentDuplicates(t *testing.T, l billing.Ledger) {
 	const writers = 16
-	var wg sync.WaitGroup
+	var (
+		wg     sync.WaitGroup
+		stored atomic.Int64 // calls that stored their record, not ErrDuplicate
+	)
 	start := make(chan struct{})
 	for g := range writers {
 		wg.Go(func() {
@@ -554,7 +563,10 @@ func testConcurrentDuplicates(t *testing.T, l billing.Ledger) {
 				// every writer records the same four ids
 				r := &billing.Record{ID: fmt.Sprintf("dup-%d", i), TeamID: "t", KeyID: "k", AppID: "a", Module: "AI Chat",
 					Model: "m", InputTokens: g + 1, Points: 0.5, Time: t0.Add(time.Duration(i) * time.Minute)}
-				if err := l.Record(ctx, r); err != nil {
+				switch err := l.Record(ctx, r); {
+				case err == nil:
+					stored.Add(1)
+				case !errors.Is(err, billing.ErrDuplicate):
 					t.Error(err)
 				}
 			}
@@ -564,6 +576,9 @@ func testConcurrentDuplicates(t *testing.T, l billing.Ledger) {
 	wg.Wait()
 	if _, total := list(t, l, billing.Filter{TeamID: "t"}); total != 4 {
 		t.Fatalf("List = %d records; want 4", total)
+	}
+	if n := stored.Load(); n != 4 {
+		t.Fatalf("%d calls stored a record; want exactly one per id, the others ErrDuplicate", n)
 	}
 	if kp := keyPoints(t, l); kp["k"] != 2 {
 		t.Fatalf("key points = %v; want 2", kp["k"])

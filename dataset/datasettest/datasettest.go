@@ -38,6 +38,7 @@ func TestStore(t *testing.T, open func(t *testing.T) dataset.Store) {
 		{"Complete", testComplete},
 		{"CompleteGone", testCompleteGone},
 		{"CompleteQAPairs", testCompleteQAPairs},
+		{"UsageOutbox", testUsageOutbox},
 		{"RescheduleRetry", testRescheduleRetry},
 		{"RescheduleFailure", testRescheduleFailure},
 		{"RescheduleGone", testRescheduleGone},
@@ -1396,4 +1397,55 @@ func testConcurrent(t *testing.T, s dataset.Store) {
 		t.Fatalf("%d vectors; want %d", n, workers*per)
 	}
 	wantCounts(t, s, c.ID, 0, 0)
+}
+
+// testUsageOutbox: the usage a Trained carries is kept with its data, even
+// for an item no longer queued, until cleared by id.
+func testUsageOutbox(t *testing.T, s dataset.Store) {
+	if got, err := s.PendingUsage(bg, 10); err != nil || len(got) != 0 {
+		t.Fatalf("PendingUsage of a new store = %v, %v", got, err)
+	}
+	putDataset(t, s, "ds", t0)
+	c := putCollection(t, s, "c", "ds", t0)
+	it1, it2 := newItem(c, "i1", "q1", t0), newItem(c, "i2", "q2", t0)
+	enqueue(t, s, it1, it2)
+	use := func(id string, at time.Time, tokens int) dataset.UsageRecord {
+		return dataset.UsageRecord{ID: id, TeamID: team, KeyID: "key-1", DatasetID: "ds", CollectionID: "c", BillID: "bill-1",
+			Module: dataset.ModuleEmbedding, Model: "local", InputTokens: tokens, Items: 1, Time: at}
+	}
+	tr1 := trained(it1, t0)
+	tr1.Usage = []dataset.UsageRecord{use("u-late", t0.Add(2*time.Second), 7), use("u-early", t0.Add(time.Second), 5)}
+	ghost := dataset.Trained{ItemID: "ghost", Usage: []dataset.UsageRecord{use("u-ghost", t0.Add(3*time.Second), 3)}}
+	if gone := complete(t, s, tr1, ghost); !equalStrings(gone, []string{"ghost"}) {
+		t.Fatalf("gone = %v; want [ghost]", gone)
+	}
+	got, err := s.PendingUsage(bg, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ids := ids(got, func(u dataset.UsageRecord) string { return u.ID }); !slices.Equal(ids, []string{"u-early", "u-late", "u-ghost"}) {
+		t.Fatalf("PendingUsage = %v; want oldest first, the gone item's too", ids)
+	}
+	if want := use("u-early", t0.Add(time.Second), 5); got[0] != want {
+		t.Fatalf("PendingUsage[0] = %+v; want %+v", got[0], want)
+	}
+	if got, _ := s.PendingUsage(bg, 2); len(got) != 2 || got[1].ID != "u-late" {
+		t.Fatalf("PendingUsage(2) = %+v", got)
+	}
+	if err := s.ClearUsage(bg, []string{"u-late", "no-such-record"}); err != nil {
+		t.Fatal(err)
+	}
+	got, _ = s.PendingUsage(bg, 10)
+	if ids := ids(got, func(u dataset.UsageRecord) string { return u.ID }); !slices.Equal(ids, []string{"u-early", "u-ghost"}) {
+		t.Fatalf("after ClearUsage PendingUsage = %v", ids)
+	}
+	if err := s.ClearUsage(bg, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ClearUsage(bg, []string{"u-early", "u-ghost"}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.PendingUsage(bg, 10); len(got) != 0 {
+		t.Fatalf("after clearing all PendingUsage = %+v", got)
+	}
 }
