@@ -15,6 +15,7 @@ import (
 
 	"github.com/chatgate/chatgate/internal/boltx"
 	"github.com/chatgate/chatgate/internal/id"
+	"github.com/chatgate/chatgate/internal/panics"
 )
 
 var (
@@ -111,24 +112,28 @@ func (l *BoltLedger) commitLoop() {
 		}
 		l.mu.Unlock()
 		errs := make([]error, len(batch))
-		err := l.db.Update(func(tx *bbolt.Tx) error {
-			for i, p := range batch {
-				errs[i] = nil
-				// A record that fails alone (an unknown bill) must not
-				// sink the others: it is checked before anything is put.
-				if err := checkRecord(tx, p.r); err != nil {
-					errs[i] = err
-					continue
+		// A panic here would end the process with every caller waiting; it
+		// fails this round's records instead, and the next round goes on.
+		err := panics.Catch(func() error {
+			return l.db.Update(func(tx *bbolt.Tx) error {
+				for i, p := range batch {
+					errs[i] = nil
+					// A record that fails alone (an unknown bill) must not
+					// sink the others: it is checked before anything is put.
+					if err := checkRecord(tx, p.r); err != nil {
+						errs[i] = err
+						continue
+					}
+					dup, err := putRecord(tx, p.r)
+					if err != nil {
+						return err
+					}
+					if dup {
+						errs[i] = ErrDuplicate
+					}
 				}
-				dup, err := putRecord(tx, p.r)
-				if err != nil {
-					return err
-				}
-				if dup {
-					errs[i] = ErrDuplicate
-				}
-			}
-			return nil
+				return nil
+			})
 		})
 		for i, p := range batch {
 			if err != nil {
