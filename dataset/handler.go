@@ -456,7 +456,7 @@ func (h *Handler) SearchTest(w http.ResponseWriter, r *http.Request) {
 	if body.DatasetID != "" {
 		ids = []string{body.DatasetID}
 	}
-	res, err := h.s.Search(r.Context(), SearchRequest{TeamID: p.TeamID, KeyID: p.KeyID, BillID: body.BillID,
+	res, err := h.s.searchTest(r.Context(), SearchRequest{TeamID: p.TeamID, KeyID: p.KeyID, BillID: body.BillID,
 		DatasetIDs: ids, Text: body.Text, Limit: body.Limit, Similarity: body.Similarity, Mode: body.SearchMode})
 	if err != nil {
 		h.fail(w, r, err)

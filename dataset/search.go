@@ -62,7 +62,11 @@ type SearchResult struct {
 	Tokens int    // tokens of the query that was embedded
 }
 
-// Search finds the data of a team's datasets best matching req.Text.
+// Search finds the data of a team's datasets best matching req.Text. It
+// records no usage: the caller that owns the request accounts for what it
+// cost (res.Model and res.Tokens), so that one search is billed once. The
+// searchTest route records its own; chat records retrieval as its KB Search
+// module.
 func (s *Service) Search(ctx context.Context, req SearchRequest) (*SearchResult, error) {
 	if strings.TrimSpace(req.Text) == "" {
 		return nil, auth.InvalidRequest("text", "is required")
@@ -121,6 +125,22 @@ func (s *Service) Search(ctx context.Context, req SearchRequest) (*SearchResult,
 		ranked = fuse(vec, txt)
 	}
 	if err := s.fill(ctx, res, ranked, req.Limit); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// searchTest is the searchTest route's search: a billId must name a bill
+// of the team (another team's is as unknown as a missing one), and the
+// search is recorded under it.
+func (s *Service) searchTest(ctx context.Context, req SearchRequest) (*SearchResult, error) {
+	if req.BillID != "" && s.opts.CheckBill != nil {
+		if err := s.opts.CheckBill(ctx, req.TeamID, req.BillID); err != nil {
+			return nil, err
+		}
+	}
+	res, err := s.Search(ctx, req)
+	if err != nil {
 		return nil, err
 	}
 	if res.Tokens > 0 {
