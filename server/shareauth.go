@@ -6,9 +6,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/chatgate/chatgate/auth"
 	"github.com/chatgate/chatgate/chat"
@@ -20,6 +23,16 @@ import (
 type ShareConfig struct {
 	// HookTimeout bounds the owner's /shareAuth/init and /start; 5s when zero.
 	HookTimeout Duration `yaml:"hook_timeout"`
+	// AllowHosts lets hookUrls reach internal auth hosts, refused by
+	// default (loopback, private, link-local...): CIDRs or addresses
+	// ("127.0.0.1/32") permit those addresses, host names ("auth.internal")
+	// that name whatever it resolves to.
+	AllowHosts []string `yaml:"allow_hosts"`
+	// InitPerMinute bounds the visitors' init calls that reach a link's
+	// auth host, per link and per process; 60 when zero, no limit when
+	// negative. InitBurst is how many may come at once; 20 when zero.
+	InitPerMinute int `yaml:"init_per_minute"`
+	InitBurst     int `yaml:"init_burst"`
 }
 
 func (s *Server) openShare() error {
@@ -27,7 +40,21 @@ func (s *Server) openShare() error {
 	if err != nil {
 		return err
 	}
+	allow, err := shareauth.ParseAllowList(s.cfg.Share.AllowHosts)
+	if err != nil {
+		return fmt.Errorf("config: share.allow_hosts: %w", err)
+	}
+	hookFailures := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "chatgate_share_hook_failures_total",
+		Help: "Share-link auth host calls that gave no verdict, by cause (blocked, timeout, unreachable, redirect, status, bad_answer).",
+	}, []string{"cause"})
+	if err := s.metrics.reg.Register(hookFailures); err != nil {
+		return err
+	}
 	s.Share = shareauth.New(shareauth.Options{Store: store, HookTimeout: time.Duration(s.cfg.Share.HookTimeout), Logger: s.log,
+		AllowHosts: allow, InitPerMinute: s.cfg.Share.InitPerMinute, InitBurst: s.cfg.Share.InitBurst,
+		OnHookFailure: func(cause string) { hookFailures.WithLabelValues(cause).Inc() },
+		OnPanic:       s.metrics.onPanic,
 		AppExists: func(ctx context.Context, teamID, appID string) error {
 			_, err := s.Chat.App(ctx, teamID, appID)
 			if errors.Is(err, chat.ErrAppNotFound) {

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/chatgate/chatgate/server"
 )
 
 // BenchmarkShareStartOverhead compares the same non-stream chat through an
@@ -19,7 +21,7 @@ func BenchmarkShareStartOverhead(b *testing.B) {
 		_ = json.NewEncoder(w).Encode(map[string]any{"success": true, "data": map[string]string{"uid": "u"}})
 	}))
 	defer host.Close()
-	base, _ := sdkServerTB(b, nil)
+	base, _ := sdkServerTB(b, func(c *server.Config) { c.Share.AllowHosts = []string{"127.0.0.1/32"} })
 	key := sdkKeyTB(b, base, map[string]any{"name": "app", "appId": "main"})
 	body, _ := json.Marshal(map[string]any{"appId": "main", "name": "bench", "limit": map[string]any{"hookUrl": host.URL}})
 	req, _ := http.NewRequest("POST", base+"/api/support/outLink/create", strings.NewReader(string(body)))

@@ -106,7 +106,10 @@ func TestShareLinkCallbacks(t *testing.T) {
 	host := &authHost{allow: map[string]bool{"alice": true}}
 	hs := httptest.NewServer(host)
 	defer hs.Close()
-	base, _ := sdkServer(t, func(c *server.Config) { c.Share.HookTimeout = server.Duration(300 * time.Millisecond) })
+	base, _ := sdkServer(t, func(c *server.Config) {
+		c.Share.HookTimeout = server.Duration(300 * time.Millisecond)
+		c.Share.AllowHosts = []string{"127.0.0.1/32"}
+	})
 	shareID, secret := createLink(t, base, `{"appId":"main","name":"pub","limit":{"hookUrl":"`+hs.URL+`","maxUsagePoints":-1},"responseDetail":false}`)
 
 	// the secret is never listed
@@ -236,6 +239,7 @@ func TestShareFinishSurvivesRestart(t *testing.T) {
 	cfg := server.Config{RootKey: sdkAdmin, Stderr: io.Discard}
 	cfg.Server.Data = dir
 	cfg.Logging.Level = "error"
+	cfg.Share.AllowHosts = []string{"127.0.0.1/32"}
 	run := func(fn func(base string)) {
 		s, err := server.New(cfg)
 		if err != nil {

@@ -13,4 +13,15 @@
 // down, or answers anything but success keeps the visitor out. finish is
 // delivered at least once from a durable outbox, after the visitor has the
 // answer, with retries and backoff.
+//
+// A hookUrl is chosen by a team admin and called on a keyless visitor's
+// behalf, so the default client guards the network it runs in: it refuses
+// loopback, private, link-local, multicast, unspecified and reserved
+// addresses (in a hookUrl given as an address, at create, and on every
+// resolved address at connect, so DNS rebinding does not pass) unless
+// Options.AllowHosts lists them, never follows redirects and ignores proxy
+// variables. Every failure of the host reaches the visitor as the same
+// ErrHookFailed, so a link cannot tell open, closed and slow targets apart;
+// the cause goes to the log. Init calls to the host are rate-limited per
+// link.
 package shareauth

@@ -45,16 +45,17 @@ func principal(r *http.Request) *auth.Principal {
 }
 
 // limitWire is Limit on the wire: expiredTime is RFC 3339 or "" for never,
-// maxUsagePoints -1 (or 0) for unlimited.
+// maxUsagePoints positive, or -1 (or absent) for unlimited; 0 is refused,
+// as on keys.
 type limitWire struct {
-	ExpiredTime    string  `json:"expiredTime"`
-	QPM            int     `json:"qpm"`
-	MaxUsagePoints float64 `json:"maxUsagePoints"`
-	HookURL        string  `json:"hookUrl"`
+	ExpiredTime    string   `json:"expiredTime"`
+	QPM            int      `json:"qpm"`
+	MaxUsagePoints *float64 `json:"maxUsagePoints"`
+	HookURL        string   `json:"hookUrl"`
 }
 
 func (w *limitWire) limit() (Limit, error) {
-	l := Limit{QPM: w.QPM, MaxUsagePoints: w.MaxUsagePoints, HookURL: strings.TrimSpace(w.HookURL)}
+	l := Limit{QPM: w.QPM, HookURL: strings.TrimSpace(w.HookURL)}
 	if w.ExpiredTime != "" {
 		t, err := time.Parse(time.RFC3339, w.ExpiredTime)
 		if err != nil {
@@ -62,7 +63,35 @@ func (w *limitWire) limit() (Limit, error) {
 		}
 		l.ExpiredTime = t.UTC()
 	}
+	if p := w.MaxUsagePoints; p != nil {
+		if *p == 0 {
+			return l, auth.InvalidRequest("limit.maxUsagePoints", "must be positive, or -1 for unlimited")
+		}
+		l.MaxUsagePoints = *p // the Service refuses other negatives
+	}
 	return l, nil
+}
+
+// linkView is a link on the wire: an unlimited quota is -1, as on keys.
+type linkView struct {
+	*Link
+	Limit limitView `json:"limit"`
+}
+
+type limitView struct {
+	ExpiredTime    time.Time `json:"expiredTime,omitzero"`
+	QPM            int       `json:"qpm"`
+	MaxUsagePoints float64   `json:"maxUsagePoints"`
+	HookURL        string    `json:"hookUrl,omitempty"`
+}
+
+func viewLink(l *Link) linkView {
+	v := linkView{Link: l, Limit: limitView{ExpiredTime: l.Limit.ExpiredTime, QPM: l.Limit.QPM,
+		MaxUsagePoints: l.Limit.MaxUsagePoints, HookURL: l.Limit.HookURL}}
+	if v.Limit.MaxUsagePoints <= 0 {
+		v.Limit.MaxUsagePoints = -1
+	}
+	return v
 }
 
 func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
@@ -96,9 +125,9 @@ func (h *Handler) Create(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	httpjson.WriteData(w, struct {
-		*Link
+		linkView
 		Secret string `json:"secret"`
-	}{l, secret})
+	}{viewLink(l), secret})
 }
 
 // List serves GET /api/support/outLink/list[?appId=]: the team's links,
@@ -109,10 +138,11 @@ func (h *Handler) List(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	if ls == nil {
-		ls = []*Link{}
+	views := make([]linkView, 0, len(ls))
+	for _, l := range ls {
+		views = append(views, viewLink(l))
 	}
-	httpjson.WriteData(w, ls)
+	httpjson.WriteData(w, views)
 }
 
 // Update serves PUT /api/support/outLink/update {shareId|id, name?, limit?,
@@ -150,7 +180,7 @@ func (h *Handler) Update(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	httpjson.WriteData(w, l)
+	httpjson.WriteData(w, viewLink(l))
 }
 
 // Delete serves DELETE /api/support/outLink/delete?id= (or shareId=).

@@ -27,9 +27,11 @@ type Link struct {
 
 // Limit bounds a link's use.
 type Limit struct {
-	ExpiredTime    time.Time `json:"expiredTime,omitzero"` // zero: never
-	QPM            int       `json:"qpm"`                  // questions per minute; 0: unlimited
-	MaxUsagePoints float64   `json:"maxUsagePoints"`       // <= 0: unlimited
+	ExpiredTime time.Time `json:"expiredTime,omitzero"` // zero: never
+	QPM         int       `json:"qpm"`                  // questions per minute; 0: unlimited
+	// MaxUsagePoints is the points quota; 0 (the zero Limit) or -1:
+	// unlimited, shown as -1 by the API, as on keys.
+	MaxUsagePoints float64 `json:"maxUsagePoints"`
 	// HookURL is the owner's auth host; "" lets every visitor in.
 	HookURL string `json:"hookUrl,omitempty"`
 }
@@ -45,7 +47,10 @@ var (
 	ErrLinkNotFound = &auth.Error{Status: http.StatusNotFound, Code: auth.ErrNotFound.Code, Message: "share link not found"}
 	ErrLinkExpired  = &auth.Error{Status: http.StatusForbidden, Code: "share_link_expired", Message: "share link has expired"}
 	ErrQPM          = &auth.Error{Status: http.StatusTooManyRequests, Code: auth.ErrRateLimited.Code, Message: "share link question rate exceeded"}
-	ErrLinkQuota    = &auth.Error{Status: http.StatusTooManyRequests, Code: auth.ErrInsufficientQuota.Code, Message: "share link has spent its usage points"}
+	// ErrInitRate answers an init beyond Options.InitPerMinute; the error
+	// returned carries a retry delay.
+	ErrInitRate  = &auth.Error{Status: http.StatusTooManyRequests, Code: auth.ErrRateLimited.Code, Message: "too many visitors are opening this share link; retry shortly"}
+	ErrLinkQuota = &auth.Error{Status: http.StatusTooManyRequests, Code: auth.ErrInsufficientQuota.Code, Message: "share link has spent its usage points"}
 	// ErrNoToken answers a link with an auth host when the visitor has no token.
 	ErrNoToken = &auth.Error{Status: http.StatusUnauthorized, Code: "share_auth_failed", Message: "this share link needs an authToken"}
 )

@@ -7,9 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"math/big"
 	"net/http"
-	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -18,15 +18,33 @@ import (
 
 	"github.com/chatgate/chatgate/auth"
 	"github.com/chatgate/chatgate/internal/id"
+	"github.com/chatgate/chatgate/internal/panics"
 )
 
 // Options configures a Service. The zero value works: in memory, 5 s hook
-// timeout.
+// timeout, internal addresses refused, 60 inits a minute per link.
 type Options struct {
-	Store      Store        // nil: a MemoryStore
-	HTTPClient *http.Client // for callbacks; nil: a client of its own
+	Store Store // nil: a MemoryStore
+	// HTTPClient makes the callbacks. nil: a client of the Service's own
+	// that refuses internal addresses (see AllowHosts), ignores proxy
+	// variables and never follows redirects. A client set here is used as
+	// given, except that redirects are still never followed (the target
+	// would get the signed body): where it may connect is the caller's
+	// responsibility, since chatgate cannot see where its Transport dials.
+	HTTPClient *http.Client
+	// AllowHosts opens internal auth hosts to the default client: by
+	// default loopback, private, link-local, multicast, unspecified and
+	// reserved addresses are refused, both in a hookUrl given as an address
+	// (at create and update, whatever the client) and at each connect.
+	AllowHosts AllowList
 	// HookTimeout bounds init and start; default 5 s.
 	HookTimeout time.Duration
+	// InitPerMinute bounds the init calls that reach a link's auth host
+	// (visitors need no key to make them); default 60, negative: no limit.
+	// InitBurst is how many may come at once; default 20. The limit is per
+	// process.
+	InitPerMinute int
+	InitBurst     int
 	// FinishTimeout bounds one finish delivery attempt; default 10 s.
 	FinishTimeout time.Duration
 	RetryBase     time.Duration // first finish retry delay, doubled each time; default 1 s
@@ -34,8 +52,14 @@ type Options struct {
 	PollEvery     time.Duration // how often the outbox is checked without a wake-up; default 1 s
 	// AppExists, when set, vets a new link's appId in its team.
 	AppExists func(ctx context.Context, teamID, appID string) error
-	Now       func() time.Time
-	Logger    *slog.Logger
+	// OnHookFailure, when set, is called with the cause (CauseBlocked,
+	// CauseTimeout...) each time an auth host gave no verdict (metrics hook).
+	OnHookFailure func(cause string)
+	// OnPanic, when set, is called after a panic in background work was recovered and
+	// logged (metrics hook); component names the loop, e.g. "training".
+	OnPanic func(component string)
+	Now     func() time.Time
+	Logger  *slog.Logger
 }
 
 // Service manages share links, admits their visitors through the owner's
@@ -46,18 +70,13 @@ type Service struct {
 	hooks *hookClient
 	log   *slog.Logger
 
-	limMu    sync.Mutex
-	limiters map[string]*linkLimiter
+	qpm   *buckets // questions per minute, by link
+	inits *buckets // init calls to the auth host, by link
 
 	wake   chan struct{}
 	cancel context.CancelFunc
 	done   chan struct{}
 	once   sync.Once
-}
-
-type linkLimiter struct {
-	qpm int
-	lim *rate.Limiter
 }
 
 // New starts a Service and its outbox worker; Close stops it.
@@ -66,13 +85,23 @@ func New(opts Options) *Service {
 		opts.Store = NewMemoryStore()
 	}
 	if opts.HTTPClient == nil {
-		opts.HTTPClient = &http.Client{}
+		opts.HTTPClient = guardedClient(opts.AllowHosts)
+	} else {
+		c := *opts.HTTPClient
+		c.CheckRedirect = noRedirects
+		opts.HTTPClient = &c
 	}
 	opts.HookTimeout = or(opts.HookTimeout, 5*time.Second)
 	opts.FinishTimeout = or(opts.FinishTimeout, 10*time.Second)
 	opts.RetryBase = or(opts.RetryBase, time.Second)
 	opts.RetryMax = or(opts.RetryMax, 10*time.Minute)
 	opts.PollEvery = or(opts.PollEvery, time.Second)
+	if opts.InitPerMinute == 0 {
+		opts.InitPerMinute = 60
+	}
+	if opts.InitBurst <= 0 {
+		opts.InitBurst = 20
+	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -80,8 +109,8 @@ func New(opts Options) *Service {
 		opts.Logger = slog.Default()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Service{opts: opts, store: opts.Store, log: opts.Logger, limiters: map[string]*linkLimiter{},
-		hooks: &hookClient{http: opts.HTTPClient, timeout: opts.HookTimeout, now: opts.Now},
+	s := &Service{opts: opts, store: opts.Store, log: opts.Logger, qpm: newBuckets(0), inits: newBuckets(0),
+		hooks: &hookClient{http: opts.HTTPClient, timeout: opts.HookTimeout, now: opts.Now, log: opts.Logger, onFailure: opts.OnHookFailure},
 		wake:  make(chan struct{}, 1), cancel: cancel, done: make(chan struct{})}
 	go s.deliverLoop(ctx)
 	return s
@@ -114,18 +143,19 @@ type LinkSpec struct {
 	ResponseDetail bool
 }
 
-func validateLimit(l *Limit) error {
+// validateLimit checks l and normalises an unlimited quota to 0.
+func (s *Service) validateLimit(l *Limit) error {
 	if l.QPM < 0 {
 		return auth.InvalidRequest("limit.qpm", "must be 0 (unlimited) or more")
 	}
-	if l.MaxUsagePoints < 0 {
-		l.MaxUsagePoints = 0 // FastGPT's -1: unlimited
+	switch p := l.MaxUsagePoints; {
+	case p == 0 || p == -1:
+		l.MaxUsagePoints = 0 // unlimited, as on keys
+	case p < 0 || math.IsNaN(p) || math.IsInf(p, 0):
+		return auth.InvalidRequest("limit.maxUsagePoints", "must be positive, or -1 for unlimited")
 	}
 	if l.HookURL != "" {
-		u, err := url.Parse(l.HookURL)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return auth.InvalidRequest("limit.hookUrl", "must be an http(s) URL")
-		}
+		return checkHookURL(l.HookURL, s.opts.AllowHosts)
 	}
 	return nil
 }
@@ -155,7 +185,7 @@ func (s *Service) CreateLink(ctx context.Context, spec LinkSpec) (*Link, string,
 	if spec.Name == "" {
 		return nil, "", auth.InvalidRequest("name", "is required")
 	}
-	if err := validateLimit(&spec.Limit); err != nil {
+	if err := s.validateLimit(&spec.Limit); err != nil {
 		return nil, "", err
 	}
 	if s.opts.AppExists != nil {
@@ -210,7 +240,7 @@ func (s *Service) UpdateLink(ctx context.Context, teamID string, u LinkUpdate) (
 	}
 	if u.Limit != nil {
 		lim := *u.Limit
-		if err := validateLimit(&lim); err != nil {
+		if err := s.validateLimit(&lim); err != nil {
 			return nil, err
 		}
 		l.Limit = lim
@@ -229,9 +259,8 @@ func (s *Service) DeleteLink(ctx context.Context, teamID, id string) error {
 	if _, err := s.Link(ctx, teamID, id); err != nil {
 		return err
 	}
-	s.limMu.Lock()
-	delete(s.limiters, id)
-	s.limMu.Unlock()
+	s.qpm.drop(id)
+	s.inits.drop(id)
 	return s.store.DeleteLink(ctx, id)
 }
 
@@ -270,8 +299,10 @@ func (s *Service) Admit(ctx context.Context, shareID, token, question string) (*
 	if err != nil {
 		return nil, err
 	}
-	if !s.allow(l) {
-		return nil, ErrQPM
+	if l.Limit.QPM > 0 {
+		if wait, ok := s.qpm.take(l.ID, rate.Limit(float64(l.Limit.QPM)/60), l.Limit.QPM, s.opts.Now()); !ok {
+			return nil, retryAfter(ErrQPM, wait)
+		}
 	}
 	adm := &Admission{Link: l, UID: token, Token: token}
 	if l.Limit.HookURL == "" {
@@ -291,7 +322,8 @@ func (s *Service) Admit(ctx context.Context, shareID, token, question string) (*
 }
 
 // Init is a visitor opening a link: the link's limits and, with an auth
-// host, its /shareAuth/init.
+// host, its /shareAuth/init, at most Options.InitPerMinute a minute per
+// link (ErrInitRate, with a retry delay, beyond).
 func (s *Service) Init(ctx context.Context, shareID, token string) (*Admission, error) {
 	l, err := s.checkLink(ctx, shareID)
 	if err != nil {
@@ -304,6 +336,11 @@ func (s *Service) Init(ctx context.Context, shareID, token string) (*Admission, 
 	if token == "" {
 		return nil, ErrNoToken
 	}
+	if n := s.opts.InitPerMinute; n > 0 {
+		if wait, ok := s.inits.take(l.ID, rate.Limit(float64(n)/60), s.opts.InitBurst, s.opts.Now()); !ok {
+			return nil, retryAfter(ErrInitRate, wait)
+		}
+	}
 	uid, err := s.hooks.ask(ctx, l, "/shareAuth/init", map[string]string{"token": token})
 	if err != nil {
 		return nil, err
@@ -314,18 +351,11 @@ func (s *Service) Init(ctx context.Context, shareID, token string) (*Admission, 
 	return adm, nil
 }
 
-func (s *Service) allow(l *Link) bool {
-	if l.Limit.QPM <= 0 {
-		return true
-	}
-	s.limMu.Lock()
-	defer s.limMu.Unlock()
-	ll := s.limiters[l.ID]
-	if ll == nil || ll.qpm != l.Limit.QPM {
-		ll = &linkLimiter{qpm: l.Limit.QPM, lim: rate.NewLimiter(rate.Limit(float64(l.Limit.QPM)/60), l.Limit.QPM)}
-		s.limiters[l.ID] = ll
-	}
-	return ll.lim.AllowN(s.opts.Now(), 1)
+// retryAfter is e with a Retry-After of wait, at least a second.
+func retryAfter(e *auth.Error, wait time.Duration) error {
+	c := *e
+	c.RetryAfter = max(wait, time.Second)
+	return &c
 }
 
 // Charge adds points a visitor's chat spent to the link.
@@ -360,20 +390,21 @@ func (s *Service) Pending(ctx context.Context, shareID string) (int, error) {
 	return s.store.Pending(ctx, shareID)
 }
 
+// deliverLoop works the outbox until ctx ends. A panic, whether in one
+// delivery or in the store, is recovered: one poisoned callback must not
+// stop the others, nor, replayed after a restart, crash the process again.
 func (s *Service) deliverLoop(ctx context.Context) {
 	defer close(s.done)
 	for {
-		due, err := s.store.Due(ctx, s.opts.Now(), 32)
-		if err != nil && ctx.Err() == nil {
-			s.log.Error("shareauth: reading the outbox", "err", err)
+		more := false
+		if err := panics.Catch(func() error { more = s.deliverDue(ctx); return nil }); err != nil {
+			s.panicked(ctx, err, "shareauth: the finish outbox loop panicked; it carries on")
+			more = false // wait before trying the store again
 		}
-		for _, d := range due {
-			if ctx.Err() != nil {
-				return
-			}
-			s.deliver(ctx, d)
+		if ctx.Err() != nil {
+			return
 		}
-		if len(due) == 32 {
+		if more {
 			continue
 		}
 		t := time.NewTimer(s.opts.PollEvery)
@@ -388,22 +419,42 @@ func (s *Service) deliverLoop(ctx context.Context) {
 	}
 }
 
-func (s *Service) deliver(ctx context.Context, d *Delivery) {
-	l, err := s.store.Link(ctx, d.ShareID)
-	if errors.Is(err, ErrLinkNotFound) || (err == nil && l.Limit.HookURL == "") {
-		_ = s.store.Delivered(ctx, d.ID) // nobody to tell any more
-		return
+// deliverDue works one batch of due callbacks and reports whether there
+// may be more.
+func (s *Service) deliverDue(ctx context.Context) bool {
+	const batch = 32
+	due, err := s.store.Due(ctx, s.opts.Now(), batch)
+	if err != nil && ctx.Err() == nil {
+		s.log.Error("shareauth: reading the outbox", "err", err)
 	}
-	if err == nil {
-		cctx, cancel := context.WithTimeout(ctx, s.opts.FinishTimeout)
-		var resp *http.Response
-		resp, _, err = s.hooks.call(cctx, l, d.Path, json.RawMessage(d.Body))
-		cancel()
-		if err == nil && resp.StatusCode/100 != 2 {
-			err = fmt.Errorf("auth host answered %d", resp.StatusCode)
+	for _, d := range due {
+		if ctx.Err() != nil {
+			return false
 		}
+		s.deliver(ctx, d)
 	}
-	if ctx.Err() != nil {
+	return len(due) == batch
+}
+
+// panicked logs a recovered panic with its stack and tells the metrics hook.
+func (s *Service) panicked(ctx context.Context, err error, msg string, args ...any) {
+	var pe *panics.Error
+	if errors.As(err, &pe) {
+		args = append(args, "stack", string(pe.Stack))
+	}
+	s.log.ErrorContext(ctx, msg, append(args, "err", err)...)
+	if s.opts.OnPanic != nil {
+		s.opts.OnPanic("finish")
+	}
+}
+
+// deliver makes one attempt at d and records its outcome: gone from the
+// outbox, or rescheduled with backoff and the cause, a panic included.
+func (s *Service) deliver(ctx context.Context, d *Delivery) {
+	err := panics.Catch(func() error { return s.send(ctx, d) })
+	var pe *panics.Error
+	isPanic := errors.As(err, &pe)
+	if ctx.Err() != nil && !isPanic {
 		return // shutting down; the delivery stays due
 	}
 	if err == nil {
@@ -419,8 +470,35 @@ func (s *Service) deliver(ctx context.Context, d *Delivery) {
 		delay = s.opts.RetryMax
 	}
 	d.NextAttempt = s.opts.Now().Add(delay).UTC()
-	s.log.Warn("shareauth: finish callback failed; will retry", "link", d.ShareID, "attempts", d.Attempts, "retry_in", delay, "err", err)
-	if err := s.store.Reschedule(ctx, d); err != nil {
+	if isPanic {
+		s.panicked(ctx, err, "shareauth: a finish callback panicked; will retry",
+			"link", d.ShareID, "delivery", d.ID, "attempts", d.Attempts, "retry_in", delay)
+	} else {
+		s.log.Warn("shareauth: finish callback failed; will retry", "link", d.ShareID, "attempts", d.Attempts, "retry_in", delay, "err", err)
+	}
+	if err := s.store.Reschedule(context.WithoutCancel(ctx), d); err != nil {
 		s.log.Error("shareauth: rescheduling a callback", "err", err)
 	}
+}
+
+// send makes one attempt at d; nil means it is settled: delivered, or its
+// link is gone or has no auth host any more.
+func (s *Service) send(ctx context.Context, d *Delivery) error {
+	l, err := s.store.Link(ctx, d.ShareID)
+	if errors.Is(err, ErrLinkNotFound) || (err == nil && l.Limit.HookURL == "") {
+		return nil // nobody to tell any more
+	}
+	if err != nil {
+		return err
+	}
+	cctx, cancel := context.WithTimeout(ctx, s.opts.FinishTimeout)
+	defer cancel()
+	resp, _, err := s.hooks.call(cctx, l, d.Path, json.RawMessage(d.Body))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("auth host answered %d", resp.StatusCode)
+	}
+	return nil
 }

@@ -5,7 +5,9 @@
 //
 //	SHARE_SECRET=cgs_... go run ./examples/shareauth-host -addr 127.0.0.1:9700 -tokens alice,bob
 //
-// Then create the share link with "hookUrl": "http://127.0.0.1:9700".
+// Then create the share link with "hookUrl": "http://127.0.0.1:9700". chatgate
+// refuses loopback and other internal auth hosts unless listed, so for this
+// one set share.allow_hosts: ["127.0.0.1/32"] in its config.
 package main
 
 import (
