@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -284,4 +285,66 @@ func (s *BoltStore) Audit(ctx context.Context, q AuditQuery) ([]AuditEvent, erro
 		return nil
 	})
 	return out, err
+}
+
+// trimBatch bounds how many audit events one transaction removes, so that
+// trimming a long trail neither holds the write lock nor grows the
+// transaction's memory for long.
+const trimBatch = 10_000
+
+// TrimAudit implements Store. The trail's seqs are contiguous (events are
+// only ever removed from the oldest end), so the newest keep events are
+// those above the last seq minus keep.
+func (s *BoltStore) TrimAudit(ctx context.Context, before time.Time, keep int) (int, error) {
+	total := 0
+	for {
+		n, err := s.trimAuditBatch(ctx, before, keep)
+		total += n
+		if err != nil || n < trimBatch {
+			return total, err
+		}
+	}
+}
+
+func (s *BoltStore) trimAuditBatch(ctx context.Context, before time.Time, keep int) (int, error) {
+	var del [][]byte
+	err := s.update(ctx, func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketAudit)
+		c := b.Cursor()
+		last, _ := c.Last()
+		if last == nil {
+			return nil
+		}
+		var cut uint64 // events up to this seq are beyond keep
+		if n := binary.BigEndian.Uint64(last); keep > 0 && n > uint64(keep) {
+			cut = n - uint64(keep)
+		}
+		for k, v := c.First(); k != nil && len(del) < trimBatch; k, v = c.Next() {
+			if binary.BigEndian.Uint64(k) > cut {
+				if before.IsZero() {
+					break
+				}
+				var e struct {
+					Time time.Time `json:"time"`
+				}
+				if err := json.Unmarshal(v, &e); err != nil {
+					return fmt.Errorf("decode audit event %d: %w", binary.BigEndian.Uint64(k), err)
+				}
+				if !e.Time.Before(before) {
+					break
+				}
+			}
+			del = append(del, slices.Clone(k))
+		}
+		for _, k := range del {
+			if err := b.Delete(k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return len(del), nil
 }

@@ -104,7 +104,7 @@ func (m *Manager) Import(ctx context.Context, spec KeySpec, secret string) (*Key
 	}
 	if err := m.store.Create(ctx, k, m.event(AuditKeyImported, k, spec.Actor, "")); err != nil {
 		if errors.Is(err, ErrHashInUse) {
-			return nil, &Error{Status: ErrConflict.Status, Code: ErrConflict.Code, Message: "this key is already registered"}
+			return nil, ErrConflict.WithMessage("this key is already registered")
 		}
 		return nil, fmt.Errorf("auth: import key: %w", err)
 	}
