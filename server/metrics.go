@@ -17,6 +17,7 @@ type metrics struct {
 	requests     *prometheus.CounterVec
 	latency      *prometheus.HistogramVec
 	authFailures *prometheus.CounterVec
+	panics       *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -35,8 +36,12 @@ func newMetrics() *metrics {
 			Name: "chatgate_auth_failures_total",
 			Help: "Rejected API requests by reason (the statusText answered).",
 		}, []string{"reason"}),
+		panics: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "chatgate_background_panics_total",
+			Help: "Panics recovered in background work, by component.",
+		}, []string{"component"}),
 	}
-	m.reg.MustRegister(m.requests, m.latency, m.authFailures,
+	m.reg.MustRegister(m.requests, m.latency, m.authFailures, m.panics,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
