@@ -103,33 +103,47 @@ func (f *failures) count(client netip.Addr, now time.Time) time.Duration {
 	return max(w.start.Add(failureWindow).Sub(now), time.Second)
 }
 
-// evictLocked makes room in the address map: windows that have ended
-// first, then arbitrary ones, down to 7/8 of the cap, so that a flood of new
-// addresses pays for a sweep once per maxAddrs/8 of them rather than each.
+// evictLocked makes room in the address map, keeping at most 7/8 of the
+// cap: addresses over their limit first, then others whose minute is still
+// running; those whose minute has ended go first. A flood of new addresses
+// thus pays for one pass per maxAddrs/8 of them. The map is rebuilt rather
+// than deleted from, since a map keeps the room its deleted entries took.
 func (f *failures) evictLocked(now time.Time) {
-	f.sweepLocked(now)
 	target := f.maxAddrs - max(f.maxAddrs/8, 1)
-	for k := range f.addrs {
-		if len(f.addrs) <= target {
-			break
-		}
-		delete(f.addrs, k)
-	}
-}
-
-func (f *failures) sweepLocked(now time.Time) {
-	for k, w := range f.addrs {
-		if !now.Before(w.start.Add(failureWindow)) {
-			delete(f.addrs, k)
+	kept := make(map[netip.Addr]*addrWindow, f.maxAddrs)
+	for _, throttled := range []bool{true, false} {
+		for k, w := range f.addrs {
+			if len(kept) >= target {
+				break
+			}
+			if now.Before(w.start.Add(failureWindow)) && (w.n > f.limit) == throttled {
+				kept[k] = w
+			}
 		}
 	}
+	f.addrs = kept
 }
 
 // sweep forgets addresses whose window has ended.
 func (f *failures) sweep(now time.Time) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.sweepLocked(now)
+	ended := 0
+	for _, w := range f.addrs {
+		if !now.Before(w.start.Add(failureWindow)) {
+			ended++
+		}
+	}
+	if ended == 0 {
+		return
+	}
+	kept := make(map[netip.Addr]*addrWindow, len(f.addrs)-ended)
+	for k, w := range f.addrs {
+		if now.Before(w.start.Add(failureWindow)) {
+			kept[k] = w
+		}
+	}
+	f.addrs = kept
 }
 
 // tracked returns how many addresses the throttle remembers.
@@ -167,12 +181,15 @@ func (f *failures) take(now time.Time, all bool) []AuditEvent {
 	cur := now.Unix() / int64(failureWindow/time.Second)
 	f.mu.Lock()
 	var out []AuditEvent
+	open := map[groupKey]*AuditEvent{} // a new map: see evictLocked
 	for k, g := range f.groups {
 		if all || k.bucket < cur {
 			out = append(out, *g)
-			delete(f.groups, k)
+		} else {
+			open[k] = g
 		}
 	}
+	f.groups = open
 	f.mu.Unlock()
 	slices.SortFunc(out, func(a, b AuditEvent) int {
 		return cmp.Or(a.Time.Compare(b.Time), cmp.Compare(a.Reason, b.Reason), cmp.Compare(a.RemoteIP, b.RemoteIP))

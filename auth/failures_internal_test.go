@@ -69,6 +69,16 @@ func TestFailureMemoryBounded(t *testing.T) {
 	if _, err := a.Authenticate(ctx, "never-issued-key", addrN(1)); err == nil || Reason(err) != "too_many_auth_failures" {
 		t.Fatalf("a throttled address among 91 others: %v", err)
 	}
+	// When the cap forces evictions, throttled addresses are kept first.
+	for i := range 300 {
+		_, _ = a.Authenticate(ctx, "never-issued-key", addrN(30_000+i))
+		if got := a.failures.tracked(); got > 100 {
+			t.Fatalf("%d addresses tracked, cap 100", got)
+		}
+	}
+	if _, err := a.Authenticate(ctx, "never-issued-key", addrN(1)); err == nil || Reason(err) != "too_many_auth_failures" {
+		t.Fatalf("a throttled address after evictions: %v", err)
+	}
 	// The loop's sweep forgets ended windows even with no new address.
 	now = now.Add(time.Minute)
 	a.failures.sweep(now)

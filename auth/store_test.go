@@ -253,3 +253,31 @@ func TestBoltStoreTrimsInBatches(t *testing.T) {
 		t.Fatalf("the next event got seq %d, want %d", got2[0].Seq, total+1)
 	}
 }
+
+// A trail written before the team index existed is indexed when the store
+// opens, so team queries see its old events.
+func TestBoltStoreIndexesOldTrail(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "auth.db")
+	s, db := openBolt(t, path)
+	t0 := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	var evs []auth.AuditEvent
+	for i := range 50 {
+		team := []string{"a", "b", ""}[i%3]
+		evs = append(evs, auth.AuditEvent{Time: t0, Action: auth.AuditKeyCreated, TeamID: team, Count: i})
+	}
+	if err := s.AppendAudit(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	// as the trail of an older version: no index
+	if err := db.Update(func(tx *bbolt.Tx) error { return tx.DeleteBucket([]byte("auth.audit.team")) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, _ = openBolt(t, path)
+	got, err := s.Audit(ctx, auth.AuditQuery{TeamID: "b", Limit: 100})
+	if err != nil || len(got) != 17 || got[0].Count != 49 || got[16].Count != 1 {
+		t.Fatalf("team b after reindexing: %d events, %v", len(got), err)
+	}
+}

@@ -40,6 +40,7 @@ func TestStore(t *testing.T, open func(t *testing.T) auth.Store) {
 		{"AddUsage", testAddUsage},
 		{"Audit", testAudit},
 		{"AuditDefaultLimit", testAuditDefaultLimit},
+		{"AuditByTeam", testAuditByTeam},
 		{"TrimAuditByAge", testTrimAuditByAge},
 		{"TrimAuditByCount", testTrimAuditByCount},
 		{"TrimAuditBoth", testTrimAuditBoth},
@@ -1004,5 +1005,55 @@ func testTrimAuditBoth(t *testing.T, s auth.Store) {
 	trim(t, s, t0.Add(6*minute), 4, 3)
 	if got := reasons(t, s); !slices.Equal(got, []string{"6", "7"}) {
 		t.Fatalf("after trimming by age past the count: %v", got)
+	}
+}
+
+// A team's events come back newest first and only its own, whatever their
+// neighbours: teams whose ids are prefixes of one another, events of no
+// team between them, and trims.
+func testAuditByTeam(t *testing.T, s auth.Store) {
+	teams := []string{"t", "t1", "t10", "", "u", "t1"}
+	var evs []auth.AuditEvent
+	for i := range 600 {
+		team := teams[i%len(teams)]
+		evs = append(evs, auth.AuditEvent{Time: t0.Add(time.Duration(i) * time.Second), Action: auth.AuditAuthFailed,
+			TeamID: team, KeyID: fmt.Sprintf("k%d", i%4), Reason: fmt.Sprint(i)})
+	}
+	if err := s.AppendAudit(bg, evs); err != nil {
+		t.Fatal(err)
+	}
+	check := func(when string, q auth.AuditQuery, from int) {
+		t.Helper()
+		var want []string
+		for i := len(evs) - 1; i >= from && len(want) < max(q.Limit, 1); i-- {
+			e := evs[i]
+			if e.TeamID == q.TeamID && (q.KeyID == "" || e.KeyID == q.KeyID) {
+				want = append(want, e.Reason)
+			}
+		}
+		got := mustAudit(t, s, q)
+		var reasons []string
+		for _, e := range got {
+			reasons = append(reasons, e.Reason)
+		}
+		if !slices.Equal(reasons, want) {
+			t.Fatalf("%s: Audit(%+v) = %v\nwant %v", when, q, reasons, want)
+		}
+	}
+	for _, team := range []string{"t", "t1", "t10", "u"} {
+		for _, limit := range []int{1, 7, 100, 1000} {
+			check("before trimming", auth.AuditQuery{TeamID: team, Limit: limit}, 0)
+			check("before trimming", auth.AuditQuery{TeamID: team, KeyID: "k2", Limit: limit}, 0)
+		}
+	}
+	if got := mustAudit(t, s, auth.AuditQuery{TeamID: "nope"}); len(got) != 0 {
+		t.Fatalf("an unknown team has events: %+v", got)
+	}
+	if got := mustAudit(t, s, auth.AuditQuery{TeamID: "t10x"}); len(got) != 0 {
+		t.Fatalf("a team whose id extends another's has events: %+v", got)
+	}
+	trim(t, s, time.Time{}, 250, 350)
+	for _, team := range []string{"t", "t1", "t10", "u"} {
+		check("after trimming", auth.AuditQuery{TeamID: team, Limit: 1000}, 350)
 	}
 }
