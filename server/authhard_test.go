@@ -402,3 +402,24 @@ func (b *ahBuffer) Len() int {
 	defer b.mu.Unlock()
 	return b.buf.Len()
 }
+
+// The shipped example sets the failure and audit bounds to their defaults,
+// and starts: its account has enabled, its binding names an existing app.
+func TestExampleConfigAuthBounds(t *testing.T) {
+	cfg, err := server.LoadConfig("../examples/server/chatgate.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Auth.FailureLimitPerMinute != auth.DefaultFailureLimitPerMinute ||
+		time.Duration(cfg.Auth.AuditRetention) != auth.DefaultAuditRetention || cfg.Auth.AuditMaxEvents != auth.DefaultAuditMaxEvents {
+		t.Fatalf("auth bounds %+v", cfg.Auth)
+	}
+	cfg.Server.Data, cfg.RootKey, cfg.Stderr, cfg.Logging.Level = t.TempDir(), etRoot, io.Discard, "error"
+	s, err := server.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
