@@ -121,6 +121,9 @@ func (s *Server) init() error {
 	if err := s.syncApps(ctx, chatStore); err != nil {
 		return err
 	}
+	if err := s.openShare(); err != nil {
+		return err
+	}
 	// Keys come last: a config that fails any check above changes no key,
 	// and the admin key is printed only by a start that got this far.
 	if err := s.cfg.checkBindings(ctx, cks, chatStore); err != nil {
@@ -140,9 +143,6 @@ func (s *Server) init() error {
 		}
 		fmt.Fprintf(out, "\nchatgate: created the admin key. It is shown this once; store it now:\n\n    %s\n\n"+
 			"Set CHATGATE_ROOT_KEY to choose your own, or create more keys with it.\n\n", shown)
-	}
-	if err := s.openShare(); err != nil {
-		return err
 	}
 	s.handler = s.routes()
 	return nil
