@@ -30,8 +30,15 @@ type AuditEvent struct {
 	// ActorKeyID is the key that made the change; empty for the CLI and config.
 	ActorKeyID string `json:"actorKeyId,omitempty"`
 	// Reason is the statusText of a failure, or a note on a change.
-	Reason   string `json:"reason,omitempty"`
+	Reason string `json:"reason,omitempty"`
+	// RemoteIP is the client address; OverflowAddr on an aggregated event
+	// counting failures from more addresses than were tracked.
 	RemoteIP string `json:"remoteIp,omitempty"`
+	// Count, on auth.failed and auth.scope_denied events, is how many
+	// failures alike (same action, reason, address and key) the event
+	// stands for: those of one minute starting at Time, the first of them.
+	// Zero on events of key changes.
+	Count int `json:"count,omitempty"`
 }
 
 // AuditQuery selects audit events, newest first.

@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math"
 	"net/netip"
@@ -11,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/chatgate/chatgate/internal/panics"
 )
 
 // Options configure an Authenticator. The zero value is usable.
@@ -34,11 +37,43 @@ type Options struct {
 	// OnFailure, when set, is called with the statusText of every rejected
 	// request (metrics hook). It must be fast and safe for concurrent use.
 	OnFailure func(reason string)
+	// OnPanic, when set, is called after a panic in background work was recovered and
+	// logged (metrics hook); component names the loop, e.g. "training".
+	OnPanic func(component string)
+
+	// FailureLimitPerMinute is how many failed authentications whose key
+	// is not valid (401 invalid_api_key: no key, a malformed one, or one
+	// naming no key) a client address may make in a minute. Past it, such
+	// requests are answered 429 too_many_auth_failures with Retry-After
+	// until the minute is over. The key is still checked, so a valid key is
+	// never refused this way. IPv6 clients count by their /64.
+	// DefaultFailureLimitPerMinute when zero; negative turns the throttle off.
+	FailureLimitPerMinute int
+	// MaxTrackedAddrs bounds how many client addresses the throttle
+	// remembers; addresses whose minute has ended are forgotten first.
+	// DefaultMaxTrackedAddrs when zero.
+	MaxTrackedAddrs int
+	// AuditRetention is how long audit events are kept; the trail is
+	// trimmed at start and hourly. DefaultAuditRetention when zero;
+	// negative keeps events forever.
+	AuditRetention time.Duration
+	// AuditMaxEvents caps the trail at its newest events, trimmed with
+	// AuditRetention. DefaultAuditMaxEvents when zero; negative: no cap.
+	AuditMaxEvents int
 }
 
 // Authenticator checks keys on requests. It caches keys in memory so that a
 // warm check neither touches the store nor allocates, keeps per-key rate
 // limiters, and coalesces usage updates into periodic store writes.
+//
+// Failed authentications are counted in memory, not written one by one: the
+// audit trail gets one auth.failed event per reason, client address, key and
+// minute, with Count saying how many failures it stands for, written when
+// the minute is over (or by Flush, Close and Manager.Audit). A client address
+// that fails too often is throttled (Options.FailureLimitPerMinute). Both
+// are per process. The trail itself is trimmed by age and count
+// (Options.AuditRetention, AuditMaxEvents).
+//
 // Create one with NewAuthenticator and Close it on shutdown.
 type Authenticator struct {
 	store Store
@@ -49,9 +84,9 @@ type Authenticator struct {
 	byHash map[Hash]*entry
 	byID   map[string]*keyState
 
-	audit     chan AuditEvent
-	dropped   atomic.Int64
-	flushMu   sync.Mutex // one flush at a time
+	failures  *failures
+	flushMu   sync.Mutex // one usage flush at a time
+	auditMu   sync.Mutex // one audit write or trim at a time
 	stop      chan struct{}
 	done      sync.WaitGroup
 	closeOnce sync.Once
@@ -115,14 +150,26 @@ func NewAuthenticator(store Store, opts Options) *Authenticator {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.FailureLimitPerMinute == 0 {
+		opts.FailureLimitPerMinute = DefaultFailureLimitPerMinute
+	}
+	if opts.MaxTrackedAddrs <= 0 {
+		opts.MaxTrackedAddrs = DefaultMaxTrackedAddrs
+	}
+	if opts.AuditRetention == 0 {
+		opts.AuditRetention = DefaultAuditRetention
+	}
+	if opts.AuditMaxEvents == 0 {
+		opts.AuditMaxEvents = DefaultAuditMaxEvents
+	}
 	a := &Authenticator{
-		store:  store,
-		opts:   opts,
-		log:    opts.Logger,
-		byHash: map[Hash]*entry{},
-		byID:   map[string]*keyState{},
-		audit:  make(chan AuditEvent, 4096),
-		stop:   make(chan struct{}),
+		store:    store,
+		opts:     opts,
+		log:      opts.Logger,
+		byHash:   map[Hash]*entry{},
+		byID:     map[string]*keyState{},
+		failures: newFailures(opts.FailureLimitPerMinute, opts.MaxTrackedAddrs),
+		stop:     make(chan struct{}),
 	}
 	if a.log == nil {
 		a.log = slog.Default()
@@ -139,10 +186,12 @@ func (a *Authenticator) Prefix() string { return a.opts.Prefix }
 // its key: disabled, expired, IP allow-list, points quota and rate. It
 // returns the key's principal, or an *Error that says which check failed.
 // A request that passes counts against the rate limit and marks the key used.
+// A token that is not a valid key, from a client over
+// Options.FailureLimitPerMinute, fails with ErrTooManyFailures instead.
 func (a *Authenticator) Authenticate(ctx context.Context, token string, client netip.Addr) (*Principal, error) {
 	p, k, err := a.authenticate(ctx, token, client)
 	if err != nil {
-		a.fail(err, k, client)
+		err = a.fail(err, k, client)
 	}
 	return p, err
 }
@@ -160,7 +209,7 @@ func (a *Authenticator) authenticate(ctx context.Context, token string, client n
 	k := e.key
 	switch {
 	case !e.retired.IsZero() && !now.Before(e.retired):
-		return nil, k, ErrInvalidKey // rotated out and past its grace period
+		return nil, k, errKeyUnknown // rotated out and past its grace period
 	case k.Disabled:
 		return nil, k, ErrKeyDisabled
 	case !k.Limit.ExpiredTime.IsZero() && !now.Before(k.Limit.ExpiredTime):
@@ -187,7 +236,7 @@ func (s *keyState) allow(now time.Time) error {
 	}
 	// The wait until one token is back: (1 - tokens) / rate.
 	wait := time.Duration((1 - lim.TokensAt(now)) / float64(lim.Limit()) * float64(time.Second))
-	return &Error{Status: ErrRateLimited.Status, Code: ErrRateLimited.Code, Message: ErrRateLimited.Message, RetryAfter: max(wait, time.Second)}
+	return ErrRateLimited.withRetryAfter(max(wait, time.Second))
 }
 
 // lookup returns the cache entry for h, reading the store when the entry is
@@ -204,7 +253,7 @@ func (a *Authenticator) lookup(ctx context.Context, h Hash, now time.Time) (*ent
 		a.mu.Lock()
 		delete(a.byHash, h)
 		a.mu.Unlock()
-		return nil, ErrInvalidKey
+		return nil, errKeyUnknown
 	}
 	if err != nil {
 		return nil, err
@@ -400,8 +449,13 @@ func (a *Authenticator) state(ctx context.Context, keyID string) (*keyState, err
 	return a.cache(k.Hash, k, a.opts.Now()).state, nil
 }
 
-// Flush writes unflushed usage to the store now.
+// Flush writes unflushed usage and the aggregated auth-failure events not
+// yet written to the store now.
 func (a *Authenticator) Flush(ctx context.Context) error {
+	return errors.Join(a.flushUsage(ctx), a.writeAudit(ctx, true))
+}
+
+func (a *Authenticator) flushUsage(ctx context.Context) error {
 	a.flushMu.Lock()
 	defer a.flushMu.Unlock()
 	a.mu.RLock()
@@ -427,7 +481,9 @@ func (a *Authenticator) Flush(ctx context.Context) error {
 	if len(batch) == 0 {
 		return nil
 	}
-	err := a.store.AddUsage(ctx, batch)
+	// A store that panics must not lose the batch: the panic becomes the
+	// error, and the usage waits for the next flush like any failed write.
+	err := panics.Catch(func() error { return a.store.AddUsage(ctx, batch) })
 	for i, st := range states {
 		st.mu.Lock()
 		if err != nil {
@@ -442,31 +498,34 @@ func (a *Authenticator) Flush(ctx context.Context) error {
 		st.inflight = 0
 		st.mu.Unlock()
 	}
-	return err
+	if err != nil {
+		return fmt.Errorf("auth: flushing key usage: %w", err)
+	}
+	return nil
 }
 
-// fail counts a rejected request and queues its audit event. The queue is
-// drained in batches so a flood of bad keys cannot turn into a flood of
-// database writes; when it is full, events are counted and dropped.
-func (a *Authenticator) fail(err error, k *Key, client netip.Addr) {
+// fail counts a rejected request and returns the error to answer it with:
+// err itself, or ErrTooManyFailures when err says the key is not valid and
+// the client is over its failure limit. Its audit event is aggregated with
+// the others of its minute (see failures), so a flood of bad keys costs a
+// few map updates rather than a database write each.
+func (a *Authenticator) fail(err error, k *Key, client netip.Addr) error {
+	now := a.opts.Now()
+	if errors.Is(err, ErrInvalidKey) {
+		if wait := a.failures.count(client, now); wait > 0 {
+			err = ErrTooManyFailures.withRetryAfter(wait)
+		}
+	}
 	reason := Reason(err)
 	if a.opts.OnFailure != nil {
 		a.opts.OnFailure(reason)
 	}
-	ev := AuditEvent{Action: AuditAuthFailed, Reason: reason, RemoteIP: addrString(client)}
+	ev := AuditEvent{Time: now.UTC(), Action: AuditAuthFailed, Reason: reason, RemoteIP: addrString(client)}
 	if k != nil {
 		ev.KeyID, ev.Hint, ev.TeamID = k.ID, k.Hint, k.TeamID
 	}
-	a.record(ev)
-}
-
-func (a *Authenticator) record(ev AuditEvent) {
-	ev.Time = a.opts.Now().UTC()
-	select {
-	case a.audit <- ev:
-	default:
-		a.dropped.Add(1)
-	}
+	a.failures.add(ev)
+	return err
 }
 
 func addrString(a netip.Addr) string {
@@ -480,63 +539,94 @@ func (a *Authenticator) loop() {
 	defer a.done.Done()
 	t := time.NewTicker(a.opts.FlushInterval)
 	defer t.Stop()
+	ctx := context.Background()
+	a.guard(ctx, func() error { return a.TrimAudit(ctx) })
+	lastTrim := a.opts.Now()
 	for {
 		select {
 		case <-a.stop:
 			return
 		case <-t.C:
-			a.flushAll(context.Background())
-		case ev := <-a.audit:
-			a.writeAudit(context.Background(), ev)
+		}
+		now := a.opts.Now()
+		a.guard(ctx, func() error { return a.flushUsage(ctx) })
+		a.guard(ctx, func() error { return a.writeAudit(ctx, false) })
+		a.guard(ctx, func() error { a.failures.sweep(now); return nil })
+		if now.Sub(lastTrim) >= trimEvery {
+			lastTrim = now
+			a.guard(ctx, func() error { return a.TrimAudit(ctx) })
 		}
 	}
 }
 
-func (a *Authenticator) flushAll(ctx context.Context) error {
-	err := a.Flush(ctx)
+// guard runs one piece of background work. An error is logged; a panic is
+// recovered, logged with its stack and reported to Options.OnPanic, and the
+// loop goes on: a poisoned flush must not take the server down with it.
+func (a *Authenticator) guard(ctx context.Context, fn func() error) {
+	err := panics.Catch(fn)
+	if err == nil {
+		return
+	}
+	var pe *panics.Error
+	if errors.As(err, &pe) {
+		a.log.ErrorContext(ctx, "auth: background work panicked; recovered", "panic", fmt.Sprint(pe.Value), "err", err, "stack", string(pe.Stack))
+		if a.opts.OnPanic != nil {
+			a.opts.OnPanic("auth")
+		}
+		return
+	}
+	a.log.ErrorContext(ctx, "auth: background work failed", "err", err)
+}
+
+// writeAudit writes the aggregated failure events whose minute is over, or
+// all of them, in one transaction. Events that cannot be written are kept
+// for the next attempt.
+func (a *Authenticator) writeAudit(ctx context.Context, all bool) error {
+	a.auditMu.Lock()
+	defer a.auditMu.Unlock()
+	evs := a.failures.take(a.opts.Now(), all)
+	if len(evs) == 0 {
+		return nil
+	}
+	if err := panics.Catch(func() error { return a.store.AppendAudit(ctx, evs) }); err != nil {
+		a.failures.putBack(evs)
+		return fmt.Errorf("auth: writing %d audit events: %w", len(evs), err)
+	}
+	return nil
+}
+
+// TrimAudit removes audit events older than Options.AuditRetention and
+// those beyond the newest Options.AuditMaxEvents. The Authenticator calls it
+// at start and hourly; call it yourself after changing either bound.
+func (a *Authenticator) TrimAudit(ctx context.Context) error {
+	var before time.Time
+	if a.opts.AuditRetention > 0 {
+		before = a.opts.Now().Add(-a.opts.AuditRetention)
+	}
+	keep := max(a.opts.AuditMaxEvents, 0)
+	if before.IsZero() && keep == 0 {
+		return nil
+	}
+	a.auditMu.Lock()
+	defer a.auditMu.Unlock()
+	n, err := a.store.TrimAudit(ctx, before, keep)
 	if err != nil {
-		a.log.ErrorContext(ctx, "auth: flushing key usage", "err", err)
+		return fmt.Errorf("auth: trimming the audit trail: %w", err)
 	}
-	if n := a.dropped.Swap(0); n > 0 {
-		a.log.WarnContext(ctx, "auth: audit queue full; auth-failure events dropped", "count", n)
+	if n > 0 {
+		a.log.InfoContext(ctx, "auth: audit trail trimmed", "removed", n, "before", before, "keep", keep)
 	}
-	return err
+	return nil
 }
 
-// writeAudit writes ev and whatever else is queued in one transaction.
-func (a *Authenticator) writeAudit(ctx context.Context, first AuditEvent) {
-	batch := []AuditEvent{first}
-	for len(batch) < 512 {
-		select {
-		case ev := <-a.audit:
-			batch = append(batch, ev)
-			continue
-		default:
-		}
-		break
-	}
-	if err := a.store.AppendAudit(ctx, batch); err != nil {
-		a.log.ErrorContext(ctx, "auth: writing audit events", "err", err, "count", len(batch))
-	}
-}
-
-// Close stops the background work, writes queued audit events and flushes
-// usage. Call it before closing the store; it is safe to call twice.
+// Close stops the background work, writes the aggregated audit events and
+// flushes usage. Call it before closing the store; it is safe to call twice.
 func (a *Authenticator) Close(ctx context.Context) error {
 	var err error
 	a.closeOnce.Do(func() {
 		close(a.stop)
 		a.done.Wait()
-		for {
-			select {
-			case ev := <-a.audit:
-				a.writeAudit(ctx, ev)
-				continue
-			default:
-			}
-			break
-		}
-		err = a.flushAll(ctx)
+		err = a.Flush(ctx)
 	})
 	return err
 }

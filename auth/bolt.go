@@ -1,9 +1,12 @@
 package auth
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"math"
 	"slices"
 	"time"
 
@@ -17,6 +20,10 @@ var (
 	bucketHashes = []byte("auth.hashes") // hash -> id
 	bucketUsage  = []byte("auth.usage")  // id -> usage JSON
 	bucketAudit  = []byte("auth.audit")  // big-endian seq -> AuditEvent JSON
+	// auth.audit.team indexes the trail by team: 2-byte length, team id,
+	// seq -> nothing. The audit API always asks for one team, whose events
+	// may be few among many failures of no team (unknown keys).
+	bucketAuditTeam = []byte("auth.audit.team")
 )
 
 // BoltStore is a Store in a bbolt database. It owns the auth.* buckets and
@@ -30,7 +37,42 @@ func NewBoltStore(db *bbolt.DB) (*BoltStore, error) {
 	if err := boltx.EnsureBuckets(db, bucketKeys, bucketHashes, bucketUsage, bucketAudit); err != nil {
 		return nil, fmt.Errorf("auth: %w", err)
 	}
+	if err := db.Update(indexAuditTeams); err != nil {
+		return nil, fmt.Errorf("auth: indexing the audit trail by team: %w", err)
+	}
 	return &BoltStore{db: db}, nil
+}
+
+// indexAuditTeams creates the team index, once, over a trail written
+// before it existed.
+func indexAuditTeams(tx *bbolt.Tx) error {
+	if tx.Bucket(bucketAuditTeam) != nil {
+		return nil
+	}
+	idx, err := tx.CreateBucket(bucketAuditTeam)
+	if err != nil {
+		return err
+	}
+	return tx.Bucket(bucketAudit).ForEach(func(k, v []byte) error {
+		team, err := auditTeam(v)
+		if err != nil || team == "" {
+			return err
+		}
+		return idx.Put(teamKey(team, binary.BigEndian.Uint64(k)), nil)
+	})
+}
+
+func teamKey(team string, seq uint64) []byte {
+	k := binary.BigEndian.AppendUint16(make([]byte, 0, 2+len(team)+8), uint16(len(team)))
+	return binary.BigEndian.AppendUint64(append(k, team...), seq)
+}
+
+func auditTeam(v []byte) (string, error) {
+	var e struct {
+		TeamID string `json:"teamId"`
+	}
+	err := json.Unmarshal(v, &e)
+	return e.TeamID, err
 }
 
 type usageRecord struct {
@@ -264,15 +306,22 @@ func putAudit(tx *bbolt.Tx, ev *AuditEvent) error {
 	}
 	e := *ev
 	e.Seq = seq
-	return boltx.PutJSON(b, boltx.Seq(seq), e)
+	if err := boltx.PutJSON(b, boltx.Seq(seq), e); err != nil {
+		return err
+	}
+	if e.TeamID == "" {
+		return nil
+	}
+	return tx.Bucket(bucketAuditTeam).Put(teamKey(e.TeamID, seq), nil)
 }
 
-// Audit implements Store.
+// Audit implements Store. It reads newest first and stops at q's limit; a
+// query for one team reads only that team's events, through the index.
 func (s *BoltStore) Audit(ctx context.Context, q AuditQuery) ([]AuditEvent, error) {
 	var out []AuditEvent
 	err := s.view(ctx, func(tx *bbolt.Tx) error {
-		c := tx.Bucket(bucketAudit).Cursor()
-		for k, v := c.Last(); k != nil && len(out) < q.limit(); k, v = c.Prev() {
+		b := tx.Bucket(bucketAudit)
+		add := func(v []byte) error {
 			var e AuditEvent
 			if err := json.Unmarshal(v, &e); err != nil {
 				return err
@@ -280,8 +329,109 @@ func (s *BoltStore) Audit(ctx context.Context, q AuditQuery) ([]AuditEvent, erro
 			if q.match(&e) {
 				out = append(out, e)
 			}
+			return nil
+		}
+		if q.TeamID == "" {
+			c := b.Cursor()
+			for k, v := c.Last(); k != nil && len(out) < q.limit(); k, v = c.Prev() {
+				if err := add(v); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+		prefix := teamKey(q.TeamID, 0)
+		prefix = prefix[:len(prefix)-8]
+		c := tx.Bucket(bucketAuditTeam).Cursor()
+		// the team's newest entry is the last one before the next team's
+		end := teamKey(q.TeamID, math.MaxUint64)
+		k, _ := c.Seek(end)
+		switch {
+		case k == nil:
+			k, _ = c.Last()
+		case !bytes.Equal(k, end):
+			k, _ = c.Prev()
+		}
+		for ; k != nil && bytes.HasPrefix(k, prefix) && len(out) < q.limit(); k, _ = c.Prev() {
+			if v := b.Get(k[len(prefix):]); v != nil {
+				if err := add(v); err != nil {
+					return err
+				}
+			}
 		}
 		return nil
 	})
 	return out, err
+}
+
+// trimBatch bounds how many audit events one transaction removes, so that
+// trimming a long trail neither holds the write lock nor grows the
+// transaction's memory for long.
+const trimBatch = 10_000
+
+// TrimAudit implements Store. The trail's seqs are contiguous (events are
+// only ever removed from the oldest end), so the newest keep events are
+// those above the last seq minus keep.
+func (s *BoltStore) TrimAudit(ctx context.Context, before time.Time, keep int) (int, error) {
+	total := 0
+	for {
+		n, err := s.trimAuditBatch(ctx, before, keep)
+		total += n
+		if err != nil || n < trimBatch {
+			return total, err
+		}
+	}
+}
+
+func (s *BoltStore) trimAuditBatch(ctx context.Context, before time.Time, keep int) (int, error) {
+	var del [][]byte
+	err := s.update(ctx, func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketAudit)
+		c := b.Cursor()
+		last, _ := c.Last()
+		if last == nil {
+			return nil
+		}
+		var cut uint64 // events up to this seq are beyond keep
+		if n := binary.BigEndian.Uint64(last); keep > 0 && n > uint64(keep) {
+			cut = n - uint64(keep)
+		}
+		for k, v := c.First(); k != nil && len(del) < trimBatch; k, v = c.Next() {
+			if binary.BigEndian.Uint64(k) > cut {
+				if before.IsZero() {
+					break
+				}
+				var e struct {
+					Time time.Time `json:"time"`
+				}
+				if err := json.Unmarshal(v, &e); err != nil {
+					return fmt.Errorf("decode audit event %d: %w", binary.BigEndian.Uint64(k), err)
+				}
+				if !e.Time.Before(before) {
+					break
+				}
+			}
+			del = append(del, slices.Clone(k))
+		}
+		idx := tx.Bucket(bucketAuditTeam)
+		for _, k := range del {
+			team, err := auditTeam(b.Get(k))
+			if err != nil {
+				return fmt.Errorf("decode audit event %d: %w", binary.BigEndian.Uint64(k), err)
+			}
+			if team != "" {
+				if err := idx.Delete(teamKey(team, binary.BigEndian.Uint64(k))); err != nil {
+					return err
+				}
+			}
+			if err := b.Delete(k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return len(del), nil
 }

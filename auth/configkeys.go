@@ -120,7 +120,9 @@ func sameConfigKey(a, b *Key) bool {
 const RootKeyID = "root"
 
 // EnsureRootKey makes sure an admin key exists. With a secret (the
-// CHATGATE_ROOT_KEY of the reference server) the root key is set to it.
+// CHATGATE_ROOT_KEY of the reference server) the root key is set to it; if
+// that replaces a root key of another value, a warning naming the replaced
+// key's hint is logged.
 // Without one, and with no enabled admin key stored, it creates a root key
 // and returns its secret so the caller can show it once; otherwise it
 // returns "".
@@ -158,6 +160,15 @@ func (m *Manager) EnsureRootKey(ctx context.Context, secret string) (string, err
 		return shown, nil
 	default:
 		k.CreateTime = old.CreateTime
+		if old.Hash != k.Hash {
+			// The key printed at first start (or set before) stops working
+			// here; say so, naming it by hint, or its holder is left to guess.
+			msg := "auth: CHATGATE_ROOT_KEY replaces the stored root key; the replaced key no longer works"
+			if shown != "" {
+				msg = "auth: no admin key is enabled; a new root key replaces the stored one, which no longer works"
+			}
+			m.authn.log.WarnContext(ctx, msg, "replaced_hint", old.Hint, "hint", k.Hint)
+		}
 		err = m.store.Update(ctx, k, m.event(AuditRootKeyReady, k, "", "replaced"))
 	}
 	if err != nil {

@@ -86,6 +86,6 @@ func ExampleAuthenticator_Require() {
 
 	// Output:
 	// 200 hello, bot of app-1
-	// 401 {"code":401,"statusText":"invalid_api_key","message":"API key is invalid"}
-	// 403 {"code":403,"statusText":"scope_denied","message":"API key lacks the scope this route needs"}
+	// 401 {"code":401,"statusText":"invalid_api_key","message":"API key is missing: send the header Authorization: Bearer <API key>"}
+	// 403 {"code":403,"statusText":"scope_denied","message":"API key lacks the scope this route needs: dataset:read"}
 }

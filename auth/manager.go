@@ -104,7 +104,7 @@ func (m *Manager) Import(ctx context.Context, spec KeySpec, secret string) (*Key
 	}
 	if err := m.store.Create(ctx, k, m.event(AuditKeyImported, k, spec.Actor, "")); err != nil {
 		if errors.Is(err, ErrHashInUse) {
-			return nil, &Error{Status: ErrConflict.Status, Code: ErrConflict.Code, Message: "this key is already registered"}
+			return nil, ErrConflict.WithMessage("this key is already registered")
 		}
 		return nil, fmt.Errorf("auth: import key: %w", err)
 	}
@@ -284,7 +284,12 @@ func (m *Manager) Revoke(ctx context.Context, team, keyID, actor string) error {
 	return nil
 }
 
-// Audit returns audit events, newest first.
+// Audit returns audit events, newest first. It first writes the
+// aggregated auth failures not yet written, so the trail it returns is
+// current; failures later in the same minute make another event.
 func (m *Manager) Audit(ctx context.Context, q AuditQuery) ([]AuditEvent, error) {
+	if err := m.authn.writeAudit(ctx, true); err != nil {
+		m.authn.log.ErrorContext(ctx, "auth: audit query", "err", err) // the stored trail is still worth answering with
+	}
 	return m.store.Audit(ctx, q)
 }

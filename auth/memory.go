@@ -5,6 +5,7 @@ import (
 	"context"
 	"slices"
 	"sync"
+	"time"
 )
 
 // MemoryStore is a Store held in memory: for tests, and for callers that keep
@@ -15,6 +16,7 @@ type MemoryStore struct {
 	hashes map[Hash]string
 	usage  map[string]Usage
 	audit  []AuditEvent
+	seq    uint64 // the last Seq assigned
 }
 
 // NewMemoryStore returns an empty MemoryStore.
@@ -170,8 +172,29 @@ func (s *MemoryStore) appendAudit(ev *AuditEvent) {
 		return
 	}
 	e := *ev
-	e.Seq = uint64(len(s.audit)) + 1
+	s.seq++
+	e.Seq = s.seq
 	s.audit = append(s.audit, e)
+}
+
+// TrimAudit implements Store.
+func (s *MemoryStore) TrimAudit(ctx context.Context, before time.Time, keep int) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	if !before.IsZero() {
+		for n < len(s.audit) && s.audit[n].Time.Before(before) {
+			n++
+		}
+	}
+	if keep > 0 && len(s.audit)-n > keep {
+		n = len(s.audit) - keep
+	}
+	if n > 0 {
+		// a new slice, so the removed events' memory goes with them
+		s.audit = slices.Clone(s.audit[n:])
+	}
+	return n, nil
 }
 
 // Audit implements Store.

@@ -29,7 +29,7 @@ func (a *Authenticator) RequireWith(scope Scope, h http.Handler, onError ErrorWr
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p, err := a.AuthenticateRequest(r)
 		if err == nil && scope != "" && !p.Has(scope) {
-			err = ErrScopeDenied
+			err = ScopeDenied(scope)
 			a.denyScope(p, r)
 		}
 		var release func()
@@ -38,7 +38,7 @@ func (a *Authenticator) RequireWith(scope Scope, h http.Handler, onError ErrorWr
 			// requests already running will likely spend
 			release, err = a.hold(r.Context(), p.KeyID)
 			if err != nil && r.Context().Err() == nil {
-				a.fail(err, nil, ClientIP(r, a.opts.TrustedProxies))
+				err = a.fail(err, nil, ClientIP(r, a.opts.TrustedProxies))
 			}
 		}
 		if err != nil {
@@ -56,8 +56,7 @@ func (a *Authenticator) AuthenticateRequest(r *http.Request) (*Principal, error)
 	client := ClientIP(r, a.opts.TrustedProxies)
 	tok, err := ParseBearer(r.Header.Get("Authorization"))
 	if err != nil {
-		a.fail(err, nil, client)
-		return nil, err
+		return nil, a.fail(err, nil, client)
 	}
 	return a.Authenticate(r.Context(), tok, client)
 }
@@ -66,6 +65,6 @@ func (a *Authenticator) denyScope(p *Principal, r *http.Request) {
 	if a.opts.OnFailure != nil {
 		a.opts.OnFailure(ErrScopeDenied.Code)
 	}
-	a.record(AuditEvent{Action: AuditScopeDenied, KeyID: p.KeyID, TeamID: p.TeamID,
+	a.failures.add(AuditEvent{Time: a.opts.Now().UTC(), Action: AuditScopeDenied, KeyID: p.KeyID, TeamID: p.TeamID,
 		Reason: r.Method + " " + r.URL.Path, RemoteIP: addrString(ClientIP(r, a.opts.TrustedProxies))})
 }

@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"errors"
+	"time"
 )
 
 // Store persists keys, their usage and the audit trail. Implementations must
@@ -30,8 +31,16 @@ type Store interface {
 	AddUsage(ctx context.Context, us []Usage) error
 	// AppendAudit appends events not tied to a key change, such as auth failures.
 	AppendAudit(ctx context.Context, evs []AuditEvent) error
-	// Audit returns events matching q, newest first.
+	// Audit returns events matching q, newest first. It must stop reading
+	// once it has q's limit of events, so a long trail does not slow the
+	// usual query of the newest ones.
 	Audit(ctx context.Context, q AuditQuery) ([]AuditEvent, error)
+	// TrimAudit bounds the trail and returns how many events it removed.
+	// Reading from the oldest (lowest Seq), it removes events whose Time is
+	// before before (when before is not zero), stopping at the first that
+	// is not; then, when keep > 0, every event but the newest keep. It never
+	// reuses a removed event's Seq.
+	TrimAudit(ctx context.Context, before time.Time, keep int) (int, error)
 }
 
 // Filter selects keys in List. Empty fields match everything.

@@ -224,3 +224,60 @@ func TestBoltFileHoldsNoSecrets(t *testing.T) {
 		}
 	}
 }
+
+// A trail longer than one trimming transaction removes (10,000 events) is
+// trimmed whole, and the newest events and the counter of seqs survive it.
+func TestBoltStoreTrimsInBatches(t *testing.T) {
+	s, _ := openBolt(t, filepath.Join(t.TempDir(), "auth.db"))
+	const total = 25_000
+	t0 := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	evs := make([]auth.AuditEvent, total)
+	for i := range evs {
+		evs[i] = auth.AuditEvent{Time: t0.Add(time.Duration(i) * time.Second), Action: auth.AuditAuthFailed, Reason: "invalid_api_key", Count: i}
+	}
+	if err := s.AppendAudit(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	n, err := s.TrimAudit(ctx, time.Time{}, 100)
+	if err != nil || n != total-100 {
+		t.Fatalf("TrimAudit = %d, %v; want %d removed", n, err, total-100)
+	}
+	got, err := s.Audit(ctx, auth.AuditQuery{Limit: 1000})
+	if err != nil || len(got) != 100 || got[0].Count != total-1 || got[99].Count != total-100 {
+		t.Fatalf("after the trim: %d events, %v", len(got), err)
+	}
+	if err := s.AppendAudit(ctx, []auth.AuditEvent{{Time: t0, Action: auth.AuditAuthFailed}}); err != nil {
+		t.Fatal(err)
+	}
+	if got2, _ := s.Audit(ctx, auth.AuditQuery{Limit: 1}); got2[0].Seq != total+1 {
+		t.Fatalf("the next event got seq %d, want %d", got2[0].Seq, total+1)
+	}
+}
+
+// A trail written before the team index existed is indexed when the store
+// opens, so team queries see its old events.
+func TestBoltStoreIndexesOldTrail(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "auth.db")
+	s, db := openBolt(t, path)
+	t0 := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	var evs []auth.AuditEvent
+	for i := range 50 {
+		team := []string{"a", "b", ""}[i%3]
+		evs = append(evs, auth.AuditEvent{Time: t0, Action: auth.AuditKeyCreated, TeamID: team, Count: i})
+	}
+	if err := s.AppendAudit(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	// as the trail of an older version: no index
+	if err := db.Update(func(tx *bbolt.Tx) error { return tx.DeleteBucket([]byte("auth.audit.team")) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, _ = openBolt(t, path)
+	got, err := s.Audit(ctx, auth.AuditQuery{TeamID: "b", Limit: 100})
+	if err != nil || len(got) != 17 || got[0].Count != 49 || got[16].Count != 1 {
+		t.Fatalf("team b after reindexing: %d events, %v", len(got), err)
+	}
+}

@@ -93,28 +93,29 @@ func encodeChecksum(sum uint32) string {
 // checkToken rejects a token that cannot be a key before any store lookup:
 // wrong length, characters outside printable ASCII, or, for a token that
 // carries the generated-key prefix, a wrong shape or checksum. Tokens without
-// the prefix may be imported or config keys, which have no checksum.
+// the prefix may be imported or config keys, which have no checksum. Each
+// failure is ErrInvalidKey with a message saying which check failed.
 func checkToken(prefix, token string) error {
 	if len(token) < minKeyLen || len(token) > maxKeyLen {
-		return ErrInvalidKey
+		return errKeyLength
 	}
 	for i := 0; i < len(token); i++ {
 		if c := token[i]; c <= ' ' || c > '~' {
-			return ErrInvalidKey
+			return errKeyChars
 		}
 	}
 	if prefix == "" || !strings.HasPrefix(token, prefix) {
 		return nil
 	}
 	if len(token) != len(prefix)+bodyLen+checksumLen {
-		return ErrInvalidKey
+		return errKeyShape
 	}
 	rest := token[len(prefix):]
 	var sum uint64
 	for i := 0; i < len(rest); i++ {
 		d := strings.IndexByte(base62, rest[i])
 		if d < 0 {
-			return ErrInvalidKey
+			return errKeyShape
 		}
 		if i >= bodyLen {
 			sum = sum*62 + uint64(d)
@@ -126,23 +127,31 @@ func checkToken(prefix, token string) error {
 	signed := token[:len(token)-checksumLen]
 	want := crc32.ChecksumIEEE(unsafe.Slice(unsafe.StringData(signed), len(signed)))
 	if sum != uint64(want) {
-		return ErrInvalidKey
+		return errKeyChecksum
 	}
 	return nil
 }
 
 // ParseBearer extracts the token from an Authorization header value. It
-// accepts the scheme in any case and surrounding spaces, and returns
-// ErrInvalidKey for anything else, an empty value included.
+// accepts the scheme in any case and surrounding spaces. Anything else is
+// ErrInvalidKey to errors.Is, with a message that says whether the header
+// was missing, used another scheme, or held no single token.
 func ParseBearer(header string) (string, error) {
-	const scheme = "bearer "
+	const scheme = "bearer"
 	h := strings.TrimSpace(header)
-	if len(h) < len(scheme) || !strings.EqualFold(h[:len(scheme)], scheme) {
-		return "", ErrInvalidKey
+	if h == "" {
+		return "", errKeyMissing
+	}
+	if len(h) < len(scheme) || !strings.EqualFold(h[:len(scheme)], scheme) ||
+		(len(h) > len(scheme) && h[len(scheme)] != ' ') {
+		return "", errNotBearer
 	}
 	tok := strings.TrimSpace(h[len(scheme):])
-	if tok == "" || strings.ContainsAny(tok, " \t") {
-		return "", ErrInvalidKey
+	if tok == "" {
+		return "", errKeyMissing
+	}
+	if strings.ContainsAny(tok, " \t") {
+		return "", errBearerShape
 	}
 	return tok, nil
 }

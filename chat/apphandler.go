@@ -58,7 +58,7 @@ func (h *Handler) CreateApp(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if _, err := h.e.cfg.Apps.App(r.Context(), a.ID); err == nil {
-		h.envelopeError(w, r, &auth.Error{Status: http.StatusConflict, Code: auth.ErrConflict.Code, Message: "an app with this id exists"})
+		h.envelopeError(w, r, auth.ErrConflict.WithMessage("an app with this id exists"))
 		return
 	} else if !errors.Is(err, ErrAppNotFound) {
 		h.envelopeError(w, r, err)

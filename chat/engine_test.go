@@ -131,7 +131,8 @@ func TestEngineBudget(t *testing.T) {
 	m := &echoModel{}
 	spent := &auth.Error{Status: 429, Code: "insufficient_quota", Message: "spent"}
 	e := newTestEngine(t, m, chat.EngineConfig{Budget: budget{spent}})
-	if _, _, err := ask(e, "", "hi", nil); !errors.Is(err, auth.ErrInsufficientQuota) {
+	// the budget's own error comes back, not another 429 that shares its statusText
+	if _, _, err := ask(e, "", "hi", nil); !errors.Is(err, spent) || errors.Is(err, auth.ErrInsufficientQuota) {
 		t.Fatalf("err = %v", err)
 	}
 	if m.calls != 0 {

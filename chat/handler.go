@@ -59,7 +59,7 @@ func NewHandler(e *Engine, opts HandlerOptions) *Handler {
 func appFor(p *auth.Principal, named, field string) (string, error) {
 	if !p.Has(auth.ScopeChat) {
 		if p.IsAppKey() {
-			return "", auth.ErrScopeDenied
+			return "", auth.ScopeDenied(auth.ScopeChat)
 		}
 		return "", errAppKeyRequired
 	}

@@ -48,6 +48,8 @@ type Config struct {
 	RootKey string `yaml:"-"`
 	// Stderr receives the one-time root key notice; os.Stderr when nil.
 	Stderr io.Writer `yaml:"-"`
+
+	file string // the file LoadConfig read, for errors that name a line
 }
 
 // ServerConfig holds the HTTP settings.
@@ -68,6 +70,17 @@ type AuthConfig struct {
 	TrustedProxies []string `yaml:"trusted_proxies"`
 	// FlushInterval is how often key usage is written back; 5s when zero.
 	FlushInterval Duration `yaml:"flush_interval"`
+	// FailureLimitPerMinute is how many requests with an invalid key one
+	// client address may make in a minute before the next ones are answered
+	// 429 too_many_auth_failures (a valid key is never refused); 60 when
+	// zero, negative turns the throttle off. Counted per process.
+	FailureLimitPerMinute int `yaml:"failure_limit_per_minute"`
+	// AuditRetention is how long audit events are kept, e.g. 2160h; 90 days
+	// when zero, negative keeps them forever.
+	AuditRetention Duration `yaml:"audit_retention"`
+	// AuditMaxEvents caps the audit trail at its newest events; 1,000,000
+	// when zero, negative: no cap.
+	AuditMaxEvents int `yaml:"audit_max_events"`
 }
 
 // LoggingConfig selects the log format and level.
@@ -102,12 +115,17 @@ type Account struct {
 	Scopes []string `yaml:"scopes"`
 	// Team, a chatgate extension; "default" when empty.
 	Team string `yaml:"team"`
+
+	line       int  // in the file; 0 when built in code
+	enabledSet bool // the file says enabled, true or false
 }
 
 // Binding maps accounts to an agent (a chatgate app).
 type Binding struct {
 	AgentID string       `yaml:"agent_id"`
 	Match   BindingMatch `yaml:"match"`
+
+	line int // in the file; 0 when built in code
 }
 
 // BindingMatch selects the accounts a binding applies to.
@@ -135,7 +153,8 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 }
 
 // LoadConfig reads the YAML file at path (none when path is empty) over the
-// defaults. Unknown fields are errors, so a typo does not pass silently.
+// defaults. Unknown fields are errors, so a typo does not pass silently, and
+// so is an API-channel account without enabled.
 func LoadConfig(path string) (Config, error) {
 	var cfg Config
 	if path != "" {
@@ -147,6 +166,10 @@ func LoadConfig(path string) (Config, error) {
 		dec.KnownFields(true)
 		if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
 			return cfg, fmt.Errorf("config %s: %w", path, err)
+		}
+		cfg.file = path
+		if err := cfg.checkAccounts(); err != nil {
+			return cfg, err
 		}
 	}
 	cfg.setDefaults()
@@ -298,9 +321,12 @@ func (cfg *Config) authOptions() (auth.Options, error) {
 		return auth.Options{}, fmt.Errorf("config: %w", err)
 	}
 	return auth.Options{
-		Prefix:         cfg.Auth.KeyPrefix,
-		TrustedProxies: proxies,
-		FlushInterval:  time.Duration(cfg.Auth.FlushInterval),
+		Prefix:                cfg.Auth.KeyPrefix,
+		TrustedProxies:        proxies,
+		FlushInterval:         time.Duration(cfg.Auth.FlushInterval),
+		FailureLimitPerMinute: cfg.Auth.FailureLimitPerMinute,
+		AuditRetention:        time.Duration(cfg.Auth.AuditRetention),
+		AuditMaxEvents:        cfg.Auth.AuditMaxEvents,
 	}, nil
 }
 
@@ -350,16 +376,25 @@ func (cfg *Config) ConfigKeys() ([]auth.ConfigKey, error) {
 }
 
 func (cfg *Config) bindingFor(account string) string {
-	def := ""
-	for _, b := range cfg.Bindings {
+	if i := cfg.bindingIndex(account); i >= 0 {
+		return cfg.Bindings[i].AgentID
+	}
+	return ""
+}
+
+// bindingIndex returns the index of the binding that applies to account,
+// or -1.
+func (cfg *Config) bindingIndex(account string) int {
+	def := -1
+	for i, b := range cfg.Bindings {
 		if b.Match.Channel != "" && b.Match.Channel != "api" {
 			continue
 		}
 		if b.Match.AccountID == account {
-			return b.AgentID
+			return i
 		}
-		if b.Match.Default && b.Match.AccountID == "" && def == "" {
-			def = b.AgentID
+		if b.Match.Default && b.Match.AccountID == "" && def < 0 {
+			def = i
 		}
 	}
 	return def

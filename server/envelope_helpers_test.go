@@ -6,6 +6,7 @@ package server_test
 import (
 	"encoding/json"
 	"net/http"
+	"strings"
 	"testing"
 )
 
@@ -53,4 +54,15 @@ func createKeyFull(t *testing.T, base, body string) (id, key string) {
 		t.Fatalf("create %s: %+v", body, e)
 	}
 	return d.ID, d.Key
+}
+
+// grepLines returns the lines of s that contain sub, for checking logs.
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

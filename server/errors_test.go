@@ -197,8 +197,12 @@ func etKey(t *testing.T, s *server.Server, spec auth.KeySpec) (*auth.Key, string
 // header, that the failure is audited under its reason, and that nothing
 // else in the store changed: no key created, changed, rotated, revoked or
 // marked used.
+//
+// Every row comes from 127.0.0.1, far more than the failure throttle allows
+// in a minute; it is turned off here so each row gets its own answer, and
+// tested on its own (TestAuthFailureThrottle).
 func TestKeyAPIAuthErrors(t *testing.T) {
-	base, s := etServe(t, nil)
+	base, s := etServe(t, func(cfg *server.Config) { cfg.Auth.FailureLimitPerMinute = -1 })
 	ctx := context.Background()
 	admin := auth.Scopes{auth.ScopeAdmin}
 
@@ -276,30 +280,31 @@ func TestKeyAPIAuthErrors(t *testing.T) {
 		skipMe     bool     // /me needs no scope
 		skipUsage  string   // a key that authenticated before the refusal
 		headers    []string // extra request headers
+		msg        string   // what the message must say: the 401s tell their causes apart
 	}{
-		{name: "no header", status: 401, statusText: "invalid_api_key"},
-		{name: "empty bearer", authz: "Bearer ", status: 401, statusText: "invalid_api_key"},
-		{name: "basic scheme", authz: "Basic " + opsKey, status: 401, statusText: "invalid_api_key"},
-		{name: "no scheme", authz: opsKey, status: 401, statusText: "invalid_api_key"},
-		{name: "two tokens", authz: "Bearer " + opsKey + " " + opsKey, status: 401, statusText: "invalid_api_key"},
-		{name: "non-ASCII token", authz: "Bearer ключ-ключ-ключ", status: 401, statusText: "invalid_api_key"},
-		{name: "too short", authz: "Bearer abcd", status: 401, statusText: "invalid_api_key"},
-		{name: "unknown imported-style key", authz: "Bearer never-issued-key", status: 401, statusText: "invalid_api_key"},
-		{name: "unknown well-formed key", authz: "Bearer " + etWellFormed('z'), status: 401, statusText: "invalid_api_key"},
-		{name: "bad checksum", authz: "Bearer " + badChecksum, status: 401, statusText: "invalid_api_key"},
-		{name: "truncated key", authz: "Bearer " + opsKey[:len(opsKey)-1], status: 401, statusText: "invalid_api_key"},
-		{name: "revoked", authz: "Bearer " + revokedKey, status: 401, statusText: "invalid_api_key"},
-		{name: "rotated without grace", authz: "Bearer " + rotatedKey, status: 401, statusText: "invalid_api_key"},
-		{name: "rotated past grace", authz: "Bearer " + gracedKey, status: 401, statusText: "invalid_api_key", keyID: graced.ID},
+		{name: "no header", status: 401, statusText: "invalid_api_key", msg: "API key is missing: send the header Authorization: Bearer <API key>"},
+		{name: "empty bearer", authz: "Bearer ", status: 401, statusText: "invalid_api_key", msg: "API key is missing"},
+		{name: "basic scheme", authz: "Basic " + opsKey, status: 401, statusText: "invalid_api_key", msg: "Authorization header is not a Bearer token"},
+		{name: "no scheme", authz: opsKey, status: 401, statusText: "invalid_api_key", msg: "Authorization header is not a Bearer token"},
+		{name: "two tokens", authz: "Bearer " + opsKey + " " + opsKey, status: 401, statusText: "invalid_api_key", msg: "API key is malformed: the Bearer value must be one key, without spaces"},
+		{name: "non-ASCII token", authz: "Bearer ключ-ключ-ключ", status: 401, statusText: "invalid_api_key", msg: "API key is malformed: a key holds printable ASCII characters only"},
+		{name: "too short", authz: "Bearer abcd", status: 401, statusText: "invalid_api_key", msg: "API key is malformed: a key has 5 to 256 characters"},
+		{name: "unknown imported-style key", authz: "Bearer never-issued-key", status: 401, statusText: "invalid_api_key", msg: "API key is not recognised"},
+		{name: "unknown well-formed key", authz: "Bearer " + etWellFormed('z'), status: 401, statusText: "invalid_api_key", msg: "API key is not recognised"},
+		{name: "bad checksum", authz: "Bearer " + badChecksum, status: 401, statusText: "invalid_api_key", msg: "API key is malformed: its checksum does not match"},
+		{name: "truncated key", authz: "Bearer " + opsKey[:len(opsKey)-1], status: 401, statusText: "invalid_api_key", msg: "API key is malformed: it carries the prefix of generated keys but not their length"},
+		{name: "revoked", authz: "Bearer " + revokedKey, status: 401, statusText: "invalid_api_key", msg: "API key is not recognised"},
+		{name: "rotated without grace", authz: "Bearer " + rotatedKey, status: 401, statusText: "invalid_api_key", msg: "API key is not recognised"},
+		{name: "rotated past grace", authz: "Bearer " + gracedKey, status: 401, statusText: "invalid_api_key", keyID: graced.ID, msg: "API key is not recognised"},
 		{name: "disabled", authz: "Bearer " + disabledKey, status: 401, statusText: "api_key_disabled", keyID: disabled.ID},
 		{name: "expired", authz: "Bearer " + expiredKey, status: 401, statusText: "api_key_expired", keyID: expired.ID},
 		{name: "ip not allowed", authz: "Bearer " + fencedKey, status: 403, statusText: "ip_not_allowed", keyID: fenced.ID},
 		{name: "ip spoofed by an untrusted peer", authz: "Bearer " + fencedKey, status: 403, statusText: "ip_not_allowed",
 			keyID: fenced.ID, headers: []string{"X-Forwarded-For", "10.1.2.3", "X-Real-IP", "10.1.2.3"}},
 		{name: "global key without admin", authz: "Bearer " + readerKey, status: 403, statusText: "scope_denied",
-			keyID: reader.ID, skipMe: true, skipUsage: reader.ID},
+			keyID: reader.ID, skipMe: true, skipUsage: reader.ID, msg: "API key lacks the scope this route needs: admin"},
 		{name: "app key", authz: "Bearer " + appKey, status: 403, statusText: "scope_denied",
-			keyID: app.ID, skipMe: true, skipUsage: app.ID},
+			keyID: app.ID, skipMe: true, skipUsage: app.ID, msg: "API key lacks the scope this route needs: admin"},
 		{name: "points spent", authz: "Bearer " + spentKey, status: 429, statusText: "insufficient_quota", keyID: spent.ID},
 		{name: "rate limited", authz: "Bearer " + slowKey, status: 429, statusText: "rate_limit_exceeded", keyID: slow.ID},
 	}
@@ -311,8 +316,8 @@ func TestKeyAPIAuthErrors(t *testing.T) {
 				}
 				before := etState(t, s, tc.skipUsage)
 				r := etDo(t, rt.method, base+rt.path, tc.authz, rt.body, tc.headers...)
-				if r.status != tc.status || r.env.StatusText != tc.statusText || r.env.Message == "" {
-					t.Fatalf("%s %s: %d %s; want %d %s", rt.method, rt.path, r.status, r.raw, tc.status, tc.statusText)
+				if r.status != tc.status || r.env.StatusText != tc.statusText || r.env.Message == "" || !strings.HasPrefix(r.env.Message, tc.msg) {
+					t.Fatalf("%s %s: %d %s; want %d %s %q", rt.method, rt.path, r.status, r.raw, tc.status, tc.statusText, tc.msg)
 				}
 				if len(r.env.Data) != 0 && string(r.env.Data) != "null" {
 					t.Fatalf("%s %s: an error carries data: %s", rt.method, rt.path, r.raw)

@@ -80,5 +80,5 @@ func ExampleServer_Handler() {
 	// GET /healthz: 200 OK {"status":"ok"}
 	//
 	// GET /my/hello: 200 OK hello partner, app main
-	// GET /my/hello: 401 Unauthorized {"code":401,"statusText":"invalid_api_key","message":"API key is invalid"}
+	// GET /my/hello: 401 Unauthorized {"code":401,"statusText":"invalid_api_key","message":"API key is missing: send the header Authorization: Bearer <API key>"}
 }

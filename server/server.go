@@ -89,6 +89,7 @@ func (s *Server) init() error {
 	}
 	opts.Logger = s.log
 	opts.OnFailure = func(reason string) { s.metrics.authFailures.WithLabelValues(reason).Inc() }
+	opts.OnPanic = s.metrics.onPanic
 	s.Authn = auth.NewAuthenticator(store, opts)
 	s.Keys = auth.NewManager(store, s.Authn)
 
@@ -96,21 +97,6 @@ func (s *Server) init() error {
 	cks, err := s.cfg.ConfigKeys()
 	if err != nil {
 		return err
-	}
-	if err := s.Keys.SyncConfig(ctx, cks); err != nil {
-		return fmt.Errorf("config keys: %w", err)
-	}
-	shown, err := s.Keys.EnsureRootKey(ctx, s.cfg.RootKey)
-	if err != nil {
-		return err
-	}
-	if shown != "" {
-		out := s.cfg.Stderr
-		if out == nil {
-			out = os.Stderr
-		}
-		fmt.Fprintf(out, "\nchatgate: created the admin key. It is shown this once; store it now:\n\n    %s\n\n"+
-			"Set CHATGATE_ROOT_KEY to choose your own, or create more keys with it.\n\n", shown)
 	}
 	if err := s.openBilling(ctx); err != nil {
 		return err
@@ -137,6 +123,26 @@ func (s *Server) init() error {
 	}
 	if err := s.openShare(); err != nil {
 		return err
+	}
+	// Keys come last: a config that fails any check above changes no key,
+	// and the admin key is printed only by a start that got this far.
+	if err := s.cfg.checkBindings(ctx, cks, chatStore); err != nil {
+		return err
+	}
+	if err := s.Keys.SyncConfig(ctx, cks); err != nil {
+		return fmt.Errorf("config keys: %w", err)
+	}
+	shown, err := s.Keys.EnsureRootKey(ctx, s.cfg.RootKey)
+	if err != nil {
+		return err
+	}
+	if shown != "" {
+		out := s.cfg.Stderr
+		if out == nil {
+			out = os.Stderr
+		}
+		fmt.Fprintf(out, "\nchatgate: created the admin key. It is shown this once; store it now:\n\n    %s\n\n"+
+			"Set CHATGATE_ROOT_KEY to choose your own, or create more keys with it.\n\n", shown)
 	}
 	s.handler = s.routes()
 	return nil
@@ -207,8 +213,28 @@ func (s *Server) limitBody(h http.Handler) http.Handler {
 // Handler returns the server's routes, for mounting in another server or a test.
 func (s *Server) Handler() http.Handler { return s.handler }
 
+// Run listens on cfg's address, then builds the server and serves until ctx
+// is done, then shuts down gracefully and closes it. Binding first means a
+// busy port fails before anything is created: no database, no admin key
+// printed that a later start would not accept.
+func Run(ctx context.Context, cfg Config) error {
+	cfg.setDefaults()
+	ln, err := net.Listen("tcp", cfg.Server.Addr)
+	if err != nil {
+		return err
+	}
+	s, err := New(cfg)
+	if err != nil {
+		_ = ln.Close()
+		return err
+	}
+	return s.Serve(ctx, ln)
+}
+
 // Run listens on the configured address and serves until ctx is done, then
-// shuts down gracefully and closes the server.
+// shuts down gracefully and closes the server. New has already opened the
+// data directory (and may have printed a new admin key) by then; the
+// package-level Run binds first.
 func (s *Server) Run(ctx context.Context) error {
 	ln, err := net.Listen("tcp", s.cfg.Server.Addr)
 	if err != nil {

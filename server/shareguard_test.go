@@ -146,16 +146,6 @@ func TestShareHookBlockedAtConnect(t *testing.T) {
 	}
 }
 
-func grepLines(s, sub string) string {
-	var out []string
-	for _, l := range strings.Split(s, "\n") {
-		if strings.Contains(l, sub) {
-			out = append(out, l)
-		}
-	}
-	return strings.Join(out, "\n")
-}
-
 // A listed auth host that answers a redirect is not followed: the target
 // gets nothing (no signed body, no signature) and the visitor the generic
 // answer.

@@ -40,6 +40,10 @@ func TestStore(t *testing.T, open func(t *testing.T) auth.Store) {
 		{"AddUsage", testAddUsage},
 		{"Audit", testAudit},
 		{"AuditDefaultLimit", testAuditDefaultLimit},
+		{"AuditByTeam", testAuditByTeam},
+		{"TrimAuditByAge", testTrimAuditByAge},
+		{"TrimAuditByCount", testTrimAuditByCount},
+		{"TrimAuditBoth", testTrimAuditBoth},
 		{"NilEvent", testNilEvent},
 		{"Copies", testCopies},
 		{"Concurrent", testConcurrent},
@@ -208,7 +212,8 @@ func checkUsage(t *testing.T, what string, k *auth.Key, points float64, last tim
 // sameEvent reports whether e records ev (Seq aside).
 func sameEvent(e auth.AuditEvent, ev *auth.AuditEvent) bool {
 	return e.Time.Equal(ev.Time) && e.Action == ev.Action && e.KeyID == ev.KeyID && e.Hint == ev.Hint &&
-		e.TeamID == ev.TeamID && e.ActorKeyID == ev.ActorKeyID && e.Reason == ev.Reason && e.RemoteIP == ev.RemoteIP
+		e.TeamID == ev.TeamID && e.ActorKeyID == ev.ActorKeyID && e.Reason == ev.Reason && e.RemoteIP == ev.RemoteIP &&
+		e.Count == ev.Count
 }
 
 // checkLastEvent asserts that the store's newest event records ev and that
@@ -636,7 +641,7 @@ func testAudit(t *testing.T, s auth.Store) {
 	mustCreate(t, s, b) // seq 2: created b team-b
 	in := []auth.AuditEvent{
 		{Time: t0.Add(3 * time.Second), Action: auth.AuditAuthFailed, KeyID: "a", TeamID: "team-a", Reason: "api_key_disabled", RemoteIP: "192.0.2.7"},
-		{Time: t0.Add(4 * time.Second), Action: auth.AuditAuthFailed, Reason: "invalid_api_key", RemoteIP: "2001:db8::1"},
+		{Time: t0.Add(4 * time.Second), Action: auth.AuditAuthFailed, Reason: "invalid_api_key", RemoteIP: "2001:db8::1", Count: 4321},
 		{Time: t0.Add(5 * time.Second), Action: auth.AuditScopeDenied, KeyID: "b", TeamID: "team-b", Reason: "GET /x"},
 		{Time: t0.Add(6 * time.Second), Action: auth.AuditAuthFailed, KeyID: "b", TeamID: "team-b", Reason: "rate_limit_exceeded", Seq: 999},
 	}
@@ -886,5 +891,169 @@ func testConcurrent(t *testing.T, s auth.Store) {
 			t.Fatalf("audit seqs are not unique and decreasing at %d: %d after %d", i, e.Seq, evs[max(i-1, 0)].Seq)
 		}
 		seen[e.Seq] = true
+	}
+}
+
+// appendTimed appends one auth.failed event per offset from t0, in order,
+// each with its offset's index as Reason, and returns their seqs.
+func appendTimed(t *testing.T, s auth.Store, offsets ...time.Duration) []uint64 {
+	t.Helper()
+	evs := make([]auth.AuditEvent, len(offsets))
+	for i, d := range offsets {
+		evs[i] = auth.AuditEvent{Time: t0.Add(d), Action: auth.AuditAuthFailed, Reason: fmt.Sprint(i), Count: i + 1}
+	}
+	if err := s.AppendAudit(bg, evs); err != nil {
+		t.Fatalf("AppendAudit: %v", err)
+	}
+	got := mustAudit(t, s, auth.AuditQuery{Limit: 1000})
+	seqs := make([]uint64, len(offsets))
+	for i := range offsets {
+		seqs[len(offsets)-1-i] = got[i].Seq
+	}
+	return seqs
+}
+
+func trim(t *testing.T, s auth.Store, before time.Time, keep, want int) {
+	t.Helper()
+	n, err := s.TrimAudit(bg, before, keep)
+	if err != nil {
+		t.Fatalf("TrimAudit(%v, %d): %v", before, keep, err)
+	}
+	if n != want {
+		t.Fatalf("TrimAudit(%v, %d) removed %d events, want %d", before, keep, n, want)
+	}
+}
+
+// reasons returns the Reasons of the trail, oldest first.
+func reasons(t *testing.T, s auth.Store) []string {
+	t.Helper()
+	evs := mustAudit(t, s, auth.AuditQuery{Limit: 1000})
+	out := make([]string, len(evs))
+	for i, e := range evs {
+		out[len(evs)-1-i] = e.Reason
+	}
+	return out
+}
+
+func testTrimAuditByAge(t *testing.T, s auth.Store) {
+	trim(t, s, t0, 0, 0) // an empty trail
+	minute := time.Minute
+	appendTimed(t, s, 0, 1*minute, 2*minute, 3*minute, 4*minute, 5*minute)
+	trim(t, s, time.Time{}, 0, 0) // no bound: nothing removed
+	// Strictly older than before: the event at exactly 2m stays.
+	trim(t, s, t0.Add(2*minute), 0, 2)
+	if got := reasons(t, s); !slices.Equal(got, []string{"2", "3", "4", "5"}) {
+		t.Fatalf("after trimming by age: %v", got)
+	}
+	trim(t, s, t0.Add(2*minute), 0, 0) // again: nothing more
+	// Reading from the oldest, the trim stops at the first event that is
+	// not old enough, even if a later one is (events are written a little
+	// after their time, so seq order is only nearly time order).
+	if err := s.AppendAudit(bg, []auth.AuditEvent{{Time: t0, Action: auth.AuditAuthFailed, Reason: "late"}}); err != nil {
+		t.Fatal(err)
+	}
+	trim(t, s, t0.Add(4*minute), 0, 2)
+	if got := reasons(t, s); !slices.Equal(got, []string{"4", "5", "late"}) {
+		t.Fatalf("after trimming past a late event: %v", got)
+	}
+	// Everything is older than a time far ahead.
+	trim(t, s, t0.Add(time.Hour), 0, 3)
+	if got := reasons(t, s); len(got) != 0 {
+		t.Fatalf("after trimming everything: %v", got)
+	}
+}
+
+func testTrimAuditByCount(t *testing.T, s auth.Store) {
+	k := newKey("k")
+	mustCreate(t, s, k) // a key change is an audit event like any other
+	seqs := appendTimed(t, s, 0, time.Second, 2*time.Second, 3*time.Second, 4*time.Second)
+	trim(t, s, time.Time{}, 10, 0) // fewer than keep
+	trim(t, s, time.Time{}, 6, 0)  // exactly keep
+	trim(t, s, time.Time{}, 3, 3)
+	got := mustAudit(t, s, auth.AuditQuery{Limit: 1000})
+	if len(got) != 3 || got[0].Seq != seqs[4] || got[2].Seq != seqs[2] {
+		t.Fatalf("after keeping 3: %+v", got)
+	}
+	for i, e := range got {
+		if want := 5 - i; e.Count != want || e.Reason != fmt.Sprint(want-1) {
+			t.Fatalf("kept event %d = %+v, want count %d", i, e, want)
+		}
+	}
+	if _, err := s.Get(bg, "k"); err != nil {
+		t.Fatalf("trimming the trail touched the key: %v", err)
+	}
+	trim(t, s, time.Time{}, 1, 2)
+	// Seqs are never reused, so the trail keeps its order across trims.
+	next := appendTimed(t, s, 5*time.Second)
+	if next[0] <= seqs[4] {
+		t.Fatalf("an event appended after a trim got seq %d, not above %d", next[0], seqs[4])
+	}
+	if got := reasons(t, s); !slices.Equal(got, []string{"4", "0"}) {
+		t.Fatalf("trail after trim and append: %v", got)
+	}
+}
+
+func testTrimAuditBoth(t *testing.T, s auth.Store) {
+	minute := time.Minute
+	appendTimed(t, s, 0, 1*minute, 2*minute, 3*minute, 4*minute, 5*minute, 6*minute, 7*minute)
+	// The age removes 2, then the count leaves the newest 5.
+	trim(t, s, t0.Add(2*minute), 5, 3)
+	if got := reasons(t, s); !slices.Equal(got, []string{"3", "4", "5", "6", "7"}) {
+		t.Fatalf("after trimming by age and count: %v", got)
+	}
+	// The age removes more than the count would.
+	trim(t, s, t0.Add(6*minute), 4, 3)
+	if got := reasons(t, s); !slices.Equal(got, []string{"6", "7"}) {
+		t.Fatalf("after trimming by age past the count: %v", got)
+	}
+}
+
+// A team's events come back newest first and only its own, whatever their
+// neighbours: teams whose ids are prefixes of one another, events of no
+// team between them, and trims.
+func testAuditByTeam(t *testing.T, s auth.Store) {
+	teams := []string{"t", "t1", "t10", "", "u", "t1"}
+	var evs []auth.AuditEvent
+	for i := range 600 {
+		team := teams[i%len(teams)]
+		evs = append(evs, auth.AuditEvent{Time: t0.Add(time.Duration(i) * time.Second), Action: auth.AuditAuthFailed,
+			TeamID: team, KeyID: fmt.Sprintf("k%d", i%4), Reason: fmt.Sprint(i)})
+	}
+	if err := s.AppendAudit(bg, evs); err != nil {
+		t.Fatal(err)
+	}
+	check := func(when string, q auth.AuditQuery, from int) {
+		t.Helper()
+		var want []string
+		for i := len(evs) - 1; i >= from && len(want) < max(q.Limit, 1); i-- {
+			e := evs[i]
+			if e.TeamID == q.TeamID && (q.KeyID == "" || e.KeyID == q.KeyID) {
+				want = append(want, e.Reason)
+			}
+		}
+		got := mustAudit(t, s, q)
+		var reasons []string
+		for _, e := range got {
+			reasons = append(reasons, e.Reason)
+		}
+		if !slices.Equal(reasons, want) {
+			t.Fatalf("%s: Audit(%+v) = %v\nwant %v", when, q, reasons, want)
+		}
+	}
+	for _, team := range []string{"t", "t1", "t10", "u"} {
+		for _, limit := range []int{1, 7, 100, 1000} {
+			check("before trimming", auth.AuditQuery{TeamID: team, Limit: limit}, 0)
+			check("before trimming", auth.AuditQuery{TeamID: team, KeyID: "k2", Limit: limit}, 0)
+		}
+	}
+	if got := mustAudit(t, s, auth.AuditQuery{TeamID: "nope"}); len(got) != 0 {
+		t.Fatalf("an unknown team has events: %+v", got)
+	}
+	if got := mustAudit(t, s, auth.AuditQuery{TeamID: "t10x"}); len(got) != 0 {
+		t.Fatalf("a team whose id extends another's has events: %+v", got)
+	}
+	trim(t, s, time.Time{}, 250, 350)
+	for _, team := range []string{"t", "t1", "t10", "u"} {
+		check("after trimming", auth.AuditQuery{TeamID: team, Limit: 1000}, 350)
 	}
 }

@@ -57,9 +57,7 @@ func run() error {
 		flag.Usage()
 		return errors.New("unexpected argument " + flag.Arg(0))
 	}
-	srv, err := server.New(cfg)
-	if err != nil {
-		return err
-	}
-	return srv.Run(ctx)
+	// server.Run binds before it opens the data directory, so a busy port
+	// neither creates a database nor prints an admin key.
+	return server.Run(ctx, cfg)
 }

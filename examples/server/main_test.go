@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -264,4 +265,65 @@ func TestServerProcess(t *testing.T) {
 	if code != 1 || !strings.Contains(stderr, `unexpected argument serve`) || !strings.Contains(stderr, "usage:") {
 		t.Fatalf("stray argument: exit %d\n%s", code, stderr)
 	}
+}
+
+// TestServerProcessStartUpFailures: a busy port stops the first start
+// before it creates the data directory or prints an admin key (which a
+// later start would not accept), and a CHATGATE_ROOT_KEY that replaces the
+// printed key says so in the log, naming the replaced key by its hint.
+func TestServerProcessStartUpFailures(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "chatgate")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	data := filepath.Join(dir, "data")
+	anyKey := regexp.MustCompile(`cg-[0-9A-Za-z]{49}`)
+
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	stdout, stderr, code, _ := runCLI(t, bin, cleanEnv(), "-addr", busy.Addr().String(), "-data", data)
+	if code != 1 || !strings.Contains(stderr, "address already in use") || anyKey.MatchString(stdout+stderr) {
+		t.Fatalf("start on a busy port: exit %d\nstdout %q\nstderr %q", code, stdout, stderr)
+	}
+	if _, err := os.Stat(data); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the failed start created %s: %v", data, err)
+	}
+
+	// Now the first start proper: its key is printed once.
+	p := startServer(t, bin, cleanEnv(), "-addr", "127.0.0.1:0", "-data", data)
+	first := anyKey.FindString(p.stderr.String())
+	if first == "" {
+		t.Fatalf("no admin key printed:\n%s", p.stderr.String())
+	}
+	p.stop(t, syscall.SIGTERM)
+
+	const chosen = "operator-chosen-root-key"
+	p = startServer(t, bin, cleanEnv("CHATGATE_ROOT_KEY="+chosen), "-addr", "127.0.0.1:0", "-data", data)
+	log := p.stderr.String()
+	hint := first[:7] + "..." + first[len(first)-4:]
+	if !strings.Contains(log, "level=WARN") || !strings.Contains(log, "CHATGATE_ROOT_KEY replaces the stored root key") ||
+		!strings.Contains(log, "replaced_hint="+hint) || strings.Contains(log, first) || strings.Contains(log, chosen) {
+		t.Fatalf("the replacement is not logged as it should be (hint %s):\n%s", hint, log)
+	}
+	if status, _ := call(t, "GET", p.base+"/api/support/openapi/list", first, ""); status != 401 {
+		t.Fatalf("the replaced key: %d", status)
+	}
+	if status, _ := call(t, "GET", p.base+"/api/support/openapi/list", chosen, ""); status != 200 {
+		t.Fatalf("the chosen key: %d", status)
+	}
+	p.stop(t, syscall.SIGTERM)
+
+	// The same key again is no news.
+	p = startServer(t, bin, cleanEnv("CHATGATE_ROOT_KEY="+chosen), "-addr", "127.0.0.1:0", "-data", data)
+	if strings.Contains(p.stderr.String(), "replaces the stored root key") {
+		t.Fatalf("a start with the same root key warned:\n%s", p.stderr.String())
+	}
+	p.stop(t, syscall.SIGTERM)
 }

@@ -54,13 +54,6 @@ func (e *DecodeError) HTTPStatus() int { return http.StatusBadRequest }
 // StatusText implements APIError.
 func (e *DecodeError) StatusText() string { return "invalid_request" }
 
-// Is makes a DecodeError match any API error sentinel whose status text is
-// invalid_request (auth.ErrInvalidRequest among them).
-func (e *DecodeError) Is(target error) bool {
-	t, ok := target.(APIError)
-	return ok && t.StatusText() == "invalid_request"
-}
-
 // Decode reads r's body into v: at most maxBody bytes (DefaultMaxBody when
 // maxBody <= 0), unknown fields rejected, exactly one JSON value. A comma
 // before a closing bracket is tolerated, because FastGPT's own documented

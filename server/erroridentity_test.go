@@ -1,0 +1,160 @@
+package server_test
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/chatgate/chatgate/auth"
+	"github.com/chatgate/chatgate/billing"
+	"github.com/chatgate/chatgate/chat"
+	"github.com/chatgate/chatgate/dataset"
+	"github.com/chatgate/chatgate/internal/httpjson"
+	"github.com/chatgate/chatgate/shareauth"
+)
+
+var loopbackAddr = netip.MustParseAddr("127.0.0.1")
+
+// idSentinel is an exported error of a domain package; parent is the
+// sentinel it was made from (with WithMessage or InvalidRequest), if any.
+type idSentinel struct {
+	name   string
+	err    error
+	parent error
+}
+
+// idSentinels lists every exported error sentinel of auth, chat, dataset,
+// billing and shareauth. A new one must be added here.
+func idSentinels() []idSentinel {
+	return []idSentinel{
+		{"auth.ErrInvalidKey", auth.ErrInvalidKey, nil},
+		{"auth.ErrKeyDisabled", auth.ErrKeyDisabled, nil},
+		{"auth.ErrKeyExpired", auth.ErrKeyExpired, nil},
+		{"auth.ErrIPNotAllowed", auth.ErrIPNotAllowed, nil},
+		{"auth.ErrScopeDenied", auth.ErrScopeDenied, nil},
+		{"auth.ErrInsufficientQuota", auth.ErrInsufficientQuota, nil},
+		{"auth.ErrRateLimited", auth.ErrRateLimited, nil},
+		{"auth.ErrTooManyFailures", auth.ErrTooManyFailures, nil},
+		{"auth.ErrInvalidRequest", auth.ErrInvalidRequest, nil},
+		{"auth.ErrNotFound", auth.ErrNotFound, nil},
+		{"auth.ErrConflict", auth.ErrConflict, nil},
+		{"auth.ErrConfigManaged", auth.ErrConfigManaged, nil},
+		{"auth.ErrKeyNotFound", auth.ErrKeyNotFound, nil},
+		{"auth.ErrKeyExists", auth.ErrKeyExists, nil},
+		{"auth.ErrHashInUse", auth.ErrHashInUse, nil},
+		{"chat.ErrAppNotFound", chat.ErrAppNotFound, nil},
+		{"chat.ErrChatNotFound", chat.ErrChatNotFound, nil},
+		{"chat.ErrUnknownModel", chat.ErrUnknownModel, nil},
+		{"chat.ErrConfigApp", chat.ErrConfigApp, nil},
+		{"chat.ErrNoQuestion", chat.ErrNoQuestion, auth.ErrInvalidRequest},
+		{"dataset.ErrDatasetNotFound", dataset.ErrDatasetNotFound, nil},
+		{"dataset.ErrCollectionNotFound", dataset.ErrCollectionNotFound, nil},
+		{"dataset.ErrDataNotFound", dataset.ErrDataNotFound, nil},
+		{"dataset.ErrQAModelUnavailable", dataset.ErrQAModelUnavailable, nil},
+		{"dataset.ErrClosed", dataset.ErrClosed, nil},
+		{"dataset.ErrRepeat", dataset.ErrRepeat, nil},
+		{"billing.ErrBillNotFound", billing.ErrBillNotFound, nil},
+		{"billing.ErrBudgetSpent", billing.ErrBudgetSpent, nil},
+		{"shareauth.ErrLinkNotFound", shareauth.ErrLinkNotFound, nil},
+		{"shareauth.ErrLinkExpired", shareauth.ErrLinkExpired, nil},
+		{"shareauth.ErrQPM", shareauth.ErrQPM, nil},
+		{"shareauth.ErrLinkQuota", shareauth.ErrLinkQuota, nil},
+		{"shareauth.ErrNoToken", shareauth.ErrNoToken, nil},
+		{"shareauth.ErrMissingSignature", shareauth.ErrMissingSignature, nil},
+		{"shareauth.ErrBadSignature", shareauth.ErrBadSignature, nil},
+		{"shareauth.ErrStale", shareauth.ErrStale, nil},
+	}
+}
+
+// Every sentinel is itself and no other, even those sharing a status and a
+// statusText (the four not_found ones, the 429s): errors.Is(a, b) holds
+// only for a == b, or when a was made from b.
+func TestErrorSentinelsAreDistinct(t *testing.T) {
+	all := idSentinels()
+	for _, a := range all {
+		for _, b := range all {
+			want := a.err == b.err || a.parent == b.err
+			if got := errors.Is(a.err, b.err); got != want {
+				t.Errorf("errors.Is(%s, %s) = %v, want %v", a.name, b.name, got, want)
+			}
+			// Wrapped as callers wrap them, the answer is the same.
+			if got := errors.Is(fmt.Errorf("context: %w", a.err), b.err); got != want {
+				t.Errorf("errors.Is(wrapped %s, %s) = %v, want %v", a.name, b.name, got, want)
+			}
+		}
+	}
+}
+
+// Errors made for one call match the sentinel they were made from, and no
+// other; a category is matched through errors.As or Reason.
+func TestDerivedErrorsMatchTheirSentinel(t *testing.T) {
+	rateLimited := func() error {
+		// a real rate-limit error, with its Retry-After, from a key of 1 rpm
+		store := auth.NewMemoryStore()
+		a := auth.NewAuthenticator(store, auth.Options{FlushInterval: time.Hour})
+		defer a.Close(t.Context())
+		_, secret, err := auth.NewManager(store, a).Create(t.Context(), auth.KeySpec{Name: "slow", Limit: auth.Limit{RPM: 1}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = a.Authenticate(t.Context(), secret, loopbackAddr)
+		_, err = a.Authenticate(t.Context(), secret, loopbackAddr)
+		var ae *auth.Error
+		if !errors.As(err, &ae) || ae.RetryAfterSeconds() < 1 {
+			t.Fatalf("the second request of a 1 rpm key: %v", err)
+		}
+		return err
+	}()
+	_, missing := auth.ParseBearer("")
+	_, basic := auth.ParseBearer("Basic abc")
+	cases := []struct {
+		name   string
+		err    error
+		parent error
+		status int
+		text   string
+		msg    string
+	}{
+		{"InvalidRequest", auth.InvalidRequest("name", "is required"), auth.ErrInvalidRequest, 400, "invalid_request", `invalid field "name": is required`},
+		{"NotFound", auth.NotFound("key"), auth.ErrNotFound, 404, "not_found", "key not found"},
+		{"ScopeDenied", auth.ScopeDenied(auth.ScopeDatasetWrite), auth.ErrScopeDenied, 403, "scope_denied", "API key lacks the scope this route needs: dataset:write"},
+		{"WithMessage", auth.ErrConflict.WithMessage("an app with this id exists"), auth.ErrConflict, 409, "conflict", "an app with this id exists"},
+		{"rate limited", rateLimited, auth.ErrRateLimited, 429, "rate_limit_exceeded", "API key rate limit exceeded"},
+		{"missing header", missing, auth.ErrInvalidKey, 401, "invalid_api_key", "API key is missing: send the header Authorization: Bearer <API key>"},
+		{"not Bearer", basic, auth.ErrInvalidKey, 401, "invalid_api_key", "Authorization header is not a Bearer token: send Authorization: Bearer <API key>"},
+	}
+	for _, tc := range cases {
+		for _, s := range idSentinels() {
+			if got := errors.Is(tc.err, s.err); got != (s.err == tc.parent) {
+				t.Errorf("errors.Is(%s, %s) = %v", tc.name, s.name, got)
+			}
+		}
+		var ae *auth.Error
+		if !errors.As(tc.err, &ae) || ae.HTTPStatus() != tc.status || ae.StatusText() != tc.text || ae.Error() != tc.msg ||
+			auth.Reason(tc.err) != tc.text {
+			t.Errorf("%s: %d %s %q", tc.name, ae.HTTPStatus(), ae.StatusText(), ae.Error())
+		}
+	}
+	// Two errors made the same way are equal under errors.Is only through
+	// their sentinel: the one call's error is not the other's.
+	if a, b := auth.NotFound("key"), auth.NotFound("key"); errors.Is(a, b) {
+		t.Error("one NotFound matches another by value")
+	}
+	// A category: every not_found, whichever package made it.
+	for _, err := range []error{auth.NotFound("x"), dataset.ErrDataNotFound, dataset.ErrDatasetNotFound, shareauth.ErrLinkNotFound, billing.ErrBillNotFound} {
+		var ae *auth.Error
+		if !errors.As(err, &ae) || ae.HTTPStatus() != http.StatusNotFound || auth.Reason(err) != "not_found" {
+			t.Errorf("%v is not in the not_found category", err)
+		}
+	}
+	// A body that cannot be decoded is a 400 invalid_request on the wire,
+	// but not auth.ErrInvalidRequest: it is matched as a *DecodeError.
+	de := httpjson.DecodeErr(errors.New("json: unknown field \"x\""))
+	var dec *httpjson.DecodeError
+	if errors.Is(de, auth.ErrInvalidRequest) || !errors.As(de, &dec) || dec.Field != "x" || auth.Reason(de) != "invalid_request" {
+		t.Errorf("decode error: %v", de)
+	}
+}
