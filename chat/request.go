@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"strings"
 	"unicode/utf8"
 
@@ -64,6 +65,9 @@ func decodeCompletion(w http.ResponseWriter, r *http.Request, maxBody int64) (*C
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			return nil, auth.InvalidRequest("", "body exceeds %d bytes", mbe.Limit)
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return nil, httpjson.DecodeErr(err) // 408 naming the server's body deadline
 		}
 		return nil, auth.InvalidRequest("", "reading body: %v", err)
 	}

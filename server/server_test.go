@@ -93,6 +93,7 @@ func TestExampleConfigFileLoads(t *testing.T) {
 	}
 	if cfg.Server.Addr != "127.0.0.1:9527" || cfg.Server.Data != "./data" ||
 		time.Duration(cfg.Server.ShutdownTimeout) != 30*time.Second || cfg.Server.MaxBodyBytes != 1<<20 ||
+		time.Duration(cfg.Server.BodyReadTimeout) != 30*time.Second ||
 		time.Duration(cfg.Auth.FlushInterval) != 5*time.Second || cfg.Auth.KeyPrefix != "cg-" ||
 		cfg.Logging.Level != "info" || cfg.Logging.Format != "text" {
 		t.Fatalf("loaded %+v %+v %+v", cfg.Server, cfg.Auth, cfg.Logging)

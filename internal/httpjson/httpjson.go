@@ -11,8 +11,10 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // DefaultMaxBody is the request body limit used when a handler does not set its own.
@@ -60,6 +62,28 @@ func (e *DecodeError) Is(target error) bool {
 	t, ok := target.(APIError)
 	return ok && t.StatusText() == "invalid_request"
 }
+
+// BodyTimeoutError reports a request body that did not arrive within the
+// server's body read deadline. Limit is that deadline, zero when unknown.
+type BodyTimeoutError struct {
+	Limit time.Duration
+}
+
+func (e *BodyTimeoutError) Error() string {
+	if e.Limit <= 0 {
+		return "request body was not received in time"
+	}
+	return fmt.Sprintf("request body was not received within %s", e.Limit)
+}
+
+// HTTPStatus implements APIError.
+func (e *BodyTimeoutError) HTTPStatus() int { return http.StatusRequestTimeout }
+
+// StatusText implements APIError.
+func (e *BodyTimeoutError) StatusText() string { return "request_timeout" }
+
+// Unwrap lets errors.Is(err, os.ErrDeadlineExceeded) see the cause.
+func (e *BodyTimeoutError) Unwrap() error { return os.ErrDeadlineExceeded }
 
 // Decode reads r's body into v: at most maxBody bytes (DefaultMaxBody when
 // maxBody <= 0), unknown fields rejected, exactly one JSON value. A comma
@@ -135,8 +159,13 @@ func decodeError(err error) error {
 		syn *json.SyntaxError
 		typ *json.UnmarshalTypeError
 		mbe *http.MaxBytesError
+		bte *BodyTimeoutError
 	)
 	switch {
+	case errors.As(err, &bte):
+		return bte
+	case errors.Is(err, os.ErrDeadlineExceeded): // a deadline set without saying how long
+		return &BodyTimeoutError{}
 	case errors.As(err, &mbe):
 		return &DecodeError{Reason: fmt.Sprintf("body exceeds %d bytes", mbe.Limit)}
 	case errors.Is(err, io.EOF):

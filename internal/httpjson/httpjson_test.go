@@ -2,9 +2,12 @@ package httpjson
 
 import (
 	"errors"
+	"io"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestStripTrailingCommas(t *testing.T) {
@@ -57,3 +60,34 @@ func TestDecode(t *testing.T) {
 		t.Fatalf("trailing comma: %+v, %v", v, err)
 	}
 }
+
+type deadlineReader struct{}
+
+func (deadlineReader) Read([]byte) (int, error) { return 0, os.ErrDeadlineExceeded }
+
+// A body read that hit a deadline is a 408 request_timeout, whether the
+// reader said how long the limit was or not; never a 400 about JSON.
+func TestDecodeBodyTimeout(t *testing.T) {
+	for _, tc := range []struct {
+		body io.Reader
+		want string
+	}{
+		{deadlineReader{}, "not received in time"},
+		{readerFunc(func([]byte) (int, error) { return 0, &BodyTimeoutError{Limit: 3 * time.Second} }), "within 3s"},
+	} {
+		r := httptest.NewRequest("POST", "/", tc.body)
+		var v struct{}
+		err := Decode(httptest.NewRecorder(), r, &v, 0)
+		var ae APIError
+		if !errors.As(err, &ae) || ae.HTTPStatus() != 408 || ae.StatusText() != "request_timeout" || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("err = %v; want 408 request_timeout %q", err, tc.want)
+		}
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Errorf("%v does not unwrap to os.ErrDeadlineExceeded", err)
+		}
+	}
+}
+
+type readerFunc func([]byte) (int, error)
+
+func (f readerFunc) Read(p []byte) (int, error) { return f(p) }
