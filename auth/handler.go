@@ -367,7 +367,7 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, ErrKeyNotFound):
 		err = NotFound("key")
 	case errors.Is(err, ErrHashInUse):
-		err = &Error{Status: ErrConflict.Status, Code: ErrConflict.Code, Message: "this key is already registered"}
+		err = errImportRefused
 	}
 	httpjson.WriteError(w, r, h.log, err)
 }

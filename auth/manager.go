@@ -94,6 +94,8 @@ func (m *Manager) Create(ctx context.Context, spec KeySpec) (*Key, string, error
 // Import stores a key the user already has. It must be 5 to 256 printable
 // characters without spaces; a key carrying the generated-key prefix must
 // also be a well-formed generated key, so prefixed tokens stay checkable.
+// A secret that some key of any team already has is refused with a 400
+// naming "key" that does not say so.
 func (m *Manager) Import(ctx context.Context, spec KeySpec, secret string) (*Key, error) {
 	if err := m.checkImport(secret); err != nil {
 		return nil, err
@@ -104,13 +106,19 @@ func (m *Manager) Import(ctx context.Context, spec KeySpec, secret string) (*Key
 	}
 	if err := m.store.Create(ctx, k, m.event(AuditKeyImported, k, spec.Actor, "")); err != nil {
 		if errors.Is(err, ErrHashInUse) {
-			return nil, &Error{Status: ErrConflict.Status, Code: ErrConflict.Code, Message: "this key is already registered"}
+			return nil, errImportRefused
 		}
 		return nil, fmt.Errorf("auth: import key: %w", err)
 	}
 	m.authn.Invalidate(k.ID)
 	return k, nil
 }
+
+// errImportRefused answers the import of a secret some key already has, in
+// any team. It is the 400 every other refusal of the key is, and says
+// nothing of why, so that an import cannot be used to learn whether a
+// secret is registered (another team's, a config account's, the root key).
+var errImportRefused = InvalidRequest("key", "cannot be imported; choose another key")
 
 func (m *Manager) checkImport(secret string) error {
 	switch {

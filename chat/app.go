@@ -100,17 +100,22 @@ func (a *App) Validate() error {
 	return nil
 }
 
-// AppStore keeps apps. Implementations must be safe for concurrent use.
+// AppStore keeps apps. App ids are scoped to their team: two teams may each
+// have an app "support", and neither can see, or learn of, the other's.
+// Implementations must be safe for concurrent use.
 type AppStore interface {
-	// PutApp creates or replaces the app with a.ID.
+	// PutApp creates or replaces the app a.ID of team a.TeamID.
 	PutApp(ctx context.Context, a *App) error
-	// App returns the app with id, or ErrAppNotFound.
-	App(ctx context.Context, id string) (*App, error)
+	// App returns the team's app with id, or ErrAppNotFound.
+	App(ctx context.Context, team, id string) (*App, error)
 	// Apps returns the team's apps ordered by id; every team's when team is "".
 	Apps(ctx context.Context, team string) ([]*App, error)
-	// DeleteApp removes the app and its history, or returns ErrAppNotFound.
-	DeleteApp(ctx context.Context, id string) error
+	// DeleteApp removes the team's app and its history, or returns ErrAppNotFound.
+	DeleteApp(ctx context.Context, team, id string) error
 }
+
+// appKey is the storage key of a team's app; NUL cannot occur in ids.
+func appKey(team, id string) string { return team + "\x00" + id }
 
 // ErrAppNotFound reports an app that does not exist.
 var ErrAppNotFound = errors.New("chat: app not found")

@@ -31,14 +31,7 @@ func (e *Engine) SaveApp(ctx context.Context, a *App) error {
 
 // App returns a team's app; another team's is ErrAppNotFound.
 func (e *Engine) App(ctx context.Context, teamID, id string) (*App, error) {
-	a, err := e.cfg.Apps.App(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	if a.TeamID != teamID {
-		return nil, ErrAppNotFound
-	}
-	return a, nil
+	return e.cfg.Apps.App(ctx, teamID, id)
 }
 
 // CreateApp serves POST /api/core/app/create. The body is an App; id is
@@ -57,7 +50,7 @@ func (h *Handler) CreateApp(w http.ResponseWriter, r *http.Request) {
 		h.envelopeError(w, r, auth.InvalidRequest("teamId", "may only name your own team"))
 		return
 	}
-	if _, err := h.e.cfg.Apps.App(r.Context(), a.ID); err == nil {
+	if _, err := h.e.cfg.Apps.App(r.Context(), p.TeamID, a.ID); err == nil {
 		h.envelopeError(w, r, &auth.Error{Status: http.StatusConflict, Code: auth.ErrConflict.Code, Message: "an app with this id exists"})
 		return
 	} else if !errors.Is(err, ErrAppNotFound) {
@@ -165,7 +158,7 @@ func (h *Handler) DeleteApp(w http.ResponseWriter, r *http.Request) {
 		h.envelopeError(w, r, ErrConfigApp)
 		return
 	}
-	if err := h.e.cfg.Apps.DeleteApp(r.Context(), a.ID); err != nil {
+	if err := h.e.cfg.Apps.DeleteApp(r.Context(), a.TeamID, a.ID); err != nil {
 		h.envelopeError(w, r, err)
 		return
 	}

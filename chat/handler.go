@@ -306,8 +306,8 @@ func (h *Handler) historyQuery(r *http.Request) (p *auth.Principal, appID string
 
 // app loads an app of the principal's team; another team's is not found.
 func (h *Handler) app(ctx context.Context, p *auth.Principal, appID string) (*App, error) {
-	a, err := h.e.cfg.Apps.App(ctx, appID)
-	if errors.Is(err, ErrAppNotFound) || (err == nil && a.TeamID != p.TeamID) {
+	a, err := h.e.cfg.Apps.App(ctx, p.TeamID, appID)
+	if errors.Is(err, ErrAppNotFound) {
 		return nil, auth.NotFound("app")
 	}
 	return a, err
