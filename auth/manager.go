@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/chatgate/chatgate/internal/field"
 	"github.com/chatgate/chatgate/internal/id"
 )
 
@@ -41,27 +43,26 @@ type KeySpec struct {
 }
 
 func (m *Manager) newKey(spec KeySpec, secret string, src Source) (*Key, error) {
-	name := strings.TrimSpace(spec.Name)
-	if name == "" {
-		return nil, InvalidRequest("name", "is required")
+	name, err := field.Name("name", spec.Name)
+	if err != nil {
+		return nil, err
 	}
-	if len(name) > 200 {
-		return nil, InvalidRequest("name", "is longer than 200 characters")
+	team := cmp.Or(spec.TeamID, DefaultTeam)
+	// Teams and apps name storage keys joined with NUL elsewhere; an id
+	// outside the charset could run into another team's.
+	if err := field.First(field.ID("teamId", team), field.OptionalID("appId", spec.AppID)); err != nil {
+		return nil, err
 	}
 	scopes := spec.Scopes
 	if len(scopes) == 0 {
 		scopes = defaultScopes(spec.AppID)
 	}
-	scopes, err := scopes.normalize()
+	scopes, err = scopes.normalize()
 	if err != nil {
 		return nil, err
 	}
 	if spec.Limit.RPM < 0 {
 		return nil, InvalidRequest("limit.rpm", "must be 0 (unlimited) or positive")
-	}
-	team := spec.TeamID
-	if team == "" {
-		team = DefaultTeam
 	}
 	now := m.now().UTC()
 	return &Key{
@@ -194,9 +195,9 @@ func (m *Manager) Update(ctx context.Context, team, keyID string, u KeyUpdate) (
 	}
 	var changed []string
 	if u.Name != nil {
-		n := strings.TrimSpace(*u.Name)
-		if n == "" || len(n) > 200 {
-			return nil, InvalidRequest("name", "must be 1 to 200 characters")
+		n, err := field.Name("name", *u.Name)
+		if err != nil {
+			return nil, err
 		}
 		k.Name, changed = n, append(changed, "name")
 	}

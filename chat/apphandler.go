@@ -2,6 +2,7 @@ package chat
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/chatgate/chatgate/auth"
+	"github.com/chatgate/chatgate/internal/field"
 	"github.com/chatgate/chatgate/internal/httpjson"
 	"github.com/chatgate/chatgate/internal/id"
 )
@@ -83,7 +85,12 @@ func (h *Handler) ListApps(w http.ResponseWriter, r *http.Request) {
 // AppDetail serves GET /api/core/app/detail?appId=.
 func (h *Handler) AppDetail(w http.ResponseWriter, r *http.Request) {
 	p := mustPrincipal(r)
-	a, err := h.app(r.Context(), p, r.URL.Query().Get("appId"))
+	appID := r.URL.Query().Get("appId")
+	if err := field.ID("appId", appID); err != nil {
+		h.envelopeError(w, r, err)
+		return
+	}
+	a, err := h.app(r.Context(), p, appID)
 	if err != nil {
 		h.envelopeError(w, r, err)
 		return
@@ -105,12 +112,13 @@ func (h *Handler) UpdateApp(w http.ResponseWriter, r *http.Request) {
 		AppID string `json:"appId"`
 	}
 	_ = json.Unmarshal(raw, &ident)
-	appID := ident.ID
-	if appID == "" {
-		appID = ident.AppID
+	if ident.ID != "" && ident.AppID != "" && ident.ID != ident.AppID {
+		h.envelopeError(w, r, auth.InvalidRequest("appId", "differs from id; give one of them"))
+		return
 	}
-	if appID == "" {
-		h.envelopeError(w, r, auth.InvalidRequest("id", "is required"))
+	appID := cmp.Or(ident.ID, ident.AppID)
+	if err := field.ID("id", appID); err != nil {
+		h.envelopeError(w, r, err)
 		return
 	}
 	old, err := h.app(r.Context(), p, appID)
@@ -149,7 +157,12 @@ func (h *Handler) UpdateApp(w http.ResponseWriter, r *http.Request) {
 // DeleteApp serves DELETE /api/core/app/del?appId=: the app and its history.
 func (h *Handler) DeleteApp(w http.ResponseWriter, r *http.Request) {
 	p := mustPrincipal(r)
-	a, err := h.app(r.Context(), p, r.URL.Query().Get("appId"))
+	appID := r.URL.Query().Get("appId")
+	if err := field.ID("appId", appID); err != nil {
+		h.envelopeError(w, r, err)
+		return
+	}
+	a, err := h.app(r.Context(), p, appID)
 	if err != nil {
 		h.envelopeError(w, r, err)
 		return

@@ -71,6 +71,9 @@ func decodeCompletion(w http.ResponseWriter, r *http.Request, maxBody int64) (*C
 		}
 		return nil, auth.InvalidRequest("", "reading body: %v", err)
 	}
+	if err := httpjson.CheckUTF8(buf.Bytes()); err != nil {
+		return nil, err // encoding/json would store U+FFFD for it
+	}
 	var wr wireRequest
 	dec := json.NewDecoder(&buf)
 	if err := dec.Decode(&wr); err != nil {

@@ -86,7 +86,8 @@ func (e *BodyTimeoutError) StatusText() string { return "request_timeout" }
 func (e *BodyTimeoutError) Unwrap() error { return os.ErrDeadlineExceeded }
 
 // Decode reads r's body into v: at most maxBody bytes (DefaultMaxBody when
-// maxBody <= 0), unknown fields rejected, exactly one JSON value. A comma
+// maxBody <= 0), unknown fields rejected, exactly one JSON value, every
+// string valid UTF-8 (an invalid one is a 400 naming its field). A comma
 // before a closing bracket is tolerated, because FastGPT's own documented
 // examples (pushData's) carry one and must work as written.
 func Decode(w http.ResponseWriter, r *http.Request, v any, maxBody int64) error {
@@ -97,7 +98,11 @@ func Decode(w http.ResponseWriter, r *http.Request, v any, maxBody int64) error 
 	if err != nil {
 		return decodeError(err)
 	}
-	dec := json.NewDecoder(bytes.NewReader(StripTrailingCommas(raw)))
+	raw = StripTrailingCommas(raw)
+	if err := CheckUTF8(raw); err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return decodeError(err)

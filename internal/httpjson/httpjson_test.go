@@ -91,3 +91,39 @@ func TestDecodeBodyTimeout(t *testing.T) {
 type readerFunc func([]byte) (int, error)
 
 func (f readerFunc) Read(p []byte) (int, error) { return f(p) }
+
+// Invalid UTF-8 in any string is a 400 naming where it is, never silently
+// replaced; valid text, escapes included, passes.
+func TestCheckUTF8(t *testing.T) {
+	bad := "\xff\xfe"
+	for _, tc := range []struct{ in, field string }{
+		{`{"name":"` + bad + `"}`, "name"},
+		{`{"data":[{"q":"ok"},{"q":"ok"},{"q":"ok"},{"q":"x` + bad + `"}]}`, "data[3].q"},
+		{`{"data":[{"q":"ok","indexes":["a",{"text":"` + bad + `"}]}]}`, "data[0].indexes[1].text"},
+		{`{"a":{"b":[[1,2],["x","` + bad + `"]]}}`, "a.b[1][1]"},
+		{`{"a":1,"b":null,"c":true,"d":"` + bad + `"}`, "d"},
+		{`"` + bad + `"`, "body"},
+		{`["` + bad + `"]`, "[0]"},
+		{`{"k` + bad + `":1}`, "body"},
+		{`{"o":{"k` + bad + `":1}}`, "o"},
+	} {
+		err := CheckUTF8([]byte(tc.in))
+		var de *DecodeError
+		if !errors.As(err, &de) || de.Field != tc.field || !strings.Contains(de.Reason, "UTF-8") {
+			t.Errorf("%q: %v; want a DecodeError naming %q", tc.in, err, tc.field)
+		}
+	}
+	for _, ok := range []string{`{"name":"héllo 世界 \ud83d\ude00 \u0000"}`, `[]`, `{"x":[{"y":"z"}]}`, `{"bad":` /* malformed: the decoder's */} {
+		if err := CheckUTF8([]byte(ok)); err != nil {
+			t.Errorf("%q: %v", ok, err)
+		}
+	}
+	// Decode answers it before decoding.
+	var v struct{ Data []struct{ Q string } }
+	r := httptest.NewRequest("POST", "/", strings.NewReader(`{"Data":[{"Q":"a"},{"Q":"`+bad+`"}]}`))
+	err := Decode(httptest.NewRecorder(), r, &v, 0)
+	var de *DecodeError
+	if !errors.As(err, &de) || de.Field != "Data[1].Q" || len(v.Data) != 0 {
+		t.Fatalf("Decode: %v, %+v", err, v)
+	}
+}
