@@ -7,8 +7,9 @@
 //   - An id is 1 to 128 bytes of ASCII letters, digits, '_', '.', ':' and
 //     '-', starting with a letter or digit ([A-Za-z0-9][A-Za-z0-9_.:-]{0,127}).
 //     Every id chatgate makes fits: 24-hex record ids, app ids, "main",
-//     team "default", key ids "root" and "cfg-<account>". NUL never fits, so
-//     ids joined with NUL into storage keys cannot run into each other.
+//     team "default", key ids "root" and "cfg-<account>" (for config
+//     account names that fit). NUL never fits, so ids joined with NUL into
+//     storage keys cannot run into each other.
 //   - A name is trimmed of surrounding space, then 1 to 200 characters of
 //     valid UTF-8 without control characters.
 //   - A text is valid UTF-8 without NUL, at most a stated number of bytes;
