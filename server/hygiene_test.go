@@ -425,9 +425,9 @@ func TestTeamIDWithNULRefused(t *testing.T) {
 	}
 }
 
-// After the table, the bbolt file holds only the fixture's bill: the bill
-// route has no list, so this is checked on the file once the server is
-// stopped.
+// Refused training bills store nothing. The bill routes have no list, so
+// the bbolt file is read once the server has stopped: it holds the one
+// good bill only.
 func TestRefusedBillsStoreNothing(t *testing.T) {
 	dir := t.TempDir()
 	run := svStart(t, svConfig(dir))
