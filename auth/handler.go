@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/chatgate/chatgate/internal/field"
 	"github.com/chatgate/chatgate/internal/httpjson"
 )
 
@@ -207,7 +208,12 @@ func (h *Handler) Import(w http.ResponseWriter, r *http.Request) {
 // List serves GET /api/support/openapi/list[?appId=].
 func (h *Handler) List(w http.ResponseWriter, r *http.Request) {
 	p := mustPrincipal(r)
-	ks, err := h.m.List(r.Context(), Filter{TeamID: p.TeamID, AppID: r.URL.Query().Get("appId")})
+	appID := r.URL.Query().Get("appId")
+	if err := field.OptionalID("appId", appID); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	ks, err := h.m.List(r.Context(), Filter{TeamID: p.TeamID, AppID: appID})
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -236,8 +242,8 @@ func (h *Handler) Update(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	if b.ID == "" {
-		h.fail(w, r, InvalidRequest("id", "is required"))
+	if err := field.ID("id", b.ID); err != nil {
+		h.fail(w, r, err)
 		return
 	}
 	u := KeyUpdate{Name: b.Name, Scopes: b.Scopes, Disabled: b.Disabled, Actor: p.KeyID}
@@ -276,8 +282,8 @@ func (h *Handler) Update(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) Delete(w http.ResponseWriter, r *http.Request) {
 	p := mustPrincipal(r)
 	keyID := r.URL.Query().Get("id")
-	if keyID == "" {
-		h.fail(w, r, InvalidRequest("id", "is required"))
+	if err := field.ID("id", keyID); err != nil {
+		h.fail(w, r, err)
 		return
 	}
 	if keyID == p.KeyID {
@@ -304,8 +310,8 @@ func (h *Handler) Rotate(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	if b.ID == "" {
-		h.fail(w, r, InvalidRequest("id", "is required"))
+	if err := field.ID("id", b.ID); err != nil {
+		h.fail(w, r, err)
 		return
 	}
 	var grace time.Duration
@@ -343,6 +349,10 @@ func (h *Handler) Me(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) Audit(w http.ResponseWriter, r *http.Request) {
 	p := mustPrincipal(r)
 	q := AuditQuery{TeamID: p.TeamID, KeyID: r.URL.Query().Get("keyId"), Action: AuditAction(r.URL.Query().Get("action"))}
+	if err := field.First(field.OptionalID("keyId", q.KeyID), field.OptionalID("action", string(q.Action))); err != nil {
+		h.fail(w, r, err)
+		return
+	}
 	if s := r.URL.Query().Get("limit"); s != "" {
 		var n int
 		if err := json.Unmarshal([]byte(s), &n); err != nil || n < 1 || n > 1000 {
@@ -367,7 +377,7 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, ErrKeyNotFound):
 		err = NotFound("key")
 	case errors.Is(err, ErrHashInUse):
-		err = ErrConflict.WithMessage("this key is already registered")
+		err = errImportRefused
 	}
 	httpjson.WriteError(w, r, h.log, err)
 }

@@ -471,14 +471,23 @@ func TestHandlerBadRequests(t *testing.T) {
 	}
 	a.fails(t, "POST", api+"rotate", a.admin, `{"id":"root"}`, 409, "key_managed_by_config")
 	a.fails(t, "DELETE", api+"delete?id=root", a.admin, ``, 409, "key_managed_by_config")
-	// Importing a key that is already registered is a conflict.
+	// Importing a key that is already registered is refused as a bad key
+	// is, with one answer whatever key holds it and no hint that one does.
 	a.ok(t, "POST", api+"import", a.admin, `{"name":"x","key":"dup-key-1"}`, nil)
 	before = storeState(t, a.store)
+	var answers []string
 	for _, k := range []string{"dup-key-1", apiRootSecret, a.admin} {
-		r := a.fails(t, "POST", api+"import", a.admin, `{"name":"y","key":"`+k+`"}`, 409, "conflict")
-		if strings.Contains(r.Raw, k) {
-			t.Fatalf("the conflict answer echoes the key: %s", r.Raw)
+		r := a.fails(t, "POST", api+"import", a.admin, `{"name":"y","key":"`+k+`"}`, 400, "invalid_request")
+		if strings.Contains(r.Raw, k) || strings.Contains(r.Raw, "already") || strings.Contains(r.Raw, "registered") {
+			t.Fatalf("the refusal tells the key exists: %s", r.Raw)
 		}
+		if !strings.Contains(r.Raw, `\"key\"`) {
+			t.Fatalf("the refusal does not name the key field: %s", r.Raw)
+		}
+		answers = append(answers, r.Raw)
+	}
+	if answers[0] != answers[1] || answers[1] != answers[2] {
+		t.Fatalf("refusals differ: %q", answers)
 	}
 	unchanged(t, a.store, before, "duplicate imports")
 }

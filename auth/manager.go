@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/chatgate/chatgate/internal/field"
 	"github.com/chatgate/chatgate/internal/id"
 )
 
@@ -41,27 +43,26 @@ type KeySpec struct {
 }
 
 func (m *Manager) newKey(spec KeySpec, secret string, src Source) (*Key, error) {
-	name := strings.TrimSpace(spec.Name)
-	if name == "" {
-		return nil, InvalidRequest("name", "is required")
+	name, err := field.Name("name", spec.Name)
+	if err != nil {
+		return nil, err
 	}
-	if len(name) > 200 {
-		return nil, InvalidRequest("name", "is longer than 200 characters")
+	team := cmp.Or(spec.TeamID, DefaultTeam)
+	// Teams and apps name storage keys joined with NUL elsewhere; an id
+	// outside the charset could run into another team's.
+	if err := field.First(field.ID("teamId", team), field.OptionalID("appId", spec.AppID)); err != nil {
+		return nil, err
 	}
 	scopes := spec.Scopes
 	if len(scopes) == 0 {
 		scopes = defaultScopes(spec.AppID)
 	}
-	scopes, err := scopes.normalize()
+	scopes, err = scopes.normalize()
 	if err != nil {
 		return nil, err
 	}
 	if spec.Limit.RPM < 0 {
 		return nil, InvalidRequest("limit.rpm", "must be 0 (unlimited) or positive")
-	}
-	team := spec.TeamID
-	if team == "" {
-		team = DefaultTeam
 	}
 	now := m.now().UTC()
 	return &Key{
@@ -94,6 +95,8 @@ func (m *Manager) Create(ctx context.Context, spec KeySpec) (*Key, string, error
 // Import stores a key the user already has. It must be 5 to 256 printable
 // characters without spaces; a key carrying the generated-key prefix must
 // also be a well-formed generated key, so prefixed tokens stay checkable.
+// A secret that some key of any team already has is refused with a 400
+// naming "key" that does not say so.
 func (m *Manager) Import(ctx context.Context, spec KeySpec, secret string) (*Key, error) {
 	if err := m.checkImport(secret); err != nil {
 		return nil, err
@@ -104,13 +107,19 @@ func (m *Manager) Import(ctx context.Context, spec KeySpec, secret string) (*Key
 	}
 	if err := m.store.Create(ctx, k, m.event(AuditKeyImported, k, spec.Actor, "")); err != nil {
 		if errors.Is(err, ErrHashInUse) {
-			return nil, ErrConflict.WithMessage("this key is already registered")
+			return nil, errImportRefused
 		}
 		return nil, fmt.Errorf("auth: import key: %w", err)
 	}
 	m.authn.Invalidate(k.ID)
 	return k, nil
 }
+
+// errImportRefused answers the import of a secret some key already has, in
+// any team. It is the 400 every other refusal of the key is, and says
+// nothing of why, so that an import cannot be used to learn whether a
+// secret is registered (another team's, a config account's, the root key).
+var errImportRefused = InvalidRequest("key", "cannot be imported; choose another key")
 
 func (m *Manager) checkImport(secret string) error {
 	switch {
@@ -186,9 +195,9 @@ func (m *Manager) Update(ctx context.Context, team, keyID string, u KeyUpdate) (
 	}
 	var changed []string
 	if u.Name != nil {
-		n := strings.TrimSpace(*u.Name)
-		if n == "" || len(n) > 200 {
-			return nil, InvalidRequest("name", "must be 1 to 200 characters")
+		n, err := field.Name("name", *u.Name)
+		if err != nil {
+			return nil, err
 		}
 		k.Name, changed = n, append(changed, "name")
 	}

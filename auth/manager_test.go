@@ -246,16 +246,30 @@ func TestManagerImport(t *testing.T) {
 	wantInvalidField(t, err, "name")
 	unchanged(t, e.store, before, "an Import without a name")
 
-	// The same key twice, or a key this install generated: a conflict.
-	for _, dup := range []string{"abcde", foreign, generated} {
-		_, err := e.mgr.Import(ctx, auth.KeySpec{Name: "again"}, dup)
-		if !errors.Is(err, auth.ErrConflict) {
-			t.Fatalf("duplicate Import: err = %v, want conflict", err)
+	// The same key twice, or a key this install generated, in this team or
+	// another: refused as a bad key is, with nothing telling that the key
+	// exists, and the same answer whichever team holds it.
+	var refusals []string
+	for _, c := range []struct{ team, secret string }{
+		{"", "abcde"}, {"", foreign}, {"", generated}, {"other-team", "abcde"}, {"other-team", generated},
+	} {
+		_, err := e.mgr.Import(ctx, auth.KeySpec{Name: "again", TeamID: c.team}, c.secret)
+		wantInvalidField(t, err, "key")
+		if errors.Is(err, auth.ErrConflict) || strings.Contains(err.Error(), c.secret) {
+			t.Fatalf("duplicate Import in team %q: %v", c.team, err)
 		}
-		if strings.Contains(err.Error(), dup) {
-			t.Fatalf("the conflict message repeats the key: %q", err)
+		for _, tell := range []string{"already", "registered", "in use", "exist", "taken"} {
+			if strings.Contains(err.Error(), tell) {
+				t.Fatalf("duplicate Import in team %q: %q tells the key exists", c.team, err)
+			}
 		}
+		refusals = append(refusals, err.Error())
 		unchanged(t, e.store, before, "a duplicate Import")
+	}
+	for _, r := range refusals {
+		if r != refusals[0] {
+			t.Fatalf("duplicate imports answered differently: %q", refusals)
+		}
 	}
 	authOK(t, e, "abcde", k.ID)
 }

@@ -67,13 +67,13 @@ func (a *Accountant) Record(ctx context.Context, r *Record) error {
 	return nil
 }
 
-// CheckBudget returns ErrBudgetSpent if the app has spent budget points
-// or more; budget <= 0 means no budget.
-func (a *Accountant) CheckBudget(ctx context.Context, appID string, budget float64) error {
+// CheckBudget returns ErrBudgetSpent if the team's app has spent budget
+// points or more; budget <= 0 means no budget.
+func (a *Accountant) CheckBudget(ctx context.Context, teamID, appID string, budget float64) error {
 	if budget <= 0 {
 		return nil
 	}
-	spent, err := a.Ledger.AppPoints(ctx, appID)
+	spent, err := a.Ledger.AppPoints(ctx, teamID, appID)
 	if err != nil {
 		return fmt.Errorf("billing: app spend: %w", err)
 	}

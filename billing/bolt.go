@@ -23,7 +23,7 @@ var (
 	bucketRecordIDs = []byte("billing.record_ids") // id -> 1
 	bucketBills     = []byte("billing.bills")      // id -> BillDetail
 	bucketKeys      = []byte("billing.keys")       // key id -> points, float64 bits
-	bucketApps      = []byte("billing.apps")       // app id -> points, float64 bits
+	bucketApps      = []byte("billing.apps")       // team\0app id -> points, float64 bits
 )
 
 // BoltLedger is a Ledger in a bbolt database, in the billing.* buckets of
@@ -51,7 +51,44 @@ func NewBoltLedger(db *bbolt.DB) (*BoltLedger, error) {
 	if err := boltx.EnsureBuckets(db, bucketRecords, bucketRecordIDs, bucketBills, bucketKeys, bucketApps); err != nil {
 		return nil, fmt.Errorf("billing: %w", err)
 	}
+	if err := db.Update(migrateAppTotals); err != nil {
+		return nil, fmt.Errorf("billing: scoping app totals to teams: %w", err)
+	}
 	return &BoltLedger{db: db}, nil
+}
+
+// migrateAppTotals rebuilds the app totals from the records when any is
+// still keyed by app id alone, as files written before app ids were
+// scoped to teams hold them (two teams' apps of one id were summed
+// together). Ids never hold NUL, so a key without one is of the old
+// layout; once rebuilt, none is left and running it again changes nothing.
+func migrateAppTotals(tx *bbolt.Tx) error {
+	apps := tx.Bucket(bucketApps)
+	stale := false
+	c := apps.Cursor()
+	for k, _ := c.First(); k != nil && !stale; k, _ = c.Next() {
+		stale = !bytes.Contains(k, []byte{0})
+	}
+	if !stale {
+		return nil
+	}
+	if err := tx.DeleteBucket(bucketApps); err != nil {
+		return err
+	}
+	apps, err := tx.CreateBucket(bucketApps)
+	if err != nil {
+		return err
+	}
+	return tx.Bucket(bucketRecords).ForEach(func(k, v []byte) error {
+		var r Record
+		if err := json.Unmarshal(v, &r); err != nil {
+			return fmt.Errorf("record %x: %w", k, err)
+		}
+		if r.AppID == "" {
+			return nil
+		}
+		return addFloat(apps, appKey(r.TeamID, r.AppID), r.Points)
+	})
 }
 
 func recordKey(r *Record) []byte {
@@ -178,8 +215,10 @@ func putRecord(tx *bbolt.Tx, r *Record) (dup bool, err error) {
 	if err := addFloat(tx.Bucket(bucketKeys), r.KeyID, r.Points); err != nil {
 		return false, err
 	}
-	if err := addFloat(tx.Bucket(bucketApps), r.AppID, r.Points); err != nil {
-		return false, err
+	if r.AppID != "" {
+		if err := addFloat(tx.Bucket(bucketApps), appKey(r.TeamID, r.AppID), r.Points); err != nil {
+			return false, err
+		}
 	}
 	if r.BillID == "" {
 		return false, nil
@@ -296,10 +335,10 @@ func (l *BoltLedger) KeyPoints(ctx context.Context) (map[string]float64, error) 
 }
 
 // AppPoints implements Ledger.
-func (l *BoltLedger) AppPoints(ctx context.Context, appID string) (float64, error) {
+func (l *BoltLedger) AppPoints(ctx context.Context, teamID, appID string) (float64, error) {
 	var p float64
 	err := l.db.View(func(tx *bbolt.Tx) error {
-		p = getFloat(tx.Bucket(bucketApps), appID)
+		p = getFloat(tx.Bucket(bucketApps), appKey(teamID, appID))
 		return nil
 	})
 	return p, err

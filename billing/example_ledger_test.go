@@ -33,7 +33,7 @@ func ExampleBoltLedger() {
 	ledger, _ = billing.NewBoltLedger(db)
 	recs, total, _ := ledger.List(ctx, billing.Filter{TeamID: "default", KeyID: "key1", Limit: 1})
 	keys, _ := ledger.KeyPoints(ctx)
-	app, _ := ledger.AppPoints(ctx, "main")
+	app, _ := ledger.AppPoints(ctx, "default", "main")
 	fmt.Printf("%d records; newest: %s %s, %.1f points, price %.0f\n", total, recs[0].Module, recs[0].Model,
 		recs[0].Points, recs[0].Points*billing.PriceScale)
 	fmt.Printf("key1 spent %.1f points, app main %.1f\n", keys["key1"], app)

@@ -1,13 +1,14 @@
 package billing
 
 import (
+	"cmp"
 	"errors"
 	"log/slog"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/chatgate/chatgate/auth"
+	"github.com/chatgate/chatgate/internal/field"
 	"github.com/chatgate/chatgate/internal/httpjson"
 )
 
@@ -57,11 +58,16 @@ func (h *Handler) CreateTrainingBill(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	p := principal(r)
-	b := &Bill{TeamID: p.TeamID, Name: strings.TrimSpace(body.Name), DatasetID: body.DatasetID, CreateTime: time.Now().UTC()}
-	if b.Name == "" {
-		b.Name = "training"
+	name, err := field.OptionalName("name", body.Name)
+	if err == nil {
+		err = field.OptionalID("datasetId", body.DatasetID)
 	}
+	if err != nil {
+		httpjson.WriteError(w, r, h.log, err)
+		return
+	}
+	p := principal(r)
+	b := &Bill{TeamID: p.TeamID, Name: cmp.Or(name, "training"), DatasetID: body.DatasetID, CreateTime: time.Now().UTC()}
 	if err := h.a.Ledger.CreateBill(r.Context(), b); err != nil {
 		httpjson.WriteError(w, r, h.log, err)
 		return
@@ -76,12 +82,14 @@ func isEmptyBody(err error) bool {
 
 // BillDetail serves GET /api/common/bill/detail?id=.
 func (h *Handler) BillDetail(w http.ResponseWriter, r *http.Request) {
-	id := r.URL.Query().Get("id")
-	if id == "" {
-		id = r.URL.Query().Get("billId")
+	q := r.URL.Query()
+	if a, b := q.Get("id"), q.Get("billId"); a != "" && b != "" && a != b {
+		httpjson.WriteError(w, r, h.log, auth.InvalidRequest("billId", "differs from id; give one of them"))
+		return
 	}
-	if id == "" {
-		httpjson.WriteError(w, r, h.log, auth.InvalidRequest("id", "is required"))
+	id := cmp.Or(q.Get("id"), q.Get("billId"))
+	if err := field.ID("id", id); err != nil {
+		httpjson.WriteError(w, r, h.log, err)
 		return
 	}
 	b, err := h.a.Ledger.Bill(r.Context(), id)
@@ -99,6 +107,9 @@ func (h *Handler) BillDetail(w http.ResponseWriter, r *http.Request) {
 func filter(r *http.Request) (Filter, error) {
 	q := r.URL.Query()
 	f := Filter{TeamID: principal(r).TeamID, KeyID: q.Get("keyId"), AppID: q.Get("appId")}
+	if err := field.First(field.OptionalID("keyId", f.KeyID), field.OptionalID("appId", f.AppID)); err != nil {
+		return f, err
+	}
 	for _, t := range []struct {
 		name string
 		dst  *time.Time

@@ -504,25 +504,28 @@ func TestAccountantRecordAgainChargesOnce(t *testing.T) {
 func TestAccountantCheckBudget(t *testing.T) {
 	ctx := context.Background()
 	a := &billing.Accountant{Ledger: billing.NewMemoryLedger()}
-	if err := a.CheckBudget(ctx, "app", 1); err != nil {
+	if err := a.CheckBudget(ctx, "t", "app", 1); err != nil {
 		t.Fatalf("nothing spent: %v", err)
 	}
 	_ = a.Record(ctx, &billing.Record{TeamID: "t", AppID: "app", Module: "AI Chat", Model: "m", InputTokens: 999})
-	if err := a.CheckBudget(ctx, "app", 1); err != nil {
+	if err := a.CheckBudget(ctx, "t", "app", 1); err != nil {
 		t.Fatalf("0.999 of 1 spent: %v", err)
 	}
 	_ = a.Record(ctx, &billing.Record{TeamID: "t", AppID: "app", Module: "AI Chat", Model: "m", InputTokens: 1})
-	err := a.CheckBudget(ctx, "app", 1)
+	err := a.CheckBudget(ctx, "t", "app", 1)
 	var ae *auth.Error
 	if !errors.Is(err, billing.ErrBudgetSpent) || !errors.As(err, &ae) || ae.Status != 429 || ae.Code != "insufficient_quota" {
 		t.Fatalf("budget spent: %v", err)
 	}
 	for _, budget := range []float64{0, -1} {
-		if err := a.CheckBudget(ctx, "app", budget); err != nil {
+		if err := a.CheckBudget(ctx, "t", "app", budget); err != nil {
 			t.Fatalf("budget %v means none: %v", budget, err)
 		}
 	}
-	if err := a.CheckBudget(ctx, "other-app", 1); err != nil {
+	if err := a.CheckBudget(ctx, "t", "other-app", 1); err != nil {
 		t.Fatalf("another app's spend counted: %v", err)
+	}
+	if err := a.CheckBudget(ctx, "other-team", "app", 1); err != nil {
+		t.Fatalf("another team's app of the same id: its spend counted: %v", err)
 	}
 }

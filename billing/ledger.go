@@ -130,8 +130,10 @@ type Ledger interface {
 	// KeyPoints returns the points each key has spent, to bring key
 	// counters into agreement after a crash.
 	KeyPoints(ctx context.Context) (map[string]float64, error)
-	// AppPoints returns the points an app has spent.
-	AppPoints(ctx context.Context, appID string) (float64, error)
+	// AppPoints returns the points a team's app has spent. App ids are
+	// scoped to their team, so another team's app of the same id counts
+	// apart.
+	AppPoints(ctx context.Context, teamID, appID string) (float64, error)
 }
 
 // ErrBillNotFound answers a missing bill, or another team's.

@@ -2,10 +2,12 @@ package billing_test
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -87,7 +89,7 @@ func TestBoltLedgerReopen(t *testing.T) {
 		t.Fatalf("after reopening: %d records, %v; want 200", total, err)
 	}
 	kp, _ := l2.KeyPoints(ctx)
-	ap, _ := l2.AppPoints(ctx, "a")
+	ap, _ := l2.AppPoints(ctx, "t", "a")
 	if kp["k0"] != 50 || kp["k1"] != 50 || ap != 100 {
 		t.Fatalf("after reopening: keys %v, app %v", kp, ap)
 	}
@@ -206,7 +208,7 @@ func TestBoltLedgerOneCommit(t *testing.T) {
 			t.Fatalf("%d of 8 calls with one id stored it; want 1, the others ErrDuplicate", stored)
 		}
 		kp, _ := l.KeyPoints(ctx)
-		ap, _ := l.AppPoints(ctx, "a")
+		ap, _ := l.AppPoints(ctx, "t", "a")
 		_, total, _ := l.List(ctx, billing.Filter{TeamID: "t"})
 		if total != 1 || kp["k"] != 1 || ap != 1 {
 			t.Fatalf("one record id written 8 times in one commit: %d records, key %v, app %v points; want 1, 1, 1", total, kp["k"], ap)
@@ -245,5 +247,67 @@ func TestPricesValidateNonFinite(t *testing.T) {
 	ok := &billing.Prices{Models: map[string]billing.Price{"free": {}, "gpt": {Input: 2.5, Output: 10}}, Default: billing.Price{Input: 1}}
 	if err := ok.Validate(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A file written before app totals were kept per team holds them by app id
+// alone, two teams' apps of one id summed together. Opening it rebuilds the
+// totals per team from the records, and opening it again changes nothing.
+func TestBoltLedgerMigratesAppTotalsToTeams(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "ledger.db")
+	l, db := openBoltLedger(t, path)
+	for _, r := range []*billing.Record{
+		{TeamID: "t1", KeyID: "k1", AppID: "a", Module: "AI Chat", Model: "m", Points: 1},
+		{TeamID: "t2", KeyID: "k2", AppID: "a", Module: "AI Chat", Model: "m", Points: 2.5},
+		{TeamID: "t2", KeyID: "k2", AppID: "b", Module: "AI Chat", Model: "m", Points: 0.25},
+		{TeamID: "t2", KeyID: "k2", Module: "embedding", Model: "local", Points: 8}, // no app
+	} {
+		if err := l.Record(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Rewrite the totals as the old layout had them.
+	err := db.Update(func(tx *bbolt.Tx) error {
+		if err := tx.DeleteBucket([]byte("billing.apps")); err != nil {
+			return err
+		}
+		b, err := tx.CreateBucket([]byte("billing.apps"))
+		if err != nil {
+			return err
+		}
+		for k, v := range map[string]float64{"a": 3.5, "b": 0.25} {
+			if err := b.Put([]byte(k), binary.BigEndian.AppendUint64(nil, math.Float64bits(v))); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	for round := range 2 {
+		l, db := openBoltLedger(t, path)
+		for _, tc := range []struct {
+			team, app string
+			want      float64
+		}{{"t1", "a", 1}, {"t2", "a", 2.5}, {"t2", "b", 0.25}, {"t1", "b", 0}} {
+			if p, err := l.AppPoints(ctx, tc.team, tc.app); err != nil || p != tc.want {
+				t.Errorf("round %d: AppPoints(%s, %s) = %v, %v; want %v", round, tc.team, tc.app, p, err, tc.want)
+			}
+		}
+		var keys []string
+		_ = db.View(func(tx *bbolt.Tx) error {
+			return tx.Bucket([]byte("billing.apps")).ForEach(func(k, _ []byte) error {
+				keys = append(keys, string(k))
+				return nil
+			})
+		})
+		if want := []string{"t1\x00a", "t2\x00a", "t2\x00b"}; !slices.Equal(keys, want) {
+			t.Errorf("round %d: app total keys %q; want %q", round, keys, want)
+		}
+		db.Close()
 	}
 }

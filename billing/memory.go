@@ -18,7 +18,7 @@ type MemoryLedger struct {
 	ids     map[string]bool
 	bills   map[string]*BillDetail
 	keys    map[string]float64
-	apps    map[string]float64
+	apps    map[string]float64 // appKey -> points
 }
 
 // NewMemoryLedger returns an empty MemoryLedger.
@@ -70,7 +70,7 @@ func (l *MemoryLedger) Record(ctx context.Context, r *Record) error {
 		l.keys[r.KeyID] += r.Points
 	}
 	if r.AppID != "" {
-		l.apps[r.AppID] += r.Points
+		l.apps[appKey(r.TeamID, r.AppID)] += r.Points
 	}
 	if r.BillID != "" {
 		l.bills[r.BillID].addRecord(r)
@@ -149,8 +149,12 @@ func (l *MemoryLedger) KeyPoints(ctx context.Context) (map[string]float64, error
 }
 
 // AppPoints implements Ledger.
-func (l *MemoryLedger) AppPoints(ctx context.Context, appID string) (float64, error) {
+func (l *MemoryLedger) AppPoints(ctx context.Context, teamID, appID string) (float64, error) {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
-	return l.apps[appID], nil
+	return l.apps[appKey(teamID, appID)], nil
 }
+
+// appKey is the key of a team's app in the app totals; NUL cannot occur
+// in ids.
+func appKey(teamID, appID string) string { return teamID + "\x00" + appID }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/chatgate/chatgate/auth"
+	"github.com/chatgate/chatgate/internal/field"
 )
 
 // DefaultAppID is the app a fresh reference server has.
@@ -55,16 +56,39 @@ type SearchSettings struct {
 	Mode       string  `json:"mode"`       // embedding (default), fullTextRecall, mixedRecall
 }
 
+// appIDPattern is the field package's id charset without ':', which
+// share-link chat ids use as their separator.
 var appIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
+
+// Limits of an app's texts.
+const (
+	MaxPromptBytes      = 100_000 // systemPrompt and quoteTemplate
+	MaxEmptyAnswerBytes = 10_000
+	MaxModelNameBytes   = 200
+	MaxAppDatasets      = 100
+)
 
 // Validate checks the app's fields and fills defaults. Errors name the field.
 func (a *App) Validate() error {
-	a.Name = strings.TrimSpace(a.Name)
-	switch {
-	case !appIDPattern.MatchString(a.ID):
+	if !appIDPattern.MatchString(a.ID) {
 		return auth.InvalidRequest("id", "must be 1-128 letters, digits, '_', '.' or '-', starting with a letter or digit")
-	case a.Name == "" || len(a.Name) > 200:
-		return auth.InvalidRequest("name", "must be 1 to 200 characters")
+	}
+	name, err := field.Name("name", a.Name)
+	if err != nil {
+		return err
+	}
+	a.Name = name
+	if err := field.First(
+		field.OptionalID("teamId", a.TeamID),
+		field.Line("model", a.Model, MaxModelNameBytes),
+		field.Text("systemPrompt", a.SystemPrompt, MaxPromptBytes),
+		field.Text("quoteTemplate", a.QuoteTemplate, MaxPromptBytes),
+		field.Text("emptyAnswer", a.EmptyAnswer, MaxEmptyAnswerBytes),
+		field.IDs("datasetIds", a.DatasetIDs, MaxAppDatasets),
+	); err != nil {
+		return err
+	}
+	switch {
 	case a.MaxTokens < 0 || a.MaxTokens > 1_000_000:
 		return auth.InvalidRequest("maxTokens", "must be between 0 and 1000000")
 	case a.Temperature != nil && (*a.Temperature < 0 || *a.Temperature > 2):
@@ -75,8 +99,6 @@ func (a *App) Validate() error {
 		return auth.InvalidRequest("search.similarity", "must be between 0 and 1")
 	case a.MaxUsagePoints < 0 || math.IsNaN(a.MaxUsagePoints) || math.IsInf(a.MaxUsagePoints, 0):
 		return auth.InvalidRequest("maxUsagePoints", "must be a finite number, 0 for no budget")
-	case len(a.SystemPrompt) > 100_000:
-		return auth.InvalidRequest("systemPrompt", "is longer than 100000 bytes")
 	}
 	switch a.Search.Mode {
 	case "", "embedding", "fullTextRecall", "mixedRecall":
@@ -100,17 +122,22 @@ func (a *App) Validate() error {
 	return nil
 }
 
-// AppStore keeps apps. Implementations must be safe for concurrent use.
+// AppStore keeps apps. App ids are scoped to their team: two teams may each
+// have an app "support", and neither can see, or learn of, the other's.
+// Implementations must be safe for concurrent use.
 type AppStore interface {
-	// PutApp creates or replaces the app with a.ID.
+	// PutApp creates or replaces the app a.ID of team a.TeamID.
 	PutApp(ctx context.Context, a *App) error
-	// App returns the app with id, or ErrAppNotFound.
-	App(ctx context.Context, id string) (*App, error)
+	// App returns the team's app with id, or ErrAppNotFound.
+	App(ctx context.Context, team, id string) (*App, error)
 	// Apps returns the team's apps ordered by id; every team's when team is "".
 	Apps(ctx context.Context, team string) ([]*App, error)
-	// DeleteApp removes the app and its history, or returns ErrAppNotFound.
-	DeleteApp(ctx context.Context, id string) error
+	// DeleteApp removes the team's app and its history, or returns ErrAppNotFound.
+	DeleteApp(ctx context.Context, team, id string) error
 }
+
+// appKey is the storage key of a team's app; NUL cannot occur in ids.
+func appKey(team, id string) string { return team + "\x00" + id }
 
 // ErrAppNotFound reports an app that does not exist.
 var ErrAppNotFound = errors.New("chat: app not found")

@@ -2,6 +2,7 @@ package chat
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/chatgate/chatgate/auth"
+	"github.com/chatgate/chatgate/internal/field"
 	"github.com/chatgate/chatgate/internal/httpjson"
 	"github.com/chatgate/chatgate/internal/id"
 )
@@ -31,14 +33,7 @@ func (e *Engine) SaveApp(ctx context.Context, a *App) error {
 
 // App returns a team's app; another team's is ErrAppNotFound.
 func (e *Engine) App(ctx context.Context, teamID, id string) (*App, error) {
-	a, err := e.cfg.Apps.App(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	if a.TeamID != teamID {
-		return nil, ErrAppNotFound
-	}
-	return a, nil
+	return e.cfg.Apps.App(ctx, teamID, id)
 }
 
 // CreateApp serves POST /api/core/app/create. The body is an App; id is
@@ -57,7 +52,7 @@ func (h *Handler) CreateApp(w http.ResponseWriter, r *http.Request) {
 		h.envelopeError(w, r, auth.InvalidRequest("teamId", "may only name your own team"))
 		return
 	}
-	if _, err := h.e.cfg.Apps.App(r.Context(), a.ID); err == nil {
+	if _, err := h.e.cfg.Apps.App(r.Context(), p.TeamID, a.ID); err == nil {
 		h.envelopeError(w, r, auth.ErrConflict.WithMessage("an app with this id exists"))
 		return
 	} else if !errors.Is(err, ErrAppNotFound) {
@@ -90,7 +85,12 @@ func (h *Handler) ListApps(w http.ResponseWriter, r *http.Request) {
 // AppDetail serves GET /api/core/app/detail?appId=.
 func (h *Handler) AppDetail(w http.ResponseWriter, r *http.Request) {
 	p := mustPrincipal(r)
-	a, err := h.app(r.Context(), p, r.URL.Query().Get("appId"))
+	appID := r.URL.Query().Get("appId")
+	if err := field.ID("appId", appID); err != nil {
+		h.envelopeError(w, r, err)
+		return
+	}
+	a, err := h.app(r.Context(), p, appID)
 	if err != nil {
 		h.envelopeError(w, r, err)
 		return
@@ -112,12 +112,13 @@ func (h *Handler) UpdateApp(w http.ResponseWriter, r *http.Request) {
 		AppID string `json:"appId"`
 	}
 	_ = json.Unmarshal(raw, &ident)
-	appID := ident.ID
-	if appID == "" {
-		appID = ident.AppID
+	if ident.ID != "" && ident.AppID != "" && ident.ID != ident.AppID {
+		h.envelopeError(w, r, auth.InvalidRequest("appId", "differs from id; give one of them"))
+		return
 	}
-	if appID == "" {
-		h.envelopeError(w, r, auth.InvalidRequest("id", "is required"))
+	appID := cmp.Or(ident.ID, ident.AppID)
+	if err := field.ID("id", appID); err != nil {
+		h.envelopeError(w, r, err)
 		return
 	}
 	old, err := h.app(r.Context(), p, appID)
@@ -156,7 +157,12 @@ func (h *Handler) UpdateApp(w http.ResponseWriter, r *http.Request) {
 // DeleteApp serves DELETE /api/core/app/del?appId=: the app and its history.
 func (h *Handler) DeleteApp(w http.ResponseWriter, r *http.Request) {
 	p := mustPrincipal(r)
-	a, err := h.app(r.Context(), p, r.URL.Query().Get("appId"))
+	appID := r.URL.Query().Get("appId")
+	if err := field.ID("appId", appID); err != nil {
+		h.envelopeError(w, r, err)
+		return
+	}
+	a, err := h.app(r.Context(), p, appID)
 	if err != nil {
 		h.envelopeError(w, r, err)
 		return
@@ -165,7 +171,7 @@ func (h *Handler) DeleteApp(w http.ResponseWriter, r *http.Request) {
 		h.envelopeError(w, r, ErrConfigApp)
 		return
 	}
-	if err := h.e.cfg.Apps.DeleteApp(r.Context(), a.ID); err != nil {
+	if err := h.e.cfg.Apps.DeleteApp(r.Context(), a.TeamID, a.ID); err != nil {
 		h.envelopeError(w, r, err)
 		return
 	}

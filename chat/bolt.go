@@ -2,6 +2,7 @@ package chat
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -9,11 +10,12 @@ import (
 
 	"go.etcd.io/bbolt"
 
+	"github.com/chatgate/chatgate/auth"
 	"github.com/chatgate/chatgate/internal/boltx"
 )
 
 var (
-	bucketApps    = []byte("chat.apps")    // app id -> App
+	bucketApps    = []byte("chat.apps")    // team\0appId -> App
 	bucketConvs   = []byte("chat.convs")   // team\0app\0chatId -> Conversation
 	bucketRecords = []byte("chat.records") // team\0app\0chatId\0 + seq -> Record
 )
@@ -29,7 +31,41 @@ func NewBoltStore(db *bbolt.DB) (*BoltStore, error) {
 	if err := boltx.EnsureBuckets(db, bucketApps, bucketConvs, bucketRecords); err != nil {
 		return nil, fmt.Errorf("chat: %w", err)
 	}
+	if err := db.Update(migrateAppKeys); err != nil {
+		return nil, fmt.Errorf("chat: moving apps under their teams: %w", err)
+	}
 	return &BoltStore{db: db}, nil
+}
+
+// migrateAppKeys moves apps stored by id alone, as files written before
+// app ids were scoped to teams hold them, to team\0id. Ids never hold NUL,
+// so a key without one is of the old layout; running it again finds none.
+func migrateAppKeys(tx *bbolt.Tx) error {
+	b := tx.Bucket(bucketApps)
+	var old [][]byte
+	err := b.ForEach(func(k, _ []byte) error {
+		if !bytes.Contains(k, []byte{0}) {
+			old = append(old, slices.Clone(k))
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, k := range old {
+		var a App
+		if err := json.Unmarshal(b.Get(k), &a); err != nil {
+			return fmt.Errorf("decode app %s: %w", k, err)
+		}
+		team := cmp.Or(a.TeamID, auth.DefaultTeam)
+		if err := b.Put([]byte(appKey(team, string(k))), b.Get(k)); err != nil {
+			return err
+		}
+		if err := b.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (s *BoltStore) view(ctx context.Context, fn func(*bbolt.Tx) error) error {
@@ -49,15 +85,15 @@ func (s *BoltStore) update(ctx context.Context, fn func(*bbolt.Tx) error) error 
 // PutApp implements AppStore.
 func (s *BoltStore) PutApp(ctx context.Context, a *App) error {
 	return s.update(ctx, func(tx *bbolt.Tx) error {
-		return boltx.PutJSON(tx.Bucket(bucketApps), []byte(a.ID), a)
+		return boltx.PutJSON(tx.Bucket(bucketApps), []byte(appKey(a.TeamID, a.ID)), a)
 	})
 }
 
 // App implements AppStore.
-func (s *BoltStore) App(ctx context.Context, id string) (*App, error) {
+func (s *BoltStore) App(ctx context.Context, team, id string) (*App, error) {
 	a := new(App)
 	err := s.view(ctx, func(tx *bbolt.Tx) error {
-		ok, err := boltx.GetJSON(tx.Bucket(bucketApps), []byte(id), a)
+		ok, err := boltx.GetJSON(tx.Bucket(bucketApps), []byte(appKey(team, id)), a)
 		if err == nil && !ok {
 			err = ErrAppNotFound
 		}
@@ -73,38 +109,40 @@ func (s *BoltStore) App(ctx context.Context, id string) (*App, error) {
 func (s *BoltStore) Apps(ctx context.Context, team string) ([]*App, error) {
 	var out []*App
 	err := s.view(ctx, func(tx *bbolt.Tx) error {
-		return tx.Bucket(bucketApps).ForEach(func(k, v []byte) error {
+		var prefix []byte
+		if team != "" {
+			prefix = []byte(team + "\x00")
+		}
+		cur := tx.Bucket(bucketApps).Cursor()
+		for k, v := cur.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = cur.Next() {
 			a := new(App)
 			if err := json.Unmarshal(v, a); err != nil {
-				return fmt.Errorf("decode app %s: %w", k, err)
+				return fmt.Errorf("decode app %q: %w", k, err)
 			}
-			if team == "" || a.TeamID == team {
-				out = append(out, a)
-			}
-			return nil
-		})
+			out = append(out, a)
+		}
+		return nil
 	})
+	if team == "" { // keys order by team first; the contract is by id
+		slices.SortStableFunc(out, func(a, b *App) int { return cmp.Compare(a.ID, b.ID) })
+	}
 	return out, err
 }
 
 // DeleteApp implements AppStore.
-func (s *BoltStore) DeleteApp(ctx context.Context, id string) error {
+func (s *BoltStore) DeleteApp(ctx context.Context, team, id string) error {
 	return s.update(ctx, func(tx *bbolt.Tx) error {
-		var a App
-		ok, err := boltx.GetJSON(tx.Bucket(bucketApps), []byte(id), &a)
-		if err != nil {
-			return err
-		}
-		if !ok {
+		key := []byte(appKey(team, id))
+		if tx.Bucket(bucketApps).Get(key) == nil {
 			return ErrAppNotFound
 		}
-		prefix := []byte(a.TeamID + "\x00" + id + "\x00")
+		prefix := append(slices.Clone(key), 0)
 		for _, b := range [][]byte{bucketConvs, bucketRecords} {
 			if err := deletePrefix(tx.Bucket(b), prefix); err != nil {
 				return err
 			}
 		}
-		return tx.Bucket(bucketApps).Delete([]byte(id))
+		return tx.Bucket(bucketApps).Delete(key)
 	})
 }
 

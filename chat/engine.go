@@ -125,10 +125,7 @@ func (e *Engine) send(sink Sink, ev Event) error {
 
 func (e *Engine) run(ctx context.Context, req Request, sink Sink) (*Result, error) {
 	now := e.cfg.Now()
-	app, err := e.cfg.Apps.App(ctx, req.AppID)
-	if errors.Is(err, ErrAppNotFound) || (err == nil && app.TeamID != req.TeamID) {
-		return nil, ErrAppNotFound // another team's app is as missing as a missing one
-	}
+	app, err := e.cfg.Apps.App(ctx, req.TeamID, req.AppID) // another team's app is as missing as a missing one
 	if err != nil {
 		return nil, err
 	}
@@ -137,7 +134,7 @@ func (e *Engine) run(ctx context.Context, req Request, sink Sink) (*Result, erro
 		return nil, err
 	}
 	if e.cfg.Budget != nil && app.MaxUsagePoints > 0 {
-		if err := e.cfg.Budget.CheckBudget(ctx, app.ID, app.MaxUsagePoints); err != nil {
+		if err := e.cfg.Budget.CheckBudget(ctx, app.TeamID, app.ID, app.MaxUsagePoints); err != nil {
 			return nil, err
 		}
 	}

@@ -29,9 +29,18 @@ func (u *usageLog) RecordChatUsage(_ context.Context, r chat.UsageRecord) error 
 	return nil
 }
 
-type budget struct{ err error }
+// budget answers err and notes the team and app it was asked about.
+type budget struct {
+	err   error
+	asked *[]string
+}
 
-func (b budget) CheckBudget(context.Context, string, float64) error { return b.err }
+func (b budget) CheckBudget(_ context.Context, team, app string, _ float64) error {
+	if b.asked != nil {
+		*b.asked = append(*b.asked, team+"/"+app)
+	}
+	return b.err
+}
 
 // echoModel answers with the system prompt it was given, and counts calls.
 type echoModel struct {
@@ -130,15 +139,19 @@ func TestEngineVariablesHistoryUsage(t *testing.T) {
 func TestEngineBudget(t *testing.T) {
 	m := &echoModel{}
 	spent := &auth.Error{Status: 429, Code: "insufficient_quota", Message: "spent"}
-	e := newTestEngine(t, m, chat.EngineConfig{Budget: budget{spent}})
+	var asked []string
 	// the budget's own error comes back, not another 429 that shares its statusText
+	e := newTestEngine(t, m, chat.EngineConfig{Budget: budget{spent, &asked}})
 	if _, _, err := ask(e, "", "hi", nil); !errors.Is(err, spent) || errors.Is(err, auth.ErrInsufficientQuota) {
 		t.Fatalf("err = %v", err)
+	}
+	if want := []string{auth.DefaultTeam + "/app"}; !slices.Equal(asked, want) {
+		t.Fatalf("budget asked about %q; want the team's app %q", asked, want)
 	}
 	if m.calls != 0 {
 		t.Fatalf("the model was called %d times past the budget", m.calls)
 	}
-	e = newTestEngine(t, m, chat.EngineConfig{Budget: budget{nil}})
+	e = newTestEngine(t, m, chat.EngineConfig{Budget: budget{}})
 	if _, _, err := ask(e, "", "hi", nil); err != nil || m.calls != 1 {
 		t.Fatalf("within budget: %v, %d calls", err, m.calls)
 	}

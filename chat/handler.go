@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/chatgate/chatgate/auth"
+	"github.com/chatgate/chatgate/internal/field"
 	"github.com/chatgate/chatgate/internal/httpjson"
 )
 
@@ -54,9 +55,9 @@ func NewHandler(e *Engine, opts HandlerOptions) *Handler {
 
 // appFor returns the app a principal talks to: an app key's own app, or, for
 // a key with the chat scope and no app, the one it names. Keys without the
-// chat scope get app_key_required. field is the request field that names
+// chat scope get app_key_required. param is the request field that names
 // the app, for the error when it is missing.
-func appFor(p *auth.Principal, named, field string) (string, error) {
+func appFor(p *auth.Principal, named, param string) (string, error) {
 	if !p.Has(auth.ScopeChat) {
 		if p.IsAppKey() {
 			return "", auth.ScopeDenied(auth.ScopeChat)
@@ -72,7 +73,10 @@ func appFor(p *auth.Principal, named, field string) (string, error) {
 		return p.AppID, nil
 	}
 	if named == "" {
-		return "", auth.InvalidRequest(field, "name the app (this key is not bound to one)")
+		return "", auth.InvalidRequest(param, "name the app (this key is not bound to one)")
+	}
+	if err := field.ID(param, named); err != nil {
+		return "", err
 	}
 	return named, nil
 }
@@ -232,6 +236,10 @@ func (h *Handler) ClearSession(w http.ResponseWriter, r *http.Request) {
 		h.envelopeError(w, r, auth.InvalidRequest("sessionKey", "is required"))
 		return
 	}
+	if err := checkChatID("sessionKey", b.SessionKey); err != nil {
+		h.envelopeError(w, r, err)
+		return
+	}
 	appID, err := appFor(p, b.AgentID, "agentId")
 	if err != nil {
 		h.envelopeError(w, r, err)
@@ -274,6 +282,9 @@ func (h *Handler) Records(w http.ResponseWriter, r *http.Request) {
 	if err == nil && chatID == "" {
 		err = auth.InvalidRequest("chatId", "is required")
 	}
+	if err == nil {
+		err = checkChatID("chatId", chatID)
+	}
 	if err != nil {
 		h.envelopeError(w, r, err)
 		return
@@ -306,8 +317,8 @@ func (h *Handler) historyQuery(r *http.Request) (p *auth.Principal, appID string
 
 // app loads an app of the principal's team; another team's is not found.
 func (h *Handler) app(ctx context.Context, p *auth.Principal, appID string) (*App, error) {
-	a, err := h.e.cfg.Apps.App(ctx, appID)
-	if errors.Is(err, ErrAppNotFound) || (err == nil && a.TeamID != p.TeamID) {
+	a, err := h.e.cfg.Apps.App(ctx, p.TeamID, appID)
+	if errors.Is(err, ErrAppNotFound) {
 		return nil, auth.NotFound("app")
 	}
 	return a, err

@@ -32,15 +32,15 @@ func (s *MemoryStore) PutApp(ctx context.Context, a *App) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.init()
-	s.apps[a.ID] = cloneApp(a)
+	s.apps[appKey(a.TeamID, a.ID)] = cloneApp(a)
 	return nil
 }
 
 // App implements AppStore.
-func (s *MemoryStore) App(ctx context.Context, id string) (*App, error) {
+func (s *MemoryStore) App(ctx context.Context, team, id string) (*App, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	a, ok := s.apps[id]
+	a, ok := s.apps[appKey(team, id)]
 	if !ok {
 		return nil, ErrAppNotFound
 	}
@@ -57,26 +57,26 @@ func (s *MemoryStore) Apps(ctx context.Context, team string) ([]*App, error) {
 			out = append(out, cloneApp(a))
 		}
 	}
-	slices.SortFunc(out, func(a, b *App) int { return cmp.Compare(a.ID, b.ID) })
+	slices.SortFunc(out, func(a, b *App) int { return cmp.Or(cmp.Compare(a.ID, b.ID), cmp.Compare(a.TeamID, b.TeamID)) })
 	return out, nil
 }
 
 // DeleteApp implements AppStore.
-func (s *MemoryStore) DeleteApp(ctx context.Context, id string) error {
+func (s *MemoryStore) DeleteApp(ctx context.Context, team, id string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	a, ok := s.apps[id]
-	if !ok {
+	key := appKey(team, id)
+	if _, ok := s.apps[key]; !ok {
 		return ErrAppNotFound
 	}
-	prefix := a.TeamID + "\x00" + id + "\x00"
+	prefix := key + "\x00"
 	for k := range s.convs {
 		if strings.HasPrefix(k, prefix) {
 			delete(s.convs, k)
 			delete(s.records, k)
 		}
 	}
-	delete(s.apps, id)
+	delete(s.apps, key)
 	return nil
 }
 

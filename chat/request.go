@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"strings"
 	"unicode/utf8"
 
@@ -65,7 +66,13 @@ func decodeCompletion(w http.ResponseWriter, r *http.Request, maxBody int64) (*C
 		if errors.As(err, &mbe) {
 			return nil, auth.InvalidRequest("", "body exceeds %d bytes", mbe.Limit)
 		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return nil, httpjson.DecodeErr(err) // 408 naming the server's body deadline
+		}
 		return nil, auth.InvalidRequest("", "reading body: %v", err)
+	}
+	if err := httpjson.CheckUTF8(buf.Bytes()); err != nil {
+		return nil, err // encoding/json would store U+FFFD for it
 	}
 	var wr wireRequest
 	dec := json.NewDecoder(&buf)

@@ -53,7 +53,8 @@ type UsageRecord struct {
 
 // BudgetChecker vets an app's spending before a chat starts; the billing
 // package provides one. A request that starts within the budget finishes;
-// the next one is refused.
+// the next one is refused. Apps are named by team and id, as app ids are
+// scoped to their team.
 type BudgetChecker interface {
-	CheckBudget(ctx context.Context, appID string, budget float64) error
+	CheckBudget(ctx context.Context, teamID, appID string, budget float64) error
 }

@@ -2,6 +2,7 @@ package chat_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -60,12 +61,12 @@ func TestAppStore(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		got, err := s.App(ctx, "b")
+		got, err := s.App(ctx, "t1", "b")
 		if err != nil || got.Name != "B" || got.DatasetIDs[0] != "d1" {
 			t.Fatalf("App: %+v %v", got, err)
 		}
 		got.DatasetIDs[0] = "changed"
-		if again, _ := s.App(ctx, "b"); again.DatasetIDs[0] != "d1" {
+		if again, _ := s.App(ctx, "t1", "b"); again.DatasetIDs[0] != "d1" {
 			t.Fatal("App returned the stored value, not a copy")
 		}
 		apps, err := s.Apps(ctx, "t1")
@@ -75,14 +76,20 @@ func TestAppStore(t *testing.T) {
 		if all, _ := s.Apps(ctx, ""); len(all) != 3 {
 			t.Fatalf("Apps(all) = %d", len(all))
 		}
-		if _, err := s.App(ctx, "zz"); !errors.Is(err, chat.ErrAppNotFound) {
+		if _, err := s.App(ctx, "t1", "zz"); !errors.Is(err, chat.ErrAppNotFound) {
 			t.Fatalf("missing app: %v", err)
 		}
-		if err := s.DeleteApp(ctx, "zz"); !errors.Is(err, chat.ErrAppNotFound) {
+		if _, err := s.App(ctx, "t2", "b"); !errors.Is(err, chat.ErrAppNotFound) {
+			t.Fatalf("another team's app: %v", err)
+		}
+		if err := s.DeleteApp(ctx, "t1", "zz"); !errors.Is(err, chat.ErrAppNotFound) {
 			t.Fatalf("delete missing app: %v", err)
 		}
+		if err := s.DeleteApp(ctx, "t2", "a"); !errors.Is(err, chat.ErrAppNotFound) {
+			t.Fatalf("delete another team's app: %v", err)
+		}
 		s = reopen()
-		if err := s.DeleteApp(ctx, "a"); err != nil {
+		if err := s.DeleteApp(ctx, "t1", "a"); err != nil {
 			t.Fatal(err)
 		}
 		if apps, _ := s.Apps(ctx, "t1"); len(apps) != 1 || apps[0].ID != "b" {
@@ -135,7 +142,7 @@ func TestHistoryStore(t *testing.T) {
 		if _, total, _ := s.Records(ctx, "t", "app", "c1", 0, 10); total != 0 {
 			t.Fatalf("records of a deleted conversation: %d", total)
 		}
-		if err := s.DeleteApp(ctx, "app"); err != nil {
+		if err := s.DeleteApp(ctx, "t", "app"); err != nil {
 			t.Fatal(err)
 		}
 		if _, total, _ := s.Conversations(ctx, "t", "app", 0, 10); total != 0 {
@@ -158,6 +165,7 @@ func TestStoreContract(t *testing.T) {
 		{"RecordsPaging", testRecordsPaging},
 		{"ClearSession", testClearSession},
 		{"AppsCRUD", testAppsCRUD},
+		{"AppIDsPerTeam", testAppIDsPerTeam},
 		{"NotFound", testNotFound},
 		{"Copies", testCopies},
 		{"Reopen", testReopen},
@@ -331,7 +339,7 @@ func testAppsCRUD(t *testing.T, s chatStore, _ func() chatStore) {
 	if err := s.PutApp(ctx, a); err != nil {
 		t.Fatal(err)
 	}
-	got, err := s.App(ctx, "app")
+	got, err := s.App(ctx, "t", "app")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -343,7 +351,7 @@ func testAppsCRUD(t *testing.T, s chatStore, _ func() chatStore) {
 	if err := s.PutApp(ctx, &b); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := s.App(ctx, "app"); got.Name != "Second" || got.Temperature != nil || len(got.DatasetIDs) != 0 || !got.UpdateTime.Equal(b.UpdateTime) {
+	if got, _ := s.App(ctx, "t", "app"); got.Name != "Second" || got.Temperature != nil || len(got.DatasetIDs) != 0 || !got.UpdateTime.Equal(b.UpdateTime) {
 		t.Fatalf("replaced app %+v", got)
 	}
 	for _, x := range []*chat.App{{ID: "app2", TeamID: "t", Name: "x"}, {ID: "0first", TeamID: "t", Name: "x"}, {ID: "zz", TeamID: "u", Name: "x"}} {
@@ -376,10 +384,10 @@ func testAppsCRUD(t *testing.T, s chatStore, _ func() chatStore) {
 	mustAppend(t, s, conv("t", "app", "c", st0), turn(0, "c"))
 	mustAppend(t, s, conv("t", "app2", "c", st0), turn(0, "c"))
 	mustAppend(t, s, conv("u", "app", "c", st0), turn(0, "c"))
-	if err := s.DeleteApp(ctx, "app"); err != nil {
+	if err := s.DeleteApp(ctx, "t", "app"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.App(ctx, "app"); !errors.Is(err, chat.ErrAppNotFound) {
+	if _, err := s.App(ctx, "t", "app"); !errors.Is(err, chat.ErrAppNotFound) {
 		t.Fatalf("deleted app: %v", err)
 	}
 	if _, _, err := s.Conversation(ctx, "t", "app", "c", 0); !errors.Is(err, chat.ErrChatNotFound) {
@@ -395,13 +403,56 @@ func testAppsCRUD(t *testing.T, s chatStore, _ func() chatStore) {
 	}
 }
 
+// App ids are scoped to their team: two teams each have an app "x", each
+// sees only its own, and deleting one leaves the other and its history.
+func testAppIDsPerTeam(t *testing.T, s chatStore, reopen func() chatStore) {
+	ctx := context.Background()
+	for _, a := range []*chat.App{{ID: "x", TeamID: "t1", Name: "one"}, {ID: "x", TeamID: "t2", Name: "two"}} {
+		if err := s.PutApp(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustAppend(t, s, conv("t1", "x", "c", st0), turn(0, "one"))
+	mustAppend(t, s, conv("t2", "x", "c", st0), turn(0, "two"))
+	s = reopen()
+	for team, name := range map[string]string{"t1": "one", "t2": "two"} {
+		if a, err := s.App(ctx, team, "x"); err != nil || a.Name != name || a.TeamID != team {
+			t.Fatalf("App(%s, x) = %+v, %v", team, a, err)
+		}
+		if apps, _ := s.Apps(ctx, team); len(apps) != 1 || apps[0].Name != name {
+			t.Fatalf("Apps(%s) = %+v", team, apps)
+		}
+	}
+	if all, _ := s.Apps(ctx, ""); len(all) != 2 || all[0].ID != "x" || all[1].ID != "x" {
+		t.Fatalf("Apps() = %+v", all)
+	}
+	if _, err := s.App(ctx, "t3", "x"); !errors.Is(err, chat.ErrAppNotFound) {
+		t.Fatalf("a third team's x: %v", err)
+	}
+	if err := s.DeleteApp(ctx, "t1", "x"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.App(ctx, "t1", "x"); !errors.Is(err, chat.ErrAppNotFound) {
+		t.Fatalf("deleted app: %v", err)
+	}
+	if _, _, err := s.Conversation(ctx, "t1", "x", "c", 0); !errors.Is(err, chat.ErrChatNotFound) {
+		t.Fatalf("the deleted app's history: %v", err)
+	}
+	if a, err := s.App(ctx, "t2", "x"); err != nil || a.Name != "two" {
+		t.Fatalf("the other team's x after the delete: %+v, %v", a, err)
+	}
+	if _, recs, err := s.Conversation(ctx, "t2", "x", "c", 0); err != nil || !slices.Equal(values(recs), []string{"two q0", "two a0"}) {
+		t.Fatalf("the other team's history after the delete: %v, %v", values(recs), err)
+	}
+}
+
 func testNotFound(t *testing.T, s chatStore, _ func() chatStore) {
 	ctx := context.Background()
 	mustAppend(t, s, conv("t", "app", "c", st0), turn(0, "c"))
-	if _, err := s.App(ctx, "missing"); !errors.Is(err, chat.ErrAppNotFound) {
+	if _, err := s.App(ctx, "t", "missing"); !errors.Is(err, chat.ErrAppNotFound) {
 		t.Fatalf("App: %v", err)
 	}
-	if err := s.DeleteApp(ctx, "missing"); !errors.Is(err, chat.ErrAppNotFound) {
+	if err := s.DeleteApp(ctx, "t", "missing"); !errors.Is(err, chat.ErrAppNotFound) {
 		t.Fatalf("DeleteApp: %v", err)
 	}
 	for _, k := range [][3]string{{"t", "app", "missing"}, {"t", "other", "c"}, {"other", "app", "c"}, {"t", "app", "c1"}, {"t", "app", ""}} {
@@ -426,7 +477,7 @@ func testCopies(t *testing.T, s chatStore, _ func() chatStore) {
 	}
 	// what the caller keeps is not the stored app
 	a.Name, a.DatasetIDs[0], *a.Temperature = "changed", "changed", 1.5
-	got, _ := s.App(ctx, "app")
+	got, _ := s.App(ctx, "t", "app")
 	if got.Name != "A" || got.DatasetIDs[0] != "d1" || *got.Temperature != 0.5 {
 		t.Fatalf("PutApp kept the caller's app: %+v (temperature %v)", got, *got.Temperature)
 	}
@@ -434,7 +485,7 @@ func testCopies(t *testing.T, s chatStore, _ func() chatStore) {
 	got.DatasetIDs[0], *got.Temperature = "changed", 1.5
 	listed, _ := s.Apps(ctx, "t")
 	listed[0].DatasetIDs[0], *listed[0].Temperature = "changed", 1.5
-	if again, _ := s.App(ctx, "app"); again.DatasetIDs[0] != "d1" || *again.Temperature != 0.5 {
+	if again, _ := s.App(ctx, "t", "app"); again.DatasetIDs[0] != "d1" || *again.Temperature != 0.5 {
 		t.Fatalf("a read returned the stored app: %+v (temperature %v)", again, *again.Temperature)
 	}
 
@@ -478,7 +529,7 @@ func testReopen(t *testing.T, s chatStore, reopen func() chatStore) {
 	mustAppend(t, s, c, turn(0, "c"))
 	mustAppend(t, s, c, turn(1, "c"))
 	s = reopen()
-	if got, err := s.App(ctx, "app"); err != nil || !reflect.DeepEqual(got, a) {
+	if got, err := s.App(ctx, "t", "app"); err != nil || !reflect.DeepEqual(got, a) {
 		t.Fatalf("app after reopening: %+v %v", got, err)
 	}
 	got, recs, err := s.Conversation(ctx, "t", "app", "c", 0)
@@ -525,5 +576,71 @@ func testConcurrentAppends(t *testing.T, s chatStore, _ func() chatStore) {
 		if recs[i].Obj != "Human" || strings.Replace(q, " q", " a", 1) != a {
 			t.Fatalf("records %d and %d are %q and %q", i, i+1, q, a)
 		}
+	}
+}
+
+// A file written before app ids were scoped to teams keeps apps by id
+// alone. NewBoltStore moves them under their teams: they are found by
+// team and id, listed, deletable with their history, and opening the file
+// again changes nothing more.
+func TestBoltStoreMigratesAppsToTeams(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "chat.db")
+	db, err := bbolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := []chat.App{{ID: "main", TeamID: "default", Name: "Main", Model: "extractive", CreateTime: st0, UpdateTime: st0},
+		{ID: "sales", TeamID: "t", Name: "Sales", Model: "extractive", DatasetIDs: []string{"d"}, CreateTime: st0, UpdateTime: st0}}
+	err = db.Update(func(tx *bbolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists([]byte("chat.apps"))
+		if err != nil {
+			return err
+		}
+		for _, a := range old {
+			v, _ := json.Marshal(a)
+			if err := b.Put([]byte(a.ID), v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	for round := range 2 {
+		db, err := bbolt.Open(path, 0o600, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := chat.NewBoltStore(db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range old {
+			got, err := s.App(ctx, want.TeamID, want.ID)
+			if err != nil || !reflect.DeepEqual(*got, want) {
+				t.Fatalf("round %d: App(%s, %s) = %+v, %v; want %+v", round, want.TeamID, want.ID, got, err, want)
+			}
+		}
+		if apps, _ := s.Apps(ctx, "t"); len(apps) != 1 || apps[0].ID != "sales" {
+			t.Fatalf("round %d: Apps(t) = %+v", round, apps)
+		}
+		if _, err := s.App(ctx, "default", "sales"); !errors.Is(err, chat.ErrAppNotFound) {
+			t.Fatalf("round %d: team t's app found in team default: %v", round, err)
+		}
+		var keys []string
+		_ = db.View(func(tx *bbolt.Tx) error {
+			return tx.Bucket([]byte("chat.apps")).ForEach(func(k, _ []byte) error {
+				keys = append(keys, string(k))
+				return nil
+			})
+		})
+		if want := []string{"default\x00main", "t\x00sales"}; !slices.Equal(keys, want) {
+			t.Fatalf("round %d: keys %q; want %q", round, keys, want)
+		}
+		db.Close()
 	}
 }

@@ -710,3 +710,53 @@ func (s *BoltStore) ClearTextPending(ctx context.Context, done []Pending) error 
 		return nil
 	})
 }
+
+// CreateCollection implements Store.
+func (s *BoltStore) CreateCollection(ctx context.Context, c *Collection, items []*TrainingItem) ([]int, error) {
+	if err := checkOwnItems(c, items); err != nil {
+		return nil, err
+	}
+	var repeats []int
+	err := s.update(ctx, func(tx *bbolt.Tx) error {
+		repeats = repeats[:0]
+		if tx.Bucket(bucketDatasets).Get([]byte(c.DatasetID)) == nil {
+			return ErrDatasetNotFound
+		}
+		cb := tx.Bucket(bucketCollections)
+		if cb.Get([]byte(c.ID)) != nil {
+			return ErrCollectionExists
+		}
+		if err := tx.Bucket(bucketDSColls).Put(join(c.DatasetID, c.ID), nil); err != nil {
+			return err
+		}
+		if err := boltx.PutJSON(cb, []byte(c.ID), c); err != nil {
+			return err
+		}
+		qb, tb := tx.Bucket(bucketQIndex), tx.Bucket(bucketTraining)
+		due, ctb := tx.Bucket(bucketDue), tx.Bucket(bucketCollTrain)
+		for i, it := range items {
+			qk := qKey(it.CollectionID, it.Q)
+			if qb.Get(qk) != nil {
+				repeats = append(repeats, i)
+				continue
+			}
+			if err := qb.Put(qk, []byte(it.ID)); err != nil {
+				return err
+			}
+			if err := boltx.PutJSON(tb, []byte(it.ID), it); err != nil {
+				return err
+			}
+			if err := due.Put(timeKey(it.NextAttempt, it.ID), nil); err != nil {
+				return err
+			}
+			if err := ctb.Put(join(it.CollectionID, it.ID), []byte("q")); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return repeats, nil
+}

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/chatgate/chatgate/auth"
+	"github.com/chatgate/chatgate/internal/field"
 	"github.com/chatgate/chatgate/internal/httpjson"
 )
 
@@ -89,16 +90,52 @@ func (h *Handler) decode(w http.ResponseWriter, r *http.Request, v any) bool {
 }
 
 // queryID reads a required id parameter; FastGPT's routes name it
-// variously, so each route lists the names it accepts.
+// variously, so each route lists the names it accepts. Two of them with
+// different values are refused rather than one picked.
 func (h *Handler) queryID(w http.ResponseWriter, r *http.Request, names ...string) (string, bool) {
+	q := r.URL.Query()
+	var got, from string
 	for _, n := range names {
-		if v := strings.TrimSpace(r.URL.Query().Get(n)); v != "" {
-			return v, true
+		v := strings.TrimSpace(q.Get(n))
+		switch {
+		case v == "":
+		case got == "":
+			got, from = v, n
+		case v != got:
+			h.fail(w, r, auth.InvalidRequest(n, "differs from %s; give one of them", from))
+			return "", false
 		}
 	}
-	h.fail(w, r, auth.InvalidRequest(names[0], "is required"))
-	return "", false
+	if got == "" {
+		h.fail(w, r, auth.InvalidRequest(names[0], "is required"))
+		return "", false
+	}
+	if err := field.ID(from, got); err != nil {
+		h.fail(w, r, err)
+		return "", false
+	}
+	return got, true
 }
+
+// check answers the first failed field check; it reports whether all passed.
+func (h *Handler) check(w http.ResponseWriter, r *http.Request, errs ...error) bool {
+	if err := field.First(errs...); err != nil {
+		h.fail(w, r, err)
+		return false
+	}
+	return true
+}
+
+// Limits of the fields only the handler sees.
+const (
+	MaxIntroBytes      = 10_000 // a dataset's intro
+	MaxAvatarBytes     = 2048   // FastGPT's avatar URL, ignored but bounded
+	MaxSearchTextBytes = 64 << 10
+	// MaxBillIDBytes bounds a billId. It is one line of free text rather
+	// than an id: FastGPT's documented pushData example sends a sentence as
+	// its placeholder, and without Options.CheckBill it is stored as sent.
+	MaxBillIDBytes = 1024
+)
 
 type listPage[T any] struct {
 	List  []T `json:"list"`
@@ -121,6 +158,9 @@ func (h *Handler) CreateDataset(w http.ResponseWriter, r *http.Request) {
 	}
 	if body.Type != "" && body.Type != "dataset" {
 		h.fail(w, r, auth.InvalidRequest("type", "only \"dataset\" is supported"))
+		return
+	}
+	if !h.check(w, r, field.Text("intro", body.Intro, MaxIntroBytes), field.Line("avatar", body.Avatar, MaxAvatarBytes)) {
 		return
 	}
 	d, err := h.s.CreateDataset(r.Context(), principal(r).TeamID, body.Name, body.VectorModel)
@@ -184,8 +224,7 @@ func (h *Handler) CreateCollection(w http.ResponseWriter, r *http.Request) {
 	if !h.decode(w, r, &body) {
 		return
 	}
-	if body.DatasetID == "" {
-		h.fail(w, r, auth.InvalidRequest("datasetId", "is required"))
+	if !h.check(w, r, field.ID("datasetId", body.DatasetID), field.Line("type", body.Type, 64)) {
 		return
 	}
 	c, err := h.s.CreateCollection(r.Context(), principal(r).TeamID, body.DatasetID, body.Name)
@@ -216,8 +255,8 @@ func (h *Handler) CreateTextCollection(w http.ResponseWriter, r *http.Request) {
 	if !h.decode(w, r, &body) {
 		return
 	}
-	if body.DatasetID == "" {
-		h.fail(w, r, auth.InvalidRequest("datasetId", "is required"))
+	if !h.check(w, r, field.ID("datasetId", body.DatasetID), field.Line("billId", body.BillID, MaxBillIDBytes),
+		field.Text("qaPrompt", body.QAPrompt, MaxPromptBytes)) {
 		return
 	}
 	mode, err := ParseMode(body.TrainingType)
@@ -331,17 +370,16 @@ func (h *Handler) PushData(w http.ResponseWriter, r *http.Request) {
 	if !h.decode(w, r, &body) {
 		return
 	}
-	if body.CollectionID == "" {
-		h.fail(w, r, auth.InvalidRequest("collectionId", "is required"))
+	if !h.check(w, r, field.ID("collectionId", body.CollectionID), field.Line("billId", body.BillID, MaxBillIDBytes)) {
 		return
 	}
-	field, raw := "mode", body.Mode
+	name, raw := "mode", body.Mode
 	if raw == "" {
-		field, raw = "trainingType", body.TrainingType
+		name, raw = "trainingType", body.TrainingType
 	}
 	mode, err := ParseMode(raw)
 	if err != nil {
-		h.fail(w, r, auth.InvalidRequest(field, "%v", err))
+		h.fail(w, r, auth.InvalidRequest(name, "%v", err))
 		return
 	}
 	p := principal(r)
@@ -405,8 +443,11 @@ func (h *Handler) UpdateData(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	u := DataUpdate{ID: cmp.Or(body.ID, body.DataID), Q: body.Q, A: body.A}
-	if u.ID == "" {
-		h.fail(w, r, auth.InvalidRequest("id", "is required"))
+	if body.ID != "" && body.DataID != "" && body.ID != body.DataID {
+		h.fail(w, r, auth.InvalidRequest("dataId", "differs from id; give one of them"))
+		return
+	}
+	if !h.check(w, r, field.ID("id", u.ID)) {
 		return
 	}
 	if body.Indexes != nil {
@@ -449,6 +490,9 @@ func (h *Handler) SearchTest(w http.ResponseWriter, r *http.Request) {
 		BillID     string  `json:"billId"`
 	}
 	if !h.decode(w, r, &body) {
+		return
+	}
+	if !h.check(w, r, field.OptionalID("datasetId", body.DatasetID), field.Text("text", body.Text, MaxSearchTextBytes)) {
 		return
 	}
 	p := principal(r)

@@ -447,3 +447,30 @@ func (s *MemoryStore) ClearTextPending(ctx context.Context, done []Pending) erro
 	}
 	return nil
 }
+
+// CreateCollection implements Store.
+func (s *MemoryStore) CreateCollection(ctx context.Context, c *Collection, items []*TrainingItem) ([]int, error) {
+	if err := checkOwnItems(c, items); err != nil {
+		return nil, err
+	}
+	defer s.lock()()
+	if _, ok := s.datasets[c.DatasetID]; !ok {
+		return nil, ErrDatasetNotFound
+	}
+	if _, ok := s.colls[c.ID]; ok {
+		return nil, ErrCollectionExists
+	}
+	cc := *c
+	s.colls[c.ID] = &cc
+	var repeats []int
+	for i, it := range items {
+		qk := string(qKey(it.CollectionID, it.Q))
+		if _, ok := s.qindex[qk]; ok {
+			repeats = append(repeats, i)
+			continue
+		}
+		s.qindex[qk] = it.ID
+		s.training[it.ID] = cloneItem(it)
+	}
+	return repeats, nil
+}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/chatgate/chatgate/auth"
+	"github.com/chatgate/chatgate/internal/field"
 	"github.com/chatgate/chatgate/internal/id"
 )
 
@@ -55,40 +56,93 @@ const MaxPushItems = 2000
 // stay between their item and the next.
 const pushOrderStep = time.Microsecond
 
+// Limits of pushed fields besides q and a, which are bounded by the token
+// limits (Options.IndexMaxTokens, QAMaxTokens).
+const (
+	MaxPromptBytes = 10_000 // a QA prompt or template
+	MaxSourceBytes = 2048   // an item's source, one line
+	MaxFileIDBytes = 2048   // an item's file_id, one line (URLs)
+	MaxIndexes     = 50     // extra index texts of one item, each within the token limit
+)
+
 // Push validates the items and queues the good ones for training, all in
 // one durable write: when Push returns, every item counted in InsertLen is
-// in the queue and will end as data or as a recorded failure.
+// in the queue and will end as data or as a recorded failure. A malformed
+// request (a bad mode, prompt, item field or bill) is refused whole with a
+// 400 naming the field, queueing nothing.
 func (s *Service) Push(ctx context.Context, req PushRequest) (*PushResult, error) {
-	if req.Mode == "" {
-		req.Mode = ModeIndex
-	}
-	if req.Mode != ModeIndex && req.Mode != ModeQA {
-		return nil, auth.InvalidRequest("mode", "must be index, chunk or qa")
-	}
-	if len(req.Data) == 0 {
-		return nil, auth.InvalidRequest("data", "must hold at least one item")
-	}
-	if len(req.Data) > MaxPushItems {
-		return nil, auth.InvalidRequest("data", "holds %d items, more than %d", len(req.Data), MaxPushItems)
-	}
-	if req.Mode == ModeQA && s.opts.QA == nil {
-		return nil, ErrQAModelUnavailable
+	if err := s.checkPush(&req); err != nil {
+		return nil, err
 	}
 	c, err := s.collection(ctx, req.TeamID, req.CollectionID)
 	if err != nil {
 		return nil, err
 	}
-	if req.BillID != "" && s.opts.CheckBill != nil {
-		if err := s.opts.CheckBill(ctx, req.TeamID, req.BillID); err != nil {
+	if err := s.checkBill(ctx, req.TeamID, req.BillID); err != nil {
+		return nil, err
+	}
+	res, items, from := s.stage(ctx, c, req)
+	if len(items) > 0 {
+		repeats, err := s.store.Enqueue(ctx, items)
+		if err != nil {
 			return nil, err
 		}
+		res.addQueued(req, items, from, repeats)
+		wake(s.trainWake)
 	}
-	res := &PushResult{OverToken: []Rejected{}, Repeat: []Rejected{}, FileIDInvalid: []Rejected{}, Error: []Rejected{}}
+	return res, nil
+}
+
+// checkPush checks what a push is refused whole for, before anything is
+// read or written, and fills the default mode.
+func (s *Service) checkPush(req *PushRequest) error {
+	if req.Mode == "" {
+		req.Mode = ModeIndex
+	}
+	if req.Mode != ModeIndex && req.Mode != ModeQA {
+		return auth.InvalidRequest("mode", "must be index, chunk or qa")
+	}
+	if len(req.Data) == 0 {
+		return auth.InvalidRequest("data", "must hold at least one item")
+	}
+	if len(req.Data) > MaxPushItems {
+		return auth.InvalidRequest("data", "holds %d items, more than %d", len(req.Data), MaxPushItems)
+	}
+	if req.Mode == ModeQA && s.opts.QA == nil {
+		return ErrQAModelUnavailable
+	}
+	if err := field.Text("prompt", req.Prompt, MaxPromptBytes); err != nil {
+		return err
+	}
+	for i, it := range req.Data {
+		at := fmt.Sprintf("data[%d].", i)
+		if err := field.First(
+			field.Line(at+"source", it.Source, MaxSourceBytes),
+			field.Line(at+"file_id", it.FileID, MaxFileIDBytes),
+		); err != nil {
+			return err
+		}
+		if len(it.Indexes) > MaxIndexes {
+			return auth.InvalidRequest(at+"indexes", "holds %d indexes, more than %d", len(it.Indexes), MaxIndexes)
+		}
+	}
+	return nil
+}
+
+// checkBill vets a billId before anything is queued under it.
+func (s *Service) checkBill(ctx context.Context, teamID, billID string) error {
+	if billID == "" || s.opts.CheckBill == nil {
+		return nil
+	}
+	return s.opts.CheckBill(ctx, teamID, billID)
+}
+
+// stage sorts a checked push's items for collection c: the ones to queue,
+// as training items (from[i] is the position in req.Data of items[i]), and
+// the rejected ones, listed in the result.
+func (s *Service) stage(ctx context.Context, c *Collection, req PushRequest) (res *PushResult, items []*TrainingItem, from []int) {
+	res = &PushResult{OverToken: []Rejected{}, Repeat: []Rejected{}, FileIDInvalid: []Rejected{}, Error: []Rejected{}}
 	now := s.opts.Now().UTC()
-	var (
-		items []*TrainingItem
-		from  []int // items[i] came from req.Data[from[i]]
-	)
 	limit := s.opts.IndexMaxTokens
 	if req.Mode == ModeQA {
 		limit = s.opts.QAMaxTokens
@@ -111,24 +165,40 @@ func (s *Service) Push(ctx context.Context, req PushRequest) (*PushResult, error
 		for j, x := range it.Indexes {
 			idx[j] = string(x)
 		}
+		if j, n := s.overIndex(idx, limit); j >= 0 {
+			res.OverToken = append(res.OverToken, Rejected{it, fmt.Sprintf("indexes[%d]: %d tokens, more than %d", j, n, limit)})
+			continue
+		}
 		items = append(items, &TrainingItem{ID: id.New(), TeamID: c.TeamID, DatasetID: c.DatasetID,
 			CollectionID: c.ID, Mode: req.Mode, Prompt: req.Prompt, Q: q, A: it.A, Source: it.Source,
 			FileID: it.FileID, Indexes: cleanIndexes(idx), BillID: req.BillID, KeyID: req.KeyID,
 			NextAttempt: now, CreateTime: now.Add(time.Duration(i) * pushOrderStep)})
 		from = append(from, i)
 	}
-	if len(items) > 0 {
-		repeats, err := s.store.Enqueue(ctx, items)
-		if err != nil {
-			return nil, err
-		}
-		for _, r := range repeats {
-			res.Repeat = append(res.Repeat, Rejected{PushItem: req.Data[from[r]]})
-		}
-		res.InsertLen = len(items) - len(repeats)
-		wake(s.trainWake)
+	return res, items, from
+}
+
+// addQueued counts the staged items the store queued and lists its repeats.
+func (res *PushResult) addQueued(req PushRequest, items []*TrainingItem, from, repeats []int) {
+	for _, r := range repeats {
+		res.Repeat = append(res.Repeat, Rejected{PushItem: req.Data[from[r]]})
 	}
-	return res, nil
+	res.InsertLen = len(items) - len(repeats)
+}
+
+// overIndex returns the first index text over limit tokens and its count,
+// or -1. Like overLimit, it only runs the encoder on texts longer than
+// limit bytes.
+func (s *Service) overIndex(idx []string, limit int) (int, int) {
+	for j, x := range idx {
+		if len(x) <= limit {
+			continue
+		}
+		if n := s.tokens.Count(x); n > limit {
+			return j, n
+		}
+	}
+	return -1, 0
 }
 
 // overLimit reports whether an item's tokens (q's, and a's in index mode)

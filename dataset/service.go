@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/chatgate/chatgate/auth"
+	"github.com/chatgate/chatgate/internal/field"
 	"github.com/chatgate/chatgate/internal/id"
 	"github.com/chatgate/chatgate/internal/tokens"
 )
@@ -225,9 +226,12 @@ func wake(ch chan struct{}) {
 
 // CreateDataset creates a dataset in team. vectorModel "" is the default.
 func (s *Service) CreateDataset(ctx context.Context, teamID, name, vectorModel string) (*Dataset, error) {
-	name = strings.TrimSpace(name)
-	if name == "" {
-		return nil, auth.InvalidRequest("name", "is required")
+	name, err := field.Name("name", name)
+	if err != nil {
+		return nil, err
+	}
+	if err := field.Line("vectorModel", vectorModel, 200); err != nil {
+		return nil, err
 	}
 	if vectorModel == "" {
 		vectorModel = s.opts.DefaultVectorModel
@@ -285,9 +289,9 @@ type CollectionDetail struct {
 
 // CreateCollection creates an empty collection in a team's dataset.
 func (s *Service) CreateCollection(ctx context.Context, teamID, datasetID, name string) (*Collection, error) {
-	name = strings.TrimSpace(name)
-	if name == "" {
-		return nil, auth.InvalidRequest("name", "is required")
+	name, err := field.Name("name", name)
+	if err != nil {
+		return nil, err
 	}
 	if _, err := s.Dataset(ctx, teamID, datasetID); err != nil {
 		return nil, err
@@ -313,14 +317,24 @@ type TextCollection struct {
 	BillID        string
 }
 
+// MaxTextBytes bounds the text of a text collection, as the handler's
+// default body limit does.
+const MaxTextBytes = 16 << 20
+
 // CreateTextCollection splits a text into chunks, creates a collection
-// for them and queues every chunk for training.
+// for them and queues every chunk for training. Everything is checked
+// first, and the collection and its chunks are stored in one transaction:
+// a refused request (a 400, a missing dataset or bill) leaves nothing.
 func (s *Service) CreateTextCollection(ctx context.Context, tc TextCollection) (*Collection, *PushResult, error) {
-	if strings.TrimSpace(tc.Name) == "" {
-		return nil, nil, auth.InvalidRequest("name", "is required")
+	name, err := field.Name("name", tc.Name)
+	if err != nil {
+		return nil, nil, err
 	}
 	if strings.TrimSpace(tc.Text) == "" {
 		return nil, nil, auth.InvalidRequest("text", "is required")
+	}
+	if err := field.Text("text", tc.Text, MaxTextBytes); err != nil {
+		return nil, nil, err
 	}
 	if tc.ChunkSize == 0 {
 		tc.ChunkSize = 512
@@ -341,31 +355,38 @@ func (s *Service) CreateTextCollection(ctx context.Context, tc TextCollection) (
 	if tc.TrainingType == ModeQA && s.opts.QA == nil {
 		return nil, nil, ErrQAModelUnavailable
 	}
+	if err := field.Text("prompt", tc.Prompt, MaxPromptBytes); err != nil {
+		return nil, nil, err
+	}
 	if _, err := s.Dataset(ctx, tc.TeamID, tc.DatasetID); err != nil {
 		return nil, nil, err
 	}
-	if tc.BillID != "" && s.opts.CheckBill != nil {
-		if err := s.opts.CheckBill(ctx, tc.TeamID, tc.BillID); err != nil {
-			return nil, nil, err
-		}
+	if err := s.checkBill(ctx, tc.TeamID, tc.BillID); err != nil {
+		return nil, nil, err
 	}
 	chunks, err := SplitText(tc.Text, tc.ChunkSize, tc.ChunkOverlap, s.tokens.Count)
 	if err != nil {
 		return nil, nil, fmt.Errorf("dataset: splitting text: %w", err)
 	}
-	c := &Collection{ID: id.New(), TeamID: tc.TeamID, DatasetID: tc.DatasetID, Name: strings.TrimSpace(tc.Name),
+	if len(chunks) > MaxPushItems {
+		return nil, nil, auth.InvalidRequest("text", "splits into %d chunks of %d tokens, more than %d; send a shorter text or a larger chunkSize",
+			len(chunks), tc.ChunkSize, MaxPushItems)
+	}
+	c := &Collection{ID: id.New(), TeamID: tc.TeamID, DatasetID: tc.DatasetID, Name: name,
 		Type: CollectionText, TrainingType: tc.TrainingType, ChunkSize: tc.ChunkSize, CreateTime: s.opts.Now().UTC()}
-	if err := s.store.PutCollection(ctx, c); err != nil {
-		return nil, nil, err
-	}
-	items := make([]PushItem, len(chunks))
+	req := PushRequest{TeamID: tc.TeamID, KeyID: tc.KeyID, CollectionID: c.ID,
+		Mode: tc.TrainingType, Prompt: tc.Prompt, BillID: tc.BillID, Data: make([]PushItem, len(chunks))}
 	for i, ch := range chunks {
-		items[i] = PushItem{Q: ch, Source: c.Name}
+		req.Data[i] = PushItem{Q: ch, Source: c.Name}
 	}
-	res, err := s.Push(ctx, PushRequest{TeamID: tc.TeamID, KeyID: tc.KeyID, CollectionID: c.ID,
-		Mode: tc.TrainingType, Prompt: tc.Prompt, BillID: tc.BillID, Data: items})
+	res, items, from := s.stage(ctx, c, req)
+	repeats, err := s.store.CreateCollection(ctx, c, items)
 	if err != nil {
 		return nil, nil, err
+	}
+	res.addQueued(req, items, from, repeats)
+	if len(items) > 0 {
+		wake(s.trainWake)
 	}
 	return c, res, nil
 }
@@ -492,6 +513,12 @@ func (s *Service) UpdateData(ctx context.Context, teamID string, u DataUpdate) (
 		d.A = *u.A
 	}
 	if u.Indexes != nil {
+		if len(*u.Indexes) > MaxIndexes {
+			return nil, auth.InvalidRequest("indexes", "holds %d indexes, more than %d", len(*u.Indexes), MaxIndexes)
+		}
+		if j, n := s.overIndex(*u.Indexes, s.opts.IndexMaxTokens); j >= 0 {
+			return nil, auth.InvalidRequest(fmt.Sprintf("indexes[%d]", j), "holds %d tokens, more than %d", n, s.opts.IndexMaxTokens)
+		}
 		d.Indexes = cleanIndexes(*u.Indexes)
 	}
 	if n := s.tokens.Count(d.Q) + s.tokens.Count(d.A); n > s.opts.IndexMaxTokens {

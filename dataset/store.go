@@ -3,6 +3,8 @@ package dataset
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
+	"fmt"
 	"strings"
 	"time"
 )
@@ -37,6 +39,12 @@ type Store interface {
 	// positions in items are returned as repeats. It fails with
 	// ErrCollectionNotFound, adding nothing, when a collection is gone.
 	Enqueue(ctx context.Context, items []*TrainingItem) (repeats []int, err error)
+	// CreateCollection stores c and queues items, which must all belong to
+	// c, in one transaction: a text collection exists with its chunks
+	// queued, or not at all. Repeats are left out and returned as Enqueue
+	// does. It fails with ErrDatasetNotFound, storing nothing, when c's
+	// dataset is gone, and with ErrCollectionExists when c's id is taken.
+	CreateCollection(ctx context.Context, c *Collection, items []*TrainingItem) (repeats []int, err error)
 	// DueTraining returns up to n queued items, not failed, whose NextAttempt
 	// is not after now, earliest first, leaving out those skip reports.
 	DueTraining(ctx context.Context, now time.Time, n int, skip func(id string) bool) ([]*TrainingItem, error)
@@ -100,6 +108,22 @@ type Trained struct {
 type Pending struct {
 	DataID  string
 	Version uint64
+}
+
+// ErrCollectionExists answers CreateCollection for a collection id that is
+// already stored; ids are random, so it means a caller's bug.
+var ErrCollectionExists = errors.New("dataset: collection id already stored")
+
+// checkOwnItems reports an item of CreateCollection that names another
+// collection than c.
+func checkOwnItems(c *Collection, items []*TrainingItem) error {
+	for i, it := range items {
+		if it.CollectionID != c.ID || it.DatasetID != c.DatasetID || it.TeamID != c.TeamID {
+			return fmt.Errorf("dataset: CreateCollection item %d belongs to collection %q of dataset %q, not %q of %q",
+				i, it.CollectionID, it.DatasetID, c.ID, c.DatasetID)
+		}
+	}
+	return nil
 }
 
 // ErrRepeat answers an update whose q another item of the collection has.

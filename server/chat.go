@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -68,14 +69,14 @@ func (s *Server) syncApps(ctx context.Context, store chat.AppStore) error {
 		if a.Name == "" {
 			a.Name = a.ID
 		}
-		if old, err := store.App(ctx, a.ID); err == nil {
+		if old, err := store.App(ctx, cmp.Or(a.TeamID, auth.DefaultTeam), a.ID); err == nil {
 			a.CreateTime = old.CreateTime
 		}
 		if err := s.Chat.SaveApp(ctx, a); err != nil {
 			return fmt.Errorf("config: apps[%d] (%s): %w", i, ac.ID, err)
 		}
 	}
-	_, err := store.App(ctx, chat.DefaultAppID)
+	_, err := store.App(ctx, auth.DefaultTeam, chat.DefaultAppID)
 	if errors.Is(err, chat.ErrAppNotFound) {
 		return s.Chat.SaveApp(ctx, &chat.App{ID: chat.DefaultAppID, Name: "Main", TeamID: auth.DefaultTeam,
 			Model: chat.ExtractiveModelName, CreateTime: now, UpdateTime: now})

@@ -60,6 +60,10 @@ type ServerConfig struct {
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
 	// MaxBodyBytes limits every request body; 1 MiB when zero.
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// BodyReadTimeout is how long a client has to send a request body once
+	// its headers are in; 30s when zero. A stream answering the request is
+	// not bound by it.
+	BodyReadTimeout Duration `yaml:"body_read_timeout"`
 }
 
 // AuthConfig holds key settings.
@@ -312,6 +316,9 @@ func (cfg *Config) setDefaults() {
 	}
 	if cfg.Server.MaxBodyBytes <= 0 {
 		cfg.Server.MaxBodyBytes = 1 << 20
+	}
+	if cfg.Server.BodyReadTimeout <= 0 {
+		cfg.Server.BodyReadTimeout = Duration(DefaultBodyReadTimeout)
 	}
 }
 

@@ -174,9 +174,9 @@ func (cfg *Config) checkBindings(ctx context.Context, keys []auth.ConfigKey, app
 			return fmt.Errorf("%sbindings[%d].agent_id is required", cfg.where(b.line), i)
 		}
 		team := cmp.Or(ck.TeamID, auth.DefaultTeam)
-		app, err := apps.App(ctx, b.AgentID)
+		_, err := apps.App(ctx, team, b.AgentID)
 		switch {
-		case errors.Is(err, chat.ErrAppNotFound) || (err == nil && app.TeamID != team):
+		case errors.Is(err, chat.ErrAppNotFound):
 			return fmt.Errorf("%sbindings[%d].agent_id: no app %q in team %q, which account %s is in; declare it under apps: or create it first",
 				cfg.where(b.line), i, b.AgentID, team, ck.Account)
 		case err != nil:

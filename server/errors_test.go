@@ -432,7 +432,8 @@ func TestKeyAPIRequestErrors(t *testing.T) {
 		{"POST", "import", `{"name":"x","key":"cg-notagenerated"}`, 400, "invalid_request", `"key"`},
 		{"POST", "import", `{"name":"x","key":"` + strings.Repeat("k", 257) + `"}`, 400, "invalid_request", `"key"`},
 		{"POST", "import", `{"key":"fine-key-123"}`, 400, "invalid_request", `"name"`},
-		{"POST", "import", `{"name":"again","key":"` + taken + `"}`, 409, "conflict", ""},
+		// a key some key already has: the same 400 as any bad key, no hint that it exists
+		{"POST", "import", `{"name":"again","key":"` + taken + `"}`, 400, "invalid_request", `"key": cannot be imported; choose another key`},
 		// update
 		{"PUT", "update", `{"name":"x"}`, 400, "invalid_request", `"id"`},
 		{"PUT", "update", `{"id":"` + v + `","name":""}`, 400, "invalid_request", `"name"`},

@@ -199,7 +199,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		httpjson.WriteError(w, r, s.log, auth.NotFound("route "+r.Method+" "+r.URL.Path))
 	})
-	return s.metrics.instrument(mux)
+	return s.metrics.instrument(bodyDeadline(time.Duration(s.cfg.Server.BodyReadTimeout), uniqueQuery(mux)))
 }
 
 // limitBody caps the request body before any handler reads it.

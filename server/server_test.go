@@ -93,6 +93,7 @@ func TestExampleConfigFileLoads(t *testing.T) {
 	}
 	if cfg.Server.Addr != "127.0.0.1:9527" || cfg.Server.Data != "./data" ||
 		time.Duration(cfg.Server.ShutdownTimeout) != 30*time.Second || cfg.Server.MaxBodyBytes != 1<<20 ||
+		time.Duration(cfg.Server.BodyReadTimeout) != 30*time.Second ||
 		time.Duration(cfg.Auth.FlushInterval) != 5*time.Second || cfg.Auth.KeyPrefix != "cg-" ||
 		cfg.Logging.Level != "info" || cfg.Logging.Format != "text" {
 		t.Fatalf("loaded %+v %+v %+v", cfg.Server, cfg.Auth, cfg.Logging)
@@ -404,8 +405,10 @@ bindings:
 			}
 		}
 	}
-	// importing a config account's key as another key is refused too
-	if r := etDo(t, "POST", base+"/api/support/openapi/import", root, `{"name":"thief","key":"account01-key","scopes":["admin"]}`); r.status != 409 {
+	// importing a config account's key as another key is refused too, as
+	// any bad key is, without telling that the account has it
+	if r := etDo(t, "POST", base+"/api/support/openapi/import", root, `{"name":"thief","key":"account01-key","scopes":["admin"]}`); r.status != 400 ||
+		r.env.StatusText != "invalid_request" || !strings.Contains(r.raw, `cannot be imported`) || strings.Contains(r.raw, "account") {
 		t.Fatalf("import of a config key: %d %s", r.status, r.raw)
 	}
 	if after := etState(t, run.s, auth.RootKeyID); after != before {

@@ -91,8 +91,16 @@ func (s *Server) shareOrKey(keyed, chatHandler http.Handler) http.Handler {
 			return
 		}
 		r.Body = io.NopCloser(bytes.NewReader(raw))
+		if err := httpjson.CheckUTF8(raw); err != nil {
+			chat.WriteOpenAIError(w, r, err) // before a shareId with U+FFFD in it goes to the auth host
+			return
+		}
 		var sr shareRequest
 		_ = json.Unmarshal(raw, &sr) // a malformed body is the chat handler's to report
+		if v := q.Get("shareId"); sr.ShareID != "" && v != "" && v != sr.ShareID {
+			chat.WriteOpenAIError(w, r, auth.InvalidRequest("shareId", "differs between the body and the query string; give one"))
+			return
+		}
 		shareID := cmp.Or(sr.ShareID, q.Get("shareId"))
 		if shareID == "" {
 			keyed.ServeHTTP(w, r) // no key, no link: the keyed path answers 401

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/chatgate/chatgate/auth"
+	"github.com/chatgate/chatgate/internal/field"
 	"github.com/chatgate/chatgate/internal/httpjson"
 )
 
@@ -133,7 +134,12 @@ func (h *Handler) Create(w http.ResponseWriter, r *http.Request) {
 // List serves GET /api/support/outLink/list[?appId=]: the team's links,
 // without secrets.
 func (h *Handler) List(w http.ResponseWriter, r *http.Request) {
-	ls, err := h.s.Links(r.Context(), principal(r).TeamID, r.URL.Query().Get("appId"))
+	appID := r.URL.Query().Get("appId")
+	if err := field.OptionalID("appId", appID); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	ls, err := h.s.Links(r.Context(), principal(r).TeamID, appID)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -159,12 +165,13 @@ func (h *Handler) Update(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	u := LinkUpdate{ID: body.ShareID, Name: body.Name, ResponseDetail: body.ResponseDetail}
-	if u.ID == "" {
-		u.ID = body.ID
+	u := LinkUpdate{ID: cmp.Or(body.ShareID, body.ID), Name: body.Name, ResponseDetail: body.ResponseDetail}
+	if body.ShareID != "" && body.ID != "" && body.ShareID != body.ID {
+		h.fail(w, r, auth.InvalidRequest("id", "differs from shareId; give one of them"))
+		return
 	}
-	if u.ID == "" {
-		h.fail(w, r, auth.InvalidRequest("shareId", "is required"))
+	if err := field.ID("shareId", u.ID); err != nil {
+		h.fail(w, r, err)
 		return
 	}
 	if body.Limit != nil {
@@ -185,12 +192,14 @@ func (h *Handler) Update(w http.ResponseWriter, r *http.Request) {
 
 // Delete serves DELETE /api/support/outLink/delete?id= (or shareId=).
 func (h *Handler) Delete(w http.ResponseWriter, r *http.Request) {
-	id := r.URL.Query().Get("id")
-	if id == "" {
-		id = r.URL.Query().Get("shareId")
+	q := r.URL.Query()
+	if a, b := q.Get("id"), q.Get("shareId"); a != "" && b != "" && a != b {
+		h.fail(w, r, auth.InvalidRequest("shareId", "differs from id; give one of them"))
+		return
 	}
-	if id == "" {
-		h.fail(w, r, auth.InvalidRequest("id", "is required"))
+	id := cmp.Or(q.Get("id"), q.Get("shareId"))
+	if err := field.ID("id", id); err != nil {
+		h.fail(w, r, err)
 		return
 	}
 	if err := h.s.DeleteLink(r.Context(), principal(r).TeamID, id); err != nil {
@@ -216,6 +225,10 @@ func (h *Handler) Init(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	q := r.URL.Query()
+	if v := q.Get("shareId"); body.ShareID != "" && v != "" && v != body.ShareID {
+		h.fail(w, r, auth.InvalidRequest("shareId", "differs between the body and the query string; give one"))
+		return
+	}
 	shareID := cmp.Or(body.ShareID, q.Get("shareId"))
 	token := cmp.Or(body.AuthToken, body.OutLinkUID, q.Get("authToken"), q.Get("outLinkUid"))
 	adm, err := h.s.Init(r.Context(), shareID, token)

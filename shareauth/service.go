@@ -10,13 +10,13 @@ import (
 	"math"
 	"math/big"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
 	"golang.org/x/time/rate"
 
 	"github.com/chatgate/chatgate/auth"
+	"github.com/chatgate/chatgate/internal/field"
 	"github.com/chatgate/chatgate/internal/id"
 	"github.com/chatgate/chatgate/internal/panics"
 )
@@ -154,6 +154,9 @@ func (s *Service) validateLimit(l *Limit) error {
 	case p < 0 || math.IsNaN(p) || math.IsInf(p, 0):
 		return auth.InvalidRequest("limit.maxUsagePoints", "must be positive, or -1 for unlimited")
 	}
+	if err := field.Line("limit.hookUrl", l.HookURL, MaxHookURLBytes); err != nil {
+		return err
+	}
 	if l.HookURL != "" {
 		return checkHookURL(l.HookURL, s.opts.AllowHosts)
 	}
@@ -178,13 +181,14 @@ func newSecret() string {
 // CreateLink creates a link and returns it with its secret, which is shown
 // this once.
 func (s *Service) CreateLink(ctx context.Context, spec LinkSpec) (*Link, string, error) {
-	spec.Name = strings.TrimSpace(spec.Name)
-	if spec.AppID == "" {
-		return nil, "", auth.InvalidRequest("appId", "is required")
+	if err := field.ID("appId", spec.AppID); err != nil {
+		return nil, "", err
 	}
-	if spec.Name == "" {
-		return nil, "", auth.InvalidRequest("name", "is required")
+	name, err := field.Name("name", spec.Name)
+	if err != nil {
+		return nil, "", err
 	}
+	spec.Name = name
 	if err := s.validateLimit(&spec.Limit); err != nil {
 		return nil, "", err
 	}
@@ -233,10 +237,11 @@ func (s *Service) UpdateLink(ctx context.Context, teamID string, u LinkUpdate) (
 		return nil, err
 	}
 	if u.Name != nil {
-		if strings.TrimSpace(*u.Name) == "" {
-			return nil, auth.InvalidRequest("name", "must not be empty")
+		name, err := field.Name("name", *u.Name)
+		if err != nil {
+			return nil, err
 		}
-		l.Name = strings.TrimSpace(*u.Name)
+		l.Name = name
 	}
 	if u.Limit != nil {
 		lim := *u.Limit
@@ -272,10 +277,18 @@ type Admission struct {
 	Token string
 }
 
-// checkLink applies the link's own limits.
-func (s *Service) checkLink(ctx context.Context, shareID string) (*Link, error) {
-	if shareID == "" {
-		return nil, auth.InvalidRequest("shareId", "is required")
+// MaxTokenBytes bounds a visitor's authToken (or outLinkUid), which is
+// passed on to the link's auth host.
+const MaxTokenBytes = 2048
+
+// MaxHookURLBytes bounds a link's auth host URL.
+const MaxHookURLBytes = 2048
+
+// checkLink checks a visitor's shareId and token and applies the link's
+// own limits.
+func (s *Service) checkLink(ctx context.Context, shareID, token string) (*Link, error) {
+	if err := field.First(field.ID("shareId", shareID), field.Line("authToken", token, MaxTokenBytes)); err != nil {
+		return nil, err
 	}
 	l, err := s.store.Link(ctx, shareID)
 	if err != nil {
@@ -295,7 +308,7 @@ func (s *Service) checkLink(ctx context.Context, shareID string) (*Link, error) 
 // minute, and, when it has an auth host, the host's /shareAuth/start must
 // answer success within the timeout.
 func (s *Service) Admit(ctx context.Context, shareID, token, question string) (*Admission, error) {
-	l, err := s.checkLink(ctx, shareID)
+	l, err := s.checkLink(ctx, shareID, token)
 	if err != nil {
 		return nil, err
 	}
@@ -325,7 +338,7 @@ func (s *Service) Admit(ctx context.Context, shareID, token, question string) (*
 // host, its /shareAuth/init, at most Options.InitPerMinute a minute per
 // link (ErrInitRate, with a retry delay, beyond).
 func (s *Service) Init(ctx context.Context, shareID, token string) (*Admission, error) {
-	l, err := s.checkLink(ctx, shareID)
+	l, err := s.checkLink(ctx, shareID, token)
 	if err != nil {
 		return nil, err
 	}

@@ -4,7 +4,8 @@
 // record naming an unknown bill (or another team's) fails and stores
 // nothing, bills aggregate their records by module and model, List and
 // Summary select one team's records by key, app and time range, newest
-// first, and totals stay exact under concurrent writers.
+// first, app totals are kept per team, and totals stay exact under
+// concurrent writers.
 package billingtest
 
 import (
@@ -44,6 +45,7 @@ func TestLedger(t *testing.T, open func(t *testing.T) billing.Ledger) {
 		{"ListPagination", testListPagination},
 		{"Summary", testSummary},
 		{"Empty", testEmpty},
+		{"AppPointsPerTeam", testAppPointsPerTeam},
 		{"ConcurrentRecords", testConcurrent},
 		{"ConcurrentDuplicates", testConcurrentDuplicates},
 		{"ConcurrentFailuresIsolated", testConcurrentFailures},
@@ -97,9 +99,9 @@ func keyPoints(t *testing.T, l billing.Ledger) map[string]float64 {
 	return kp
 }
 
-func appPoints(t *testing.T, l billing.Ledger, app string) float64 {
+func appPoints(t *testing.T, l billing.Ledger, team, app string) float64 {
 	t.Helper()
-	p, err := l.AppPoints(ctx, app)
+	p, err := l.AppPoints(ctx, team, app)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,7 +162,7 @@ func testRecordInvalid(t *testing.T, l billing.Ledger) {
 	if kp := keyPoints(t, l); kp["k"] != 0 {
 		t.Fatalf("invalid records were counted on their key: %v", kp)
 	}
-	if p := appPoints(t, l, "a"); p != 0 {
+	if p := appPoints(t, l, "t", "a"); p != 0 {
 		t.Fatalf("invalid records were counted on their app: %v", p)
 	}
 	if b, _ := l.Bill(ctx, bill); b.TotalPoints != 0 || b.TotalTokens != 0 || len(b.Items) != 0 {
@@ -246,8 +248,11 @@ func testUnknownBillStoresNothing(t *testing.T, l billing.Ledger) {
 	if kp := keyPoints(t, l); kp["k"] != 1 {
 		t.Fatalf("key points = %v; want 1", kp["k"])
 	}
-	if p := appPoints(t, l, "a"); p != 1 {
+	if p := appPoints(t, l, "t1", "a"); p != 1 {
 		t.Fatalf("app points = %v; want 1", p)
+	}
+	if p := appPoints(t, l, "t2", "a"); p != 0 {
+		t.Fatalf("team t2's app points = %v after its record failed; want 0", p)
 	}
 	if b, err := l.Bill(ctx, id); err != nil || b.TotalTokens != 4 || b.TotalPoints != 1 {
 		t.Fatalf("bill after the failures = %+v, %v", b, err)
@@ -275,7 +280,7 @@ func testDuplicate(t *testing.T, l billing.Ledger) {
 	if kp := keyPoints(t, l); kp["k"] != 1.5 {
 		t.Fatalf("key points = %v; want 1.5", kp["k"])
 	}
-	if p := appPoints(t, l, "a"); p != 1.5 {
+	if p := appPoints(t, l, "t", "a"); p != 1.5 {
 		t.Fatalf("app points = %v; want 1.5", p)
 	}
 	if b, _ := l.Bill(ctx, id); b.TotalTokens != 10 || b.TotalPoints != 1.5 {
@@ -470,6 +475,23 @@ func testSummary(t *testing.T, l billing.Ledger) {
 	}
 }
 
+// App ids are scoped to their team: two teams' apps of one id keep
+// separate totals, and a team without the app has spent nothing on it.
+func testAppPointsPerTeam(t *testing.T, l billing.Ledger) {
+	record(t, l, chat("t1", "k1", "a", 1, t0))
+	record(t, l, chat("t2", "k2", "a", 2.5, t0))
+	record(t, l, chat("t2", "k2", "a", 0.25, t0.Add(time.Minute)))
+	record(t, l, chat("t1", "k1", "b", 4, t0))
+	for _, tc := range []struct {
+		team, app string
+		want      float64
+	}{{"t1", "a", 1}, {"t2", "a", 2.75}, {"t1", "b", 4}, {"t2", "b", 0}, {"t3", "a", 0}} {
+		if p := appPoints(t, l, tc.team, tc.app); p != tc.want {
+			t.Errorf("AppPoints(%s, %s) = %v; want %v", tc.team, tc.app, p, tc.want)
+		}
+	}
+}
+
 func testEmpty(t *testing.T, l billing.Ledger) {
 	if recs, total := list(t, l, billing.Filter{TeamID: "t"}); total != 0 || len(recs) != 0 {
 		t.Fatalf("empty List = %d %v", total, recs)
@@ -481,7 +503,7 @@ func testEmpty(t *testing.T, l billing.Ledger) {
 	if kp := keyPoints(t, l); len(kp) != 0 {
 		t.Fatalf("empty KeyPoints = %v", kp)
 	}
-	if p := appPoints(t, l, "a"); p != 0 {
+	if p := appPoints(t, l, "t", "a"); p != 0 {
 		t.Fatalf("empty AppPoints = %v", p)
 	}
 }
@@ -536,7 +558,7 @@ func testConcurrent(t *testing.T, l billing.Ledger) {
 			t.Errorf("k%d points = %v; want %v", k, p, writers/4*each*0.25)
 		}
 	}
-	if p := appPoints(t, l, "a"); p != n*0.25 {
+	if p := appPoints(t, l, "t", "a"); p != n*0.25 {
 		t.Errorf("app points = %v; want %v", p, n*0.25)
 	}
 	b, err := l.Bill(ctx, bill)
@@ -583,7 +605,7 @@ func testConcurrentDuplicates(t *testing.T, l billing.Ledger) {
 	if kp := keyPoints(t, l); kp["k"] != 2 {
 		t.Fatalf("key points = %v; want 2", kp["k"])
 	}
-	if p := appPoints(t, l, "a"); p != 2 {
+	if p := appPoints(t, l, "t", "a"); p != 2 {
 		t.Fatalf("app points = %v; want 2", p)
 	}
 }
@@ -643,7 +665,7 @@ func testConcurrentFailures(t *testing.T, l billing.Ledger) {
 	if b, _ := l.Bill(ctx, bill); b.TotalTokens != 2*n || b.TotalPoints != float64(n)*0.25 {
 		t.Fatalf("bill = %+v", b)
 	}
-	if p := appPoints(t, l, "a"); p != float64(n)*0.25 {
+	if p := appPoints(t, l, "t", "a"); p != float64(n)*0.25 {
 		t.Fatalf("app points = %v; want %v", p, float64(n)*0.25)
 	}
 }

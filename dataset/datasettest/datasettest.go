@@ -1,6 +1,7 @@
 // Package datasettest holds a conformance test for implementations of
 // dataset.Store. A store passes when it behaves as the interface documents:
-// deletions cascade, repeats of a q are reported rather than queued, the
+// deletions cascade, repeats of a q are reported rather than queued, a
+// collection created with its items stores both or neither, the
 // training queue hands out due items in order and forgets completed and
 // failed ones the documented way, vectors live exactly as long as their
 // data, full-text marks are versioned, and reads return copies.
@@ -34,6 +35,8 @@ func TestStore(t *testing.T, open func(t *testing.T) dataset.Store) {
 		{"DeleteCollectionCascades", testDeleteCollectionCascades},
 		{"EnqueueRepeats", testEnqueueRepeats},
 		{"EnqueueCollectionNotFound", testEnqueueCollectionNotFound},
+		{"CreateCollection", testCreateCollection},
+		{"CreateCollectionRefused", testCreateCollectionRefused},
 		{"DueTraining", testDueTraining},
 		{"Complete", testComplete},
 		{"CompleteGone", testCompleteGone},
@@ -656,6 +659,92 @@ func testEnqueueCollectionNotFound(t *testing.T, s dataset.Store) {
 	// nothing of it is remembered as a q
 	wantRepeat(t, s, c, "i1b", "one", false)
 	wantRepeat(t, s, c, "i3b", "three", false)
+}
+
+// CreateCollection stores a collection with its items queued, repeats
+// among them reported as Enqueue reports them.
+func testCreateCollection(t *testing.T, s dataset.Store) {
+	putDataset(t, s, "ds", t0)
+	c := &dataset.Collection{ID: "text", TeamID: team, DatasetID: "ds", Name: "doc", Type: dataset.CollectionText,
+		TrainingType: dataset.ModeIndex, ChunkSize: 16, CreateTime: t0}
+	items := []*dataset.TrainingItem{newItem(c, "i0", "zero", t0), newItem(c, "i1", "one", t0), newItem(c, "i2", " zero ", t0), newItem(c, "i3", "three", t0)}
+	rep, err := s.CreateCollection(bg, c, items)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(rep, []int{2}) {
+		t.Fatalf("repeats %v; want [2] (the trimmed q of item 0)", rep)
+	}
+	got, err := s.Collection(bg, "text")
+	if err != nil || got.Name != "doc" || got.Type != dataset.CollectionText || got.ChunkSize != 16 || !got.CreateTime.Equal(t0) {
+		t.Fatalf("Collection = %+v, %v", got, err)
+	}
+	if list, _ := s.Collections(bg, "ds"); len(list) != 1 || list[0].ID != "text" {
+		t.Fatalf("Collections(ds) = %v", list)
+	}
+	wantCounts(t, s, "text", 3, 0)
+	if got := sorted(allDue(t, s)); !equalStrings(got, []string{"i0", "i1", "i3"}) {
+		t.Fatalf("queued %v", got)
+	}
+	wantRepeat(t, s, c, "again", "one", true)
+	// the queued items train like any others
+	if gone := complete(t, s, trained(items[0], t0)); len(gone) != 0 {
+		t.Fatalf("Complete: gone %v", gone)
+	}
+	wantCounts(t, s, "text", 2, 0)
+	mustData(t, s, "i0")
+	// and the collection deletes with them
+	if _, err := s.DeleteCollection(bg, "text"); err != nil {
+		t.Fatal(err)
+	}
+	if got := allDue(t, s); len(got) != 0 {
+		t.Fatalf("after deleting the collection, queued %v", got)
+	}
+	// no items at all is an empty collection
+	empty := &dataset.Collection{ID: "empty", TeamID: team, DatasetID: "ds", Name: "e", CreateTime: t0}
+	if rep, err := s.CreateCollection(bg, empty, nil); err != nil || len(rep) != 0 {
+		t.Fatalf("CreateCollection without items = %v, %v", rep, err)
+	}
+	if _, err := s.Collection(bg, "empty"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A refused CreateCollection stores neither the collection nor any item.
+func testCreateCollectionRefused(t *testing.T, s dataset.Store) {
+	putDataset(t, s, "ds", t0)
+	existing := putCollection(t, s, "taken", "ds", t0)
+	orphan := &dataset.Collection{ID: "orphan", TeamID: team, DatasetID: "missing", Name: "x", CreateTime: t0}
+	c := &dataset.Collection{ID: "new", TeamID: team, DatasetID: "ds", Name: "x", CreateTime: t0}
+	for _, tc := range []struct {
+		name  string
+		c     *dataset.Collection
+		items []*dataset.TrainingItem
+		want  error
+	}{
+		{"missing dataset", orphan, []*dataset.TrainingItem{newItem(orphan, "o1", "one", t0)}, dataset.ErrDatasetNotFound},
+		{"id taken", &dataset.Collection{ID: "taken", TeamID: team, DatasetID: "ds", Name: "again", CreateTime: t0},
+			[]*dataset.TrainingItem{newItem(existing, "t1", "one", t0)}, dataset.ErrCollectionExists},
+		{"an item of another collection", c, []*dataset.TrainingItem{newItem(c, "n1", "one", t0), newItem(existing, "n2", "two", t0)}, nil},
+	} {
+		_, err := s.CreateCollection(bg, tc.c, tc.items)
+		if err == nil || (tc.want != nil && !errors.Is(err, tc.want)) {
+			t.Fatalf("%s: err = %v; want %v", tc.name, err, tc.want)
+		}
+		if got := allDue(t, s); len(got) != 0 {
+			t.Fatalf("%s: queued %v", tc.name, got)
+		}
+	}
+	for _, id := range []string{"orphan", "new"} {
+		if got, err := s.Collection(bg, id); !errors.Is(err, dataset.ErrCollectionNotFound) {
+			t.Fatalf("refused collection %s stored: %+v, %v", id, got, err)
+		}
+	}
+	if got, _ := s.Collection(bg, "taken"); got.Name != existing.Name {
+		t.Fatalf("the taken id's collection was replaced: %+v", got)
+	}
+	wantRepeat(t, s, existing, "later", "one", false)
+	wantRepeat(t, s, existing, "later2", "two", false)
 }
 
 func testDueTraining(t *testing.T, s dataset.Store) {

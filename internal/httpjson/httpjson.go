@@ -11,8 +11,10 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // DefaultMaxBody is the request body limit used when a handler does not set its own.
@@ -54,8 +56,31 @@ func (e *DecodeError) HTTPStatus() int { return http.StatusBadRequest }
 // StatusText implements APIError.
 func (e *DecodeError) StatusText() string { return "invalid_request" }
 
+// BodyTimeoutError reports a request body that did not arrive within the
+// server's body read deadline. Limit is that deadline, zero when unknown.
+type BodyTimeoutError struct {
+	Limit time.Duration
+}
+
+func (e *BodyTimeoutError) Error() string {
+	if e.Limit <= 0 {
+		return "request body was not received in time"
+	}
+	return fmt.Sprintf("request body was not received within %s", e.Limit)
+}
+
+// HTTPStatus implements APIError.
+func (e *BodyTimeoutError) HTTPStatus() int { return http.StatusRequestTimeout }
+
+// StatusText implements APIError.
+func (e *BodyTimeoutError) StatusText() string { return "request_timeout" }
+
+// Unwrap lets errors.Is(err, os.ErrDeadlineExceeded) see the cause.
+func (e *BodyTimeoutError) Unwrap() error { return os.ErrDeadlineExceeded }
+
 // Decode reads r's body into v: at most maxBody bytes (DefaultMaxBody when
-// maxBody <= 0), unknown fields rejected, exactly one JSON value. A comma
+// maxBody <= 0), unknown fields rejected, exactly one JSON value, every
+// string valid UTF-8 (an invalid one is a 400 naming its field). A comma
 // before a closing bracket is tolerated, because FastGPT's own documented
 // examples (pushData's) carry one and must work as written.
 func Decode(w http.ResponseWriter, r *http.Request, v any, maxBody int64) error {
@@ -66,7 +91,11 @@ func Decode(w http.ResponseWriter, r *http.Request, v any, maxBody int64) error 
 	if err != nil {
 		return decodeError(err)
 	}
-	dec := json.NewDecoder(bytes.NewReader(StripTrailingCommas(raw)))
+	raw = StripTrailingCommas(raw)
+	if err := CheckUTF8(raw); err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return decodeError(err)
@@ -128,8 +157,13 @@ func decodeError(err error) error {
 		syn *json.SyntaxError
 		typ *json.UnmarshalTypeError
 		mbe *http.MaxBytesError
+		bte *BodyTimeoutError
 	)
 	switch {
+	case errors.As(err, &bte):
+		return bte
+	case errors.Is(err, os.ErrDeadlineExceeded): // a deadline set without saying how long
+		return &BodyTimeoutError{}
 	case errors.As(err, &mbe):
 		return &DecodeError{Reason: fmt.Sprintf("body exceeds %d bytes", mbe.Limit)}
 	case errors.Is(err, io.EOF):
