@@ -150,11 +150,22 @@ func TestDerivedErrorsMatchTheirSentinel(t *testing.T) {
 			t.Errorf("%v is not in the not_found category", err)
 		}
 	}
-	// A body that cannot be decoded is a 400 invalid_request on the wire,
-	// but not auth.ErrInvalidRequest: it is matched as a *DecodeError.
+	// A body or field that cannot be decoded or fails its check (the
+	// internal/field validators every domain uses) is an invalid request
+	// made for one call: it matches auth.ErrInvalidRequest, as the errors
+	// auth.InvalidRequest makes do, and no other sentinel, not even one
+	// made from ErrInvalidRequest.
 	de := httpjson.DecodeErr(errors.New("json: unknown field \"x\""))
 	var dec *httpjson.DecodeError
-	if errors.Is(de, auth.ErrInvalidRequest) || !errors.As(de, &dec) || dec.Field != "x" || auth.Reason(de) != "invalid_request" {
+	if !errors.Is(de, auth.ErrInvalidRequest) || !errors.As(de, &dec) || dec.Field != "x" || auth.Reason(de) != "invalid_request" {
 		t.Errorf("decode error: %v", de)
+	}
+	for _, s := range idSentinels() {
+		if s.err != auth.ErrInvalidRequest && errors.Is(de, s.err) {
+			t.Errorf("a decode error matches %s", s.name)
+		}
+	}
+	if errors.Is(de, auth.InvalidRequest("x", "unknown field")) {
+		t.Error("a decode error matches another call's invalid request")
 	}
 }

@@ -56,6 +56,19 @@ func (e *DecodeError) HTTPStatus() int { return http.StatusBadRequest }
 // StatusText implements APIError.
 func (e *DecodeError) StatusText() string { return "invalid_request" }
 
+// Is makes a DecodeError match the invalid_request sentinel
+// (auth.ErrInvalidRequest), as the errors auth.InvalidRequest makes do: it
+// is an invalid request made for one call. Only a sentinel matches (an API
+// error that unwraps to nothing), so that errors.Is(decodeErr, x) is never
+// true for another call's error or another sentinel's code.
+func (e *DecodeError) Is(target error) bool {
+	t, ok := target.(interface {
+		StatusText() string
+		Unwrap() error
+	})
+	return ok && t.Unwrap() == nil && t.StatusText() == e.StatusText()
+}
+
 // BodyTimeoutError reports a request body that did not arrive within the
 // server's body read deadline. Limit is that deadline, zero when unknown.
 type BodyTimeoutError struct {
