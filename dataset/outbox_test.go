@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -203,4 +204,31 @@ func TestFullTextPanicLeavesOutOneDocument(t *testing.T) {
 		defer text.mu.Unlock()
 		return len(text.indexed) == 3
 	})
+}
+
+// An item the collection no longer counts as training is found by search
+// at once: the vector index is written before the store says trained.
+func TestTrainedIsSearchable(t *testing.T) {
+	ctx := context.Background()
+	s := newService(t, dataset.Options{PollEvery: time.Millisecond})
+	ds, c := setup(t, s, "team")
+	for i := range 200 {
+		q := fmt.Sprintf("question %d about the refund window", i)
+		push(t, s, dataset.PushRequest{TeamID: "team", CollectionID: c.ID, Data: []dataset.PushItem{{Q: q, A: "30 days"}}})
+		for {
+			d, err := s.Collection(ctx, "team", c.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d.TrainingAmount == 0 {
+				break
+			}
+		}
+		// the local embedder may hash two numbers alike: the item must be
+		// among the best, not necessarily first
+		res, err := s.Search(ctx, dataset.SearchRequest{TeamID: "team", DatasetIDs: []string{ds.ID}, Text: q, Limit: dataset.MaxSearchLimit})
+		if err != nil || !slices.ContainsFunc(res.Hits, func(h dataset.SearchHit) bool { return h.Q == q }) {
+			t.Fatalf("item %d: trained by the collection's count, but search does not find it: %v", i, err)
+		}
+	}
 }

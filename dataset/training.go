@@ -208,7 +208,8 @@ func (s *Service) trainGroup(ctx context.Context, g *trainGroup) {
 		if ctx.Err() == nil {
 			s.log.Error("dataset: storing trained items", "dataset", g.ds.ID, "err", err)
 		}
-		return // still queued; they are tried again
+		s.usageBehind.Store(true) // in case the commit went through after all
+		return                    // still queued; they are tried again
 	}
 	s.deliverUsage(ctx, usage)
 }
@@ -270,26 +271,52 @@ func (s *Service) itemData(ctx context.Context, it *TrainingItem) ([]*Data, Gene
 }
 
 // complete stores trained items and adds their vectors to the index, under
-// indexMu so that no deletion runs in between.
+// indexMu so that no deletion runs in between. The vectors go into the
+// index first: once the store says an item is trained, a search finds it.
+// Until then a search may meet a vector whose data is not stored yet, and
+// skips it, as it skips data deleted meanwhile; what the store did not
+// keep (gone items, repeated QA pairs, a failed commit) leaves the index
+// again.
 func (s *Service) complete(ctx context.Context, datasetID string, done []Trained) error {
 	s.indexMu.RLock()
 	defer s.indexMu.RUnlock()
-	gone, err := s.store.Complete(ctx, done)
-	if err != nil {
+	var all []Vector
+	for _, t := range done {
+		all = append(all, t.Vectors...)
+	}
+	if err := s.vectors.Upsert(ctx, datasetID, all); err != nil {
 		return err
 	}
-	goneSet := make(map[string]bool, len(gone))
-	for _, g := range gone {
-		goneSet[g] = true
+	ids := make([]string, len(all)) // before Complete filters the Trained in place
+	for i, v := range all {
+		ids[i] = v.ID
 	}
-	var vecs []Vector
+	gone, err := s.store.Complete(ctx, done)
+	if err != nil {
+		if derr := s.vectors.Delete(context.WithoutCancel(ctx), datasetID, ids); derr != nil {
+			s.log.Error("dataset: removing the vectors of an uncommitted batch", "dataset", datasetID, "err", derr)
+		}
+		return err
+	}
+	kept := map[string]bool{}
 	for _, t := range done {
-		if !goneSet[t.ItemID] {
-			vecs = append(vecs, t.Vectors...)
+		if !slices.Contains(gone, t.ItemID) {
+			for _, v := range t.Vectors {
+				kept[v.ID] = true
+			}
+		}
+	}
+	var drop []string
+	for _, id := range ids {
+		if !kept[id] {
+			drop = append(drop, id)
 		}
 	}
 	wake(s.textWake)
-	return s.vectors.Upsert(ctx, datasetID, vecs)
+	if len(drop) == 0 {
+		return nil
+	}
+	return s.vectors.Delete(ctx, datasetID, drop)
 }
 
 // trainingUsage sums what a group's training cost: the QA model's tokens
