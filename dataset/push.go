@@ -103,7 +103,11 @@ func (s *Service) Push(ctx context.Context, req PushRequest) (*PushResult, error
 			res.FileIDInvalid = append(res.FileIDInvalid, Rejected{PushItem: it})
 			continue
 		}
-		if n, over := s.overLimit(q, it.A, req.Mode, limit); over {
+		n, over, err := s.overLimit(ctx, q, it.A, req.Mode, limit)
+		if err != nil {
+			return nil, err
+		}
+		if over {
 			res.OverToken = append(res.OverToken, Rejected{it, fmt.Sprintf("%d tokens, more than %d", n, limit)})
 			continue
 		}
@@ -137,19 +141,20 @@ func (s *Service) Push(ctx context.Context, req PushRequest) (*PushResult, error
 // once), so an item of at most limit bytes is within the limit without
 // running the encoder, which would cost as much as the rest of the push:
 // training counts the tokens it bills anyway.
-func (s *Service) overLimit(q, a string, mode TrainingMode, limit int) (int, bool) {
+func (s *Service) overLimit(ctx context.Context, q, a string, mode TrainingMode, limit int) (int, bool, error) {
 	size := len(q)
 	if mode == ModeIndex {
 		size += len(a)
 	}
 	if size <= limit {
-		return 0, false
+		return 0, false, nil
 	}
-	n := s.tokens.Count(q)
+	texts := []string{q}
 	if mode == ModeIndex {
-		n += s.tokens.Count(a)
+		texts = append(texts, a)
 	}
-	return n, n > limit
+	n, err := s.count(ctx, texts...)
+	return n, n > limit, err
 }
 
 // validFileID accepts what FastGPT does: nothing, "manual" or "mark", a

@@ -339,7 +339,11 @@ func (s *Service) CreateTextCollection(ctx context.Context, tc TextCollection) (
 			return nil, nil, err
 		}
 	}
-	chunks, err := SplitText(tc.Text, tc.ChunkSize, tc.ChunkOverlap, s.tokens.Count)
+	count, countErr := s.splitCount(ctx)
+	chunks, err := SplitText(tc.Text, tc.ChunkSize, tc.ChunkOverlap, count)
+	if err == nil {
+		err = countErr()
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("dataset: splitting text: %w", err)
 	}
@@ -484,7 +488,11 @@ func (s *Service) UpdateData(ctx context.Context, teamID string, u DataUpdate) (
 	if u.Indexes != nil {
 		d.Indexes = cleanIndexes(*u.Indexes)
 	}
-	if n := s.tokens.Count(d.Q) + s.tokens.Count(d.A); n > s.opts.IndexMaxTokens {
+	n, err := s.count(ctx, d.Q, d.A)
+	if err != nil {
+		return nil, err
+	}
+	if n > s.opts.IndexMaxTokens {
 		return nil, auth.InvalidRequest("q", "q and a hold %d tokens, more than %d", n, s.opts.IndexMaxTokens)
 	}
 	ds, err := s.store.Dataset(ctx, d.DatasetID)
