@@ -59,21 +59,27 @@ func (m *merger) count(v *vocab, pairs *[1 << 16]int32, p string) int {
 		m.next[i] = k
 		parts--
 		t[leaves+int(j)] = noPair
-		pair := uint64(noPair)
+		// The pairs the merge made: i with the part after it, and the part
+		// before i with i.
+		h := m.prev[i]
+		right, left := "", ""
 		if int(k) < n {
 			m.prev[k] = i
-			if r := v.rank(p[i:m.next[k]]); r >= 0 {
-				pair = uint64(r)<<32 | uint64(i)
-			}
+			right = p[i:m.next[k]]
 		}
-		t[leaves+int(i)] = pair
-		h := m.prev[i]
 		if h >= 0 {
-			pair = noPair
-			if r := v.rank(p[h:k]); r >= 0 {
-				pair = uint64(r)<<32 | uint64(h)
+			left = p[h:k]
+		}
+		rr, rl := v.rank2(right, left)
+		t[leaves+int(i)] = noPair
+		if rr >= 0 {
+			t[leaves+int(i)] = uint64(rr)<<32 | uint64(i)
+		}
+		if h >= 0 {
+			t[leaves+int(h)] = noPair
+			if rl >= 0 {
+				t[leaves+int(h)] = uint64(rl)<<32 | uint64(h)
 			}
-			t[leaves+int(h)] = pair
 		} else {
 			h = i
 		}
@@ -82,18 +88,21 @@ func (m *merger) count(v *vocab, pairs *[1 << 16]int32, p string) int {
 	return parts
 }
 
-// fix replays the matches above leaves a <= b <= c, each node once.
+// fix replays the matches above leaves a, b and c, each path up only as
+// far as it changes something: the merged pair's goes to the top (it was
+// the least), the others mostly stop soon. Paths done one after the other
+// leave every node the least of its children: one stopped early where
+// nothing changed, so what is above was right already.
 func (m *merger) fix(a, b, c int) {
 	t := m.tree
-	a, b, c = a+m.leaves, b+m.leaves, c+m.leaves
-	for a > 1 {
-		a, b, c = a/2, b/2, c/2
-		t[a] = min(t[2*a], t[2*a+1])
-		if b != a {
-			t[b] = min(t[2*b], t[2*b+1])
-		}
-		if c != b {
-			t[c] = min(t[2*c], t[2*c+1])
+	for _, i := range [3]uint{uint(a), uint(b), uint(c)} {
+		for i += uint(m.leaves); i > 1; {
+			i >>= 1
+			v := min(t[2*i], t[2*i+1])
+			if t[i] == v {
+				break
+			}
+			t[i] = v
 		}
 	}
 }
