@@ -37,6 +37,8 @@ type Options struct {
 	// so usage is never written under a bill that does not exist.
 	CheckBill func(ctx context.Context, teamID, billID string) error
 	// Tokens counts tokens for limits and usage; nil: cl100k_base, offline.
+	// One that also has CountContext(ctx, text) (int, error), as that one
+	// does, stops counting a request's text when the request ends.
 	Tokens interface{ Count(string) int }
 
 	Workers     int           // training workers; default 2
