@@ -197,6 +197,41 @@ func TestPiecesMatchPattern(t *testing.T) {
 	}
 }
 
+// No piece joins a non-space character with a space or tab after it, so
+// a text cut there counts as the sum of its parts (the property chunked
+// counting would rest on; the pre-tokenizer here needs no cutting).
+func TestNoPieceSpansNonSpaceThenSpace(t *testing.T) {
+	var c Counter
+	enc := tiktokenOf(t, &c)
+	for name, text := range realTexts(t) {
+		for _, p := range pieces(text) {
+			for i, r := range p {
+				if rest := p[i+utf8.RuneLen(r):]; rest != "" && (rest[0] == ' ' || rest[0] == '\t') && classOf(r) != space && classOf(r) != newline {
+					t.Fatalf("%s: piece %q joins %q and the space after it", name, p, r)
+				}
+			}
+		}
+		var parts []string
+		from := 0
+		for i := 1; i < len(text); i++ {
+			if text[i] != ' ' && text[i] != '\t' {
+				continue
+			}
+			if r, _ := utf8.DecodeLastRuneInString(text[:i]); classOf(r) != space && classOf(r) != newline {
+				parts, from = append(parts, text[from:i]), i
+			}
+		}
+		parts = append(parts, text[from:])
+		sum := 0
+		for _, p := range parts {
+			sum += len(enc.EncodeOrdinary(p))
+		}
+		if whole := len(enc.EncodeOrdinary(text)); sum != whole {
+			t.Fatalf("%s: cut before spaces, tiktoken counts %d; whole, %d", name, sum, whole)
+		}
+	}
+}
+
 func FuzzPieces(f *testing.F) {
 	re := regexp2.MustCompile(cl100kPattern, regexp2.None)
 	for _, s := range samples {
