@@ -248,7 +248,11 @@ func (e *Engine) run(ctx context.Context, req Request, sink Sink) (*Result, erro
 	}
 	res.Usage = out.Usage
 	if res.Usage.PromptTokens == 0 && res.Usage.CompletionTokens == 0 {
-		res.Usage = Usage{PromptTokens: e.cfg.Tokens.CountMessages(msgs), CompletionTokens: e.cfg.Tokens.Count(res.Text)}
+		prompt, err := e.cfg.Tokens.CountMessagesContext(ctx, msgs)
+		if err != nil {
+			return nil, fmt.Errorf("chat: count prompt tokens: %w", err)
+		}
+		res.Usage = Usage{PromptTokens: prompt, CompletionTokens: e.cfg.Tokens.Count(res.Text)}
 	}
 	res.Usage.TotalTokens = res.Usage.PromptTokens + res.Usage.CompletionTokens
 

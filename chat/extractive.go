@@ -45,6 +45,9 @@ func (Extractive) Generate(ctx context.Context, req ModelRequest, onToken func(s
 // retriever already judged every quote relevant, so with quotes there is
 // always an answer; without, there is none.
 func bestQuote(question string, quotes []Quote) (Quote, bool) {
+	if len(quotes) == 0 {
+		return Quote{}, false
+	}
 	qg := bigrams(question)
 	best, bestScore := Quote{}, -1.0
 	for _, q := range quotes {
@@ -58,23 +61,24 @@ func bestQuote(question string, quotes []Quote) (Quote, bool) {
 
 // bigrams returns the set of lower-cased character bigrams of s's letters and
 // digits, which match both space-separated and CJK text.
-func bigrams(s string) map[string]struct{} {
-	out := map[string]struct{}{}
+func bigrams(s string) map[[2]rune]struct{} {
+	out := map[[2]rune]struct{}{}
 	var prev rune
-	for _, r := range strings.ToLower(s) {
+	for _, r := range s {
 		if !unicode.IsLetter(r) && !unicode.IsNumber(r) {
 			prev = 0
 			continue
 		}
+		r = unicode.ToLower(r)
 		if prev != 0 {
-			out[string([]rune{prev, r})] = struct{}{}
+			out[[2]rune{prev, r}] = struct{}{}
 		}
 		prev = r
 	}
 	return out
 }
 
-func overlap(a, b map[string]struct{}) float64 {
+func overlap(a, b map[[2]rune]struct{}) float64 {
 	n := 0
 	for g := range a {
 		if _, ok := b[g]; ok {

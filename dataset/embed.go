@@ -5,6 +5,7 @@ import (
 	"math"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 )
 
 // Embedder turns texts into vectors, one per text, all of one length.
@@ -45,13 +46,13 @@ func (e LocalEmbedder) Embed(ctx context.Context, texts []string) ([][]float32, 
 
 func embedLocal(text string, dim int) []float32 {
 	v := make([]float32, dim)
-	add := func(feature string, w float32) {
-		x := fnv1a(feature)
+	addHash := func(x uint64, w float32) {
 		if x>>63 == 1 {
 			w = -w
 		}
 		v[x%uint64(dim)] += w
 	}
+	add := func(feature string, w float32) { addHash(fnv1a(feature), w) }
 	eachTerm(text, func(term string, cjk bool) {
 		if cjk {
 			add(term, 1)
@@ -63,7 +64,7 @@ func embedLocal(text string, dim int) []float32 {
 		add(term, 1)
 		if r := []rune("<" + term + ">"); len(r) > 4 {
 			for i := 0; i+3 <= len(r); i++ {
-				add(string(r[i:i+3]), 0.3)
+				addHash(fnv1aRunes(r[i:i+3]), 0.3)
 			}
 		}
 	})
@@ -123,6 +124,9 @@ func eachTerm(text string, fn func(term string, cjk bool)) {
 }
 
 func isCJK(r rune) bool {
+	if r < 0x1100 { // below every range of the four scripts: most text, at once
+		return false
+	}
 	return unicode.Is(unicode.Han, r) || unicode.Is(unicode.Hiragana, r) ||
 		unicode.Is(unicode.Katakana, r) || unicode.Is(unicode.Hangul, r)
 }
@@ -155,6 +159,20 @@ func fnv1a(s string) uint64 {
 	for i := 0; i < len(s); i++ {
 		h ^= uint64(s[i])
 		h *= 1099511628211
+	}
+	return h
+}
+
+// fnv1aRunes is fnv1a of string(rs), without making the string: a long
+// word has a trigram per character.
+func fnv1aRunes(rs []rune) uint64 {
+	h := uint64(14695981039346656037)
+	var b [utf8.UTFMax]byte
+	for _, r := range rs {
+		for _, c := range b[:utf8.EncodeRune(b[:], r)] {
+			h ^= uint64(c)
+			h *= 1099511628211
+		}
 	}
 	return h
 }

@@ -81,7 +81,10 @@ func (s *Service) Push(ctx context.Context, req PushRequest) (*PushResult, error
 	if err := s.checkBill(ctx, req.TeamID, req.BillID); err != nil {
 		return nil, err
 	}
-	res, items, from := s.stage(ctx, c, req)
+	res, items, from, err := s.stage(ctx, c, req)
+	if err != nil {
+		return nil, err
+	}
 	if len(items) > 0 {
 		repeats, err := s.store.Enqueue(ctx, items)
 		if err != nil {
@@ -140,7 +143,7 @@ func (s *Service) checkBill(ctx context.Context, teamID, billID string) error {
 // stage sorts a checked push's items for collection c: the ones to queue,
 // as training items (from[i] is the position in req.Data of items[i]), and
 // the rejected ones, listed in the result.
-func (s *Service) stage(ctx context.Context, c *Collection, req PushRequest) (res *PushResult, items []*TrainingItem, from []int) {
+func (s *Service) stage(ctx context.Context, c *Collection, req PushRequest) (res *PushResult, items []*TrainingItem, from []int, err error) {
 	res = &PushResult{OverToken: []Rejected{}, Repeat: []Rejected{}, FileIDInvalid: []Rejected{}, Error: []Rejected{}}
 	now := s.opts.Now().UTC()
 	limit := s.opts.IndexMaxTokens
@@ -157,7 +160,11 @@ func (s *Service) stage(ctx context.Context, c *Collection, req PushRequest) (re
 			res.FileIDInvalid = append(res.FileIDInvalid, Rejected{PushItem: it})
 			continue
 		}
-		if n, over := s.overLimit(q, it.A, req.Mode, limit); over {
+		n, over, err := s.overLimit(ctx, q, it.A, req.Mode, limit)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		if over {
 			res.OverToken = append(res.OverToken, Rejected{it, fmt.Sprintf("%d tokens, more than %d", n, limit)})
 			continue
 		}
@@ -165,7 +172,11 @@ func (s *Service) stage(ctx context.Context, c *Collection, req PushRequest) (re
 		for j, x := range it.Indexes {
 			idx[j] = string(x)
 		}
-		if j, n := s.overIndex(idx, limit); j >= 0 {
+		j, n, err := s.overIndex(ctx, idx, limit)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		if j >= 0 {
 			res.OverToken = append(res.OverToken, Rejected{it, fmt.Sprintf("indexes[%d]: %d tokens, more than %d", j, n, limit)})
 			continue
 		}
@@ -175,7 +186,7 @@ func (s *Service) stage(ctx context.Context, c *Collection, req PushRequest) (re
 			NextAttempt: now, CreateTime: now.Add(time.Duration(i) * pushOrderStep)})
 		from = append(from, i)
 	}
-	return res, items, from
+	return res, items, from, nil
 }
 
 // addQueued counts the staged items the store queued and lists its repeats.
@@ -189,16 +200,20 @@ func (res *PushResult) addQueued(req PushRequest, items []*TrainingItem, from, r
 // overIndex returns the first index text over limit tokens and its count,
 // or -1. Like overLimit, it only runs the encoder on texts longer than
 // limit bytes.
-func (s *Service) overIndex(idx []string, limit int) (int, int) {
+func (s *Service) overIndex(ctx context.Context, idx []string, limit int) (j, n int, err error) {
 	for j, x := range idx {
 		if len(x) <= limit {
 			continue
 		}
-		if n := s.tokens.Count(x); n > limit {
-			return j, n
+		n, err := s.count(ctx, x)
+		if err != nil {
+			return -1, 0, err
+		}
+		if n > limit {
+			return j, n, nil
 		}
 	}
-	return -1, 0
+	return -1, 0, nil
 }
 
 // overLimit reports whether an item's tokens (q's, and a's in index mode)
@@ -207,19 +222,20 @@ func (s *Service) overIndex(idx []string, limit int) (int, int) {
 // once), so an item of at most limit bytes is within the limit without
 // running the encoder, which would cost as much as the rest of the push:
 // training counts the tokens it bills anyway.
-func (s *Service) overLimit(q, a string, mode TrainingMode, limit int) (int, bool) {
+func (s *Service) overLimit(ctx context.Context, q, a string, mode TrainingMode, limit int) (int, bool, error) {
 	size := len(q)
 	if mode == ModeIndex {
 		size += len(a)
 	}
 	if size <= limit {
-		return 0, false
+		return 0, false, nil
 	}
-	n := s.tokens.Count(q)
+	texts := []string{q}
 	if mode == ModeIndex {
-		n += s.tokens.Count(a)
+		texts = append(texts, a)
 	}
-	return n, n > limit
+	n, err := s.count(ctx, texts...)
+	return n, n > limit, err
 }
 
 // validFileID accepts what FastGPT does: nothing, "manual" or "mark", a

@@ -174,7 +174,11 @@ func (s *Service) searchVectors(ctx context.Context, req SearchRequest, sets []*
 			q = vs[0]
 			queries[ds.VectorModel] = q
 			res.Model = ds.VectorModel
-			res.Tokens += s.tokens.Count(req.Text)
+			n, err := s.count(ctx, req.Text)
+			if err != nil {
+				return nil, err
+			}
+			res.Tokens += n
 		}
 		// ask for more than n: one item may hold several of the nearest vectors
 		hits, err := s.vectors.Query(ctx, ds.ID, q, 2*n+8)

@@ -39,6 +39,8 @@ type Options struct {
 	// so usage is never written under a bill that does not exist.
 	CheckBill func(ctx context.Context, teamID, billID string) error
 	// Tokens counts tokens for limits and usage; nil: cl100k_base, offline.
+	// One that also has CountContext(ctx, text) (int, error), as that one
+	// does, stops counting a request's text when the request ends.
 	Tokens interface{ Count(string) int }
 
 	Workers     int           // training workers; default 2
@@ -364,7 +366,11 @@ func (s *Service) CreateTextCollection(ctx context.Context, tc TextCollection) (
 	if err := s.checkBill(ctx, tc.TeamID, tc.BillID); err != nil {
 		return nil, nil, err
 	}
-	chunks, err := SplitText(tc.Text, tc.ChunkSize, tc.ChunkOverlap, s.tokens.Count)
+	count, countErr := s.splitCount(ctx)
+	chunks, err := SplitText(tc.Text, tc.ChunkSize, tc.ChunkOverlap, count)
+	if err == nil {
+		err = countErr()
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("dataset: splitting text: %w", err)
 	}
@@ -379,7 +385,10 @@ func (s *Service) CreateTextCollection(ctx context.Context, tc TextCollection) (
 	for i, ch := range chunks {
 		req.Data[i] = PushItem{Q: ch, Source: c.Name}
 	}
-	res, items, from := s.stage(ctx, c, req)
+	res, items, from, err := s.stage(ctx, c, req)
+	if err != nil {
+		return nil, nil, err
+	}
 	repeats, err := s.store.CreateCollection(ctx, c, items)
 	if err != nil {
 		return nil, nil, err
@@ -516,12 +525,20 @@ func (s *Service) UpdateData(ctx context.Context, teamID string, u DataUpdate) (
 		if len(*u.Indexes) > MaxIndexes {
 			return nil, auth.InvalidRequest("indexes", "holds %d indexes, more than %d", len(*u.Indexes), MaxIndexes)
 		}
-		if j, n := s.overIndex(*u.Indexes, s.opts.IndexMaxTokens); j >= 0 {
+		j, n, err := s.overIndex(ctx, *u.Indexes, s.opts.IndexMaxTokens)
+		if err != nil {
+			return nil, err
+		}
+		if j >= 0 {
 			return nil, auth.InvalidRequest(fmt.Sprintf("indexes[%d]", j), "holds %d tokens, more than %d", n, s.opts.IndexMaxTokens)
 		}
 		d.Indexes = cleanIndexes(*u.Indexes)
 	}
-	if n := s.tokens.Count(d.Q) + s.tokens.Count(d.A); n > s.opts.IndexMaxTokens {
+	n, err := s.count(ctx, d.Q, d.A)
+	if err != nil {
+		return nil, err
+	}
+	if n > s.opts.IndexMaxTokens {
 		return nil, auth.InvalidRequest("q", "q and a hold %d tokens, more than %d", n, s.opts.IndexMaxTokens)
 	}
 	ds, err := s.store.Dataset(ctx, d.DatasetID)

@@ -16,6 +16,16 @@ const (
 	clauseMark   = "\u2028"
 )
 
+// wordMark is put every wordRun characters into a longer run without a
+// space, line break or mark, so that a word too long for a chunk is cut
+// there; else the splitter cuts it into characters and measures each, a
+// few calls per character of it. It is U+2063 INVISIBLE SEPARATOR;
+// incoming ones are dropped, and it is removed from the chunks too.
+const (
+	wordMark = "\u2063"
+	wordRun  = 64
+)
+
 // SplitText cuts text into chunks of at most about chunkSize, measured by
 // count (runes when nil), preferring paragraph breaks, then line breaks,
 // then ends of sentences (。！？；.!?; in Chinese and Western punctuation),
@@ -30,27 +40,47 @@ func SplitText(text string, chunkSize, overlap int, count func(string) int) ([]s
 	if count == nil {
 		count = func(s string) int { return len([]rune(s)) }
 	}
-	text = strings.NewReplacer(sentenceMark, "\n", clauseMark, "\n", "\r\n", "\n").Replace(text)
+	text = strings.NewReplacer(sentenceMark, "\n", clauseMark, "\n", "\r\n", "\n", wordMark, "").Replace(text)
 	text = strings.NewReplacer(
 		"。", "。"+sentenceMark, "！", "！"+sentenceMark, "？", "？"+sentenceMark, "；", "；"+sentenceMark,
 		". ", "."+sentenceMark+" ", "! ", "!"+sentenceMark+" ", "? ", "?"+sentenceMark+" ", "; ", ";"+sentenceMark+" ",
 		"，", "，"+clauseMark, "、", "、"+clauseMark, "：", "："+clauseMark,
 		", ", ","+clauseMark+" ", ": ", ":"+clauseMark+" ",
 	).Replace(text)
+	text = markLongWords(text)
+	clean := strings.NewReplacer(sentenceMark, "", clauseMark, "", wordMark, "")
+	measured := map[string]int{} // the splitter measures each piece several times over
 	sp := textsplitter.NewRecursiveCharacter(
-		textsplitter.WithSeparators([]string{"\n\n", "\n", sentenceMark, clauseMark, " ", ""}),
+		textsplitter.WithSeparators([]string{"\n\n", "\n", sentenceMark, clauseMark, " ", wordMark, ""}),
 		textsplitter.WithChunkSize(chunkSize),
 		textsplitter.WithChunkOverlap(overlap),
 		textsplitter.WithLenFunc(func(s string) int {
-			return count(strings.NewReplacer(sentenceMark, "", clauseMark, "").Replace(s))
+			if n, ok := measured[s]; ok {
+				return n
+			}
+			if len(measured) == 1<<16 {
+				clear(measured)
+			}
+			n := s
+			if strings.IndexByte(s, sentenceMark[0]) >= 0 { // all three marks start with this byte
+				n = clean.Replace(s)
+			}
+			measured[s] = count(n)
+			return measured[s]
 		}),
 	)
 	parts, err := sp.SplitText(text)
 	if err != nil {
 		return nil, err
 	}
-	clean := strings.NewReplacer(sentenceMark, "", clauseMark, "")
 	chunks := parts[:0]
+	var tail []string // punctuation for the last chunk, joined once: a text of punctuation has much
+	glue := func() {
+		if len(tail) > 0 {
+			chunks[len(chunks)-1] += strings.Join(tail, "")
+			tail = tail[:0]
+		}
+	}
 	for _, p := range parts {
 		p = strings.TrimSpace(clean.Replace(p))
 		switch {
@@ -60,12 +90,38 @@ func SplitText(text string, chunkSize, overlap int, count func(string) int) ([]s
 			// chunkSize before its final mark. The mark stays with its
 			// sentence, a little over the size, rather than become a
 			// chunk with nothing to search.
-			chunks[len(chunks)-1] += p
+			tail = append(tail, p)
 		default:
+			glue()
 			chunks = append(chunks, p)
 		}
 	}
+	glue()
 	return chunks, nil
+}
+
+// markLongWords puts wordMark into every run of more than wordRun
+// characters without a space, line break or mark, every wordRun of them.
+func markLongWords(text string) string {
+	var b strings.Builder
+	run, from := 0, 0
+	for i, r := range text {
+		switch {
+		case r == ' ' || r == '\n' || r == '\u2028' || r == '\u2029':
+			run = 0
+		case run == wordRun:
+			b.WriteString(text[from:i])
+			b.WriteString(wordMark)
+			from, run = i, 1
+		default:
+			run++
+		}
+	}
+	if from == 0 {
+		return text
+	}
+	b.WriteString(text[from:])
+	return b.String()
 }
 
 func isWordRune(r rune) bool { return unicode.IsLetter(r) || unicode.IsNumber(r) }

@@ -1,0 +1,49 @@
+package dataset
+
+import "context"
+
+// contextCounter is what Options.Tokens can also be, as the default is: a
+// counter that stops when the request whose text it counts ends.
+type contextCounter interface {
+	CountContext(ctx context.Context, text string) (int, error)
+}
+
+// count returns the tokens of texts, or ctx.Err() once ctx has ended: a
+// request's text is counted for as long as the request lasts, no longer.
+func (s *Service) count(ctx context.Context, texts ...string) (int, error) {
+	n := 0
+	for _, t := range texts {
+		if cc, ok := s.tokens.(contextCounter); ok {
+			k, err := cc.CountContext(ctx, t)
+			if err != nil {
+				return 0, err
+			}
+			n += k
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return 0, err
+		}
+		n += s.tokens.Count(t)
+	}
+	return n, nil
+}
+
+// splitCount is SplitText's length function for a request's text: it
+// counts with ctx, and once ctx has ended it counts nothing (so the
+// splitter finishes at once) and err reports why.
+func (s *Service) splitCount(ctx context.Context) (count func(string) int, err func() error) {
+	var failed error
+	return func(text string) int {
+			if failed != nil {
+				return 0
+			}
+			n, err := s.count(ctx, text)
+			if err != nil {
+				failed = err
+			}
+			return n
+		}, func() error {
+			return failed
+		}
+}
