@@ -346,40 +346,46 @@ func markText(tx *bbolt.Tx, dataID string) error {
 // Enqueue implements Store.
 func (s *BoltStore) Enqueue(ctx context.Context, items []*TrainingItem) ([]int, error) {
 	var repeats []int
-	err := s.update(ctx, func(tx *bbolt.Tx) error {
-		repeats = repeats[:0]
-		cb, qb := tx.Bucket(bucketCollections), tx.Bucket(bucketQIndex)
-		tb, due, ctb := tx.Bucket(bucketTraining), tx.Bucket(bucketDue), tx.Bucket(bucketCollTrain)
-		seen := map[string]bool{}
-		for i, it := range items {
-			if !seen[it.CollectionID] {
-				if cb.Get([]byte(it.CollectionID)) == nil {
-					return ErrCollectionNotFound
-				}
-				seen[it.CollectionID] = true
-			}
-			qk := qKey(it.CollectionID, it.Q)
-			if qb.Get(qk) != nil {
-				repeats = append(repeats, i)
-				continue
-			}
-			if err := qb.Put(qk, []byte(it.ID)); err != nil {
-				return err
-			}
-			if err := boltx.PutJSON(tb, []byte(it.ID), it); err != nil {
-				return err
-			}
-			if err := due.Put(timeKey(it.NextAttempt, it.ID), nil); err != nil {
-				return err
-			}
-			if err := ctb.Put(join(it.CollectionID, it.ID), []byte("q")); err != nil {
-				return err
-			}
-		}
-		return nil
+	err := s.update(ctx, func(tx *bbolt.Tx) (err error) {
+		repeats, err = enqueue(tx, items)
+		return err
 	})
 	if err != nil {
 		return nil, err
+	}
+	return repeats, nil
+}
+
+// enqueue queues items in tx and returns the positions of the repeats.
+func enqueue(tx *bbolt.Tx, items []*TrainingItem) ([]int, error) {
+	var repeats []int
+	cb, qb := tx.Bucket(bucketCollections), tx.Bucket(bucketQIndex)
+	tb, due, ctb := tx.Bucket(bucketTraining), tx.Bucket(bucketDue), tx.Bucket(bucketCollTrain)
+	seen := map[string]bool{}
+	for i, it := range items {
+		if !seen[it.CollectionID] {
+			if cb.Get([]byte(it.CollectionID)) == nil {
+				return nil, ErrCollectionNotFound
+			}
+			seen[it.CollectionID] = true
+		}
+		qk := qKey(it.CollectionID, it.Q)
+		if qb.Get(qk) != nil {
+			repeats = append(repeats, i)
+			continue
+		}
+		if err := qb.Put(qk, []byte(it.ID)); err != nil {
+			return nil, err
+		}
+		if err := boltx.PutJSON(tb, []byte(it.ID), it); err != nil {
+			return nil, err
+		}
+		if err := due.Put(timeKey(it.NextAttempt, it.ID), nil); err != nil {
+			return nil, err
+		}
+		if err := ctb.Put(join(it.CollectionID, it.ID), []byte("q")); err != nil {
+			return nil, err
+		}
 	}
 	return repeats, nil
 }
@@ -732,28 +738,9 @@ func (s *BoltStore) CreateCollection(ctx context.Context, c *Collection, items [
 		if err := boltx.PutJSON(cb, []byte(c.ID), c); err != nil {
 			return err
 		}
-		qb, tb := tx.Bucket(bucketQIndex), tx.Bucket(bucketTraining)
-		due, ctb := tx.Bucket(bucketDue), tx.Bucket(bucketCollTrain)
-		for i, it := range items {
-			qk := qKey(it.CollectionID, it.Q)
-			if qb.Get(qk) != nil {
-				repeats = append(repeats, i)
-				continue
-			}
-			if err := qb.Put(qk, []byte(it.ID)); err != nil {
-				return err
-			}
-			if err := boltx.PutJSON(tb, []byte(it.ID), it); err != nil {
-				return err
-			}
-			if err := due.Put(timeKey(it.NextAttempt, it.ID), nil); err != nil {
-				return err
-			}
-			if err := ctb.Put(join(it.CollectionID, it.ID), []byte("q")); err != nil {
-				return err
-			}
-		}
-		return nil
+		var err error
+		repeats, err = enqueue(tx, items)
+		return err
 	})
 	if err != nil {
 		return nil, err

@@ -210,6 +210,12 @@ func (s *MemoryStore) Enqueue(ctx context.Context, items []*TrainingItem) ([]int
 			return nil, ErrCollectionNotFound
 		}
 	}
+	return s.enqueue(items), nil
+}
+
+// enqueue queues items, whose collections exist, and returns the positions
+// of the repeats.
+func (s *MemoryStore) enqueue(items []*TrainingItem) []int {
 	var repeats []int
 	for i, it := range items {
 		qk := string(qKey(it.CollectionID, it.Q))
@@ -220,7 +226,7 @@ func (s *MemoryStore) Enqueue(ctx context.Context, items []*TrainingItem) ([]int
 		s.qindex[qk] = it.ID
 		s.training[it.ID] = cloneItem(it)
 	}
-	return repeats, nil
+	return repeats
 }
 
 // DueTraining implements Store.
@@ -462,15 +468,5 @@ func (s *MemoryStore) CreateCollection(ctx context.Context, c *Collection, items
 	}
 	cc := *c
 	s.colls[c.ID] = &cc
-	var repeats []int
-	for i, it := range items {
-		qk := string(qKey(it.CollectionID, it.Q))
-		if _, ok := s.qindex[qk]; ok {
-			repeats = append(repeats, i)
-			continue
-		}
-		s.qindex[qk] = it.ID
-		s.training[it.ID] = cloneItem(it)
-	}
-	return repeats, nil
+	return s.enqueue(items), nil
 }

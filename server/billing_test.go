@@ -31,6 +31,15 @@ const blQuestion = "how many points does this question cost"
 // until the test ends, and returns its base URL.
 func blStart(t *testing.T, dir string, mutate func(*server.Config)) string {
 	t.Helper()
+	base, _ := blStartStop(t, dir, mutate)
+	return base
+}
+
+// blStartStop is blStart that also returns a function stopping the
+// server before the test ends, for tests that restart it; stopping twice
+// is fine.
+func blStartStop(t *testing.T, dir string, mutate func(*server.Config)) (string, func()) {
+	t.Helper()
 	cfg := server.Config{RootKey: blRoot, Stderr: io.Discard}
 	cfg.Server.Data = dir
 	cfg.Logging.Level = "error"
@@ -48,16 +57,20 @@ func blStart(t *testing.T, dir string, mutate func(*server.Config)) string {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		// connections dialled for a burst but never used would hold the
-		// graceful shutdown for 5s (http.Server waits for new ones)
-		blClient.CloseIdleConnections()
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	})
-	return "http://" + ln.Addr().String()
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			// connections dialled for a burst but never used would hold the
+			// graceful shutdown for 5s (http.Server waits for new ones)
+			blClient.CloseIdleConnections()
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("serve: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return "http://" + ln.Addr().String(), stop
 }
 
 // blClient has room for the concurrent chats' connections.

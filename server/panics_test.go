@@ -5,12 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -170,7 +168,7 @@ func TestTrainingPanicSurvivesRestart(t *testing.T) {
 		cfg.Dataset.MaxAttempts = 2
 		cfg.Dataset.RetryBase = server.Duration(time.Millisecond)
 	}
-	base, stop := panicServer(t, dir, cfg)
+	base, stop := blStartStop(t, dir, cfg)
 	_, key := blKey(t, base, map[string]any{"name": "importer"})
 	var ds, coll string
 	blCall(t, "POST", base+"/api/core/dataset/create", key, `{"name":"kb","vectorModel":"fragile"}`, &ds)
@@ -204,36 +202,4 @@ func TestTrainingPanicSurvivesRestart(t *testing.T) {
 	if status, _ := blDo(t, "GET", base+"/healthz", "", ""); status != 200 {
 		t.Fatalf("healthz: %d", status)
 	}
-}
-
-// panicServer is blStart with a stop function, for a test that restarts.
-func panicServer(t *testing.T, dir string, mutate func(*server.Config)) (string, func()) {
-	t.Helper()
-	cfg := server.Config{RootKey: blRoot, Stderr: io.Discard}
-	cfg.Server.Data = dir
-	cfg.Logging.Level = "error"
-	mutate(&cfg)
-	s, err := server.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx, ln) }()
-	var once sync.Once
-	stop := func() {
-		once.Do(func() {
-			blClient.CloseIdleConnections()
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("serve: %v", err)
-			}
-		})
-	}
-	t.Cleanup(stop)
-	return "http://" + ln.Addr().String(), stop
 }

@@ -3,7 +3,6 @@ package server_test
 import (
 	"bufio"
 	"context"
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -60,8 +59,7 @@ func TestReadmeExamplesRunAsWritten(t *testing.T) {
 			t.Skipf("the README's examples need %s, which is not installed", tool)
 		}
 	}
-	const admin = "readme-admin-key-0123456789"
-	cfg := server.Config{RootKey: admin, Stderr: io.Discard}
+	var share server.ShareConfig
 	for _, y := range readmeBlocks(t, "yaml") {
 		if strings.Contains(y, "allow_hosts") {
 			p := filepath.Join(t.TempDir(), "share.yaml")
@@ -72,31 +70,14 @@ func TestReadmeExamplesRunAsWritten(t *testing.T) {
 			if err != nil {
 				t.Fatalf("the README's share config: %v", err)
 			}
-			cfg.Share = loaded.Share
+			share = loaded.Share
 		}
 	}
-	if len(cfg.Share.AllowHosts) == 0 {
+	if len(share.AllowHosts) == 0 {
 		t.Fatal("the README shows no share.allow_hosts block")
 	}
-	cfg.Server.Data = t.TempDir()
-	cfg.Logging.Level = "error"
-	s, err := server.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	})
+	base := blStart(t, t.TempDir(), func(cfg *server.Config) { cfg.Share = share })
+	addr := strings.TrimPrefix(base, "http://")
 	hostLn, err := net.Listen("tcp", "127.0.0.1:0") // a free port for the auth host
 	if err != nil {
 		t.Fatal(err)
@@ -127,7 +108,7 @@ curl() {
 			if strings.HasPrefix(line, "ADMIN=") {
 				continue // the test's own admin key stands in for the printed one
 			}
-			line = strings.ReplaceAll(line, "127.0.0.1:9527", ln.Addr().String())
+			line = strings.ReplaceAll(line, "127.0.0.1:9527", addr)
 			line = strings.ReplaceAll(line, "127.0.0.1:9700", hostAddr)
 			line = strings.ReplaceAll(line, "/tmp/shareauth-host", filepath.Join(tmp, "shareauth-host"))
 			script.WriteString(line + "\n")
@@ -141,7 +122,7 @@ curl() {
 	defer rcancel()
 	cmd := exec.CommandContext(rctx, "bash", "-c", script.String())
 	cmd.Dir = ".." // the README's commands run from the repository's root
-	cmd.Env = append(os.Environ(), "LOG="+logPath, "ADMIN="+admin)
+	cmd.Env = append(os.Environ(), "LOG="+logPath, "ADMIN="+blRoot)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // the backgrounded host dies with it
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	// a file, not a pipe: the host the script leaves running would hold a
