@@ -236,7 +236,7 @@ func (s *keyState) allow(now time.Time) error {
 	}
 	// The wait until one token is back: (1 - tokens) / rate.
 	wait := time.Duration((1 - lim.TokensAt(now)) / float64(lim.Limit()) * float64(time.Second))
-	return ErrRateLimited.withRetryAfter(max(wait, time.Second))
+	return ErrRateLimited.WithRetryAfter(max(wait, time.Second))
 }
 
 // lookup returns the cache entry for h, reading the store when the entry is
@@ -513,7 +513,7 @@ func (a *Authenticator) fail(err error, k *Key, client netip.Addr) error {
 	now := a.opts.Now()
 	if errors.Is(err, ErrInvalidKey) {
 		if wait := a.failures.count(client, now); wait > 0 {
-			err = ErrTooManyFailures.withRetryAfter(wait)
+			err = ErrTooManyFailures.WithRetryAfter(wait)
 		}
 	}
 	reason := Reason(err)

@@ -62,8 +62,9 @@ func (e *Error) WithMessage(format string, args ...any) *Error {
 	return &Error{Status: e.Status, Code: e.Code, Message: fmt.Sprintf(format, args...), RetryAfter: e.RetryAfter, base: e}
 }
 
-// withRetryAfter returns e answered with a Retry-After of d, matching e.
-func (e *Error) withRetryAfter(d time.Duration) *Error {
+// WithRetryAfter returns e answered with a Retry-After of d, which
+// errors.Is matches to e. Copying an Error by value would not match.
+func (e *Error) WithRetryAfter(d time.Duration) *Error {
 	return &Error{Status: e.Status, Code: e.Code, Message: e.Message, RetryAfter: d, base: e}
 }
 

@@ -3,8 +3,13 @@ package server_test
 import (
 	"errors"
 	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"io/fs"
 	"net/http"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -66,6 +71,44 @@ func idSentinels() []idSentinel {
 		{"shareauth.ErrMissingSignature", shareauth.ErrMissingSignature, nil},
 		{"shareauth.ErrBadSignature", shareauth.ErrBadSignature, nil},
 		{"shareauth.ErrStale", shareauth.ErrStale, nil},
+		{"shareauth.ErrInitRate", shareauth.ErrInitRate, nil},
+		{"shareauth.ErrHookFailed", shareauth.ErrHookFailed, nil},
+		{"shareauth.ErrBlockedAddress", shareauth.ErrBlockedAddress, nil},
+		{"dataset.ErrCollectionExists", dataset.ErrCollectionExists, nil},
+		{"billing.ErrDuplicate", billing.ErrDuplicate, nil},
+	}
+}
+
+// The table above is complete: every exported Err... variable of the
+// domain packages is in it, so a new sentinel cannot skip the checks.
+func TestErrorSentinelTableComplete(t *testing.T) {
+	listed := map[string]bool{}
+	for _, s := range idSentinels() {
+		listed[s.name] = true
+	}
+	for _, pkg := range []string{"auth", "chat", "dataset", "billing", "shareauth"} {
+		fset := token.NewFileSet()
+		pkgs, err := parser.ParseDir(fset, "../"+pkg, func(fi fs.FileInfo) bool { return !strings.HasSuffix(fi.Name(), "_test.go") }, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range pkgs {
+			for _, f := range p.Files {
+				for _, d := range f.Decls {
+					gd, ok := d.(*ast.GenDecl)
+					if !ok || gd.Tok != token.VAR {
+						continue
+					}
+					for _, spec := range gd.Specs {
+						for _, n := range spec.(*ast.ValueSpec).Names {
+							if n.IsExported() && strings.HasPrefix(n.Name, "Err") && !listed[pkg+"."+n.Name] {
+								t.Errorf("%s.%s is not in idSentinels", pkg, n.Name)
+							}
+						}
+					}
+				}
+			}
+		}
 	}
 }
 

@@ -364,11 +364,10 @@ func (s *Service) Init(ctx context.Context, shareID, token string) (*Admission, 
 	return adm, nil
 }
 
-// retryAfter is e with a Retry-After of wait, at least a second.
+// retryAfter is e with a Retry-After of wait, at least a second; it
+// matches e under errors.Is.
 func retryAfter(e *auth.Error, wait time.Duration) error {
-	c := *e
-	c.RetryAfter = max(wait, time.Second)
-	return &c
+	return e.WithRetryAfter(max(wait, time.Second))
 }
 
 // Charge adds points a visitor's chat spent to the link.
