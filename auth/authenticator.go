@@ -174,8 +174,9 @@ func NewAuthenticator(store Store, opts Options) *Authenticator {
 	if a.log == nil {
 		a.log = slog.Default()
 	}
-	a.done.Add(1)
+	a.done.Add(2)
 	go a.loop()
+	go a.trimLoop()
 	return a
 }
 
@@ -540,8 +541,6 @@ func (a *Authenticator) loop() {
 	t := time.NewTicker(a.opts.FlushInterval)
 	defer t.Stop()
 	ctx := context.Background()
-	a.guard(ctx, func() error { return a.TrimAudit(ctx) })
-	lastTrim := a.opts.Now()
 	for {
 		select {
 		case <-a.stop:
@@ -552,9 +551,37 @@ func (a *Authenticator) loop() {
 		a.guard(ctx, func() error { return a.flushUsage(ctx) })
 		a.guard(ctx, func() error { return a.writeAudit(ctx, false) })
 		a.guard(ctx, func() error { a.failures.sweep(now); return nil })
-		if now.Sub(lastTrim) >= trimEvery {
-			lastTrim = now
-			a.guard(ctx, func() error { return a.TrimAudit(ctx) })
+	}
+}
+
+// trimLoop trims the audit trail at start and hourly, apart from the
+// flushes: the first trim after a flood (or an upgrade) may delete millions
+// of events, and usage must still be written meanwhile. Close stops it
+// between two of the store's batches.
+func (a *Authenticator) trimLoop() {
+	defer a.done.Done()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-a.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	t := time.NewTicker(trimEvery)
+	defer t.Stop()
+	for {
+		a.guard(ctx, func() error {
+			if err := a.TrimAudit(ctx); err != nil && ctx.Err() == nil {
+				return err
+			}
+			return nil
+		})
+		select {
+		case <-a.stop:
+			return
+		case <-t.C:
 		}
 	}
 }
@@ -607,8 +634,8 @@ func (a *Authenticator) TrimAudit(ctx context.Context) error {
 	if before.IsZero() && keep == 0 {
 		return nil
 	}
-	a.auditMu.Lock()
-	defer a.auditMu.Unlock()
+	// Not under auditMu: a long trim must not hold up the audit writes and
+	// queries (each of the store's batches is a transaction of its own).
 	n, err := a.store.TrimAudit(ctx, before, keep)
 	if err != nil {
 		return fmt.Errorf("auth: trimming the audit trail: %w", err)

@@ -198,6 +198,9 @@ func (f *failures) take(now time.Time, all bool) []AuditEvent {
 }
 
 // putBack returns events that could not be written, to be tried again.
+// While the store keeps failing, new groups keep coming; beyond the cap
+// they are folded into their minute's overflow group, as add folds them,
+// so the map stays bounded however long the outage lasts.
 func (f *failures) putBack(evs []AuditEvent) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -207,6 +210,14 @@ func (f *failures) putBack(evs []AuditEvent) {
 		if g := f.groups[k]; g != nil {
 			g.Count += ev.Count
 			continue
+		}
+		if len(f.groups) >= maxAuditGroups {
+			k.ip, k.keyID = OverflowAddr, ""
+			ev.RemoteIP, ev.KeyID, ev.Hint, ev.TeamID = OverflowAddr, "", "", ""
+			if g := f.groups[k]; g != nil {
+				g.Count += ev.Count
+				continue
+			}
 		}
 		e := ev
 		f.groups[k] = &e

@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"testing"
 	"time"
@@ -84,5 +85,39 @@ func TestFailureMemoryBounded(t *testing.T) {
 	a.failures.sweep(now)
 	if got := a.failures.tracked(); got != 0 {
 		t.Fatalf("after the sweep %d addresses are tracked", got)
+	}
+}
+
+// While the store refuses audit writes, every failed write puts its
+// groups back: new groups keep coming meanwhile, and the map must stay
+// bounded however long the outage lasts, nothing counted lost.
+func TestFailureGroupsBoundedWhileWritesFail(t *testing.T) {
+	now := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	f := newFailures(DefaultFailureLimitPerMinute, 100)
+	total := 0
+	for minute := range 30 {
+		// a write takes the minutes that ended, and fails...
+		evs := f.take(now, false)
+		// ...while failures of new addresses keep coming...
+		for i := range 2 * maxAuditGroups {
+			f.add(AuditEvent{Action: AuditAuthFailed, Reason: "invalid_api_key", RemoteIP: fmt.Sprintf("192.0.2.%d/%d/%d", minute, i, i), Time: now})
+			total++
+		}
+		// ...and it puts what it took back
+		f.putBack(evs)
+		now = now.Add(time.Minute)
+		f.mu.Lock()
+		n := len(f.groups)
+		f.mu.Unlock()
+		if n > maxAuditGroups+1+minute+1 {
+			t.Fatalf("after %d failing minutes %d groups are held", minute+1, n)
+		}
+	}
+	counted := 0
+	for _, ev := range f.take(now, true) {
+		counted += ev.Count
+	}
+	if counted != total {
+		t.Fatalf("groups count %d failures; %d happened", counted, total)
 	}
 }

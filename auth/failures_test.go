@@ -462,3 +462,44 @@ func TestClosePanicIsAnError(t *testing.T) {
 		t.Fatalf("Close = %v", err)
 	}
 }
+
+// slowTrimStore is a store whose audit trim lasts until it is cancelled,
+// as the first trim after a flood of millions of events may.
+type slowTrimStore struct {
+	*auth.MemoryStore
+	trimming chan struct{}
+}
+
+func (s *slowTrimStore) TrimAudit(ctx context.Context, before time.Time, keep int) (int, error) {
+	close(s.trimming)
+	<-ctx.Done()
+	return 0, ctx.Err()
+}
+
+// A long audit trim holds up neither the usage flushes nor Close.
+func TestLongTrimBlocksNothing(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		st := &slowTrimStore{MemoryStore: auth.NewMemoryStore(), trimming: make(chan struct{})}
+		a := auth.NewAuthenticator(st, auth.Options{FlushInterval: time.Second, AuditRetention: time.Hour})
+		m := auth.NewManager(st, a)
+		k, _, err := m.Create(ctx, auth.KeySpec{Name: "k"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		<-st.trimming
+		if err := a.Charge(ctx, k.ID, 2); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2 * time.Second) // two flush ticks, the trim still running
+		synctest.Wait()
+		if got, err := st.Get(ctx, k.ID); err != nil || got.UsagePoints != 2 {
+			t.Fatalf("usage in the store during the trim: %+v, %v; want 2 points flushed", got, err)
+		}
+		if _, err := m.Audit(ctx, auth.AuditQuery{}); err != nil {
+			t.Fatalf("audit query during the trim: %v", err)
+		}
+		if err := a.Close(ctx); err != nil {
+			t.Fatalf("Close during the trim: %v", err)
+		}
+	})
+}
