@@ -44,6 +44,7 @@ func (s *Service) trainSafely(ctx context.Context, batch []*TrainingItem) {
 		return
 	}
 	s.panicked("training", err)
+	s.usageBehind.Store(true) // the panic may have come after a commit, before its usage was delivered
 	for _, it := range batch {
 		if rerr := panics.Catch(func() error { s.retry(ctx, it, err); return nil }); rerr != nil {
 			s.panicked("training", rerr) // the item stays queued as it was

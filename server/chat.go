@@ -76,12 +76,41 @@ func (s *Server) syncApps(ctx context.Context, store chat.AppStore) error {
 			return fmt.Errorf("config: apps[%d] (%s): %w", i, ac.ID, err)
 		}
 	}
+	if err := s.releaseConfigApps(ctx, store); err != nil {
+		return err
+	}
 	_, err := store.App(ctx, auth.DefaultTeam, chat.DefaultAppID)
 	if errors.Is(err, chat.ErrAppNotFound) {
 		return s.Chat.SaveApp(ctx, &chat.App{ID: chat.DefaultAppID, Name: "Main", TeamID: auth.DefaultTeam,
 			Model: chat.ExtractiveModelName, CreateTime: now, UpdateTime: now})
 	}
 	return err
+}
+
+// releaseConfigApps hands apps the config file no longer declares (removed,
+// or moved to another team) over to the API: they keep their history and
+// keys, and an admin may now change or delete them, which the API refuses
+// for config apps.
+func (s *Server) releaseConfigApps(ctx context.Context, store chat.AppStore) error {
+	declared := map[[2]string]bool{}
+	for _, ac := range s.cfg.Apps {
+		declared[[2]string{cmp.Or(ac.Team, auth.DefaultTeam), ac.ID}] = true
+	}
+	apps, err := store.Apps(ctx, "")
+	if err != nil {
+		return err
+	}
+	for _, a := range apps {
+		if a.Source != "config" || declared[[2]string{a.TeamID, a.ID}] {
+			continue
+		}
+		a.Source, a.UpdateTime = "", time.Now().UTC()
+		if err := store.PutApp(ctx, a); err != nil {
+			return fmt.Errorf("config: releasing app %s of team %s: %w", a.ID, a.TeamID, err)
+		}
+		s.log.Warn("config: an app the config file no longer declares is now managed through the API", "app", a.ID, "team", a.TeamID)
+	}
+	return nil
 }
 
 // usageMetrics counts chat tokens for /metrics; it is the chat usage

@@ -118,8 +118,11 @@ type qaModel struct {
 }
 
 func (q *qaModel) Generate(ctx context.Context, prompt string) (dataset.GenerateResult, error) {
+	// nil is allowed (chat.Model says so, and every shipped model honours
+	// it), but a model written before that was said may not: a no-op costs
+	// nothing and works with both.
 	res, err := q.m.Generate(ctx, chat.ModelRequest{Model: q.name, Question: prompt,
-		Messages: []chat.Message{{Role: chat.RoleUser, Content: prompt}}}, nil)
+		Messages: []chat.Message{{Role: chat.RoleUser, Content: prompt}}}, func(string) error { return nil })
 	if err != nil {
 		return dataset.GenerateResult{}, err
 	}
