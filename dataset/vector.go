@@ -34,6 +34,10 @@ type Hit struct {
 type ChromemStore struct {
 	once sync.Once
 	db   *chromem.DB
+	// del keeps Delete apart from Upsert: chromem-go v0.7.0's
+	// Collection.Delete reads its document map before taking the
+	// collection's lock, a data race with a concurrent AddDocument.
+	del sync.RWMutex
 }
 
 // NewChromemStore returns an empty ChromemStore.
@@ -62,6 +66,8 @@ func (s *ChromemStore) Upsert(ctx context.Context, datasetID string, vs []Vector
 	if err != nil {
 		return fmt.Errorf("dataset: vector collection: %w", err)
 	}
+	s.del.RLock()
+	defer s.del.RUnlock()
 	for _, v := range vs {
 		// AddDocument replaces a document with the same id. Adding one at a
 		// time avoids AddDocuments' goroutine per document.
@@ -78,6 +84,8 @@ func (s *ChromemStore) Delete(ctx context.Context, datasetID string, ids []strin
 	if c == nil || len(ids) == 0 {
 		return nil
 	}
+	s.del.Lock()
+	defer s.del.Unlock()
 	return c.Delete(ctx, nil, nil, ids...)
 }
 
