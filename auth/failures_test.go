@@ -365,13 +365,13 @@ func (r *records) Handle(_ context.Context, rec slog.Record) error {
 func (r *records) WithAttrs([]slog.Attr) slog.Handler { return r }
 func (r *records) WithGroup(string) slog.Handler      { return r }
 
-// errors returns the error-level records as "message: attr=value ..." lines.
-func (r *records) errors() []string {
+// at returns the records of a level as "message attr=value ..." lines.
+func (r *records) at(level slog.Level) []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var out []string
 	for _, rec := range r.got {
-		if rec.Level < slog.LevelError {
+		if rec.Level != level {
 			continue
 		}
 		line := rec.Message
@@ -383,6 +383,9 @@ func (r *records) errors() []string {
 	}
 	return out
 }
+
+// errors returns the error-level records.
+func (r *records) errors() []string { return r.at(slog.LevelError) }
 
 // A panic in the background loop (usage flush, audit write, trim) is
 // recovered, logged at error with its stack, counted through OnPanic, and

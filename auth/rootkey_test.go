@@ -8,24 +8,8 @@ import (
 	"github.com/chatgate/chatgate/auth"
 )
 
-// warnings returns the warning-level records as "message attr=value ..." lines.
-func (r *records) warnings() []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var out []string
-	for _, rec := range r.got {
-		if rec.Level != slog.LevelWarn {
-			continue
-		}
-		line := rec.Message
-		rec.Attrs(func(a slog.Attr) bool {
-			line += " " + a.Key + "=" + a.Value.String()
-			return true
-		})
-		out = append(out, line)
-	}
-	return out
-}
+// warnings returns the warning-level records.
+func (r *records) warnings() []string { return r.at(slog.LevelWarn) }
 
 // Replacing a stored root key with CHATGATE_ROOT_KEY is logged as a
 // warning naming the replaced key by hint (never its secret); setting the
