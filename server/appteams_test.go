@@ -154,19 +154,7 @@ func TestImportGivesNoHintOfOtherTeamsKeys(t *testing.T) {
 			t.Fatalf("import %s: %+v", c[1], e)
 		}
 	}
-	list := func(key string) string { // without the fields use changes
-		_, e := envCall(t, "GET", base+"/api/support/openapi/list", key, "")
-		var keys []map[string]any
-		if err := json.Unmarshal(e.Data, &keys); err != nil {
-			t.Fatal(err)
-		}
-		for _, k := range keys {
-			delete(k, "lastUsedTime")
-			delete(k, "usagePoints")
-		}
-		b, _ := json.Marshal(keys)
-		return string(b)
-	}
+	list := func(key string) string { return keySnapshotAs(t, base, key) }
 	before1, before2 := list(sdkAdmin), list(admin2)
 	var answers []string
 	for _, secret := range []string{"default-team-secret-1", "t2-team-secret-1", sdkAdmin} {

@@ -33,7 +33,13 @@ func envCall(t *testing.T, method, url, key, body string) (*http.Response, envel
 // keySnapshot is the key list without the fields use changes.
 func keySnapshot(t *testing.T, base string) string {
 	t.Helper()
-	_, e := envCall(t, "GET", base+"/api/support/openapi/list", sdkAdmin, "")
+	return keySnapshotAs(t, base, sdkAdmin)
+}
+
+// keySnapshotAs is keySnapshot of the team of the admin key given.
+func keySnapshotAs(t *testing.T, base, key string) string {
+	t.Helper()
+	_, e := envCall(t, "GET", base+"/api/support/openapi/list", key, "")
 	var keys []map[string]any
 	if err := json.Unmarshal(e.Data, &keys); err != nil {
 		t.Fatal(err)

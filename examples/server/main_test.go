@@ -170,10 +170,7 @@ func TestServerProcess(t *testing.T) {
 		t.Skip("builds and runs the binary")
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "chatgate")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildServer(t, dir)
 	data := filepath.Join(dir, "data")
 
 	// first start, no CHATGATE_ROOT_KEY: the admin key is printed once
@@ -276,10 +273,7 @@ func TestServerProcessStartUpFailures(t *testing.T) {
 		t.Skip("builds and runs the binary")
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "chatgate")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildServer(t, dir)
 	data := filepath.Join(dir, "data")
 	anyKey := regexp.MustCompile(`cg-[0-9A-Za-z]{49}`)
 
@@ -326,4 +320,14 @@ func TestServerProcessStartUpFailures(t *testing.T) {
 		t.Fatalf("a start with the same root key warned:\n%s", p.stderr.String())
 	}
 	p.stop(t, syscall.SIGTERM)
+}
+
+// buildServer builds the reference server into dir and returns its path.
+func buildServer(t *testing.T, dir string) string {
+	t.Helper()
+	bin := filepath.Join(dir, "chatgate")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	return bin
 }
