@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/chatgate/chatgate/apierror"
 	"github.com/chatgate/chatgate/internal/panics"
 )
 
@@ -185,7 +186,7 @@ func (a *Authenticator) Prefix() string { return a.opts.Prefix }
 
 // Authenticate checks token, presented by client, against every limit of
 // its key: disabled, expired, IP allow-list, points quota and rate. It
-// returns the key's principal, or an *Error that says which check failed.
+// returns the key's principal, or an *apierror.Error that says which check failed.
 // A request that passes counts against the rate limit and marks the key used.
 // A token that is not a valid key, from a client over
 // Options.FailureLimitPerMinute, fails with ErrTooManyFailures instead.
@@ -345,7 +346,7 @@ func (a *Authenticator) forget(id string) {
 // at once and are written to the store by the next flush.
 func (a *Authenticator) Charge(ctx context.Context, keyID string, points float64) error {
 	if points < 0 || math.IsNaN(points) || math.IsInf(points, 0) {
-		return InvalidRequest("points", "must be a finite, non-negative number")
+		return apierror.InvalidRequest("points", "must be a finite, non-negative number")
 	}
 	st, err := a.state(ctx, keyID)
 	if err != nil {
@@ -517,7 +518,7 @@ func (a *Authenticator) fail(err error, k *Key, client netip.Addr) error {
 			err = ErrTooManyFailures.WithRetryAfter(wait)
 		}
 	}
-	reason := Reason(err)
+	reason := apierror.Reason(err)
 	if a.opts.OnFailure != nil {
 		a.opts.OnFailure(reason)
 	}

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chatgate/chatgate/apierror"
 	"github.com/chatgate/chatgate/auth"
 )
 
@@ -341,8 +342,8 @@ func TestInsufficientQuota(t *testing.T) {
 	}
 
 	for _, bad := range []float64{-1, nanValue(), infValue()} {
-		if err := e.authn.Charge(ctx, k.ID, bad); !errors.Is(err, auth.ErrInvalidRequest) {
-			t.Errorf("Charge(%v) = %v, want ErrInvalidRequest", bad, err)
+		if err := e.authn.Charge(ctx, k.ID, bad); !errors.Is(err, apierror.ErrInvalidRequest) {
+			t.Errorf("Charge(%v) = %v, want apierror.ErrInvalidRequest", bad, err)
 		}
 	}
 }
@@ -362,9 +363,9 @@ func TestRateLimited(t *testing.T) {
 	}
 	_, err := e.authn.Authenticate(ctx, secret, loopback)
 	wantErr(t, err, auth.ErrRateLimited)
-	var ae *auth.Error
+	var ae *apierror.Error
 	if !errors.As(err, &ae) {
-		t.Fatalf("rate-limit error %T is not *auth.Error", err)
+		t.Fatalf("rate-limit error %T is not *apierror.Error", err)
 	}
 	if ae.RetryAfter <= 0 || ae.RetryAfterSeconds() <= 0 {
 		t.Fatalf("RetryAfter = %v, want > 0", ae.RetryAfter)
@@ -1035,8 +1036,8 @@ func TestStoreFailureIsInternalError(t *testing.T) {
 	_, secret := e.create(t, auth.KeySpec{AppID: "app-1"})
 	cs.failGet.Store(true)
 	_, err := e.authn.Authenticate(ctx, secret, loopback)
-	if err == nil || errors.Is(err, auth.ErrInvalidKey) || auth.Reason(err) != "internal_error" {
-		t.Fatalf("store failure reported as %v (%s), want an internal error", err, auth.Reason(err))
+	if err == nil || errors.Is(err, auth.ErrInvalidKey) || apierror.Reason(err) != "internal_error" {
+		t.Fatalf("store failure reported as %v (%s), want an internal error", err, apierror.Reason(err))
 	}
 	r := httptest.NewRequest(http.MethodGet, "/", nil)
 	r.Header.Set("Authorization", "Bearer "+secret)
@@ -1114,7 +1115,7 @@ func TestParsePrefixes(t *testing.T) {
 	}
 	for _, bad := range []string{"10.0.0.0/33", "example.com", "", "10.0.0.1/8/8"} {
 		_, err := auth.ParsePrefixes("allowedIPs", []string{"10.0.0.0/8", bad})
-		if !errors.Is(err, auth.ErrInvalidRequest) || !strings.Contains(err.Error(), "allowedIPs") || !strings.Contains(err.Error(), "entry 1") {
+		if !errors.Is(err, apierror.ErrInvalidRequest) || !strings.Contains(err.Error(), "allowedIPs") || !strings.Contains(err.Error(), "entry 1") {
 			t.Errorf("ParsePrefixes(%q) = %v, want invalid_request naming the field and entry", bad, err)
 		}
 	}

@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+
+	"github.com/chatgate/chatgate/apierror"
 )
 
 // ClientIP returns the address a request came from. X-Forwarded-For is
@@ -72,7 +74,7 @@ func ParsePrefixes(field string, ss []string) ([]netip.Prefix, error) {
 			out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
 			continue
 		}
-		return nil, InvalidRequest(field, "entry %d (%q) is not a CIDR or IP address", i, s)
+		return nil, apierror.InvalidRequest(field, "entry %d (%q) is not a CIDR or IP address", i, s)
 	}
 	return out, nil
 }

@@ -7,6 +7,8 @@ import (
 	"maps"
 	"slices"
 	"strings"
+
+	"github.com/chatgate/chatgate/apierror"
 )
 
 // ConfigKey is a key declared in the config file, as an account of the API
@@ -35,10 +37,10 @@ func (m *Manager) SyncConfig(ctx context.Context, keys []ConfigKey) error {
 	for _, ck := range keys {
 		field := "channels.api.accounts." + ck.Account
 		if ck.Account == "" {
-			return InvalidRequest("channels.api.accounts", "an account has no name")
+			return apierror.InvalidRequest("channels.api.accounts", "an account has no name")
 		}
 		if err := m.checkImport(ck.Secret); err != nil {
-			return InvalidRequest(field+".api_key", "%s", strings.TrimPrefix(err.Error(), `invalid field "key": `))
+			return apierror.InvalidRequest(field+".api_key", "%s", strings.TrimPrefix(err.Error(), `invalid field "key": `))
 		}
 		name := ck.Name
 		if name == "" {
@@ -50,11 +52,11 @@ func (m *Manager) SyncConfig(ctx context.Context, keys []ConfigKey) error {
 		}
 		k.ID, k.Disabled, k.Meta = ConfigKeyID(ck.Account), !ck.Enabled, ck.Meta
 		if _, dup := want[k.ID]; dup {
-			return InvalidRequest(field, "is declared twice")
+			return apierror.InvalidRequest(field, "is declared twice")
 		}
 		for _, o := range want {
 			if o.Hash == k.Hash {
-				return InvalidRequest(field+".api_key", "is the same as another account's")
+				return apierror.InvalidRequest(field+".api_key", "is the same as another account's")
 			}
 		}
 		want[k.ID] = k
@@ -69,7 +71,7 @@ func (m *Manager) SyncConfig(ctx context.Context, keys []ConfigKey) error {
 		case err != nil:
 			return err
 		case other.ID != id && other.Source != SourceConfig:
-			return InvalidRequest("channels.api.accounts."+strings.TrimPrefix(id, "cfg-")+".api_key", "is already in use by a key that is not in the config file")
+			return apierror.InvalidRequest("channels.api.accounts."+strings.TrimPrefix(id, "cfg-")+".api_key", "is already in use by a key that is not in the config file")
 		}
 	}
 
@@ -100,7 +102,7 @@ func (m *Manager) SyncConfig(ctx context.Context, keys []ConfigKey) error {
 			err = m.store.Update(ctx, k, m.event(AuditKeyConfig, k, "", "changed"))
 		}
 		if errors.Is(err, ErrHashInUse) {
-			return InvalidRequest("channels.api.accounts."+strings.TrimPrefix(id, "cfg-")+".api_key", "is already in use by a key that is not in the config file")
+			return apierror.InvalidRequest("channels.api.accounts."+strings.TrimPrefix(id, "cfg-")+".api_key", "is already in use by a key that is not in the config file")
 		}
 		if err != nil {
 			return fmt.Errorf("auth: load config key %s: %w", id, err)

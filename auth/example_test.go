@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"strings"
 
+	"github.com/chatgate/chatgate/apierror"
 	"github.com/chatgate/chatgate/auth"
 )
 
@@ -36,7 +37,7 @@ func Example() {
 	fmt.Println("may chat:", p.Has(auth.ScopeChat), "may write datasets:", p.Has(auth.ScopeDatasetWrite))
 
 	_, err = authn.Authenticate(ctx, "cg-not-a-real-key", client)
-	fmt.Println("wrong key:", errors.Is(err, auth.ErrInvalidKey), auth.Reason(err))
+	fmt.Println("wrong key:", errors.Is(err, auth.ErrInvalidKey), apierror.Reason(err))
 
 	// Disabling through the Manager applies at once.
 	disabled := true
@@ -44,7 +45,7 @@ func Example() {
 		panic(err)
 	}
 	_, err = authn.Authenticate(ctx, secret, client)
-	fmt.Println("disabled:", errors.Is(err, auth.ErrKeyDisabled), auth.Reason(err))
+	fmt.Println("disabled:", errors.Is(err, auth.ErrKeyDisabled), apierror.Reason(err))
 
 	// Output:
 	// prefix: true length: 52

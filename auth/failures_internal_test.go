@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/chatgate/chatgate/apierror"
 )
 
 func addrN(i int) netip.Addr {
@@ -67,7 +69,7 @@ func TestFailureMemoryBounded(t *testing.T) {
 	for i := range 90 {
 		_, _ = a.Authenticate(ctx, "never-issued-key", addrN(20_000+i))
 	}
-	if _, err := a.Authenticate(ctx, "never-issued-key", addrN(1)); err == nil || Reason(err) != "too_many_auth_failures" {
+	if _, err := a.Authenticate(ctx, "never-issued-key", addrN(1)); err == nil || apierror.Reason(err) != "too_many_auth_failures" {
 		t.Fatalf("a throttled address among 91 others: %v", err)
 	}
 	// When the cap forces evictions, throttled addresses are kept first.
@@ -77,7 +79,7 @@ func TestFailureMemoryBounded(t *testing.T) {
 			t.Fatalf("%d addresses tracked, cap 100", got)
 		}
 	}
-	if _, err := a.Authenticate(ctx, "never-issued-key", addrN(1)); err == nil || Reason(err) != "too_many_auth_failures" {
+	if _, err := a.Authenticate(ctx, "never-issued-key", addrN(1)); err == nil || apierror.Reason(err) != "too_many_auth_failures" {
 		t.Fatalf("a throttled address after evictions: %v", err)
 	}
 	// The loop's sweep forgets ended windows even with no new address.

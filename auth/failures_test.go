@@ -13,6 +13,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/chatgate/chatgate/apierror"
 	"github.com/chatgate/chatgate/auth"
 )
 
@@ -168,7 +169,7 @@ func TestFailureThrottle(t *testing.T) {
 		}
 		time.Sleep(15 * time.Second)
 		_, err = a.Authenticate(ctx, "never-issued-key", ipA)
-		var ae *auth.Error
+		var ae *apierror.Error
 		if !errors.Is(err, auth.ErrTooManyFailures) || errors.Is(err, auth.ErrInvalidKey) || !errors.As(err, &ae) ||
 			ae.HTTPStatus() != 429 || ae.StatusText() != "too_many_auth_failures" {
 			t.Fatalf("failure 6: %v", err)

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/chatgate/chatgate/apierror"
 	"github.com/chatgate/chatgate/internal/field"
 	"github.com/chatgate/chatgate/internal/httpjson"
 )
@@ -97,7 +98,7 @@ func (b *limitBody) apply(l *Limit) error {
 		} else {
 			t, err := time.Parse(time.RFC3339, *b.ExpiredTime)
 			if err != nil {
-				return InvalidRequest("limit.expiredTime", "must be an RFC 3339 time such as 2027-01-02T15:04:05Z")
+				return apierror.InvalidRequest("limit.expiredTime", "must be an RFC 3339 time such as 2027-01-02T15:04:05Z")
 			}
 			l.ExpiredTime = t.UTC()
 		}
@@ -109,12 +110,12 @@ func (b *limitBody) apply(l *Limit) error {
 		case *p > 0 && !math.IsInf(*p, 0):
 			l.MaxUsagePoints = *p
 		default:
-			return InvalidRequest("limit.maxUsagePoints", "must be positive, or -1 for unlimited")
+			return apierror.InvalidRequest("limit.maxUsagePoints", "must be positive, or -1 for unlimited")
 		}
 	}
 	if b.RPM != nil {
 		if *b.RPM < 0 {
-			return InvalidRequest("limit.rpm", "must be 0 (unlimited) or positive")
+			return apierror.InvalidRequest("limit.rpm", "must be 0 (unlimited) or positive")
 		}
 		l.RPM = *b.RPM
 	}
@@ -136,7 +137,7 @@ func (h *Handler) spec(r *http.Request, p *Principal, b *createBody) (KeySpec, e
 	if b.TeamID != "" && b.TeamID != p.TeamID {
 		// Only the bootstrap key may start keys for other teams.
 		if p.Source != SourceRoot {
-			return spec, InvalidRequest("teamId", "may only name your own team")
+			return spec, apierror.InvalidRequest("teamId", "may only name your own team")
 		}
 		spec.TeamID = b.TeamID
 	}
@@ -168,7 +169,7 @@ func (h *Handler) Create(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if b.Key != "" {
-		h.fail(w, r, InvalidRequest("key", "is only accepted by /api/support/openapi/import"))
+		h.fail(w, r, apierror.InvalidRequest("key", "is only accepted by /api/support/openapi/import"))
 		return
 	}
 	spec, err := h.spec(r, p, &b)
@@ -287,7 +288,7 @@ func (h *Handler) Delete(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if keyID == p.KeyID {
-		h.fail(w, r, InvalidRequest("id", "is the key making this request; use another admin key to revoke it"))
+		h.fail(w, r, apierror.InvalidRequest("id", "is the key making this request; use another admin key to revoke it"))
 		return
 	}
 	if err := h.m.Revoke(r.Context(), p.TeamID, keyID, p.KeyID); err != nil {
@@ -317,7 +318,7 @@ func (h *Handler) Rotate(w http.ResponseWriter, r *http.Request) {
 	var grace time.Duration
 	if b.GraceSeconds != nil {
 		if *b.GraceSeconds < 0 || *b.GraceSeconds > int64(MaxGrace/time.Second) {
-			h.fail(w, r, InvalidRequest("graceSeconds", "must be between 0 and %d", int64(MaxGrace/time.Second)))
+			h.fail(w, r, apierror.InvalidRequest("graceSeconds", "must be between 0 and %d", int64(MaxGrace/time.Second)))
 			return
 		}
 		grace = time.Duration(*b.GraceSeconds) * time.Second
@@ -356,7 +357,7 @@ func (h *Handler) Audit(w http.ResponseWriter, r *http.Request) {
 	if s := r.URL.Query().Get("limit"); s != "" {
 		var n int
 		if err := json.Unmarshal([]byte(s), &n); err != nil || n < 1 || n > 1000 {
-			h.fail(w, r, InvalidRequest("limit", "must be an integer from 1 to 1000"))
+			h.fail(w, r, apierror.InvalidRequest("limit", "must be an integer from 1 to 1000"))
 			return
 		}
 		q.Limit = n
@@ -375,7 +376,7 @@ func (h *Handler) Audit(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
 	case errors.Is(err, ErrKeyNotFound):
-		err = NotFound("key")
+		err = apierror.NotFound("key")
 	case errors.Is(err, ErrHashInUse):
 		err = errImportRefused
 	}

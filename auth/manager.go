@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/chatgate/chatgate/apierror"
 	"github.com/chatgate/chatgate/internal/field"
 	"github.com/chatgate/chatgate/internal/id"
 )
@@ -62,7 +63,7 @@ func (m *Manager) newKey(spec KeySpec, secret string, src Source) (*Key, error) 
 		return nil, err
 	}
 	if spec.Limit.RPM < 0 {
-		return nil, InvalidRequest("limit.rpm", "must be 0 (unlimited) or positive")
+		return nil, apierror.InvalidRequest("limit.rpm", "must be 0 (unlimited) or positive")
 	}
 	now := m.now().UTC()
 	return &Key{
@@ -119,18 +120,18 @@ func (m *Manager) Import(ctx context.Context, spec KeySpec, secret string) (*Key
 // any team. It is the 400 every other refusal of the key is, and says
 // nothing of why, so that an import cannot be used to learn whether a
 // secret is registered (another team's, a config account's, the root key).
-var errImportRefused = InvalidRequest("key", "cannot be imported; choose another key")
+var errImportRefused = apierror.InvalidRequest("key", "cannot be imported; choose another key")
 
 func (m *Manager) checkImport(secret string) error {
 	switch {
 	case len(secret) < minKeyLen:
-		return InvalidRequest("key", "must be at least %d characters", minKeyLen)
+		return apierror.InvalidRequest("key", "must be at least %d characters", minKeyLen)
 	case len(secret) > maxKeyLen:
-		return InvalidRequest("key", "must be at most %d characters", maxKeyLen)
+		return apierror.InvalidRequest("key", "must be at most %d characters", maxKeyLen)
 	case checkToken("", secret) != nil:
-		return InvalidRequest("key", "must be printable ASCII without spaces")
+		return apierror.InvalidRequest("key", "must be printable ASCII without spaces")
 	case checkToken(m.authn.opts.Prefix, secret) != nil:
-		return InvalidRequest("key", "starts with %q, which is reserved for generated keys, but is not a valid generated key", m.authn.opts.Prefix)
+		return apierror.InvalidRequest("key", "starts with %q, which is reserved for generated keys, but is not a valid generated key", m.authn.opts.Prefix)
 	}
 	return nil
 }
@@ -140,7 +141,7 @@ func (m *Manager) checkImport(secret string) error {
 func (m *Manager) Get(ctx context.Context, team, keyID string) (*Key, error) {
 	k, err := m.store.Get(ctx, keyID)
 	if errors.Is(err, ErrKeyNotFound) || (err == nil && team != "" && k.TeamID != team) {
-		return nil, NotFound("key")
+		return nil, apierror.NotFound("key")
 	}
 	if err != nil {
 		return nil, err
@@ -207,13 +208,13 @@ func (m *Manager) Update(ctx context.Context, team, keyID string, u KeyUpdate) (
 			return nil, err
 		}
 		if len(ss) == 0 {
-			return nil, InvalidRequest("scopes", "must not be empty")
+			return nil, apierror.InvalidRequest("scopes", "must not be empty")
 		}
 		k.Scopes, changed = ss, append(changed, "scopes")
 	}
 	if u.Limit != nil {
 		if u.Limit.RPM < 0 {
-			return nil, InvalidRequest("limit.rpm", "must be 0 (unlimited) or positive")
+			return nil, apierror.InvalidRequest("limit.rpm", "must be 0 (unlimited) or positive")
 		}
 		k.Limit, changed = *u.Limit, append(changed, "limit")
 	}
@@ -224,7 +225,7 @@ func (m *Manager) Update(ctx context.Context, team, keyID string, u KeyUpdate) (
 		k.Disabled, changed = *u.Disabled, append(changed, "disabled")
 	}
 	if len(changed) == 0 {
-		return nil, InvalidRequest("", "nothing to update")
+		return nil, apierror.InvalidRequest("", "nothing to update")
 	}
 	k.UpdateTime = m.now().UTC()
 	if err := m.store.Update(ctx, k, m.event(AuditKeyUpdated, k, u.Actor, strings.Join(changed, ","))); err != nil {
@@ -251,7 +252,7 @@ func (m *Manager) mutable(ctx context.Context, team, keyID string) (*Key, error)
 // (0: it stops at once; at most MaxGrace), then fails as an invalid key.
 func (m *Manager) Rotate(ctx context.Context, team, keyID string, grace time.Duration, actor string) (*Key, string, error) {
 	if grace < 0 || grace > MaxGrace {
-		return nil, "", InvalidRequest("graceSeconds", "must be between 0 and %d", int(MaxGrace/time.Second))
+		return nil, "", apierror.InvalidRequest("graceSeconds", "must be between 0 and %d", int(MaxGrace/time.Second))
 	}
 	k, err := m.mutable(ctx, team, keyID)
 	if err != nil {

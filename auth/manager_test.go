@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chatgate/chatgate/apierror"
 	"github.com/chatgate/chatgate/auth"
 )
 
@@ -59,13 +60,13 @@ func unchanged(t *testing.T, s auth.Store, before, what string) {
 // wantInvalidField asserts a 400 invalid_request error naming field.
 func wantInvalidField(t *testing.T, err error, field string) {
 	t.Helper()
-	if !errors.Is(err, auth.ErrInvalidRequest) {
+	if !errors.Is(err, apierror.ErrInvalidRequest) {
 		t.Fatalf("err = %v, want invalid_request naming %q", err, field)
 	}
 	if !strings.Contains(err.Error(), `"`+field+`"`) {
 		t.Fatalf("error %q does not name the field %q", err, field)
 	}
-	var ae *auth.Error
+	var ae *apierror.Error
 	if errors.As(err, &ae) && ae.Status != 400 {
 		t.Fatalf("status = %d, want 400", ae.Status)
 	}
@@ -255,7 +256,7 @@ func TestManagerImport(t *testing.T) {
 	} {
 		_, err := e.mgr.Import(ctx, auth.KeySpec{Name: "again", TeamID: c.team}, c.secret)
 		wantInvalidField(t, err, "key")
-		if errors.Is(err, auth.ErrConflict) || strings.Contains(err.Error(), c.secret) {
+		if errors.Is(err, apierror.ErrConflict) || strings.Contains(err.Error(), c.secret) {
 			t.Fatalf("duplicate Import in team %q: %v", c.team, err)
 		}
 		for _, tell := range []string{"already", "registered", "in use", "exist", "taken"} {
@@ -292,7 +293,7 @@ func TestManagerGetListTeams(t *testing.T) {
 	_, errOther := e.mgr.Get(ctx, "team-b", a1.ID)
 	_, errMissing := e.mgr.Get(ctx, "team-b", "no-such-key")
 	for _, err := range []error{errOther, errMissing} {
-		if !errors.Is(err, auth.ErrNotFound) {
+		if !errors.Is(err, apierror.ErrNotFound) {
 			t.Fatalf("Get across teams / of a missing key: err = %v, want not_found", err)
 		}
 	}
@@ -355,7 +356,7 @@ func TestManagerGetListTeams(t *testing.T) {
 
 func wantNotFound(t *testing.T, err error) {
 	t.Helper()
-	if !errors.Is(err, auth.ErrNotFound) {
+	if !errors.Is(err, apierror.ErrNotFound) {
 		t.Fatalf("err = %v, want not_found", err)
 	}
 }
@@ -488,7 +489,7 @@ func TestManagerUpdateRejects(t *testing.T) {
 		unchanged(t, e.store, before, "a rejected Update")
 	}
 	_, err := e.mgr.Update(ctx, "", k.ID, auth.KeyUpdate{Actor: "admin"})
-	if !errors.Is(err, auth.ErrInvalidRequest) || !strings.Contains(err.Error(), "nothing to update") {
+	if !errors.Is(err, apierror.ErrInvalidRequest) || !strings.Contains(err.Error(), "nothing to update") {
 		t.Fatalf("empty Update: err = %v", err)
 	}
 	_, err = e.mgr.Update(ctx, "", "missing", auth.KeyUpdate{Name: new("x")})

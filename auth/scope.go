@@ -3,6 +3,8 @@ package auth
 import (
 	"fmt"
 	"slices"
+
+	"github.com/chatgate/chatgate/apierror"
 )
 
 // Scope names a family of routes a key may call.
@@ -43,7 +45,7 @@ func (ss Scopes) normalize() (Scopes, error) {
 	out := make(Scopes, 0, len(ss))
 	for _, s := range ss {
 		if !s.Valid() {
-			return nil, InvalidRequest("scopes", "unknown scope %q (known: chat, dataset:read, dataset:write, billing:read, admin)", s)
+			return nil, apierror.InvalidRequest("scopes", "unknown scope %q (known: chat, dataset:read, dataset:write, billing:read, admin)", s)
 		}
 		out = append(out, s)
 	}

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/chatgate/chatgate/apierror"
 	"github.com/chatgate/chatgate/auth"
 	"github.com/chatgate/chatgate/internal/field"
 	"github.com/chatgate/chatgate/internal/httpjson"
@@ -84,7 +85,7 @@ func isEmptyBody(err error) bool {
 func (h *Handler) BillDetail(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	if a, b := q.Get("id"), q.Get("billId"); a != "" && b != "" && a != b {
-		httpjson.WriteError(w, r, h.log, auth.InvalidRequest("billId", "differs from id; give one of them"))
+		httpjson.WriteError(w, r, h.log, apierror.InvalidRequest("billId", "differs from id; give one of them"))
 		return
 	}
 	id := cmp.Or(q.Get("id"), q.Get("billId"))
@@ -123,12 +124,12 @@ func filter(r *http.Request) (Filter, error) {
 			v, err = time.Parse("2006-01-02", s)
 		}
 		if err != nil {
-			return f, auth.InvalidRequest(t.name, "must be an RFC 3339 time or a date like 2006-01-02")
+			return f, apierror.InvalidRequest(t.name, "must be an RFC 3339 time or a date like 2006-01-02")
 		}
 		*t.dst = v
 	}
 	if !f.From.IsZero() && !f.To.IsZero() && !f.From.Before(f.To) {
-		return f, auth.InvalidRequest("to", "must be after from")
+		return f, apierror.InvalidRequest("to", "must be after from")
 	}
 	return f, nil
 }

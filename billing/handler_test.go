@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chatgate/chatgate/apierror"
 	"github.com/chatgate/chatgate/auth"
 	"github.com/chatgate/chatgate/billing"
 )
@@ -513,7 +514,7 @@ func TestAccountantCheckBudget(t *testing.T) {
 	}
 	_ = a.Record(ctx, &billing.Record{TeamID: "t", AppID: "app", Module: "AI Chat", Model: "m", InputTokens: 1})
 	err := a.CheckBudget(ctx, "t", "app", 1)
-	var ae *auth.Error
+	var ae *apierror.Error
 	if !errors.Is(err, billing.ErrBudgetSpent) || !errors.As(err, &ae) || ae.Status != 429 || ae.Code != "insufficient_quota" {
 		t.Fatalf("budget spent: %v", err)
 	}

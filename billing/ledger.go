@@ -6,7 +6,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/chatgate/chatgate/auth"
+	"github.com/chatgate/chatgate/apierror"
 )
 
 // Record sources.
@@ -137,10 +137,10 @@ type Ledger interface {
 }
 
 // ErrBillNotFound answers a missing bill, or another team's.
-var ErrBillNotFound = &auth.Error{Status: http.StatusNotFound, Code: auth.ErrNotFound.Code, Message: "bill not found"}
+var ErrBillNotFound = &apierror.Error{Status: http.StatusNotFound, Code: apierror.ErrNotFound.Code, Message: "bill not found"}
 
 // ErrBudgetSpent answers work for an app whose budget is spent.
-var ErrBudgetSpent = &auth.Error{Status: http.StatusTooManyRequests, Code: auth.ErrInsufficientQuota.Code,
+var ErrBudgetSpent = &apierror.Error{Status: http.StatusTooManyRequests, Code: apierror.CodeInsufficientQuota,
 	Message: "the app has spent its usage budget"}
 
 // ErrDuplicate reports a record whose id the ledger already has; nothing

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/chatgate/chatgate/apierror"
 	"github.com/chatgate/chatgate/auth"
 	"github.com/chatgate/chatgate/internal/field"
 )
@@ -71,7 +72,7 @@ const (
 // Validate checks the app's fields and fills defaults. Errors name the field.
 func (a *App) Validate() error {
 	if !appIDPattern.MatchString(a.ID) {
-		return auth.InvalidRequest("id", "must be 1-128 letters, digits, '_', '.' or '-', starting with a letter or digit")
+		return apierror.InvalidRequest("id", "must be 1-128 letters, digits, '_', '.' or '-', starting with a letter or digit")
 	}
 	name, err := field.Name("name", a.Name)
 	if err != nil {
@@ -90,20 +91,20 @@ func (a *App) Validate() error {
 	}
 	switch {
 	case a.MaxTokens < 0 || a.MaxTokens > 1_000_000:
-		return auth.InvalidRequest("maxTokens", "must be between 0 and 1000000")
+		return apierror.InvalidRequest("maxTokens", "must be between 0 and 1000000")
 	case a.Temperature != nil && (*a.Temperature < 0 || *a.Temperature > 2):
-		return auth.InvalidRequest("temperature", "must be between 0 and 2")
+		return apierror.InvalidRequest("temperature", "must be between 0 and 2")
 	case a.Search.Limit < 0 || a.Search.Limit > 100:
-		return auth.InvalidRequest("search.limit", "must be between 0 and 100")
+		return apierror.InvalidRequest("search.limit", "must be between 0 and 100")
 	case a.Search.Similarity < 0 || a.Search.Similarity > 1:
-		return auth.InvalidRequest("search.similarity", "must be between 0 and 1")
+		return apierror.InvalidRequest("search.similarity", "must be between 0 and 1")
 	case a.MaxUsagePoints < 0 || math.IsNaN(a.MaxUsagePoints) || math.IsInf(a.MaxUsagePoints, 0):
-		return auth.InvalidRequest("maxUsagePoints", "must be a finite number, 0 for no budget")
+		return apierror.InvalidRequest("maxUsagePoints", "must be a finite number, 0 for no budget")
 	}
 	switch a.Search.Mode {
 	case "", "embedding", "fullTextRecall", "mixedRecall":
 	default:
-		return auth.InvalidRequest("search.mode", "must be embedding, fullTextRecall or mixedRecall")
+		return apierror.InvalidRequest("search.mode", "must be embedding, fullTextRecall or mixedRecall")
 	}
 	if a.TeamID == "" {
 		a.TeamID = auth.DefaultTeam
@@ -117,7 +118,7 @@ func (a *App) Validate() error {
 	if a.QuoteTemplate == "" {
 		a.QuoteTemplate = DefaultQuoteTemplate
 	} else if !strings.Contains(a.QuoteTemplate, "{{quote}}") {
-		return auth.InvalidRequest("quoteTemplate", "must contain {{quote}}")
+		return apierror.InvalidRequest("quoteTemplate", "must contain {{quote}}")
 	}
 	return nil
 }

@@ -9,14 +9,14 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/chatgate/chatgate/auth"
+	"github.com/chatgate/chatgate/apierror"
 	"github.com/chatgate/chatgate/internal/field"
 	"github.com/chatgate/chatgate/internal/httpjson"
 	"github.com/chatgate/chatgate/internal/id"
 )
 
 // ErrConfigApp answers attempts to change an app declared in the config file.
-var ErrConfigApp = &auth.Error{Status: http.StatusConflict, Code: "app_managed_by_config",
+var ErrConfigApp = &apierror.Error{Status: http.StatusConflict, Code: "app_managed_by_config",
 	Message: "app is declared in the config file and cannot be changed through the API"}
 
 // SaveApp validates a and stores it, checking that its model is served.
@@ -26,7 +26,7 @@ func (e *Engine) SaveApp(ctx context.Context, a *App) error {
 		return err
 	}
 	if _, err := e.cfg.Models.Lookup(a.Model); err != nil {
-		return auth.InvalidRequest("model", "%v", err)
+		return apierror.InvalidRequest("model", "%v", err)
 	}
 	return e.cfg.Apps.PutApp(ctx, a)
 }
@@ -49,11 +49,11 @@ func (h *Handler) CreateApp(w http.ResponseWriter, r *http.Request) {
 		a.ID = id.New()
 	}
 	if a.TeamID != "" && a.TeamID != p.TeamID {
-		h.envelopeError(w, r, auth.InvalidRequest("teamId", "may only name your own team"))
+		h.envelopeError(w, r, apierror.InvalidRequest("teamId", "may only name your own team"))
 		return
 	}
 	if _, err := h.e.cfg.Apps.App(r.Context(), p.TeamID, a.ID); err == nil {
-		h.envelopeError(w, r, auth.ErrConflict.WithMessage("an app with this id exists"))
+		h.envelopeError(w, r, apierror.ErrConflict.WithMessage("an app with this id exists"))
 		return
 	} else if !errors.Is(err, ErrAppNotFound) {
 		h.envelopeError(w, r, err)
@@ -113,7 +113,7 @@ func (h *Handler) UpdateApp(w http.ResponseWriter, r *http.Request) {
 	}
 	_ = json.Unmarshal(raw, &ident)
 	if ident.ID != "" && ident.AppID != "" && ident.ID != ident.AppID {
-		h.envelopeError(w, r, auth.InvalidRequest("appId", "differs from id; give one of them"))
+		h.envelopeError(w, r, apierror.InvalidRequest("appId", "differs from id; give one of them"))
 		return
 	}
 	appID := cmp.Or(ident.ID, ident.AppID)
@@ -143,7 +143,7 @@ func (h *Handler) UpdateApp(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if a.ID != old.ID || a.TeamID != old.TeamID || !a.CreateTime.Equal(old.CreateTime) || a.Source != old.Source {
-		h.envelopeError(w, r, auth.InvalidRequest("", "id, teamId, source and createTime cannot be changed"))
+		h.envelopeError(w, r, apierror.InvalidRequest("", "id, teamId, source and createTime cannot be changed"))
 		return
 	}
 	a.UpdateTime = time.Now().UTC()

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/chatgate/chatgate/auth"
+	"github.com/chatgate/chatgate/apierror"
 	"github.com/chatgate/chatgate/internal/id"
 )
 
@@ -86,7 +86,7 @@ func NewEngine(cfg EngineConfig) *Engine {
 
 // Errors a run can end with, besides the model's own.
 var (
-	ErrNoQuestion = auth.InvalidRequest("messages", "the last message must come from the user")
+	ErrNoQuestion = apierror.InvalidRequest("messages", "the last message must come from the user")
 )
 
 // Run answers req, sending its events to sink, and returns the result. It

@@ -13,6 +13,7 @@ import (
 	"github.com/pkoukk/tiktoken-go"
 	tiktoken_loader "github.com/pkoukk/tiktoken-go-loader"
 
+	"github.com/chatgate/chatgate/apierror"
 	"github.com/chatgate/chatgate/auth"
 	"github.com/chatgate/chatgate/chat"
 )
@@ -138,7 +139,7 @@ func TestEngineVariablesHistoryUsage(t *testing.T) {
 
 func TestEngineBudget(t *testing.T) {
 	m := &echoModel{}
-	spent := &auth.Error{Status: 429, Code: "insufficient_quota", Message: "spent"}
+	spent := &apierror.Error{Status: 429, Code: "insufficient_quota", Message: "spent"}
 	var asked []string
 	// the budget's own error comes back, not another 429 that shares its statusText
 	e := newTestEngine(t, m, chat.EngineConfig{Budget: budget{spent, &asked}})
@@ -763,7 +764,7 @@ func TestRunErrors(t *testing.T) {
 		{"unknown model", chat.Request{AppID: "nomodel", Messages: user("q")}, chat.ErrUnknownModel},
 		{"no messages", chat.Request{AppID: "plain"}, chat.ErrNoQuestion},
 		{"last message not the user's", chat.Request{AppID: "plain", ChatID: "e1",
-			Messages: []chat.Message{{Role: chat.RoleUser, Content: "q"}, {Role: chat.RoleAssistant, Content: "a"}}}, auth.ErrInvalidRequest},
+			Messages: []chat.Message{{Role: chat.RoleUser, Content: "q"}, {Role: chat.RoleAssistant, Content: "a"}}}, apierror.ErrInvalidRequest},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, sink, err := f.run(ctx, tc.req)

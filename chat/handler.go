@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/chatgate/chatgate/apierror"
 	"github.com/chatgate/chatgate/auth"
 	"github.com/chatgate/chatgate/internal/field"
 	"github.com/chatgate/chatgate/internal/httpjson"
@@ -73,7 +74,7 @@ func appFor(p *auth.Principal, named, param string) (string, error) {
 		return p.AppID, nil
 	}
 	if named == "" {
-		return "", auth.InvalidRequest(param, "name the app (this key is not bound to one)")
+		return "", apierror.InvalidRequest(param, "name the app (this key is not bound to one)")
 	}
 	if err := field.ID(param, named); err != nil {
 		return "", err
@@ -81,7 +82,7 @@ func appFor(p *auth.Principal, named, param string) (string, error) {
 	return named, nil
 }
 
-var errOtherApp = auth.NotFound("app")
+var errOtherApp = apierror.NotFound("app")
 
 // Completions serves POST /api/v1/chat/completions.
 func (h *Handler) Completions(w http.ResponseWriter, r *http.Request) {
@@ -233,7 +234,7 @@ func (h *Handler) ClearSession(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if b.SessionKey == "" {
-		h.envelopeError(w, r, auth.InvalidRequest("sessionKey", "is required"))
+		h.envelopeError(w, r, apierror.InvalidRequest("sessionKey", "is required"))
 		return
 	}
 	if err := checkChatID("sessionKey", b.SessionKey); err != nil {
@@ -280,7 +281,7 @@ func (h *Handler) Records(w http.ResponseWriter, r *http.Request) {
 	p, appID, offset, size, err := h.historyQuery(r)
 	chatID := r.URL.Query().Get("chatId")
 	if err == nil && chatID == "" {
-		err = auth.InvalidRequest("chatId", "is required")
+		err = apierror.InvalidRequest("chatId", "is required")
 	}
 	if err == nil {
 		err = checkChatID("chatId", chatID)
@@ -319,7 +320,7 @@ func (h *Handler) historyQuery(r *http.Request) (p *auth.Principal, appID string
 func (h *Handler) app(ctx context.Context, p *auth.Principal, appID string) (*App, error) {
 	a, err := h.e.cfg.Apps.App(ctx, p.TeamID, appID)
 	if errors.Is(err, ErrAppNotFound) {
-		return nil, auth.NotFound("app")
+		return nil, apierror.NotFound("app")
 	}
 	return a, err
 }
@@ -327,9 +328,9 @@ func (h *Handler) app(ctx context.Context, p *auth.Principal, appID string) (*Ap
 func (h *Handler) envelopeError(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
 	case errors.Is(err, ErrAppNotFound), errors.Is(err, errOtherApp):
-		err = auth.NotFound("app")
+		err = apierror.NotFound("app")
 	case errors.Is(err, ErrChatNotFound):
-		err = auth.NotFound("chat")
+		err = apierror.NotFound("chat")
 	}
 	httpjson.WriteError(w, r, h.log, err)
 }

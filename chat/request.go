@@ -10,7 +10,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/chatgate/chatgate/auth"
+	"github.com/chatgate/chatgate/apierror"
 	"github.com/chatgate/chatgate/internal/httpjson"
 )
 
@@ -64,12 +64,12 @@ func decodeCompletion(w http.ResponseWriter, r *http.Request, maxBody int64) (*C
 	if _, err := buf.ReadFrom(body); err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return nil, auth.InvalidRequest("", "body exceeds %d bytes", mbe.Limit)
+			return nil, apierror.InvalidRequest("", "body exceeds %d bytes", mbe.Limit)
 		}
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			return nil, httpjson.DecodeErr(err) // 408 naming the server's body deadline
 		}
-		return nil, auth.InvalidRequest("", "reading body: %v", err)
+		return nil, apierror.InvalidRequest("", "reading body: %v", err)
 	}
 	if err := httpjson.CheckUTF8(buf.Bytes()); err != nil {
 		return nil, err // encoding/json would store U+FFFD for it
@@ -80,12 +80,12 @@ func decodeCompletion(w http.ResponseWriter, r *http.Request, maxBody int64) (*C
 		var de *httpjson.DecodeError
 		if errors.As(httpjson.DecodeErr(err), &de) {
 			// encoding/json names fields of the embedded struct by its type
-			return nil, auth.InvalidRequest(strings.TrimPrefix(de.Field, "CompletionRequest."), "%s", de.Reason)
+			return nil, apierror.InvalidRequest(strings.TrimPrefix(de.Field, "CompletionRequest."), "%s", de.Reason)
 		}
-		return nil, auth.InvalidRequest("", "%v", err)
+		return nil, apierror.InvalidRequest("", "%v", err)
 	}
 	if dec.More() {
-		return nil, auth.InvalidRequest("", "body must hold a single JSON object")
+		return nil, apierror.InvalidRequest("", "body must hold a single JSON object")
 	}
 	req := &wr.CompletionRequest
 	var err error
@@ -94,21 +94,21 @@ func decodeCompletion(w http.ResponseWriter, r *http.Request, maxBody int64) (*C
 	}
 	if len(wr.RawVariables) > 0 && string(wr.RawVariables) != "null" {
 		if wr.RawVariables[0] != '{' {
-			return nil, auth.InvalidRequest("variables", "must be an object")
+			return nil, apierror.InvalidRequest("variables", "must be an object")
 		}
 		if err := json.Unmarshal(wr.RawVariables, &req.Variables); err != nil {
-			return nil, auth.InvalidRequest("variables", "must be an object: %v", err)
+			return nil, apierror.InvalidRequest("variables", "must be an object: %v", err)
 		}
 	}
 	if t := req.Temperature; t != nil && (*t < 0 || *t > 2) {
-		return nil, auth.InvalidRequest("temperature", "must be between 0 and 2")
+		return nil, apierror.InvalidRequest("temperature", "must be between 0 and 2")
 	}
 	for _, mt := range []struct {
 		name string
 		v    *int
 	}{{"max_tokens", req.MaxTokens}, {"max_completion_tokens", req.MaxCompletionTokens}} {
 		if mt.v != nil && *mt.v < 1 {
-			return nil, auth.InvalidRequest(mt.name, "must be a positive integer")
+			return nil, apierror.InvalidRequest(mt.name, "must be a positive integer")
 		}
 	}
 	for _, c := range []struct {
@@ -122,7 +122,7 @@ func decodeCompletion(w http.ResponseWriter, r *http.Request, maxBody int64) (*C
 		}
 	}
 	if req.ChatID != nil && req.SessionID != nil && *req.ChatID != *req.SessionID && *req.ChatID != "" && *req.SessionID != "" {
-		return nil, auth.InvalidRequest("sessionId", "differs from chatId; send one of them")
+		return nil, apierror.InvalidRequest("sessionId", "differs from chatId; send one of them")
 	}
 	return req, nil
 }
@@ -140,30 +140,30 @@ func (r *CompletionRequest) conversationID() string {
 
 func checkChatID(field, s string) error {
 	if len(s) > 256 {
-		return auth.InvalidRequest(field, "is longer than 256 bytes")
+		return apierror.InvalidRequest(field, "is longer than 256 bytes")
 	}
 	if !utf8.ValidString(s) || strings.ContainsFunc(s, func(r rune) bool { return r < ' ' || r == 0x7f }) {
-		return auth.InvalidRequest(field, "must be valid UTF-8 without control characters")
+		return apierror.InvalidRequest(field, "must be valid UTF-8 without control characters")
 	}
 	return nil
 }
 
 func decodeMessages(raw json.RawMessage) ([]Message, error) {
 	if len(raw) == 0 || string(raw) == "null" {
-		return nil, auth.InvalidRequest("messages", "is required")
+		return nil, apierror.InvalidRequest("messages", "is required")
 	}
 	var wms []wireMessage
 	if err := json.Unmarshal(raw, &wms); err != nil {
-		return nil, auth.InvalidRequest("messages", "must be an array of {role, content} objects")
+		return nil, apierror.InvalidRequest("messages", "must be an array of {role, content} objects")
 	}
 	if len(wms) == 0 {
-		return nil, auth.InvalidRequest("messages", "must not be empty")
+		return nil, apierror.InvalidRequest("messages", "must not be empty")
 	}
 	out := make([]Message, 0, len(wms))
 	for i, wm := range wms {
 		field := fmt.Sprintf("messages[%d]", i)
 		if wm.Role == nil {
-			return nil, auth.InvalidRequest(field+".role", "is required")
+			return nil, apierror.InvalidRequest(field+".role", "is required")
 		}
 		var role Role
 		switch *wm.Role {
@@ -174,7 +174,7 @@ func decodeMessages(raw json.RawMessage) ([]Message, error) {
 		case "assistant":
 			role = RoleAssistant
 		default:
-			return nil, auth.InvalidRequest(field+".role", "must be system, developer, user or assistant, not %q", *wm.Role)
+			return nil, apierror.InvalidRequest(field+".role", "must be system, developer, user or assistant, not %q", *wm.Role)
 		}
 		content, err := decodeContent(field+".content", wm.Content)
 		if err != nil {
@@ -190,30 +190,30 @@ func decodeMessages(raw json.RawMessage) ([]Message, error) {
 func decodeContent(field string, raw json.RawMessage) (string, error) {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || string(raw) == "null" {
-		return "", auth.InvalidRequest(field, "is required")
+		return "", apierror.InvalidRequest(field, "is required")
 	}
 	switch raw[0] {
 	case '"':
 		var s string
 		if err := json.Unmarshal(raw, &s); err != nil {
-			return "", auth.InvalidRequest(field, "is not a valid JSON string")
+			return "", apierror.InvalidRequest(field, "is not a valid JSON string")
 		}
 		return s, nil
 	case '[':
 		var parts []contentPart
 		if err := json.Unmarshal(raw, &parts); err != nil {
-			return "", auth.InvalidRequest(field, "must be a string or an array of {type: \"text\", text} parts")
+			return "", apierror.InvalidRequest(field, "must be a string or an array of {type: \"text\", text} parts")
 		}
 		var b strings.Builder
 		for j, p := range parts {
 			if p.Type != "text" || p.Text == nil {
-				return "", auth.InvalidRequest(fmt.Sprintf("%s[%d]", field, j), "only text parts are supported (type %q)", p.Type)
+				return "", apierror.InvalidRequest(fmt.Sprintf("%s[%d]", field, j), "only text parts are supported (type %q)", p.Type)
 			}
 			b.WriteString(*p.Text)
 		}
 		return b.String(), nil
 	}
-	return "", auth.InvalidRequest(field, "must be a string")
+	return "", apierror.InvalidRequest(field, "must be a string")
 }
 
 // openAIError is OpenAI's error body.
@@ -238,7 +238,7 @@ func WriteOpenAIError(w http.ResponseWriter, r *http.Request, err error) {
 		typ = "authentication_error"
 	case status == http.StatusForbidden:
 		typ = "permission_error"
-	case code == auth.ErrInsufficientQuota.Code:
+	case code == apierror.CodeInsufficientQuota:
 		typ = "insufficient_quota"
 	case status == http.StatusTooManyRequests:
 		typ = "rate_limit_error"
@@ -274,5 +274,5 @@ func errorParts(err error) (int, string, string) {
 }
 
 // errAppKeyRequired answers keys that may not chat.
-var errAppKeyRequired = &auth.Error{Status: http.StatusForbidden, Code: "app_key_required",
+var errAppKeyRequired = &apierror.Error{Status: http.StatusForbidden, Code: "app_key_required",
 	Message: "chat needs an app key (a key created with an appId), or a key with the chat scope that names the app in \"model\""}

@@ -3,9 +3,10 @@ package dataset
 import (
 	"encoding/json"
 	"fmt"
-	"github.com/chatgate/chatgate/auth"
 	"strings"
 	"time"
+
+	"github.com/chatgate/chatgate/apierror"
 )
 
 // Dataset is a knowledge base: collections of data searched together.
@@ -94,7 +95,7 @@ func (x *Index) UnmarshalJSON(b []byte) error {
 		Text string `json:"text"`
 	}
 	if err := json.Unmarshal(b, &o); err != nil {
-		return auth.InvalidRequest("indexes", "each index must be a string or an object with text")
+		return apierror.InvalidRequest("indexes", "each index must be a string or an object with text")
 	}
 	*x = Index(o.Text)
 	return nil

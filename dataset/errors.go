@@ -4,18 +4,18 @@ import (
 	"errors"
 	"net/http"
 
-	"github.com/chatgate/chatgate/auth"
+	"github.com/chatgate/chatgate/apierror"
 )
 
 // The errors the service answers with. Records of another team answer the
 // same not-found errors as missing ones, so ids cannot be probed.
 var (
-	ErrDatasetNotFound    = &auth.Error{Status: http.StatusNotFound, Code: auth.ErrNotFound.Code, Message: "dataset not found"}
-	ErrCollectionNotFound = &auth.Error{Status: http.StatusNotFound, Code: auth.ErrNotFound.Code, Message: "collection not found"}
-	ErrDataNotFound       = &auth.Error{Status: http.StatusNotFound, Code: auth.ErrNotFound.Code, Message: "data not found"}
+	ErrDatasetNotFound    = &apierror.Error{Status: http.StatusNotFound, Code: apierror.ErrNotFound.Code, Message: "dataset not found"}
+	ErrCollectionNotFound = &apierror.Error{Status: http.StatusNotFound, Code: apierror.ErrNotFound.Code, Message: "collection not found"}
+	ErrDataNotFound       = &apierror.Error{Status: http.StatusNotFound, Code: apierror.ErrNotFound.Code, Message: "data not found"}
 	// ErrQAModelUnavailable answers QA-mode training when no model that can
 	// write question/answer pairs is configured.
-	ErrQAModelUnavailable = &auth.Error{Status: http.StatusBadRequest, Code: "qa_model_unavailable",
+	ErrQAModelUnavailable = &apierror.Error{Status: http.StatusBadRequest, Code: "qa_model_unavailable",
 		Message: "QA mode needs a QA model (dataset.qaModel in the config or CHATGATE_QA_MODEL); only the offline extractive model is available"}
 	// ErrClosed is returned by a Service after Close.
 	ErrClosed = errors.New("dataset: service closed")

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/chatgate/chatgate/apierror"
 	"github.com/chatgate/chatgate/auth"
 	"github.com/chatgate/chatgate/internal/field"
 	"github.com/chatgate/chatgate/internal/httpjson"
@@ -102,12 +103,12 @@ func (h *Handler) queryID(w http.ResponseWriter, r *http.Request, names ...strin
 		case got == "":
 			got, from = v, n
 		case v != got:
-			h.fail(w, r, auth.InvalidRequest(n, "differs from %s; give one of them", from))
+			h.fail(w, r, apierror.InvalidRequest(n, "differs from %s; give one of them", from))
 			return "", false
 		}
 	}
 	if got == "" {
-		h.fail(w, r, auth.InvalidRequest(names[0], "is required"))
+		h.fail(w, r, apierror.InvalidRequest(names[0], "is required"))
 		return "", false
 	}
 	if err := field.ID(from, got); err != nil {
@@ -157,7 +158,7 @@ func (h *Handler) CreateDataset(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if body.Type != "" && body.Type != "dataset" {
-		h.fail(w, r, auth.InvalidRequest("type", "only \"dataset\" is supported"))
+		h.fail(w, r, apierror.InvalidRequest("type", "only \"dataset\" is supported"))
 		return
 	}
 	if !h.check(w, r, field.Text("intro", body.Intro, MaxIntroBytes), field.Line("avatar", body.Avatar, MaxAvatarBytes)) {
@@ -261,7 +262,7 @@ func (h *Handler) CreateTextCollection(w http.ResponseWriter, r *http.Request) {
 	}
 	mode, err := ParseMode(body.TrainingType)
 	if err != nil {
-		h.fail(w, r, auth.InvalidRequest("trainingType", "%v", err))
+		h.fail(w, r, apierror.InvalidRequest("trainingType", "%v", err))
 		return
 	}
 	p := principal(r)
@@ -379,7 +380,7 @@ func (h *Handler) PushData(w http.ResponseWriter, r *http.Request) {
 	}
 	mode, err := ParseMode(raw)
 	if err != nil {
-		h.fail(w, r, auth.InvalidRequest(name, "%v", err))
+		h.fail(w, r, apierror.InvalidRequest(name, "%v", err))
 		return
 	}
 	p := principal(r)
@@ -444,7 +445,7 @@ func (h *Handler) UpdateData(w http.ResponseWriter, r *http.Request) {
 	}
 	u := DataUpdate{ID: cmp.Or(body.ID, body.DataID), Q: body.Q, A: body.A}
 	if body.ID != "" && body.DataID != "" && body.ID != body.DataID {
-		h.fail(w, r, auth.InvalidRequest("dataId", "differs from id; give one of them"))
+		h.fail(w, r, apierror.InvalidRequest("dataId", "differs from id; give one of them"))
 		return
 	}
 	if !h.check(w, r, field.ID("id", u.ID)) {

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/chatgate/chatgate/auth"
+	"github.com/chatgate/chatgate/apierror"
 	"github.com/chatgate/chatgate/internal/field"
 	"github.com/chatgate/chatgate/internal/id"
 )
@@ -103,13 +103,13 @@ func (s *Service) checkPush(req *PushRequest) error {
 		req.Mode = ModeIndex
 	}
 	if req.Mode != ModeIndex && req.Mode != ModeQA {
-		return auth.InvalidRequest("mode", "must be index, chunk or qa")
+		return apierror.InvalidRequest("mode", "must be index, chunk or qa")
 	}
 	if len(req.Data) == 0 {
-		return auth.InvalidRequest("data", "must hold at least one item")
+		return apierror.InvalidRequest("data", "must hold at least one item")
 	}
 	if len(req.Data) > MaxPushItems {
-		return auth.InvalidRequest("data", "holds %d items, more than %d", len(req.Data), MaxPushItems)
+		return apierror.InvalidRequest("data", "holds %d items, more than %d", len(req.Data), MaxPushItems)
 	}
 	if req.Mode == ModeQA && s.opts.QA == nil {
 		return ErrQAModelUnavailable
@@ -126,7 +126,7 @@ func (s *Service) checkPush(req *PushRequest) error {
 			return err
 		}
 		if len(it.Indexes) > MaxIndexes {
-			return auth.InvalidRequest(at+"indexes", "holds %d indexes, more than %d", len(it.Indexes), MaxIndexes)
+			return apierror.InvalidRequest(at+"indexes", "holds %d indexes, more than %d", len(it.Indexes), MaxIndexes)
 		}
 	}
 	return nil

@@ -9,7 +9,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/chatgate/chatgate/auth"
+	"github.com/chatgate/chatgate/apierror"
 )
 
 // Search modes, FastGPT's names.
@@ -69,25 +69,25 @@ type SearchResult struct {
 // module.
 func (s *Service) Search(ctx context.Context, req SearchRequest) (*SearchResult, error) {
 	if strings.TrimSpace(req.Text) == "" {
-		return nil, auth.InvalidRequest("text", "is required")
+		return nil, apierror.InvalidRequest("text", "is required")
 	}
 	if len(req.DatasetIDs) == 0 {
-		return nil, auth.InvalidRequest("datasetId", "is required")
+		return nil, apierror.InvalidRequest("datasetId", "is required")
 	}
 	switch {
 	case req.Limit == 0:
 		req.Limit = DefaultSearchLimit
 	case req.Limit < 0 || req.Limit > MaxSearchLimit:
-		return nil, auth.InvalidRequest("limit", "must be between 1 and %d", MaxSearchLimit)
+		return nil, apierror.InvalidRequest("limit", "must be between 1 and %d", MaxSearchLimit)
 	}
 	if req.Similarity < 0 || req.Similarity > 1 {
-		return nil, auth.InvalidRequest("similarity", "must be between 0 and 1")
+		return nil, apierror.InvalidRequest("similarity", "must be between 0 and 1")
 	}
 	if req.Mode == "" {
 		req.Mode = SearchEmbedding
 	}
 	if req.Mode != SearchEmbedding && req.Mode != SearchFullText && req.Mode != SearchMixed {
-		return nil, auth.InvalidRequest("searchMode", "must be embedding, fullTextRecall or mixedRecall")
+		return nil, apierror.InvalidRequest("searchMode", "must be embedding, fullTextRecall or mixedRecall")
 	}
 	var sets []*Dataset
 	for _, id := range req.DatasetIDs {
@@ -168,7 +168,7 @@ func (s *Service) searchVectors(ctx context.Context, req SearchRequest, sets []*
 				if ctx.Err() != nil {
 					return nil, err
 				}
-				return nil, &auth.Error{Status: http.StatusBadGateway, Code: "upstream_error",
+				return nil, &apierror.Error{Status: http.StatusBadGateway, Code: "upstream_error",
 					Message: fmt.Sprintf("embedding the query with %q failed: %v", ds.VectorModel, err)}
 			}
 			q = vs[0]

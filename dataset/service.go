@@ -11,7 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/chatgate/chatgate/auth"
+	"github.com/chatgate/chatgate/apierror"
 	"github.com/chatgate/chatgate/internal/field"
 	"github.com/chatgate/chatgate/internal/id"
 	"github.com/chatgate/chatgate/internal/tokens"
@@ -239,7 +239,7 @@ func (s *Service) CreateDataset(ctx context.Context, teamID, name, vectorModel s
 		vectorModel = s.opts.DefaultVectorModel
 	}
 	if _, ok := s.opts.Embedders[vectorModel]; !ok {
-		return nil, auth.InvalidRequest("vectorModel", "%q is not a configured embedding model", vectorModel)
+		return nil, apierror.InvalidRequest("vectorModel", "%q is not a configured embedding model", vectorModel)
 	}
 	d := &Dataset{ID: id.New(), TeamID: teamID, Name: name, VectorModel: vectorModel, CreateTime: s.opts.Now().UTC()}
 	if err := s.store.PutDataset(ctx, d); err != nil {
@@ -333,7 +333,7 @@ func (s *Service) CreateTextCollection(ctx context.Context, tc TextCollection) (
 		return nil, nil, err
 	}
 	if strings.TrimSpace(tc.Text) == "" {
-		return nil, nil, auth.InvalidRequest("text", "is required")
+		return nil, nil, apierror.InvalidRequest("text", "is required")
 	}
 	if err := field.Text("text", tc.Text, MaxTextBytes); err != nil {
 		return nil, nil, err
@@ -346,10 +346,10 @@ func (s *Service) CreateTextCollection(ctx context.Context, tc TextCollection) (
 		maxChunk = s.opts.QAMaxTokens
 	}
 	if tc.ChunkSize < 16 || tc.ChunkSize > maxChunk {
-		return nil, nil, auth.InvalidRequest("chunkSize", "must be between 16 and %d", maxChunk)
+		return nil, nil, apierror.InvalidRequest("chunkSize", "must be between 16 and %d", maxChunk)
 	}
 	if tc.ChunkOverlap < 0 || tc.ChunkOverlap > tc.ChunkSize/2 {
-		return nil, nil, auth.InvalidRequest("chunkOverlap", "must be between 0 and half of chunkSize")
+		return nil, nil, apierror.InvalidRequest("chunkOverlap", "must be between 0 and half of chunkSize")
 	}
 	if tc.TrainingType == "" {
 		tc.TrainingType = ModeIndex
@@ -375,7 +375,7 @@ func (s *Service) CreateTextCollection(ctx context.Context, tc TextCollection) (
 		return nil, nil, fmt.Errorf("dataset: splitting text: %w", err)
 	}
 	if len(chunks) > MaxPushItems {
-		return nil, nil, auth.InvalidRequest("text", "splits into %d chunks of %d tokens, more than %d; send a shorter text or a larger chunkSize",
+		return nil, nil, apierror.InvalidRequest("text", "splits into %d chunks of %d tokens, more than %d; send a shorter text or a larger chunkSize",
 			len(chunks), tc.ChunkSize, MaxPushItems)
 	}
 	c := &Collection{ID: id.New(), TeamID: tc.TeamID, DatasetID: tc.DatasetID, Name: name,
@@ -514,7 +514,7 @@ func (s *Service) UpdateData(ctx context.Context, teamID string, u DataUpdate) (
 	}
 	if u.Q != nil {
 		if strings.TrimSpace(*u.Q) == "" {
-			return nil, auth.InvalidRequest("q", "must not be empty")
+			return nil, apierror.InvalidRequest("q", "must not be empty")
 		}
 		d.Q = strings.TrimSpace(*u.Q)
 	}
@@ -523,14 +523,14 @@ func (s *Service) UpdateData(ctx context.Context, teamID string, u DataUpdate) (
 	}
 	if u.Indexes != nil {
 		if len(*u.Indexes) > MaxIndexes {
-			return nil, auth.InvalidRequest("indexes", "holds %d indexes, more than %d", len(*u.Indexes), MaxIndexes)
+			return nil, apierror.InvalidRequest("indexes", "holds %d indexes, more than %d", len(*u.Indexes), MaxIndexes)
 		}
 		j, n, err := s.overIndex(ctx, *u.Indexes, s.opts.IndexMaxTokens)
 		if err != nil {
 			return nil, err
 		}
 		if j >= 0 {
-			return nil, auth.InvalidRequest(fmt.Sprintf("indexes[%d]", j), "holds %d tokens, more than %d", n, s.opts.IndexMaxTokens)
+			return nil, apierror.InvalidRequest(fmt.Sprintf("indexes[%d]", j), "holds %d tokens, more than %d", n, s.opts.IndexMaxTokens)
 		}
 		d.Indexes = cleanIndexes(*u.Indexes)
 	}
@@ -539,7 +539,7 @@ func (s *Service) UpdateData(ctx context.Context, teamID string, u DataUpdate) (
 		return nil, err
 	}
 	if n > s.opts.IndexMaxTokens {
-		return nil, auth.InvalidRequest("q", "q and a hold %d tokens, more than %d", n, s.opts.IndexMaxTokens)
+		return nil, apierror.InvalidRequest("q", "q and a hold %d tokens, more than %d", n, s.opts.IndexMaxTokens)
 	}
 	ds, err := s.store.Dataset(ctx, d.DatasetID)
 	if err != nil {
@@ -566,7 +566,7 @@ func (s *Service) UpdateData(ctx context.Context, teamID string, u DataUpdate) (
 	defer s.indexMu.Unlock()
 	if err := s.store.UpdateData(ctx, d, vectors); err != nil {
 		if errors.Is(err, ErrRepeat) {
-			return nil, auth.InvalidRequest("q", "another item of the collection has this q")
+			return nil, apierror.InvalidRequest("q", "another item of the collection has this q")
 		}
 		return nil, err
 	}

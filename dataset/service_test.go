@@ -9,7 +9,7 @@ import (
 
 	"go.etcd.io/bbolt"
 
-	"github.com/chatgate/chatgate/auth"
+	"github.com/chatgate/chatgate/apierror"
 	"github.com/chatgate/chatgate/dataset"
 )
 
@@ -122,7 +122,7 @@ func TestPushTrainSearch(t *testing.T) {
 			if _, err := s.Search(ctx, dataset.SearchRequest{TeamID: "other", DatasetIDs: []string{ds.ID}, Text: "x"}); !errors.Is(err, dataset.ErrDatasetNotFound) {
 				t.Fatalf("other team: %v", err)
 			}
-			if _, err := s.Search(ctx, dataset.SearchRequest{TeamID: "team", DatasetIDs: []string{ds.ID}, Text: "x", Mode: "bogus"}); !errors.Is(err, auth.ErrInvalidRequest) {
+			if _, err := s.Search(ctx, dataset.SearchRequest{TeamID: "team", DatasetIDs: []string{ds.ID}, Text: "x", Mode: "bogus"}); !errors.Is(err, apierror.ErrInvalidRequest) {
 				t.Fatalf("bad mode: %v", err)
 			}
 		})

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chatgate/chatgate/apierror"
 	"github.com/chatgate/chatgate/auth"
 	"github.com/chatgate/chatgate/billing"
 	"github.com/chatgate/chatgate/chat"
@@ -43,9 +44,9 @@ func idSentinels() []idSentinel {
 		{"auth.ErrInsufficientQuota", auth.ErrInsufficientQuota, nil},
 		{"auth.ErrRateLimited", auth.ErrRateLimited, nil},
 		{"auth.ErrTooManyFailures", auth.ErrTooManyFailures, nil},
-		{"auth.ErrInvalidRequest", auth.ErrInvalidRequest, nil},
-		{"auth.ErrNotFound", auth.ErrNotFound, nil},
-		{"auth.ErrConflict", auth.ErrConflict, nil},
+		{"apierror.ErrInvalidRequest", apierror.ErrInvalidRequest, nil},
+		{"apierror.ErrNotFound", apierror.ErrNotFound, nil},
+		{"apierror.ErrConflict", apierror.ErrConflict, nil},
 		{"auth.ErrConfigManaged", auth.ErrConfigManaged, nil},
 		{"auth.ErrKeyNotFound", auth.ErrKeyNotFound, nil},
 		{"auth.ErrKeyExists", auth.ErrKeyExists, nil},
@@ -54,7 +55,7 @@ func idSentinels() []idSentinel {
 		{"chat.ErrChatNotFound", chat.ErrChatNotFound, nil},
 		{"chat.ErrUnknownModel", chat.ErrUnknownModel, nil},
 		{"chat.ErrConfigApp", chat.ErrConfigApp, nil},
-		{"chat.ErrNoQuestion", chat.ErrNoQuestion, auth.ErrInvalidRequest},
+		{"chat.ErrNoQuestion", chat.ErrNoQuestion, apierror.ErrInvalidRequest},
 		{"dataset.ErrDatasetNotFound", dataset.ErrDatasetNotFound, nil},
 		{"dataset.ErrCollectionNotFound", dataset.ErrCollectionNotFound, nil},
 		{"dataset.ErrDataNotFound", dataset.ErrDataNotFound, nil},
@@ -86,7 +87,7 @@ func TestErrorSentinelTableComplete(t *testing.T) {
 	for _, s := range idSentinels() {
 		listed[s.name] = true
 	}
-	for _, pkg := range []string{"auth", "chat", "dataset", "billing", "shareauth"} {
+	for _, pkg := range []string{"apierror", "auth", "chat", "dataset", "billing", "shareauth"} {
 		fset := token.NewFileSet()
 		pkgs, err := parser.ParseDir(fset, "../"+pkg, func(fi fs.FileInfo) bool { return !strings.HasSuffix(fi.Name(), "_test.go") }, 0)
 		if err != nil {
@@ -145,7 +146,7 @@ func TestDerivedErrorsMatchTheirSentinel(t *testing.T) {
 		}
 		_, _ = a.Authenticate(t.Context(), secret, loopbackAddr)
 		_, err = a.Authenticate(t.Context(), secret, loopbackAddr)
-		var ae *auth.Error
+		var ae *apierror.Error
 		if !errors.As(err, &ae) || ae.RetryAfterSeconds() < 1 {
 			t.Fatalf("the second request of a 1 rpm key: %v", err)
 		}
@@ -161,10 +162,10 @@ func TestDerivedErrorsMatchTheirSentinel(t *testing.T) {
 		text   string
 		msg    string
 	}{
-		{"InvalidRequest", auth.InvalidRequest("name", "is required"), auth.ErrInvalidRequest, 400, "invalid_request", `invalid field "name": is required`},
-		{"NotFound", auth.NotFound("key"), auth.ErrNotFound, 404, "not_found", "key not found"},
+		{"InvalidRequest", apierror.InvalidRequest("name", "is required"), apierror.ErrInvalidRequest, 400, "invalid_request", `invalid field "name": is required`},
+		{"NotFound", apierror.NotFound("key"), apierror.ErrNotFound, 404, "not_found", "key not found"},
 		{"ScopeDenied", auth.ScopeDenied(auth.ScopeDatasetWrite), auth.ErrScopeDenied, 403, "scope_denied", "API key lacks the scope this route needs: dataset:write"},
-		{"WithMessage", auth.ErrConflict.WithMessage("an app with this id exists"), auth.ErrConflict, 409, "conflict", "an app with this id exists"},
+		{"WithMessage", apierror.ErrConflict.WithMessage("an app with this id exists"), apierror.ErrConflict, 409, "conflict", "an app with this id exists"},
 		{"rate limited", rateLimited, auth.ErrRateLimited, 429, "rate_limit_exceeded", "API key rate limit exceeded"},
 		{"missing header", missing, auth.ErrInvalidKey, 401, "invalid_api_key", "API key is missing: send the header Authorization: Bearer <API key>"},
 		{"not Bearer", basic, auth.ErrInvalidKey, 401, "invalid_api_key", "Authorization header is not a Bearer token: send Authorization: Bearer <API key>"},
@@ -175,40 +176,40 @@ func TestDerivedErrorsMatchTheirSentinel(t *testing.T) {
 				t.Errorf("errors.Is(%s, %s) = %v", tc.name, s.name, got)
 			}
 		}
-		var ae *auth.Error
+		var ae *apierror.Error
 		if !errors.As(tc.err, &ae) || ae.HTTPStatus() != tc.status || ae.StatusText() != tc.text || ae.Error() != tc.msg ||
-			auth.Reason(tc.err) != tc.text {
+			apierror.Reason(tc.err) != tc.text {
 			t.Errorf("%s: %d %s %q", tc.name, ae.HTTPStatus(), ae.StatusText(), ae.Error())
 		}
 	}
 	// Two errors made the same way are equal under errors.Is only through
 	// their sentinel: the one call's error is not the other's.
-	if a, b := auth.NotFound("key"), auth.NotFound("key"); errors.Is(a, b) {
+	if a, b := apierror.NotFound("key"), apierror.NotFound("key"); errors.Is(a, b) {
 		t.Error("one NotFound matches another by value")
 	}
 	// A category: every not_found, whichever package made it.
-	for _, err := range []error{auth.NotFound("x"), dataset.ErrDataNotFound, dataset.ErrDatasetNotFound, shareauth.ErrLinkNotFound, billing.ErrBillNotFound} {
-		var ae *auth.Error
-		if !errors.As(err, &ae) || ae.HTTPStatus() != http.StatusNotFound || auth.Reason(err) != "not_found" {
+	for _, err := range []error{apierror.NotFound("x"), dataset.ErrDataNotFound, dataset.ErrDatasetNotFound, shareauth.ErrLinkNotFound, billing.ErrBillNotFound} {
+		var ae *apierror.Error
+		if !errors.As(err, &ae) || ae.HTTPStatus() != http.StatusNotFound || apierror.Reason(err) != "not_found" {
 			t.Errorf("%v is not in the not_found category", err)
 		}
 	}
 	// A body or field that cannot be decoded or fails its check (the
 	// internal/field validators every domain uses) is an invalid request
-	// made for one call: it matches auth.ErrInvalidRequest, as the errors
-	// auth.InvalidRequest makes do, and no other sentinel, not even one
+	// made for one call: it matches apierror.ErrInvalidRequest, as the errors
+	// apierror.InvalidRequest makes do, and no other sentinel, not even one
 	// made from ErrInvalidRequest.
 	de := httpjson.DecodeErr(errors.New("json: unknown field \"x\""))
 	var dec *httpjson.DecodeError
-	if !errors.Is(de, auth.ErrInvalidRequest) || !errors.As(de, &dec) || dec.Field != "x" || auth.Reason(de) != "invalid_request" {
+	if !errors.Is(de, apierror.ErrInvalidRequest) || !errors.As(de, &dec) || dec.Field != "x" || apierror.Reason(de) != "invalid_request" {
 		t.Errorf("decode error: %v", de)
 	}
 	for _, s := range idSentinels() {
-		if s.err != auth.ErrInvalidRequest && errors.Is(de, s.err) {
+		if s.err != apierror.ErrInvalidRequest && errors.Is(de, s.err) {
 			t.Errorf("a decode error matches %s", s.name)
 		}
 	}
-	if errors.Is(de, auth.InvalidRequest("x", "unknown field")) {
+	if errors.Is(de, apierror.InvalidRequest("x", "unknown field")) {
 		t.Error("a decode error matches another call's invalid request")
 	}
 }

@@ -19,6 +19,7 @@ import (
 
 	"go.etcd.io/bbolt"
 
+	"github.com/chatgate/chatgate/apierror"
 	"github.com/chatgate/chatgate/auth"
 	"github.com/chatgate/chatgate/billing"
 	"github.com/chatgate/chatgate/chat"
@@ -197,7 +198,7 @@ func (s *Server) routes() http.Handler {
 		Register(mux, a.Require)
 
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		httpjson.WriteError(w, r, s.log, auth.NotFound("route "+r.Method+" "+r.URL.Path))
+		httpjson.WriteError(w, r, s.log, apierror.NotFound("route "+r.Method+" "+r.URL.Path))
 	})
 	return s.metrics.instrument(bodyDeadline(time.Duration(s.cfg.Server.BodyReadTimeout), uniqueQuery(mux)))
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/chatgate/chatgate/apierror"
 	"github.com/chatgate/chatgate/auth"
 	"github.com/chatgate/chatgate/chat"
 	"github.com/chatgate/chatgate/internal/httpjson"
@@ -58,7 +59,7 @@ func (s *Server) openShare() error {
 		AppExists: func(ctx context.Context, teamID, appID string) error {
 			_, err := s.Chat.App(ctx, teamID, appID)
 			if errors.Is(err, chat.ErrAppNotFound) {
-				return auth.InvalidRequest("appId", "names no app of your team")
+				return apierror.InvalidRequest("appId", "names no app of your team")
 			}
 			return err
 		}})
@@ -98,7 +99,7 @@ func (s *Server) shareOrKey(keyed, chatHandler http.Handler) http.Handler {
 		var sr shareRequest
 		_ = json.Unmarshal(raw, &sr) // a malformed body is the chat handler's to report
 		if v := q.Get("shareId"); sr.ShareID != "" && v != "" && v != sr.ShareID {
-			chat.WriteOpenAIError(w, r, auth.InvalidRequest("shareId", "differs between the body and the query string; give one"))
+			chat.WriteOpenAIError(w, r, apierror.InvalidRequest("shareId", "differs between the body and the query string; give one"))
 			return
 		}
 		shareID := cmp.Or(sr.ShareID, q.Get("shareId"))

@@ -6,7 +6,7 @@ import (
 	"net/url"
 	"slices"
 
-	"github.com/chatgate/chatgate/auth"
+	"github.com/chatgate/chatgate/apierror"
 	"github.com/chatgate/chatgate/chat"
 	"github.com/chatgate/chatgate/internal/httpjson"
 )
@@ -38,11 +38,11 @@ func uniqueQuery(next http.Handler) http.Handler {
 func checkQuery(raw string) error {
 	q, err := url.ParseQuery(raw)
 	if err != nil {
-		return auth.InvalidRequest("", "malformed query string: %v", err)
+		return apierror.InvalidRequest("", "malformed query string: %v", err)
 	}
 	for _, k := range slices.Sorted(maps.Keys(q)) {
 		if n := len(q[k]); n > 1 {
-			return auth.InvalidRequest(k, "is given %d times; give it once", n)
+			return apierror.InvalidRequest(k, "is given %d times; give it once", n)
 		}
 	}
 	return nil

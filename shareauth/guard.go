@@ -12,7 +12,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/chatgate/chatgate/auth"
+	"github.com/chatgate/chatgate/apierror"
 )
 
 // A link's hookUrl is chosen by any team admin and called by any visitor
@@ -193,29 +193,29 @@ func checkHookURL(raw string, allow AllowList) error {
 	const field = "limit.hookUrl"
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Opaque != "" {
-		return auth.InvalidRequest(field, "must be an http(s) URL")
+		return apierror.InvalidRequest(field, "must be an http(s) URL")
 	}
 	if u.User != nil {
-		return auth.InvalidRequest(field, "must not carry a user or password; the signature authenticates chatgate")
+		return apierror.InvalidRequest(field, "must not carry a user or password; the signature authenticates chatgate")
 	}
 	if u.RawQuery != "" || u.ForceQuery {
-		return auth.InvalidRequest(field, "must not have a query string; chatgate appends /shareAuth/<step> to its path")
+		return apierror.InvalidRequest(field, "must not have a query string; chatgate appends /shareAuth/<step> to its path")
 	}
 	if strings.Contains(raw, "#") {
-		return auth.InvalidRequest(field, "must not have a fragment")
+		return apierror.InvalidRequest(field, "must not have a fragment")
 	}
 	if u.Port() == "0" {
-		return auth.InvalidRequest(field, "must not name port 0")
+		return apierror.InvalidRequest(field, "must not name port 0")
 	}
 	host := u.Hostname()
 	if a, err := netip.ParseAddr(host); err == nil {
 		if !allow.permits(a) {
-			return auth.InvalidRequest(field, "names %s, an internal address (loopback, private, link-local or reserved) that is not on the allow-list", a.WithZone(""))
+			return apierror.InvalidRequest(field, "names %s, an internal address (loopback, private, link-local or reserved) that is not on the allow-list", a.WithZone(""))
 		}
 		return nil
 	}
 	if h := normalHost(host); !validHostName(h) || numericHost(h) {
-		return auth.InvalidRequest(field, "must name a host by a DNS name or a standard IP address")
+		return apierror.InvalidRequest(field, "must name a host by a DNS name or a standard IP address")
 	}
 	return nil
 }

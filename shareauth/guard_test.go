@@ -12,7 +12,7 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/chatgate/chatgate/auth"
+	"github.com/chatgate/chatgate/apierror"
 )
 
 func TestBlockedAddresses(t *testing.T) {
@@ -87,7 +87,7 @@ func TestCheckHookURL(t *testing.T) {
 		"http://127.1", "http://2130706433", "http://0x7f.0.0.1", "http://auth.example.com:0", "http://exa mple.com",
 	} {
 		err := checkHookURL(bad, allow)
-		var ae *auth.Error
+		var ae *apierror.Error
 		if !errors.As(err, &ae) || ae.Status != 400 || !strings.Contains(ae.Message, "limit.hookUrl") {
 			t.Errorf("%s: %v", bad, err)
 		}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/chatgate/chatgate/apierror"
 	"github.com/chatgate/chatgate/auth"
 	"github.com/chatgate/chatgate/internal/field"
 	"github.com/chatgate/chatgate/internal/httpjson"
@@ -60,13 +61,13 @@ func (w *limitWire) limit() (Limit, error) {
 	if w.ExpiredTime != "" {
 		t, err := time.Parse(time.RFC3339, w.ExpiredTime)
 		if err != nil {
-			return l, auth.InvalidRequest("limit.expiredTime", "must be an RFC 3339 time")
+			return l, apierror.InvalidRequest("limit.expiredTime", "must be an RFC 3339 time")
 		}
 		l.ExpiredTime = t.UTC()
 	}
 	if p := w.MaxUsagePoints; p != nil {
 		if *p == 0 {
-			return l, auth.InvalidRequest("limit.maxUsagePoints", "must be positive, or -1 for unlimited")
+			return l, apierror.InvalidRequest("limit.maxUsagePoints", "must be positive, or -1 for unlimited")
 		}
 		l.MaxUsagePoints = *p // the Service refuses other negatives
 	}
@@ -167,7 +168,7 @@ func (h *Handler) Update(w http.ResponseWriter, r *http.Request) {
 	}
 	u := LinkUpdate{ID: cmp.Or(body.ShareID, body.ID), Name: body.Name, ResponseDetail: body.ResponseDetail}
 	if body.ShareID != "" && body.ID != "" && body.ShareID != body.ID {
-		h.fail(w, r, auth.InvalidRequest("id", "differs from shareId; give one of them"))
+		h.fail(w, r, apierror.InvalidRequest("id", "differs from shareId; give one of them"))
 		return
 	}
 	if err := field.ID("shareId", u.ID); err != nil {
@@ -194,7 +195,7 @@ func (h *Handler) Update(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) Delete(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	if a, b := q.Get("id"), q.Get("shareId"); a != "" && b != "" && a != b {
-		h.fail(w, r, auth.InvalidRequest("shareId", "differs from id; give one of them"))
+		h.fail(w, r, apierror.InvalidRequest("shareId", "differs from id; give one of them"))
 		return
 	}
 	id := cmp.Or(q.Get("id"), q.Get("shareId"))
@@ -226,7 +227,7 @@ func (h *Handler) Init(w http.ResponseWriter, r *http.Request) {
 	}
 	q := r.URL.Query()
 	if v := q.Get("shareId"); body.ShareID != "" && v != "" && v != body.ShareID {
-		h.fail(w, r, auth.InvalidRequest("shareId", "differs between the body and the query string; give one"))
+		h.fail(w, r, apierror.InvalidRequest("shareId", "differs between the body and the query string; give one"))
 		return
 	}
 	shareID := cmp.Or(body.ShareID, q.Get("shareId"))

@@ -14,7 +14,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/chatgate/chatgate/auth"
+	"github.com/chatgate/chatgate/apierror"
 )
 
 // HookAnswer is the owner's server's answer to init and start.
@@ -31,7 +31,7 @@ type HookAnswer struct {
 // non-2xx status or a body that is not the answer. It is one answer for all
 // of them so that a link cannot be used to tell open, closed and filtered
 // targets apart; the operator finds the cause in the log.
-var ErrHookFailed = &auth.Error{Status: http.StatusUnauthorized, Code: "share_auth_failed",
+var ErrHookFailed = &apierror.Error{Status: http.StatusUnauthorized, Code: "share_auth_failed",
 	Message: "the share link's auth server could not verify this visitor"}
 
 // Causes of a hook failure, as logged and passed to Options.OnHookFailure.
@@ -122,7 +122,7 @@ func (c *hookClient) ask(ctx context.Context, l *Link, path string, body any) (u
 		if msg == "" {
 			msg = "the share link's auth server refused"
 		}
-		return "", &auth.Error{Status: http.StatusForbidden, Code: "share_auth_denied", Message: msg}
+		return "", &apierror.Error{Status: http.StatusForbidden, Code: "share_auth_denied", Message: msg}
 	}
 	return ans.Data.UID, nil
 }

@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chatgate/chatgate/auth"
+	"github.com/chatgate/chatgate/apierror"
 	"github.com/chatgate/chatgate/shareauth"
 )
 
@@ -80,7 +80,7 @@ func TestHookFailuresAreOneAnswer(t *testing.T) {
 		}
 		secrets = append(secrets, secret)
 		_, err = svc.Init(ctx, l.ID, "visitor")
-		var ae *auth.Error
+		var ae *apierror.Error
 		if !errors.As(err, &ae) || *ae != *shareauth.ErrHookFailed {
 			t.Fatalf("%s: %#v, want ErrHookFailed", c.url, err)
 		}

@@ -4,7 +4,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/chatgate/chatgate/auth"
+	"github.com/chatgate/chatgate/apierror"
 )
 
 // Link is a share link: an app published to visitors without keys.
@@ -44,13 +44,13 @@ type storedLink struct {
 
 // Errors a visitor gets.
 var (
-	ErrLinkNotFound = &auth.Error{Status: http.StatusNotFound, Code: auth.ErrNotFound.Code, Message: "share link not found"}
-	ErrLinkExpired  = &auth.Error{Status: http.StatusForbidden, Code: "share_link_expired", Message: "share link has expired"}
-	ErrQPM          = &auth.Error{Status: http.StatusTooManyRequests, Code: auth.ErrRateLimited.Code, Message: "share link question rate exceeded"}
+	ErrLinkNotFound = &apierror.Error{Status: http.StatusNotFound, Code: apierror.ErrNotFound.Code, Message: "share link not found"}
+	ErrLinkExpired  = &apierror.Error{Status: http.StatusForbidden, Code: "share_link_expired", Message: "share link has expired"}
+	ErrQPM          = &apierror.Error{Status: http.StatusTooManyRequests, Code: apierror.CodeRateLimited, Message: "share link question rate exceeded"}
 	// ErrInitRate answers an init beyond Options.InitPerMinute; the error
 	// returned carries a retry delay.
-	ErrInitRate  = &auth.Error{Status: http.StatusTooManyRequests, Code: auth.ErrRateLimited.Code, Message: "too many visitors are opening this share link; retry shortly"}
-	ErrLinkQuota = &auth.Error{Status: http.StatusTooManyRequests, Code: auth.ErrInsufficientQuota.Code, Message: "share link has spent its usage points"}
+	ErrInitRate  = &apierror.Error{Status: http.StatusTooManyRequests, Code: apierror.CodeRateLimited, Message: "too many visitors are opening this share link; retry shortly"}
+	ErrLinkQuota = &apierror.Error{Status: http.StatusTooManyRequests, Code: apierror.CodeInsufficientQuota, Message: "share link has spent its usage points"}
 	// ErrNoToken answers a link with an auth host when the visitor has no token.
-	ErrNoToken = &auth.Error{Status: http.StatusUnauthorized, Code: "share_auth_failed", Message: "this share link needs an authToken"}
+	ErrNoToken = &apierror.Error{Status: http.StatusUnauthorized, Code: "share_auth_failed", Message: "this share link needs an authToken"}
 )

@@ -8,7 +8,7 @@ import (
 	"net/http/httptest"
 	"testing"
 
-	"github.com/chatgate/chatgate/auth"
+	"github.com/chatgate/chatgate/apierror"
 	"github.com/chatgate/chatgate/shareauth"
 )
 
@@ -30,7 +30,7 @@ func TestRateErrorsMatchTheirSentinels(t *testing.T) {
 	}
 	check := func(what string, err, sentinel error) {
 		t.Helper()
-		var ae *auth.Error
+		var ae *apierror.Error
 		if !errors.Is(err, sentinel) || !errors.As(err, &ae) || ae.RetryAfterSeconds() < 1 || ae.HTTPStatus() != http.StatusTooManyRequests {
 			t.Fatalf("%s: %#v; want the sentinel with a Retry-After", what, err)
 		}

@@ -15,7 +15,7 @@ import (
 
 	"golang.org/x/time/rate"
 
-	"github.com/chatgate/chatgate/auth"
+	"github.com/chatgate/chatgate/apierror"
 	"github.com/chatgate/chatgate/internal/field"
 	"github.com/chatgate/chatgate/internal/id"
 	"github.com/chatgate/chatgate/internal/panics"
@@ -146,13 +146,13 @@ type LinkSpec struct {
 // validateLimit checks l and normalises an unlimited quota to 0.
 func (s *Service) validateLimit(l *Limit) error {
 	if l.QPM < 0 {
-		return auth.InvalidRequest("limit.qpm", "must be 0 (unlimited) or more")
+		return apierror.InvalidRequest("limit.qpm", "must be 0 (unlimited) or more")
 	}
 	switch p := l.MaxUsagePoints; {
 	case p == 0 || p == -1:
 		l.MaxUsagePoints = 0 // unlimited, as on keys
 	case p < 0 || math.IsNaN(p) || math.IsInf(p, 0):
-		return auth.InvalidRequest("limit.maxUsagePoints", "must be positive, or -1 for unlimited")
+		return apierror.InvalidRequest("limit.maxUsagePoints", "must be positive, or -1 for unlimited")
 	}
 	if err := field.Line("limit.hookUrl", l.HookURL, MaxHookURLBytes); err != nil {
 		return err
@@ -366,7 +366,7 @@ func (s *Service) Init(ctx context.Context, shareID, token string) (*Admission, 
 
 // retryAfter is e with a Retry-After of wait, at least a second; it
 // matches e under errors.Is.
-func retryAfter(e *auth.Error, wait time.Duration) error {
+func retryAfter(e *apierror.Error, wait time.Duration) error {
 	return e.WithRetryAfter(max(wait, time.Second))
 }
 

@@ -21,7 +21,7 @@ import (
 const DefaultMaxBody = 1 << 20
 
 // APIError is implemented by errors that know how they appear on the wire.
-// auth.Error implements it; so does DecodeError.
+// apierror.Error implements it; so does DecodeError.
 type APIError interface {
 	error
 	HTTPStatus() int
@@ -57,7 +57,7 @@ func (e *DecodeError) HTTPStatus() int { return http.StatusBadRequest }
 func (e *DecodeError) StatusText() string { return "invalid_request" }
 
 // Is makes a DecodeError match the invalid_request sentinel
-// (auth.ErrInvalidRequest), as the errors auth.InvalidRequest makes do: it
+// (apierror.ErrInvalidRequest), as the errors apierror.InvalidRequest makes do: it
 // is an invalid request made for one call. Only a sentinel matches (an API
 // error that unwraps to nothing), so that errors.Is(decodeErr, x) is never
 // true for another call's error or another sentinel's code.
