@@ -3,7 +3,7 @@ package chat
 import (
 	"context"
 
-	"github.com/chatgate/chatgate/internal/tokens"
+	"github.com/chatgate/chatgate/cl100k"
 )
 
 // TokenCounter counts tokens with cl100k_base, loaded from the encoder
@@ -12,7 +12,7 @@ import (
 // Counting takes time linear in the text, whatever it holds. Its zero
 // value is ready.
 type TokenCounter struct {
-	c tokens.Counter
+	c cl100k.Counter
 }
 
 // Warm builds the encoder now and reports whether it could be built.

@@ -20,7 +20,7 @@ import (
 	"go.etcd.io/bbolt"
 
 	"github.com/chatgate/chatgate/dataset"
-	"github.com/chatgate/chatgate/internal/tokens"
+	"github.com/chatgate/chatgate/cl100k"
 )
 
 // The helper process of TestCrashSIGKILL reads its orders from these.
@@ -79,7 +79,7 @@ func (f *flakyLocal) Embed(ctx context.Context, texts []string) ([][]float32, er
 // crashTokens counts tokens; the helper loads its tables before it says
 // READY, so that kills land in pushes and training, not in that load (long
 // under the race detector).
-var crashTokens = new(tokens.Counter)
+var crashTokens = new(cl100k.Counter)
 
 // openCrashService opens a Service on dir as the reference server does: a
 // bbolt file and an on-disk bleve index.

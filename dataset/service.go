@@ -14,7 +14,7 @@ import (
 	"github.com/chatgate/chatgate/apierror"
 	"github.com/chatgate/chatgate/internal/field"
 	"github.com/chatgate/chatgate/internal/id"
-	"github.com/chatgate/chatgate/internal/tokens"
+	"github.com/chatgate/chatgate/cl100k"
 )
 
 // LocalModel names the LocalEmbedder in Options.Embedders.
@@ -110,7 +110,7 @@ func New(ctx context.Context, opts Options) (*Service, error) {
 		return nil, fmt.Errorf("dataset: default vector model %q has no embedder", opts.DefaultVectorModel)
 	}
 	if opts.Tokens == nil {
-		opts.Tokens = new(tokens.Counter)
+		opts.Tokens = new(cl100k.Counter)
 	}
 	opts.Workers = cmp.Or(opts.Workers, 2)
 	opts.BatchSize = cmp.Or(opts.BatchSize, 64)

@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/chatgate/chatgate/dataset"
-	"github.com/chatgate/chatgate/internal/tokens"
+	"github.com/chatgate/chatgate/cl100k"
 )
 
 // A word longer than a chunk is cut into chunks that each fit, measured
@@ -19,7 +19,7 @@ func TestSplitTextLongWord(t *testing.T) {
 		b[i] = byte('a' + rng.Intn(26))
 	}
 	word := string(b)
-	var counter tokens.Counter
+	var counter cl100k.Counter
 	calls := 0
 	count := func(s string) int { calls++; return counter.Count(s) }
 	for _, text := range []string{word, "intro: " + word + " and the end.", strings.Repeat("长", 40000)} {

@@ -8,14 +8,14 @@ import (
 	"testing"
 
 	"github.com/chatgate/chatgate/dataset"
-	"github.com/chatgate/chatgate/internal/tokens"
+	"github.com/chatgate/chatgate/cl100k"
 )
 
 // leavingClient is the real counter, with a client that leaves the moment
 // its request's text starts being counted: once armed, the next count
 // cancels the request's context first.
 type leavingClient struct {
-	tokens.Counter
+	cl100k.Counter
 	armed  atomic.Pointer[context.CancelFunc]
 	counts atomic.Int32 // counts that went on after the context ended
 }

@@ -1,4 +1,4 @@
-package tokens
+package cl100k
 
 // vocab finds a token's rank by its bytes. It is a Go map's job, but the
 // lookups are most of a count's time, and most of theirs is cache misses

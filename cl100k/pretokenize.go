@@ -1,4 +1,4 @@
-package tokens
+package cl100k
 
 import (
 	"unicode"

@@ -1,4 +1,4 @@
-// Package tokens counts tokens the way OpenAI's cl100k_base encoder does,
+// Package cl100k counts tokens the way OpenAI's cl100k_base encoder does,
 // from the encoder embedded in the module: chat and dataset both bill by it.
 //
 // Counting takes time linear in the text's length, whatever the text.
@@ -23,7 +23,7 @@
 // found no difference at all, on long runs of CJK text, base64 letters,
 // random letters, German compounds, whitespace and punctuation, and on
 // tens of thousands of random runs built to provoke one.
-package tokens
+package cl100k
 
 import (
 	"context"

@@ -1,13 +1,13 @@
-package tokens_test
+package cl100k_test
 
 import (
 	"fmt"
 
-	"github.com/chatgate/chatgate/internal/tokens"
+	"github.com/chatgate/chatgate/cl100k"
 )
 
 func ExampleCounter() {
-	var c tokens.Counter
+	var c cl100k.Counter
 	fmt.Println(c.Count("hello world"))
 	// Output: 2
 }
