@@ -66,8 +66,8 @@ func tiktokenOf(t testing.TB, c *Counter) *tiktoken.Tiktoken {
 // corpus), and Go code with its comments.
 func realTexts(t *testing.T) map[string]string {
 	t.Helper()
-	files := []string{"../../README.md", "../../BENCHMARKS.md"}
-	for _, pattern := range []string{"../../dataset/testdata/retrieval/*", "../../*/*.go", "../../*/*/*.go"} {
+	files := []string{"../README.md", "../BENCHMARKS.md"}
+	for _, pattern := range []string{"../dataset/testdata/retrieval/*", "../*/*.go", "../*/*/*.go"} {
 		m, err := filepath.Glob(pattern)
 		if err != nil {
 			t.Fatal(err)
@@ -251,7 +251,7 @@ func FuzzPieces(f *testing.F) {
 // letters, whitespace and punctuation.
 func longRuns(t testing.TB, size int) map[string]string {
 	t.Helper()
-	raw, err := os.ReadFile("../../dataset/testdata/retrieval/corpus.tsv")
+	raw, err := os.ReadFile("../dataset/testdata/retrieval/corpus.tsv")
 	if err != nil {
 		t.Fatal(err)
 	}

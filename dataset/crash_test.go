@@ -19,8 +19,8 @@ import (
 
 	"go.etcd.io/bbolt"
 
-	"github.com/chatgate/chatgate/dataset"
 	"github.com/chatgate/chatgate/cl100k"
+	"github.com/chatgate/chatgate/dataset"
 )
 
 // The helper process of TestCrashSIGKILL reads its orders from these.

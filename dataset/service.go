@@ -12,9 +12,9 @@ import (
 	"time"
 
 	"github.com/chatgate/chatgate/apierror"
+	"github.com/chatgate/chatgate/cl100k"
 	"github.com/chatgate/chatgate/internal/field"
 	"github.com/chatgate/chatgate/internal/id"
-	"github.com/chatgate/chatgate/cl100k"
 )
 
 // LocalModel names the LocalEmbedder in Options.Embedders.

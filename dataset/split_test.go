@@ -5,8 +5,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/chatgate/chatgate/dataset"
 	"github.com/chatgate/chatgate/cl100k"
+	"github.com/chatgate/chatgate/dataset"
 )
 
 // A word longer than a chunk is cut into chunks that each fit, measured

@@ -7,8 +7,8 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/chatgate/chatgate/dataset"
 	"github.com/chatgate/chatgate/cl100k"
+	"github.com/chatgate/chatgate/dataset"
 )
 
 // leavingClient is the real counter, with a client that leaves the moment
