@@ -31,6 +31,20 @@ type Route struct {
 	// envelope (WriteEnvelopeError).
 	OnError ErrorWriter
 	Handler http.Handler
+	// Keyless, when set, is offered the requests that carry no
+	// Authorization header before the guard sees them: a share-link
+	// visitor's chat, say. What it declines goes to the guard, which
+	// refuses it for want of a key.
+	Keyless KeylessHandler
+}
+
+// KeylessHandler serves a route's callers that come without an API key.
+type KeylessHandler interface {
+	// ServeKeyless answers r and reports true, or reports false having
+	// written nothing, to leave r to the guard. The guard refuses such a
+	// request without reading its body, so ServeKeyless may read the body
+	// to decide.
+	ServeKeyless(w http.ResponseWriter, r *http.Request) bool
 }
 
 // Mount registers routes on mux, each behind g.
@@ -49,6 +63,15 @@ func (rt Route) handler(g Guard) http.Handler {
 			onError = WriteEnvelopeError
 		}
 		h = g.RequireWith(rt.Scope, h, onError)
+		if rt.Keyless != nil {
+			keyed, keyless := h, rt.Keyless
+			h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.Header.Get("Authorization") == "" && keyless.ServeKeyless(w, r) {
+					return
+				}
+				keyed.ServeHTTP(w, r)
+			})
+		}
 	}
 	if rt.MaxBody <= 0 {
 		return h
