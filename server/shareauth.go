@@ -52,17 +52,18 @@ func (s *Server) openShare() error {
 	if err := s.metrics.reg.Register(hookFailures); err != nil {
 		return err
 	}
+	apps := s.Chat
 	s.Share = shareauth.New(shareauth.Options{Store: store, HookTimeout: time.Duration(s.cfg.Share.HookTimeout), Logger: s.log,
 		AllowHosts: allow, InitPerMinute: s.cfg.Share.InitPerMinute, InitBurst: s.cfg.Share.InitBurst,
 		OnHookFailure: func(cause string) { hookFailures.WithLabelValues(cause).Inc() },
 		OnPanic:       s.metrics.onPanic,
-		AppExists: func(ctx context.Context, teamID, appID string) error {
-			_, err := s.Chat.App(ctx, teamID, appID)
+		Apps: shareauth.AppCheckerFunc(func(ctx context.Context, teamID, appID string) error {
+			_, err := apps.App(ctx, teamID, appID)
 			if errors.Is(err, chat.ErrAppNotFound) {
 				return apierror.InvalidRequest("appId", "names no app of your team")
 			}
 			return err
-		}})
+		})})
 	return nil
 }
 
