@@ -47,6 +47,7 @@ func idSentinels() []idSentinel {
 		{"apierror.ErrInvalidRequest", apierror.ErrInvalidRequest, nil},
 		{"apierror.ErrNotFound", apierror.ErrNotFound, nil},
 		{"apierror.ErrConflict", apierror.ErrConflict, nil},
+		{"apierror.ErrStorageUnavailable", apierror.ErrStorageUnavailable, nil},
 		{"auth.ErrConfigManaged", auth.ErrConfigManaged, nil},
 		{"auth.ErrKeyNotFound", auth.ErrKeyNotFound, nil},
 		{"auth.ErrKeyExists", auth.ErrKeyExists, nil},
