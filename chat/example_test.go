@@ -14,7 +14,7 @@ func Example() {
 	store := chat.NewMemoryStore()
 	models := new(chat.Models)
 	models.Register(chat.ExtractiveModelName, chat.Extractive{})
-	e := chat.NewEngine(chat.EngineConfig{Apps: store, History: store, Models: models,
+	e := chat.NewEngine(chat.EngineOptions{Apps: store, History: store, Models: models,
 		Retriever: films{}})
 	ctx := context.Background()
 	if err := e.SaveApp(ctx, &chat.App{ID: "films", Name: "Films", Model: chat.ExtractiveModelName,
@@ -55,7 +55,7 @@ func ExampleEngine_Run() {
 	store := chat.NewMemoryStore()
 	models := new(chat.Models)
 	models.Register(chat.ExtractiveModelName, chat.Extractive{})
-	e := chat.NewEngine(chat.EngineConfig{Apps: store, History: store, Models: models})
+	e := chat.NewEngine(chat.EngineOptions{Apps: store, History: store, Models: models})
 	ctx := context.Background()
 	if err := e.SaveApp(ctx, &chat.App{ID: "help", Name: "Help", EmptyAnswer: "Sorry, I don't know."}); err != nil {
 		fmt.Println(err)
