@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/chatgate/chatgate/chat"
-	"github.com/chatgate/chatgate/chat/internal/upstreamtest"
+	up "github.com/chatgate/chatgate/chat/internal/upstreamtest"
 	"github.com/chatgate/chatgate/chat/llm"
 )
 
@@ -36,7 +36,7 @@ func upstreamGateway(t *testing.T, m chat.Model, usage chat.UsageRecorder, opts 
 
 // checkNoChatgateKey fails if any header an upstream received carries a
 // chatgate key.
-func checkNoChatgateKey(t *testing.T, g *gateway, u *upstreamtest.Upstream) {
+func checkNoChatgateKey(t *testing.T, g *gateway, u *up.Upstream) {
 	t.Helper()
 	headers, _ := u.Requests()
 	if len(headers) == 0 {
@@ -58,16 +58,16 @@ func checkNoChatgateKey(t *testing.T, g *gateway, u *upstreamtest.Upstream) {
 func TestUpstreamThroughHandler(t *testing.T) {
 	for _, p := range []struct {
 		Name  string
-		serve upstreamtest.Serve
-		Model func(t *testing.T, u *upstreamtest.Upstream, idle time.Duration) *llm.Model
+		serve up.Serve
+		Model func(t *testing.T, u *up.Upstream, idle time.Duration) *llm.Model
 		auth  string
 		usage chat.Usage
 	}{
-		{"openai", upstreamtest.ServeOpenAI, upstreamtest.NewOpenAIModel, "Bearer " + upstreamtest.ProviderKey, chat.Usage{PromptTokens: 12, CompletionTokens: 5, TotalTokens: 17}},
-		{"ollama", upstreamtest.ServeOllama, upstreamtest.NewOllamaModel, "", chat.Usage{PromptTokens: 21, CompletionTokens: 4, TotalTokens: 25}},
+		{"openai", up.ServeOpenAI, up.NewOpenAIModel, "Bearer " + up.ProviderKey, chat.Usage{PromptTokens: 12, CompletionTokens: 5, TotalTokens: 17}},
+		{"ollama", up.ServeOllama, up.NewOllamaModel, "", chat.Usage{PromptTokens: 21, CompletionTokens: 4, TotalTokens: 25}},
 	} {
 		t.Run(p.Name, func(t *testing.T) {
-			u := upstreamtest.New(t, p.serve)
+			u := up.New(t, p.serve)
 			g := upstreamGateway(t, p.Model(t, u, 0), nil, chat.HandlerOptions{})
 
 			resp, b := g.chat("app1", `{"chatId":"c1","messages":[{"role":"user","content":"hi"}]}`)
@@ -92,7 +92,7 @@ func TestUpstreamThroughHandler(t *testing.T) {
 					deltas = append(deltas, *c.Choices[0].Delta.Content)
 				}
 			}
-			if resp.StatusCode != http.StatusOK || text != "Hello from upstream." || !slices.Equal(deltas, upstreamtest.Pieces) || usage == nil || *usage != p.usage {
+			if resp.StatusCode != http.StatusOK || text != "Hello from upstream." || !slices.Equal(deltas, up.Pieces) || usage == nil || *usage != p.usage {
 				t.Fatalf("stream: %d deltas %q usage %+v\n%s", resp.StatusCode, deltas, usage, b)
 			}
 
@@ -120,81 +120,76 @@ func TestUpstreamThroughHandler(t *testing.T) {
 // error chunk (an error event with detail) and no [DONE]. Neither stores
 // history nor records usage.
 func TestUpstreamFailuresThroughHandler(t *testing.T) {
-	for _, p := range upstreamtest.Providers {
-		for _, f := range p.Failures {
-			t.Run(p.Name+"/"+f.Name, func(t *testing.T) {
-				u := upstreamtest.New(t, p.Serve(f))
-				usage := &usageLog{}
-				g := upstreamGateway(t, p.Model(t, u, 0), usage, chat.HandlerOptions{})
-				for _, detail := range []bool{false, true} {
-					body := fmt.Sprintf(`{"stream":true,"detail":%v,"chatId":"c1","messages":[{"role":"user","content":"hi"}]}`, detail)
-					resp, b := g.chat("app1", body)
-					if f.After == 0 {
-						checkOpenAIError(t, resp, b, http.StatusBadGateway, "api_error", "upstream_error", "model provider "+p.Name+" failed")
-						continue
-					}
-					if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
-						t.Fatalf("%d %s", resp.StatusCode, b)
-					}
-					events, _ := parseSSE(t, string(b))
-					var deltas []string
-					for _, ev := range events[:len(events)-1] {
-						var c chunk
-						if ev.name == "answer" || ev.name == "" {
-							if err := json.Unmarshal([]byte(ev.data), &c); err != nil || len(c.Choices) != 1 || c.Choices[0].FinishReason != nil {
-								t.Fatalf("chunk before the error: %s", ev.data)
-							}
-							deltas = append(deltas, *c.Choices[0].Delta.Content)
-						}
-					}
-					if !slices.Equal(deltas, upstreamtest.Pieces[:f.After]) {
-						t.Fatalf("deltas %q before the error", deltas)
-					}
-					last := events[len(events)-1]
-					var e struct {
-						Message string `json:"message"`
-						Code    string `json:"code"`
-						Error   *struct {
-							Message, Type, Code string
-						} `json:"error"`
-					}
-					if err := json.Unmarshal([]byte(last.data), &e); err != nil {
-						t.Fatal(err)
-					}
-					switch {
-					case detail && last.name == "error" && e.Code == "upstream_error" && strings.Contains(e.Message, p.Name):
-					case !detail && last.name == "" && e.Error != nil && e.Error.Code == "upstream_error" && e.Error.Type == "api_error" &&
-						strings.Contains(e.Error.Message, p.Name):
-					default:
-						t.Fatalf("detail %v: the stream ends with %+v", detail, last)
-					}
-				}
-				resp, b := g.chat("app1", `{"chatId":"c1","messages":[{"role":"user","content":"hi"}]}`)
+	up.EachFailure(t, func(t *testing.T, p up.Provider, f up.Failure, u *up.Upstream) {
+		usage := &usageLog{}
+		g := upstreamGateway(t, p.Model(t, u, 0), usage, chat.HandlerOptions{})
+		for _, detail := range []bool{false, true} {
+			body := fmt.Sprintf(`{"stream":true,"detail":%v,"chatId":"c1","messages":[{"role":"user","content":"hi"}]}`, detail)
+			resp, b := g.chat("app1", body)
+			if f.After == 0 {
 				checkOpenAIError(t, resp, b, http.StatusBadGateway, "api_error", "upstream_error", "model provider "+p.Name+" failed")
-				if g.conversations("app1") != 0 {
-					t.Fatal("a failed chat was stored")
+				continue
+			}
+			if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+				t.Fatalf("%d %s", resp.StatusCode, b)
+			}
+			events, _ := parseSSE(t, string(b))
+			var deltas []string
+			for _, ev := range events[:len(events)-1] {
+				var c chunk
+				if ev.name == "answer" || ev.name == "" {
+					if err := json.Unmarshal([]byte(ev.data), &c); err != nil || len(c.Choices) != 1 || c.Choices[0].FinishReason != nil {
+						t.Fatalf("chunk before the error: %s", ev.data)
+					}
+					deltas = append(deltas, *c.Choices[0].Delta.Content)
 				}
-				if len(usage.recs) != 0 {
-					t.Fatalf("usage recorded for failed chats: %+v", usage.recs)
-				}
-				checkNoChatgateKey(t, g, u)
-			})
+			}
+			if !slices.Equal(deltas, up.Pieces[:f.After]) {
+				t.Fatalf("deltas %q before the error", deltas)
+			}
+			last := events[len(events)-1]
+			var e struct {
+				Message string `json:"message"`
+				Code    string `json:"code"`
+				Error   *struct {
+					Message, Type, Code string
+				} `json:"error"`
+			}
+			if err := json.Unmarshal([]byte(last.data), &e); err != nil {
+				t.Fatal(err)
+			}
+			switch {
+			case detail && last.name == "error" && e.Code == "upstream_error" && strings.Contains(e.Message, p.Name):
+			case !detail && last.name == "" && e.Error != nil && e.Error.Code == "upstream_error" && e.Error.Type == "api_error" &&
+				strings.Contains(e.Error.Message, p.Name):
+			default:
+				t.Fatalf("detail %v: the stream ends with %+v", detail, last)
+			}
 		}
-	}
+		resp, b := g.chat("app1", `{"chatId":"c1","messages":[{"role":"user","content":"hi"}]}`)
+		checkOpenAIError(t, resp, b, http.StatusBadGateway, "api_error", "upstream_error", "model provider "+p.Name+" failed")
+		if g.conversations("app1") != 0 {
+			t.Fatal("a failed chat was stored")
+		}
+		if len(usage.recs) != 0 {
+			t.Fatalf("usage recorded for failed chats: %+v", usage.recs)
+		}
+		checkNoChatgateKey(t, g, u)
+	})
 }
 
 // TestUpstreamStallThroughHandler: an upstream stalled before the first
 // byte is a 502; after it, the stream ends with an error. Neither is stored.
 func TestUpstreamStallThroughHandler(t *testing.T) {
 	const idle = 300 * time.Millisecond
-	for _, p := range upstreamtest.Providers {
+	for _, p := range up.Providers {
 		t.Run(p.Name, func(t *testing.T) {
-			u := upstreamtest.New(t, upstreamtest.StallAfter(p, 0))
+			u := up.New(t, up.StallAfter(p, 0))
 			g := upstreamGateway(t, p.Model(t, u, idle), nil, chat.HandlerOptions{})
 			resp, b := g.chat("app1", `{"stream":true,"chatId":"s","messages":[{"role":"user","content":"hi"}]}`)
 			checkOpenAIError(t, resp, b, http.StatusBadGateway, "api_error", "upstream_error", "idle timeout")
 			u.WaitGone(t)
-			u.SetServe(upstreamtest.StallAfter(p, 1))
+			u.SetServe(up.StallAfter(p, 1))
 			resp, b = g.chat("app1", `{"stream":true,"chatId":"s","messages":[{"role":"user","content":"hi"}]}`)
 			if resp.StatusCode != http.StatusOK || !strings.Contains(string(b), `"content":"Hello"`) ||
 				!strings.HasSuffix(string(b), `"code":"upstream_error","param":null}}`+"\n\n") || !strings.Contains(string(b), "idle timeout") {
@@ -211,9 +206,9 @@ func TestUpstreamStallThroughHandler(t *testing.T) {
 // TestClientCancelCancelsUpstream: a client that goes away mid-stream
 // cancels the upstream call, and nothing is stored.
 func TestClientCancelCancelsUpstream(t *testing.T) {
-	for _, p := range upstreamtest.Providers {
+	for _, p := range up.Providers {
 		t.Run(p.Name, func(t *testing.T) {
-			u := upstreamtest.New(t, upstreamtest.StallAfter(p, 2))
+			u := up.New(t, up.StallAfter(p, 2))
 			g := upstreamGateway(t, p.Model(t, u, 0), nil, chat.HandlerOptions{})
 			for _, stream := range []bool{true, false} {
 				drain(u.Arrived)
@@ -260,23 +255,23 @@ func TestClientCancelCancelsUpstream(t *testing.T) {
 // goroutines are back to where they were.
 func TestUpstreamNoGoroutineLeak(t *testing.T) {
 	before := runtime.NumGoroutine()
-	for _, p := range upstreamtest.Providers {
+	for _, p := range up.Providers {
 		func() {
-			calls := []upstreamtest.Serve{
-				p.Serve(upstreamtest.Failure{After: len(upstreamtest.Pieces), Fail: func(u *upstreamtest.Upstream, w http.ResponseWriter, r *http.Request) {
+			calls := []up.Serve{
+				p.Serve(up.Failure{After: len(up.Pieces), Fail: func(u *up.Upstream, w http.ResponseWriter, r *http.Request) {
 					if p.Name == "openai" {
-						upstreamtest.SSEData(w, upstreamtest.OpenAIFinish)
-						upstreamtest.SSEData(w, "[DONE]")
+						up.SSEData(w, up.OpenAIFinish)
+						up.SSEData(w, "[DONE]")
 					} else {
-						upstreamtest.OllamaLine(w, "", true)
+						up.OllamaLine(w, "", true)
 					}
 				}}),
-				p.Serve(p.Failures[0]),        // dropped mid-stream
-				upstreamtest.StallAfter(p, 1), // idle timeout
-				upstreamtest.StallAfter(p, 2), // the client cancels
+				p.Serve(p.Failures[0]), // dropped mid-stream
+				up.StallAfter(p, 1),    // idle timeout
+				up.StallAfter(p, 2),    // the client cancels
 			}
 			var i int
-			u := upstreamtest.New(t, func(u *upstreamtest.Upstream, w http.ResponseWriter, r *http.Request, body map[string]any) {
+			u := up.New(t, func(u *up.Upstream, w http.ResponseWriter, r *http.Request, body map[string]any) {
 				calls[i](u, w, r, body)
 			})
 			g := upstreamGateway(t, p.Model(t, u, 250*time.Millisecond), nil, chat.HandlerOptions{Heartbeat: 100 * time.Millisecond})

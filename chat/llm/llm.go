@@ -58,16 +58,12 @@ func NewOpenAI(c Config) (*Model, error) {
 	if key == "" {
 		key = "none" // local OpenAI-compatible servers often need no key; langchaingo insists on one
 	}
-	opts := []openai.Option{openai.WithBaseURL(c.BaseURL), openai.WithToken(key)}
+	opts := []openai.Option{openai.WithBaseURL(c.BaseURL), openai.WithToken(key), openai.WithHTTPClient(c.client())}
 	if c.Model != "" {
 		opts = append(opts, openai.WithModel(c.Model))
 	}
-	opts = append(opts, openai.WithHTTPClient(c.client()))
 	llm, err := openai.New(opts...)
-	if err != nil {
-		return nil, fmt.Errorf("llm: openai provider: %w", err)
-	}
-	return &Model{LLM: llm, Provider: "openai", Name: c.Model, IdleTimeout: c.IdleTimeout, requireFinish: true}, nil
+	return c.model("openai", llm, err, true)
 }
 
 // NewOllama returns a Model for an Ollama server.
@@ -75,16 +71,20 @@ func NewOllama(c Config) (*Model, error) {
 	if c.BaseURL == "" {
 		return nil, errors.New("llm: ollama provider needs a base URL")
 	}
-	opts := []ollama.Option{ollama.WithServerURL(c.BaseURL)}
+	opts := []ollama.Option{ollama.WithServerURL(c.BaseURL), ollama.WithHTTPClient(c.client())}
 	if c.Model != "" {
 		opts = append(opts, ollama.WithModel(c.Model))
 	}
-	opts = append(opts, ollama.WithHTTPClient(c.client()))
 	llm, err := ollama.New(opts...)
+	return c.model("ollama", llm, err, false)
+}
+
+// model is the Model of llm, which provider's constructor returned with err.
+func (c Config) model(provider string, llm llms.Model, err error, requireFinish bool) (*Model, error) {
 	if err != nil {
-		return nil, fmt.Errorf("llm: ollama provider: %w", err)
+		return nil, fmt.Errorf("llm: %s provider: %w", provider, err)
 	}
-	return &Model{LLM: llm, Provider: "ollama", Name: c.Model, IdleTimeout: c.IdleTimeout}, nil
+	return &Model{LLM: llm, Provider: provider, Name: c.Model, IdleTimeout: c.IdleTimeout, requireFinish: requireFinish}, nil
 }
 
 var errStalled = errors.New("upstream sent nothing within the idle timeout")

@@ -93,21 +93,16 @@ func TestOllamaAdapter(t *testing.T) {
 // TestAdapterFailures: every way an upstream fails surfaces as an
 // *UpstreamError after the pieces it did send.
 func TestAdapterFailures(t *testing.T) {
-	for _, p := range upstreamtest.Providers {
-		for _, f := range p.Failures {
-			t.Run(p.Name+"/"+f.Name, func(t *testing.T) {
-				u := upstreamtest.New(t, p.Serve(f))
-				_, pieces, err := upstreamtest.Generate(context.Background(), p.Model(t, u, 0), upstreamtest.Request)
-				var ue *chat.UpstreamError
-				if !errors.As(err, &ue) || ue.Provider != p.Name {
-					t.Fatalf("err = %v (%T), want an UpstreamError from %s", err, err, p.Name)
-				}
-				if !slices.Equal(pieces, upstreamtest.Pieces[:f.After]) {
-					t.Fatalf("pieces %q", pieces)
-				}
-			})
+	upstreamtest.EachFailure(t, func(t *testing.T, p upstreamtest.Provider, f upstreamtest.Failure, u *upstreamtest.Upstream) {
+		_, pieces, err := upstreamtest.Generate(context.Background(), p.Model(t, u, 0), upstreamtest.Request)
+		var ue *chat.UpstreamError
+		if !errors.As(err, &ue) || ue.Provider != p.Name {
+			t.Fatalf("err = %v (%T), want an UpstreamError from %s", err, err, p.Name)
 		}
-	}
+		if !slices.Equal(pieces, upstreamtest.Pieces[:f.After]) {
+			t.Fatalf("pieces %q", pieces)
+		}
+	})
 }
 
 // TestUpstreamStall: an upstream that goes quiet, before the first piece or
