@@ -842,7 +842,7 @@ func testAppRoutes(t *testing.T) {
 		t.Fatalf("list %v, want %v", ids, want)
 	}
 
-	time.Sleep(2 * time.Millisecond) // so the update time moves
+	time.Sleep(2 * time.Millisecond) // the bubble's clock: the update time moves by exactly this
 	updated := appOf(g.do(http.MethodPut, "/api/core/app/update", "admin", `{"id":"`+created.ID+`","name":"Renamed","search":{"limit":7}}`))
 	if updated.Name != "Renamed" || updated.Search.Limit != 7 || updated.SystemPrompt != "Hi {{name}}" ||
 		!updated.CreateTime.Equal(created.CreateTime) || !updated.UpdateTime.After(created.UpdateTime) {

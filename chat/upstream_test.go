@@ -298,6 +298,10 @@ func TestUpstreamNoGoroutineLeak(t *testing.T) {
 			u.Close()
 		}()
 	}
+	// Connections close in the background: poll, with a deadline, until the
+	// goroutines are back. (synctest would check this itself, but the
+	// gateway and the provider talk over real loopback, which a bubble's
+	// goroutines may not wait on.)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		now := runtime.NumGoroutine()
