@@ -74,7 +74,6 @@ func idSentinels() []idSentinel {
 		{"shareauth.ErrStale", shareauth.ErrStale, nil},
 		{"shareauth.ErrInitRate", shareauth.ErrInitRate, nil},
 		{"shareauth.ErrHookFailed", shareauth.ErrHookFailed, nil},
-		{"shareauth.ErrBlockedAddress", shareauth.ErrBlockedAddress, nil},
 		{"dataset.ErrCollectionExists", dataset.ErrCollectionExists, nil},
 		{"billing.ErrDuplicate", billing.ErrDuplicate, nil},
 	}

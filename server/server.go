@@ -180,9 +180,7 @@ func (s *Server) routes() http.Handler {
 		ShareLinks: shareLinks{s.Share}, Logger: s.log}).Register(mux, a)
 
 	billing.NewHandler(s.Billing, s.log).Register(mux, a.Require)
-	shareauth.NewHandler(s.Share, s.log).Register(mux, func(sc auth.Scope, h http.Handler) http.Handler {
-		return s.limitBody(a.Require(sc, h))
-	})
+	shareauth.NewHandler(s.Share, shareauth.HandlerOptions{MaxBody: s.cfg.Server.MaxBodyBytes, Logger: s.log}).Register(mux, s.Authn)
 	dataset.NewHandler(s.Datasets, dataset.HandlerOptions{MaxBody: s.cfg.Dataset.MaxBodyBytes, Logger: s.log}).
 		Register(mux, a.Require)
 

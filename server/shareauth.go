@@ -51,13 +51,13 @@ func (s *Server) openShare(apps chat.AppStore) error {
 		AllowHosts: allow, InitPerMinute: s.cfg.Share.InitPerMinute, InitBurst: s.cfg.Share.InitBurst,
 		OnHookFailure: func(cause string) { hookFailures.WithLabelValues(cause).Inc() },
 		OnPanic:       s.metrics.onPanic,
-		AppExists: func(ctx context.Context, teamID, appID string) error {
+		Apps: shareauth.AppCheckerFunc(func(ctx context.Context, teamID, appID string) error {
 			_, err := apps.App(ctx, teamID, appID)
 			if errors.Is(err, chat.ErrAppNotFound) {
 				return apierror.InvalidRequest("appId", "names no app of your team")
 			}
 			return err
-		}})
+		})})
 	return nil
 }
 
