@@ -57,6 +57,11 @@ type Visit struct {
 	Token string
 	// HideDetail strips responseData and quotes from what the visitor sees.
 	HideDetail bool
+	// Report says the link's owner asked, when the visitor came, to hear
+	// of the finished chat; the ShareLinks implementation reads it in
+	// Finish, so that a link changed mid-chat is judged as it was when the
+	// visitor was let in.
+	Report bool
 }
 
 // visitorChatID scopes a visitor's chatId to the link and the visitor.

@@ -74,13 +74,17 @@ func (l shareLinks) Admit(ctx context.Context, req chat.ShareRequest) (*chat.Vis
 		return nil, err
 	}
 	return &chat.Visit{TeamID: adm.Link.TeamID, AppID: adm.Link.AppID, LinkID: adm.Link.ID, LinkName: adm.Link.Name,
-		UID: adm.UID, Token: adm.Token, HideDetail: !adm.Link.ResponseDetail}, nil
+		UID: adm.UID, Token: adm.Token, HideDetail: !adm.Link.ResponseDetail, Report: adm.Link.Limit.HookURL != ""}, nil
 }
 
 // Finish implements chat.ShareLinks: it queues the /shareAuth/finish
-// callback of the visit's link, as the link is now; a link deleted since
-// has nobody to tell.
+// callback of a visit whose link had an auth host when the visitor came.
+// The callback goes where the link's host is now, as every delivery does;
+// a link deleted since, or whose host was removed, has nobody to tell.
 func (l shareLinks) Finish(ctx context.Context, v *chat.Visit, responses []chat.ModuleResponse) error {
+	if !v.Report {
+		return nil
+	}
 	link, err := l.share.Link(ctx, v.TeamID, v.LinkID)
 	if errors.Is(err, shareauth.ErrLinkNotFound) {
 		return nil
