@@ -16,8 +16,8 @@ import (
 //go:embed migrations/*.sql
 var migrations embed.FS
 
-// MigrationsTable records which of the package's migrations a database has.
-const MigrationsTable = "chatgate_chat_migrations"
+// migrationsTable records which of the package's migrations a database has.
+const migrationsTable = "chatgate_chat_migrations"
 
 // Store keeps apps and their history in Postgres. It holds no state but
 // the pool, so any number of Stores, in any number of processes, may share
@@ -38,7 +38,7 @@ func New(ctx context.Context, pool *pgxpool.Pool) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := postgres.Migrate(ctx, pool, fsys, MigrationsTable); err != nil {
+	if err := postgres.Migrate(ctx, pool, fsys, migrationsTable); err != nil {
 		return nil, fmt.Errorf("chat: %w", err)
 	}
 	return &Store{pool: pool}, nil
