@@ -83,17 +83,17 @@ type env struct {
 }
 
 // newEnv returns an authenticator and manager on store (a new MemoryStore
-// when nil). The background flusher is kept out of the way (FlushInterval
-// of an hour) so tests decide when usage is written. A test that needs a
-// clock runs in a synctest bubble, whose time stands still until the test
-// sleeps.
+// when nil). A test that needs a clock runs in a synctest bubble, whose
+// time stands still until the test sleeps. The background flusher is kept
+// out of the way (a FlushInterval longer than any test sleeps) so tests
+// decide when usage is written.
 func newEnv(t testing.TB, store auth.Store, opts auth.Options) *env {
 	t.Helper()
 	if store == nil {
 		store = auth.NewMemoryStore()
 	}
 	if opts.FlushInterval == 0 {
-		opts.FlushInterval = time.Hour
+		opts.FlushInterval = 365 * 24 * time.Hour
 	}
 	a := auth.NewAuthenticator(store, opts)
 	t.Cleanup(func() { _ = a.Close(context.Background()) })
@@ -972,23 +972,18 @@ func TestCacheTTLForOutsideChanges(t *testing.T) {
 }
 
 func TestConcurrentAuthenticateFlushAndUpdate(t *testing.T) {
-	// Run under -race: authentication, charging, flushing and key updates at once.
+	// Run under -race: authentication, charging, flushing and key updates at
+	// once. The readers make a count of requests, not run for a duration,
+	// so a slow machine races as much; the writer flushes and updates until
+	// they are done.
 	cs := newCountingStore()
 	e := newEnv(t, cs, auth.Options{CacheTTL: time.Millisecond})
 	k, secret := e.create(t, auth.KeySpec{AppID: "app-1"})
-	var wg sync.WaitGroup
+	var readers, writer sync.WaitGroup
 	stop := make(chan struct{})
-	// The readers run until the writer has done its rounds of flushes and
-	// updates: a count, not a duration, so a slow machine races as much.
-	var writer sync.WaitGroup
 	for range 8 {
-		wg.Go(func() {
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
+		readers.Go(func() {
+			for range 500 {
 				if _, err := e.authn.Authenticate(ctx, secret, loopback); err != nil {
 					t.Error(err)
 					return
@@ -998,7 +993,12 @@ func TestConcurrentAuthenticateFlushAndUpdate(t *testing.T) {
 		})
 	}
 	writer.Go(func() {
-		for i := range 300 {
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
 			_ = e.authn.Flush(ctx)
 			name := "n" + string(rune('a'+i%26))
 			if _, err := e.mgr.Update(ctx, "", k.ID, auth.KeyUpdate{Name: &name}); err != nil {
@@ -1007,9 +1007,9 @@ func TestConcurrentAuthenticateFlushAndUpdate(t *testing.T) {
 			}
 		}
 	})
-	writer.Wait()
+	readers.Wait()
 	close(stop)
-	wg.Wait()
+	writer.Wait()
 	used, _ := e.authn.UsedPoints(ctx, k.ID)
 	if err := e.authn.Close(ctx); err != nil {
 		t.Fatal(err)

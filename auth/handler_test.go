@@ -16,8 +16,8 @@ import (
 
 const apiRootSecret = "root-secret-for-handler-tests"
 
-// apiEnv is the key API behind an HTTP server, mounted as the reference
-// server mounts it: admin routes behind Require(admin), /me behind any key.
+// apiEnv is the key API behind an HTTP server, mounted with Register as the
+// reference server mounts it: admin routes behind ScopeAdmin, /me behind any key.
 // The server is in memory, so that the tests can run in a synctest bubble.
 type apiEnv struct {
 	*env
@@ -29,17 +29,8 @@ type apiEnv struct {
 func newAPI(t *testing.T) *apiEnv {
 	t.Helper()
 	e := newEnv(t, nil, auth.Options{Logger: discardLogger()})
-	h := auth.NewHandler(e.mgr, discardLogger())
-	admin := func(f http.HandlerFunc) http.Handler { return e.authn.Require(auth.ScopeAdmin, f) }
 	mux := http.NewServeMux()
-	mux.Handle("POST /api/support/openapi/create", admin(h.Create))
-	mux.Handle("POST /api/support/openapi/import", admin(h.Import))
-	mux.Handle("GET /api/support/openapi/list", admin(h.List))
-	mux.Handle("PUT /api/support/openapi/update", admin(h.Update))
-	mux.Handle("DELETE /api/support/openapi/delete", admin(h.Delete))
-	mux.Handle("POST /api/support/openapi/rotate", admin(h.Rotate))
-	mux.Handle("GET /api/support/openapi/audit", admin(h.Audit))
-	mux.Handle("GET /api/support/openapi/me", e.authn.Require("", http.HandlerFunc(h.Me)))
+	auth.NewHandler(e.mgr, auth.HandlerOptions{Logger: discardLogger()}).Register(mux, e.authn)
 	client := serveInMemory(t, mux)
 	if _, err := e.mgr.EnsureRootKey(ctx, apiRootSecret); err != nil {
 		t.Fatal(err)
@@ -47,6 +38,46 @@ func newAPI(t *testing.T) *apiEnv {
 	time.Sleep(time.Second) // so that lists have a known order
 	k, secret := e.create(t, auth.KeySpec{Name: "admin", Scopes: auth.Scopes{auth.ScopeAdmin}})
 	return &apiEnv{env: e, client: client, admin: secret, adminID: k.ID}
+}
+
+// The key API's routes are the reference server's: every one but /me needs
+// ScopeAdmin and has the body limit, 1 MiB unless told; /me takes any key
+// and no limit of the route's own.
+func TestHandlerRoutes(t *testing.T) {
+	e := newEnv(t, nil, auth.Options{})
+	type row struct {
+		Pattern string
+		Scope   auth.Scope
+		MaxBody int64
+	}
+	rows := func(rs []auth.Route) []row {
+		var out []row
+		for _, r := range rs {
+			if r.Public || r.OnError != nil || r.Keyless != nil || r.Handler == nil {
+				t.Fatalf("route %s: %+v", r.Pattern, r)
+			}
+			out = append(out, row{r.Pattern, r.Scope, r.MaxBody})
+		}
+		return out
+	}
+	want := func(limit int64) []row {
+		return []row{
+			{"POST /api/support/openapi/create", auth.ScopeAdmin, limit},
+			{"POST /api/support/openapi/import", auth.ScopeAdmin, limit},
+			{"GET /api/support/openapi/list", auth.ScopeAdmin, limit},
+			{"PUT /api/support/openapi/update", auth.ScopeAdmin, limit},
+			{"DELETE /api/support/openapi/delete", auth.ScopeAdmin, limit},
+			{"POST /api/support/openapi/rotate", auth.ScopeAdmin, limit},
+			{"GET /api/support/openapi/audit", auth.ScopeAdmin, limit},
+			{"GET /api/support/openapi/me", "", 0},
+		}
+	}
+	if got := rows(auth.NewHandler(e.mgr, auth.HandlerOptions{}).Routes()); !slices.Equal(got, want(1<<20)) {
+		t.Fatalf("routes\n%v\nwant\n%v", got, want(1<<20))
+	}
+	if got := rows(auth.NewHandler(e.mgr, auth.HandlerOptions{MaxBody: 512}).Routes()); !slices.Equal(got, want(512)) {
+		t.Fatalf("routes with MaxBody 512\n%v\nwant\n%v", got, want(512))
+	}
 }
 
 // reply is a decoded envelope.

@@ -153,7 +153,6 @@ func (s *Server) init() error {
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	a := s.Authn
-	keys := auth.NewHandler(s.Keys, s.log)
 	admin := func(h http.HandlerFunc) http.Handler { return s.limitBody(a.Require(auth.ScopeAdmin, h)) }
 
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -165,14 +164,7 @@ func (s *Server) routes() http.Handler {
 	})
 	mux.Handle("GET /metrics", s.metrics.handler())
 
-	mux.Handle("POST /api/support/openapi/create", admin(keys.Create))
-	mux.Handle("POST /api/support/openapi/import", admin(keys.Import))
-	mux.Handle("GET /api/support/openapi/list", admin(keys.List))
-	mux.Handle("PUT /api/support/openapi/update", admin(keys.Update))
-	mux.Handle("DELETE /api/support/openapi/delete", admin(keys.Delete))
-	mux.Handle("POST /api/support/openapi/rotate", admin(keys.Rotate))
-	mux.Handle("GET /api/support/openapi/audit", admin(keys.Audit))
-	mux.Handle("GET /api/support/openapi/me", a.Require("", http.HandlerFunc(keys.Me)))
+	auth.NewHandler(s.Keys, auth.HandlerOptions{MaxBody: s.cfg.Server.MaxBodyBytes, Logger: s.log}).Register(mux, a)
 
 	ch := chat.NewHandler(s.Chat, chat.HandlerOptions{MaxBody: s.cfg.Chat.MaxBodyBytes, Heartbeat: time.Duration(s.cfg.Chat.Heartbeat),
 		ResponsesEvent: s.cfg.Chat.ResponsesEvent, Logger: s.log})
@@ -190,7 +182,7 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("PUT /api/core/app/update", admin(ch.UpdateApp))
 	mux.Handle("DELETE /api/core/app/del", admin(ch.DeleteApp))
 
-	billing.NewHandler(s.Billing, s.log).Register(mux, a.Require)
+	billing.NewHandler(s.Billing, billing.HandlerOptions{Logger: s.log}).Register(mux, a)
 	shareauth.NewHandler(s.Share, s.log).Register(mux, func(sc auth.Scope, h http.Handler) http.Handler {
 		return s.limitBody(a.Require(sc, h))
 	})

@@ -39,10 +39,8 @@ func main() {
 		p, _ := auth.FromContext(r.Context())
 		fmt.Fprintf(w, "hello, %s (team %s)\n", p.KeyName, p.TeamID)
 	})))
-	// chatgate's key API, mounted under the same paths as the reference server.
-	api := auth.NewHandler(keys, nil)
-	mux.Handle("POST /api/support/openapi/create", authn.Require(auth.ScopeAdmin, http.HandlerFunc(api.Create)))
-	mux.Handle("GET /api/support/openapi/list", authn.Require(auth.ScopeAdmin, http.HandlerFunc(api.List)))
+	// chatgate's key API, with the reference server's paths and scopes.
+	auth.NewHandler(keys, auth.HandlerOptions{}).Register(mux, authn)
 
 	srv := &http.Server{Addr: "127.0.0.1:9528", Handler: mux}
 	go func() {
