@@ -95,15 +95,6 @@ func ExampleAuthenticator_Require() {
 // needs: a scope, a body limit, no key at all, or a way in for callers
 // without one.
 func ExampleMount() {
-	ctx := context.Background()
-	store := auth.NewMemoryStore()
-	authn := auth.NewAuthenticator(store, auth.Options{})
-	defer authn.Close(ctx)
-	_, secret, err := auth.NewManager(store, authn).Create(ctx, auth.KeySpec{Name: "bot", AppID: "app-1"})
-	if err != nil {
-		panic(err)
-	}
-
 	hello := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "hello, %s", auth.MustFromContext(r.Context()).KeyName)
 	})
@@ -115,6 +106,10 @@ func ExampleMount() {
 		fmt.Fprint(w, "hello, visitor")
 		return true
 	})
+
+	store := auth.NewMemoryStore()
+	authn := auth.NewAuthenticator(store, auth.Options{})
+	defer authn.Close(context.Background())
 	mux := http.NewServeMux()
 	auth.Mount(mux, authn,
 		auth.Route{Pattern: "POST /ask", Scope: auth.ScopeChat, MaxBody: 64 << 10, Handler: hello, Keyless: visitors},
@@ -123,6 +118,10 @@ func ExampleMount() {
 			fmt.Fprint(w, "ok")
 		})},
 	)
+	_, secret, err := auth.NewManager(store, authn).Create(context.Background(), auth.KeySpec{Name: "bot", AppID: "app-1"})
+	if err != nil {
+		panic(err)
+	}
 
 	call := func(method, target, authorization string) {
 		r := httptest.NewRequest(method, target, nil)

@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -33,13 +34,11 @@ type Handler struct {
 
 // NewHandler returns the key API on m.
 func NewHandler(m *Manager, opts HandlerOptions) *Handler {
-	if opts.MaxBody <= 0 {
-		opts.MaxBody = 1 << 20
+	h := &Handler{m: m, log: cmp.Or(opts.Logger, slog.Default()), maxBody: opts.MaxBody}
+	if h.maxBody <= 0 {
+		h.maxBody = 1 << 20
 	}
-	if opts.Logger == nil {
-		opts.Logger = slog.Default()
-	}
-	return &Handler{m: m, log: opts.Logger, maxBody: opts.MaxBody}
+	return h
 }
 
 // Routes lists the key API: managing keys takes ScopeAdmin, and /me answers

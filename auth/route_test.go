@@ -6,7 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"slices"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -194,7 +194,7 @@ func TestMountKeyless(t *testing.T) {
 	wantAnswer(t, e.serve("POST", "/chat", "", "share:abc"), http.StatusAccepted, "visitor")
 	// Declined: the guard refuses it for want of a key.
 	wantRefusal(t, e.serve("POST", "/chat", "", "hello"), 401, "invalid_api_key")
-	if want := []string{"share:abc", "hello"}; !slices.Equal(offered, want) {
+	if want := []string{"share:abc", "hello"}; !reflect.DeepEqual(offered, want) {
 		t.Fatalf("offered %q, want %q", offered, want)
 	}
 	// A key present, valid or not, never reaches the keyless handler.
@@ -229,7 +229,7 @@ func TestMountGuardFunc(t *testing.T) {
 		auth.Route{Pattern: "GET /b", Public: true, Handler: whoami()},
 		auth.Route{Pattern: "GET /c", OnError: func(w http.ResponseWriter, r *http.Request, err error) { w.WriteHeader(499) }, Handler: whoami()},
 	)
-	if want := []auth.Scope{auth.ScopeBillingRead, ""}; !slices.Equal(scopes, want) {
+	if want := []auth.Scope{auth.ScopeBillingRead, ""}; !reflect.DeepEqual(scopes, want) {
 		t.Fatalf("guard called with scopes %q, want %q", scopes, want)
 	}
 	get := func(path string) *httptest.ResponseRecorder {

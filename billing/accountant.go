@@ -21,20 +21,6 @@ func (f KeyChargerFunc) Charge(ctx context.Context, keyID string, points float64
 	return f(ctx, keyID, points)
 }
 
-// KeyUsage reads a key's quota counter, which Reconcile compares with the
-// ledger; *auth.Authenticator is one.
-type KeyUsage interface {
-	UsedPoints(ctx context.Context, keyID string) (float64, error)
-}
-
-// KeyUsageFunc adapts a function to a KeyUsage.
-type KeyUsageFunc func(ctx context.Context, keyID string) (float64, error)
-
-// UsedPoints calls f.
-func (f KeyUsageFunc) UsedPoints(ctx context.Context, keyID string) (float64, error) {
-	return f(ctx, keyID)
-}
-
 // AccountantOptions configure an Accountant. The zero value is usable: it
 // keeps records in memory, at the default prices, and charges no key.
 type AccountantOptions struct {
@@ -137,6 +123,20 @@ func (a *Accountant) CheckBill(ctx context.Context, teamID, billID string) error
 		return ErrBillNotFound
 	}
 	return nil
+}
+
+// KeyUsage reads a key's quota counter, which Reconcile compares with the
+// ledger; *auth.Authenticator is one.
+type KeyUsage interface {
+	UsedPoints(ctx context.Context, keyID string) (float64, error)
+}
+
+// KeyUsageFunc adapts a function to a KeyUsage.
+type KeyUsageFunc func(ctx context.Context, keyID string) (float64, error)
+
+// UsedPoints calls f.
+func (f KeyUsageFunc) UsedPoints(ctx context.Context, keyID string) (float64, error) {
+	return f(ctx, keyID)
 }
 
 // Reconcile brings key counters up to the ledger after a crash: usage the
