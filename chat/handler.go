@@ -367,4 +367,3 @@ func (h *Handler) envelopeError(w http.ResponseWriter, r *http.Request, err erro
 	}
 	httpjson.WriteError(w, r, h.log, err)
 }
-

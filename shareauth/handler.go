@@ -52,7 +52,6 @@ func (h *Handler) Routes() []auth.Route {
 // Register mounts Routes on mux behind g.
 func (h *Handler) Register(mux *http.ServeMux, g auth.Guard) { auth.Mount(mux, g, h.Routes()...) }
 
-
 // limitWire is Limit on the wire: expiredTime is RFC 3339 or "" for never,
 // maxUsagePoints positive, or -1 (or absent) for unlimited; 0 is refused,
 // as on keys.
