@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/chatgate/chatgate/dataset"
+	"github.com/chatgate/chatgate/dataset/fulltext"
 )
 
 // qualityCorpus is testdata/retrieval/corpus.json: Q/A pairs written for
@@ -46,6 +47,25 @@ var qualityFloors = map[string]float64{
 // pair is among the first five hits) per search mode and language, and
 // requires mixed recall to be no worse than either mode alone.
 func TestRetrievalQualityParaphrases(t *testing.T) {
+	forEachTextIndex(t, testRetrievalQualityParaphrases)
+}
+
+// forEachTextIndex runs a retrieval test on dataset/fulltext's bleve
+// index, on which the floors were measured, and on the Service's own
+// (Options.Text nil), which must meet them too.
+func forEachTextIndex(t *testing.T, test func(t *testing.T, text dataset.TextIndex)) {
+	t.Run("bleve", func(t *testing.T) {
+		idx, err := fulltext.Open("")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = idx.Close() })
+		test(t, idx)
+	})
+	t.Run("builtin", func(t *testing.T) { test(t, nil) })
+}
+
+func testRetrievalQualityParaphrases(t *testing.T, text dataset.TextIndex) {
 	raw, err := os.ReadFile("testdata/retrieval/corpus.json")
 	if err != nil {
 		t.Fatal(err)
@@ -73,7 +93,7 @@ func TestRetrievalQualityParaphrases(t *testing.T) {
 	}
 
 	ctx := context.Background()
-	s, err := dataset.New(ctx, dataset.Options{Logger: slog.New(slog.DiscardHandler)})
+	s, err := dataset.New(ctx, dataset.Options{Text: text, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -39,8 +39,12 @@ func readTSV(t *testing.T, path string) [][]string {
 // of margin), so a regression in the embedder, the analyzer or the fusion
 // shows up here.
 func TestRetrievalQuality(t *testing.T) {
+	forEachTextIndex(t, testRetrievalQuality)
+}
+
+func testRetrievalQuality(t *testing.T, text dataset.TextIndex) {
 	ctx := context.Background()
-	s, err := dataset.New(ctx, dataset.Options{Logger: slog.New(slog.DiscardHandler)})
+	s, err := dataset.New(ctx, dataset.Options{Text: text, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}

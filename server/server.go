@@ -24,6 +24,7 @@ import (
 	"github.com/chatgate/chatgate/billing"
 	"github.com/chatgate/chatgate/chat"
 	"github.com/chatgate/chatgate/dataset"
+	"github.com/chatgate/chatgate/dataset/fulltext"
 	"github.com/chatgate/chatgate/internal/boltx"
 	"github.com/chatgate/chatgate/internal/httpjson"
 	"github.com/chatgate/chatgate/shareauth"
@@ -51,7 +52,7 @@ type Server struct {
 	Billing *billing.Accountant
 	// Datasets is the knowledge-base service; chat apps retrieve through it.
 	Datasets *dataset.Service
-	text     *dataset.BleveIndex
+	text     *fulltext.Index
 	// Share manages share links and their auth-host callbacks.
 	Share *shareauth.Service
 
@@ -195,7 +196,7 @@ func (s *Server) routes() http.Handler {
 		return s.limitBody(a.Require(sc, h))
 	})
 	dataset.NewHandler(s.Datasets, dataset.HandlerOptions{MaxBody: s.cfg.Dataset.MaxBodyBytes, Logger: s.log}).
-		Register(mux, a.Require)
+		Register(mux, a)
 
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		httpjson.WriteError(w, r, s.log, apierror.NotFound("route "+r.Method+" "+r.URL.Path))
