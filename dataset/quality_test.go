@@ -65,6 +65,24 @@ func forEachTextIndex(t *testing.T, test func(t *testing.T, text dataset.TextInd
 	t.Run("builtin", func(t *testing.T) { test(t, nil) })
 }
 
+// waitIndexed waits until the full-text index has taken every change of
+// st: the Service clears an outbox entry once the index has it.
+func waitIndexed(t *testing.T, st dataset.TextOutbox) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		p, err := st.TextPending(context.Background(), 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(p) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the full-text index never caught up")
+		}
+	}
+}
+
 func testRetrievalQualityParaphrases(t *testing.T, text dataset.TextIndex) {
 	raw, err := os.ReadFile("testdata/retrieval/corpus.json")
 	if err != nil {
@@ -93,7 +111,8 @@ func testRetrievalQualityParaphrases(t *testing.T, text dataset.TextIndex) {
 	}
 
 	ctx := context.Background()
-	s, err := dataset.New(ctx, dataset.Options{Text: text, Logger: slog.New(slog.DiscardHandler)})
+	st := dataset.NewMemoryStore()
+	s, err := dataset.New(ctx, dataset.Options{Store: st, Text: text, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,6 +130,7 @@ func testRetrievalQualityParaphrases(t *testing.T, text dataset.TextIndex) {
 		t.Fatalf("push: %+v %v", res, err)
 	}
 	waitTrained(t, s, "team", c.ID)
+	waitIndexed(t, st)
 	// the full-text index is caught up from the store in the background:
 	// wait until it finds every pair by its own question
 	for _, it := range corpus.Items {
