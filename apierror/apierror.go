@@ -85,11 +85,15 @@ const (
 )
 
 // The categories with no more specific sentinel: a request that cannot be
-// served as sent, a missing object, and a clash with what exists.
+// served as sent, a missing object, a clash with what exists, and a store
+// that cannot be reached (a request that needs it is answered at once
+// rather than left to hang, and nothing it would have changed was
+// acknowledged).
 var (
-	ErrInvalidRequest = New(http.StatusBadRequest, "invalid_request", "invalid request")
-	ErrNotFound       = New(http.StatusNotFound, "not_found", "not found")
-	ErrConflict       = New(http.StatusConflict, "conflict", "conflict")
+	ErrInvalidRequest     = New(http.StatusBadRequest, "invalid_request", "invalid request")
+	ErrNotFound           = New(http.StatusNotFound, "not_found", "not found")
+	ErrConflict           = New(http.StatusConflict, "conflict", "conflict")
+	ErrStorageUnavailable = New(http.StatusServiceUnavailable, "storage_unavailable", "storage is unavailable; retry shortly")
 )
 
 // InvalidRequest returns a 400 invalid_request error naming the field.

@@ -125,13 +125,16 @@ func (a *App) Validate() error {
 
 // AppStore keeps apps. App ids are scoped to their team: two teams may each
 // have an app "support", and neither can see, or learn of, the other's.
-// Implementations must be safe for concurrent use.
+// Implementations must be safe for concurrent use, and keep and return
+// copies: changing an app after PutApp, or one a read returned, changes
+// nothing stored. Package chattest checks an implementation.
 type AppStore interface {
 	// PutApp creates or replaces the app a.ID of team a.TeamID.
 	PutApp(ctx context.Context, a *App) error
 	// App returns the team's app with id, or ErrAppNotFound.
 	App(ctx context.Context, team, id string) (*App, error)
-	// Apps returns the team's apps ordered by id; every team's when team is "".
+	// Apps returns the team's apps ordered by id; every team's when team
+	// is "", the same id in several teams in team order.
 	Apps(ctx context.Context, team string) ([]*App, error)
 	// DeleteApp removes the team's app and its history, or returns ErrAppNotFound.
 	DeleteApp(ctx context.Context, team, id string) error

@@ -5,10 +5,32 @@
 // to a [Sink]. The [Handler] serves POST /api/v1/chat/completions with
 // FastGPT's extensions (chatId/sessionId history, variables, detail) and
 // encodes events as the SSE that OpenAI's SDKs read unchanged.
+// [Handler.Register] mounts every chat route behind an [auth.Guard], each
+// with its scope, body limit and error shape: completions answer refusals
+// in OpenAI's shape, the other routes in FastGPT's envelope.
 //
-// Models plug in through the [Model] interface: the offline [Extractive]
-// model, which answers with the best-matching knowledge-base quote, and
-// langchaingo adapters for OpenAI-compatible servers and Ollama. Retrieval
-// and usage accounting come in through the small [Retriever] and
-// [UsageRecorder] interfaces, so this package imports no other domain.
+// # Layout
+//
+// This package is the core, and links nothing heavy: a program that imports
+// auth and chat with a [Model] of its own links no provider client, no
+// tokenizer tables and no index. What it plugs in comes through small
+// interfaces in [EngineOptions] and [HandlerOptions], each with a func
+// adapter ([ModelFunc], [RetrieverFunc], [UsageRecorderFunc],
+// [BudgetCheckerFunc], [PricerFunc], [TokenizerFunc], [ModelLookupFunc]):
+//
+//   - Models: the offline [Extractive] model ships here; the langchaingo
+//     adapters for OpenAI-compatible servers and Ollama are in package
+//     chat/llm, which a program imports only if it wants them.
+//   - Tokens: the engine counts a turn's tokens, when the model reports
+//     none, with a [Tokenizer]; [Estimator] needs no tables, and package
+//     cl100k's Counter counts as OpenAI does (chatgate's server uses it).
+//   - Retrieval, usage, prices and budgets: [Retriever], [UsageRecorder],
+//     [Pricer] and [BudgetChecker], which the dataset and billing packages
+//     satisfy without chat importing them.
+//   - Share links: [ShareLinks] admits visitors without a key and hears of
+//     their finished chats; chatgate's server implements it over package
+//     shareauth.
+//   - Storage: [AppStore] and [HistoryStore], kept by [MemoryStore] or
+//     [BoltStore]; package chat/chattest is the conformance suite a new
+//     implementation runs.
 package chat

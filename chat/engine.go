@@ -36,52 +36,55 @@ type Request struct {
 	UID         string // the share-link visitor, if known
 }
 
-// EngineConfig holds what an Engine works with. Apps, History and Models
-// are required; Retriever and Usage are optional.
-type EngineConfig struct {
-	Apps      AppStore
-	History   HistoryStore
-	Models    *Models
+// EngineOptions hold what an Engine works with. Apps and History are
+// required; every other field may be left zero.
+type EngineOptions struct {
+	Apps    AppStore
+	History HistoryStore
+	// Models resolves an app's model name; nil knows no models, so every
+	// turn fails with ErrUnknownModel. *Models is the registry chatgate ships.
+	Models ModelLookup
+	// Retriever, when set, searches an app's datasets before it answers.
 	Retriever Retriever
-	Usage     UsageRecorder
+	// Usage, when set, receives the usage of every module of every turn.
+	Usage UsageRecorder
 	// Price, when set, prices a module's tokens in points; responseData's
-	// price field is points x 100000, as FastGPT reports it.
-	Price func(model string, in, out int) float64
+	// price field is points x 100000, as FastGPT reports it. Nil prices
+	// everything at 0.
+	Price Pricer
 	// Budget, when set, is asked before any work whether an app with a
 	// budget (App.MaxUsagePoints) may spend more.
 	Budget BudgetChecker
-	Tokens *TokenCounter // nil: a private one
+	// Tokens counts a turn's tokens when the model reports none; nil:
+	// Estimator. Pass a *cl100k.Counter to count as OpenAI does.
+	Tokens Tokenizer
 	// HistoryLimit is how many stored messages a turn sees; 0: 30.
 	HistoryLimit int
 	Logger       *slog.Logger
-	Now          func() time.Time
 }
 
 // Engine runs chat turns. It is safe for concurrent use.
 type Engine struct {
-	cfg EngineConfig
+	cfg EngineOptions
 	log *slog.Logger
 }
 
-// NewEngine returns an Engine on cfg.
-func NewEngine(cfg EngineConfig) *Engine {
-	if cfg.Tokens == nil {
-		cfg.Tokens = new(TokenCounter)
+// NewEngine returns an Engine on opts.
+func NewEngine(opts EngineOptions) *Engine {
+	if opts.Tokens == nil {
+		opts.Tokens = Estimator{}
 	}
-	if cfg.HistoryLimit <= 0 {
-		cfg.HistoryLimit = 30
+	if opts.HistoryLimit <= 0 {
+		opts.HistoryLimit = 30
 	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
+	if opts.Models == nil {
+		opts.Models = new(Models)
 	}
-	if cfg.Models == nil {
-		cfg.Models = new(Models)
-	}
-	log := cfg.Logger
+	log := opts.Logger
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Engine{cfg: cfg, log: log}
+	return &Engine{cfg: opts, log: log}
 }
 
 // Errors a run can end with, besides the model's own.
@@ -124,7 +127,7 @@ func (e *Engine) send(sink Sink, ev Event) error {
 }
 
 func (e *Engine) run(ctx context.Context, req Request, sink Sink) (*Result, error) {
-	now := e.cfg.Now()
+	now := time.Now()
 	app, err := e.cfg.Apps.App(ctx, req.TeamID, req.AppID) // another team's app is as missing as a missing one
 	if err != nil {
 		return nil, err
@@ -248,7 +251,7 @@ func (e *Engine) run(ctx context.Context, req Request, sink Sink) (*Result, erro
 	}
 	res.Usage = out.Usage
 	if res.Usage.PromptTokens == 0 && res.Usage.CompletionTokens == 0 {
-		prompt, err := e.cfg.Tokens.CountMessagesContext(ctx, msgs)
+		prompt, err := CountMessages(ctx, e.cfg.Tokens, msgs)
 		if err != nil {
 			return nil, fmt.Errorf("chat: count prompt tokens: %w", err)
 		}
@@ -270,7 +273,7 @@ func (e *Engine) run(ctx context.Context, req Request, sink Sink) (*Result, erro
 
 	// Store the turn whole, then account for it, before the client hears "done".
 	if conv != nil {
-		conv.Variables, conv.UpdateTime = vars, e.cfg.Now().UTC()
+		conv.Variables, conv.UpdateTime = vars, time.Now().UTC()
 		t := conv.UpdateTime
 		recs := []Record{
 			{DataID: id.New(), Obj: "Human", Value: question, Time: t},
@@ -315,7 +318,7 @@ func (e *Engine) record(ctx context.Context, req Request, app *App, module, mode
 		return nil
 	}
 	err := e.cfg.Usage.RecordChatUsage(ctx, UsageRecord{TeamID: req.TeamID, KeyID: req.KeyID, AppID: app.ID, ChatID: req.ChatID,
-		ShareID: req.ShareID, Module: module, Model: model, InputTokens: in, OutputTokens: out, Time: e.cfg.Now().UTC()})
+		ShareID: req.ShareID, Module: module, Model: model, InputTokens: in, OutputTokens: out, Time: time.Now().UTC()})
 	if err != nil {
 		return fmt.Errorf("chat: record usage: %w", err)
 	}
@@ -327,7 +330,7 @@ func (e *Engine) price(model string, in, out int) float64 {
 	if e.cfg.Price == nil {
 		return 0
 	}
-	return math.Round(e.cfg.Price(model, in, out)*100000*1000) / 1000
+	return math.Round(e.cfg.Price.Points(model, in, out)*100000*1000) / 1000
 }
 
 // NewCompletionID returns a new completion id, chatcmpl-<random>.

@@ -16,6 +16,7 @@ import (
 	"github.com/chatgate/chatgate/apierror"
 	"github.com/chatgate/chatgate/auth"
 	"github.com/chatgate/chatgate/chat"
+	"github.com/chatgate/chatgate/cl100k"
 )
 
 type usageLog struct {
@@ -66,7 +67,7 @@ func (m *echoModel) Generate(ctx context.Context, req chat.ModelRequest, onToken
 	return chat.ModelResult{Text: text, FinishReason: "stop"}, nil
 }
 
-func newTestEngine(t *testing.T, m chat.Model, cfg chat.EngineConfig) *chat.Engine {
+func newTestEngine(t *testing.T, m chat.Model, cfg chat.EngineOptions) *chat.Engine {
 	t.Helper()
 	store := chat.NewMemoryStore()
 	models := new(chat.Models)
@@ -91,8 +92,8 @@ func ask(e *chat.Engine, chatID, q string, vars map[string]any) (*chat.Result, [
 func TestEngineVariablesHistoryUsage(t *testing.T) {
 	m := &echoModel{}
 	usage := &usageLog{}
-	e := newTestEngine(t, m, chat.EngineConfig{Usage: usage,
-		Price: func(model string, in, out int) float64 { return float64(in+out) / 1000 }})
+	e := newTestEngine(t, m, chat.EngineOptions{Usage: usage,
+		Price: chat.PricerFunc(func(model string, in, out int) float64 { return float64(in+out) / 1000 })})
 
 	res, evs, err := ask(e, "c1", "first", map[string]any{"name": "Ada", "age": 36})
 	if err != nil {
@@ -142,7 +143,7 @@ func TestEngineBudget(t *testing.T) {
 	spent := &apierror.Error{Status: 429, Code: "insufficient_quota", Message: "spent"}
 	var asked []string
 	// the budget's own error comes back, not another 429 that shares its statusText
-	e := newTestEngine(t, m, chat.EngineConfig{Budget: budget{spent, &asked}})
+	e := newTestEngine(t, m, chat.EngineOptions{Budget: budget{spent, &asked}})
 	if _, _, err := ask(e, "", "hi", nil); !errors.Is(err, spent) || errors.Is(err, auth.ErrInsufficientQuota) {
 		t.Fatalf("err = %v", err)
 	}
@@ -152,7 +153,7 @@ func TestEngineBudget(t *testing.T) {
 	if m.calls != 0 {
 		t.Fatalf("the model was called %d times past the budget", m.calls)
 	}
-	e = newTestEngine(t, m, chat.EngineConfig{Budget: budget{}})
+	e = newTestEngine(t, m, chat.EngineOptions{Budget: budget{}})
 	if _, _, err := ask(e, "", "hi", nil); err != nil || m.calls != 1 {
 		t.Fatalf("within budget: %v, %d calls", err, m.calls)
 	}
@@ -295,8 +296,9 @@ func (m *scriptModel) requests() []chat.ModelRequest {
 	return slices.Clone(m.reqs)
 }
 
-// testTokens is shared by the tests' engines: building the encoder takes a moment.
-var testTokens = new(chat.TokenCounter)
+// testTokens is shared by the tests' engines, which count as the server
+// does: building the encoder takes a moment.
+var testTokens = new(cl100k.Counter)
 
 type engineFixture struct {
 	e         *chat.Engine
@@ -318,7 +320,7 @@ func newEngineFixture(t *testing.T) *engineFixture {
 	models := new(chat.Models)
 	models.Register("script", f.model)
 	models.Register(chat.ExtractiveModelName, chat.Extractive{})
-	f.e = chat.NewEngine(chat.EngineConfig{Apps: f.store, History: f.store, Models: models,
+	f.e = chat.NewEngine(chat.EngineOptions{Apps: f.store, History: f.store, Models: models,
 		Retriever: f.retriever, Usage: f.usage, Tokens: testTokens})
 	ctx := context.Background()
 	for _, a := range []*chat.App{
@@ -479,7 +481,7 @@ func TestRunHistory(t *testing.T) {
 		t.Fatalf("new conversation's messages %+v", got)
 	}
 	// A history limit keeps only the last messages.
-	f.e = chat.NewEngine(chat.EngineConfig{Apps: f.store, History: f.store, Models: modelsWith("script", f.model), HistoryLimit: 2, Tokens: testTokens})
+	f.e = chat.NewEngine(chat.EngineOptions{Apps: f.store, History: f.store, Models: modelsWith("script", f.model), HistoryLimit: 2, Tokens: testTokens})
 	if _, _, err := f.run(ctx, chat.Request{AppID: "plain", ChatID: "c1", Messages: user("third")}); err != nil {
 		t.Fatal(err)
 	}
@@ -595,8 +597,8 @@ func TestRunSinkErrorAndCancel(t *testing.T) {
 	}
 }
 
-// cl100k counts with tiktoken-go's own encoder, read from the offline loader.
-func cl100k(t *testing.T) func(string) int {
+// tiktokenCount counts with tiktoken-go's own encoder, read from the offline loader.
+func tiktokenCount(t *testing.T) func(string) int {
 	t.Helper()
 	tiktoken.SetBpeLoader(tiktoken_loader.NewOfflineLoader())
 	enc, err := tiktoken.GetEncoding("cl100k_base")
@@ -607,7 +609,7 @@ func cl100k(t *testing.T) func(string) int {
 }
 
 func TestRunUsage(t *testing.T) {
-	count := cl100k(t)
+	count := tiktokenCount(t)
 	f := newEngineFixture(t)
 	ctx := context.Background()
 	res, _, err := f.run(ctx, chat.Request{AppID: "plain", KeyID: "key-9", ChatID: "u1",

@@ -2,9 +2,13 @@ package chat_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 
+	"github.com/chatgate/chatgate/auth"
 	"github.com/chatgate/chatgate/chat"
 )
 
@@ -14,7 +18,7 @@ func Example() {
 	store := chat.NewMemoryStore()
 	models := new(chat.Models)
 	models.Register(chat.ExtractiveModelName, chat.Extractive{})
-	e := chat.NewEngine(chat.EngineConfig{Apps: store, History: store, Models: models,
+	e := chat.NewEngine(chat.EngineOptions{Apps: store, History: store, Models: models,
 		Retriever: films{}})
 	ctx := context.Background()
 	if err := e.SaveApp(ctx, &chat.App{ID: "films", Name: "Films", Model: chat.ExtractiveModelName,
@@ -55,7 +59,7 @@ func ExampleEngine_Run() {
 	store := chat.NewMemoryStore()
 	models := new(chat.Models)
 	models.Register(chat.ExtractiveModelName, chat.Extractive{})
-	e := chat.NewEngine(chat.EngineConfig{Apps: store, History: store, Models: models})
+	e := chat.NewEngine(chat.EngineOptions{Apps: store, History: store, Models: models})
 	ctx := context.Background()
 	if err := e.SaveApp(ctx, &chat.App{ID: "help", Name: "Help", EmptyAnswer: "Sorry, I don't know."}); err != nil {
 		fmt.Println(err)
@@ -98,4 +102,54 @@ func ExampleEngine_Run() {
 	// stored "What is the capital of Mars?": 2 messages
 	// Human: What is the capital of Mars?
 	// AI: Sorry, I don't know.
+}
+
+// Register mounts the chat routes beside a service's own, each behind the
+// scope it needs; completions answer refusals in OpenAI's error shape.
+func ExampleHandler_Register() {
+	ctx := context.Background()
+	store := chat.NewMemoryStore()
+	// every app's model is the extractive one
+	extractive := chat.ModelLookupFunc(func(string) (chat.Model, error) { return chat.Extractive{}, nil })
+	e := chat.NewEngine(chat.EngineOptions{Apps: store, History: store, Models: extractive})
+	if err := e.SaveApp(ctx, &chat.App{ID: "help", Name: "Help", EmptyAnswer: "Ask me later."}); err != nil {
+		fmt.Println(err)
+		return
+	}
+	keys := auth.NewMemoryStore()
+	authn := auth.NewAuthenticator(keys, auth.Options{})
+	defer authn.Close(ctx)
+	_, appKey, err := auth.NewManager(keys, authn).Create(ctx, auth.KeySpec{Name: "help", AppID: "help"})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /my/status", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
+	chat.NewHandler(e, chat.HandlerOptions{}).Register(mux, authn)
+
+	for _, key := range []string{"", appKey} {
+		r := httptest.NewRequest(http.MethodPost, "/v1/chat/completions", strings.NewReader(`{"messages":[{"role":"user","content":"hi"}]}`))
+		if key != "" {
+			r.Header.Set("Authorization", "Bearer "+key)
+		}
+		w := httptest.NewRecorder()
+		mux.ServeHTTP(w, r)
+		var out struct {
+			Choices []struct {
+				Message chat.Message `json:"message"`
+			} `json:"choices"`
+			Error struct{ Type string } `json:"error"`
+		}
+		_ = json.Unmarshal(w.Body.Bytes(), &out)
+		if w.Code != http.StatusOK {
+			fmt.Println(w.Code, out.Error.Type)
+			continue
+		}
+		fmt.Println(w.Code, out.Choices[0].Message.Content)
+	}
+	// Output:
+	// 401 authentication_error
+	// 200 Ask me later.
 }

@@ -15,8 +15,11 @@ import (
 
 // HandlerOptions configure a Handler. The zero value is usable.
 type HandlerOptions struct {
-	// MaxBody limits a chat request body; 4 MiB when zero.
+	// MaxBody limits a chat completion's body; 4 MiB when zero.
 	MaxBody int64
+	// MaxAPIBody limits the bodies of the routes that change state
+	// (sessions/clear and the app routes); 1 MiB when zero.
+	MaxAPIBody int64
 	// Heartbeat is the silence after which a stream gets a keep-alive
 	// comment; DefaultHeartbeat when zero.
 	Heartbeat time.Duration
@@ -24,12 +27,15 @@ type HandlerOptions struct {
 	// with detail=true: "flowResponses" (default) or FastGPT's older
 	// "appStreamResponse".
 	ResponsesEvent string
-	Logger         *slog.Logger
+	// ShareLinks, when set, lets share-link visitors chat without a key;
+	// nil refuses requests without one.
+	ShareLinks ShareLinks
+	Logger     *slog.Logger
 }
 
-// Handler serves the chat routes. Mount them behind auth's middleware:
-// Completions with RequireWith(..., WriteOpenAIError) and no scope (it
-// checks its own, to answer app_key_required), the others behind Require.
+// Handler serves the chat routes. Register mounts them behind a guard, each
+// with its scope and its error shape; Routes lists them for a caller that
+// mounts them itself.
 type Handler struct {
 	e    *Engine
 	opts HandlerOptions
@@ -40,6 +46,9 @@ type Handler struct {
 func NewHandler(e *Engine, opts HandlerOptions) *Handler {
 	if opts.MaxBody <= 0 {
 		opts.MaxBody = 4 << 20
+	}
+	if opts.MaxAPIBody <= 0 {
+		opts.MaxAPIBody = 1 << 20
 	}
 	if opts.Heartbeat <= 0 {
 		opts.Heartbeat = DefaultHeartbeat
@@ -53,6 +62,37 @@ func NewHandler(e *Engine, opts HandlerOptions) *Handler {
 	}
 	return &Handler{e: e, opts: opts, log: log}
 }
+
+// Routes lists the chat routes. Completions, on /api/v1/chat/completions
+// and on /v1/chat/completions (for SDKs whose base URL ends in /v1), take
+// any key and check its scope themselves, to tell a key without an app that
+// it needs one, and answer refusals in OpenAI's shape, so that OpenAI's SDKs
+// raise their typed errors; with ShareLinks set, they also serve visitors
+// without a key. The history routes take any key and check it against the
+// app; the app routes need the admin scope.
+func (h *Handler) Routes() []auth.Route {
+	completions := auth.Route{MaxBody: h.opts.MaxBody, OnError: WriteOpenAIError, Handler: http.HandlerFunc(h.Completions)}
+	if h.opts.ShareLinks != nil {
+		completions.Keyless = keyless{h: h, links: h.opts.ShareLinks}
+	}
+	v1 := completions
+	completions.Pattern, v1.Pattern = "POST /api/v1/chat/completions", "POST /v1/chat/completions"
+	api := h.opts.MaxAPIBody
+	return []auth.Route{
+		completions, v1,
+		{Pattern: "POST /api/v1/sessions/clear", MaxBody: api, Handler: http.HandlerFunc(h.ClearSession)},
+		{Pattern: "GET /api/core/chat/getHistories", Handler: http.HandlerFunc(h.Histories)},
+		{Pattern: "GET /api/core/chat/getPaginationRecords", Handler: http.HandlerFunc(h.Records)},
+		{Pattern: "POST /api/core/app/create", Scope: auth.ScopeAdmin, MaxBody: api, Handler: http.HandlerFunc(h.CreateApp)},
+		{Pattern: "GET /api/core/app/list", Scope: auth.ScopeAdmin, MaxBody: api, Handler: http.HandlerFunc(h.ListApps)},
+		{Pattern: "GET /api/core/app/detail", Scope: auth.ScopeAdmin, MaxBody: api, Handler: http.HandlerFunc(h.AppDetail)},
+		{Pattern: "PUT /api/core/app/update", Scope: auth.ScopeAdmin, MaxBody: api, Handler: http.HandlerFunc(h.UpdateApp)},
+		{Pattern: "DELETE /api/core/app/del", Scope: auth.ScopeAdmin, MaxBody: api, Handler: http.HandlerFunc(h.DeleteApp)},
+	}
+}
+
+// Register mounts the chat routes on mux behind g.
+func (h *Handler) Register(mux *http.ServeMux, g auth.Guard) { auth.Mount(mux, g, h.Routes()...) }
 
 // appFor returns the app a principal talks to: an app key's own app, or, for
 // a key with the chat scope and no app, the one it names. Keys without the
@@ -84,7 +124,8 @@ func appFor(p *auth.Principal, named, param string) (string, error) {
 
 var errOtherApp = apierror.NotFound("app")
 
-// Completions serves POST /api/v1/chat/completions.
+// Completions serves POST /api/v1/chat/completions for the key in the
+// request's context.
 func (h *Handler) Completions(w http.ResponseWriter, r *http.Request) {
 	p, _ := auth.FromContext(r.Context())
 	if p == nil {
@@ -101,15 +142,13 @@ func (h *Handler) Completions(w http.ResponseWriter, r *http.Request) {
 		WriteOpenAIError(w, r, err)
 		return
 	}
-	er := Request{TeamID: p.TeamID, KeyID: p.KeyID, AppID: appID, ChatID: req.conversationID(),
-		Messages: req.Messages, Variables: req.Variables, Temperature: req.Temperature}
-	visitor, _ := VisitorFrom(r.Context())
-	if visitor != nil {
-		er.ShareID, er.UID, er.ChatID = visitor.ShareID, visitor.UID, visitorChatID(visitor, er.ChatID)
-		if visitor.HideDetail {
-			req.Detail = false
-		}
-	}
+	h.answer(w, r, Request{TeamID: p.TeamID, KeyID: p.KeyID, AppID: appID, ChatID: req.conversationID()}, req)
+}
+
+// answer runs er, completed from req, and answers it; it returns the result
+// of a chat that finished.
+func (h *Handler) answer(w http.ResponseWriter, r *http.Request, er Request, req *CompletionRequest) *Result {
+	er.Messages, er.Variables, er.Temperature = req.Messages, req.Variables, req.Temperature
 	switch {
 	case req.MaxCompletionTokens != nil:
 		er.MaxTokens = *req.MaxCompletionTokens
@@ -117,21 +156,15 @@ func (h *Handler) Completions(w http.ResponseWriter, r *http.Request) {
 		er.MaxTokens = *req.MaxTokens
 	}
 	if req.Stream {
-		res := h.stream(w, r, er, req)
-		if visitor != nil {
-			visitor.Result = res
-		}
-		return
+		return h.stream(w, r, er, req)
 	}
 	res, err := h.e.Run(r.Context(), er, SinkFunc(func(Event) error { return r.Context().Err() }))
 	if err != nil {
 		h.fail(w, r, err)
-		return
-	}
-	if visitor != nil {
-		visitor.Result = res
+		return nil
 	}
 	httpjson.Write(w, http.StatusOK, completionJSON(res, req.Detail))
+	return res
 }
 
 // stream answers as SSE and returns the result of a chat that finished.

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/chatgate/chatgate/auth"
@@ -19,10 +20,11 @@ import (
 )
 
 // gateway is the chat routes behind a real auth.Authenticator, mounted as
-// server/server.go mounts them, on a loopback httptest server.
+// server/server.go mounts them (Register), on a loopback httptest server or,
+// for tests in a synctest bubble, called in process.
 type gateway struct {
 	t      *testing.T
-	srv    *httptest.Server
+	url    string
 	client *http.Client
 	engine *chat.Engine
 	store  *chat.MemoryStore
@@ -38,6 +40,9 @@ type gatewayConfig struct {
 	apps      []*chat.App           // default: app1, app2 and kb (extractive, datasets d1)
 	retriever chat.Retriever
 	usage     chat.UsageRecorder
+	// inProcess calls the routes without a network, so that the gateway
+	// works in a synctest bubble; it buffers every response whole.
+	inProcess bool
 }
 
 var (
@@ -70,7 +75,7 @@ func newGateway(t *testing.T, cfg gatewayConfig) *gateway {
 		t.Fatal(err)
 	}
 	store := chat.NewMemoryStore()
-	e := chat.NewEngine(chat.EngineConfig{Apps: store, History: store, Models: models, Retriever: cfg.retriever,
+	e := chat.NewEngine(chat.EngineOptions{Apps: store, History: store, Models: models, Retriever: cfg.retriever,
 		Usage: cfg.usage, Tokens: testTokens, Logger: cfg.opts.Logger})
 	for _, a := range cfg.apps {
 		if err := e.SaveApp(ctx, a); err != nil {
@@ -97,27 +102,21 @@ func newGateway(t *testing.T, cfg gatewayConfig) *gateway {
 		g.keys[name] = secret
 	}
 
-	h := chat.NewHandler(e, cfg.opts)
 	mux := http.NewServeMux()
-	completions := authn.RequireWith("", http.HandlerFunc(h.Completions), chat.WriteOpenAIError)
-	mux.Handle("POST /api/v1/chat/completions", completions)
-	mux.Handle("POST /v1/chat/completions", completions)
-	mux.Handle("POST /api/v1/sessions/clear", authn.Require("", http.HandlerFunc(h.ClearSession)))
-	mux.Handle("GET /api/core/chat/getHistories", authn.Require("", http.HandlerFunc(h.Histories)))
-	mux.Handle("GET /api/core/chat/getPaginationRecords", authn.Require("", http.HandlerFunc(h.Records)))
-	admin := func(f http.HandlerFunc) http.Handler { return authn.Require(auth.ScopeAdmin, f) }
-	mux.Handle("POST /api/core/app/create", admin(h.CreateApp))
-	mux.Handle("GET /api/core/app/list", admin(h.ListApps))
-	mux.Handle("GET /api/core/app/detail", admin(h.AppDetail))
-	mux.Handle("PUT /api/core/app/update", admin(h.UpdateApp))
-	mux.Handle("DELETE /api/core/app/del", admin(h.DeleteApp))
-	g.srv = httptest.NewServer(mux)
+	chat.NewHandler(e, cfg.opts).Register(mux, authn)
 	tr := &http.Transport{}
 	g.client = &http.Client{Transport: tr, Timeout: 20 * time.Second}
-	g.close = func() {
-		tr.CloseIdleConnections()
-		g.srv.Close()
-		_ = authn.Close(context.Background())
+	if cfg.inProcess {
+		g.url, g.client.Transport = "http://chat.test", handlerTransport{mux}
+		g.close = func() { _ = authn.Close(context.Background()) }
+	} else {
+		srv := httptest.NewServer(mux)
+		g.url = srv.URL
+		g.close = func() {
+			tr.CloseIdleConnections()
+			srv.Close()
+			_ = authn.Close(context.Background())
+		}
 	}
 	t.Cleanup(g.close)
 	return g
@@ -128,7 +127,7 @@ func (g *gateway) request(ctx context.Context, method, path, key, body string) (
 	if body != "" {
 		rd = strings.NewReader(body)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, g.srv.URL+path, rd)
+	req, err := http.NewRequestWithContext(ctx, method, g.url+path, rd)
 	if err != nil {
 		return nil, err
 	}
@@ -169,6 +168,22 @@ func (g *gateway) conversations(app string) int {
 		g.t.Fatal(err)
 	}
 	return total
+}
+
+// handlerTransport serves requests with a handler in process, as a server
+// on loopback would.
+type handlerTransport struct{ h http.Handler }
+
+func (t handlerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	r := req.Clone(req.Context())
+	r.RemoteAddr, r.RequestURI = "127.0.0.1:1", req.URL.RequestURI()
+	if r.Body == nil {
+		r.Body = http.NoBody
+	}
+	defer r.Body.Close()
+	rec := httptest.NewRecorder()
+	t.h.ServeHTTP(rec, r)
+	return rec.Result(), nil
 }
 
 // checkOpenAIError checks an OpenAI-shaped error: the status, JSON content
@@ -778,8 +793,12 @@ func TestHistoryRoutes(t *testing.T) {
 	}
 }
 
-func TestAppRoutes(t *testing.T) {
-	g := newGateway(t, gatewayConfig{})
+// TestAppRoutes runs in a synctest bubble, so an update's time moves by
+// exactly the time that passed.
+func TestAppRoutes(t *testing.T) { synctest.Test(t, testAppRoutes) }
+
+func testAppRoutes(t *testing.T) {
+	g := newGateway(t, gatewayConfig{inProcess: true})
 	ctx := context.Background()
 	if err := g.engine.SaveApp(ctx, &chat.App{ID: "fromconfig", Name: "Config", Source: "config"}); err != nil {
 		t.Fatal(err)
@@ -823,7 +842,7 @@ func TestAppRoutes(t *testing.T) {
 		t.Fatalf("list %v, want %v", ids, want)
 	}
 
-	time.Sleep(2 * time.Millisecond) // so the update time moves
+	time.Sleep(2 * time.Millisecond) // the bubble's clock: the update time moves by exactly this
 	updated := appOf(g.do(http.MethodPut, "/api/core/app/update", "admin", `{"id":"`+created.ID+`","name":"Renamed","search":{"limit":7}}`))
 	if updated.Name != "Renamed" || updated.Search.Limit != 7 || updated.SystemPrompt != "Hi {{name}}" ||
 		!updated.CreateTime.Equal(created.CreateTime) || !updated.UpdateTime.After(created.UpdateTime) {

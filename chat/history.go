@@ -31,17 +31,23 @@ type Record struct {
 }
 
 // HistoryStore keeps conversations. Implementations must be safe for
-// concurrent use, and AppendTurn must be atomic: a turn is stored whole or
-// not at all.
+// concurrent use and keep and return copies, as an AppStore does, and
+// AppendTurn must be atomic: a turn is stored whole or not at all, its
+// records together whatever other turns are appended at once. Package
+// chattest checks an implementation.
 type HistoryStore interface {
-	// Conversation returns the conversation and its last limit records,
-	// oldest first, or ErrChatNotFound.
+	// Conversation returns the conversation and its last limit records
+	// (every one when limit <= 0), oldest first, or ErrChatNotFound.
 	Conversation(ctx context.Context, team, app, chatID string, limit int) (*Conversation, []Record, error)
-	// AppendTurn stores c (created or updated) and appends recs to it.
+	// AppendTurn stores c, creating or updating it, and appends recs to it.
+	// The store counts c's messages; c.Messages is ignored.
 	AppendTurn(ctx context.Context, c *Conversation, recs []Record) error
-	// Conversations lists an app's conversations, most recently updated first.
+	// Conversations returns a page of an app's conversations, most recently
+	// updated first (ties by chatId), and how many it has; limit <= 0 is
+	// the rest from offset.
 	Conversations(ctx context.Context, team, app string, offset, limit int) ([]Conversation, int, error)
-	// Records returns a page of a conversation's records, oldest first, and the total.
+	// Records returns a page of a conversation's records, oldest first, and
+	// the total, or ErrChatNotFound; limit <= 0 is the rest from offset.
 	Records(ctx context.Context, team, app, chatID string, offset, limit int) ([]Record, int, error)
 	// DeleteConversation removes a conversation and its records, or returns ErrChatNotFound.
 	DeleteConversation(ctx context.Context, team, app, chatID string) error

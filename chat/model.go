@@ -95,6 +95,21 @@ func (e *UpstreamError) Error() string {
 
 func (e *UpstreamError) Unwrap() error { return e.Err }
 
+// ModelLookup resolves an app's model name to the Model that answers it.
+// *Models is the registry chatgate ships; a service that picks models its
+// own way implements this.
+type ModelLookup interface {
+	// Lookup returns the model for name, or an error wrapping
+	// ErrUnknownModel when none serves it.
+	Lookup(name string) (Model, error)
+}
+
+// ModelLookupFunc adapts a function to ModelLookup.
+type ModelLookupFunc func(name string) (Model, error)
+
+// Lookup implements ModelLookup.
+func (f ModelLookupFunc) Lookup(name string) (Model, error) { return f(name) }
+
 // Models resolves an app's model name to a Model. Its zero value knows no
 // models; Register adds them, and a fallback serves names not registered.
 type Models struct {

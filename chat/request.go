@@ -31,6 +31,13 @@ type CompletionRequest struct {
 	SessionID           *string        `json:"sessionId"`
 	Variables           map[string]any `json:"-"`
 	Detail              bool           `json:"detail"`
+	// ShareID and AuthToken (or its older name OutLinkUID) are how a
+	// share-link visitor, who has no key, names the link and proves who
+	// they are (see ShareLinks). They are read leniently, as strings or
+	// not at all, and keyed calls ignore them.
+	ShareID    string `json:"-"`
+	AuthToken  string `json:"-"`
+	OutLinkUID string `json:"-"`
 }
 
 // StreamOptions are OpenAI's stream options.
@@ -42,8 +49,11 @@ type StreamOptions struct {
 // errors must name their position decoded by hand.
 type wireRequest struct {
 	CompletionRequest
-	RawMessages  json.RawMessage `json:"messages"`
-	RawVariables json.RawMessage `json:"variables"`
+	RawMessages   json.RawMessage `json:"messages"`
+	RawVariables  json.RawMessage `json:"variables"`
+	RawShareID    json.RawMessage `json:"shareId"`
+	RawAuthToken  json.RawMessage `json:"authToken"`
+	RawOutLinkUID json.RawMessage `json:"outLinkUid"`
 }
 
 type wireMessage struct {
@@ -74,9 +84,34 @@ func decodeCompletion(w http.ResponseWriter, r *http.Request, maxBody int64) (*C
 	if err := httpjson.CheckUTF8(buf.Bytes()); err != nil {
 		return nil, err // encoding/json would store U+FFFD for it
 	}
-	var wr wireRequest
-	dec := json.NewDecoder(&buf)
-	if err := dec.Decode(&wr); err != nil {
+	wr, err := decodeWire(buf.Bytes())
+	return wr.check(err)
+}
+
+// decodeWire decodes a body whose UTF-8 has been checked. Like
+// encoding/json, it fills what it can when a field has the wrong type and
+// returns the first such error.
+func decodeWire(raw []byte) (*wireRequest, error) {
+	wr := new(wireRequest)
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if err := dec.Decode(wr); err != nil {
+		return wr, err
+	}
+	if dec.More() {
+		return wr, errNotOneObject
+	}
+	return wr, nil
+}
+
+var errNotOneObject = apierror.InvalidRequest("", "body must hold a single JSON object")
+
+// check finishes decoding wr, which decodeWire returned with err, and
+// checks its fields.
+func (wr *wireRequest) check(err error) (*CompletionRequest, error) {
+	if errors.Is(err, errNotOneObject) {
+		return nil, err
+	}
+	if err != nil {
 		var de *httpjson.DecodeError
 		if errors.As(httpjson.DecodeErr(err), &de) {
 			// encoding/json names fields of the embedded struct by its type
@@ -84,11 +119,8 @@ func decodeCompletion(w http.ResponseWriter, r *http.Request, maxBody int64) (*C
 		}
 		return nil, apierror.InvalidRequest("", "%v", err)
 	}
-	if dec.More() {
-		return nil, apierror.InvalidRequest("", "body must hold a single JSON object")
-	}
 	req := &wr.CompletionRequest
-	var err error
+	req.ShareID, req.AuthToken, req.OutLinkUID = lenientString(wr.RawShareID), lenientString(wr.RawAuthToken), lenientString(wr.RawOutLinkUID)
 	if req.Messages, err = decodeMessages(wr.RawMessages); err != nil {
 		return nil, err
 	}
@@ -125,6 +157,16 @@ func decodeCompletion(w http.ResponseWriter, r *http.Request, maxBody int64) (*C
 		return nil, apierror.InvalidRequest("sessionId", "differs from chatId; send one of them")
 	}
 	return req, nil
+}
+
+// lenientString is raw's value if it is a JSON string, else "": a field
+// of another type is ignored, not an error.
+func lenientString(raw json.RawMessage) string {
+	var s string
+	if len(raw) > 0 && raw[0] == '"' {
+		_ = json.Unmarshal(raw, &s)
+	}
+	return s
 }
 
 // conversationID returns chatId or sessionId; empty means stateless.

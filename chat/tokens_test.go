@@ -12,17 +12,65 @@ import (
 
 func TestCountMessagesContext(t *testing.T) {
 	msgs := []chat.Message{{Role: chat.RoleSystem, Content: "Be brief."}, {Role: chat.RoleUser, Content: strings.Repeat("word", 50000)}}
-	n, err := testTokens.CountMessagesContext(context.Background(), msgs)
+	n, err := chat.CountMessages(context.Background(), testTokens, msgs)
 	if want := 3 + (3 + testTokens.Count(msgs[0].Content) + 1) + (3 + testTokens.Count(msgs[1].Content) + 1); err != nil || n != want {
-		t.Fatalf("CountMessagesContext = %d, %v; want %d", n, err, want)
+		t.Fatalf("CountMessages = %d, %v; want %d", n, err, want)
 	}
-	if got := testTokens.CountMessages(msgs); got != n {
-		t.Fatalf("CountMessages = %d, CountMessagesContext %d", got, n)
+	// a Tokenizer without CountContext counts the same
+	if got, err := chat.CountMessages(context.Background(), chat.TokenizerFunc(testTokens.Count), msgs); err != nil || got != n {
+		t.Fatalf("CountMessages with a plain Tokenizer = %d, %v; with a ContextTokenizer %d", got, err, n)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if n, err := testTokens.CountMessagesContext(ctx, msgs); !errors.Is(err, context.Canceled) || n != 0 {
-		t.Fatalf("on a cancelled context: %d, %v", n, err)
+	for _, tok := range []chat.Tokenizer{testTokens, chat.TokenizerFunc(testTokens.Count), chat.Estimator{}} {
+		if n, err := chat.CountMessages(ctx, tok, msgs); !errors.Is(err, context.Canceled) || n != 0 {
+			t.Fatalf("%T on a cancelled context: %d, %v", tok, n, err)
+		}
+	}
+}
+
+func TestEstimator(t *testing.T) {
+	var e chat.Estimator
+	for text, want := range map[string]int{
+		"":             0,
+		"a":            1,
+		"four":         1,
+		"hello":        2,
+		"Be brief.":    3,
+		"导演是谁":         4,
+		"the 导演 is":    1 + 2 + 1,
+		"naïve":        1 + 1 + 1,
+		"12345678":     2,
+		"emoji 🙂 here": 2 + 1 + 2,
+	} {
+		if got := e.Count(text); got != want {
+			t.Errorf("Estimator.Count(%q) = %d, want %d", text, got, want)
+		}
+	}
+	// The estimate stays near cl100k_base for English prose.
+	prose := strings.Repeat("The quick brown fox jumps over the lazy dog, and then it rests. ", 50)
+	if est, exact := e.Count(prose), testTokens.Count(prose); est < exact*2/3 || est > exact*3/2 {
+		t.Fatalf("estimate %d for %d cl100k tokens", est, exact)
+	}
+}
+
+// An engine without a Tokenizer estimates: it needs no tables, and a
+// model's own usage still wins.
+func TestEngineDefaultTokenizer(t *testing.T) {
+	store := chat.NewMemoryStore()
+	e := chat.NewEngine(chat.EngineOptions{Apps: store, History: store, Models: modelsWith("script", &scriptModel{pieces: []string{"Four score"}})})
+	if err := e.SaveApp(context.Background(), &chat.App{ID: "a", Name: "a", Model: "script"}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := e.Run(context.Background(), chat.Request{TeamID: auth.DefaultTeam, AppID: "a", Messages: user("What is it?")},
+		chat.SinkFunc(func(chat.Event) error { return nil }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var est chat.Estimator
+	if want := (chat.Usage{PromptTokens: 3 + 3 + est.Count("What is it?") + 1, CompletionTokens: est.Count("Four score")}); res.Usage.PromptTokens != want.PromptTokens ||
+		res.Usage.CompletionTokens != want.CompletionTokens {
+		t.Fatalf("usage %+v, want %+v", res.Usage, want)
 	}
 }
 

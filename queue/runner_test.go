@@ -36,12 +36,15 @@ func (p *panicLog) list() []string {
 	return slices.Clone(p.got)
 }
 
+// inBubble runs fn in a synctest bubble with a fresh store.
+func inBubble(t *testing.T, fn func(t *testing.T, ctx context.Context, st *memStore)) {
+	synctest.Test(t, func(t *testing.T) { fn(t, context.Background(), newMemStore()) })
+}
+
 func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 func TestDoneJobsAreCompleted(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		ctx := context.Background()
-		st := newMemStore()
+	inBubble(t, func(t *testing.T, ctx context.Context, st *memStore) {
 		var worked sync.Map
 		r := queue.Start[job](st, queue.HandlerFunc[job](func(_ context.Context, batch []job) []error {
 			for _, j := range batch {
@@ -67,9 +70,7 @@ func TestDoneJobsAreCompleted(t *testing.T) {
 }
 
 func TestRetryBacksOffThenFails(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		ctx := context.Background()
-		st := newMemStore()
+	inBubble(t, func(t *testing.T, ctx context.Context, st *memStore) {
 		var tries []time.Duration
 		start := time.Now()
 		r := queue.Start[job](st, queue.HandlerFunc[job](func(_ context.Context, batch []job) []error {
@@ -99,9 +100,7 @@ func TestRetryBacksOffThenFails(t *testing.T) {
 }
 
 func TestPermanentFailsAtOnceAndForeverRetries(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		ctx := context.Background()
-		st := newMemStore()
+	inBubble(t, func(t *testing.T, ctx context.Context, st *memStore) {
 		var n atomic.Int32
 		r := queue.Start[job](st, queue.HandlerFunc[job](func(_ context.Context, batch []job) []error {
 			errs := make([]error, len(batch))
@@ -132,9 +131,7 @@ func TestPermanentFailsAtOnceAndForeverRetries(t *testing.T) {
 }
 
 func TestHandlerPanicFailsTheBatchNotTheProcess(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		ctx := context.Background()
-		st := newMemStore()
+	inBubble(t, func(t *testing.T, ctx context.Context, st *memStore) {
 		var logs bytes.Buffer
 		var mu sync.Mutex
 		pl := &panicLog{}
@@ -184,9 +181,7 @@ func TestHandlerPanicFailsTheBatchNotTheProcess(t *testing.T) {
 }
 
 func TestStorePanicEndsATurnNotTheRunner(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		ctx := context.Background()
-		st := newMemStore()
+	inBubble(t, func(t *testing.T, ctx context.Context, st *memStore) {
 		st.claimPanics = 1
 		pl := &panicLog{}
 		var worked atomic.Bool
@@ -209,9 +204,7 @@ func TestStorePanicEndsATurnNotTheRunner(t *testing.T) {
 }
 
 func TestCloseInterruptsWithoutSpendingAnAttempt(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		ctx := context.Background()
-		st := newMemStore()
+	inBubble(t, func(t *testing.T, ctx context.Context, st *memStore) {
 		started := make(chan struct{})
 		r := queue.Start[job](st, queue.HandlerFunc[job](func(ctx context.Context, batch []job) []error {
 			close(started)
@@ -231,9 +224,7 @@ func TestCloseInterruptsWithoutSpendingAnAttempt(t *testing.T) {
 }
 
 func TestWorkersNeverShareAJob(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		ctx := context.Background()
-		st := newMemStore()
+	inBubble(t, func(t *testing.T, ctx context.Context, st *memStore) {
 		var mu sync.Mutex
 		running := map[string]bool{}
 		count := map[string]int{}

@@ -47,7 +47,7 @@ func (s *Server) openBilling(ctx context.Context) error {
 type chatUsage struct {
 	acct    *billing.Accountant
 	metrics *usageMetrics
-	share   func() *shareauth.Service
+	share   *shareauth.Service
 }
 
 func (u chatUsage) RecordChatUsage(ctx context.Context, r chat.UsageRecord) error {
@@ -59,7 +59,7 @@ func (u chatUsage) RecordChatUsage(ctx context.Context, r chat.UsageRecord) erro
 		return err
 	}
 	if r.ShareID != "" && rec.Points > 0 {
-		return u.share().Charge(ctx, r.ShareID, rec.Points)
+		return u.share.Charge(ctx, r.ShareID, rec.Points)
 	}
 	return nil
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/chatgate/chatgate/billing"
 	"github.com/chatgate/chatgate/chat"
+	"github.com/chatgate/chatgate/cl100k"
 	"github.com/chatgate/chatgate/server"
 )
 
@@ -331,7 +332,7 @@ func TestBillingTrainingBill(t *testing.T) {
 		t.Fatalf("createTrainingBill with an empty body: %d %s", status, raw)
 	}
 
-	var tokens chat.TokenCounter
+	var tokens cl100k.Counter
 	want := 0
 	var items []map[string]string
 	for i := range 40 {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/chatgate/chatgate/auth"
 	"github.com/chatgate/chatgate/chat"
+	"github.com/chatgate/chatgate/chat/llm"
 )
 
 // models builds the model registry: the offline extractive model, the
@@ -26,7 +27,7 @@ func (cfg *Config) models() (*chat.Models, error) {
 		if mc.Name == chat.ExtractiveModelName {
 			return nil, fmt.Errorf("config: %s.name %q is the built-in offline model", field, mc.Name)
 		}
-		pc := chat.ProviderConfig{BaseURL: mc.BaseURL, APIKey: mc.APIKey, Model: mc.Model, IdleTimeout: time.Duration(mc.IdleTimeout)}
+		pc := llm.Config{BaseURL: mc.BaseURL, APIKey: mc.APIKey, Model: mc.Model, IdleTimeout: time.Duration(mc.IdleTimeout)}
 		if pc.Model == "" {
 			pc.Model = mc.Name
 		}
@@ -36,9 +37,9 @@ func (cfg *Config) models() (*chat.Models, error) {
 		)
 		switch mc.Provider {
 		case "openai", "":
-			m, err = chat.NewOpenAI(pc)
+			m, err = llm.NewOpenAI(pc)
 		case "ollama":
-			m, err = chat.NewOllama(pc)
+			m, err = llm.NewOllama(pc)
 		default:
 			return nil, fmt.Errorf("config: %s.provider must be openai or ollama, not %q", field, mc.Provider)
 		}
@@ -48,7 +49,7 @@ func (cfg *Config) models() (*chat.Models, error) {
 		reg.Register(mc.Name, m)
 	}
 	if cfg.OpenAIBaseURL != "" {
-		m, err := chat.NewOpenAI(chat.ProviderConfig{BaseURL: cfg.OpenAIBaseURL, APIKey: cfg.OpenAIAPIKey})
+		m, err := llm.NewOpenAI(llm.Config{BaseURL: cfg.OpenAIBaseURL, APIKey: cfg.OpenAIAPIKey})
 		if err != nil {
 			return nil, fmt.Errorf("OPENAI_BASE_URL: %w", err)
 		}

@@ -42,7 +42,7 @@ func BenchmarkChatEngineTokens(b *testing.B) {
 	store := chat.NewMemoryStore()
 	models := new(chat.Models)
 	models.Register("instant", cbTokens(n))
-	e := chat.NewEngine(chat.EngineConfig{Apps: store, History: store, Models: models})
+	e := chat.NewEngine(chat.EngineOptions{Apps: store, History: store, Models: models})
 	ctx := context.Background()
 	if err := e.SaveApp(ctx, &chat.App{ID: "bench", Name: "bench", TeamID: auth.DefaultTeam, Model: "instant"}); err != nil {
 		b.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/chatgate/chatgate/chat"
+	"github.com/chatgate/chatgate/cl100k"
 	"github.com/chatgate/chatgate/dataset"
 	"github.com/chatgate/chatgate/dataset/embedding"
 	"github.com/chatgate/chatgate/dataset/fulltext"
@@ -19,7 +20,7 @@ const TextIndexDir = "fulltext.bleve"
 
 // openDataset builds the knowledge-base service on the shared database,
 // with the full-text index beside it.
-func (s *Server) openDataset(ctx context.Context, models *chat.Models, tokens *chat.TokenCounter) error {
+func (s *Server) openDataset(ctx context.Context, models *chat.Models, tokens *cl100k.Counter) error {
 	store, err := dataset.NewBoltStore(s.db)
 	if err != nil {
 		return err

@@ -47,6 +47,7 @@ func idSentinels() []idSentinel {
 		{"apierror.ErrInvalidRequest", apierror.ErrInvalidRequest, nil},
 		{"apierror.ErrNotFound", apierror.ErrNotFound, nil},
 		{"apierror.ErrConflict", apierror.ErrConflict, nil},
+		{"apierror.ErrStorageUnavailable", apierror.ErrStorageUnavailable, nil},
 		{"auth.ErrConfigManaged", auth.ErrConfigManaged, nil},
 		{"auth.ErrKeyNotFound", auth.ErrKeyNotFound, nil},
 		{"auth.ErrKeyExists", auth.ErrKeyExists, nil},
@@ -74,7 +75,6 @@ func idSentinels() []idSentinel {
 		{"shareauth.ErrStale", shareauth.ErrStale, nil},
 		{"shareauth.ErrInitRate", shareauth.ErrInitRate, nil},
 		{"shareauth.ErrHookFailed", shareauth.ErrHookFailed, nil},
-		{"shareauth.ErrBlockedAddress", shareauth.ErrBlockedAddress, nil},
 		{"dataset.ErrCollectionExists", dataset.ErrCollectionExists, nil},
 		{"billing.ErrDuplicate", billing.ErrDuplicate, nil},
 	}

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/chatgate/chatgate/chat"
+	"github.com/chatgate/chatgate/cl100k"
 	"github.com/chatgate/chatgate/dataset"
 )
 
@@ -14,7 +15,7 @@ import (
 // of CPU now takes milliseconds, and is the library's own.
 func TestLongWordShareChat(t *testing.T) {
 	e := liStart(t)
-	var tokens chat.TokenCounter
+	var tokens cl100k.Counter
 	ask := func(content string) (answer string, usage chat.Usage) {
 		t.Helper()
 		status, body := liRoutes[0].send(t, e, content, 0)
@@ -60,7 +61,7 @@ func TestLongWordTextCollection(t *testing.T) {
 	if status != 200 || json.Unmarshal(body, &env) != nil || env.Code != 200 || env.Data.CollectionID == "" {
 		t.Fatalf("create/text with a 1 MiB word: %d %.300s", status, body)
 	}
-	var tokens chat.TokenCounter
+	var tokens cl100k.Counter
 	res := env.Data.Results
 	if fewest := (tokens.Count(word) + 511) / 512; res.InsertLen < fewest || res.InsertLen > dataset.MaxPushItems {
 		t.Fatalf("%d chunks queued; a word of %d tokens makes %d to %d chunks of up to 512", res.InsertLen,

@@ -23,6 +23,7 @@ import (
 	"github.com/chatgate/chatgate/auth"
 	"github.com/chatgate/chatgate/billing"
 	"github.com/chatgate/chatgate/chat"
+	"github.com/chatgate/chatgate/cl100k"
 	"github.com/chatgate/chatgate/dataset"
 	"github.com/chatgate/chatgate/dataset/fulltext"
 	"github.com/chatgate/chatgate/internal/boltx"
@@ -111,19 +112,19 @@ func (s *Server) init() error {
 	if err != nil {
 		return err
 	}
-	tokens := new(chat.TokenCounter)
+	tokens := new(cl100k.Counter)
 	go func() { _ = tokens.Warm() }() // the encoder takes a moment to build; not on the first request
 	if err := s.openDataset(ctx, models, tokens); err != nil {
 		return err
 	}
-	s.Chat = chat.NewEngine(chat.EngineConfig{Apps: chatStore, History: chatStore, Models: models,
-		Retriever: retriever{s.Datasets}, Usage: chatUsage{s.Billing, newUsageMetrics(s.metrics.reg), func() *shareauth.Service { return s.Share }}, Tokens: tokens,
-		Price: s.Billing.Points, Budget: s.Billing,
-		HistoryLimit: s.cfg.Chat.HistoryLimit, Logger: s.log})
-	if err := s.syncApps(ctx, chatStore); err != nil {
+	if err := s.openShare(chatStore); err != nil {
 		return err
 	}
-	if err := s.openShare(); err != nil {
+	s.Chat = chat.NewEngine(chat.EngineOptions{Apps: chatStore, History: chatStore, Models: models,
+		Retriever: retriever{s.Datasets}, Usage: chatUsage{s.Billing, newUsageMetrics(s.metrics.reg), s.Share}, Tokens: tokens,
+		Price: s.Billing, Budget: s.Billing,
+		HistoryLimit: s.cfg.Chat.HistoryLimit, Logger: s.log})
+	if err := s.syncApps(ctx, chatStore); err != nil {
 		return err
 	}
 	// Keys come last: a config that fails any check above changes no key,
@@ -175,26 +176,12 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("GET /api/support/openapi/audit", admin(keys.Audit))
 	mux.Handle("GET /api/support/openapi/me", a.Require("", http.HandlerFunc(keys.Me)))
 
-	ch := chat.NewHandler(s.Chat, chat.HandlerOptions{MaxBody: s.cfg.Chat.MaxBodyBytes, Heartbeat: time.Duration(s.cfg.Chat.Heartbeat),
-		ResponsesEvent: s.cfg.Chat.ResponsesEvent, Logger: s.log})
-	// Chat checks its own scope, to tell a global key it needs an app key.
-	completions := s.shareOrKey(a.RequireWith("", http.HandlerFunc(ch.Completions), chat.WriteOpenAIError),
-		http.HandlerFunc(ch.Completions))
-	mux.Handle("POST /api/v1/chat/completions", completions)
-	mux.Handle("POST /v1/chat/completions", completions) // for SDKs whose base URL is http://host/v1
-	mux.Handle("POST /api/v1/sessions/clear", s.limitBody(a.Require("", http.HandlerFunc(ch.ClearSession))))
-	mux.Handle("GET /api/core/chat/getHistories", a.Require("", http.HandlerFunc(ch.Histories)))
-	mux.Handle("GET /api/core/chat/getPaginationRecords", a.Require("", http.HandlerFunc(ch.Records)))
-	mux.Handle("POST /api/core/app/create", admin(ch.CreateApp))
-	mux.Handle("GET /api/core/app/list", admin(ch.ListApps))
-	mux.Handle("GET /api/core/app/detail", admin(ch.AppDetail))
-	mux.Handle("PUT /api/core/app/update", admin(ch.UpdateApp))
-	mux.Handle("DELETE /api/core/app/del", admin(ch.DeleteApp))
+	chat.NewHandler(s.Chat, chat.HandlerOptions{MaxBody: s.cfg.Chat.MaxBodyBytes, MaxAPIBody: s.cfg.Server.MaxBodyBytes,
+		Heartbeat: time.Duration(s.cfg.Chat.Heartbeat), ResponsesEvent: s.cfg.Chat.ResponsesEvent,
+		ShareLinks: shareLinks{s.Share}, Logger: s.log}).Register(mux, a)
 
 	billing.NewHandler(s.Billing, s.log).Register(mux, a.Require)
-	shareauth.NewHandler(s.Share, s.log).Register(mux, func(sc auth.Scope, h http.Handler) http.Handler {
-		return s.limitBody(a.Require(sc, h))
-	})
+	shareauth.NewHandler(s.Share, shareauth.HandlerOptions{MaxBody: s.cfg.Server.MaxBodyBytes, Logger: s.log}).Register(mux, s.Authn)
 	dataset.NewHandler(s.Datasets, dataset.HandlerOptions{MaxBody: s.cfg.Dataset.MaxBodyBytes, Logger: s.log}).
 		Register(mux, a)
 

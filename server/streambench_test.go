@@ -36,7 +36,7 @@ func benchEngine(b *testing.B, m chat.Model) *chat.Engine {
 	store := chat.NewMemoryStore()
 	models := new(chat.Models)
 	models.Register("bench", m)
-	e := chat.NewEngine(chat.EngineConfig{Apps: store, History: store, Models: models})
+	e := chat.NewEngine(chat.EngineOptions{Apps: store, History: store, Models: models})
 	if err := e.SaveApp(context.Background(), &chat.App{ID: "bench", Name: "bench", TeamID: auth.DefaultTeam, Model: "bench"}); err != nil {
 		b.Fatal(err)
 	}

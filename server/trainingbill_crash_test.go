@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chatgate/chatgate/chat"
+	"github.com/chatgate/chatgate/cl100k"
 )
 
 // tbState is what the crash rounds share: the ids made in the first round
@@ -149,7 +149,7 @@ func tbCheck(t *testing.T, base string, st *tbState) {
 	if d.TrainingAmount != 0 || d.FailedAmount != 0 {
 		t.Fatalf("after the last restart: %+v", d)
 	}
-	var tokens chat.TokenCounter
+	var tokens cl100k.Counter
 	trained := map[string]bool{}
 	want := 0
 	for offset := 0; ; offset += 2000 {

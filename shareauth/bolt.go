@@ -13,16 +13,18 @@ import (
 	"go.etcd.io/bbolt"
 
 	"github.com/chatgate/chatgate/internal/boltx"
+	"github.com/chatgate/chatgate/queue"
 )
 
 var (
 	bucketLinks  = []byte("shareauth.links")  // id -> storedLink
 	bucketOutbox = []byte("shareauth.outbox") // id -> Delivery
-	bucketDue    = []byte("shareauth.due")    // next attempt(8)id -> ""
+	bucketDue    = []byte("shareauth.due")    // next attempt(8)id -> "", for deliveries not failed
 )
 
 // BoltStore is a Store in a bbolt database, in the shareauth.* buckets of
-// the file the other domains share.
+// the file the other domains share. One process holds the file, so its
+// Claim keeps nothing from other claims: the Runner keeps its own apart.
 type BoltStore struct {
 	db *bbolt.DB
 }
@@ -53,12 +55,12 @@ func getLink(b *bbolt.Bucket, id string) (*Link, error) {
 	return &l, nil
 }
 
-// PutLink implements Store.
+// PutLink implements LinkStore.
 func (s *BoltStore) PutLink(ctx context.Context, l *Link) error {
 	return s.db.Update(func(tx *bbolt.Tx) error { return putLink(tx.Bucket(bucketLinks), l) })
 }
 
-// Link implements Store.
+// Link implements LinkStore.
 func (s *BoltStore) Link(ctx context.Context, id string) (*Link, error) {
 	var l *Link
 	err := s.db.View(func(tx *bbolt.Tx) error {
@@ -69,7 +71,7 @@ func (s *BoltStore) Link(ctx context.Context, id string) (*Link, error) {
 	return l, err
 }
 
-// Links implements Store.
+// Links implements LinkStore.
 func (s *BoltStore) Links(ctx context.Context, teamID, appID string) ([]*Link, error) {
 	var out []*Link
 	err := s.db.View(func(tx *bbolt.Tx) error {
@@ -88,32 +90,19 @@ func (s *BoltStore) Links(ctx context.Context, teamID, appID string) ([]*Link, e
 	return out, err
 }
 
-// DeleteLink implements Store.
+// DeleteLink implements LinkStore.
 func (s *BoltStore) DeleteLink(ctx context.Context, id string) error {
 	return s.db.Update(func(tx *bbolt.Tx) error {
 		lb := tx.Bucket(bucketLinks)
 		if lb.Get([]byte(id)) == nil {
 			return ErrLinkNotFound
 		}
-		ob, due := tx.Bucket(bucketOutbox), tx.Bucket(bucketDue)
-		var drop []*Delivery
-		if err := ob.ForEach(func(_, v []byte) error {
-			d := new(Delivery)
-			if err := json.Unmarshal(v, d); err != nil {
-				return err
-			}
-			if d.ShareID == id {
-				drop = append(drop, d)
-			}
-			return nil
-		}); err != nil {
+		drop, err := linkDeliveries(tx, id)
+		if err != nil {
 			return err
 		}
 		for _, d := range drop {
-			if err := ob.Delete([]byte(d.ID)); err != nil {
-				return err
-			}
-			if err := due.Delete(dueKey(d)); err != nil {
+			if err := dropDelivery(tx, d); err != nil {
 				return err
 			}
 		}
@@ -121,7 +110,7 @@ func (s *BoltStore) DeleteLink(ctx context.Context, id string) error {
 	})
 }
 
-// AddUsage implements Store.
+// AddUsage implements LinkStore.
 func (s *BoltStore) AddUsage(ctx context.Context, id string, points float64, at time.Time) error {
 	return s.db.Update(func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bucketLinks)
@@ -141,30 +130,71 @@ func dueKey(d *Delivery) []byte {
 	return append(binary.BigEndian.AppendUint64(nil, uint64(d.NextAttempt.UnixNano())), d.ID...)
 }
 
-// Enqueue implements Store.
-func (s *BoltStore) Enqueue(ctx context.Context, d *Delivery) error {
-	return s.db.Update(func(tx *bbolt.Tx) error {
-		if err := boltx.PutJSON(tx.Bucket(bucketOutbox), []byte(d.ID), d); err != nil {
-			return err
-		}
-		return tx.Bucket(bucketDue).Put(dueKey(d), nil)
-	})
+// putDelivery stores d and, unless it failed, its place in the due index.
+func putDelivery(tx *bbolt.Tx, d *Delivery) error {
+	if err := boltx.PutJSON(tx.Bucket(bucketOutbox), []byte(d.ID), d); err != nil {
+		return err
+	}
+	if d.Failed {
+		return nil
+	}
+	return tx.Bucket(bucketDue).Put(dueKey(d), nil)
 }
 
-// Due implements Store.
-func (s *BoltStore) Due(ctx context.Context, now time.Time, n int) ([]*Delivery, error) {
+// dropDelivery removes d and its place in the due index.
+func dropDelivery(tx *bbolt.Tx, d *Delivery) error {
+	if err := tx.Bucket(bucketDue).Delete(dueKey(d)); err != nil {
+		return err
+	}
+	return tx.Bucket(bucketOutbox).Delete([]byte(d.ID))
+}
+
+// getDelivery reads delivery id; nil when it is not queued.
+func getDelivery(tx *bbolt.Tx, id []byte) (*Delivery, error) {
+	d := new(Delivery)
+	ok, err := boltx.GetJSON(tx.Bucket(bucketOutbox), id, d)
+	if err != nil || !ok {
+		return nil, err
+	}
+	return d, nil
+}
+
+// linkDeliveries returns the deliveries of link shareID.
+func linkDeliveries(tx *bbolt.Tx, shareID string) ([]*Delivery, error) {
+	var out []*Delivery
+	err := tx.Bucket(bucketOutbox).ForEach(func(_, v []byte) error {
+		d := new(Delivery)
+		if err := json.Unmarshal(v, d); err != nil {
+			return err
+		}
+		if d.ShareID == shareID {
+			out = append(out, d)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Enqueue implements Outbox.
+func (s *BoltStore) Enqueue(ctx context.Context, d *Delivery) error {
+	return s.db.Update(func(tx *bbolt.Tx) error { return putDelivery(tx, d) })
+}
+
+// Claim implements queue.Store.
+func (s *BoltStore) Claim(ctx context.Context, now time.Time, n int, skip func(id string) bool) ([]*Delivery, error) {
 	var out []*Delivery
 	limit := binary.BigEndian.AppendUint64(nil, uint64(now.UnixNano())+1)
 	err := s.db.View(func(tx *bbolt.Tx) error {
-		ob := tx.Bucket(bucketOutbox)
 		c := tx.Bucket(bucketDue).Cursor()
 		for k, _ := c.First(); k != nil && len(out) < n && bytes.Compare(k, limit) < 0; k, _ = c.Next() {
-			d := new(Delivery)
-			ok, err := boltx.GetJSON(ob, k[8:], d)
+			if skip(string(k[8:])) {
+				continue
+			}
+			d, err := getDelivery(tx, k[8:])
 			if err != nil {
 				return err
 			}
-			if ok {
+			if d != nil {
 				out = append(out, d)
 			}
 		}
@@ -173,43 +203,47 @@ func (s *BoltStore) Due(ctx context.Context, now time.Time, n int) ([]*Delivery,
 	return out, err
 }
 
-// Delivered implements Store.
-func (s *BoltStore) Delivered(ctx context.Context, id string) error {
+// Reschedule implements queue.Store.
+func (s *BoltStore) Reschedule(ctx context.Context, id string, a queue.Attempt) error {
 	return s.db.Update(func(tx *bbolt.Tx) error {
-		ob := tx.Bucket(bucketOutbox)
-		d := new(Delivery)
-		ok, err := boltx.GetJSON(ob, []byte(id), d)
-		if err != nil || !ok {
+		d, err := getDelivery(tx, []byte(id))
+		if err != nil {
 			return err
 		}
-		if err := tx.Bucket(bucketDue).Delete(dueKey(d)); err != nil {
+		if d == nil {
+			return queue.ErrGone
+		}
+		if err := dropDelivery(tx, d); err != nil {
 			return err
 		}
-		return ob.Delete([]byte(id))
+		d.attempt(a)
+		return putDelivery(tx, d)
 	})
 }
 
-// Reschedule implements Store.
-func (s *BoltStore) Reschedule(ctx context.Context, d *Delivery) error {
+// Complete implements queue.Completer.
+func (s *BoltStore) Complete(ctx context.Context, ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
 	return s.db.Update(func(tx *bbolt.Tx) error {
-		ob := tx.Bucket(bucketOutbox)
-		old := new(Delivery)
-		ok, err := boltx.GetJSON(ob, []byte(d.ID), old)
-		if err != nil || !ok {
-			return err
+		for _, id := range ids {
+			d, err := getDelivery(tx, []byte(id))
+			if err != nil {
+				return err
+			}
+			if d == nil {
+				continue
+			}
+			if err := dropDelivery(tx, d); err != nil {
+				return err
+			}
 		}
-		due := tx.Bucket(bucketDue)
-		if err := due.Delete(dueKey(old)); err != nil {
-			return err
-		}
-		if err := due.Put(dueKey(d), nil); err != nil {
-			return err
-		}
-		return boltx.PutJSON(ob, []byte(d.ID), d)
+		return nil
 	})
 }
 
-// Pending implements Store.
+// Pending implements Outbox.
 func (s *BoltStore) Pending(ctx context.Context, shareID string) (int, error) {
 	n := 0
 	err := s.db.View(func(tx *bbolt.Tx) error {
@@ -227,4 +261,16 @@ func (s *BoltStore) Pending(ctx context.Context, shareID string) (int, error) {
 		})
 	})
 	return n, err
+}
+
+// Deliveries implements Outbox.
+func (s *BoltStore) Deliveries(ctx context.Context, shareID string) ([]*Delivery, error) {
+	var out []*Delivery
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		var err error
+		out, err = linkDeliveries(tx, shareID)
+		return err
+	})
+	slices.SortFunc(out, byCreation)
+	return out, err
 }

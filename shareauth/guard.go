@@ -21,15 +21,16 @@ import (
 // actually dialled, so a name that resolves, or later rebinds, to one is
 // refused too), never follows redirects and ignores proxy variables.
 
-// ErrBlockedAddress is the cause when the guard refuses to dial an address;
-// match it with errors.Is.
-var ErrBlockedAddress = errors.New("shareauth: the auth host's address is internal and not allowed")
+// errBlockedAddress is the cause when the guard refuses to dial an
+// address. Callers never get it (a visitor gets ErrHookFailed, the
+// operator CauseBlocked and the log), so it is not exported.
+var errBlockedAddress = errors.New("shareauth: the auth host's address is internal and not allowed")
 
 // blockedError names the address refused.
 type blockedError struct{ addr netip.Addr }
 
-func (e *blockedError) Error() string { return fmt.Sprintf("%v: %s", ErrBlockedAddress, e.addr) }
-func (e *blockedError) Unwrap() error { return ErrBlockedAddress }
+func (e *blockedError) Error() string { return fmt.Sprintf("%v: %s", errBlockedAddress, e.addr) }
+func (e *blockedError) Unwrap() error { return errBlockedAddress }
 
 // blockedPrefixes are the ranges the guard refuses besides what netip's
 // predicates cover: networks that are not the public internet, or that
@@ -262,7 +263,7 @@ func (g *dialGuard) dialContext(ctx context.Context, network, addr string) (net.
 func (g *dialGuard) control(network, address string, _ syscall.RawConn) error {
 	ap, err := netip.ParseAddrPort(address)
 	if err != nil {
-		return fmt.Errorf("%w: cannot read %q", ErrBlockedAddress, address)
+		return fmt.Errorf("%w: cannot read %q", errBlockedAddress, address)
 	}
 	if !g.allow.permits(ap.Addr()) {
 		return &blockedError{addr: ap.Addr().WithZone("")}

@@ -127,7 +127,7 @@ func TestGuardedClientRefusesInternalAtConnect(t *testing.T) {
 	}
 	def := guardedClient(AllowList{})
 	for _, u := range []string{byName, byAddr} {
-		if err := get(def, u); !errors.Is(err, ErrBlockedAddress) {
+		if err := get(def, u); !errors.Is(err, errBlockedAddress) {
 			t.Fatalf("%s with no allow-list: %v", u, err)
 		}
 	}
@@ -146,7 +146,7 @@ func TestGuardedClientRefusesInternalAtConnect(t *testing.T) {
 	if err := get(name, byName); err != nil {
 		t.Fatalf("localhost listed: %v", err)
 	}
-	if err := get(name, byAddr); !errors.Is(err, ErrBlockedAddress) {
+	if err := get(name, byAddr); !errors.Is(err, errBlockedAddress) {
 		t.Fatalf("127.0.0.1 with only localhost listed: %v", err)
 	}
 }

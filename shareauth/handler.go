@@ -16,27 +16,41 @@ import (
 // Handler serves the share-link admin routes (admin scope) and the
 // visitor's init route (no key).
 type Handler struct {
-	s   *Service
-	log *slog.Logger
+	s       *Service
+	log     *slog.Logger
+	maxBody int64
+}
+
+// HandlerOptions configures a Handler. The zero value works.
+type HandlerOptions struct {
+	// MaxBody caps the admin routes' request bodies; default 1 MiB. Each
+	// also reads at most 64 KiB of JSON.
+	MaxBody int64
+	Logger  *slog.Logger // default slog.Default()
 }
 
 // NewHandler returns a Handler on s.
-func NewHandler(s *Service, log *slog.Logger) *Handler {
-	if log == nil {
-		log = slog.Default()
-	}
-	return &Handler{s: s, log: log}
+func NewHandler(s *Service, opts HandlerOptions) *Handler {
+	return &Handler{s: s, log: cmp.Or(opts.Logger, slog.Default()), maxBody: cmp.Or(max(opts.MaxBody, 0), 1<<20)}
 }
 
-// Register mounts the admin routes wrapped by require with the admin
-// scope, and the init route as is.
-func (h *Handler) Register(mux *http.ServeMux, require func(auth.Scope, http.Handler) http.Handler) {
-	mux.Handle("POST /api/support/outLink/create", require(auth.ScopeAdmin, http.HandlerFunc(h.Create)))
-	mux.Handle("GET /api/support/outLink/list", require(auth.ScopeAdmin, http.HandlerFunc(h.List)))
-	mux.Handle("PUT /api/support/outLink/update", require(auth.ScopeAdmin, http.HandlerFunc(h.Update)))
-	mux.Handle("DELETE /api/support/outLink/delete", require(auth.ScopeAdmin, http.HandlerFunc(h.Delete)))
-	mux.Handle("POST /api/core/chat/outLink/init", http.HandlerFunc(h.Init))
+// Routes lists the routes: the admin ones need auth.ScopeAdmin and carry
+// the body limit; init is public, since a visitor has no key.
+func (h *Handler) Routes() []auth.Route {
+	admin := func(pattern string, fn http.HandlerFunc) auth.Route {
+		return auth.Route{Pattern: pattern, Scope: auth.ScopeAdmin, MaxBody: h.maxBody, Handler: fn}
+	}
+	return []auth.Route{
+		admin("POST /api/support/outLink/create", h.Create),
+		admin("GET /api/support/outLink/list", h.List),
+		admin("PUT /api/support/outLink/update", h.Update),
+		admin("DELETE /api/support/outLink/delete", h.Delete),
+		{Pattern: "POST /api/core/chat/outLink/init", Public: true, Handler: http.HandlerFunc(h.Init)},
+	}
 }
+
+// Register mounts Routes on mux behind g.
+func (h *Handler) Register(mux *http.ServeMux, g auth.Guard) { auth.Mount(mux, g, h.Routes()...) }
 
 func principal(r *http.Request) *auth.Principal {
 	p, ok := auth.FromContext(r.Context())

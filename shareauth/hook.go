@@ -50,7 +50,6 @@ const (
 type hookClient struct {
 	http      *http.Client
 	timeout   time.Duration
-	now       func() time.Time
 	log       *slog.Logger
 	onFailure func(cause string)
 }
@@ -67,7 +66,7 @@ func (c *hookClient) call(ctx context.Context, l *Link, path string, body any) (
 	if err != nil {
 		return nil, nil, err
 	}
-	ts := c.now().Unix()
+	ts := time.Now().Unix()
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set(HeaderTimestamp, strconv.FormatInt(ts, 10))
 	req.Header.Set(HeaderSignature, Sign(l.Secret, ts, raw))
@@ -141,7 +140,7 @@ func redacted(raw string) string {
 // deadline tells a slow host from the visitor going away.
 func callCause(ctx context.Context, err error) string {
 	switch {
-	case errors.Is(err, ErrBlockedAddress):
+	case errors.Is(err, errBlockedAddress):
 		return CauseBlocked
 	case errors.Is(err, context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded):
 		return CauseTimeout

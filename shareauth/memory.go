@@ -6,9 +6,12 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/chatgate/chatgate/queue"
 )
 
-// MemoryStore is a Store in memory, for tests. Its zero value is ready.
+// MemoryStore is a Store in memory, for tests and for programs that keep
+// no state. Its zero value is ready.
 type MemoryStore struct {
 	mu     sync.Mutex
 	links  map[string]*Link
@@ -26,7 +29,7 @@ func (s *MemoryStore) lock() func() {
 	return s.mu.Unlock
 }
 
-// PutLink implements Store.
+// PutLink implements LinkStore.
 func (s *MemoryStore) PutLink(ctx context.Context, l *Link) error {
 	defer s.lock()()
 	c := *l
@@ -34,7 +37,7 @@ func (s *MemoryStore) PutLink(ctx context.Context, l *Link) error {
 	return nil
 }
 
-// Link implements Store.
+// Link implements LinkStore.
 func (s *MemoryStore) Link(ctx context.Context, id string) (*Link, error) {
 	defer s.lock()()
 	l, ok := s.links[id]
@@ -45,7 +48,7 @@ func (s *MemoryStore) Link(ctx context.Context, id string) (*Link, error) {
 	return &c, nil
 }
 
-// Links implements Store.
+// Links implements LinkStore.
 func (s *MemoryStore) Links(ctx context.Context, teamID, appID string) ([]*Link, error) {
 	defer s.lock()()
 	var out []*Link
@@ -59,7 +62,7 @@ func (s *MemoryStore) Links(ctx context.Context, teamID, appID string) ([]*Link,
 	return out, nil
 }
 
-// DeleteLink implements Store.
+// DeleteLink implements LinkStore.
 func (s *MemoryStore) DeleteLink(ctx context.Context, id string) error {
 	defer s.lock()()
 	if _, ok := s.links[id]; !ok {
@@ -74,7 +77,7 @@ func (s *MemoryStore) DeleteLink(ctx context.Context, id string) error {
 	return nil
 }
 
-// AddUsage implements Store.
+// AddUsage implements LinkStore.
 func (s *MemoryStore) AddUsage(ctx context.Context, id string, points float64, at time.Time) error {
 	defer s.lock()()
 	l, ok := s.links[id]
@@ -94,52 +97,68 @@ func cloneDelivery(d *Delivery) *Delivery {
 	return &c
 }
 
-// Enqueue implements Store.
+// Enqueue implements Outbox.
 func (s *MemoryStore) Enqueue(ctx context.Context, d *Delivery) error {
 	defer s.lock()()
 	s.outbox[d.ID] = cloneDelivery(d)
 	return nil
 }
 
-// Due implements Store.
-func (s *MemoryStore) Due(ctx context.Context, now time.Time, n int) ([]*Delivery, error) {
+// Claim implements queue.Store.
+func (s *MemoryStore) Claim(ctx context.Context, now time.Time, n int, skip func(id string) bool) ([]*Delivery, error) {
 	defer s.lock()()
 	var out []*Delivery
 	for _, d := range s.outbox {
-		if !d.NextAttempt.After(now) {
+		if !d.Failed && !d.NextAttempt.After(now) && !skip(d.ID) {
 			out = append(out, cloneDelivery(d))
 		}
 	}
 	slices.SortFunc(out, func(a, b *Delivery) int {
 		return cmp.Or(a.NextAttempt.Compare(b.NextAttempt), cmp.Compare(a.ID, b.ID))
 	})
-	return out[:min(n, len(out))], nil
+	return out[:max(min(n, len(out)), 0)], nil
 }
 
-// Delivered implements Store.
-func (s *MemoryStore) Delivered(ctx context.Context, id string) error {
+// Reschedule implements queue.Store.
+func (s *MemoryStore) Reschedule(ctx context.Context, id string, a queue.Attempt) error {
 	defer s.lock()()
-	delete(s.outbox, id)
+	d, ok := s.outbox[id]
+	if !ok {
+		return queue.ErrGone
+	}
+	d.attempt(a)
 	return nil
 }
 
-// Reschedule implements Store.
-func (s *MemoryStore) Reschedule(ctx context.Context, d *Delivery) error {
+// Complete implements queue.Completer.
+func (s *MemoryStore) Complete(ctx context.Context, ids []string) error {
 	defer s.lock()()
-	if _, ok := s.outbox[d.ID]; ok {
-		s.outbox[d.ID] = cloneDelivery(d)
+	for _, id := range ids {
+		delete(s.outbox, id)
 	}
 	return nil
 }
 
-// Pending implements Store.
+// Pending implements Outbox.
 func (s *MemoryStore) Pending(ctx context.Context, shareID string) (int, error) {
+	ds, err := s.Deliveries(ctx, shareID)
+	return len(ds), err
+}
+
+// Deliveries implements Outbox.
+func (s *MemoryStore) Deliveries(ctx context.Context, shareID string) ([]*Delivery, error) {
 	defer s.lock()()
-	n := 0
+	var out []*Delivery
 	for _, d := range s.outbox {
 		if d.ShareID == shareID {
-			n++
+			out = append(out, cloneDelivery(d))
 		}
 	}
-	return n, nil
+	slices.SortFunc(out, byCreation)
+	return out, nil
+}
+
+// byCreation orders deliveries oldest first, as Deliveries returns them.
+func byCreation(a, b *Delivery) int {
+	return cmp.Or(a.CreateTime.Compare(b.CreateTime), cmp.Compare(a.ID, b.ID))
 }

@@ -60,15 +60,9 @@ func (p *panicCounter) get() []string       { p.mu.Lock(); defer p.mu.Unlock(); 
 // pending returns the outbox's one delivery for shareID.
 func pending(t *testing.T, st shareauth.Store, shareID string) *shareauth.Delivery {
 	t.Helper()
-	all, err := st.Due(context.Background(), time.Now().Add(1000*time.Hour), 100)
+	out, err := st.Deliveries(context.Background(), shareID)
 	if err != nil {
 		t.Fatal(err)
-	}
-	var out []*shareauth.Delivery
-	for _, d := range all {
-		if d.ShareID == shareID {
-			out = append(out, d)
-		}
 	}
 	if len(out) != 1 {
 		t.Fatalf("%d deliveries pending for %s, want 1", len(out), shareID)
@@ -154,14 +148,14 @@ func TestFinishPanicIsRecordedAndRetried(t *testing.T) {
 	})
 }
 
-// panickyStore panics in Due once armed, then behaves.
+// panickyStore panics in Claim once armed, then behaves.
 type panickyStore struct {
 	*shareauth.MemoryStore
 	mu    sync.Mutex
 	armed bool
 }
 
-func (s *panickyStore) Due(ctx context.Context, now time.Time, n int) ([]*shareauth.Delivery, error) {
+func (s *panickyStore) Claim(ctx context.Context, now time.Time, n int, skip func(string) bool) ([]*shareauth.Delivery, error) {
 	s.mu.Lock()
 	armed := s.armed
 	s.armed = false
@@ -169,7 +163,7 @@ func (s *panickyStore) Due(ctx context.Context, now time.Time, n int) ([]*sharea
 	if armed {
 		panic("store: corrupted page")
 	}
-	return s.MemoryStore.Due(ctx, now, n)
+	return s.MemoryStore.Claim(ctx, now, n, skip)
 }
 
 // A panic in the store ends that turn of the outbox loop, not the loop.

@@ -3,14 +3,10 @@ package shareauth
 import (
 	"context"
 	"crypto/rand"
-	"encoding/json"
-	"errors"
-	"fmt"
 	"log/slog"
 	"math"
 	"math/big"
 	"net/http"
-	"sync"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -18,7 +14,7 @@ import (
 	"github.com/chatgate/chatgate/apierror"
 	"github.com/chatgate/chatgate/internal/field"
 	"github.com/chatgate/chatgate/internal/id"
-	"github.com/chatgate/chatgate/internal/panics"
+	"github.com/chatgate/chatgate/queue"
 )
 
 // Options configures a Service. The zero value works: in memory, 5 s hook
@@ -50,16 +46,32 @@ type Options struct {
 	RetryBase     time.Duration // first finish retry delay, doubled each time; default 1 s
 	RetryMax      time.Duration // longest finish retry delay; default 10 min
 	PollEvery     time.Duration // how often the outbox is checked without a wake-up; default 1 s
-	// AppExists, when set, vets a new link's appId in its team.
-	AppExists func(ctx context.Context, teamID, appID string) error
+	// Apps, when set, vets a new link's appId in its team: shareauth does
+	// not know chat's apps, so the program that has both says.
+	Apps AppChecker
 	// OnHookFailure, when set, is called with the cause (CauseBlocked,
 	// CauseTimeout...) each time an auth host gave no verdict (metrics hook).
 	OnHookFailure func(cause string)
-	// OnPanic, when set, is called after a panic in background work was recovered and
-	// logged (metrics hook); component names the loop, e.g. "training".
+	// OnPanic, when set, is called after a panic in the finish outbox was
+	// recovered and logged (metrics hook), with the component "finish".
 	OnPanic func(component string)
-	Now     func() time.Time
 	Logger  *slog.Logger
+}
+
+// AppChecker vets the app a new link publishes.
+type AppChecker interface {
+	// CheckApp returns nil when team teamID has app appID, and the error
+	// the link's creator gets otherwise (an apierror.InvalidRequest on
+	// appId, say).
+	CheckApp(ctx context.Context, teamID, appID string) error
+}
+
+// AppCheckerFunc adapts a function to an AppChecker.
+type AppCheckerFunc func(ctx context.Context, teamID, appID string) error
+
+// CheckApp calls f.
+func (f AppCheckerFunc) CheckApp(ctx context.Context, teamID, appID string) error {
+	return f(ctx, teamID, appID)
 }
 
 // Service manages share links, admits their visitors through the owner's
@@ -73,13 +85,10 @@ type Service struct {
 	qpm   *buckets // questions per minute, by link
 	inits *buckets // init calls to the auth host, by link
 
-	wake   chan struct{}
-	cancel context.CancelFunc
-	done   chan struct{}
-	once   sync.Once
+	outbox *queue.Runner[*Delivery]
 }
 
-// New starts a Service and its outbox worker; Close stops it.
+// New starts a Service and the runner of its finish outbox; Close stops it.
 func New(opts Options) *Service {
 	if opts.Store == nil {
 		opts.Store = NewMemoryStore()
@@ -102,17 +111,12 @@ func New(opts Options) *Service {
 	if opts.InitBurst <= 0 {
 		opts.InitBurst = 20
 	}
-	if opts.Now == nil {
-		opts.Now = time.Now
-	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	ctx, cancel := context.WithCancel(context.Background())
 	s := &Service{opts: opts, store: opts.Store, log: opts.Logger, qpm: newBuckets(0), inits: newBuckets(0),
-		hooks: &hookClient{http: opts.HTTPClient, timeout: opts.HookTimeout, now: opts.Now, log: opts.Logger, onFailure: opts.OnHookFailure},
-		wake:  make(chan struct{}, 1), cancel: cancel, done: make(chan struct{})}
-	go s.deliverLoop(ctx)
+		hooks: &hookClient{http: opts.HTTPClient, timeout: opts.HookTimeout, log: opts.Logger, onFailure: opts.OnHookFailure}}
+	s.outbox = s.startOutbox()
 	return s
 }
 
@@ -123,16 +127,9 @@ func or(d, def time.Duration) time.Duration {
 	return d
 }
 
-// Close stops the outbox worker; undelivered callbacks stay in the store.
-func (s *Service) Close(ctx context.Context) error {
-	s.once.Do(s.cancel)
-	select {
-	case <-s.done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+// Close stops the outbox runner, or gives up when ctx ends; undelivered
+// callbacks stay in the store, due, for the next Service.
+func (s *Service) Close(ctx context.Context) error { return s.outbox.Close(ctx) }
 
 // LinkSpec describes a new link.
 type LinkSpec struct {
@@ -192,13 +189,13 @@ func (s *Service) CreateLink(ctx context.Context, spec LinkSpec) (*Link, string,
 	if err := s.validateLimit(&spec.Limit); err != nil {
 		return nil, "", err
 	}
-	if s.opts.AppExists != nil {
-		if err := s.opts.AppExists(ctx, spec.TeamID, spec.AppID); err != nil {
+	if s.opts.Apps != nil {
+		if err := s.opts.Apps.CheckApp(ctx, spec.TeamID, spec.AppID); err != nil {
 			return nil, "", err
 		}
 	}
 	l := &Link{ID: id.New(), TeamID: spec.TeamID, AppID: spec.AppID, Name: spec.Name, Limit: spec.Limit,
-		ResponseDetail: spec.ResponseDetail, Secret: newSecret(), CreateTime: s.opts.Now().UTC()}
+		ResponseDetail: spec.ResponseDetail, Secret: newSecret(), CreateTime: time.Now().UTC()}
 	if err := s.store.PutLink(ctx, l); err != nil {
 		return nil, "", err
 	}
@@ -294,7 +291,7 @@ func (s *Service) checkLink(ctx context.Context, shareID, token string) (*Link, 
 	if err != nil {
 		return nil, err
 	}
-	if !l.Limit.ExpiredTime.IsZero() && !s.opts.Now().Before(l.Limit.ExpiredTime) {
+	if !l.Limit.ExpiredTime.IsZero() && !time.Now().Before(l.Limit.ExpiredTime) {
 		return nil, ErrLinkExpired
 	}
 	if l.Limit.MaxUsagePoints > 0 && l.UsagePoints >= l.Limit.MaxUsagePoints {
@@ -313,7 +310,7 @@ func (s *Service) Admit(ctx context.Context, shareID, token, question string) (*
 		return nil, err
 	}
 	if l.Limit.QPM > 0 {
-		if wait, ok := s.qpm.take(l.ID, rate.Limit(float64(l.Limit.QPM)/60), l.Limit.QPM, s.opts.Now()); !ok {
+		if wait, ok := s.qpm.take(l.ID, rate.Limit(float64(l.Limit.QPM)/60), l.Limit.QPM, time.Now()); !ok {
 			return nil, retryAfter(ErrQPM, wait)
 		}
 	}
@@ -350,7 +347,7 @@ func (s *Service) Init(ctx context.Context, shareID, token string) (*Admission, 
 		return nil, ErrNoToken
 	}
 	if n := s.opts.InitPerMinute; n > 0 {
-		if wait, ok := s.inits.take(l.ID, rate.Limit(float64(n)/60), s.opts.InitBurst, s.opts.Now()); !ok {
+		if wait, ok := s.inits.take(l.ID, rate.Limit(float64(n)/60), s.opts.InitBurst, time.Now()); !ok {
 			return nil, retryAfter(ErrInitRate, wait)
 		}
 	}
@@ -372,145 +369,5 @@ func retryAfter(e *apierror.Error, wait time.Duration) error {
 
 // Charge adds points a visitor's chat spent to the link.
 func (s *Service) Charge(ctx context.Context, shareID string, points float64) error {
-	return s.store.AddUsage(ctx, shareID, points, s.opts.Now().UTC())
-}
-
-// Finish queues the /shareAuth/finish callback for a finished chat. It
-// returns once the callback is durable; delivery happens in the background.
-func (s *Service) Finish(ctx context.Context, adm *Admission, responseData any) error {
-	if adm.Link.Limit.HookURL == "" {
-		return nil
-	}
-	body, err := json.Marshal(map[string]any{"token": adm.Token, "responseData": responseData})
-	if err != nil {
-		return fmt.Errorf("shareauth: finish body: %w", err)
-	}
-	now := s.opts.Now().UTC()
-	d := &Delivery{ID: id.New(), ShareID: adm.Link.ID, Path: "/shareAuth/finish", Body: body, NextAttempt: now, CreateTime: now}
-	if err := s.store.Enqueue(ctx, d); err != nil {
-		return err
-	}
-	select {
-	case s.wake <- struct{}{}:
-	default:
-	}
-	return nil
-}
-
-// Pending counts a link's undelivered finish callbacks.
-func (s *Service) Pending(ctx context.Context, shareID string) (int, error) {
-	return s.store.Pending(ctx, shareID)
-}
-
-// deliverLoop works the outbox until ctx ends. A panic, whether in one
-// delivery or in the store, is recovered: one poisoned callback must not
-// stop the others, nor, replayed after a restart, crash the process again.
-func (s *Service) deliverLoop(ctx context.Context) {
-	defer close(s.done)
-	for {
-		more := false
-		if err := panics.Catch(func() error { more = s.deliverDue(ctx); return nil }); err != nil {
-			s.panicked(ctx, err, "shareauth: the finish outbox loop panicked; it carries on")
-			more = false // wait before trying the store again
-		}
-		if ctx.Err() != nil {
-			return
-		}
-		if more {
-			continue
-		}
-		t := time.NewTimer(s.opts.PollEvery)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-s.wake:
-		case <-t.C:
-		}
-		t.Stop()
-	}
-}
-
-// deliverDue works one batch of due callbacks and reports whether there
-// may be more.
-func (s *Service) deliverDue(ctx context.Context) bool {
-	const batch = 32
-	due, err := s.store.Due(ctx, s.opts.Now(), batch)
-	if err != nil && ctx.Err() == nil {
-		s.log.Error("shareauth: reading the outbox", "err", err)
-	}
-	for _, d := range due {
-		if ctx.Err() != nil {
-			return false
-		}
-		s.deliver(ctx, d)
-	}
-	return len(due) == batch
-}
-
-// panicked logs a recovered panic with its stack and tells the metrics hook.
-func (s *Service) panicked(ctx context.Context, err error, msg string, args ...any) {
-	var pe *panics.Error
-	if errors.As(err, &pe) {
-		args = append(args, "stack", string(pe.Stack))
-	}
-	s.log.ErrorContext(ctx, msg, append(args, "err", err)...)
-	if s.opts.OnPanic != nil {
-		s.opts.OnPanic("finish")
-	}
-}
-
-// deliver makes one attempt at d and records its outcome: gone from the
-// outbox, or rescheduled with backoff and the cause, a panic included.
-func (s *Service) deliver(ctx context.Context, d *Delivery) {
-	err := panics.Catch(func() error { return s.send(ctx, d) })
-	var pe *panics.Error
-	isPanic := errors.As(err, &pe)
-	if ctx.Err() != nil && !isPanic {
-		return // shutting down; the delivery stays due
-	}
-	if err == nil {
-		if err := s.store.Delivered(ctx, d.ID); err != nil {
-			s.log.Error("shareauth: marking a callback delivered", "err", err)
-		}
-		return
-	}
-	d.Attempts++
-	d.LastError = err.Error()
-	delay := s.opts.RetryBase << min(d.Attempts-1, 20)
-	if delay > s.opts.RetryMax || delay <= 0 {
-		delay = s.opts.RetryMax
-	}
-	d.NextAttempt = s.opts.Now().Add(delay).UTC()
-	if isPanic {
-		s.panicked(ctx, err, "shareauth: a finish callback panicked; will retry",
-			"link", d.ShareID, "delivery", d.ID, "attempts", d.Attempts, "retry_in", delay)
-	} else {
-		s.log.Warn("shareauth: finish callback failed; will retry", "link", d.ShareID, "attempts", d.Attempts, "retry_in", delay, "err", err)
-	}
-	if err := s.store.Reschedule(context.WithoutCancel(ctx), d); err != nil {
-		s.log.Error("shareauth: rescheduling a callback", "err", err)
-	}
-}
-
-// send makes one attempt at d; nil means it is settled: delivered, or its
-// link is gone or has no auth host any more.
-func (s *Service) send(ctx context.Context, d *Delivery) error {
-	l, err := s.store.Link(ctx, d.ShareID)
-	if errors.Is(err, ErrLinkNotFound) || (err == nil && l.Limit.HookURL == "") {
-		return nil // nobody to tell any more
-	}
-	if err != nil {
-		return err
-	}
-	cctx, cancel := context.WithTimeout(ctx, s.opts.FinishTimeout)
-	defer cancel()
-	resp, _, err := s.hooks.call(cctx, l, d.Path, json.RawMessage(d.Body))
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("auth host answered %d", resp.StatusCode)
-	}
-	return nil
+	return s.store.AddUsage(ctx, shareID, points, time.Now().UTC())
 }

@@ -39,13 +39,13 @@ var (
 	ErrStale            = errors.New("shareauth: callback timestamp is outside the tolerance")
 )
 
-// Verifier checks chatgate's signed callbacks on the app owner's server. Its
-// zero value needs Secret set; the other fields have defaults.
+// Verifier checks chatgate's signed callbacks on the app owner's server,
+// against its clock (tests move it with testing/synctest). Its zero value
+// needs Secret set; the other fields have defaults.
 type Verifier struct {
-	Secret    string           // the link's secret, shown when the link was created
-	Tolerance time.Duration    // default DefaultTolerance
-	Now       func() time.Time // default time.Now
-	MaxBody   int64            // default 1 MiB
+	Secret    string        // the link's secret, shown when the link was created
+	Tolerance time.Duration // default DefaultTolerance
+	MaxBody   int64         // default 1 MiB
 }
 
 // Verify reads r's body and returns it if r carries a valid signature from
@@ -79,15 +79,11 @@ func (v *Verifier) Check(timestamp, signature string, body []byte) error {
 	if !hmac.Equal([]byte(signature), []byte(Sign(v.Secret, ts, body))) {
 		return ErrBadSignature
 	}
-	now := time.Now
-	if v.Now != nil {
-		now = v.Now
-	}
 	tol := v.Tolerance
 	if tol <= 0 {
 		tol = DefaultTolerance
 	}
-	if d := now().Sub(time.Unix(ts, 0)); d > tol || d < -tol {
+	if d := time.Since(time.Unix(ts, 0)); d > tol || d < -tol {
 		return ErrStale
 	}
 	return nil

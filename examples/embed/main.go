@@ -1,10 +1,17 @@
-// Command embed mounts chatgate's key authentication and key API inside an
-// existing net/http service, without the reference server.
+// Command embed mounts chatgate's key authentication, key API and chat
+// routes inside an existing net/http service, beside its own routes,
+// without the reference server.
 //
 //	go run ./examples/embed
 //
-// It keeps keys in memory and prints an admin key at start; a real service
-// would use auth.NewBoltStore on its own bbolt file.
+// It keeps keys, apps and history in memory and prints an admin key and an
+// app key at start; a real service would use auth.NewBoltStore and
+// chat.NewBoltStore on its own bbolt file. Its app answers with a model of
+// its own (a chat.ModelFunc), so it links no provider client and no
+// tokenizer tables: chat/llm and cl100k are there to import when wanted.
+//
+//	curl -s localhost:9528/v1/chat/completions -H "Authorization: Bearer $APP_KEY" \
+//	  -d '{"messages":[{"role":"user","content":"hello"}]}'
 package main
 
 import (
@@ -14,8 +21,10 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 
 	"github.com/chatgate/chatgate/auth"
+	"github.com/chatgate/chatgate/chat"
 )
 
 func main() {
@@ -33,6 +42,30 @@ func main() {
 	}
 	fmt.Println("admin key:", admin)
 
+	// A chat app on a model of the service's own: it echoes the question.
+	apps := chat.NewMemoryStore()
+	models := new(chat.Models)
+	models.Register("echo", chat.ModelFunc(func(ctx context.Context, req chat.ModelRequest, onToken func(string) error) (chat.ModelResult, error) {
+		answer := "You said: " + req.Question
+		for _, word := range strings.SplitAfter(answer, " ") {
+			if onToken != nil {
+				if err := onToken(word); err != nil {
+					return chat.ModelResult{}, err
+				}
+			}
+		}
+		return chat.ModelResult{Text: answer, FinishReason: "stop"}, nil
+	}))
+	engine := chat.NewEngine(chat.EngineOptions{Apps: apps, History: apps, Models: models})
+	if err := engine.SaveApp(ctx, &chat.App{ID: "echo", Name: "Echo", Model: "echo"}); err != nil {
+		log.Fatal(err)
+	}
+	_, appKey, err := keys.Create(ctx, auth.KeySpec{Name: "echo app", AppID: "echo"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("app key:", appKey)
+
 	mux := http.NewServeMux()
 	// The service's own route, now behind chatgate keys with the chat scope.
 	mux.Handle("POST /my/ask", authn.Require(auth.ScopeChat, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -43,6 +76,9 @@ func main() {
 	api := auth.NewHandler(keys, nil)
 	mux.Handle("POST /api/support/openapi/create", authn.Require(auth.ScopeAdmin, http.HandlerFunc(api.Create)))
 	mux.Handle("GET /api/support/openapi/list", authn.Require(auth.ScopeAdmin, http.HandlerFunc(api.List)))
+	// chatgate's chat routes (completions, history, apps), each behind the
+	// key scope it needs and answering in its clients' error shape.
+	chat.NewHandler(engine, chat.HandlerOptions{}).Register(mux, authn)
 
 	srv := &http.Server{Addr: "127.0.0.1:9528", Handler: mux}
 	go func() {

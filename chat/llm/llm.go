@@ -1,4 +1,4 @@
-package chat
+package llm
 
 import (
 	"context"
@@ -12,19 +12,22 @@ import (
 	"github.com/tmc/langchaingo/llms"
 	"github.com/tmc/langchaingo/llms/ollama"
 	"github.com/tmc/langchaingo/llms/openai"
+
+	"github.com/chatgate/chatgate/chat"
 )
 
 // DefaultIdleTimeout is how long an upstream model may go without sending a
 // token before the call is abandoned as stalled.
 const DefaultIdleTimeout = 60 * time.Second
 
-// LangChain adapts a langchaingo model to Model, streaming through its
-// callback and reading token usage from its generation info.
-type LangChain struct {
+// Model adapts a langchaingo model to chat.Model, streaming through its
+// callback and reading token usage from its generation info. NewOpenAI and
+// NewOllama return one; wrap another langchaingo model by setting LLM.
+type Model struct {
 	LLM      llms.Model
 	Provider string // for errors: "openai", "ollama"
-	// Model is the upstream model name; when empty, the app's model name is sent.
-	Model string
+	// Name is the upstream model name; when empty, the app's model name is sent.
+	Name string
 	// IdleTimeout abandons a call whose upstream sends nothing for this long;
 	// DefaultIdleTimeout when zero.
 	IdleTimeout time.Duration
@@ -33,8 +36,8 @@ type LangChain struct {
 	requireFinish bool
 }
 
-// ProviderConfig declares an upstream model provider.
-type ProviderConfig struct {
+// Config declares an upstream model provider.
+type Config struct {
 	// BaseURL of an OpenAI-compatible API (…/v1) or of an Ollama server.
 	BaseURL string
 	// APIKey for OpenAI-compatible providers. It is chatgate's own credential:
@@ -47,48 +50,48 @@ type ProviderConfig struct {
 }
 
 // NewOpenAI returns a Model for any OpenAI-compatible server.
-func NewOpenAI(c ProviderConfig) (*LangChain, error) {
+func NewOpenAI(c Config) (*Model, error) {
 	if c.BaseURL == "" {
-		return nil, errors.New("chat: openai provider needs a base URL")
+		return nil, errors.New("llm: openai provider needs a base URL")
 	}
 	key := c.APIKey
 	if key == "" {
 		key = "none" // local OpenAI-compatible servers often need no key; langchaingo insists on one
 	}
-	opts := []openai.Option{openai.WithBaseURL(c.BaseURL), openai.WithToken(key)}
+	opts := []openai.Option{openai.WithBaseURL(c.BaseURL), openai.WithToken(key), openai.WithHTTPClient(c.client())}
 	if c.Model != "" {
 		opts = append(opts, openai.WithModel(c.Model))
 	}
-	opts = append(opts, openai.WithHTTPClient(c.client()))
 	llm, err := openai.New(opts...)
-	if err != nil {
-		return nil, fmt.Errorf("chat: openai provider: %w", err)
-	}
-	return &LangChain{LLM: llm, Provider: "openai", Model: c.Model, IdleTimeout: c.IdleTimeout, requireFinish: true}, nil
+	return c.model("openai", llm, err, true)
 }
 
 // NewOllama returns a Model for an Ollama server.
-func NewOllama(c ProviderConfig) (*LangChain, error) {
+func NewOllama(c Config) (*Model, error) {
 	if c.BaseURL == "" {
-		return nil, errors.New("chat: ollama provider needs a base URL")
+		return nil, errors.New("llm: ollama provider needs a base URL")
 	}
-	opts := []ollama.Option{ollama.WithServerURL(c.BaseURL)}
+	opts := []ollama.Option{ollama.WithServerURL(c.BaseURL), ollama.WithHTTPClient(c.client())}
 	if c.Model != "" {
 		opts = append(opts, ollama.WithModel(c.Model))
 	}
-	opts = append(opts, ollama.WithHTTPClient(c.client()))
 	llm, err := ollama.New(opts...)
+	return c.model("ollama", llm, err, false)
+}
+
+// model is the Model of llm, which provider's constructor returned with err.
+func (c Config) model(provider string, llm llms.Model, err error, requireFinish bool) (*Model, error) {
 	if err != nil {
-		return nil, fmt.Errorf("chat: ollama provider: %w", err)
+		return nil, fmt.Errorf("llm: %s provider: %w", provider, err)
 	}
-	return &LangChain{LLM: llm, Provider: "ollama", Model: c.Model, IdleTimeout: c.IdleTimeout}, nil
+	return &Model{LLM: llm, Provider: provider, Name: c.Model, IdleTimeout: c.IdleTimeout, requireFinish: requireFinish}, nil
 }
 
 var errStalled = errors.New("upstream sent nothing within the idle timeout")
 
-// Generate implements Model. It streams even when onToken is nil, so that
+// Generate implements chat.Model. It streams even when onToken is nil, so that
 // the idle timeout still tells a stalled upstream from a slow one.
-func (l *LangChain) Generate(ctx context.Context, req ModelRequest, onToken func(string) error) (ModelResult, error) {
+func (l *Model) Generate(ctx context.Context, req chat.ModelRequest, onToken func(string) error) (chat.ModelResult, error) {
 	if onToken == nil {
 		onToken = func(string) error { return nil }
 	}
@@ -96,14 +99,14 @@ func (l *LangChain) Generate(ctx context.Context, req ModelRequest, onToken func
 	for _, m := range req.Messages {
 		role := llms.ChatMessageTypeHuman
 		switch m.Role {
-		case RoleSystem:
+		case chat.RoleSystem:
 			role = llms.ChatMessageTypeSystem
-		case RoleAssistant:
+		case chat.RoleAssistant:
 			role = llms.ChatMessageTypeAI
 		}
 		msgs = append(msgs, llms.TextParts(role, m.Content))
 	}
-	model := l.Model
+	model := l.Name
 	if model == "" {
 		model = req.Model
 	}
@@ -148,33 +151,33 @@ func (l *LangChain) Generate(ctx context.Context, req ModelRequest, onToken func
 	}
 	resp, err := l.LLM.GenerateContent(ctx, msgs, opts...)
 	if sinkErr != nil {
-		return ModelResult{}, sinkErr
+		return chat.ModelResult{}, sinkErr
 	}
 	if cause := context.Cause(ctx); errors.Is(cause, errStalled) {
-		return ModelResult{}, &UpstreamError{Provider: l.Provider, Err: errStalled}
+		return chat.ModelResult{}, &chat.UpstreamError{Provider: l.Provider, Err: errStalled}
 	}
 	if ctx.Err() != nil {
 		// langchaingo's Ollama client ends a cancelled stream without an error
-		return ModelResult{}, ctx.Err()
+		return chat.ModelResult{}, ctx.Err()
 	}
 	if err != nil {
-		return ModelResult{}, &UpstreamError{Provider: l.Provider, Err: err}
+		return chat.ModelResult{}, &chat.UpstreamError{Provider: l.Provider, Err: err}
 	}
 	if len(resp.Choices) == 0 {
-		return ModelResult{}, &UpstreamError{Provider: l.Provider, Err: errors.New("no choices in the response")}
+		return chat.ModelResult{}, &chat.UpstreamError{Provider: l.Provider, Err: errors.New("no choices in the response")}
 	}
 	c := resp.Choices[0]
 	if l.requireFinish && (c.StopReason == "" || c.StopReason == "<nil>") {
 		// A stream that ends without a finish reason was cut off upstream.
-		return ModelResult{}, &UpstreamError{Provider: l.Provider, Err: errors.New("stream ended without a finish reason")}
+		return chat.ModelResult{}, &chat.UpstreamError{Provider: l.Provider, Err: errors.New("stream ended without a finish reason")}
 	}
 	if !l.requireFinish && c.Content != streamed.String() {
 		// langchaingo's Ollama client ignores read errors and fills the
 		// content only from the final (done) message: a stream cut off
 		// upstream ends without an error and without that content.
-		return ModelResult{}, &UpstreamError{Provider: l.Provider, Err: errors.New("stream ended before its final message")}
+		return chat.ModelResult{}, &chat.UpstreamError{Provider: l.Provider, Err: errors.New("stream ended before its final message")}
 	}
-	res := ModelResult{Text: c.Content, FinishReason: c.StopReason}
+	res := chat.ModelResult{Text: c.Content, FinishReason: c.StopReason}
 	if res.FinishReason == "" {
 		res.FinishReason = "stop"
 	}
@@ -199,7 +202,7 @@ func intInfo(m map[string]any, k string) int {
 // connections to the provider for concurrent streams to reuse them: Go's
 // default keeps two per host, so a burst of chats would open (and, over
 // TLS, handshake) most of its connections anew each time.
-func (c ProviderConfig) client() *http.Client {
+func (c Config) client() *http.Client {
 	if c.HTTPClient != nil {
 		return c.HTTPClient
 	}

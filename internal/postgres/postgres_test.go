@@ -1,0 +1,71 @@
+package postgres_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"testing/fstest"
+
+	"github.com/chatgate/chatgate/apierror"
+	"github.com/chatgate/chatgate/internal/postgres"
+	"github.com/chatgate/chatgate/internal/postgres/pgtest"
+)
+
+var migrations = fstest.MapFS{
+	"00001_things.sql": {Data: []byte("-- +goose Up\nCREATE TABLE things (id text PRIMARY KEY);\n")},
+	"00002_more.sql":   {Data: []byte("-- +goose Up\nALTER TABLE things ADD COLUMN n int NOT NULL DEFAULT 0;\n")},
+}
+
+// Replicas starting together apply each migration once.
+func TestMigrateConcurrently(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	ctx := context.Background()
+	errs := make(chan error, 4)
+	for range 4 {
+		go func() {
+			pool, err := postgres.Open(ctx, dsn)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer pool.Close()
+			errs <- postgres.Migrate(ctx, pool, migrations, "test_migrations")
+		}()
+	}
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	pool, err := postgres.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	var n int
+	if err := pool.QueryRow(ctx, "SELECT count(*) FROM test_migrations WHERE version_id > 0").Scan(&n); err != nil || n != 2 {
+		t.Fatalf("versions applied: %d, %v; want 2", n, err)
+	}
+	if _, err := pool.Exec(ctx, "INSERT INTO things (id, n) VALUES ('a', 1)"); err != nil {
+		t.Fatalf("the migrated table: %v", err)
+	}
+}
+
+// A server that does not answer fails the start fast, naming its host
+// and port but not the password.
+func TestOpenUnreachable(t *testing.T) {
+	_, err := postgres.Open(context.Background(), "postgres://chatgate:s3cret-pw@127.0.0.1:1/db?connect_timeout=1")
+	if err == nil {
+		t.Fatal("Open of a closed port succeeded")
+	}
+	if !strings.Contains(err.Error(), "127.0.0.1:1") || strings.Contains(err.Error(), "s3cret-pw") {
+		t.Fatalf("error %q: want the host and port, not the password", err)
+	}
+	if !errors.Is(err, apierror.ErrStorageUnavailable) {
+		t.Fatalf("error %q is not storage_unavailable", err)
+	}
+	if _, err := postgres.Open(context.Background(), "postgres://u:s3cret-pw@[::1"); err == nil || strings.Contains(err.Error(), "s3cret-pw") {
+		t.Fatalf("a DSN that does not parse: %v", err)
+	}
+}
