@@ -2,10 +2,8 @@ package embedding_test
 
 import (
 	"context"
-	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -20,21 +18,13 @@ import (
 // endpoint, and an endpoint failure is a recorded training failure.
 func TestServiceWithRemoteEmbedder(t *testing.T) {
 	ctx := context.Background()
-	var down atomic.Bool
-	fake := &fakeOpenAI{t: t, fail: func(w http.ResponseWriter, _ openAIRequest) bool {
-		if !down.Load() {
-			return false
-		}
-		w.WriteHeader(http.StatusTooManyRequests)
-		_, _ = io.WriteString(w, `{"error":{"message":"Rate limit reached for text-embedding-3-small"}}`)
-		return true
-	}}
-	srv := httptest.NewServer(fake)
-	defer srv.Close()
-	emb, err := embedding.NewOpenAI(embedding.Config{BaseURL: srv.URL + "/v1", APIKey: "sk-x", Model: "text-embedding-3-small"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	var mode atomic.Value
+	fake := &fakeOpenAI{fake[openAIRequest]{t: t, fail: failWith[openAIRequest](&mode, map[string]answer{
+		"down": {http.StatusTooManyRequests, false, `{"error":{"message":"Rate limit reached for text-embedding-3-small"}}`},
+	})}}
+	emb, _ := open(t, fake, func(url string) (*embedding.Client, error) {
+		return embedding.NewOpenAI(embedding.Config{BaseURL: url + "/v1", APIKey: "sk-x", Model: "text-embedding-3-small"})
+	})
 	s, err := dataset.New(ctx, dataset.Options{Embedders: map[string]dataset.Embedder{"text-embedding-3-small": emb},
 		DefaultVectorModel: "text-embedding-3-small", MaxAttempts: 2, RetryBase: time.Millisecond, PollEvery: 5 * time.Millisecond,
 		Tokens: dataset.TokenizerFunc(func(s string) int { return len(s) }), Logger: slog.New(slog.DiscardHandler)})
@@ -76,7 +66,7 @@ func TestServiceWithRemoteEmbedder(t *testing.T) {
 		t.Fatalf("search request = %+v", reqs[len(reqs)-1])
 	}
 
-	down.Store(true)
+	mode.Store("down")
 	if d := push(dataset.PushItem{Q: "换货呢？"}); d.FailedAmount != 1 {
 		t.Fatalf("after the endpoint went down: %+v", d)
 	}
