@@ -31,8 +31,6 @@ type Options struct {
 	// FlushInterval is how often usage (last-used time, points) is written
 	// back; Close writes what is left. Default 5s.
 	FlushInterval time.Duration
-	// Now replaces time.Now, for tests that need a frozen clock.
-	Now func() time.Time
 	// Logger receives flush and audit errors; slog.Default() when nil.
 	Logger *slog.Logger
 	// OnFailure, when set, is called with the statusText of every rejected
@@ -77,7 +75,7 @@ type Options struct {
 //
 // Create one with NewAuthenticator and Close it on shutdown.
 type Authenticator struct {
-	store Store
+	store AuthenticatorStore
 	opts  Options
 	log   *slog.Logger
 
@@ -137,8 +135,9 @@ func (s *keyState) used() float64 {
 }
 
 // NewAuthenticator returns an Authenticator on store and starts its
-// background flusher.
-func NewAuthenticator(store Store, opts Options) *Authenticator {
+// background flusher. store is usually a whole Store, shared with the
+// Manager that changes its keys.
+func NewAuthenticator(store AuthenticatorStore, opts Options) *Authenticator {
 	if opts.Prefix == "" {
 		opts.Prefix = DefaultPrefix
 	}
@@ -147,9 +146,6 @@ func NewAuthenticator(store Store, opts Options) *Authenticator {
 	}
 	if opts.FlushInterval <= 0 {
 		opts.FlushInterval = 5 * time.Second
-	}
-	if opts.Now == nil {
-		opts.Now = time.Now
 	}
 	if opts.FailureLimitPerMinute == 0 {
 		opts.FailureLimitPerMinute = DefaultFailureLimitPerMinute
@@ -203,7 +199,7 @@ func (a *Authenticator) authenticate(ctx context.Context, token string, client n
 	if err := checkToken(a.opts.Prefix, token); err != nil {
 		return nil, nil, err
 	}
-	now := a.opts.Now()
+	now := time.Now()
 	e, err := a.lookup(ctx, HashKey(token), now)
 	if err != nil {
 		return nil, nil, err
@@ -448,7 +444,7 @@ func (a *Authenticator) state(ctx context.Context, keyID string) (*keyState, err
 	if err != nil {
 		return nil, err
 	}
-	return a.cache(k.Hash, k, a.opts.Now()).state, nil
+	return a.cache(k.Hash, k, time.Now()).state, nil
 }
 
 // Flush writes unflushed usage and the aggregated auth-failure events not
@@ -512,7 +508,7 @@ func (a *Authenticator) flushUsage(ctx context.Context) error {
 // the others of its minute (see failures), so a flood of bad keys costs a
 // few map updates rather than a database write each.
 func (a *Authenticator) fail(err error, k *Key, client netip.Addr) error {
-	now := a.opts.Now()
+	now := time.Now()
 	if errors.Is(err, ErrInvalidKey) {
 		if wait := a.failures.count(client, now); wait > 0 {
 			err = ErrTooManyFailures.WithRetryAfter(wait)
@@ -548,7 +544,7 @@ func (a *Authenticator) loop() {
 			return
 		case <-t.C:
 		}
-		now := a.opts.Now()
+		now := time.Now()
 		a.guard(ctx, func() error { return a.flushUsage(ctx) })
 		a.guard(ctx, func() error { return a.writeAudit(ctx, false) })
 		a.guard(ctx, func() error { a.failures.sweep(now); return nil })
@@ -612,7 +608,7 @@ func (a *Authenticator) guard(ctx context.Context, fn func() error) {
 func (a *Authenticator) writeAudit(ctx context.Context, all bool) error {
 	a.auditMu.Lock()
 	defer a.auditMu.Unlock()
-	evs := a.failures.take(a.opts.Now(), all)
+	evs := a.failures.take(time.Now(), all)
 	if len(evs) == 0 {
 		return nil
 	}
@@ -629,7 +625,7 @@ func (a *Authenticator) writeAudit(ctx context.Context, all bool) error {
 func (a *Authenticator) TrimAudit(ctx context.Context) error {
 	var before time.Time
 	if a.opts.AuditRetention > 0 {
-		before = a.opts.Now().Add(-a.opts.AuditRetention)
+		before = time.Now().Add(-a.opts.AuditRetention)
 	}
 	keep := max(a.opts.AuditMaxEvents, 0)
 	if before.IsZero() && keep == 0 {

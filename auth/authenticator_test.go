@@ -13,33 +13,12 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/chatgate/chatgate/apierror"
 	"github.com/chatgate/chatgate/auth"
 )
-
-// clock is a controllable time source for auth.Options.Now.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock {
-	return &clock{t: time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)}
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 // countingStore wraps a MemoryStore and counts the calls that reach it.
 type countingStore struct {
@@ -98,30 +77,27 @@ func (s *countingStore) AppendAudit(ctx context.Context, evs []auth.AuditEvent) 
 }
 
 type env struct {
-	clock *clock
 	store auth.Store
 	authn *auth.Authenticator
 	mgr   *auth.Manager
 }
 
 // newEnv returns an authenticator and manager on store (a new MemoryStore
-// when nil) with a frozen clock. The background flusher is kept out of the
-// way (FlushInterval of an hour) so tests decide when usage is written.
+// when nil). A test that needs a clock runs in a synctest bubble, whose
+// time stands still until the test sleeps. The background flusher is kept
+// out of the way (a FlushInterval longer than any test sleeps) so tests
+// decide when usage is written.
 func newEnv(t testing.TB, store auth.Store, opts auth.Options) *env {
 	t.Helper()
 	if store == nil {
 		store = auth.NewMemoryStore()
 	}
-	c := newClock()
-	if opts.Now == nil {
-		opts.Now = c.Now
-	}
 	if opts.FlushInterval == 0 {
-		opts.FlushInterval = time.Hour
+		opts.FlushInterval = 365 * 24 * time.Hour
 	}
 	a := auth.NewAuthenticator(store, opts)
 	t.Cleanup(func() { _ = a.Close(context.Background()) })
-	return &env{clock: c, store: store, authn: a, mgr: auth.NewManager(store, a)}
+	return &env{store: store, authn: a, mgr: auth.NewManager(store, a)}
 }
 
 func (e *env) create(t testing.TB, spec auth.KeySpec) (*auth.Key, string) {
@@ -239,22 +215,24 @@ func TestKeyDisabled(t *testing.T) {
 }
 
 func TestKeyExpired(t *testing.T) {
-	e := newEnv(t, nil, auth.Options{})
-	exp := e.clock.Now().Add(time.Hour)
-	_, secret := e.create(t, auth.KeySpec{AppID: "app-1", Limit: auth.Limit{ExpiredTime: exp}})
-	if _, err := e.authn.Authenticate(ctx, secret, loopback); err != nil {
-		t.Fatalf("before expiry: %v", err)
-	}
-	e.clock.Advance(time.Hour - time.Second)
-	if _, err := e.authn.Authenticate(ctx, secret, loopback); err != nil {
-		t.Fatalf("a second before expiry: %v", err)
-	}
-	e.clock.Advance(time.Second)
-	_, err := e.authn.Authenticate(ctx, secret, loopback)
-	wantErr(t, err, auth.ErrKeyExpired)
-	e.clock.Advance(24 * time.Hour)
-	_, err = e.authn.Authenticate(ctx, secret, loopback)
-	wantErr(t, err, auth.ErrKeyExpired)
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t, nil, auth.Options{})
+		exp := time.Now().UTC().Add(time.Hour)
+		_, secret := e.create(t, auth.KeySpec{AppID: "app-1", Limit: auth.Limit{ExpiredTime: exp}})
+		if _, err := e.authn.Authenticate(ctx, secret, loopback); err != nil {
+			t.Fatalf("before expiry: %v", err)
+		}
+		time.Sleep(time.Hour - time.Second)
+		if _, err := e.authn.Authenticate(ctx, secret, loopback); err != nil {
+			t.Fatalf("a second before expiry: %v", err)
+		}
+		time.Sleep(time.Second)
+		_, err := e.authn.Authenticate(ctx, secret, loopback)
+		wantErr(t, err, auth.ErrKeyExpired)
+		time.Sleep(24 * time.Hour)
+		_, err = e.authn.Authenticate(ctx, secret, loopback)
+		wantErr(t, err, auth.ErrKeyExpired)
+	})
 }
 
 func TestIPNotAllowed(t *testing.T) {
@@ -354,46 +332,48 @@ func nanValue() float64 { z := 0.0; return z / z }
 func infValue() float64 { z := 0.0; return 1 / z }
 
 func TestRateLimited(t *testing.T) {
-	e := newEnv(t, nil, auth.Options{})
-	_, secret := e.create(t, auth.KeySpec{AppID: "app-1", Limit: auth.Limit{RPM: 3}})
-	for i := range 3 {
-		if _, err := e.authn.Authenticate(ctx, secret, loopback); err != nil {
-			t.Fatalf("request %d of 3: %v", i+1, err)
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t, nil, auth.Options{})
+		_, secret := e.create(t, auth.KeySpec{AppID: "app-1", Limit: auth.Limit{RPM: 3}})
+		for i := range 3 {
+			if _, err := e.authn.Authenticate(ctx, secret, loopback); err != nil {
+				t.Fatalf("request %d of 3: %v", i+1, err)
+			}
 		}
-	}
-	_, err := e.authn.Authenticate(ctx, secret, loopback)
-	wantErr(t, err, auth.ErrRateLimited)
-	var ae *apierror.Error
-	if !errors.As(err, &ae) {
-		t.Fatalf("rate-limit error %T is not *apierror.Error", err)
-	}
-	if ae.RetryAfter <= 0 || ae.RetryAfterSeconds() <= 0 {
-		t.Fatalf("RetryAfter = %v, want > 0", ae.RetryAfter)
-	}
-	// 3 per minute: one token every 20 s.
-	if ae.RetryAfter < 19*time.Second || ae.RetryAfter > 21*time.Second {
-		t.Errorf("RetryAfter = %v, want about 20s", ae.RetryAfter)
-	}
-	if ae.Status != http.StatusTooManyRequests || ae.Code != "rate_limit_exceeded" {
-		t.Errorf("error = %+v", ae)
-	}
-
-	e.clock.Advance(20 * time.Second)
-	if _, err := e.authn.Authenticate(ctx, secret, loopback); err != nil {
-		t.Fatalf("20s later: %v", err)
-	}
-	_, err = e.authn.Authenticate(ctx, secret, loopback)
-	wantErr(t, err, auth.ErrRateLimited)
-
-	// Rejected requests do not count: a full minute refills the bucket to 3.
-	e.clock.Advance(time.Minute)
-	for i := range 3 {
-		if _, err := e.authn.Authenticate(ctx, secret, loopback); err != nil {
-			t.Fatalf("after a minute, request %d: %v", i+1, err)
+		_, err := e.authn.Authenticate(ctx, secret, loopback)
+		wantErr(t, err, auth.ErrRateLimited)
+		var ae *apierror.Error
+		if !errors.As(err, &ae) {
+			t.Fatalf("rate-limit error %T is not *apierror.Error", err)
 		}
-	}
-	_, err = e.authn.Authenticate(ctx, secret, loopback)
-	wantErr(t, err, auth.ErrRateLimited)
+		if ae.RetryAfter <= 0 || ae.RetryAfterSeconds() <= 0 {
+			t.Fatalf("RetryAfter = %v, want > 0", ae.RetryAfter)
+		}
+		// 3 per minute: one token every 20 s.
+		if ae.RetryAfter < 19*time.Second || ae.RetryAfter > 21*time.Second {
+			t.Errorf("RetryAfter = %v, want about 20s", ae.RetryAfter)
+		}
+		if ae.Status != http.StatusTooManyRequests || ae.Code != "rate_limit_exceeded" {
+			t.Errorf("error = %+v", ae)
+		}
+
+		time.Sleep(20 * time.Second)
+		if _, err := e.authn.Authenticate(ctx, secret, loopback); err != nil {
+			t.Fatalf("20s later: %v", err)
+		}
+		_, err = e.authn.Authenticate(ctx, secret, loopback)
+		wantErr(t, err, auth.ErrRateLimited)
+
+		// Rejected requests do not count: a full minute refills the bucket to 3.
+		time.Sleep(time.Minute)
+		for i := range 3 {
+			if _, err := e.authn.Authenticate(ctx, secret, loopback); err != nil {
+				t.Fatalf("after a minute, request %d: %v", i+1, err)
+			}
+		}
+		_, err = e.authn.Authenticate(ctx, secret, loopback)
+		wantErr(t, err, auth.ErrRateLimited)
+	})
 }
 
 func TestRateLimitIsPerKey(t *testing.T) {
@@ -411,57 +391,63 @@ func TestRateLimitIsPerKey(t *testing.T) {
 }
 
 func TestRateLimitSurvivesCacheReload(t *testing.T) {
-	// A reload of the key after CacheTTL must not hand out a fresh bucket.
-	e := newEnv(t, nil, auth.Options{CacheTTL: time.Second})
-	_, secret := e.create(t, auth.KeySpec{AppID: "app-1", Limit: auth.Limit{RPM: 2}})
-	for range 2 {
-		if _, err := e.authn.Authenticate(ctx, secret, loopback); err != nil {
-			t.Fatal(err)
+	synctest.Test(t, func(t *testing.T) {
+		// A reload of the key after CacheTTL must not hand out a fresh bucket.
+		e := newEnv(t, nil, auth.Options{CacheTTL: time.Second})
+		_, secret := e.create(t, auth.KeySpec{AppID: "app-1", Limit: auth.Limit{RPM: 2}})
+		for range 2 {
+			if _, err := e.authn.Authenticate(ctx, secret, loopback); err != nil {
+				t.Fatal(err)
+			}
 		}
-	}
-	e.clock.Advance(2 * time.Second) // past the TTL, far less than the 30s refill
-	_, err := e.authn.Authenticate(ctx, secret, loopback)
-	wantErr(t, err, auth.ErrRateLimited)
+		time.Sleep(2 * time.Second) // past the TTL, far less than the 30s refill
+		_, err := e.authn.Authenticate(ctx, secret, loopback)
+		wantErr(t, err, auth.ErrRateLimited)
+	})
 }
 
 func TestRotatedKeyGrace(t *testing.T) {
-	e := newEnv(t, nil, auth.Options{})
-	k, old := e.create(t, auth.KeySpec{AppID: "app-1"})
-	if _, err := e.authn.Authenticate(ctx, old, loopback); err != nil {
-		t.Fatal(err)
-	}
-	_, fresh, err := e.mgr.Rotate(ctx, "", k.ID, time.Minute, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, s := range []string{old, fresh} {
-		if p, err := e.authn.Authenticate(ctx, s, loopback); err != nil || p.KeyID != k.ID {
-			t.Fatalf("within the grace period: %v, %v", p, err)
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t, nil, auth.Options{})
+		k, old := e.create(t, auth.KeySpec{AppID: "app-1"})
+		if _, err := e.authn.Authenticate(ctx, old, loopback); err != nil {
+			t.Fatal(err)
 		}
-	}
-	e.clock.Advance(time.Minute)
-	_, err = e.authn.Authenticate(ctx, old, loopback)
-	wantErr(t, err, auth.ErrInvalidKey)
-	if _, err := e.authn.Authenticate(ctx, fresh, loopback); err != nil {
-		t.Fatalf("new key after grace: %v", err)
-	}
+		_, fresh, err := e.mgr.Rotate(ctx, "", k.ID, time.Minute, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range []string{old, fresh} {
+			if p, err := e.authn.Authenticate(ctx, s, loopback); err != nil || p.KeyID != k.ID {
+				t.Fatalf("within the grace period: %v, %v", p, err)
+			}
+		}
+		time.Sleep(time.Minute)
+		_, err = e.authn.Authenticate(ctx, old, loopback)
+		wantErr(t, err, auth.ErrInvalidKey)
+		if _, err := e.authn.Authenticate(ctx, fresh, loopback); err != nil {
+			t.Fatalf("new key after grace: %v", err)
+		}
+	})
 }
 
 func TestLimitOrder(t *testing.T) {
-	// A key that breaks several limits reports disabled first, then expiry,
-	// then the IP allow-list.
-	e := newEnv(t, nil, auth.Options{})
-	k, secret := e.create(t, auth.KeySpec{AppID: "app-1", Limit: auth.Limit{ExpiredTime: e.clock.Now().Add(time.Minute)},
-		AllowedIPs: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}})
-	e.clock.Advance(time.Hour)
-	_, err := e.authn.Authenticate(ctx, secret, loopback)
-	wantErr(t, err, auth.ErrKeyExpired)
-	yes := true
-	if _, err := e.mgr.Update(ctx, "", k.ID, auth.KeyUpdate{Disabled: &yes}); err != nil {
-		t.Fatal(err)
-	}
-	_, err = e.authn.Authenticate(ctx, secret, loopback)
-	wantErr(t, err, auth.ErrKeyDisabled)
+	synctest.Test(t, func(t *testing.T) {
+		// A key that breaks several limits reports disabled first, then expiry,
+		// then the IP allow-list.
+		e := newEnv(t, nil, auth.Options{})
+		k, secret := e.create(t, auth.KeySpec{AppID: "app-1", Limit: auth.Limit{ExpiredTime: time.Now().UTC().Add(time.Minute)},
+			AllowedIPs: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}})
+		time.Sleep(time.Hour)
+		_, err := e.authn.Authenticate(ctx, secret, loopback)
+		wantErr(t, err, auth.ErrKeyExpired)
+		yes := true
+		if _, err := e.mgr.Update(ctx, "", k.ID, auth.KeyUpdate{Disabled: &yes}); err != nil {
+			t.Fatal(err)
+		}
+		_, err = e.authn.Authenticate(ctx, secret, loopback)
+		wantErr(t, err, auth.ErrKeyDisabled)
+	})
 }
 
 func TestClientIP(t *testing.T) {
@@ -780,137 +766,143 @@ func TestAuthFailuresAudited(t *testing.T) {
 }
 
 func TestUsageCoalescing(t *testing.T) {
-	cs := newCountingStore()
-	e := newEnv(t, cs, auth.Options{})
-	k, secret := e.create(t, auth.KeySpec{AppID: "app-1"})
-	cs.writes.Store(0)
-	cs.getByHash.Store(0)
+	synctest.Test(t, func(t *testing.T) {
+		cs := newCountingStore()
+		e := newEnv(t, cs, auth.Options{})
+		k, secret := e.create(t, auth.KeySpec{AppID: "app-1"})
+		cs.writes.Store(0)
+		cs.getByHash.Store(0)
 
-	t0 := e.clock.Now()
-	for i := range 1000 {
-		if i == 500 {
-			e.clock.Advance(time.Second)
+		t0 := time.Now().UTC()
+		for i := range 1000 {
+			if i == 500 {
+				time.Sleep(time.Second)
+			}
+			if _, err := e.authn.Authenticate(ctx, secret, loopback); err != nil {
+				t.Fatal(err)
+			}
 		}
-		if _, err := e.authn.Authenticate(ctx, secret, loopback); err != nil {
+		for range 10 {
+			if err := e.authn.Charge(ctx, k.ID, 0.25); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n := cs.writes.Load(); n != 0 {
+			t.Fatalf("%d store writes before Flush, want 0", n)
+		}
+		if n := cs.getByHash.Load(); n != 1 {
+			t.Fatalf("%d store lookups for 1000 requests with a warm cache, want 1", n)
+		}
+		last := t0.Add(time.Second)
+		if got, err := e.authn.LastUsed(ctx, k.ID); err != nil || !got.Equal(last) {
+			t.Fatalf("LastUsed = %v, %v; want %v", got, err, last)
+		}
+		if got, err := e.authn.UsedPoints(ctx, k.ID); err != nil || got != 2.5 {
+			t.Fatalf("UsedPoints = %v, %v; want 2.5", got, err)
+		}
+		// The Manager shows live usage; the store has none yet.
+		if mk, err := e.mgr.Get(ctx, "", k.ID); err != nil || mk.UsagePoints != 2.5 || !mk.LastUsedTime.Equal(last) {
+			t.Fatalf("Manager.Get usage = %v %v, %v", mk.UsagePoints, mk.LastUsedTime, err)
+		}
+		if sk, _ := cs.MemoryStore.Get(ctx, k.ID); sk.UsagePoints != 0 || !sk.LastUsedTime.IsZero() {
+			t.Fatalf("store usage before Flush = %v %v", sk.UsagePoints, sk.LastUsedTime)
+		}
+
+		if err := e.authn.Flush(ctx); err != nil {
 			t.Fatal(err)
 		}
-	}
-	for range 10 {
-		if err := e.authn.Charge(ctx, k.ID, 0.25); err != nil {
+		if n := cs.addUsage.Load(); n != 1 {
+			t.Fatalf("%d AddUsage calls after Flush, want 1", n)
+		}
+		cs.usageMu.Lock()
+		batch := cs.usageCalls[0]
+		cs.usageMu.Unlock()
+		if len(batch) != 1 || batch[0].KeyID != k.ID || batch[0].Points != 2.5 || !batch[0].LastUsed.Equal(last) {
+			t.Fatalf("flushed batch = %+v", batch)
+		}
+		if sk, _ := cs.MemoryStore.Get(ctx, k.ID); sk.UsagePoints != 2.5 || !sk.LastUsedTime.Equal(last) {
+			t.Fatalf("store usage after Flush = %v %v", sk.UsagePoints, sk.LastUsedTime)
+		}
+		// Nothing new: no write.
+		if err := e.authn.Flush(ctx); err != nil {
 			t.Fatal(err)
 		}
-	}
-	if n := cs.writes.Load(); n != 0 {
-		t.Fatalf("%d store writes before Flush, want 0", n)
-	}
-	if n := cs.getByHash.Load(); n != 1 {
-		t.Fatalf("%d store lookups for 1000 requests with a warm cache, want 1", n)
-	}
-	last := t0.Add(time.Second)
-	if got, err := e.authn.LastUsed(ctx, k.ID); err != nil || !got.Equal(last) {
-		t.Fatalf("LastUsed = %v, %v; want %v", got, err, last)
-	}
-	if got, err := e.authn.UsedPoints(ctx, k.ID); err != nil || got != 2.5 {
-		t.Fatalf("UsedPoints = %v, %v; want 2.5", got, err)
-	}
-	// The Manager shows live usage; the store has none yet.
-	if mk, err := e.mgr.Get(ctx, "", k.ID); err != nil || mk.UsagePoints != 2.5 || !mk.LastUsedTime.Equal(last) {
-		t.Fatalf("Manager.Get usage = %v %v, %v", mk.UsagePoints, mk.LastUsedTime, err)
-	}
-	if sk, _ := cs.MemoryStore.Get(ctx, k.ID); sk.UsagePoints != 0 || !sk.LastUsedTime.IsZero() {
-		t.Fatalf("store usage before Flush = %v %v", sk.UsagePoints, sk.LastUsedTime)
-	}
-
-	if err := e.authn.Flush(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if n := cs.addUsage.Load(); n != 1 {
-		t.Fatalf("%d AddUsage calls after Flush, want 1", n)
-	}
-	cs.usageMu.Lock()
-	batch := cs.usageCalls[0]
-	cs.usageMu.Unlock()
-	if len(batch) != 1 || batch[0].KeyID != k.ID || batch[0].Points != 2.5 || !batch[0].LastUsed.Equal(last) {
-		t.Fatalf("flushed batch = %+v", batch)
-	}
-	if sk, _ := cs.MemoryStore.Get(ctx, k.ID); sk.UsagePoints != 2.5 || !sk.LastUsedTime.Equal(last) {
-		t.Fatalf("store usage after Flush = %v %v", sk.UsagePoints, sk.LastUsedTime)
-	}
-	// Nothing new: no write.
-	if err := e.authn.Flush(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if n := cs.addUsage.Load(); n != 1 {
-		t.Fatalf("an idle Flush wrote: %d AddUsage calls", n)
-	}
-	// Used points are not counted twice after a flush.
-	if got, _ := e.authn.UsedPoints(ctx, k.ID); got != 2.5 {
-		t.Fatalf("UsedPoints after Flush = %v, want 2.5", got)
-	}
+		if n := cs.addUsage.Load(); n != 1 {
+			t.Fatalf("an idle Flush wrote: %d AddUsage calls", n)
+		}
+		// Used points are not counted twice after a flush.
+		if got, _ := e.authn.UsedPoints(ctx, k.ID); got != 2.5 {
+			t.Fatalf("UsedPoints after Flush = %v, want 2.5", got)
+		}
+	})
 }
 
 func TestUsageKeptWhenFlushFails(t *testing.T) {
-	cs := newCountingStore()
-	e := newEnv(t, cs, auth.Options{Logger: discardLogger()})
-	k, secret := e.create(t, auth.KeySpec{AppID: "app-1"})
-	if _, err := e.authn.Authenticate(ctx, secret, loopback); err != nil {
-		t.Fatal(err)
-	}
-	_ = e.authn.Charge(ctx, k.ID, 4)
-	cs.failUsage.Store(true)
-	if err := e.authn.Flush(ctx); err == nil {
-		t.Fatal("Flush succeeded against a failing store")
-	}
-	if got, _ := e.authn.UsedPoints(ctx, k.ID); got != 4 {
-		t.Fatalf("UsedPoints after a failed flush = %v, want 4", got)
-	}
-	_ = e.authn.Charge(ctx, k.ID, 1)
-	cs.failUsage.Store(false)
-	if err := e.authn.Flush(ctx); err != nil {
-		t.Fatal(err)
-	}
-	sk, _ := cs.MemoryStore.Get(ctx, k.ID)
-	if sk.UsagePoints != 5 || !sk.LastUsedTime.Equal(e.clock.Now()) {
-		t.Fatalf("store usage after the retry = %v %v, want 5 and %v", sk.UsagePoints, sk.LastUsedTime, e.clock.Now())
-	}
-	if got, _ := e.authn.UsedPoints(ctx, k.ID); got != 5 {
-		t.Fatalf("UsedPoints = %v, want 5", got)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		cs := newCountingStore()
+		e := newEnv(t, cs, auth.Options{Logger: discardLogger()})
+		k, secret := e.create(t, auth.KeySpec{AppID: "app-1"})
+		if _, err := e.authn.Authenticate(ctx, secret, loopback); err != nil {
+			t.Fatal(err)
+		}
+		_ = e.authn.Charge(ctx, k.ID, 4)
+		cs.failUsage.Store(true)
+		if err := e.authn.Flush(ctx); err == nil {
+			t.Fatal("Flush succeeded against a failing store")
+		}
+		if got, _ := e.authn.UsedPoints(ctx, k.ID); got != 4 {
+			t.Fatalf("UsedPoints after a failed flush = %v, want 4", got)
+		}
+		_ = e.authn.Charge(ctx, k.ID, 1)
+		cs.failUsage.Store(false)
+		if err := e.authn.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		sk, _ := cs.MemoryStore.Get(ctx, k.ID)
+		if sk.UsagePoints != 5 || !sk.LastUsedTime.Equal(time.Now().UTC()) {
+			t.Fatalf("store usage after the retry = %v %v, want 5 and %v", sk.UsagePoints, sk.LastUsedTime, time.Now().UTC())
+		}
+		if got, _ := e.authn.UsedPoints(ctx, k.ID); got != 5 {
+			t.Fatalf("UsedPoints = %v, want 5", got)
+		}
+	})
 }
 
 func TestUsageSurvivesClose(t *testing.T) {
-	store := auth.NewMemoryStore()
-	e := newEnv(t, store, auth.Options{})
-	k, secret := e.create(t, auth.KeySpec{AppID: "app-1", Limit: auth.Limit{MaxUsagePoints: 3}})
-	e.clock.Advance(42 * time.Second)
-	used := e.clock.Now()
-	if _, err := e.authn.Authenticate(ctx, secret, loopback); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.authn.Charge(ctx, k.ID, 3); err != nil {
-		t.Fatal(err)
-	}
-	// No Flush: Close must write what is pending.
-	if err := e.authn.Close(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.authn.Close(ctx); err != nil {
-		t.Fatalf("second Close: %v", err)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		store := auth.NewMemoryStore()
+		e := newEnv(t, store, auth.Options{})
+		k, secret := e.create(t, auth.KeySpec{AppID: "app-1", Limit: auth.Limit{MaxUsagePoints: 3}})
+		time.Sleep(42 * time.Second)
+		used := time.Now().UTC()
+		if _, err := e.authn.Authenticate(ctx, secret, loopback); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.authn.Charge(ctx, k.ID, 3); err != nil {
+			t.Fatal(err)
+		}
+		// No Flush: Close must write what is pending.
+		if err := e.authn.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.authn.Close(ctx); err != nil {
+			t.Fatalf("second Close: %v", err)
+		}
 
-	e2 := newEnv(t, store, auth.Options{})
-	e2.clock.Advance(time.Hour)
-	if got, err := e2.authn.UsedPoints(ctx, k.ID); err != nil || got != 3 {
-		t.Fatalf("UsedPoints after restart = %v, %v; want 3", got, err)
-	}
-	if got, err := e2.authn.LastUsed(ctx, k.ID); err != nil || !got.Equal(used) {
-		t.Fatalf("LastUsed after restart = %v, %v; want %v", got, err, used)
-	}
-	_, err := e2.authn.Authenticate(ctx, secret, loopback)
-	wantErr(t, err, auth.ErrInsufficientQuota)
-	if mk, err := e2.mgr.Get(ctx, "", k.ID); err != nil || mk.UsagePoints != 3 || !mk.LastUsedTime.Equal(used) {
-		t.Fatalf("Manager.Get after restart = %v %v, %v", mk.UsagePoints, mk.LastUsedTime, err)
-	}
+		e2 := newEnv(t, store, auth.Options{})
+		time.Sleep(time.Hour)
+		if got, err := e2.authn.UsedPoints(ctx, k.ID); err != nil || got != 3 {
+			t.Fatalf("UsedPoints after restart = %v, %v; want 3", got, err)
+		}
+		if got, err := e2.authn.LastUsed(ctx, k.ID); err != nil || !got.Equal(used) {
+			t.Fatalf("LastUsed after restart = %v, %v; want %v", got, err, used)
+		}
+		_, err := e2.authn.Authenticate(ctx, secret, loopback)
+		wantErr(t, err, auth.ErrInsufficientQuota)
+		if mk, err := e2.mgr.Get(ctx, "", k.ID); err != nil || mk.UsagePoints != 3 || !mk.LastUsedTime.Equal(used) {
+			t.Fatalf("Manager.Get after restart = %v %v, %v", mk.UsagePoints, mk.LastUsedTime, err)
+		}
+	})
 }
 
 func TestCacheFollowsManager(t *testing.T) {
@@ -947,51 +939,51 @@ func TestCacheFollowsManager(t *testing.T) {
 }
 
 func TestCacheTTLForOutsideChanges(t *testing.T) {
-	// A change made by another process (another Manager on the same store)
-	// is seen once the cache entry is older than CacheTTL, or after Invalidate.
-	store := auth.NewMemoryStore()
-	e := newEnv(t, store, auth.Options{CacheTTL: 30 * time.Second})
-	k, secret := e.create(t, auth.KeySpec{AppID: "app-1"})
-	if _, err := e.authn.Authenticate(ctx, secret, loopback); err != nil {
-		t.Fatal(err)
-	}
-	other := newEnv(t, store, auth.Options{})
-	yes := true
-	if _, err := other.mgr.Update(ctx, "", k.ID, auth.KeyUpdate{Disabled: &yes}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.authn.Authenticate(ctx, secret, loopback); err != nil {
-		t.Fatalf("within the TTL the cached key still works: %v", err)
-	}
-	e.clock.Advance(30 * time.Second)
-	_, err := e.authn.Authenticate(ctx, secret, loopback)
-	wantErr(t, err, auth.ErrKeyDisabled)
+	synctest.Test(t, func(t *testing.T) {
+		// A change made by another process (another Manager on the same store)
+		// is seen once the cache entry is older than CacheTTL, or after Invalidate.
+		store := auth.NewMemoryStore()
+		e := newEnv(t, store, auth.Options{CacheTTL: 30 * time.Second})
+		k, secret := e.create(t, auth.KeySpec{AppID: "app-1"})
+		if _, err := e.authn.Authenticate(ctx, secret, loopback); err != nil {
+			t.Fatal(err)
+		}
+		other := newEnv(t, store, auth.Options{})
+		yes := true
+		if _, err := other.mgr.Update(ctx, "", k.ID, auth.KeyUpdate{Disabled: &yes}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.authn.Authenticate(ctx, secret, loopback); err != nil {
+			t.Fatalf("within the TTL the cached key still works: %v", err)
+		}
+		time.Sleep(30 * time.Second)
+		_, err := e.authn.Authenticate(ctx, secret, loopback)
+		wantErr(t, err, auth.ErrKeyDisabled)
 
-	no := false
-	if _, err := other.mgr.Update(ctx, "", k.ID, auth.KeyUpdate{Disabled: &no}); err != nil {
-		t.Fatal(err)
-	}
-	e.authn.Invalidate(k.ID)
-	if _, err := e.authn.Authenticate(ctx, secret, loopback); err != nil {
-		t.Fatalf("after Invalidate: %v", err)
-	}
+		no := false
+		if _, err := other.mgr.Update(ctx, "", k.ID, auth.KeyUpdate{Disabled: &no}); err != nil {
+			t.Fatal(err)
+		}
+		e.authn.Invalidate(k.ID)
+		if _, err := e.authn.Authenticate(ctx, secret, loopback); err != nil {
+			t.Fatalf("after Invalidate: %v", err)
+		}
+	})
 }
 
 func TestConcurrentAuthenticateFlushAndUpdate(t *testing.T) {
-	// Run under -race: authentication, charging, flushing and key updates at once.
+	// Run under -race: authentication, charging, flushing and key updates at
+	// once. The readers make a count of requests, not run for a duration,
+	// so a slow machine races as much; the writer flushes and updates until
+	// they are done.
 	cs := newCountingStore()
-	e := newEnv(t, cs, auth.Options{CacheTTL: time.Millisecond, Now: time.Now})
+	e := newEnv(t, cs, auth.Options{CacheTTL: time.Millisecond})
 	k, secret := e.create(t, auth.KeySpec{AppID: "app-1"})
-	var wg sync.WaitGroup
+	var readers, writer sync.WaitGroup
 	stop := make(chan struct{})
 	for range 8 {
-		wg.Go(func() {
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
+		readers.Go(func() {
+			for range 500 {
 				if _, err := e.authn.Authenticate(ctx, secret, loopback); err != nil {
 					t.Error(err)
 					return
@@ -1000,7 +992,7 @@ func TestConcurrentAuthenticateFlushAndUpdate(t *testing.T) {
 			}
 		})
 	}
-	wg.Go(func() {
+	writer.Go(func() {
 		for i := 0; ; i++ {
 			select {
 			case <-stop:
@@ -1015,9 +1007,9 @@ func TestConcurrentAuthenticateFlushAndUpdate(t *testing.T) {
 			}
 		}
 	})
-	time.Sleep(200 * time.Millisecond)
+	readers.Wait()
 	close(stop)
-	wg.Wait()
+	writer.Wait()
 	used, _ := e.authn.UsedPoints(ctx, k.ID)
 	if err := e.authn.Close(ctx); err != nil {
 		t.Fatal(err)
@@ -1062,42 +1054,44 @@ func TestStoreFailureIsInternalError(t *testing.T) {
 }
 
 func TestRateLimitChange(t *testing.T) {
-	e := newEnv(t, nil, auth.Options{})
-	k, secret := e.create(t, auth.KeySpec{AppID: "app-1", Limit: auth.Limit{RPM: 2}})
-	setRPM := func(rpm int) {
-		t.Helper()
-		if _, err := e.mgr.Update(ctx, "", k.ID, auth.KeyUpdate{Limit: &auth.Limit{RPM: rpm}}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	pass := func(n int) {
-		t.Helper()
-		for i := range n {
-			if _, err := e.authn.Authenticate(ctx, secret, loopback); err != nil {
-				t.Fatalf("request %d of %d: %v", i+1, n, err)
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t, nil, auth.Options{})
+		k, secret := e.create(t, auth.KeySpec{AppID: "app-1", Limit: auth.Limit{RPM: 2}})
+		setRPM := func(rpm int) {
+			t.Helper()
+			if _, err := e.mgr.Update(ctx, "", k.ID, auth.KeyUpdate{Limit: &auth.Limit{RPM: rpm}}); err != nil {
+				t.Fatal(err)
 			}
 		}
+		pass := func(n int) {
+			t.Helper()
+			for i := range n {
+				if _, err := e.authn.Authenticate(ctx, secret, loopback); err != nil {
+					t.Fatalf("request %d of %d: %v", i+1, n, err)
+				}
+			}
+			_, err := e.authn.Authenticate(ctx, secret, loopback)
+			wantErr(t, err, auth.ErrRateLimited)
+		}
+		pass(2)
+		// Raising the rate keeps the empty bucket but refills it faster: 2 a second.
+		// (The new rate applies from the key's next request, which reloads it.)
+		setRPM(120)
 		_, err := e.authn.Authenticate(ctx, secret, loopback)
 		wantErr(t, err, auth.ErrRateLimited)
-	}
-	pass(2)
-	// Raising the rate keeps the empty bucket but refills it faster: 2 a second.
-	// (The new rate applies from the key's next request, which reloads it.)
-	setRPM(120)
-	_, err := e.authn.Authenticate(ctx, secret, loopback)
-	wantErr(t, err, auth.ErrRateLimited)
-	e.clock.Advance(time.Second)
-	pass(2)
-	// Turning the limit off lets everything through.
-	setRPM(0)
-	for range 500 {
-		if _, err := e.authn.Authenticate(ctx, secret, loopback); err != nil {
-			t.Fatalf("unlimited: %v", err)
+		time.Sleep(time.Second)
+		pass(2)
+		// Turning the limit off lets everything through.
+		setRPM(0)
+		for range 500 {
+			if _, err := e.authn.Authenticate(ctx, secret, loopback); err != nil {
+				t.Fatalf("unlimited: %v", err)
+			}
 		}
-	}
-	// Turning it on again starts with a full bucket.
-	setRPM(3)
-	pass(3)
+		// Turning it on again starts with a full bucket.
+		setRPM(3)
+		pass(3)
+	})
 }
 
 func TestParsePrefixes(t *testing.T) {

@@ -17,7 +17,7 @@ import (
 
 func benchEnv(b *testing.B, spec auth.KeySpec) (*env, string) {
 	b.Helper()
-	e := newEnv(b, nil, auth.Options{Now: time.Now})
+	e := newEnv(b, nil, auth.Options{})
 	spec.AppID = "app-1"
 	_, secret := e.create(b, spec)
 	if _, err := e.authn.Authenticate(ctx, secret, loopback); err != nil { // warm the cache
@@ -55,7 +55,7 @@ func BenchmarkAuthenticateWithLimits(b *testing.B) {
 // BenchmarkAuthenticateImported checks a non-prefixed (imported) key, which
 // skips the checksum.
 func BenchmarkAuthenticateImported(b *testing.B) {
-	e := newEnv(b, nil, auth.Options{Now: time.Now})
+	e := newEnv(b, nil, auth.Options{})
 	const secret = "imported-key-0123456789abcdef"
 	if _, err := e.mgr.Import(ctx, auth.KeySpec{Name: "imported", AppID: "app-1"}, secret); err != nil {
 		b.Fatal(err)

@@ -80,23 +80,9 @@ type usageRecord struct {
 	LastUsed int64   `json:"lastUsed"` // unix nanoseconds
 }
 
-func (s *BoltStore) update(ctx context.Context, fn func(tx *bbolt.Tx) error) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	return s.db.Update(fn)
-}
-
-func (s *BoltStore) view(ctx context.Context, fn func(tx *bbolt.Tx) error) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	return s.db.View(fn)
-}
-
-// Create implements Store.
+// Create implements KeyWriter.
 func (s *BoltStore) Create(ctx context.Context, k *Key, ev *AuditEvent) error {
-	return s.update(ctx, func(tx *bbolt.Tx) error {
+	return boltx.Update(ctx, s.db, func(tx *bbolt.Tx) error {
 		keys := tx.Bucket(bucketKeys)
 		if keys.Get([]byte(k.ID)) != nil {
 			return ErrKeyExists
@@ -111,9 +97,9 @@ func (s *BoltStore) Create(ctx context.Context, k *Key, ev *AuditEvent) error {
 	})
 }
 
-// Update implements Store.
+// Update implements KeyWriter.
 func (s *BoltStore) Update(ctx context.Context, k *Key, ev *AuditEvent) error {
-	return s.update(ctx, func(tx *bbolt.Tx) error {
+	return boltx.Update(ctx, s.db, func(tx *bbolt.Tx) error {
 		keys := tx.Bucket(bucketKeys)
 		var old Key
 		ok, err := boltx.GetJSON(keys, []byte(k.ID), &old)
@@ -159,9 +145,9 @@ func claimHashes(tx *bbolt.Tx, k, old *Key) error {
 	return nil
 }
 
-// Delete implements Store.
+// Delete implements KeyWriter.
 func (s *BoltStore) Delete(ctx context.Context, id string, ev *AuditEvent) error {
-	return s.update(ctx, func(tx *bbolt.Tx) error {
+	return boltx.Update(ctx, s.db, func(tx *bbolt.Tx) error {
 		keys := tx.Bucket(bucketKeys)
 		var k Key
 		ok, err := boltx.GetJSON(keys, []byte(id), &k)
@@ -186,20 +172,20 @@ func (s *BoltStore) Delete(ctx context.Context, id string, ev *AuditEvent) error
 	})
 }
 
-// Get implements Store.
+// Get implements KeyReader.
 func (s *BoltStore) Get(ctx context.Context, id string) (*Key, error) {
 	var k *Key
-	err := s.view(ctx, func(tx *bbolt.Tx) (err error) {
+	err := boltx.View(ctx, s.db, func(tx *bbolt.Tx) (err error) {
 		k, err = getKey(tx, []byte(id))
 		return err
 	})
 	return k, err
 }
 
-// GetByHash implements Store.
+// GetByHash implements KeyReader.
 func (s *BoltStore) GetByHash(ctx context.Context, h Hash) (*Key, error) {
 	var k *Key
-	err := s.view(ctx, func(tx *bbolt.Tx) (err error) {
+	err := boltx.View(ctx, s.db, func(tx *bbolt.Tx) (err error) {
 		id := tx.Bucket(bucketHashes).Get(h[:])
 		if id == nil {
 			return ErrKeyNotFound
@@ -234,10 +220,10 @@ func readUsage(tx *bbolt.Tx, k *Key) error {
 	return nil
 }
 
-// List implements Store.
+// List implements KeyLister.
 func (s *BoltStore) List(ctx context.Context, f Filter) ([]*Key, error) {
 	var out []*Key
-	err := s.view(ctx, func(tx *bbolt.Tx) error {
+	err := boltx.View(ctx, s.db, func(tx *bbolt.Tx) error {
 		return tx.Bucket(bucketKeys).ForEach(func(id, v []byte) error {
 			k, err := getKey(tx, id)
 			if err != nil {
@@ -253,12 +239,12 @@ func (s *BoltStore) List(ctx context.Context, f Filter) ([]*Key, error) {
 	return out, err
 }
 
-// AddUsage implements Store.
+// AddUsage implements UsageWriter.
 func (s *BoltStore) AddUsage(ctx context.Context, us []Usage) error {
 	if len(us) == 0 {
 		return nil
 	}
-	return s.update(ctx, func(tx *bbolt.Tx) error {
+	return boltx.Update(ctx, s.db, func(tx *bbolt.Tx) error {
 		keys, ub := tx.Bucket(bucketKeys), tx.Bucket(bucketUsage)
 		for _, u := range us {
 			if keys.Get([]byte(u.KeyID)) == nil {
@@ -280,12 +266,12 @@ func (s *BoltStore) AddUsage(ctx context.Context, us []Usage) error {
 	})
 }
 
-// AppendAudit implements Store.
+// AppendAudit implements AuditWriter.
 func (s *BoltStore) AppendAudit(ctx context.Context, evs []AuditEvent) error {
 	if len(evs) == 0 {
 		return nil
 	}
-	return s.update(ctx, func(tx *bbolt.Tx) error {
+	return boltx.Update(ctx, s.db, func(tx *bbolt.Tx) error {
 		for i := range evs {
 			if err := putAudit(tx, &evs[i]); err != nil {
 				return err
@@ -315,11 +301,11 @@ func putAudit(tx *bbolt.Tx, ev *AuditEvent) error {
 	return tx.Bucket(bucketAuditTeam).Put(teamKey(e.TeamID, seq), nil)
 }
 
-// Audit implements Store. It reads newest first and stops at q's limit; a
+// Audit implements AuditReader. It reads newest first and stops at q's limit; a
 // query for one team reads only that team's events, through the index.
 func (s *BoltStore) Audit(ctx context.Context, q AuditQuery) ([]AuditEvent, error) {
 	var out []AuditEvent
-	err := s.view(ctx, func(tx *bbolt.Tx) error {
+	err := boltx.View(ctx, s.db, func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bucketAudit)
 		add := func(v []byte) error {
 			var e AuditEvent
@@ -369,7 +355,7 @@ func (s *BoltStore) Audit(ctx context.Context, q AuditQuery) ([]AuditEvent, erro
 // transaction's memory for long.
 const trimBatch = 10_000
 
-// TrimAudit implements Store. The trail's seqs are contiguous (events are
+// TrimAudit implements AuditTrimmer. The trail's seqs are contiguous (events are
 // only ever removed from the oldest end), so the newest keep events are
 // those above the last seq minus keep.
 func (s *BoltStore) TrimAudit(ctx context.Context, before time.Time, keep int) (int, error) {
@@ -385,7 +371,7 @@ func (s *BoltStore) TrimAudit(ctx context.Context, before time.Time, keep int) (
 
 func (s *BoltStore) trimAuditBatch(ctx context.Context, before time.Time, keep int) (int, error) {
 	var del [][]byte
-	err := s.update(ctx, func(tx *bbolt.Tx) error {
+	err := boltx.Update(ctx, s.db, func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bucketAudit)
 		c := b.Cursor()
 		last, _ := c.Last()

@@ -90,3 +90,58 @@ func ExampleAuthenticator_Require() {
 	// 401 {"code":401,"statusText":"invalid_api_key","message":"API key is missing: send the header Authorization: Bearer <API key>"}
 	// 403 {"code":403,"statusText":"scope_denied","message":"API key lacks the scope this route needs: dataset:read"}
 }
+
+// Mount puts each of a service's routes behind the guard with what it
+// needs: a scope, a body limit, no key at all, or a way in for callers
+// without one.
+func ExampleMount() {
+	hello := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "hello, %s", auth.MustFromContext(r.Context()).KeyName)
+	})
+	// Visitors of a shared page come without a key; the rest are left to the guard.
+	visitors := auth.KeylessHandlerFunc(func(w http.ResponseWriter, r *http.Request) bool {
+		if r.URL.Query().Get("share") == "" {
+			return false
+		}
+		fmt.Fprint(w, "hello, visitor")
+		return true
+	})
+
+	store := auth.NewMemoryStore()
+	authn := auth.NewAuthenticator(store, auth.Options{})
+	defer authn.Close(context.Background())
+	mux := http.NewServeMux()
+	auth.Mount(mux, authn,
+		auth.Route{Pattern: "POST /ask", Scope: auth.ScopeChat, MaxBody: 64 << 10, Handler: hello, Keyless: visitors},
+		auth.Route{Pattern: "GET /report", Scope: auth.ScopeBillingRead, Handler: hello},
+		auth.Route{Pattern: "GET /healthz", Public: true, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			fmt.Fprint(w, "ok")
+		})},
+	)
+	_, secret, err := auth.NewManager(store, authn).Create(context.Background(), auth.KeySpec{Name: "bot", AppID: "app-1"})
+	if err != nil {
+		panic(err)
+	}
+
+	call := func(method, target, authorization string) {
+		r := httptest.NewRequest(method, target, nil)
+		if authorization != "" {
+			r.Header.Set("Authorization", authorization)
+		}
+		w := httptest.NewRecorder()
+		mux.ServeHTTP(w, r)
+		fmt.Println(method, target, w.Code, strings.TrimSpace(w.Body.String()))
+	}
+	call("POST", "/ask", "Bearer "+secret)
+	call("POST", "/ask?share=s1", "")
+	call("POST", "/ask", "")
+	call("GET", "/report", "Bearer "+secret)
+	call("GET", "/healthz", "")
+
+	// Output:
+	// POST /ask 200 hello, bot
+	// POST /ask?share=s1 200 hello, visitor
+	// POST /ask 401 {"code":401,"statusText":"invalid_api_key","message":"API key is missing: send the header Authorization: Bearer <API key>"}
+	// GET /report 403 {"code":403,"statusText":"scope_denied","message":"API key lacks the scope this route needs: billing:read"}
+	// GET /healthz 200 ok
+}

@@ -20,8 +20,7 @@ func BenchmarkFailureMemory(b *testing.B) {
 		return m.HeapAlloc
 	}
 	for b.Loop() {
-		now := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
-		a := NewAuthenticator(NewMemoryStore(), Options{FlushInterval: time.Hour, Now: func() time.Time { return now }})
+		a := NewAuthenticator(NewMemoryStore(), Options{FlushInterval: time.Hour})
 		ctx := context.Background()
 		idle := heap()
 		var after []uint64

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/chatgate/chatgate/apierror"
@@ -19,10 +20,14 @@ func addrN(i int) netip.Addr {
 // and the audit groups fold into one overflow event per reason past
 // maxAuditGroups, so every failure is still counted.
 func TestFailureMemoryBounded(t *testing.T) {
-	now := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
-	clock := func() time.Time { return now }
+	synctest.Test(t, testFailureMemoryBounded)
+}
+
+// testFailureMemoryBounded runs in a bubble, whose clock moves only when the
+// test sleeps.
+func testFailureMemoryBounded(t *testing.T) {
 	store := NewMemoryStore()
-	a := NewAuthenticator(store, Options{MaxTrackedAddrs: 100, FlushInterval: time.Hour, Now: clock})
+	a := NewAuthenticator(store, Options{MaxTrackedAddrs: 100, FlushInterval: time.Hour})
 	defer a.Close(context.Background())
 	ctx := context.Background()
 	const n = 10_000
@@ -57,7 +62,7 @@ func TestFailureMemoryBounded(t *testing.T) {
 
 	// Addresses whose minute is over are forgotten before any other: after
 	// a minute, one new address makes room by dropping them all.
-	now = now.Add(time.Minute)
+	time.Sleep(time.Minute)
 	_, _ = a.Authenticate(ctx, "never-issued-key", addrN(n+1))
 	if got := a.failures.tracked(); got != 1 {
 		t.Fatalf("after a quiet minute %d addresses are tracked, want 1", got)
@@ -83,8 +88,8 @@ func TestFailureMemoryBounded(t *testing.T) {
 		t.Fatalf("a throttled address after evictions: %v", err)
 	}
 	// The loop's sweep forgets ended windows even with no new address.
-	now = now.Add(time.Minute)
-	a.failures.sweep(now)
+	time.Sleep(time.Minute)
+	a.failures.sweep(time.Now())
 	if got := a.failures.tracked(); got != 0 {
 		t.Fatalf("after the sweep %d addresses are tracked", got)
 	}

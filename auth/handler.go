@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -14,21 +15,52 @@ import (
 	"github.com/chatgate/chatgate/internal/httpjson"
 )
 
-// Handler serves the key API, FastGPT's /api/support/openapi routes. Every
-// method expects the principal in the context (mount it behind Require);
-// the caller manages its own team's keys only.
-type Handler struct {
-	m   *Manager
-	log *slog.Logger
+// HandlerOptions configure a Handler. The zero value is usable.
+type HandlerOptions struct {
+	// MaxBody caps the body of the admin routes' requests; 1 MiB when zero.
+	MaxBody int64
+	// Logger receives the errors answered as 500; slog.Default() when nil.
+	Logger *slog.Logger
 }
 
-// NewHandler returns the key API on m. log may be nil.
-func NewHandler(m *Manager, log *slog.Logger) *Handler {
-	if log == nil {
-		log = slog.Default()
-	}
-	return &Handler{m: m, log: log}
+// Handler serves the key API, FastGPT's /api/support/openapi routes. Every
+// method expects the principal in the context (Register mounts them behind
+// a Guard); the caller manages its own team's keys only.
+type Handler struct {
+	m       *Manager
+	log     *slog.Logger
+	maxBody int64
 }
+
+// NewHandler returns the key API on m.
+func NewHandler(m *Manager, opts HandlerOptions) *Handler {
+	h := &Handler{m: m, log: cmp.Or(opts.Logger, slog.Default()), maxBody: opts.MaxBody}
+	if h.maxBody <= 0 {
+		h.maxBody = 1 << 20
+	}
+	return h
+}
+
+// Routes lists the key API: managing keys takes ScopeAdmin, and /me answers
+// any key about itself.
+func (h *Handler) Routes() []Route {
+	admin := func(pattern string, fn http.HandlerFunc) Route {
+		return Route{Pattern: pattern, Scope: ScopeAdmin, MaxBody: h.maxBody, Handler: fn}
+	}
+	return []Route{
+		admin("POST /api/support/openapi/create", h.Create),
+		admin("POST /api/support/openapi/import", h.Import),
+		admin("GET /api/support/openapi/list", h.List),
+		admin("PUT /api/support/openapi/update", h.Update),
+		admin("DELETE /api/support/openapi/delete", h.Delete),
+		admin("POST /api/support/openapi/rotate", h.Rotate),
+		admin("GET /api/support/openapi/audit", h.Audit),
+		{Pattern: "GET /api/support/openapi/me", Handler: http.HandlerFunc(h.Me)},
+	}
+}
+
+// Register mounts Routes on mux behind g.
+func (h *Handler) Register(mux *http.ServeMux, g Guard) { Mount(mux, g, h.Routes()...) }
 
 // KeyView is a key as the API shows it: never the key or its hash.
 type KeyView struct {
@@ -162,7 +194,7 @@ type created struct {
 
 // Create serves POST /api/support/openapi/create.
 func (h *Handler) Create(w http.ResponseWriter, r *http.Request) {
-	p := mustPrincipal(r)
+	p := MustFromContext(r.Context())
 	var b createBody
 	if err := httpjson.Decode(w, r, &b, 64<<10); err != nil {
 		h.fail(w, r, err)
@@ -187,7 +219,7 @@ func (h *Handler) Create(w http.ResponseWriter, r *http.Request) {
 
 // Import serves POST /api/support/openapi/import.
 func (h *Handler) Import(w http.ResponseWriter, r *http.Request) {
-	p := mustPrincipal(r)
+	p := MustFromContext(r.Context())
 	var b createBody
 	if err := httpjson.Decode(w, r, &b, 64<<10); err != nil {
 		h.fail(w, r, err)
@@ -208,7 +240,7 @@ func (h *Handler) Import(w http.ResponseWriter, r *http.Request) {
 
 // List serves GET /api/support/openapi/list[?appId=].
 func (h *Handler) List(w http.ResponseWriter, r *http.Request) {
-	p := mustPrincipal(r)
+	p := MustFromContext(r.Context())
 	appID := r.URL.Query().Get("appId")
 	if err := field.OptionalID("appId", appID); err != nil {
 		h.fail(w, r, err)
@@ -237,7 +269,7 @@ type updateBody struct {
 
 // Update serves PUT /api/support/openapi/update.
 func (h *Handler) Update(w http.ResponseWriter, r *http.Request) {
-	p := mustPrincipal(r)
+	p := MustFromContext(r.Context())
 	var b updateBody
 	if err := httpjson.Decode(w, r, &b, 64<<10); err != nil {
 		h.fail(w, r, err)
@@ -281,7 +313,7 @@ func (h *Handler) Update(w http.ResponseWriter, r *http.Request) {
 
 // Delete serves DELETE /api/support/openapi/delete?id=.
 func (h *Handler) Delete(w http.ResponseWriter, r *http.Request) {
-	p := mustPrincipal(r)
+	p := MustFromContext(r.Context())
 	keyID := r.URL.Query().Get("id")
 	if err := field.ID("id", keyID); err != nil {
 		h.fail(w, r, err)
@@ -305,7 +337,7 @@ type rotateBody struct {
 
 // Rotate serves POST /api/support/openapi/rotate.
 func (h *Handler) Rotate(w http.ResponseWriter, r *http.Request) {
-	p := mustPrincipal(r)
+	p := MustFromContext(r.Context())
 	var b rotateBody
 	if err := httpjson.Decode(w, r, &b, 4<<10); err != nil {
 		h.fail(w, r, err)
@@ -333,7 +365,7 @@ func (h *Handler) Rotate(w http.ResponseWriter, r *http.Request) {
 
 // Me serves GET /api/support/openapi/me: the caller's principal and limits.
 func (h *Handler) Me(w http.ResponseWriter, r *http.Request) {
-	p := mustPrincipal(r)
+	p := MustFromContext(r.Context())
 	k, err := h.m.Get(r.Context(), p.TeamID, p.KeyID)
 	if err != nil {
 		h.fail(w, r, err)
@@ -348,7 +380,7 @@ func (h *Handler) Me(w http.ResponseWriter, r *http.Request) {
 // Audit serves GET /api/support/openapi/audit[?keyId=&action=&limit=]: the
 // team's audit trail, newest first.
 func (h *Handler) Audit(w http.ResponseWriter, r *http.Request) {
-	p := mustPrincipal(r)
+	p := MustFromContext(r.Context())
 	q := AuditQuery{TeamID: p.TeamID, KeyID: r.URL.Query().Get("keyId"), Action: AuditAction(r.URL.Query().Get("action"))}
 	if err := field.First(field.OptionalID("keyId", q.KeyID), field.OptionalID("action", string(q.Action))); err != nil {
 		h.fail(w, r, err)
@@ -381,14 +413,4 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 		err = errImportRefused
 	}
 	httpjson.WriteError(w, r, h.log, err)
-}
-
-// mustPrincipal returns the request's principal; the routes are only
-// mounted behind Require, so its absence is a wiring bug.
-func mustPrincipal(r *http.Request) *Principal {
-	p, ok := FromContext(r.Context())
-	if !ok {
-		panic("auth: key API handler mounted without Require")
-	}
-	return p
 }

@@ -3,10 +3,10 @@ package auth_test
 import (
 	"context"
 	"net/http"
-	"net/http/httptest"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/chatgate/chatgate/auth"
@@ -16,6 +16,10 @@ import (
 // the expected cost of those already running: 40 concurrent requests that
 // each cost 1 point, against a quota of 5, overspend by less than a request.
 func TestQuotaAdmission(t *testing.T) {
+	synctest.Test(t, testQuotaAdmission)
+}
+
+func testQuotaAdmission(t *testing.T) {
 	ctx := context.Background()
 	store := auth.NewMemoryStore()
 	authn := auth.NewAuthenticator(store, auth.Options{FlushInterval: time.Hour})
@@ -34,15 +38,14 @@ func TestQuotaAdmission(t *testing.T) {
 		running.Add(-1)
 		_ = authn.Charge(r.Context(), k.ID, 1)
 	}))
-	srv := httptest.NewServer(h)
-	defer srv.Close()
+	client := serveInMemory(t, h)
 	var ok, refused atomic.Int64
 	var wg sync.WaitGroup
 	for range 40 {
 		wg.Go(func() {
-			req, _ := http.NewRequest("GET", srv.URL, nil)
+			req, _ := http.NewRequest("GET", "http://chatgate/", nil)
 			req.Header.Set("Authorization", "Bearer "+secret)
-			resp, err := http.DefaultClient.Do(req)
+			resp, err := client.Do(req)
 			if err != nil {
 				t.Error(err)
 				return
@@ -68,6 +71,10 @@ func TestQuotaAdmission(t *testing.T) {
 
 // A key without a quota is never held back.
 func TestNoQuotaNoHold(t *testing.T) {
+	synctest.Test(t, testNoQuotaNoHold)
+}
+
+func testNoQuotaNoHold(t *testing.T) {
 	ctx := context.Background()
 	store := auth.NewMemoryStore()
 	authn := auth.NewAuthenticator(store, auth.Options{})
@@ -81,21 +88,18 @@ func TestNoQuotaNoHold(t *testing.T) {
 		}
 		<-release
 	}))
-	srv := httptest.NewServer(h)
-	defer srv.Close()
+	client := serveInMemory(t, h)
 	var wg sync.WaitGroup
 	for range 5 {
 		wg.Go(func() {
-			req, _ := http.NewRequest("GET", srv.URL, nil)
+			req, _ := http.NewRequest("GET", "http://chatgate/", nil)
 			req.Header.Set("Authorization", "Bearer "+secret)
-			if resp, err := http.DefaultClient.Do(req); err == nil {
+			if resp, err := client.Do(req); err == nil {
 				resp.Body.Close()
 			}
 		})
 	}
-	for deadline := time.Now().Add(5 * time.Second); peak.Load() < 5 && time.Now().Before(deadline); {
-		time.Sleep(5 * time.Millisecond)
-	}
+	synctest.Wait() // every request that was let in is waiting for release
 	close(release)
 	wg.Wait()
 	if peak.Load() != 5 {

@@ -17,18 +17,17 @@ import (
 // MaxGrace is the longest grace period a rotation may give the old key.
 const MaxGrace = 30 * 24 * time.Hour
 
-// Manager runs the key lifecycle on a Store and keeps an Authenticator's
+// Manager runs the key lifecycle on a store and keeps an Authenticator's
 // cache in step with every change.
 type Manager struct {
-	store Store
+	store ManagerStore
 	authn *Authenticator
-	now   func() time.Time
 }
 
 // NewManager returns a Manager for the keys in store. authn, which should
 // use the same store, is told of every change.
-func NewManager(store Store, authn *Authenticator) *Manager {
-	return &Manager{store: store, authn: authn, now: authn.opts.Now}
+func NewManager(store ManagerStore, authn *Authenticator) *Manager {
+	return &Manager{store: store, authn: authn}
 }
 
 // KeySpec describes a key to create or import.
@@ -65,7 +64,7 @@ func (m *Manager) newKey(spec KeySpec, secret string, src Source) (*Key, error) 
 	if spec.Limit.RPM < 0 {
 		return nil, apierror.InvalidRequest("limit.rpm", "must be 0 (unlimited) or positive")
 	}
-	now := m.now().UTC()
+	now := time.Now().UTC()
 	return &Key{
 		ID: id.New(), Name: name, TeamID: team, AppID: spec.AppID, Scopes: scopes,
 		Limit: spec.Limit, AllowedIPs: spec.AllowedIPs, Source: src,
@@ -75,7 +74,7 @@ func (m *Manager) newKey(spec KeySpec, secret string, src Source) (*Key, error) 
 }
 
 func (m *Manager) event(action AuditAction, k *Key, actor, reason string) *AuditEvent {
-	return &AuditEvent{Time: m.now().UTC(), Action: action, KeyID: k.ID, Hint: k.Hint,
+	return &AuditEvent{Time: time.Now().UTC(), Action: action, KeyID: k.ID, Hint: k.Hint,
 		TeamID: k.TeamID, ActorKeyID: actor, Reason: reason}
 }
 
@@ -227,7 +226,7 @@ func (m *Manager) Update(ctx context.Context, team, keyID string, u KeyUpdate) (
 	if len(changed) == 0 {
 		return nil, apierror.InvalidRequest("", "nothing to update")
 	}
-	k.UpdateTime = m.now().UTC()
+	k.UpdateTime = time.Now().UTC()
 	if err := m.store.Update(ctx, k, m.event(AuditKeyUpdated, k, u.Actor, strings.Join(changed, ","))); err != nil {
 		return nil, fmt.Errorf("auth: update key: %w", err)
 	}
@@ -258,7 +257,7 @@ func (m *Manager) Rotate(ctx context.Context, team, keyID string, grace time.Dur
 	if err != nil {
 		return nil, "", err
 	}
-	now := m.now().UTC()
+	now := time.Now().UTC()
 	retired := k.Retired[:0]
 	for _, r := range k.Retired {
 		if now.Before(r.Until) {

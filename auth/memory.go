@@ -30,7 +30,7 @@ func (s *MemoryStore) init() {
 	}
 }
 
-// Create implements Store.
+// Create implements KeyWriter.
 func (s *MemoryStore) Create(ctx context.Context, k *Key, ev *AuditEvent) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -46,7 +46,7 @@ func (s *MemoryStore) Create(ctx context.Context, k *Key, ev *AuditEvent) error 
 	return nil
 }
 
-// Update implements Store.
+// Update implements KeyWriter.
 func (s *MemoryStore) Update(ctx context.Context, k *Key, ev *AuditEvent) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -82,7 +82,7 @@ func (s *MemoryStore) claimHashes(k *Key) error {
 	return nil
 }
 
-// Delete implements Store.
+// Delete implements KeyWriter.
 func (s *MemoryStore) Delete(ctx context.Context, id string, ev *AuditEvent) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -100,7 +100,7 @@ func (s *MemoryStore) Delete(ctx context.Context, id string, ev *AuditEvent) err
 	return nil
 }
 
-// Get implements Store.
+// Get implements KeyReader.
 func (s *MemoryStore) Get(ctx context.Context, id string) (*Key, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -111,7 +111,7 @@ func (s *MemoryStore) Get(ctx context.Context, id string) (*Key, error) {
 	return s.withUsage(k), nil
 }
 
-// GetByHash implements Store.
+// GetByHash implements KeyReader.
 func (s *MemoryStore) GetByHash(ctx context.Context, h Hash) (*Key, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -129,7 +129,7 @@ func (s *MemoryStore) withUsage(k *Key) *Key {
 	return c
 }
 
-// List implements Store.
+// List implements KeyLister.
 func (s *MemoryStore) List(ctx context.Context, f Filter) ([]*Key, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -143,7 +143,7 @@ func (s *MemoryStore) List(ctx context.Context, f Filter) ([]*Key, error) {
 	return out, nil
 }
 
-// AddUsage implements Store.
+// AddUsage implements UsageWriter.
 func (s *MemoryStore) AddUsage(ctx context.Context, us []Usage) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -157,7 +157,7 @@ func (s *MemoryStore) AddUsage(ctx context.Context, us []Usage) error {
 	return nil
 }
 
-// AppendAudit implements Store.
+// AppendAudit implements AuditWriter.
 func (s *MemoryStore) AppendAudit(ctx context.Context, evs []AuditEvent) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -177,7 +177,7 @@ func (s *MemoryStore) appendAudit(ev *AuditEvent) {
 	s.audit = append(s.audit, e)
 }
 
-// TrimAudit implements Store.
+// TrimAudit implements AuditTrimmer.
 func (s *MemoryStore) TrimAudit(ctx context.Context, before time.Time, keep int) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -197,7 +197,7 @@ func (s *MemoryStore) TrimAudit(ctx context.Context, before time.Time, keep int)
 	return n, nil
 }
 
-// Audit implements Store.
+// Audit implements AuditReader.
 func (s *MemoryStore) Audit(ctx context.Context, q AuditQuery) ([]AuditEvent, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()

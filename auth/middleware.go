@@ -3,6 +3,7 @@ package auth
 import (
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/chatgate/chatgate/internal/httpjson"
 )
@@ -65,6 +66,6 @@ func (a *Authenticator) denyScope(p *Principal, r *http.Request) {
 	if a.opts.OnFailure != nil {
 		a.opts.OnFailure(ErrScopeDenied.Code)
 	}
-	a.failures.add(AuditEvent{Time: a.opts.Now().UTC(), Action: AuditScopeDenied, KeyID: p.KeyID, TeamID: p.TeamID,
+	a.failures.add(AuditEvent{Time: time.Now().UTC(), Action: AuditScopeDenied, KeyID: p.KeyID, TeamID: p.TeamID,
 		Reason: r.Method + " " + r.URL.Path, RemoteIP: addrString(ClientIP(r, a.opts.TrustedProxies))})
 }

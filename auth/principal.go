@@ -33,3 +33,15 @@ func FromContext(ctx context.Context) (*Principal, bool) {
 	p, ok := ctx.Value(principalKey{}).(*Principal)
 	return p, ok && p != nil
 }
+
+// MustFromContext returns the principal a Guard placed in ctx, for the
+// handlers of routes that are only ever mounted behind one. Its absence is
+// a wiring bug, so MustFromContext panics rather than serve a caller it
+// cannot name.
+func MustFromContext(ctx context.Context) *Principal {
+	p, ok := FromContext(ctx)
+	if !ok {
+		panic("auth: no principal in the request context: the handler is mounted without a Guard")
+	}
+	return p
+}

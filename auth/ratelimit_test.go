@@ -10,26 +10,32 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/chatgate/chatgate/auth"
 )
 
 // TestRateLimitConcurrentHTTP drives one key with a limit of 300 requests a
-// minute through a real HTTP server from many goroutines at once. The clock
-// is frozen, so the bucket never refills: exactly 300 requests may pass,
-// whatever the interleaving, and every other one must be refused with 429.
+// minute through a real HTTP server from many goroutines at once. It runs
+// in a synctest bubble, whose clock cannot move while a goroutine waits on
+// the loopback socket, so the bucket never refills: exactly 300 requests
+// may pass, whatever the interleaving, and every other one must be refused
+// with 429.
 func TestRateLimitConcurrentHTTP(t *testing.T) {
+	synctest.Test(t, testRateLimitConcurrentHTTP)
+}
+
+func testRateLimitConcurrentHTTP(t *testing.T) {
 	const (
 		rpm        = 300
 		goroutines = 50
 		perG       = 200
 	)
-	frozen := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	frozen := time.Now()
 	var failures atomic.Int64
 	store := auth.NewMemoryStore()
 	authn := auth.NewAuthenticator(store, auth.Options{
-		Now:           func() time.Time { return frozen },
 		FlushInterval: time.Hour,
 		OnFailure: func(reason string) {
 			if reason == "rate_limit_exceeded" {

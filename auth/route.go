@@ -10,6 +10,14 @@ type Guard interface {
 	RequireWith(scope Scope, h http.Handler, onError ErrorWriter) http.Handler
 }
 
+// GuardFunc adapts a function to a Guard.
+type GuardFunc func(scope Scope, h http.Handler, onError ErrorWriter) http.Handler
+
+// RequireWith calls f.
+func (f GuardFunc) RequireWith(scope Scope, h http.Handler, onError ErrorWriter) http.Handler {
+	return f(scope, h, onError)
+}
+
 // Route is one endpoint of a domain's HTTP API, with what it takes to be
 // let in. Every domain's Handler lists its routes with Routes and mounts
 // them with Register, which is Mount on that list; so each domain mounts
@@ -46,6 +54,12 @@ type KeylessHandler interface {
 	// to decide.
 	ServeKeyless(w http.ResponseWriter, r *http.Request) bool
 }
+
+// KeylessHandlerFunc adapts a function to a KeylessHandler.
+type KeylessHandlerFunc func(w http.ResponseWriter, r *http.Request) bool
+
+// ServeKeyless calls f.
+func (f KeylessHandlerFunc) ServeKeyless(w http.ResponseWriter, r *http.Request) bool { return f(w, r) }
 
 // Mount registers routes on mux, each behind g.
 func Mount(mux *http.ServeMux, g Guard, routes ...Route) {

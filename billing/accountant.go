@@ -13,28 +13,58 @@ type KeyCharger interface {
 	Charge(ctx context.Context, keyID string, points float64) error
 }
 
+// KeyChargerFunc adapts a function to a KeyCharger.
+type KeyChargerFunc func(ctx context.Context, keyID string, points float64) error
+
+// Charge calls f.
+func (f KeyChargerFunc) Charge(ctx context.Context, keyID string, points float64) error {
+	return f(ctx, keyID, points)
+}
+
+// AccountantOptions configure an Accountant. The zero value is usable: it
+// keeps records in memory, at the default prices, and charges no key.
+type AccountantOptions struct {
+	// Ledger stores the records; a new MemoryLedger, which forgets them
+	// when the process ends, when nil.
+	Ledger Ledger
+	// Prices prices tokens; nil prices every model at the default price.
+	Prices *Prices
+	// Keys is charged what each record costs its key; nil charges no key.
+	Keys KeyCharger
+	// Logger receives the warnings of records stored without their bill or
+	// not charged; slog.Default() when nil.
+	Logger *slog.Logger
+}
+
 // Accountant prices usage, writes it to the ledger and charges the key. The
 // other domains' usage recorders are thin adapters onto Record.
 type Accountant struct {
-	Ledger Ledger
-	Prices *Prices      // nil: the default price for every model
-	Keys   KeyCharger   // nil: keys are not charged
-	Logger *slog.Logger // nil: slog.Default()
+	ledger Ledger
+	prices *Prices
+	keys   KeyCharger
+	log    *slog.Logger
 }
 
-func (a *Accountant) log() *slog.Logger {
-	if a.Logger == nil {
-		return slog.Default()
+// NewAccountant returns an Accountant on opts.Ledger.
+func NewAccountant(opts AccountantOptions) *Accountant {
+	if opts.Ledger == nil {
+		opts.Ledger = NewMemoryLedger()
 	}
-	return a.Logger
+	if opts.Prices == nil {
+		opts.Prices = &Prices{}
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	return &Accountant{ledger: opts.Ledger, prices: opts.Prices, keys: opts.Keys, log: opts.Logger}
 }
+
+// Ledger returns the ledger a writes to, for reports of its own.
+func (a *Accountant) Ledger() Ledger { return a.ledger }
 
 // Points prices tokens of model.
 func (a *Accountant) Points(model string, in, out int) float64 {
-	if a.Prices == nil {
-		return (&Prices{}).Points(model, in, out)
-	}
-	return a.Prices.Points(model, in, out)
+	return a.prices.Points(model, in, out)
 }
 
 // Record prices r (unless r.Points is already set), stores it durably and
@@ -46,11 +76,11 @@ func (a *Accountant) Record(ctx context.Context, r *Record) error {
 	if r.Points == 0 {
 		r.Points = a.Points(r.Model, r.InputTokens, r.OutputTokens)
 	}
-	err := a.Ledger.Record(ctx, r)
+	err := a.ledger.Record(ctx, r)
 	if errors.Is(err, ErrBillNotFound) {
-		a.log().Warn("billing: usage names an unknown bill; recorded without it", "bill", r.BillID, "team", r.TeamID)
+		a.log.Warn("billing: usage names an unknown bill; recorded without it", "bill", r.BillID, "team", r.TeamID)
 		r.BillID = ""
-		err = a.Ledger.Record(ctx, r)
+		err = a.ledger.Record(ctx, r)
 	}
 	if errors.Is(err, ErrDuplicate) {
 		return nil
@@ -58,10 +88,10 @@ func (a *Accountant) Record(ctx context.Context, r *Record) error {
 	if err != nil {
 		return err
 	}
-	if a.Keys != nil && r.KeyID != "" && r.Points > 0 {
-		if err := a.Keys.Charge(ctx, r.KeyID, r.Points); err != nil {
+	if a.keys != nil && r.KeyID != "" && r.Points > 0 {
+		if err := a.keys.Charge(ctx, r.KeyID, r.Points); err != nil {
 			// The ledger has it; the key counter catches up at the next start.
-			a.log().Warn("billing: charging key", "key", r.KeyID, "err", err)
+			a.log.Warn("billing: charging key", "key", r.KeyID, "err", err)
 		}
 	}
 	return nil
@@ -73,7 +103,7 @@ func (a *Accountant) CheckBudget(ctx context.Context, teamID, appID string, budg
 	if budget <= 0 {
 		return nil
 	}
-	spent, err := a.Ledger.AppPoints(ctx, teamID, appID)
+	spent, err := a.ledger.AppPoints(ctx, teamID, appID)
 	if err != nil {
 		return fmt.Errorf("billing: app spend: %w", err)
 	}
@@ -85,7 +115,7 @@ func (a *Accountant) CheckBudget(ctx context.Context, teamID, appID string, budg
 
 // CheckBill returns ErrBillNotFound unless the bill exists in team.
 func (a *Accountant) CheckBill(ctx context.Context, teamID, billID string) error {
-	b, err := a.Ledger.Bill(ctx, billID)
+	b, err := a.ledger.Bill(ctx, billID)
 	if err != nil {
 		return err
 	}
@@ -95,25 +125,40 @@ func (a *Accountant) CheckBill(ctx context.Context, teamID, billID string) error
 	return nil
 }
 
+// KeyUsage reads a key's quota counter, which Reconcile compares with the
+// ledger; *auth.Authenticator is one.
+type KeyUsage interface {
+	UsedPoints(ctx context.Context, keyID string) (float64, error)
+}
+
+// KeyUsageFunc adapts a function to a KeyUsage.
+type KeyUsageFunc func(ctx context.Context, keyID string) (float64, error)
+
+// UsedPoints calls f.
+func (f KeyUsageFunc) UsedPoints(ctx context.Context, keyID string) (float64, error) {
+	return f(ctx, keyID)
+}
+
 // Reconcile brings key counters up to the ledger after a crash: usage the
 // ledger holds but a counter lost (it is written every few seconds) is
-// charged again. used returns a key's counter.
-func (a *Accountant) Reconcile(ctx context.Context, used func(ctx context.Context, keyID string) (float64, error)) (int, error) {
-	if a.Keys == nil {
+// charged again. counters reads each key's counter; with no Keys to charge,
+// Reconcile does nothing.
+func (a *Accountant) Reconcile(ctx context.Context, counters KeyUsage) (int, error) {
+	if a.keys == nil {
 		return 0, nil
 	}
-	spent, err := a.Ledger.KeyPoints(ctx)
+	spent, err := a.ledger.KeyPoints(ctx)
 	if err != nil {
 		return 0, err
 	}
 	fixed := 0
 	for keyID, points := range spent {
-		have, err := used(ctx, keyID)
+		have, err := counters.UsedPoints(ctx, keyID)
 		if err != nil {
 			continue // a key deleted since keeps its ledger records
 		}
 		if d := points - have; d > 1e-9 {
-			if err := a.Keys.Charge(ctx, keyID, d); err != nil {
+			if err := a.keys.Charge(ctx, keyID, d); err != nil {
 				return fixed, err
 			}
 			fixed++

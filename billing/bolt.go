@@ -114,7 +114,7 @@ func getFloat(b *bbolt.Bucket, key string) float64 {
 	return 0
 }
 
-// Record implements Ledger.
+// Record implements RecordWriter.
 func (l *BoltLedger) Record(ctx context.Context, r *Record) error {
 	if err := prepare(r); err != nil {
 		return err
@@ -232,7 +232,7 @@ func putRecord(tx *bbolt.Tx, r *Record) (dup bool, err error) {
 	return false, boltx.PutJSON(bb, []byte(r.BillID), &b)
 }
 
-// CreateBill implements Ledger.
+// CreateBill implements BillStore.
 func (l *BoltLedger) CreateBill(ctx context.Context, b *Bill) error {
 	if b.ID == "" {
 		b.ID = id.New()
@@ -242,7 +242,7 @@ func (l *BoltLedger) CreateBill(ctx context.Context, b *Bill) error {
 	})
 }
 
-// Bill implements Ledger.
+// Bill implements BillStore.
 func (l *BoltLedger) Bill(ctx context.Context, id string) (*BillDetail, error) {
 	b := new(BillDetail)
 	err := l.db.View(func(tx *bbolt.Tx) error {
@@ -258,7 +258,7 @@ func (l *BoltLedger) Bill(ctx context.Context, id string) (*BillDetail, error) {
 	return b, nil
 }
 
-// List implements Ledger.
+// List implements UsageReader.
 func (l *BoltLedger) List(ctx context.Context, f Filter) ([]Record, int, error) {
 	var (
 		out   []Record
@@ -313,7 +313,7 @@ func (l *BoltLedger) scan(ctx context.Context, f Filter, fn func(*Record)) error
 	})
 }
 
-// Summary implements Ledger.
+// Summary implements UsageReader.
 func (l *BoltLedger) Summary(ctx context.Context, f Filter) (*Summary, error) {
 	sum := newSummer()
 	if err := l.scan(ctx, f, sum.add); err != nil {
@@ -322,7 +322,7 @@ func (l *BoltLedger) Summary(ctx context.Context, f Filter) (*Summary, error) {
 	return sum.result(), nil
 }
 
-// KeyPoints implements Ledger.
+// KeyPoints implements SpendReader.
 func (l *BoltLedger) KeyPoints(ctx context.Context) (map[string]float64, error) {
 	out := map[string]float64{}
 	err := l.db.View(func(tx *bbolt.Tx) error {
@@ -334,7 +334,7 @@ func (l *BoltLedger) KeyPoints(ctx context.Context) (map[string]float64, error) 
 	return out, err
 }
 
-// AppPoints implements Ledger.
+// AppPoints implements SpendReader.
 func (l *BoltLedger) AppPoints(ctx context.Context, teamID, appID string) (float64, error) {
 	var p float64
 	err := l.db.View(func(tx *bbolt.Tx) error {

@@ -21,7 +21,7 @@ func ExampleBoltLedger() {
 
 	db, _ := bbolt.Open(path, 0o600, nil)
 	ledger, _ := billing.NewBoltLedger(db)
-	acct := &billing.Accountant{Ledger: ledger} // default prices: 1 point per 1,000 input tokens, 2 per 1,000 output
+	acct := billing.NewAccountant(billing.AccountantOptions{Ledger: ledger}) // default prices: 1 point per 1,000 input tokens, 2 per 1,000 output
 	for range 3 {
 		_ = acct.Record(ctx, &billing.Record{TeamID: "default", KeyID: "key1", AppID: "main", Source: billing.SourceChat,
 			Module: "AI Chat", Model: "extractive", InputTokens: 300, OutputTokens: 100})

@@ -13,37 +13,42 @@ import (
 	"github.com/chatgate/chatgate/internal/httpjson"
 )
 
-// Handler serves the bill and usage routes on an Accountant.
+// HandlerOptions configure a Handler. The zero value is usable.
+type HandlerOptions struct {
+	// Logger receives the errors answered as 500; slog.Default() when nil.
+	Logger *slog.Logger
+}
+
+// Handler serves the bill and usage routes on an Accountant. Every method
+// expects the principal in the context (Register mounts them behind a
+// Guard), and shows the caller its own team's bills and usage only.
 type Handler struct {
 	a   *Accountant
 	log *slog.Logger
 }
 
 // NewHandler returns a Handler on a.
-func NewHandler(a *Accountant, log *slog.Logger) *Handler {
-	if log == nil {
-		log = slog.Default()
+func NewHandler(a *Accountant, opts HandlerOptions) *Handler {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
 	}
-	return &Handler{a: a, log: log}
+	return &Handler{a: a, log: opts.Logger}
 }
 
-// Register mounts the routes on mux, each wrapped by require with its
-// scope: creating a training bill needs dataset:write (it is for pushData),
-// reading bills and usage needs billing:read.
-func (h *Handler) Register(mux *http.ServeMux, require func(auth.Scope, http.Handler) http.Handler) {
-	mux.Handle("POST /api/common/bill/createTrainingBill", require(auth.ScopeDatasetWrite, http.HandlerFunc(h.CreateTrainingBill)))
-	mux.Handle("GET /api/common/bill/detail", require(auth.ScopeBillingRead, http.HandlerFunc(h.BillDetail)))
-	mux.Handle("GET /api/support/usage/list", require(auth.ScopeBillingRead, http.HandlerFunc(h.UsageList)))
-	mux.Handle("GET /api/support/usage/summary", require(auth.ScopeBillingRead, http.HandlerFunc(h.UsageSummary)))
+// Routes lists the bill and usage routes: creating a training bill needs
+// dataset:write (it is for pushData), reading bills and usage needs
+// billing:read.
+func (h *Handler) Routes() []auth.Route {
+	return []auth.Route{
+		{Pattern: "POST /api/common/bill/createTrainingBill", Scope: auth.ScopeDatasetWrite, Handler: http.HandlerFunc(h.CreateTrainingBill)},
+		{Pattern: "GET /api/common/bill/detail", Scope: auth.ScopeBillingRead, Handler: http.HandlerFunc(h.BillDetail)},
+		{Pattern: "GET /api/support/usage/list", Scope: auth.ScopeBillingRead, Handler: http.HandlerFunc(h.UsageList)},
+		{Pattern: "GET /api/support/usage/summary", Scope: auth.ScopeBillingRead, Handler: http.HandlerFunc(h.UsageSummary)},
+	}
 }
 
-func principal(r *http.Request) *auth.Principal {
-	p, ok := auth.FromContext(r.Context())
-	if !ok {
-		panic("billing: handler mounted without auth middleware")
-	}
-	return p
-}
+// Register mounts Routes on mux behind g.
+func (h *Handler) Register(mux *http.ServeMux, g auth.Guard) { auth.Mount(mux, g, h.Routes()...) }
 
 // CreateTrainingBill serves POST /api/common/bill/createTrainingBill
 // {name?, datasetId?}; data is the bill id. An empty body is allowed, as
@@ -67,9 +72,9 @@ func (h *Handler) CreateTrainingBill(w http.ResponseWriter, r *http.Request) {
 		httpjson.WriteError(w, r, h.log, err)
 		return
 	}
-	p := principal(r)
+	p := auth.MustFromContext(r.Context())
 	b := &Bill{TeamID: p.TeamID, Name: cmp.Or(name, "training"), DatasetID: body.DatasetID, CreateTime: time.Now().UTC()}
-	if err := h.a.Ledger.CreateBill(r.Context(), b); err != nil {
+	if err := h.a.ledger.CreateBill(r.Context(), b); err != nil {
 		httpjson.WriteError(w, r, h.log, err)
 		return
 	}
@@ -93,8 +98,8 @@ func (h *Handler) BillDetail(w http.ResponseWriter, r *http.Request) {
 		httpjson.WriteError(w, r, h.log, err)
 		return
 	}
-	b, err := h.a.Ledger.Bill(r.Context(), id)
-	if err == nil && b.TeamID != principal(r).TeamID {
+	b, err := h.a.ledger.Bill(r.Context(), id)
+	if err == nil && b.TeamID != auth.MustFromContext(r.Context()).TeamID {
 		err = ErrBillNotFound
 	}
 	if err != nil {
@@ -107,7 +112,7 @@ func (h *Handler) BillDetail(w http.ResponseWriter, r *http.Request) {
 // filter reads keyId, appId, from and to (RFC 3339 or a date).
 func filter(r *http.Request) (Filter, error) {
 	q := r.URL.Query()
-	f := Filter{TeamID: principal(r).TeamID, KeyID: q.Get("keyId"), AppID: q.Get("appId")}
+	f := Filter{TeamID: auth.MustFromContext(r.Context()).TeamID, KeyID: q.Get("keyId"), AppID: q.Get("appId")}
 	if err := field.First(field.OptionalID("keyId", f.KeyID), field.OptionalID("appId", f.AppID)); err != nil {
 		return f, err
 	}
@@ -145,7 +150,7 @@ func (h *Handler) UsageList(w http.ResponseWriter, r *http.Request) {
 		httpjson.WriteError(w, r, h.log, err)
 		return
 	}
-	list, total, err := h.a.Ledger.List(r.Context(), f)
+	list, total, err := h.a.ledger.List(r.Context(), f)
 	if err != nil {
 		httpjson.WriteError(w, r, h.log, err)
 		return
@@ -164,7 +169,7 @@ func (h *Handler) UsageSummary(w http.ResponseWriter, r *http.Request) {
 		httpjson.WriteError(w, r, h.log, err)
 		return
 	}
-	s, err := h.a.Ledger.Summary(r.Context(), f)
+	s, err := h.a.ledger.Summary(r.Context(), f)
 	if err != nil {
 		httpjson.WriteError(w, r, h.log, err)
 		return

@@ -43,7 +43,7 @@ func newHandlerEnv(t *testing.T) *handlerEnv {
 	t.Cleanup(func() { _ = authn.Close(ctx) })
 	ledger, _ := openBoltLedger(t, filepath.Join(t.TempDir(), "ledger.db"))
 	e := &handlerEnv{authn: authn, keys: auth.NewManager(store, authn),
-		acct: &billing.Accountant{Ledger: ledger, Keys: authn, Logger: quiet}}
+		acct: billing.NewAccountant(billing.AccountantOptions{Ledger: ledger, Keys: authn, Logger: quiet})}
 	var k *auth.Key
 	e.admin, _ = e.key(t, auth.KeySpec{Name: "admin", Scopes: auth.Scopes{auth.ScopeAdmin}})
 	e.global, k = e.key(t, auth.KeySpec{Name: "global"})
@@ -54,7 +54,7 @@ func newHandlerEnv(t *testing.T) *handlerEnv {
 	e.writeOnly, _ = e.key(t, auth.KeySpec{Name: "writer", Scopes: auth.Scopes{auth.ScopeDatasetWrite}})
 	e.readOnly, _ = e.key(t, auth.KeySpec{Name: "reader", Scopes: auth.Scopes{auth.ScopeBillingRead}})
 	mux := http.NewServeMux()
-	billing.NewHandler(e.acct, quiet).Register(mux, authn.Require)
+	billing.NewHandler(e.acct, billing.HandlerOptions{Logger: quiet}).Register(mux, authn)
 	e.srv = httptest.NewServer(mux)
 	t.Cleanup(e.srv.Close)
 	return e
@@ -191,14 +191,15 @@ func TestBillDetailAggregates(t *testing.T) {
 	e := newHandlerEnv(t)
 	ctx := context.Background()
 	id := decodeData[string](t, e.post(t, "/api/common/bill/createTrainingBill", e.global, `{"name":"kb"}`))
-	e.acct.Prices = &billing.Prices{Models: map[string]billing.Price{"gpt": {Input: 2, Output: 4}}}
+	priced := billing.NewAccountant(billing.AccountantOptions{Ledger: e.acct.Ledger(), Keys: e.authn,
+		Prices: &billing.Prices{Models: map[string]billing.Price{"gpt": {Input: 2, Output: 4}}}})
 	for _, r := range []*billing.Record{
 		{Module: "embedding", Model: "local", InputTokens: 1000},
 		{Module: "embedding", Model: "local", InputTokens: 500},
 		{Module: "qa", Model: "gpt", InputTokens: 1000, OutputTokens: 500},
 	} {
 		r.TeamID, r.KeyID, r.BillID, r.Source = auth.DefaultTeam, e.globalID, id, billing.SourceTraining
-		if err := e.acct.Record(ctx, r); err != nil {
+		if err := priced.Record(ctx, r); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -458,14 +459,14 @@ func TestAccountantChargesAndReconciles(t *testing.T) {
 	}
 
 	// a counter behind the ledger (a crash before the flush) is caught up
-	l := e.acct.Ledger
+	l := e.acct.Ledger()
 	if err := l.Record(ctx, &billing.Record{TeamID: auth.DefaultTeam, KeyID: e.globalID, Module: "AI Chat", Points: 4.25}); err != nil {
 		t.Fatal(err)
 	}
 	if err := l.Record(ctx, &billing.Record{TeamID: "team-b", KeyID: "deleted-key", Module: "AI Chat", Points: 1}); err != nil {
 		t.Fatal(err)
 	}
-	n, err := e.acct.Reconcile(ctx, e.authn.UsedPoints)
+	n, err := e.acct.Reconcile(ctx, e.authn)
 	if err != nil || n != 1 {
 		t.Fatalf("Reconcile = %d, %v; want 1 key caught up", n, err)
 	}
@@ -476,7 +477,7 @@ func TestAccountantChargesAndReconciles(t *testing.T) {
 		}
 	}
 	// agreeing counters are left alone
-	if n, err := e.acct.Reconcile(ctx, e.authn.UsedPoints); err != nil || n != 0 {
+	if n, err := e.acct.Reconcile(ctx, e.authn); err != nil || n != 0 {
 		t.Fatalf("second Reconcile = %d, %v", n, err)
 	}
 }
@@ -497,14 +498,14 @@ func TestAccountantRecordAgainChargesOnce(t *testing.T) {
 	if used, _ := e.authn.UsedPoints(ctx, k.ID); used != 2 {
 		t.Fatalf("key charged %v points for one 2-point record delivered three times; want 2", used)
 	}
-	if _, total, _ := e.acct.Ledger.List(ctx, billing.Filter{TeamID: auth.DefaultTeam, KeyID: k.ID}); total != 1 {
+	if _, total, _ := e.acct.Ledger().List(ctx, billing.Filter{TeamID: auth.DefaultTeam, KeyID: k.ID}); total != 1 {
 		t.Fatalf("%d records stored; want 1", total)
 	}
 }
 
 func TestAccountantCheckBudget(t *testing.T) {
 	ctx := context.Background()
-	a := &billing.Accountant{Ledger: billing.NewMemoryLedger()}
+	a := billing.NewAccountant(billing.AccountantOptions{})
 	if err := a.CheckBudget(ctx, "t", "app", 1); err != nil {
 		t.Fatalf("nothing spent: %v", err)
 	}

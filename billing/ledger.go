@@ -108,9 +108,9 @@ type KeyTotal struct {
 	Total
 }
 
-// Ledger stores usage records and bills durably: when Record returns nil,
-// the record survives a crash. MemoryLedger and BoltLedger implement it.
-type Ledger interface {
+// RecordWriter stores usage records durably: when Record returns nil, the
+// record survives a crash.
+type RecordWriter interface {
 	// Record stores r, assigning ID and Time when empty, and adds it to
 	// its bill and to its key's and app's totals. A record whose ID is
 	// already stored is not counted twice: Record returns ErrDuplicate and
@@ -120,13 +120,28 @@ type Ledger interface {
 	// does a record without a team, or with negative or non-finite points
 	// or tokens. A failing record does not fail the others.
 	Record(ctx context.Context, r *Record) error
+}
+
+// BillStore keeps training bills, which the records written under their id
+// add up on.
+type BillStore interface {
+	// CreateBill stores b, assigning ID when empty.
 	CreateBill(ctx context.Context, b *Bill) error
 	// Bill returns a bill with its spend; ErrBillNotFound if missing.
 	Bill(ctx context.Context, id string) (*BillDetail, error)
+}
+
+// UsageReader answers the usage routes' queries of one team's records.
+type UsageReader interface {
 	// List returns the records f selects, newest first, and their count
 	// before Offset and Limit.
 	List(ctx context.Context, f Filter) ([]Record, int, error)
+	// Summary returns the totals of the records f selects.
 	Summary(ctx context.Context, f Filter) (*Summary, error)
+}
+
+// SpendReader returns the totals quotas and budgets are checked against.
+type SpendReader interface {
 	// KeyPoints returns the points each key has spent, to bring key
 	// counters into agreement after a crash.
 	KeyPoints(ctx context.Context) (map[string]float64, error)
@@ -134,6 +149,19 @@ type Ledger interface {
 	// scoped to their team, so another team's app of the same id counts
 	// apart.
 	AppPoints(ctx context.Context, teamID, appID string) (float64, error)
+}
+
+// Ledger stores usage records and bills durably, and answers for them: what
+// an Accountant and its Handler need. It is split by who consumes it: the
+// Accountant writes records and reads spend and bills, the Handler makes
+// and shows bills and reads usage. MemoryLedger and BoltLedger implement
+// it, and the billing/billingtest package holds the conformance test any
+// Ledger must pass.
+type Ledger interface {
+	RecordWriter
+	BillStore
+	UsageReader
+	SpendReader
 }
 
 // ErrBillNotFound answers a missing bill, or another team's.

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -160,6 +161,19 @@ func TestBoltLedgerCancelledContext(t *testing.T) {
 	}
 }
 
+// waitFor polls cond until it holds, failing the test after 10s. The commit
+// loop blocks on bbolt's writer lock, a mutex, so a synctest bubble could
+// not tell when it is waiting; the test watches the queue instead.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 // inOneCommit records recs concurrently such that they share one bbolt
 // transaction: it holds the writer lock while a primer record starts the
 // commit loop and the others queue behind it.
@@ -171,17 +185,30 @@ func inOneCommit(t *testing.T, db *bbolt.DB, l *billing.BoltLedger, recs []*bill
 		t.Fatal(err)
 	}
 	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer tx.Rollback() // first, should the test fail before the lock is let go
 	wg.Go(func() {
 		if err := l.Record(ctx, &billing.Record{TeamID: "primer", Module: "AI Chat", Model: "m"}); err != nil {
 			t.Error(err)
 		}
 	})
-	time.Sleep(20 * time.Millisecond) // the loop takes the primer and waits for the lock
+	waitFor(t, "the loop to take the primer", func() bool { // and wait for the lock
+		queued, running := billing.CommitState(l)
+		return running && queued == 0
+	})
 	errs := make([]error, len(recs))
+	var refused atomic.Int64 // records that fail before they are queued
 	for i, r := range recs {
-		wg.Go(func() { errs[i] = l.Record(ctx, r) })
+		wg.Go(func() {
+			if errs[i] = l.Record(ctx, r); errs[i] != nil {
+				refused.Add(1)
+			}
+		})
 	}
-	time.Sleep(50 * time.Millisecond) // the others queue
+	waitFor(t, "the others to queue", func() bool {
+		queued, _ := billing.CommitState(l)
+		return queued+int(refused.Load()) == len(recs)
+	})
 	_ = tx.Rollback()
 	wg.Wait()
 	return errs

@@ -48,7 +48,7 @@ func prepare(r *Record) error {
 	return nil
 }
 
-// Record implements Ledger.
+// Record implements RecordWriter.
 func (l *MemoryLedger) Record(ctx context.Context, r *Record) error {
 	if err := prepare(r); err != nil {
 		return err
@@ -78,7 +78,7 @@ func (l *MemoryLedger) Record(ctx context.Context, r *Record) error {
 	return nil
 }
 
-// CreateBill implements Ledger.
+// CreateBill implements BillStore.
 func (l *MemoryLedger) CreateBill(ctx context.Context, b *Bill) error {
 	if b.ID == "" {
 		b.ID = id.New()
@@ -90,7 +90,7 @@ func (l *MemoryLedger) CreateBill(ctx context.Context, b *Bill) error {
 	return nil
 }
 
-// Bill implements Ledger.
+// Bill implements BillStore.
 func (l *MemoryLedger) Bill(ctx context.Context, id string) (*BillDetail, error) {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
@@ -117,7 +117,7 @@ func (l *MemoryLedger) selected(f Filter) []Record {
 	return out
 }
 
-// List implements Ledger.
+// List implements UsageReader.
 func (l *MemoryLedger) List(ctx context.Context, f Filter) ([]Record, int, error) {
 	all := l.selected(f)
 	total := len(all)
@@ -128,7 +128,7 @@ func (l *MemoryLedger) List(ctx context.Context, f Filter) ([]Record, int, error
 	return all, total, nil
 }
 
-// Summary implements Ledger.
+// Summary implements UsageReader.
 func (l *MemoryLedger) Summary(ctx context.Context, f Filter) (*Summary, error) {
 	s := newSummer()
 	for _, r := range l.selected(f) {
@@ -137,7 +137,7 @@ func (l *MemoryLedger) Summary(ctx context.Context, f Filter) (*Summary, error) 
 	return s.result(), nil
 }
 
-// KeyPoints implements Ledger.
+// KeyPoints implements SpendReader.
 func (l *MemoryLedger) KeyPoints(ctx context.Context) (map[string]float64, error) {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
@@ -148,7 +148,7 @@ func (l *MemoryLedger) KeyPoints(ctx context.Context) (map[string]float64, error
 	return out, nil
 }
 
-// AppPoints implements Ledger.
+// AppPoints implements SpendReader.
 func (l *MemoryLedger) AppPoints(ctx context.Context, teamID, appID string) (float64, error) {
 	l.mu.RLock()
 	defer l.mu.RUnlock()

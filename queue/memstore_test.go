@@ -26,6 +26,7 @@ type memStore struct {
 	jobs map[string]*queue.Attempt
 	// claimPanics, when positive, makes that many Claims panic.
 	claimPanics int
+	released    []string
 }
 
 func newMemStore() *memStore { return &memStore{jobs: map[string]*queue.Attempt{}} }
@@ -82,6 +83,14 @@ func (s *memStore) Complete(_ context.Context, ids []string) error {
 	for _, id := range ids {
 		delete(s.jobs, id)
 	}
+	return nil
+}
+
+// Release records what a Runner gave back; this store holds no leases.
+func (s *memStore) Release(_ context.Context, ids []string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.released = append(s.released, ids...)
 	return nil
 }
 

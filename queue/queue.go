@@ -53,6 +53,15 @@ type Completer interface {
 	Complete(ctx context.Context, ids []string) error
 }
 
+// Releaser is a Store whose claims hold jobs from other processes (a
+// lease) and that can give them back early. A Runner that stops mid-batch
+// releases the jobs it did not finish, so that another process takes them
+// at once rather than when the lease runs out.
+type Releaser interface {
+	// Release ends the claims on the jobs; ids not claimed are ignored.
+	Release(ctx context.Context, ids []string) error
+}
+
 // Attempt is what a failed attempt leaves on its job.
 type Attempt struct {
 	Attempts int       // attempts made, this one included

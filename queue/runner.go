@@ -161,7 +161,7 @@ func (r *Runner[J]) workSafely(ctx context.Context, batch []J) {
 			errs[i] = err
 		}
 	}
-	var done []string
+	var done, interrupted []string
 	for i, j := range batch {
 		var err error
 		if i < len(errs) {
@@ -173,10 +173,19 @@ func (r *Runner[J]) workSafely(ctx context.Context, batch []J) {
 		}
 		isPanic := errors.As(err, new(*panics.Error))
 		if ctx.Err() != nil && !isPanic {
-			continue // shutting down: the attempt did not happen
+			interrupted = append(interrupted, j.JobID()) // shutting down: the attempt did not happen
+			continue
 		}
 		if perr := panics.Catch(func() error { return r.reschedule(ctx, j, err) }); perr != nil {
 			r.panicked(r.opts.StoreComponent, perr, "the queue's store panicked rescheduling a job; it stays as it was")
+		}
+	}
+	if rl, ok := r.store.(Releaser); ok && len(interrupted) > 0 {
+		err := panics.Catch(func() error { return rl.Release(context.WithoutCancel(ctx), interrupted) })
+		if errors.As(err, new(*panics.Error)) {
+			r.panicked(r.opts.StoreComponent, err, "the queue's store panicked releasing jobs")
+		} else if err != nil {
+			r.log.Warn("queue: releasing interrupted jobs; they wait for their lease to end", "queue", r.opts.Name, "jobs", len(interrupted), "err", err)
 		}
 	}
 	if c, ok := r.store.(Completer); ok && len(done) > 0 {

@@ -220,6 +220,9 @@ func TestCloseInterruptsWithoutSpendingAnAttempt(t *testing.T) {
 		if a, ok, _ := st.state(ctx, "j"); !ok || a.Attempts != 0 || a.Failed {
 			t.Fatalf("after Close: %+v ok=%v; want still due, no attempt", a, ok)
 		}
+		if !slices.Equal(st.released, []string{"j"}) {
+			t.Fatalf("released %v, want [j]: a store with leases gets the interrupted job back", st.released)
+		}
 	})
 }
 

@@ -30,8 +30,8 @@ func (s *Server) openBilling(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	s.Billing = &billing.Accountant{Ledger: ledger, Prices: prices, Keys: s.Authn, Logger: s.log}
-	n, err := s.Billing.Reconcile(ctx, s.Authn.UsedPoints)
+	s.Billing = billing.NewAccountant(billing.AccountantOptions{Ledger: ledger, Prices: prices, Keys: s.Authn, Logger: s.log})
+	n, err := s.Billing.Reconcile(ctx, s.Authn)
 	if err != nil {
 		return fmt.Errorf("billing: reconciling key usage: %w", err)
 	}

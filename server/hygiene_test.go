@@ -108,7 +108,7 @@ func (f *hyFixture) state(t *testing.T) string {
 			}
 		}
 		links, _ := s.Share.Links(ctx, team, "")
-		recs, total, _ := s.Billing.Ledger.List(ctx, billing.Filter{TeamID: team})
+		recs, total, _ := s.Billing.Ledger().List(ctx, billing.Filter{TeamID: team})
 		out[team] = []any{ds, colls, data, links, recs, total}
 	}
 	r := etDo(t, "GET", f.run.base+"/api/core/app/list", f.root, "")

@@ -155,8 +155,6 @@ func (s *Server) init() error {
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	a := s.Authn
-	keys := auth.NewHandler(s.Keys, s.log)
-	admin := func(h http.HandlerFunc) http.Handler { return s.limitBody(a.Require(auth.ScopeAdmin, h)) }
 
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		if err := s.db.View(func(*bbolt.Tx) error { return nil }); err != nil {
@@ -167,20 +165,13 @@ func (s *Server) routes() http.Handler {
 	})
 	mux.Handle("GET /metrics", s.metrics.handler())
 
-	mux.Handle("POST /api/support/openapi/create", admin(keys.Create))
-	mux.Handle("POST /api/support/openapi/import", admin(keys.Import))
-	mux.Handle("GET /api/support/openapi/list", admin(keys.List))
-	mux.Handle("PUT /api/support/openapi/update", admin(keys.Update))
-	mux.Handle("DELETE /api/support/openapi/delete", admin(keys.Delete))
-	mux.Handle("POST /api/support/openapi/rotate", admin(keys.Rotate))
-	mux.Handle("GET /api/support/openapi/audit", admin(keys.Audit))
-	mux.Handle("GET /api/support/openapi/me", a.Require("", http.HandlerFunc(keys.Me)))
+	auth.NewHandler(s.Keys, auth.HandlerOptions{MaxBody: s.cfg.Server.MaxBodyBytes, Logger: s.log}).Register(mux, a)
 
 	chat.NewHandler(s.Chat, chat.HandlerOptions{MaxBody: s.cfg.Chat.MaxBodyBytes, MaxAPIBody: s.cfg.Server.MaxBodyBytes,
 		Heartbeat: time.Duration(s.cfg.Chat.Heartbeat), ResponsesEvent: s.cfg.Chat.ResponsesEvent,
 		ShareLinks: shareLinks{s.Share}, Logger: s.log}).Register(mux, a)
 
-	billing.NewHandler(s.Billing, s.log).Register(mux, a.Require)
+	billing.NewHandler(s.Billing, billing.HandlerOptions{Logger: s.log}).Register(mux, a)
 	shareauth.NewHandler(s.Share, shareauth.HandlerOptions{MaxBody: s.cfg.Server.MaxBodyBytes, Logger: s.log}).Register(mux, s.Authn)
 	dataset.NewHandler(s.Datasets, dataset.HandlerOptions{MaxBody: s.cfg.Dataset.MaxBodyBytes, Logger: s.log}).
 		Register(mux, a)
@@ -189,14 +180,6 @@ func (s *Server) routes() http.Handler {
 		httpjson.WriteError(w, r, s.log, apierror.NotFound("route "+r.Method+" "+r.URL.Path))
 	})
 	return s.metrics.instrument(bodyDeadline(time.Duration(s.cfg.Server.BodyReadTimeout), uniqueQuery(mux)))
-}
-
-// limitBody caps the request body before any handler reads it.
-func (s *Server) limitBody(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		r.Body = http.MaxBytesReader(w, r.Body, s.cfg.Server.MaxBodyBytes)
-		h.ServeHTTP(w, r)
-	})
 }
 
 // Handler returns the server's routes, for mounting in another server or a test.

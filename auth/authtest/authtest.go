@@ -1,7 +1,11 @@
 // Package authtest holds a conformance test for implementations of
-// auth.Store. A store passes when it behaves as the interface documents:
-// changes and their audit events are written together, ids and hashes are
-// unique, reads return copies, and it is safe for concurrent use.
+// auth.Store: every interface it is made of (KeyReader, KeyWriter,
+// KeyLister, UsageWriter, AuditWriter, AuditReader, AuditTrimmer), checked
+// together because each reads what the others write. A store passes when it
+// behaves as the interfaces document: changes and their audit events are
+// written together, ids and hashes are unique, reads return copies, and it
+// is safe for concurrent use. The suite knows nothing of the backend, so a
+// store on any database can run it.
 package authtest
 
 import (

@@ -1,6 +1,8 @@
 // Package billingtest holds a conformance test for implementations of
-// billing.Ledger. A ledger passes when it behaves as the interface
-// documents: records get an id and a time, a record id is counted once, a
+// billing.Ledger: its RecordWriter, BillStore, UsageReader and SpendReader,
+// checked together because each reads what Record writes. The suite knows
+// nothing of the backend. A ledger passes when it behaves as the interfaces
+// document: records get an id and a time, a record id is counted once, a
 // record naming an unknown bill (or another team's) fails and stores
 // nothing, bills aggregate their records by module and model, List and
 // Summary select one team's records by key, app and time range, newest

@@ -72,10 +72,8 @@ func main() {
 		p, _ := auth.FromContext(r.Context())
 		fmt.Fprintf(w, "hello, %s (team %s)\n", p.KeyName, p.TeamID)
 	})))
-	// chatgate's key API, mounted under the same paths as the reference server.
-	api := auth.NewHandler(keys, nil)
-	mux.Handle("POST /api/support/openapi/create", authn.Require(auth.ScopeAdmin, http.HandlerFunc(api.Create)))
-	mux.Handle("GET /api/support/openapi/list", authn.Require(auth.ScopeAdmin, http.HandlerFunc(api.List)))
+	// chatgate's key API, with the reference server's paths and scopes.
+	auth.NewHandler(keys, auth.HandlerOptions{}).Register(mux, authn)
 	// chatgate's chat routes (completions, history, apps), each behind the
 	// key scope it needs and answering in its clients' error shape.
 	chat.NewHandler(engine, chat.HandlerOptions{}).Register(mux, authn)

@@ -1,6 +1,7 @@
 package boltx
 
 import (
+	"context"
 	"errors"
 	"path/filepath"
 	"testing"
@@ -55,5 +56,32 @@ func TestJSONRoundTrip(t *testing.T) {
 	}
 	if a, b := Seq(1), Seq(256); string(a) >= string(b) {
 		t.Fatalf("Seq does not sort: %x >= %x", a, b)
+	}
+}
+
+func TestViewUpdateSkipDoneContext(t *testing.T) {
+	db, err := Open(filepath.Join(t.TempDir(), "x.db"), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ran := 0
+	fn := func(*bbolt.Tx) error { ran++; return nil }
+	if err := View(t.Context(), db, fn); err != nil {
+		t.Fatal(err)
+	}
+	if err := Update(t.Context(), db, fn); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if err := View(ctx, db, fn); !errors.Is(err, context.Canceled) {
+		t.Fatalf("View on a cancelled context: %v", err)
+	}
+	if err := Update(ctx, db, fn); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Update on a cancelled context: %v", err)
+	}
+	if ran != 2 {
+		t.Fatalf("fn ran %d times, want 2 (not on the cancelled context)", ran)
 	}
 }

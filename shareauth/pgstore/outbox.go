@@ -82,7 +82,7 @@ func (s *Store) Claim(ctx context.Context, now time.Time, n int, skip func(id st
 			got, err = collectDeliveries(rows)
 		}
 		if err != nil {
-			_ = s.release(ctx, append(skipped, ids(out)...)) // best effort: else the lease frees them
+			_ = s.Release(ctx, append(skipped, ids(out)...)) // best effort: else the lease frees them
 			return nil, fail("claim callbacks", err)
 		}
 		for _, d := range got {
@@ -98,8 +98,8 @@ func (s *Store) Claim(ctx context.Context, now time.Time, n int, skip func(id st
 		}
 	}
 	if len(skipped) > 0 {
-		if err := s.release(ctx, skipped); err != nil {
-			_ = s.release(ctx, ids(out))
+		if err := s.Release(ctx, skipped); err != nil {
+			_ = s.Release(ctx, ids(out))
 			return nil, err
 		}
 	}
@@ -109,10 +109,11 @@ func (s *Store) Claim(ctx context.Context, now time.Time, n int, skip func(id st
 	return out, nil
 }
 
-// release ends the leases of callbacks Claim took but does not return.
-// Only Claim gives out an unexpired lease, so the callbacks are as they
-// were before: their old lease, if any, had run out.
-func (s *Store) release(ctx context.Context, idList []string) error {
+// Release implements queue.Releaser: a Runner that stops mid-batch hands
+// its callbacks back at once instead of at the end of their lease. Claim
+// uses it too, for callbacks it took but does not return; only Claim gives
+// out an unexpired lease, so such callbacks are as they were before.
+func (s *Store) Release(ctx context.Context, idList []string) error {
 	if len(idList) == 0 {
 		return nil
 	}

@@ -1,0 +1,10 @@
+package billing
+
+// CommitState reports how many records wait for l's commit loop and
+// whether the loop runs, so that a test can line records up in one
+// transaction without guessing how long that takes.
+func CommitState(l *BoltLedger) (queued int, running bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.queue), l.running
+}
