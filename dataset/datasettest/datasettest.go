@@ -259,8 +259,9 @@ func vectorIDs(t *testing.T, s dataset.Store) []string {
 }
 
 // due claims the items due at now, as a queue.Runner does, and hands them
-// back at once (Reschedule with what they had): so it reads the queue
-// whether or not the store keeps claimed items from other Claims.
+// back at once (Release, for a queue.Releaser, else Reschedule with what
+// they had): so it reads the queue whether or not the store keeps claimed
+// items from other Claims.
 func due(t *testing.T, s dataset.Store, now time.Time, n int, skip func(string) bool) []*dataset.TrainingItem {
 	t.Helper()
 	items, err := claim(s, now, n, skip)
@@ -278,6 +279,9 @@ func claim(s dataset.Store, now time.Time, n int, skip func(string) bool) ([]*da
 	items, err := s.Claim(bg, now, n, skip)
 	if err != nil {
 		return nil, err
+	}
+	if rl, ok := s.(queue.Releaser); ok {
+		return items, rl.Release(bg, itemIDs(items))
 	}
 	for _, it := range items {
 		if err := s.Reschedule(bg, it.ID, attempt(it)); err != nil && !errors.Is(err, queue.ErrGone) {
