@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -12,10 +13,22 @@ import (
 	"github.com/chatgate/chatgate/dataset/embedding"
 )
 
+// open serves endpoint, closed when the test ends, and makes a Client of
+// it with newClient, given its URL.
+func open(t *testing.T, endpoint http.Handler, newClient func(url string) (*embedding.Client, error)) (*embedding.Client, *httptest.Server) {
+	t.Helper()
+	srv := httptest.NewServer(endpoint)
+	t.Cleanup(srv.Close)
+	emb, err := newClient(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return emb, srv
+}
+
 func TestOpenAIEmbedder(t *testing.T) {
-	ctx := context.Background()
-	var sent atomic.Int32
 	fake := &fakeOpenAI{fake[openAIRequest]{t: t}}
+	var sent atomic.Int32
 	emb, srv := open(t, fake, func(url string) (*embedding.Client, error) {
 		return embedding.NewOpenAI(embedding.Config{BaseURL: url + "/v1", APIKey: "sk-test-123",
 			Model: "text-embedding-3-small", HTTPClient: countingClient(&sent)})
@@ -34,6 +47,7 @@ func TestOpenAIEmbedder(t *testing.T) {
 		t.Fatalf("the configured HTTP client sent %d requests", sent.Load())
 	}
 	// nothing to embed: no request
+	ctx := context.Background()
 	if vs, err := emb.Embed(ctx, nil); err != nil || len(vs) != 0 || len(fake.requests()) != 1 {
 		t.Fatalf("Embed(nil) = %v, %v after %d requests", vs, err, len(fake.requests()))
 	}
@@ -114,4 +128,16 @@ func TestOllamaEmbedderErrors(t *testing.T) {
 		{"server error", "runner crashed"},
 		{"empty", ""},
 	})
+}
+
+// embedFails checks that emb fails with an error holding want while the
+// endpoint answers as mode says.
+func embedFails(t *testing.T, emb *embedding.Client, mode *atomic.Value, cases []struct{ mode, want string }) {
+	t.Helper()
+	for _, tc := range cases {
+		mode.Store(tc.mode)
+		if vs, err := emb.Embed(context.Background(), []string{"a", "b"}); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Fatalf("%s: Embed = %v, %v; want an error containing %q", tc.mode, vs, err, tc.want)
+		}
+	}
 }

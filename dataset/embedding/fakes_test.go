@@ -5,9 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -123,19 +121,6 @@ func (f *fakeOllama) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_ = json.NewEncoder(w).Encode(map[string]any{"model": req.Model, "embeddings": [][]float32{localVector(f.t, in)}})
 }
 
-// open serves endpoint, closed when the test ends, and makes a Client of
-// it with newClient, given its URL.
-func open(t *testing.T, endpoint http.Handler, newClient func(url string) (*embedding.Client, error)) (*embedding.Client, *httptest.Server) {
-	t.Helper()
-	srv := httptest.NewServer(endpoint)
-	t.Cleanup(srv.Close)
-	emb, err := newClient(srv.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return emb, srv
-}
-
 // embedsAsServed embeds texts with emb and checks that each vector is the
 // one the fake endpoint sent for its text.
 func embedsAsServed(t *testing.T, emb *embedding.Client, texts []string) {
@@ -176,18 +161,6 @@ func failWith[R any](mode *atomic.Value, answers map[string]answer) func(http.Re
 		w.WriteHeader(a.status)
 		_, _ = io.WriteString(w, a.body)
 		return true
-	}
-}
-
-// embedFails checks that emb fails with an error holding want while the
-// endpoint answers as mode says.
-func embedFails(t *testing.T, emb *embedding.Client, mode *atomic.Value, cases []struct{ mode, want string }) {
-	t.Helper()
-	for _, tc := range cases {
-		mode.Store(tc.mode)
-		if vs, err := emb.Embed(context.Background(), []string{"a", "b"}); err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Fatalf("%s: Embed = %v, %v; want an error containing %q", tc.mode, vs, err, tc.want)
-		}
 	}
 }
 

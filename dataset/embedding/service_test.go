@@ -17,7 +17,6 @@ import (
 // A dataset embedded by a remote model: training and search go through the
 // endpoint, and an endpoint failure is a recorded training failure.
 func TestServiceWithRemoteEmbedder(t *testing.T) {
-	ctx := context.Background()
 	var mode atomic.Value
 	fake := &fakeOpenAI{fake[openAIRequest]{t: t, fail: failWith[openAIRequest](&mode, map[string]answer{
 		"down": {http.StatusTooManyRequests, false, `{"error":{"message":"Rate limit reached for text-embedding-3-small"}}`},
@@ -25,6 +24,7 @@ func TestServiceWithRemoteEmbedder(t *testing.T) {
 	emb, _ := open(t, fake, func(url string) (*embedding.Client, error) {
 		return embedding.NewOpenAI(embedding.Config{BaseURL: url + "/v1", APIKey: "sk-x", Model: "text-embedding-3-small"})
 	})
+	ctx := context.Background()
 	s, err := dataset.New(ctx, dataset.Options{Embedders: map[string]dataset.Embedder{"text-embedding-3-small": emb},
 		DefaultVectorModel: "text-embedding-3-small", MaxAttempts: 2, RetryBase: time.Millisecond, PollEvery: 5 * time.Millisecond,
 		Tokens: dataset.TokenizerFunc(func(s string) int { return len(s) }), Logger: slog.New(slog.DiscardHandler)})
