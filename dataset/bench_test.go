@@ -434,7 +434,7 @@ func BenchmarkPushAndTrain(b *testing.B) {
 }
 
 // kbVectorStores are the vector indexes the 100k benchmarks run on: the
-// one dataset.New picks when Options.Vectors is nil, and ChromemStore named
+// one dataset.New picks when Options.Vectors is nil, and chromemstore.Store named
 // explicitly (the same thing where chromem-go is the default).
 var kbVectorStores = []struct {
 	name string
@@ -539,7 +539,7 @@ func BenchmarkStartupLoad100k(b *testing.B) {
 //   - store-complete: the path the Service really takes, BoltStore.Complete
 //     of 64 queued items per transaction (data record, q index, vector,
 //     full-text mark, queue removal), and at start-up dataset.New loading
-//     the vectors into a ChromemStore.
+//     the vectors into a chromemstore.Store.
 //
 // Query latency is chromem's QueryEmbedding (10 nearest) after start-up.
 //

@@ -286,6 +286,10 @@ func testTrainingFailsForGood(t *testing.T) {
 }
 
 func TestTrainingWithoutEmbedderFailsAtOnce(t *testing.T) {
+	synctest.Test(t, testTrainingWithoutEmbedderFailsAtOnce)
+}
+
+func testTrainingWithoutEmbedderFailsAtOnce(t *testing.T) {
 	ctx := context.Background()
 	st := dataset.NewMemoryStore()
 	// a dataset whose vector model is no longer configured
@@ -310,7 +314,9 @@ func TestTrainingWithoutEmbedderFailsAtOnce(t *testing.T) {
 
 const suzume = "《铃芽之旅》是新海诚执导的动画电影，于2022年上映。主角岩户铃芽是一名高中生。"
 
-func TestTrainingQA(t *testing.T) {
+func TestTrainingQA(t *testing.T) { synctest.Test(t, testTrainingQA) }
+
+func testTrainingQA(t *testing.T) {
 	ctx := context.Background()
 	usage := &usageLog{}
 	gen := &fakeGen{answer: func(n int, prompt string) (dataset.GenerateResult, error) {
@@ -406,7 +412,9 @@ func TestTrainingQA(t *testing.T) {
 	}
 }
 
-func TestTrainingQAWithoutPairsFails(t *testing.T) {
+func TestTrainingQAWithoutPairsFails(t *testing.T) { synctest.Test(t, testTrainingQAWithoutPairsFails) }
+
+func testTrainingQAWithoutPairsFails(t *testing.T) {
 	ctx := context.Background()
 	usage := &usageLog{}
 	gen := &fakeGen{answer: func(int, string) (dataset.GenerateResult, error) {
@@ -436,6 +444,10 @@ func TestTrainingQAWithoutPairsFails(t *testing.T) {
 }
 
 func TestTrainingQAModelErrorIsRetried(t *testing.T) {
+	synctest.Test(t, testTrainingQAModelErrorIsRetried)
+}
+
+func testTrainingQAModelErrorIsRetried(t *testing.T) {
 	gen := &fakeGen{answer: func(n int, _ string) (dataset.GenerateResult, error) {
 		if n == 1 {
 			return dataset.GenerateResult{}, errors.New("model overloaded")

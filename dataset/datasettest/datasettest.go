@@ -877,7 +877,7 @@ func testClaim(t *testing.T, s dataset.Store) {
 	// the items come back whole
 	got := due(t, s, t0.Add(time.Second), 10, func(id string) bool { return id == "i-zero" })
 	if len(got) != 1 {
-		t.Fatalf("DueTraining = %v", itemIDs(got))
+		t.Fatalf("Claim = %v", itemIDs(got))
 	}
 	it := got[0]
 	if it.ID != "i-1s" || it.TeamID != team || it.DatasetID != "ds" || it.CollectionID != "c" || it.Mode != dataset.ModeIndex ||
