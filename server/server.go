@@ -25,6 +25,7 @@ import (
 	"github.com/chatgate/chatgate/chat"
 	"github.com/chatgate/chatgate/cl100k"
 	"github.com/chatgate/chatgate/dataset"
+	"github.com/chatgate/chatgate/dataset/fulltext"
 	"github.com/chatgate/chatgate/internal/boltx"
 	"github.com/chatgate/chatgate/internal/httpjson"
 	"github.com/chatgate/chatgate/shareauth"
@@ -52,7 +53,7 @@ type Server struct {
 	Billing *billing.Accountant
 	// Datasets is the knowledge-base service; chat apps retrieve through it.
 	Datasets *dataset.Service
-	text     *dataset.BleveIndex
+	text     *fulltext.Index
 	// Share manages share links and their auth-host callbacks.
 	Share *shareauth.Service
 
@@ -173,7 +174,7 @@ func (s *Server) routes() http.Handler {
 	billing.NewHandler(s.Billing, billing.HandlerOptions{Logger: s.log}).Register(mux, a)
 	shareauth.NewHandler(s.Share, shareauth.HandlerOptions{MaxBody: s.cfg.Server.MaxBodyBytes, Logger: s.log}).Register(mux, s.Authn)
 	dataset.NewHandler(s.Datasets, dataset.HandlerOptions{MaxBody: s.cfg.Dataset.MaxBodyBytes, Logger: s.log}).
-		Register(mux, a.Require)
+		Register(mux, a)
 
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		httpjson.WriteError(w, r, s.log, apierror.NotFound("route "+r.Method+" "+r.URL.Path))
