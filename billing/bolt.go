@@ -258,6 +258,37 @@ func (l *BoltLedger) Bill(ctx context.Context, id string) (*BillDetail, error) {
 	return b, nil
 }
 
+// Bills implements BillLister.
+func (l *BoltLedger) Bills(ctx context.Context) ([]Bill, error) {
+	var out []Bill
+	err := boltx.View(ctx, l.db, func(tx *bbolt.Tx) error {
+		return tx.Bucket(bucketBills).ForEach(func(k, v []byte) error {
+			var b BillDetail
+			if err := json.Unmarshal(v, &b); err != nil {
+				return fmt.Errorf("billing: bill %s: %w", k, err)
+			}
+			out = append(out, b.Bill)
+			return nil
+		})
+	})
+	sortBills(out)
+	return out, err
+}
+
+// EachRecord implements RecordSource. The records' keys are their time
+// then id, so the bucket's order is the one promised.
+func (l *BoltLedger) EachRecord(ctx context.Context, fn func(Record) error) error {
+	return boltx.View(ctx, l.db, func(tx *bbolt.Tx) error {
+		return tx.Bucket(bucketRecords).ForEach(func(k, v []byte) error {
+			var r Record
+			if err := json.Unmarshal(v, &r); err != nil {
+				return fmt.Errorf("billing: record %x: %w", k, err)
+			}
+			return fn(r)
+		})
+	})
+}
+
 // List implements UsageReader.
 func (l *BoltLedger) List(ctx context.Context, f Filter) ([]Record, int, error) {
 	var (

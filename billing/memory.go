@@ -1,6 +1,7 @@
 package billing
 
 import (
+	"cmp"
 	"context"
 	"math"
 	"slices"
@@ -101,6 +102,38 @@ func (l *MemoryLedger) Bill(ctx context.Context, id string) (*BillDetail, error)
 	c := *b
 	c.Items = slices.Clone(b.Items)
 	return &c, nil
+}
+
+// Bills implements BillLister.
+func (l *MemoryLedger) Bills(ctx context.Context) ([]Bill, error) {
+	l.mu.RLock()
+	out := make([]Bill, 0, len(l.bills))
+	for _, b := range l.bills {
+		out = append(out, b.Bill)
+	}
+	l.mu.RUnlock()
+	sortBills(out)
+	return out, nil
+}
+
+// EachRecord implements RecordSource. fn runs without the ledger's lock,
+// so it may use the ledger.
+func (l *MemoryLedger) EachRecord(ctx context.Context, fn func(Record) error) error {
+	l.mu.RLock()
+	recs := slices.Clone(l.records)
+	l.mu.RUnlock()
+	slices.SortStableFunc(recs, func(a, b Record) int { return cmp.Or(a.Time.Compare(b.Time), cmp.Compare(a.ID, b.ID)) })
+	for _, r := range recs {
+		if err := fn(r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// sortBills puts bills in BillLister's order.
+func sortBills(bs []Bill) {
+	slices.SortFunc(bs, func(a, b Bill) int { return cmp.Or(a.CreateTime.Compare(b.CreateTime), cmp.Compare(a.ID, b.ID)) })
 }
 
 // selected returns the records f selects, newest first.

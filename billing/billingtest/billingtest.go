@@ -6,8 +6,9 @@
 // record naming an unknown bill (or another team's) fails and stores
 // nothing, bills aggregate their records by module and model, List and
 // Summary select one team's records by key, app and time range, newest
-// first, app totals are kept per team, and totals stay exact under
-// concurrent writers.
+// first, app totals are kept per team, totals stay exact under concurrent
+// writers, and, on a ledger that is a billing.BillLister and
+// billing.RecordSource, every team's bills and records come out as written.
 package billingtest
 
 import (
@@ -51,6 +52,7 @@ func TestLedger(t *testing.T, open func(t *testing.T) billing.Ledger) {
 		{"ConcurrentRecords", testConcurrent},
 		{"ConcurrentDuplicates", testConcurrentDuplicates},
 		{"ConcurrentFailuresIsolated", testConcurrentFailures},
+		{"Source", testSource},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
