@@ -2,7 +2,6 @@ package shareauth
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -73,6 +72,16 @@ func (s *BoltStore) Link(ctx context.Context, id string) (*Link, error) {
 
 // Links implements LinkStore.
 func (s *BoltStore) Links(ctx context.Context, teamID, appID string) ([]*Link, error) {
+	return s.linksWhere(func(l *Link) bool { return l.TeamID == teamID && (appID == "" || l.AppID == appID) })
+}
+
+// AllLinks implements LinkLister.
+func (s *BoltStore) AllLinks(ctx context.Context) ([]*Link, error) {
+	return s.linksWhere(func(*Link) bool { return true })
+}
+
+// linksWhere returns the links keep selects, oldest first.
+func (s *BoltStore) linksWhere(keep func(*Link) bool) ([]*Link, error) {
 	var out []*Link
 	err := s.db.View(func(tx *bbolt.Tx) error {
 		return tx.Bucket(bucketLinks).ForEach(func(k, _ []byte) error {
@@ -80,13 +89,13 @@ func (s *BoltStore) Links(ctx context.Context, teamID, appID string) ([]*Link, e
 			if err != nil {
 				return err
 			}
-			if l.TeamID == teamID && (appID == "" || l.AppID == appID) {
+			if keep(l) {
 				out = append(out, l)
 			}
 			return nil
 		})
 	})
-	slices.SortFunc(out, func(a, b *Link) int { return cmp.Or(a.CreateTime.Compare(b.CreateTime), cmp.Compare(a.ID, b.ID)) })
+	slices.SortFunc(out, byLinkCreation)
 	return out, err
 }
 
@@ -161,13 +170,18 @@ func getDelivery(tx *bbolt.Tx, id []byte) (*Delivery, error) {
 
 // linkDeliveries returns the deliveries of link shareID.
 func linkDeliveries(tx *bbolt.Tx, shareID string) ([]*Delivery, error) {
+	return deliveriesWhere(tx, func(d *Delivery) bool { return d.ShareID == shareID })
+}
+
+// deliveriesWhere returns the deliveries keep selects.
+func deliveriesWhere(tx *bbolt.Tx, keep func(*Delivery) bool) ([]*Delivery, error) {
 	var out []*Delivery
 	err := tx.Bucket(bucketOutbox).ForEach(func(_, v []byte) error {
 		d := new(Delivery)
 		if err := json.Unmarshal(v, d); err != nil {
 			return err
 		}
-		if d.ShareID == shareID {
+		if keep(d) {
 			out = append(out, d)
 		}
 		return nil
@@ -265,10 +279,20 @@ func (s *BoltStore) Pending(ctx context.Context, shareID string) (int, error) {
 
 // Deliveries implements Outbox.
 func (s *BoltStore) Deliveries(ctx context.Context, shareID string) ([]*Delivery, error) {
+	return s.deliveries(func(d *Delivery) bool { return d.ShareID == shareID })
+}
+
+// AllDeliveries implements DeliveryLister.
+func (s *BoltStore) AllDeliveries(ctx context.Context) ([]*Delivery, error) {
+	return s.deliveries(func(*Delivery) bool { return true })
+}
+
+// deliveries returns the deliveries keep selects, oldest first.
+func (s *BoltStore) deliveries(keep func(*Delivery) bool) ([]*Delivery, error) {
 	var out []*Delivery
 	err := s.db.View(func(tx *bbolt.Tx) error {
 		var err error
-		out, err = linkDeliveries(tx, shareID)
+		out, err = deliveriesWhere(tx, keep)
 		return err
 	})
 	slices.SortFunc(out, byCreation)

@@ -50,16 +50,26 @@ func (s *MemoryStore) Link(ctx context.Context, id string) (*Link, error) {
 
 // Links implements LinkStore.
 func (s *MemoryStore) Links(ctx context.Context, teamID, appID string) ([]*Link, error) {
+	return s.linksWhere(func(l *Link) bool { return l.TeamID == teamID && (appID == "" || l.AppID == appID) }), nil
+}
+
+// AllLinks implements LinkLister.
+func (s *MemoryStore) AllLinks(ctx context.Context) ([]*Link, error) {
+	return s.linksWhere(func(*Link) bool { return true }), nil
+}
+
+// linksWhere returns copies of the links keep selects, oldest first.
+func (s *MemoryStore) linksWhere(keep func(*Link) bool) []*Link {
 	defer s.lock()()
 	var out []*Link
 	for _, l := range s.links {
-		if l.TeamID == teamID && (appID == "" || l.AppID == appID) {
+		if keep(l) {
 			c := *l
 			out = append(out, &c)
 		}
 	}
-	slices.SortFunc(out, func(a, b *Link) int { return cmp.Or(a.CreateTime.Compare(b.CreateTime), cmp.Compare(a.ID, b.ID)) })
-	return out, nil
+	slices.SortFunc(out, byLinkCreation)
+	return out
 }
 
 // DeleteLink implements LinkStore.
@@ -147,15 +157,25 @@ func (s *MemoryStore) Pending(ctx context.Context, shareID string) (int, error) 
 
 // Deliveries implements Outbox.
 func (s *MemoryStore) Deliveries(ctx context.Context, shareID string) ([]*Delivery, error) {
+	return s.deliveriesWhere(func(d *Delivery) bool { return d.ShareID == shareID }), nil
+}
+
+// AllDeliveries implements DeliveryLister.
+func (s *MemoryStore) AllDeliveries(ctx context.Context) ([]*Delivery, error) {
+	return s.deliveriesWhere(func(*Delivery) bool { return true }), nil
+}
+
+// deliveriesWhere returns copies of the deliveries keep selects, oldest first.
+func (s *MemoryStore) deliveriesWhere(keep func(*Delivery) bool) []*Delivery {
 	defer s.lock()()
 	var out []*Delivery
 	for _, d := range s.outbox {
-		if d.ShareID == shareID {
+		if keep(d) {
 			out = append(out, cloneDelivery(d))
 		}
 	}
 	slices.SortFunc(out, byCreation)
-	return out, nil
+	return out
 }
 
 // byCreation orders deliveries oldest first, as Deliveries returns them.

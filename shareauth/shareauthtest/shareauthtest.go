@@ -12,7 +12,8 @@
 // with it; AddUsage adds points and never moves the last use back; what a
 // store returns, and what it was given, are copies. The outbox: the
 // queue's verbs, by queuetest; Pending and Deliveries see a link's
-// callbacks, failed ones included.
+// callbacks, failed ones included. On a store that is a LinkLister and a
+// DeliveryLister, they list every team's links and every callback.
 //
 // Times in the suite are whole milliseconds in UTC, and compared with
 // Equal, so that a database keeping microseconds or another zone passes.
@@ -55,7 +56,7 @@ var storeTests = []struct {
 	{"LinksAreCopies", testLinkCopies}, {"DeleteLink", testDeleteLink},
 	{"DeleteLinkDropsItsCallbacks", testDeleteLinkDropsCallbacks}, {"AddUsage", testAddUsage},
 	{"DeliveryRoundTrip", testDeliveryRoundTrip}, {"DeliveriesAreCopies", testDeliveryCopies},
-	{"PendingAndDeliveries", testPending},
+	{"PendingAndDeliveries", testPending}, {"Listers", testListers},
 }
 
 func run(t *testing.T, open func(t *testing.T) shareauth.Store, exclusive bool) {
