@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/chatgate/chatgate/apierror"
+	"github.com/chatgate/chatgate/auth"
 	"github.com/chatgate/chatgate/internal/field"
 	"github.com/chatgate/chatgate/internal/httpjson"
 	"github.com/chatgate/chatgate/internal/id"
@@ -39,7 +40,7 @@ func (e *Engine) App(ctx context.Context, teamID, id string) (*App, error) {
 // CreateApp serves POST /api/core/app/create. The body is an App; id is
 // generated when absent.
 func (h *Handler) CreateApp(w http.ResponseWriter, r *http.Request) {
-	p := mustPrincipal(r)
+	p := auth.MustFromContext(r.Context())
 	var a App
 	if err := httpjson.Decode(w, r, &a, 256<<10); err != nil {
 		h.envelopeError(w, r, err)
@@ -70,7 +71,7 @@ func (h *Handler) CreateApp(w http.ResponseWriter, r *http.Request) {
 
 // ListApps serves GET /api/core/app/list: the team's apps.
 func (h *Handler) ListApps(w http.ResponseWriter, r *http.Request) {
-	p := mustPrincipal(r)
+	p := auth.MustFromContext(r.Context())
 	apps, err := h.e.cfg.Apps.Apps(r.Context(), p.TeamID)
 	if err != nil {
 		h.envelopeError(w, r, err)
@@ -84,7 +85,7 @@ func (h *Handler) ListApps(w http.ResponseWriter, r *http.Request) {
 
 // AppDetail serves GET /api/core/app/detail?appId=.
 func (h *Handler) AppDetail(w http.ResponseWriter, r *http.Request) {
-	p := mustPrincipal(r)
+	p := auth.MustFromContext(r.Context())
 	appID := r.URL.Query().Get("appId")
 	if err := field.ID("appId", appID); err != nil {
 		h.envelopeError(w, r, err)
@@ -101,7 +102,7 @@ func (h *Handler) AppDetail(w http.ResponseWriter, r *http.Request) {
 // UpdateApp serves PUT /api/core/app/update {id, ...fields}: the fields
 // present replace the app's; id, teamId and times cannot change.
 func (h *Handler) UpdateApp(w http.ResponseWriter, r *http.Request) {
-	p := mustPrincipal(r)
+	p := auth.MustFromContext(r.Context())
 	var raw json.RawMessage
 	if err := httpjson.Decode(w, r, &raw, 256<<10); err != nil {
 		h.envelopeError(w, r, err)
@@ -156,7 +157,7 @@ func (h *Handler) UpdateApp(w http.ResponseWriter, r *http.Request) {
 
 // DeleteApp serves DELETE /api/core/app/del?appId=: the app and its history.
 func (h *Handler) DeleteApp(w http.ResponseWriter, r *http.Request) {
-	p := mustPrincipal(r)
+	p := auth.MustFromContext(r.Context())
 	appID := r.URL.Query().Get("appId")
 	if err := field.ID("appId", appID); err != nil {
 		h.envelopeError(w, r, err)

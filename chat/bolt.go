@@ -69,17 +69,11 @@ func migrateAppKeys(tx *bbolt.Tx) error {
 }
 
 func (s *BoltStore) view(ctx context.Context, fn func(*bbolt.Tx) error) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	return s.db.View(fn)
+	return boltx.View(ctx, s.db, fn)
 }
 
 func (s *BoltStore) update(ctx context.Context, fn func(*bbolt.Tx) error) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	return s.db.Update(fn)
+	return boltx.Update(ctx, s.db, fn)
 }
 
 // PutApp implements AppStore.

@@ -260,7 +260,7 @@ type clearBody struct {
 // it deletes a conversation's history. Clearing one that does not exist
 // succeeds with deleted=false, so retries are safe.
 func (h *Handler) ClearSession(w http.ResponseWriter, r *http.Request) {
-	p := mustPrincipal(r)
+	p := auth.MustFromContext(r.Context())
 	var b clearBody
 	if err := httpjson.Decode(w, r, &b, 16<<10); err != nil {
 		h.envelopeError(w, r, err)
@@ -337,7 +337,7 @@ func (h *Handler) Records(w http.ResponseWriter, r *http.Request) {
 // historyQuery reads the app and page of a history route and checks that
 // the caller may read that app's history.
 func (h *Handler) historyQuery(r *http.Request) (p *auth.Principal, appID string, offset, size int, err error) {
-	p = mustPrincipal(r)
+	p = auth.MustFromContext(r.Context())
 	q := r.URL.Query()
 	if appID, err = appFor(p, q.Get("appId"), "appId"); err != nil {
 		return
@@ -366,12 +366,4 @@ func (h *Handler) envelopeError(w http.ResponseWriter, r *http.Request, err erro
 		err = apierror.NotFound("chat")
 	}
 	httpjson.WriteError(w, r, h.log, err)
-}
-
-func mustPrincipal(r *http.Request) *auth.Principal {
-	p, ok := auth.FromContext(r.Context())
-	if !ok {
-		panic("chat: handler mounted without auth middleware")
-	}
-	return p
 }

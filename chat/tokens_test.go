@@ -8,6 +8,7 @@ import (
 
 	"github.com/chatgate/chatgate/auth"
 	"github.com/chatgate/chatgate/chat"
+	"github.com/chatgate/chatgate/tokens"
 )
 
 func TestCountMessagesContext(t *testing.T) {
@@ -17,12 +18,12 @@ func TestCountMessagesContext(t *testing.T) {
 		t.Fatalf("CountMessages = %d, %v; want %d", n, err, want)
 	}
 	// a Tokenizer without CountContext counts the same
-	if got, err := chat.CountMessages(context.Background(), chat.TokenizerFunc(testTokens.Count), msgs); err != nil || got != n {
+	if got, err := chat.CountMessages(context.Background(), tokens.CounterFunc(testTokens.Count), msgs); err != nil || got != n {
 		t.Fatalf("CountMessages with a plain Tokenizer = %d, %v; with a ContextTokenizer %d", got, err, n)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	for _, tok := range []chat.Tokenizer{testTokens, chat.TokenizerFunc(testTokens.Count), chat.Estimator{}} {
+	for _, tok := range []tokens.Counter{testTokens, tokens.CounterFunc(testTokens.Count), tokens.Estimate{}} {
 		if n, err := chat.CountMessages(ctx, tok, msgs); !errors.Is(err, context.Canceled) || n != 0 {
 			t.Fatalf("%T on a cancelled context: %d, %v", tok, n, err)
 		}
@@ -30,7 +31,7 @@ func TestCountMessagesContext(t *testing.T) {
 }
 
 func TestEstimator(t *testing.T) {
-	var e chat.Estimator
+	var e tokens.Estimate
 	for text, want := range map[string]int{
 		"":             0,
 		"a":            1,
@@ -67,7 +68,7 @@ func TestEngineDefaultTokenizer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var est chat.Estimator
+	var est tokens.Estimate
 	if want := (chat.Usage{PromptTokens: 3 + 3 + est.Count("What is it?") + 1, CompletionTokens: est.Count("Four score")}); res.Usage.PromptTokens != want.PromptTokens ||
 		res.Usage.CompletionTokens != want.CompletionTokens {
 		t.Fatalf("usage %+v, want %+v", res.Usage, want)

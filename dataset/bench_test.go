@@ -30,6 +30,8 @@ import (
 	"go.etcd.io/bbolt"
 
 	"github.com/chatgate/chatgate/dataset"
+	"github.com/chatgate/chatgate/dataset/chromemstore"
+	"github.com/chatgate/chatgate/dataset/fulltext"
 	"github.com/chatgate/chatgate/internal/boltx"
 )
 
@@ -128,9 +130,9 @@ func kbOpen(b *testing.B, dir string, opts dataset.Options) (*dataset.Service, *
 	if err != nil {
 		b.Fatal(err)
 	}
-	var text *dataset.BleveIndex
+	var text *fulltext.Index
 	if opts.Text == nil {
-		if text, err = dataset.OpenBleveIndex(filepath.Join(dir, "fulltext.bleve")); err != nil {
+		if text, err = fulltext.Open(filepath.Join(dir, "fulltext.bleve")); err != nil {
 			b.Fatal(err)
 		}
 		opts.Text = text
@@ -195,7 +197,7 @@ func kbFill(b *testing.B, st *dataset.BoltStore, ds *dataset.Dataset, collID str
 		if rep, err := st.Enqueue(ctx, items); err != nil || len(rep) > 0 {
 			b.Fatalf("enqueue: %d repeats, %v", len(rep), err)
 		}
-		if gone, err := st.Complete(ctx, done); err != nil || len(gone) > 0 {
+		if gone, err := st.Commit(ctx, done); err != nil || len(gone) > 0 {
 			b.Fatalf("complete: %d gone, %v", len(gone), err)
 		}
 	}
@@ -239,7 +241,7 @@ func kbCorpus(b *testing.B) (dir, datasetID string) {
 	b.Logf("corpus: %d chunks stored in %v", kbCorpusN, time.Since(start).Round(time.Millisecond))
 	// the full-text index, caught up through the store's pending list the
 	// way the Service does it
-	text, err := dataset.OpenBleveIndex(filepath.Join(dir, "fulltext.bleve"))
+	text, err := fulltext.Open(filepath.Join(dir, "fulltext.bleve"))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -432,14 +434,14 @@ func BenchmarkPushAndTrain(b *testing.B) {
 }
 
 // kbVectorStores are the vector indexes the 100k benchmarks run on: the
-// one dataset.New picks when Options.Vectors is nil, and ChromemStore named
+// one dataset.New picks when Options.Vectors is nil, and chromemstore.Store named
 // explicitly (the same thing where chromem-go is the default).
 var kbVectorStores = []struct {
 	name string
 	make func() dataset.VectorStore
 }{
 	{"default", func() dataset.VectorStore { return nil }},
-	{"chromem", func() dataset.VectorStore { return dataset.NewChromemStore() }},
+	{"chromem", func() dataset.VectorStore { return chromemstore.New() }},
 }
 
 // BenchmarkSearchLatency100k measures Service.Search over 100,000 chunks of
@@ -537,7 +539,7 @@ func BenchmarkStartupLoad100k(b *testing.B) {
 //   - store-complete: the path the Service really takes, BoltStore.Complete
 //     of 64 queued items per transaction (data record, q index, vector,
 //     full-text mark, queue removal), and at start-up dataset.New loading
-//     the vectors into a ChromemStore.
+//     the vectors into a chromemstore.Store.
 //
 // Query latency is chromem's QueryEmbedding (10 nearest) after start-up.
 //
@@ -684,7 +686,7 @@ func BenchmarkPersistenceChoice(b *testing.B) {
 			for b.Loop() {
 				dir := b.TempDir()
 				b.StopTimer()
-				s, _, closeAll := kbOpen(b, dir, dataset.Options{Text: kbNopText{}, Vectors: dataset.NewChromemStore()})
+				s, _, closeAll := kbOpen(b, dir, dataset.Options{Text: kbNopText{}, Vectors: chromemstore.New()})
 				ds, _ := s.CreateDataset(ctx, kbTeam, "v", "")
 				coll, _ := s.CreateCollection(ctx, kbTeam, ds.ID, "v")
 				closeAll()
@@ -711,11 +713,11 @@ func BenchmarkPersistenceChoice(b *testing.B) {
 					}
 					done = append(done, tr)
 				}
-				vs := dataset.NewChromemStore()
+				vs := chromemstore.New()
 				b.StartTimer()
 				start := time.Now()
 				for _, tr := range done {
-					if gone, err := st.Complete(ctx, tr); err != nil || len(gone) > 0 {
+					if gone, err := st.Commit(ctx, tr); err != nil || len(gone) > 0 {
 						b.Fatalf("complete: %v, %d gone", err, len(gone))
 					}
 					for _, t := range tr {
@@ -726,7 +728,7 @@ func BenchmarkPersistenceChoice(b *testing.B) {
 				_ = db.Close()
 				runtime.GC()
 				start = time.Now()
-				vs2 := dataset.NewChromemStore()
+				vs2 := chromemstore.New()
 				_, _, closeAll = kbOpen(b, dir, dataset.Options{Text: kbNopText{}, Vectors: vs2})
 				open := time.Since(start)
 				var lat []time.Duration

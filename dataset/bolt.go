@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -13,6 +14,7 @@ import (
 	"go.etcd.io/bbolt"
 
 	"github.com/chatgate/chatgate/internal/boltx"
+	"github.com/chatgate/chatgate/queue"
 )
 
 var (
@@ -29,6 +31,10 @@ var (
 	bucketTextPending = []byte("dataset.text_pending")  // data id -> version(8)
 	bucketUsage       = []byte("dataset.usage_outbox")  // time(8)record id -> UsageRecord
 )
+
+// errNoItem is an index entry naming an item the queue does not hold: a
+// corrupted file.
+var errNoItem = errors.New("no such training item")
 
 // BoltStore is a Store in a bbolt database, in the dataset.* buckets of the
 // file the other domains share.
@@ -47,17 +53,11 @@ func NewBoltStore(db *bbolt.DB) (*BoltStore, error) {
 }
 
 func (s *BoltStore) view(ctx context.Context, fn func(*bbolt.Tx) error) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	return s.db.View(fn)
+	return boltx.View(ctx, s.db, fn)
 }
 
 func (s *BoltStore) update(ctx context.Context, fn func(*bbolt.Tx) error) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	return s.db.Update(fn)
+	return boltx.Update(ctx, s.db, fn)
 }
 
 func join(parts ...string) []byte {
@@ -134,14 +134,14 @@ func keysWithPrefix(b *bbolt.Bucket, p []byte) [][]byte {
 	return keys
 }
 
-// PutDataset implements Store.
+// PutDataset implements DatasetStore.
 func (s *BoltStore) PutDataset(ctx context.Context, d *Dataset) error {
 	return s.update(ctx, func(tx *bbolt.Tx) error {
 		return boltx.PutJSON(tx.Bucket(bucketDatasets), []byte(d.ID), d)
 	})
 }
 
-// Dataset implements Store.
+// Dataset implements DatasetStore.
 func (s *BoltStore) Dataset(ctx context.Context, id string) (*Dataset, error) {
 	d := new(Dataset)
 	err := s.view(ctx, func(tx *bbolt.Tx) error {
@@ -164,7 +164,7 @@ func getOr(b *bbolt.Bucket, id string, v any, notFound error) error {
 	return nil
 }
 
-// Datasets implements Store.
+// Datasets implements DatasetStore.
 func (s *BoltStore) Datasets(ctx context.Context, teamID string) ([]*Dataset, error) {
 	var out []*Dataset
 	err := s.view(ctx, func(tx *bbolt.Tx) error {
@@ -183,7 +183,7 @@ func (s *BoltStore) Datasets(ctx context.Context, teamID string) ([]*Dataset, er
 	return out, err
 }
 
-// DeleteDataset implements Store.
+// DeleteDataset implements DatasetStore.
 func (s *BoltStore) DeleteDataset(ctx context.Context, id string) error {
 	return s.update(ctx, func(tx *bbolt.Tx) error {
 		if tx.Bucket(bucketDatasets).Get([]byte(id)) == nil {
@@ -204,7 +204,7 @@ func (s *BoltStore) DeleteDataset(ctx context.Context, id string) error {
 	})
 }
 
-// PutCollection implements Store.
+// PutCollection implements CollectionStore.
 func (s *BoltStore) PutCollection(ctx context.Context, c *Collection) error {
 	return s.update(ctx, func(tx *bbolt.Tx) error {
 		if tx.Bucket(bucketDatasets).Get([]byte(c.DatasetID)) == nil {
@@ -217,7 +217,7 @@ func (s *BoltStore) PutCollection(ctx context.Context, c *Collection) error {
 	})
 }
 
-// Collection implements Store.
+// Collection implements CollectionStore.
 func (s *BoltStore) Collection(ctx context.Context, id string) (*Collection, error) {
 	c := new(Collection)
 	err := s.view(ctx, func(tx *bbolt.Tx) error {
@@ -229,7 +229,7 @@ func (s *BoltStore) Collection(ctx context.Context, id string) (*Collection, err
 	return c, nil
 }
 
-// Collections implements Store.
+// Collections implements CollectionStore.
 func (s *BoltStore) Collections(ctx context.Context, datasetID string) ([]*Collection, error) {
 	var out []*Collection
 	err := s.view(ctx, func(tx *bbolt.Tx) error {
@@ -247,7 +247,7 @@ func (s *BoltStore) Collections(ctx context.Context, datasetID string) ([]*Colle
 	return out, err
 }
 
-// DeleteCollection implements Store.
+// DeleteCollection implements CollectionStore.
 func (s *BoltStore) DeleteCollection(ctx context.Context, id string) ([]string, error) {
 	var removed []string
 	err := s.update(ctx, func(tx *bbolt.Tx) error {
@@ -343,7 +343,7 @@ func markText(tx *bbolt.Tx, dataID string) error {
 	return b.Put([]byte(dataID), binary.BigEndian.AppendUint64(nil, seq))
 }
 
-// Enqueue implements Store.
+// Enqueue implements TrainingIntake.
 func (s *BoltStore) Enqueue(ctx context.Context, items []*TrainingItem) ([]int, error) {
 	var repeats []int
 	err := s.update(ctx, func(tx *bbolt.Tx) (err error) {
@@ -390,8 +390,10 @@ func enqueue(tx *bbolt.Tx, items []*TrainingItem) ([]int, error) {
 	return repeats, nil
 }
 
-// DueTraining implements Store.
-func (s *BoltStore) DueTraining(ctx context.Context, now time.Time, n int, skip func(string) bool) ([]*TrainingItem, error) {
+// Claim implements TrainingQueue. It only reads: a BoltStore serves the
+// one process that holds the file, whose queue.Runner keeps its own claims
+// apart (skip may be nil).
+func (s *BoltStore) Claim(ctx context.Context, now time.Time, n int, skip func(string) bool) ([]*TrainingItem, error) {
 	var out []*TrainingItem
 	limit := binary.BigEndian.AppendUint64(nil, unixNanos(now)+1)
 	err := s.view(ctx, func(tx *bbolt.Tx) error {
@@ -403,7 +405,7 @@ func (s *BoltStore) DueTraining(ctx context.Context, now time.Time, n int, skip 
 				continue
 			}
 			it := new(TrainingItem)
-			if err := getOr(tb, id, it, errItemGone); err != nil {
+			if err := getOr(tb, id, it, errNoItem); err != nil {
 				return fmt.Errorf("dataset: due index names %s: %w", id, err)
 			}
 			out = append(out, it)
@@ -413,8 +415,8 @@ func (s *BoltStore) DueTraining(ctx context.Context, now time.Time, n int, skip 
 	return out, err
 }
 
-// Complete implements Store.
-func (s *BoltStore) Complete(ctx context.Context, done []Trained) ([]string, error) {
+// Commit implements TrainingQueue.
+func (s *BoltStore) Commit(ctx context.Context, done []Trained) ([]string, error) {
 	var gone []string
 	err := s.update(ctx, func(tx *bbolt.Tx) error {
 		gone = gone[:0]
@@ -444,7 +446,7 @@ func (s *BoltStore) Complete(ctx context.Context, done []Trained) ([]string, err
 	return gone, err
 }
 
-// PendingUsage implements Store.
+// PendingUsage implements UsageOutbox.
 func (s *BoltStore) PendingUsage(ctx context.Context, n int) ([]UsageRecord, error) {
 	var out []UsageRecord
 	err := s.view(ctx, func(tx *bbolt.Tx) error {
@@ -461,7 +463,7 @@ func (s *BoltStore) PendingUsage(ctx context.Context, n int) ([]UsageRecord, err
 	return out, err
 }
 
-// ClearUsage implements Store.
+// ClearUsage implements UsageOutbox.
 func (s *BoltStore) ClearUsage(ctx context.Context, ids []string) error {
 	if len(ids) == 0 {
 		return nil
@@ -536,40 +538,44 @@ func complete(tx *bbolt.Tx, it *TrainingItem, t *Trained) error {
 	return tx.Bucket(bucketTraining).Delete([]byte(it.ID))
 }
 
-// Reschedule implements Store.
-func (s *BoltStore) Reschedule(ctx context.Context, item *TrainingItem) error {
+// Reschedule implements TrainingQueue.
+func (s *BoltStore) Reschedule(ctx context.Context, id string, a queue.Attempt) error {
 	return s.update(ctx, func(tx *bbolt.Tx) error {
 		tb, due := tx.Bucket(bucketTraining), tx.Bucket(bucketDue)
-		old := new(TrainingItem)
-		if err := getOr(tb, item.ID, old, errItemGone); err != nil {
+		it := new(TrainingItem)
+		if err := getOr(tb, id, it, queue.ErrGone); err != nil {
 			return err
 		}
-		if !old.Failed {
-			if err := due.Delete(timeKey(old.NextAttempt, old.ID)); err != nil {
+		if !it.Failed {
+			if err := due.Delete(timeKey(it.NextAttempt, it.ID)); err != nil {
 				return err
 			}
 		}
+		it.Attempts, it.LastError, it.Failed = a.Attempts, a.Err, a.Failed
 		state := []byte("q")
-		if item.Failed {
+		if it.Failed {
 			state = []byte("f")
 			// a failed q may be pushed again
 			qb := tx.Bucket(bucketQIndex)
-			if qk := qKey(item.CollectionID, item.Q); string(qb.Get(qk)) == item.ID {
+			if qk := qKey(it.CollectionID, it.Q); string(qb.Get(qk)) == it.ID {
 				if err := qb.Delete(qk); err != nil {
 					return err
 				}
 			}
-		} else if err := due.Put(timeKey(item.NextAttempt, item.ID), nil); err != nil {
+		} else {
+			it.NextAttempt = a.Next
+			if err := due.Put(timeKey(it.NextAttempt, it.ID), nil); err != nil {
+				return err
+			}
+		}
+		if err := tx.Bucket(bucketCollTrain).Put(join(it.CollectionID, it.ID), state); err != nil {
 			return err
 		}
-		if err := tx.Bucket(bucketCollTrain).Put(join(item.CollectionID, item.ID), state); err != nil {
-			return err
-		}
-		return boltx.PutJSON(tb, []byte(item.ID), item)
+		return boltx.PutJSON(tb, []byte(it.ID), it)
 	})
 }
 
-// TrainingCounts implements Store.
+// TrainingCounts implements TrainingProgress.
 func (s *BoltStore) TrainingCounts(ctx context.Context, collectionID string) (queued, failed int, err error) {
 	err = s.view(ctx, func(tx *bbolt.Tx) error {
 		return eachPrefix(tx.Bucket(bucketCollTrain), prefix(collectionID), func(_, v []byte) error {
@@ -584,7 +590,7 @@ func (s *BoltStore) TrainingCounts(ctx context.Context, collectionID string) (qu
 	return queued, failed, err
 }
 
-// TrainingFailures implements Store.
+// TrainingFailures implements TrainingProgress.
 func (s *BoltStore) TrainingFailures(ctx context.Context, collectionID string, limit int) ([]*TrainingItem, error) {
 	var out []*TrainingItem
 	err := s.view(ctx, func(tx *bbolt.Tx) error {
@@ -595,7 +601,7 @@ func (s *BoltStore) TrainingFailures(ctx context.Context, collectionID string, l
 				return nil
 			}
 			it := new(TrainingItem)
-			if err := getOr(tb, string(k[len(p):]), it, errItemGone); err != nil {
+			if err := getOr(tb, string(k[len(p):]), it, errNoItem); err != nil {
 				return err
 			}
 			out = append(out, it)
@@ -605,7 +611,7 @@ func (s *BoltStore) TrainingFailures(ctx context.Context, collectionID string, l
 	return out, err
 }
 
-// Data implements Store.
+// Data implements DataStore.
 func (s *BoltStore) Data(ctx context.Context, id string) (*Data, error) {
 	d := new(Data)
 	err := s.view(ctx, func(tx *bbolt.Tx) error {
@@ -617,7 +623,7 @@ func (s *BoltStore) Data(ctx context.Context, id string) (*Data, error) {
 	return d, nil
 }
 
-// DataList implements Store.
+// DataList implements DataStore.
 func (s *BoltStore) DataList(ctx context.Context, collectionID string, offset, limit int) ([]*Data, int, error) {
 	var (
 		out   []*Data
@@ -642,7 +648,7 @@ func (s *BoltStore) DataList(ctx context.Context, collectionID string, offset, l
 	return out, total, err
 }
 
-// UpdateData implements Store.
+// UpdateData implements DataStore.
 func (s *BoltStore) UpdateData(ctx context.Context, d *Data, vectors []Vector) error {
 	return s.update(ctx, func(tx *bbolt.Tx) error {
 		old := new(Data)
@@ -661,7 +667,7 @@ func (s *BoltStore) UpdateData(ctx context.Context, d *Data, vectors []Vector) e
 	})
 }
 
-// DeleteData implements Store.
+// DeleteData implements DataStore.
 func (s *BoltStore) DeleteData(ctx context.Context, id string) ([]string, error) {
 	var ids []string
 	err := s.update(ctx, func(tx *bbolt.Tx) error {
@@ -676,7 +682,7 @@ func (s *BoltStore) DeleteData(ctx context.Context, id string) ([]string, error)
 	return ids, err
 }
 
-// EachVector implements Store.
+// EachVector implements VectorSource.
 func (s *BoltStore) EachVector(ctx context.Context, fn func(string, Vector) error) error {
 	return s.view(ctx, func(tx *bbolt.Tx) error {
 		return tx.Bucket(bucketVectors).ForEach(func(k, v []byte) error {
@@ -689,7 +695,7 @@ func (s *BoltStore) EachVector(ctx context.Context, fn func(string, Vector) erro
 	})
 }
 
-// TextPending implements Store.
+// TextPending implements TextOutbox.
 func (s *BoltStore) TextPending(ctx context.Context, n int) ([]Pending, error) {
 	var out []Pending
 	err := s.view(ctx, func(tx *bbolt.Tx) error {
@@ -702,7 +708,7 @@ func (s *BoltStore) TextPending(ctx context.Context, n int) ([]Pending, error) {
 	return out, err
 }
 
-// ClearTextPending implements Store.
+// ClearTextPending implements TextOutbox.
 func (s *BoltStore) ClearTextPending(ctx context.Context, done []Pending) error {
 	return s.update(ctx, func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bucketTextPending)
@@ -717,7 +723,7 @@ func (s *BoltStore) ClearTextPending(ctx context.Context, done []Pending) error 
 	})
 }
 
-// CreateCollection implements Store.
+// CreateCollection implements TrainingIntake.
 func (s *BoltStore) CreateCollection(ctx context.Context, c *Collection, items []*TrainingItem) ([]int, error) {
 	if err := checkOwnItems(c, items); err != nil {
 		return nil, err

@@ -21,6 +21,7 @@ import (
 
 	"github.com/chatgate/chatgate/cl100k"
 	"github.com/chatgate/chatgate/dataset"
+	"github.com/chatgate/chatgate/dataset/fulltext"
 )
 
 // The helper process of TestCrashSIGKILL reads its orders from these.
@@ -93,7 +94,7 @@ func openCrashService(dir string, emb dataset.Embedder) (*dataset.Service, *data
 		db.Close()
 		return nil, nil, nil, err
 	}
-	text, err := dataset.OpenBleveIndex(filepath.Join(dir, "fulltext.bleve"))
+	text, err := fulltext.Open(filepath.Join(dir, "fulltext.bleve"))
 	if err != nil {
 		db.Close()
 		return nil, nil, nil, err

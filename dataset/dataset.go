@@ -126,6 +126,12 @@ type TrainingItem struct {
 	CreateTime   time.Time    `json:"createTime"`
 }
 
+// JobID implements queue.Job: the item's id.
+func (it *TrainingItem) JobID() string { return it.ID }
+
+// JobAttempts implements queue.Job: the attempts made so far.
+func (it *TrainingItem) JobAttempts() int { return it.Attempts }
+
 // Vector is one embedding of a Data item. Its ID is the data id for q and
 // "<data id>/<n>" for the n-th index text.
 type Vector struct {

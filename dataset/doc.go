@@ -7,8 +7,37 @@
 // records, queued training items and vectors are written there first, in one
 // transaction per change, and the VectorStore and TextIndex are rebuilt or
 // caught up from it when a Service starts. So a crash at any point loses no
-// acknowledged item and indexes none twice.
+// acknowledged item and indexes none twice. Three queue.Runners do the
+// background work on the Store's queues: training (retried with a backoff,
+// failed for good and kept where it can be seen), delivering training
+// usage to the UsageRecorder from the outbox its commit filled, and
+// catching the full-text index up.
 //
-// Handler serves FastGPT's knowledge-base routes (/api/core/dataset/...) on
-// a Service.
+// Handler serves FastGPT's knowledge-base routes (/api/core/dataset/...)
+// on a Service; Routes lists them with their scopes, Register mounts them
+// behind an auth.Guard.
+//
+// # Layout
+//
+// The core needs nothing but the standard library, bbolt (BoltStore) and
+// cl100k (the default tokens.Counter); what is heavy, or one choice among
+// several, lives in a subpackage that a program links only if it imports
+// it:
+//
+//   - dataset: the Service, the Store interfaces (small ones by consumer,
+//     Store their composition) with MemoryStore and BoltStore, FlatStore
+//     (the default VectorStore), LocalEmbedder, a small in-memory
+//     TextIndex (the default), and the Handler.
+//   - dataset/fulltext: a TextIndex on bleve, on disk, as the reference
+//     server keeps it.
+//   - dataset/chromemstore: a VectorStore on chromem-go.
+//   - dataset/embedding: Embedders for OpenAI-compatible endpoints and
+//     Ollama, through langchaingo.
+//   - dataset/datasettest: the conformance suite every Store runs, its
+//     training queue checked with queue/queuetest.
+//
+// The subpackages import dataset (embedding does not even need it); dataset
+// imports none of them. Whatever a user plugs in (an Embedder, a
+// Generator, a UsageRecorder, a BillChecker, a tokens.Counter) is a small
+// interface with a func adapter.
 package dataset

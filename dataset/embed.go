@@ -9,8 +9,18 @@ import (
 )
 
 // Embedder turns texts into vectors, one per text, all of one length.
+// LocalEmbedder is the built-in one; dataset/embedding has clients of
+// OpenAI-compatible endpoints and Ollama.
 type Embedder interface {
 	Embed(ctx context.Context, texts []string) ([][]float32, error)
+}
+
+// EmbedderFunc adapts a function to an Embedder.
+type EmbedderFunc func(ctx context.Context, texts []string) ([][]float32, error)
+
+// Embed calls f.
+func (f EmbedderFunc) Embed(ctx context.Context, texts []string) ([][]float32, error) {
+	return f(ctx, texts)
 }
 
 // DefaultDimensions is the length of the LocalEmbedder's vectors.

@@ -17,18 +17,7 @@ var (
 	// write question/answer pairs is configured.
 	ErrQAModelUnavailable = &apierror.Error{Status: http.StatusBadRequest, Code: "qa_model_unavailable",
 		Message: "QA mode needs a QA model (dataset.qaModel in the config or CHATGATE_QA_MODEL); only the offline extractive model is available"}
-	// ErrClosed is returned by a Service after Close.
+	// ErrClosed is what every method of a Service answers after Close: its
+	// training and index catch-up have stopped.
 	ErrClosed = errors.New("dataset: service closed")
 )
-
-// errItemGone tells a worker that the item it trained was deleted meanwhile
-// (its dataset or collection went away), so its result is dropped.
-var errItemGone = errors.New("dataset: training item no longer queued")
-
-// permanentError marks a training failure that retrying cannot fix.
-type permanentError struct{ err error }
-
-func (e *permanentError) Error() string { return e.err.Error() }
-func (e *permanentError) Unwrap() error { return e.err }
-
-func permanent(err error) error { return &permanentError{err} }

@@ -14,9 +14,10 @@ import (
 // FlatStore is an exact nearest-neighbour VectorStore that keeps each
 // dataset's vectors, normalised, in one contiguous slice and scans it with
 // every core. It is the default: at 100,000 256-dimension vectors it
-// answers in a fraction of ChromemStore's time (see BENCHMARKS.md), because
-// chromem-go keeps each vector in its own allocation behind a map and
-// multiplies with a single dependent accumulator. Its zero value is ready.
+// answers in a fraction of the time of dataset/chromemstore's (see
+// BENCHMARKS.md), because chromem-go keeps each vector in its own
+// allocation behind a map and multiplies with a single dependent
+// accumulator. Its zero value is ready.
 type FlatStore struct {
 	// Workers scanning one query; 0: GOMAXPROCS.
 	Workers int

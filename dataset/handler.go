@@ -2,6 +2,7 @@ package dataset
 
 import (
 	"cmp"
+	"context"
 	"encoding/json"
 	"log/slog"
 	"net/http"
@@ -13,9 +14,9 @@ import (
 	"github.com/chatgate/chatgate/internal/httpjson"
 )
 
-// Handler serves FastGPT's knowledge-base routes on a Service. Mount each
-// method behind auth middleware that requires dataset:write for changes and
-// dataset:read for reads, as Register does.
+// Handler serves FastGPT's knowledge-base routes (/api/core/dataset/...)
+// on a Service. Routes lists them with the scope each needs, dataset:write
+// for changes and dataset:read for reads; Register mounts them.
 type Handler struct {
 	s       *Service
 	log     *slog.Logger
@@ -41,33 +42,33 @@ func NewHandler(s *Service, opts HandlerOptions) *Handler {
 	return &Handler{s: s, log: opts.Logger, maxBody: opts.MaxBody}
 }
 
-// Register mounts every route on mux, each wrapped by require with the
-// scope it needs (require is typically an auth.Authenticator's Require).
-func (h *Handler) Register(mux *http.ServeMux, require func(auth.Scope, http.Handler) http.Handler) {
-	for _, r := range []struct {
-		pattern string
-		scope   auth.Scope
-		fn      http.HandlerFunc
-	}{
-		{"POST /api/core/dataset/create", auth.ScopeDatasetWrite, h.CreateDataset},
-		{"GET /api/core/dataset/list", auth.ScopeDatasetRead, h.ListDatasets},
-		{"GET /api/core/dataset/detail", auth.ScopeDatasetRead, h.DatasetDetail},
-		{"DELETE /api/core/dataset/delete", auth.ScopeDatasetWrite, h.DeleteDataset},
-		{"POST /api/core/dataset/collection/create", auth.ScopeDatasetWrite, h.CreateCollection},
-		{"POST /api/core/dataset/collection/create/text", auth.ScopeDatasetWrite, h.CreateTextCollection},
-		{"GET /api/core/dataset/collection/list", auth.ScopeDatasetRead, h.ListCollections},
-		{"GET /api/core/dataset/collection/detail", auth.ScopeDatasetRead, h.CollectionDetail},
-		{"GET /api/core/dataset/collection/trainingFailures", auth.ScopeDatasetRead, h.TrainingFailures},
-		{"DELETE /api/core/dataset/collection/delete", auth.ScopeDatasetWrite, h.DeleteCollection},
-		{"POST /api/core/dataset/data/pushData", auth.ScopeDatasetWrite, h.PushData},
-		{"GET /api/core/dataset/data/list", auth.ScopeDatasetRead, h.ListData},
-		{"GET /api/core/dataset/data/detail", auth.ScopeDatasetRead, h.DataDetail},
-		{"PUT /api/core/dataset/data/update", auth.ScopeDatasetWrite, h.UpdateData},
-		{"DELETE /api/core/dataset/data/delete", auth.ScopeDatasetWrite, h.DeleteData},
-		{"POST /api/core/dataset/searchTest", auth.ScopeDatasetRead, h.SearchTest},
-	} {
-		mux.Handle(r.pattern, require(r.scope, r.fn))
+// Routes lists every route with the scope it needs. Each answers in
+// FastGPT's envelope, refusals of the guard included.
+func (h *Handler) Routes() []auth.Route {
+	write, read := auth.ScopeDatasetWrite, auth.ScopeDatasetRead
+	return []auth.Route{
+		{Pattern: "POST /api/core/dataset/create", Scope: write, Handler: withBody(h, h.createDataset)},
+		{Pattern: "GET /api/core/dataset/list", Scope: read, Handler: serve(h, h.listDatasets)},
+		{Pattern: "GET /api/core/dataset/detail", Scope: read, Handler: byID(h, h.s.Dataset, "id", "datasetId")},
+		{Pattern: "DELETE /api/core/dataset/delete", Scope: write, Handler: byID(h, noData(h.s.DeleteDataset), "id", "datasetId")},
+		{Pattern: "POST /api/core/dataset/collection/create", Scope: write, Handler: withBody(h, h.createCollection)},
+		{Pattern: "POST /api/core/dataset/collection/create/text", Scope: write, Handler: withBody(h, h.createTextCollection)},
+		{Pattern: "GET /api/core/dataset/collection/list", Scope: read, Handler: paged(h, h.listCollections, "datasetId", "id")},
+		{Pattern: "GET /api/core/dataset/collection/detail", Scope: read, Handler: byID(h, h.s.Collection, "id", "collectionId")},
+		{Pattern: "GET /api/core/dataset/collection/trainingFailures", Scope: read, Handler: paged(h, h.trainingFailures, "collectionId", "id")},
+		{Pattern: "DELETE /api/core/dataset/collection/delete", Scope: write, Handler: byID(h, noData(h.s.DeleteCollection), "id", "collectionId")},
+		{Pattern: "POST /api/core/dataset/data/pushData", Scope: write, Handler: withBody(h, h.pushData)},
+		{Pattern: "GET /api/core/dataset/data/list", Scope: read, Handler: paged(h, h.s.DataList, "collectionId")},
+		{Pattern: "GET /api/core/dataset/data/detail", Scope: read, Handler: byID(h, h.s.Data, "id", "dataId")},
+		{Pattern: "PUT /api/core/dataset/data/update", Scope: write, Handler: withBody(h, h.updateData)},
+		{Pattern: "DELETE /api/core/dataset/data/delete", Scope: write, Handler: byID(h, noData(h.s.DeleteData), "id", "dataId")},
+		{Pattern: "POST /api/core/dataset/searchTest", Scope: read, Handler: withBody(h, h.searchTest)},
 	}
+}
+
+// Register mounts every route on mux behind g: auth.Mount of Routes.
+func (h *Handler) Register(mux *http.ServeMux, g auth.Guard) {
+	auth.Mount(mux, g, h.Routes()...)
 }
 
 func principal(r *http.Request) *auth.Principal {
@@ -78,22 +79,95 @@ func principal(r *http.Request) *auth.Principal {
 	return p
 }
 
-func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
-	httpjson.WriteError(w, r, h.log, err)
+// serve is every route's frame: it runs the route's work for the caller
+// the guard admitted, and writes what the work returns, or its error, in
+// FastGPT's envelope.
+func serve[T any](h *Handler, work func(w http.ResponseWriter, r *http.Request, p *auth.Principal) (T, error)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		data, err := work(w, r, principal(r))
+		if err != nil {
+			httpjson.WriteError(w, r, h.log, err)
+			return
+		}
+		httpjson.WriteData(w, data)
+	})
 }
 
-func (h *Handler) decode(w http.ResponseWriter, r *http.Request, v any) bool {
-	if err := httpjson.Decode(w, r, v, h.maxBody); err != nil {
-		h.fail(w, r, err)
-		return false
+// body is a route's JSON body, which vets its own fields once decoded.
+type body interface{ check() error }
+
+// withBody serves a route whose request is a JSON body B: it is decoded
+// (unknown fields refused) and checked before work sees it.
+func withBody[B any, PB interface {
+	*B
+	body
+}, T any](h *Handler, work func(ctx context.Context, p *auth.Principal, b PB) (T, error)) http.Handler {
+	return serve(h, func(w http.ResponseWriter, r *http.Request, p *auth.Principal) (T, error) {
+		b := PB(new(B))
+		err := httpjson.Decode(w, r, b, h.maxBody)
+		if err == nil {
+			err = b.check()
+		}
+		if err != nil {
+			var zero T
+			return zero, err
+		}
+		return work(r.Context(), p, b)
+	})
+}
+
+// byID serves a route on one record of the caller's team, named by a query
+// parameter under one of names.
+func byID[T any](h *Handler, get func(ctx context.Context, teamID, id string) (T, error), names ...string) http.Handler {
+	return serve(h, func(_ http.ResponseWriter, r *http.Request, p *auth.Principal) (T, error) {
+		id, err := queryID(r, names...)
+		if err != nil {
+			var zero T
+			return zero, err
+		}
+		return get(r.Context(), p.TeamID, id)
+	})
+}
+
+// noData is a deletion as a route's work: its data is null.
+func noData(del func(ctx context.Context, teamID, id string) error) func(context.Context, string, string) (any, error) {
+	return func(ctx context.Context, teamID, id string) (any, error) { return nil, del(ctx, teamID, id) }
+}
+
+type listPage[T any] struct {
+	List  []T `json:"list"`
+	Total int `json:"total"`
+}
+
+// paged serves a route answering a page of what belongs to a record named
+// as byID's are, as {list, total}; the page is the offset and pageSize
+// parameters.
+func paged[T any](h *Handler, list func(ctx context.Context, teamID, id string, offset, size int) ([]T, int, error), names ...string) http.Handler {
+	return serve(h, func(_ http.ResponseWriter, r *http.Request, p *auth.Principal) (listPage[T], error) {
+		id, offset, size, err := pageQuery(r, names...)
+		if err != nil {
+			return listPage[T]{}, err
+		}
+		items, total, err := list(r.Context(), p.TeamID, id, offset, size)
+		if items == nil {
+			items = []T{}
+		}
+		return listPage[T]{List: items, Total: total}, err
+	})
+}
+
+// pageQuery reads a paged route's id and page.
+func pageQuery(r *http.Request, names ...string) (id string, offset, size int, err error) {
+	if id, err = queryID(r, names...); err == nil {
+		offset, size, err = httpjson.Page(r.URL.Query())
 	}
-	return true
+	return id, offset, size, err
 }
 
 // queryID reads a required id parameter; FastGPT's routes name it
 // variously, so each route lists the names it accepts. Two of them with
 // different values are refused rather than one picked.
-func (h *Handler) queryID(w http.ResponseWriter, r *http.Request, names ...string) (string, bool) {
+func queryID(r *http.Request, names ...string) (string, error) {
 	q := r.URL.Query()
 	var got, from string
 	for _, n := range names {
@@ -103,28 +177,22 @@ func (h *Handler) queryID(w http.ResponseWriter, r *http.Request, names ...strin
 		case got == "":
 			got, from = v, n
 		case v != got:
-			h.fail(w, r, apierror.InvalidRequest(n, "differs from %s; give one of them", from))
-			return "", false
+			return "", apierror.InvalidRequest(n, "differs from %s; give one of them", from)
 		}
 	}
 	if got == "" {
-		h.fail(w, r, apierror.InvalidRequest(names[0], "is required"))
-		return "", false
+		return "", apierror.InvalidRequest(names[0], "is required")
 	}
-	if err := field.ID(from, got); err != nil {
-		h.fail(w, r, err)
-		return "", false
-	}
-	return got, true
+	return got, field.ID(from, got)
 }
 
-// check answers the first failed field check; it reports whether all passed.
-func (h *Handler) check(w http.ResponseWriter, r *http.Request, errs ...error) bool {
-	if err := field.First(errs...); err != nil {
-		h.fail(w, r, err)
-		return false
+// parseMode reads a training mode from the field name.
+func parseMode(name, raw string) (TrainingMode, error) {
+	mode, err := ParseMode(raw)
+	if err != nil {
+		return "", apierror.InvalidRequest(name, "%v", err)
 	}
-	return true
+	return mode, nil
 }
 
 // Limits of the fields only the handler sees.
@@ -134,378 +202,209 @@ const (
 	MaxSearchTextBytes = 64 << 10
 	// MaxBillIDBytes bounds a billId. It is one line of free text rather
 	// than an id: FastGPT's documented pushData example sends a sentence as
-	// its placeholder, and without Options.CheckBill it is stored as sent.
+	// its placeholder, and without Options.Bills it is stored as sent.
 	MaxBillIDBytes = 1024
 )
 
-type listPage[T any] struct {
-	List  []T `json:"list"`
-	Total int `json:"total"`
+// idOf answers a create route: data is the new record's id.
+func idOf[R interface{ recordID() string }](r R, err error) (string, error) {
+	if err != nil {
+		return "", err
+	}
+	return r.recordID(), nil
 }
 
-// CreateDataset serves POST /api/core/dataset/create {name, vectorModel?,
+func (d *Dataset) recordID() string    { return d.ID }
+func (c *Collection) recordID() string { return c.ID }
+
+// createDatasetBody is POST /api/core/dataset/create {name, vectorModel?,
 // intro?}; data is the new dataset's id.
-func (h *Handler) CreateDataset(w http.ResponseWriter, r *http.Request) {
-	var body struct {
-		Name        string          `json:"name"`
-		VectorModel string          `json:"vectorModel"`
-		Intro       string          `json:"intro"`
-		Avatar      string          `json:"avatar"`   // FastGPT's; ignored
-		Type        string          `json:"type"`     // FastGPT's; only "dataset" exists here
-		ParentID    json.RawMessage `json:"parentId"` // FastGPT's folders; ignored
-	}
-	if !h.decode(w, r, &body) {
-		return
-	}
-	if body.Type != "" && body.Type != "dataset" {
-		h.fail(w, r, apierror.InvalidRequest("type", "only \"dataset\" is supported"))
-		return
-	}
-	if !h.check(w, r, field.Text("intro", body.Intro, MaxIntroBytes), field.Line("avatar", body.Avatar, MaxAvatarBytes)) {
-		return
-	}
-	d, err := h.s.CreateDataset(r.Context(), principal(r).TeamID, body.Name, body.VectorModel)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	httpjson.WriteData(w, d.ID)
+type createDatasetBody struct {
+	Name        string          `json:"name"`
+	VectorModel string          `json:"vectorModel"`
+	Intro       string          `json:"intro"`
+	Avatar      string          `json:"avatar"`   // FastGPT's; ignored
+	Type        string          `json:"type"`     // FastGPT's; only "dataset" exists here
+	ParentID    json.RawMessage `json:"parentId"` // FastGPT's folders; ignored
 }
 
-// ListDatasets serves GET /api/core/dataset/list.
-func (h *Handler) ListDatasets(w http.ResponseWriter, r *http.Request) {
-	ds, err := h.s.Datasets(r.Context(), principal(r).TeamID)
-	if err != nil {
-		h.fail(w, r, err)
-		return
+func (b *createDatasetBody) check() error {
+	if b.Type != "" && b.Type != "dataset" {
+		return apierror.InvalidRequest("type", "only \"dataset\" is supported")
 	}
+	return field.First(field.Text("intro", b.Intro, MaxIntroBytes), field.Line("avatar", b.Avatar, MaxAvatarBytes))
+}
+
+func (h *Handler) createDataset(ctx context.Context, p *auth.Principal, b *createDatasetBody) (string, error) {
+	return idOf(h.s.CreateDataset(ctx, p.TeamID, b.Name, b.VectorModel))
+}
+
+// listDatasets serves GET /api/core/dataset/list.
+func (h *Handler) listDatasets(_ http.ResponseWriter, r *http.Request, p *auth.Principal) ([]*Dataset, error) {
+	ds, err := h.s.Datasets(r.Context(), p.TeamID)
 	if ds == nil {
 		ds = []*Dataset{}
 	}
-	httpjson.WriteData(w, ds)
+	return ds, err
 }
 
-// DatasetDetail serves GET /api/core/dataset/detail?id=.
-func (h *Handler) DatasetDetail(w http.ResponseWriter, r *http.Request) {
-	id, ok := h.queryID(w, r, "id", "datasetId")
-	if !ok {
-		return
-	}
-	d, err := h.s.Dataset(r.Context(), principal(r).TeamID, id)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	httpjson.WriteData(w, d)
-}
-
-// DeleteDataset serves DELETE /api/core/dataset/delete?id=.
-func (h *Handler) DeleteDataset(w http.ResponseWriter, r *http.Request) {
-	id, ok := h.queryID(w, r, "id", "datasetId")
-	if !ok {
-		return
-	}
-	if err := h.s.DeleteDataset(r.Context(), principal(r).TeamID, id); err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	httpjson.WriteData(w, nil)
-}
-
-// CreateCollection serves POST /api/core/dataset/collection/create
+// createCollectionBody is POST /api/core/dataset/collection/create
 // {datasetId, name}; data is the new collection's id.
-func (h *Handler) CreateCollection(w http.ResponseWriter, r *http.Request) {
-	var body struct {
-		DatasetID string          `json:"datasetId"`
-		Name      string          `json:"name"`
-		Type      string          `json:"type"`     // FastGPT's; "virtual" is what this creates
-		Metadata  json.RawMessage `json:"metadata"` // FastGPT's; ignored
-		ParentID  json.RawMessage `json:"parentId"`
-	}
-	if !h.decode(w, r, &body) {
-		return
-	}
-	if !h.check(w, r, field.ID("datasetId", body.DatasetID), field.Line("type", body.Type, 64)) {
-		return
-	}
-	c, err := h.s.CreateCollection(r.Context(), principal(r).TeamID, body.DatasetID, body.Name)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	httpjson.WriteData(w, c.ID)
+type createCollectionBody struct {
+	DatasetID string          `json:"datasetId"`
+	Name      string          `json:"name"`
+	Type      string          `json:"type"`     // FastGPT's; "virtual" is what this creates
+	Metadata  json.RawMessage `json:"metadata"` // FastGPT's; ignored
+	ParentID  json.RawMessage `json:"parentId"`
 }
 
-// CreateTextCollection serves POST /api/core/dataset/collection/create/text
+func (b *createCollectionBody) check() error {
+	return field.First(field.ID("datasetId", b.DatasetID), field.Line("type", b.Type, 64))
+}
+
+func (h *Handler) createCollection(ctx context.Context, p *auth.Principal, b *createCollectionBody) (string, error) {
+	return idOf(h.s.CreateCollection(ctx, p.TeamID, b.DatasetID, b.Name))
+}
+
+// textCollectionBody is POST /api/core/dataset/collection/create/text
 // {datasetId, name, text, trainingType, chunkSize, chunkOverlap?, prompt?,
 // billId?}; data is {collectionId, results: pushData's answer}.
-func (h *Handler) CreateTextCollection(w http.ResponseWriter, r *http.Request) {
-	var body struct {
-		DatasetID    string          `json:"datasetId"`
-		Name         string          `json:"name"`
-		Text         string          `json:"text"`
-		TrainingType string          `json:"trainingType"`
-		ChunkSize    int             `json:"chunkSize"`
-		ChunkOverlap int             `json:"chunkOverlap"`
-		Prompt       string          `json:"prompt"`
-		QAPrompt     string          `json:"qaPrompt"` // FastGPT's newer name for prompt
-		BillID       string          `json:"billId"`
-		Metadata     json.RawMessage `json:"metadata"`
-		ParentID     json.RawMessage `json:"parentId"`
-	}
-	if !h.decode(w, r, &body) {
-		return
-	}
-	if !h.check(w, r, field.ID("datasetId", body.DatasetID), field.Line("billId", body.BillID, MaxBillIDBytes),
-		field.Text("qaPrompt", body.QAPrompt, MaxPromptBytes)) {
-		return
-	}
-	mode, err := ParseMode(body.TrainingType)
-	if err != nil {
-		h.fail(w, r, apierror.InvalidRequest("trainingType", "%v", err))
-		return
-	}
-	p := principal(r)
-	c, res, err := h.s.CreateTextCollection(r.Context(), TextCollection{TeamID: p.TeamID, KeyID: p.KeyID,
-		DatasetID: body.DatasetID, Name: body.Name, Text: body.Text, TrainingType: mode,
-		ChunkSize: body.ChunkSize, ChunkOverlap: body.ChunkOverlap, Prompt: cmp.Or(body.Prompt, body.QAPrompt), BillID: body.BillID})
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	httpjson.WriteData(w, map[string]any{"collectionId": c.ID, "results": res})
+type textCollectionBody struct {
+	DatasetID    string          `json:"datasetId"`
+	Name         string          `json:"name"`
+	Text         string          `json:"text"`
+	TrainingType string          `json:"trainingType"`
+	ChunkSize    int             `json:"chunkSize"`
+	ChunkOverlap int             `json:"chunkOverlap"`
+	Prompt       string          `json:"prompt"`
+	QAPrompt     string          `json:"qaPrompt"` // FastGPT's newer name for prompt
+	BillID       string          `json:"billId"`
+	Metadata     json.RawMessage `json:"metadata"`
+	ParentID     json.RawMessage `json:"parentId"`
+	mode         TrainingMode
 }
 
-// ListCollections serves GET /api/core/dataset/collection/list?datasetId=
-// &offset=&pageSize=; data is {list, total}.
-func (h *Handler) ListCollections(w http.ResponseWriter, r *http.Request) {
-	dsID, ok := h.queryID(w, r, "datasetId", "id")
-	if !ok {
-		return
+func (b *textCollectionBody) check() (err error) {
+	if err := field.First(field.ID("datasetId", b.DatasetID), field.Line("billId", b.BillID, MaxBillIDBytes),
+		field.Text("qaPrompt", b.QAPrompt, MaxPromptBytes)); err != nil {
+		return err
 	}
-	offset, size, err := httpjson.Page(r.URL.Query())
+	b.mode, err = parseMode("trainingType", b.TrainingType)
+	return err
+}
+
+func (h *Handler) createTextCollection(ctx context.Context, p *auth.Principal, b *textCollectionBody) (map[string]any, error) {
+	c, res, err := h.s.CreateTextCollection(ctx, TextCollection{TeamID: p.TeamID, KeyID: p.KeyID,
+		DatasetID: b.DatasetID, Name: b.Name, Text: b.Text, TrainingType: b.mode,
+		ChunkSize: b.ChunkSize, ChunkOverlap: b.ChunkOverlap, Prompt: cmp.Or(b.Prompt, b.QAPrompt), BillID: b.BillID})
 	if err != nil {
-		h.fail(w, r, err)
-		return
+		return nil, err
 	}
-	cs, err := h.s.Collections(r.Context(), principal(r).TeamID, dsID)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
+	return map[string]any{"collectionId": c.ID, "results": res}, nil
+}
+
+// listCollections serves GET /api/core/dataset/collection/list?datasetId=
+// &offset=&pageSize=.
+func (h *Handler) listCollections(ctx context.Context, teamID, datasetID string, offset, size int) ([]*CollectionDetail, int, error) {
+	cs, err := h.s.Collections(ctx, teamID, datasetID)
 	total := len(cs)
 	cs = cs[min(offset, total):]
-	httpjson.WriteData(w, listPage[*CollectionDetail]{List: cs[:min(size, len(cs))], Total: total})
+	return cs[:min(size, len(cs))], total, err
 }
 
-// CollectionDetail serves GET /api/core/dataset/collection/detail?id=,
-// with trainingAmount (still queued) and failedAmount.
-func (h *Handler) CollectionDetail(w http.ResponseWriter, r *http.Request) {
-	id, ok := h.queryID(w, r, "id", "collectionId")
-	if !ok {
-		return
-	}
-	c, err := h.s.Collection(r.Context(), principal(r).TeamID, id)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	httpjson.WriteData(w, c)
-}
-
-// TrainingFailures serves GET
+// trainingFailures serves GET
 // /api/core/dataset/collection/trainingFailures?collectionId=&offset=
-// &pageSize=: the items that failed for good, with their last error, as
-// {list, total}.
-func (h *Handler) TrainingFailures(w http.ResponseWriter, r *http.Request) {
-	id, ok := h.queryID(w, r, "collectionId", "id")
-	if !ok {
-		return
-	}
-	offset, size, err := httpjson.Page(r.URL.Query())
+// &pageSize=: the items that failed for good, with their last error.
+func (h *Handler) trainingFailures(ctx context.Context, teamID, collectionID string, offset, size int) ([]*TrainingItem, int, error) {
+	c, err := h.s.Collection(ctx, teamID, collectionID)
 	if err != nil {
-		h.fail(w, r, err)
-		return
+		return nil, 0, err
 	}
-	p := principal(r)
-	c, err := h.s.Collection(r.Context(), p.TeamID, id)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	items, err := h.s.TrainingFailures(r.Context(), p.TeamID, id, offset+size)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	items = items[min(offset, len(items)):]
-	if items == nil {
-		items = []*TrainingItem{}
-	}
-	httpjson.WriteData(w, listPage[*TrainingItem]{List: items, Total: c.FailedAmount})
+	items, err := h.s.TrainingFailures(ctx, teamID, collectionID, offset+size)
+	return items[min(offset, len(items)):], c.FailedAmount, err
 }
 
-// DeleteCollection serves DELETE /api/core/dataset/collection/delete?id=.
-func (h *Handler) DeleteCollection(w http.ResponseWriter, r *http.Request) {
-	id, ok := h.queryID(w, r, "id", "collectionId")
-	if !ok {
-		return
-	}
-	if err := h.s.DeleteCollection(r.Context(), principal(r).TeamID, id); err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	httpjson.WriteData(w, nil)
+// pushBody is POST /api/core/dataset/data/pushData.
+type pushBody struct {
+	CollectionID string     `json:"collectionId"`
+	Mode         string     `json:"mode"`
+	TrainingType string     `json:"trainingType"`
+	Prompt       string     `json:"prompt"`
+	BillID       string     `json:"billId"`
+	Data         []PushItem `json:"data"`
+	mode         TrainingMode
 }
 
-// PushData serves POST /api/core/dataset/data/pushData.
-func (h *Handler) PushData(w http.ResponseWriter, r *http.Request) {
-	var body struct {
-		CollectionID string     `json:"collectionId"`
-		Mode         string     `json:"mode"`
-		TrainingType string     `json:"trainingType"`
-		Prompt       string     `json:"prompt"`
-		BillID       string     `json:"billId"`
-		Data         []PushItem `json:"data"`
+func (b *pushBody) check() (err error) {
+	if err := field.First(field.ID("collectionId", b.CollectionID), field.Line("billId", b.BillID, MaxBillIDBytes)); err != nil {
+		return err
 	}
-	if !h.decode(w, r, &body) {
-		return
+	if b.Mode == "" {
+		b.mode, err = parseMode("trainingType", b.TrainingType)
+	} else {
+		b.mode, err = parseMode("mode", b.Mode)
 	}
-	if !h.check(w, r, field.ID("collectionId", body.CollectionID), field.Line("billId", body.BillID, MaxBillIDBytes)) {
-		return
-	}
-	name, raw := "mode", body.Mode
-	if raw == "" {
-		name, raw = "trainingType", body.TrainingType
-	}
-	mode, err := ParseMode(raw)
-	if err != nil {
-		h.fail(w, r, apierror.InvalidRequest(name, "%v", err))
-		return
-	}
-	p := principal(r)
-	res, err := h.s.Push(r.Context(), PushRequest{TeamID: p.TeamID, KeyID: p.KeyID, CollectionID: body.CollectionID,
-		Mode: mode, Prompt: body.Prompt, BillID: body.BillID, Data: body.Data})
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	httpjson.WriteData(w, res)
+	return err
 }
 
-// ListData serves GET /api/core/dataset/data/list?collectionId=&offset=
-// &pageSize=; data is {list, total}.
-func (h *Handler) ListData(w http.ResponseWriter, r *http.Request) {
-	id, ok := h.queryID(w, r, "collectionId")
-	if !ok {
-		return
-	}
-	offset, size, err := httpjson.Page(r.URL.Query())
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	list, total, err := h.s.DataList(r.Context(), principal(r).TeamID, id, offset, size)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	if list == nil {
-		list = []*Data{}
-	}
-	httpjson.WriteData(w, listPage[*Data]{List: list, Total: total})
+func (h *Handler) pushData(ctx context.Context, p *auth.Principal, b *pushBody) (*PushResult, error) {
+	return h.s.Push(ctx, PushRequest{TeamID: p.TeamID, KeyID: p.KeyID, CollectionID: b.CollectionID,
+		Mode: b.mode, Prompt: b.Prompt, BillID: b.BillID, Data: b.Data})
 }
 
-// DataDetail serves GET /api/core/dataset/data/detail?id=.
-func (h *Handler) DataDetail(w http.ResponseWriter, r *http.Request) {
-	id, ok := h.queryID(w, r, "id", "dataId")
-	if !ok {
-		return
-	}
-	d, err := h.s.Data(r.Context(), principal(r).TeamID, id)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	httpjson.WriteData(w, d)
-}
-
-// UpdateData serves PUT /api/core/dataset/data/update {id|dataId, q?, a?,
+// updateDataBody is PUT /api/core/dataset/data/update {id|dataId, q?, a?,
 // indexes?}.
-func (h *Handler) UpdateData(w http.ResponseWriter, r *http.Request) {
-	var body struct {
-		ID      string   `json:"id"`
-		DataID  string   `json:"dataId"`
-		Q       *string  `json:"q"`
-		A       *string  `json:"a"`
-		Indexes *[]Index `json:"indexes"`
+type updateDataBody struct {
+	ID      string   `json:"id"`
+	DataID  string   `json:"dataId"`
+	Q       *string  `json:"q"`
+	A       *string  `json:"a"`
+	Indexes *[]Index `json:"indexes"`
+}
+
+func (b *updateDataBody) check() error {
+	if b.ID != "" && b.DataID != "" && b.ID != b.DataID {
+		return apierror.InvalidRequest("dataId", "differs from id; give one of them")
 	}
-	if !h.decode(w, r, &body) {
-		return
-	}
-	u := DataUpdate{ID: cmp.Or(body.ID, body.DataID), Q: body.Q, A: body.A}
-	if body.ID != "" && body.DataID != "" && body.ID != body.DataID {
-		h.fail(w, r, apierror.InvalidRequest("dataId", "differs from id; give one of them"))
-		return
-	}
-	if !h.check(w, r, field.ID("id", u.ID)) {
-		return
-	}
-	if body.Indexes != nil {
-		idx := make([]string, len(*body.Indexes))
-		for i, x := range *body.Indexes {
+	return field.ID("id", cmp.Or(b.ID, b.DataID))
+}
+
+func (h *Handler) updateData(ctx context.Context, p *auth.Principal, b *updateDataBody) (*Data, error) {
+	u := DataUpdate{ID: cmp.Or(b.ID, b.DataID), Q: b.Q, A: b.A}
+	if b.Indexes != nil {
+		idx := make([]string, len(*b.Indexes))
+		for i, x := range *b.Indexes {
 			idx[i] = string(x)
 		}
 		u.Indexes = &idx
 	}
-	d, err := h.s.UpdateData(r.Context(), principal(r).TeamID, u)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	httpjson.WriteData(w, d)
+	return h.s.UpdateData(ctx, p.TeamID, u)
 }
 
-// DeleteData serves DELETE /api/core/dataset/data/delete?id=.
-func (h *Handler) DeleteData(w http.ResponseWriter, r *http.Request) {
-	id, ok := h.queryID(w, r, "id", "dataId")
-	if !ok {
-		return
-	}
-	if err := h.s.DeleteData(r.Context(), principal(r).TeamID, id); err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	httpjson.WriteData(w, nil)
-}
-
-// SearchTest serves POST /api/core/dataset/searchTest {datasetId, text,
+// searchBody is POST /api/core/dataset/searchTest {datasetId, text,
 // limit?, similarity?, searchMode?}; data is the hits, best first.
-func (h *Handler) SearchTest(w http.ResponseWriter, r *http.Request) {
-	var body struct {
-		DatasetID  string  `json:"datasetId"`
-		Text       string  `json:"text"`
-		Limit      int     `json:"limit"`
-		Similarity float64 `json:"similarity"`
-		SearchMode string  `json:"searchMode"`
-		BillID     string  `json:"billId"`
-	}
-	if !h.decode(w, r, &body) {
-		return
-	}
-	if !h.check(w, r, field.OptionalID("datasetId", body.DatasetID), field.Text("text", body.Text, MaxSearchTextBytes)) {
-		return
-	}
-	p := principal(r)
+type searchBody struct {
+	DatasetID  string  `json:"datasetId"`
+	Text       string  `json:"text"`
+	Limit      int     `json:"limit"`
+	Similarity float64 `json:"similarity"`
+	SearchMode string  `json:"searchMode"`
+	BillID     string  `json:"billId"`
+}
+
+func (b *searchBody) check() error {
+	return field.First(field.OptionalID("datasetId", b.DatasetID), field.Text("text", b.Text, MaxSearchTextBytes))
+}
+
+func (h *Handler) searchTest(ctx context.Context, p *auth.Principal, b *searchBody) ([]SearchHit, error) {
 	var ids []string
-	if body.DatasetID != "" {
-		ids = []string{body.DatasetID}
+	if b.DatasetID != "" {
+		ids = []string{b.DatasetID}
 	}
-	res, err := h.s.searchTest(r.Context(), SearchRequest{TeamID: p.TeamID, KeyID: p.KeyID, BillID: body.BillID,
-		DatasetIDs: ids, Text: body.Text, Limit: body.Limit, Similarity: body.Similarity, Mode: body.SearchMode})
+	res, err := h.s.searchTest(ctx, SearchRequest{TeamID: p.TeamID, KeyID: p.KeyID, BillID: b.BillID,
+		DatasetIDs: ids, Text: b.Text, Limit: b.Limit, Similarity: b.Similarity, Mode: b.SearchMode})
 	if err != nil {
-		h.fail(w, r, err)
-		return
+		return nil, err
 	}
-	httpjson.WriteData(w, res.Hits)
+	return res.Hits, nil
 }

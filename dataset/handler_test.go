@@ -83,7 +83,7 @@ func newHTTPEnv(t *testing.T, opts dataset.Options) *httpEnv {
 		}
 	})
 	mux := http.NewServeMux()
-	dataset.NewHandler(e.svc, dataset.HandlerOptions{Logger: quiet}).Register(mux, authn.Require)
+	dataset.NewHandler(e.svc, dataset.HandlerOptions{Logger: quiet}).Register(mux, authn)
 	e.srv = httptest.NewServer(mux)
 	t.Cleanup(e.srv.Close)
 	return e
@@ -716,7 +716,7 @@ func TestHandlerBodyLimit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dataset.NewHandler(e.svc, dataset.HandlerOptions{MaxBody: 1024}).Register(mux, authn.Require)
+	dataset.NewHandler(e.svc, dataset.HandlerOptions{MaxBody: 1024}).Register(mux, authn)
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 	small := &httpEnv{srv: srv}
@@ -955,5 +955,43 @@ func TestHandlerMethods(t *testing.T) {
 		if resp.StatusCode != http.StatusMethodNotAllowed {
 			t.Fatalf("%s %s = %d; want 405", r.method, r.path, resp.StatusCode)
 		}
+	}
+}
+
+// Routes lists every route once, writes behind dataset:write and reads
+// behind dataset:read, all answering refusals in FastGPT's envelope.
+func TestRoutesAndScopes(t *testing.T) {
+	w, r := auth.ScopeDatasetWrite, auth.ScopeDatasetRead
+	want := map[string]auth.Scope{
+		"POST /api/core/dataset/create":                     w,
+		"GET /api/core/dataset/list":                        r,
+		"GET /api/core/dataset/detail":                      r,
+		"DELETE /api/core/dataset/delete":                   w,
+		"POST /api/core/dataset/collection/create":          w,
+		"POST /api/core/dataset/collection/create/text":     w,
+		"GET /api/core/dataset/collection/list":             r,
+		"GET /api/core/dataset/collection/detail":           r,
+		"GET /api/core/dataset/collection/trainingFailures": r,
+		"DELETE /api/core/dataset/collection/delete":        w,
+		"POST /api/core/dataset/data/pushData":              w,
+		"GET /api/core/dataset/data/list":                   r,
+		"GET /api/core/dataset/data/detail":                 r,
+		"PUT /api/core/dataset/data/update":                 w,
+		"DELETE /api/core/dataset/data/delete":              w,
+		"POST /api/core/dataset/searchTest":                 r,
+	}
+	routes := dataset.NewHandler(newService(t, dataset.Options{}), dataset.HandlerOptions{}).Routes()
+	if len(routes) != len(want) {
+		t.Errorf("%d routes; want %d", len(routes), len(want))
+	}
+	for _, rt := range routes {
+		scope, ok := want[rt.Pattern]
+		if !ok || rt.Scope != scope || rt.Public || rt.OnError != nil || rt.Handler == nil {
+			t.Errorf("route %s: scope %q, public %v, own error writer %v; want scope %q", rt.Pattern, rt.Scope, rt.Public, rt.OnError != nil, scope)
+		}
+		delete(want, rt.Pattern)
+	}
+	if len(want) != 0 {
+		t.Errorf("routes missing: %v", want)
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/chatgate/chatgate/queue"
 )
 
 // MemoryStore is a Store in memory, for tests and for callers that keep
@@ -64,7 +66,7 @@ func cloneItem(it *TrainingItem) *TrainingItem {
 	return &c
 }
 
-// PutDataset implements Store.
+// PutDataset implements DatasetStore.
 func (s *MemoryStore) PutDataset(ctx context.Context, d *Dataset) error {
 	defer s.lock()()
 	c := *d
@@ -72,7 +74,7 @@ func (s *MemoryStore) PutDataset(ctx context.Context, d *Dataset) error {
 	return nil
 }
 
-// Dataset implements Store.
+// Dataset implements DatasetStore.
 func (s *MemoryStore) Dataset(ctx context.Context, id string) (*Dataset, error) {
 	defer s.rlock()()
 	d, ok := s.datasets[id]
@@ -83,7 +85,7 @@ func (s *MemoryStore) Dataset(ctx context.Context, id string) (*Dataset, error) 
 	return &c, nil
 }
 
-// Datasets implements Store.
+// Datasets implements DatasetStore.
 func (s *MemoryStore) Datasets(ctx context.Context, teamID string) ([]*Dataset, error) {
 	defer s.rlock()()
 	var out []*Dataset
@@ -99,7 +101,7 @@ func (s *MemoryStore) Datasets(ctx context.Context, teamID string) ([]*Dataset, 
 	return out, nil
 }
 
-// DeleteDataset implements Store.
+// DeleteDataset implements DatasetStore.
 func (s *MemoryStore) DeleteDataset(ctx context.Context, id string) error {
 	defer s.lock()()
 	if _, ok := s.datasets[id]; !ok {
@@ -115,7 +117,7 @@ func (s *MemoryStore) DeleteDataset(ctx context.Context, id string) error {
 	return nil
 }
 
-// PutCollection implements Store.
+// PutCollection implements CollectionStore.
 func (s *MemoryStore) PutCollection(ctx context.Context, c *Collection) error {
 	defer s.lock()()
 	if _, ok := s.datasets[c.DatasetID]; !ok {
@@ -126,7 +128,7 @@ func (s *MemoryStore) PutCollection(ctx context.Context, c *Collection) error {
 	return nil
 }
 
-// Collection implements Store.
+// Collection implements CollectionStore.
 func (s *MemoryStore) Collection(ctx context.Context, id string) (*Collection, error) {
 	defer s.rlock()()
 	c, ok := s.colls[id]
@@ -137,7 +139,7 @@ func (s *MemoryStore) Collection(ctx context.Context, id string) (*Collection, e
 	return &cc, nil
 }
 
-// Collections implements Store.
+// Collections implements CollectionStore.
 func (s *MemoryStore) Collections(ctx context.Context, datasetID string) ([]*Collection, error) {
 	defer s.rlock()()
 	var out []*Collection
@@ -153,7 +155,7 @@ func (s *MemoryStore) Collections(ctx context.Context, datasetID string) ([]*Col
 	return out, nil
 }
 
-// DeleteCollection implements Store.
+// DeleteCollection implements CollectionStore.
 func (s *MemoryStore) DeleteCollection(ctx context.Context, id string) ([]string, error) {
 	defer s.lock()()
 	if _, ok := s.colls[id]; !ok {
@@ -202,7 +204,7 @@ func (s *MemoryStore) markText(id string) {
 	s.pending[id] = s.seq
 }
 
-// Enqueue implements Store.
+// Enqueue implements TrainingIntake.
 func (s *MemoryStore) Enqueue(ctx context.Context, items []*TrainingItem) ([]int, error) {
 	defer s.lock()()
 	for _, it := range items {
@@ -229,8 +231,9 @@ func (s *MemoryStore) enqueue(items []*TrainingItem) []int {
 	return repeats
 }
 
-// DueTraining implements Store.
-func (s *MemoryStore) DueTraining(ctx context.Context, now time.Time, n int, skip func(string) bool) ([]*TrainingItem, error) {
+// Claim implements TrainingQueue. It only reads: a MemoryStore serves one
+// process, whose queue.Runner keeps its own claims apart (skip may be nil).
+func (s *MemoryStore) Claim(ctx context.Context, now time.Time, n int, skip func(string) bool) ([]*TrainingItem, error) {
 	defer s.rlock()()
 	var out []*TrainingItem
 	for _, it := range s.training {
@@ -248,8 +251,8 @@ func (s *MemoryStore) DueTraining(ctx context.Context, now time.Time, n int, ski
 	return out, nil
 }
 
-// Complete implements Store.
-func (s *MemoryStore) Complete(ctx context.Context, done []Trained) ([]string, error) {
+// Commit implements TrainingQueue.
+func (s *MemoryStore) Commit(ctx context.Context, done []Trained) ([]string, error) {
 	defer s.lock()()
 	var gone []string
 	for i, t := range done {
@@ -267,13 +270,13 @@ func (s *MemoryStore) Complete(ctx context.Context, done []Trained) ([]string, e
 	return gone, nil
 }
 
-// PendingUsage implements Store.
+// PendingUsage implements UsageOutbox.
 func (s *MemoryStore) PendingUsage(ctx context.Context, n int) ([]UsageRecord, error) {
 	defer s.rlock()()
 	return slices.Clone(s.usage[:min(n, len(s.usage))]), nil
 }
 
-// ClearUsage implements Store.
+// ClearUsage implements UsageOutbox.
 func (s *MemoryStore) ClearUsage(ctx context.Context, ids []string) error {
 	defer s.lock()()
 	s.usage = slices.DeleteFunc(s.usage, func(u UsageRecord) bool { return slices.Contains(ids, u.ID) })
@@ -315,22 +318,23 @@ func (s *MemoryStore) complete(it *TrainingItem, t *Trained) {
 	delete(s.training, it.ID)
 }
 
-// Reschedule implements Store.
-func (s *MemoryStore) Reschedule(ctx context.Context, item *TrainingItem) error {
+// Reschedule implements TrainingQueue.
+func (s *MemoryStore) Reschedule(ctx context.Context, id string, a queue.Attempt) error {
 	defer s.lock()()
-	if _, ok := s.training[item.ID]; !ok {
-		return errItemGone
+	it, ok := s.training[id]
+	if !ok {
+		return queue.ErrGone
 	}
-	if item.Failed {
-		if qk := string(qKey(item.CollectionID, item.Q)); s.qindex[qk] == item.ID {
-			delete(s.qindex, qk)
-		}
+	it.Attempts, it.LastError, it.Failed = a.Attempts, a.Err, a.Failed
+	if !a.Failed {
+		it.NextAttempt = a.Next
+	} else if qk := string(qKey(it.CollectionID, it.Q)); s.qindex[qk] == it.ID {
+		delete(s.qindex, qk) // a failed q may be pushed again
 	}
-	s.training[item.ID] = cloneItem(item)
 	return nil
 }
 
-// TrainingCounts implements Store.
+// TrainingCounts implements TrainingProgress.
 func (s *MemoryStore) TrainingCounts(ctx context.Context, collectionID string) (queued, failed int, err error) {
 	defer s.rlock()()
 	for _, it := range s.training {
@@ -346,7 +350,7 @@ func (s *MemoryStore) TrainingCounts(ctx context.Context, collectionID string) (
 	return queued, failed, nil
 }
 
-// TrainingFailures implements Store.
+// TrainingFailures implements TrainingProgress.
 func (s *MemoryStore) TrainingFailures(ctx context.Context, collectionID string, limit int) ([]*TrainingItem, error) {
 	defer s.rlock()()
 	var out []*TrainingItem
@@ -359,7 +363,7 @@ func (s *MemoryStore) TrainingFailures(ctx context.Context, collectionID string,
 	return out[:min(limit, len(out))], nil
 }
 
-// Data implements Store.
+// Data implements DataStore.
 func (s *MemoryStore) Data(ctx context.Context, id string) (*Data, error) {
 	defer s.rlock()()
 	d, ok := s.data[id]
@@ -369,7 +373,7 @@ func (s *MemoryStore) Data(ctx context.Context, id string) (*Data, error) {
 	return cloneData(d), nil
 }
 
-// DataList implements Store.
+// DataList implements DataStore.
 func (s *MemoryStore) DataList(ctx context.Context, collectionID string, offset, limit int) ([]*Data, int, error) {
 	defer s.rlock()()
 	var all []*Data
@@ -391,7 +395,7 @@ func (s *MemoryStore) DataList(ctx context.Context, collectionID string, offset,
 	return out, total, nil
 }
 
-// UpdateData implements Store.
+// UpdateData implements DataStore.
 func (s *MemoryStore) UpdateData(ctx context.Context, d *Data, vectors []Vector) error {
 	defer s.lock()()
 	old, ok := s.data[d.ID]
@@ -407,7 +411,7 @@ func (s *MemoryStore) UpdateData(ctx context.Context, d *Data, vectors []Vector)
 	return nil
 }
 
-// DeleteData implements Store.
+// DeleteData implements DataStore.
 func (s *MemoryStore) DeleteData(ctx context.Context, id string) ([]string, error) {
 	defer s.lock()()
 	d, ok := s.data[id]
@@ -417,7 +421,7 @@ func (s *MemoryStore) DeleteData(ctx context.Context, id string) ([]string, erro
 	return s.deleteData(d), nil
 }
 
-// EachVector implements Store.
+// EachVector implements VectorSource.
 func (s *MemoryStore) EachVector(ctx context.Context, fn func(string, Vector) error) error {
 	defer s.rlock()()
 	for ds, m := range s.vectors {
@@ -430,7 +434,7 @@ func (s *MemoryStore) EachVector(ctx context.Context, fn func(string, Vector) er
 	return nil
 }
 
-// TextPending implements Store.
+// TextPending implements TextOutbox.
 func (s *MemoryStore) TextPending(ctx context.Context, n int) ([]Pending, error) {
 	defer s.rlock()()
 	var out []Pending
@@ -443,7 +447,7 @@ func (s *MemoryStore) TextPending(ctx context.Context, n int) ([]Pending, error)
 	return out, nil
 }
 
-// ClearTextPending implements Store.
+// ClearTextPending implements TextOutbox.
 func (s *MemoryStore) ClearTextPending(ctx context.Context, done []Pending) error {
 	defer s.lock()()
 	for _, p := range done {
@@ -454,7 +458,7 @@ func (s *MemoryStore) ClearTextPending(ctx context.Context, done []Pending) erro
 	return nil
 }
 
-// CreateCollection implements Store.
+// CreateCollection implements TrainingIntake.
 func (s *MemoryStore) CreateCollection(ctx context.Context, c *Collection, items []*TrainingItem) ([]int, error) {
 	if err := checkOwnItems(c, items); err != nil {
 		return nil, err

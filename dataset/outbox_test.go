@@ -14,6 +14,7 @@ import (
 	"go.etcd.io/bbolt"
 
 	"github.com/chatgate/chatgate/dataset"
+	"github.com/chatgate/chatgate/dataset/fulltext"
 )
 
 // flakyUsage refuses records while down, and counts each record id it took.
@@ -159,7 +160,7 @@ func (p *panickyText) Index(ctx context.Context, docs []dataset.TextDoc) error {
 // what comes later.
 func TestFullTextPanicLeavesOutOneDocument(t *testing.T) {
 	ctx := context.Background()
-	bleve, err := dataset.OpenBleveIndex("")
+	bleve, err := fulltext.Open("")
 	if err != nil {
 		t.Fatal(err)
 	}

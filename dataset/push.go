@@ -71,6 +71,9 @@ const (
 // request (a bad mode, prompt, item field or bill) is refused whole with a
 // 400 naming the field, queueing nothing.
 func (s *Service) Push(ctx context.Context, req PushRequest) (*PushResult, error) {
+	if err := s.live(); err != nil {
+		return nil, err
+	}
 	if err := s.checkPush(&req); err != nil {
 		return nil, err
 	}
@@ -91,7 +94,7 @@ func (s *Service) Push(ctx context.Context, req PushRequest) (*PushResult, error
 			return nil, err
 		}
 		res.addQueued(req, items, from, repeats)
-		wake(s.trainWake)
+		s.training.Wake()
 	}
 	return res, nil
 }
@@ -132,20 +135,12 @@ func (s *Service) checkPush(req *PushRequest) error {
 	return nil
 }
 
-// checkBill vets a billId before anything is queued under it.
-func (s *Service) checkBill(ctx context.Context, teamID, billID string) error {
-	if billID == "" || s.opts.CheckBill == nil {
-		return nil
-	}
-	return s.opts.CheckBill(ctx, teamID, billID)
-}
-
 // stage sorts a checked push's items for collection c: the ones to queue,
 // as training items (from[i] is the position in req.Data of items[i]), and
 // the rejected ones, listed in the result.
 func (s *Service) stage(ctx context.Context, c *Collection, req PushRequest) (res *PushResult, items []*TrainingItem, from []int, err error) {
 	res = &PushResult{OverToken: []Rejected{}, Repeat: []Rejected{}, FileIDInvalid: []Rejected{}, Error: []Rejected{}}
-	now := s.opts.Now().UTC()
+	now := time.Now().UTC()
 	limit := s.opts.IndexMaxTokens
 	if req.Mode == ModeQA {
 		limit = s.opts.QAMaxTokens

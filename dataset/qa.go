@@ -12,6 +12,14 @@ type Generator interface {
 	Generate(ctx context.Context, prompt string) (GenerateResult, error)
 }
 
+// GeneratorFunc adapts a function to a Generator.
+type GeneratorFunc func(ctx context.Context, prompt string) (GenerateResult, error)
+
+// Generate calls f.
+func (f GeneratorFunc) Generate(ctx context.Context, prompt string) (GenerateResult, error) {
+	return f(ctx, prompt)
+}
+
 // GenerateResult is a Generator's answer.
 type GenerateResult struct {
 	Text             string

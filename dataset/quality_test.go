@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/chatgate/chatgate/dataset"
+	"github.com/chatgate/chatgate/dataset/fulltext"
 )
 
 // qualityCorpus is testdata/retrieval/corpus.json: Q/A pairs written for
@@ -46,6 +47,43 @@ var qualityFloors = map[string]float64{
 // pair is among the first five hits) per search mode and language, and
 // requires mixed recall to be no worse than either mode alone.
 func TestRetrievalQualityParaphrases(t *testing.T) {
+	forEachTextIndex(t, testRetrievalQualityParaphrases)
+}
+
+// forEachTextIndex runs a retrieval test on dataset/fulltext's bleve
+// index, on which the floors were measured, and on the Service's own
+// (Options.Text nil), which must meet them too.
+func forEachTextIndex(t *testing.T, test func(t *testing.T, text dataset.TextIndex)) {
+	t.Run("bleve", func(t *testing.T) {
+		idx, err := fulltext.Open("")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = idx.Close() })
+		test(t, idx)
+	})
+	t.Run("builtin", func(t *testing.T) { test(t, nil) })
+}
+
+// waitIndexed waits until the full-text index has taken every change of
+// st: the Service clears an outbox entry once the index has it.
+func waitIndexed(t *testing.T, st dataset.TextOutbox) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		p, err := st.TextPending(context.Background(), 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(p) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the full-text index never caught up")
+		}
+	}
+}
+
+func testRetrievalQualityParaphrases(t *testing.T, text dataset.TextIndex) {
 	raw, err := os.ReadFile("testdata/retrieval/corpus.json")
 	if err != nil {
 		t.Fatal(err)
@@ -73,7 +111,8 @@ func TestRetrievalQualityParaphrases(t *testing.T) {
 	}
 
 	ctx := context.Background()
-	s, err := dataset.New(ctx, dataset.Options{Logger: slog.New(slog.DiscardHandler)})
+	st := dataset.NewMemoryStore()
+	s, err := dataset.New(ctx, dataset.Options{Store: st, Text: text, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,6 +130,7 @@ func TestRetrievalQualityParaphrases(t *testing.T) {
 		t.Fatalf("push: %+v %v", res, err)
 	}
 	waitTrained(t, s, "team", c.ID)
+	waitIndexed(t, st)
 	// the full-text index is caught up from the store in the background:
 	// wait until it finds every pair by its own question
 	for _, it := range corpus.Items {

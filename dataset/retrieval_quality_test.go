@@ -7,7 +7,6 @@ import (
 	"os"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/chatgate/chatgate/dataset"
 )
@@ -39,8 +38,13 @@ func readTSV(t *testing.T, path string) [][]string {
 // of margin), so a regression in the embedder, the analyzer or the fusion
 // shows up here.
 func TestRetrievalQuality(t *testing.T) {
+	forEachTextIndex(t, testRetrievalQuality)
+}
+
+func testRetrievalQuality(t *testing.T, text dataset.TextIndex) {
 	ctx := context.Background()
-	s, err := dataset.New(ctx, dataset.Options{Logger: slog.New(slog.DiscardHandler)})
+	st := dataset.NewMemoryStore()
+	s, err := dataset.New(ctx, dataset.Options{Store: st, Text: text, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,17 +65,7 @@ func TestRetrievalQuality(t *testing.T) {
 		t.Fatalf("push: %+v %v", res, err)
 	}
 	waitTrained(t, s, "team", c.ID)
-	last := corpus[len(corpus)-1][1]
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		res, _ := s.Search(ctx, dataset.SearchRequest{TeamID: "team", DatasetIDs: []string{ds.ID}, Text: last, Mode: dataset.SearchFullText, Limit: 1})
-		if res != nil && len(res.Hits) > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the full-text index never caught up")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitIndexed(t, st)
 
 	queries := readTSV(t, "testdata/retrieval/queries.tsv")
 	type score struct{ hit, n int }

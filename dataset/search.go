@@ -68,6 +68,9 @@ type SearchResult struct {
 // searchTest route records its own; chat records retrieval as its KB Search
 // module.
 func (s *Service) Search(ctx context.Context, req SearchRequest) (*SearchResult, error) {
+	if err := s.live(); err != nil {
+		return nil, err
+	}
 	if strings.TrimSpace(req.Text) == "" {
 		return nil, apierror.InvalidRequest("text", "is required")
 	}
@@ -134,10 +137,8 @@ func (s *Service) Search(ctx context.Context, req SearchRequest) (*SearchResult,
 // of the team (another team's is as unknown as a missing one), and the
 // search is recorded under it.
 func (s *Service) searchTest(ctx context.Context, req SearchRequest) (*SearchResult, error) {
-	if req.BillID != "" && s.opts.CheckBill != nil {
-		if err := s.opts.CheckBill(ctx, req.TeamID, req.BillID); err != nil {
-			return nil, err
-		}
+	if err := s.checkBill(ctx, req.TeamID, req.BillID); err != nil {
+		return nil, err
 	}
 	res, err := s.Search(ctx, req)
 	if err != nil {

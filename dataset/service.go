@@ -15,6 +15,9 @@ import (
 	"github.com/chatgate/chatgate/cl100k"
 	"github.com/chatgate/chatgate/internal/field"
 	"github.com/chatgate/chatgate/internal/id"
+	"github.com/chatgate/chatgate/internal/panics"
+	"github.com/chatgate/chatgate/queue"
+	"github.com/chatgate/chatgate/tokens"
 )
 
 // LocalModel names the LocalEmbedder in Options.Embedders.
@@ -25,8 +28,11 @@ const LocalModel = "local"
 type Options struct {
 	Store   Store       // source of truth; nil: a MemoryStore
 	Vectors VectorStore // nil: a FlatStore
-	Text    TextIndex   // nil: an in-memory BleveIndex, closed by Close
-	// Embedders by model name, for datasets' vectorModel. nil: LocalModel only.
+	// Text is the full-text index; nil: a small one in memory (see
+	// TextIndex). dataset/fulltext has one on bleve, on disk.
+	Text TextIndex
+	// Embedders by model name, for datasets' vectorModel. nil: LocalModel
+	// only. dataset/embedding has OpenAI-compatible and Ollama ones.
 	Embedders map[string]Embedder
 	// DefaultVectorModel is used by datasets created without one; "": LocalModel.
 	DefaultVectorModel string
@@ -35,40 +41,43 @@ type Options struct {
 	QA Generator
 	// Usage receives training and search tokens; nil discards them.
 	Usage UsageRecorder
-	// CheckBill, when set, vets a pushData billId before anything is queued,
-	// so usage is never written under a bill that does not exist.
-	CheckBill func(ctx context.Context, teamID, billID string) error
-	// Tokens counts tokens for limits and usage; nil: cl100k_base, offline.
-	// One that also has CountContext(ctx, text) (int, error), as that one
-	// does, stops counting a request's text when the request ends.
-	Tokens interface{ Count(string) int }
+	// Bills, when set, vets the billId of a push, a text collection or a
+	// searchTest before anything is queued or recorded under it.
+	Bills BillChecker
+	// Tokens counts tokens for limits and usage; nil: cl100k.Counter
+	// (cl100k_base, offline). One that is also a tokens.ContextCounter, as that
+	// one is, stops counting a request's text when the request ends.
+	Tokens tokens.Counter
 
 	Workers     int           // training workers; default 2
 	BatchSize   int           // items a worker trains at once; default 64
 	MaxAttempts int           // tries before an item fails for good; default 5
 	RetryBase   time.Duration // first retry delay, doubled each time; default 1s
 	RetryMax    time.Duration // longest retry delay; default 5m
-	PollEvery   time.Duration // how often the queue is checked without a wake-up; default 1s
+	PollEvery   time.Duration // how often the queues are checked without a wake-up; default 1s
 
 	IndexMaxTokens int // per index-mode item (q+a); default 3000
 	QAMaxTokens    int // per QA-mode item; default 10000
 
-	Now    func() time.Time // default time.Now
-	Logger *slog.Logger     // default slog.Default()
+	Logger *slog.Logger // default slog.Default()
 	// OnPanic, when set, is called after a panic in background work was
-	// recovered and logged (metrics hook); component names the loop:
-	// "training", "training-queue", "usage" or "fulltext".
+	// recovered and logged (metrics hook); component names the work:
+	// "training", "training-queue" (the store, claiming or rescheduling),
+	// "usage" or "fulltext".
 	OnPanic func(component string)
 }
 
 // Service is the knowledge-base service: records, training and search.
+//
+// Three queue.Runners do its background work: the training queue (the
+// Store's TrainingQueue), the delivery of training usage (its UsageOutbox)
+// and the full-text index's catch-up (its TextOutbox).
 type Service struct {
 	opts    Options
 	store   Store
 	vectors VectorStore
 	text    TextIndex
-	ownText bool
-	tokens  interface{ Count(string) int }
+	tokens  tokens.Counter
 	log     *slog.Logger
 
 	// indexMu orders changes of the store and the vector index: trainers
@@ -76,29 +85,27 @@ type Service struct {
 	// a trainer's commit and its index update and leave orphan vectors.
 	indexMu sync.RWMutex
 
-	trainWake chan struct{}
-	textWake  chan struct{}
-	cancel    context.CancelFunc
-	wg        sync.WaitGroup
+	training *queue.Runner[*TrainingItem]
+	usage    *queue.Runner[usageJob]
+	textSync *queue.Runner[textJob]
+
+	closed    atomic.Bool
 	closeOnce sync.Once
-
-	inflightMu sync.Mutex
-	inflight   map[string]bool
-
-	// usageBehind says the usage outbox may hold records to deliver: at
-	// start, after a crash, and after the recorder failed.
-	usageBehind atomic.Bool
 }
 
-// New starts a Service: it loads the vector index from the store, catches
-// the full-text index up, and starts the training workers. Call Close to
-// stop them.
+// New starts a Service: it loads the vector index from the store, and
+// starts training, the delivery of training usage the store still holds,
+// and the full-text index's catch-up (a rebuild, when the index is empty
+// but the store is not). Call Close to stop them.
 func New(ctx context.Context, opts Options) (*Service, error) {
 	if opts.Store == nil {
 		opts.Store = NewMemoryStore()
 	}
 	if opts.Vectors == nil {
 		opts.Vectors = NewFlatStore()
+	}
+	if opts.Text == nil {
+		opts.Text = newMemText()
 	}
 	if opts.Embedders == nil {
 		opts.Embedders = map[string]Embedder{LocalModel: LocalEmbedder{}}
@@ -120,32 +127,30 @@ func New(ctx context.Context, opts Options) (*Service, error) {
 	opts.PollEvery = cmp.Or(opts.PollEvery, time.Second)
 	opts.IndexMaxTokens = cmp.Or(opts.IndexMaxTokens, 3000)
 	opts.QAMaxTokens = cmp.Or(opts.QAMaxTokens, 10000)
-	if opts.Now == nil {
-		opts.Now = time.Now
-	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
 	s := &Service{opts: opts, store: opts.Store, vectors: opts.Vectors, text: opts.Text,
-		tokens: opts.Tokens, log: opts.Logger, trainWake: make(chan struct{}, 1),
-		textWake: make(chan struct{}, 1), inflight: map[string]bool{}}
-	if s.text == nil {
-		t, err := OpenBleveIndex("")
-		if err != nil {
-			return nil, err
-		}
-		s.text, s.ownText = t, true
-	}
+		tokens: opts.Tokens, log: opts.Logger}
 	reindex, err := s.loadVectors(ctx)
 	if err != nil {
-		s.closeText()
 		return nil, err
 	}
-	s.usageBehind.Store(true)
-	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	s.cancel = cancel
-	s.wg.Go(func() { s.syncText(runCtx, reindex) })
-	s.startTraining(runCtx)
+	run := func(name string) queue.Options {
+		return queue.Options{Name: name, PollEvery: opts.PollEvery, RetryBase: opts.RetryBase, RetryMax: opts.RetryMax,
+			Logger: opts.Logger, OnPanic: s.reportPanic}
+	}
+	uo := run("usage")
+	uo.BatchSize = usageBatch
+	s.usage = queue.Start[usageJob](usageQueue{opts.Store}, queue.HandlerFunc[usageJob](s.deliverUsage), uo)
+	to := run("fulltext")
+	to.BatchSize = textBatch
+	tq := &textQueue{s: s, outbox: opts.Store, reindex: reindex}
+	s.textSync = queue.Start[textJob](tq, tq, to)
+	tr := run("training")
+	tr.StoreComponent, tr.OnPanic = "training-queue", s.trainingPanicked
+	tr.Workers, tr.BatchSize, tr.MaxAttempts = opts.Workers, opts.BatchSize, opts.MaxAttempts
+	s.training = queue.Start[*TrainingItem](opts.Store, queue.HandlerFunc[*TrainingItem](s.train), tr)
 	return s, nil
 }
 
@@ -167,7 +172,8 @@ func (s *Service) loadVectors(ctx context.Context) ([]string, error) {
 		batch = batch[:0]
 		return err
 	}
-	err = s.store.EachVector(ctx, func(ds string, v Vector) error {
+	var src VectorSource = s.store
+	err = src.EachVector(ctx, func(ds string, v Vector) error {
 		if ds != batchDS || len(batch) == 1024 {
 			if err := flush(); err != nil {
 				return err
@@ -189,45 +195,63 @@ func (s *Service) loadVectors(ctx context.Context) ([]string, error) {
 	return reindex, nil
 }
 
-// Close stops training and the full-text catch-up, waiting for work in
-// flight to end or ctx to expire. Items in flight stay queued. It does not
-// close the Store.
+// Close stops training, usage delivery and the full-text catch-up, waiting
+// for work in flight to end or ctx to expire. Items in flight stay queued,
+// undelivered usage stays in the outbox. It closes neither the Store nor
+// a TextIndex it was given; every method answers ErrClosed after it.
 func (s *Service) Close(ctx context.Context) error {
 	var err error
 	s.closeOnce.Do(func() {
-		s.cancel()
-		done := make(chan struct{})
-		go func() { s.wg.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-ctx.Done():
-			err = ctx.Err()
-		}
-		if cerr := s.closeText(); err == nil {
-			err = cerr
+		s.closed.Store(true)
+		for _, stop := range []func(context.Context) error{s.training.Close, s.usage.Close, s.textSync.Close} {
+			if cerr := stop(ctx); err == nil {
+				err = cerr
+			}
 		}
 	})
 	return err
 }
 
-func (s *Service) closeText() error {
-	if s.ownText {
-		return s.text.Close()
+// live returns ErrClosed once the Service is closed.
+func (s *Service) live() error {
+	if s.closed.Load() {
+		return ErrClosed
 	}
 	return nil
 }
 
-func wake(ch chan struct{}) {
-	select {
-	case ch <- struct{}{}:
-	default:
+// reportPanic tells OnPanic about a panic the runners recovered and logged.
+func (s *Service) reportPanic(component string) {
+	if s.opts.OnPanic != nil {
+		s.opts.OnPanic(component)
 	}
+}
+
+// trainingPanicked reports a panic of the training queue. One in the
+// handler may have come after a commit, before the usage runner heard of
+// it: the usage outbox is asked at once rather than at the next poll.
+func (s *Service) trainingPanicked(component string) {
+	s.usage.Wake()
+	s.reportPanic(component)
+}
+
+// panicked logs a panic recovered inside background work, which carries
+// on without the item that caused it, and reports it.
+func (s *Service) panicked(component string, err error) {
+	var pe *panics.Error
+	if errors.As(err, &pe) {
+		s.log.Error("dataset: recovered a panic", "component", component, "panic", pe.Value, "stack", string(pe.Stack))
+	}
+	s.reportPanic(component)
 }
 
 // --- datasets ---
 
 // CreateDataset creates a dataset in team. vectorModel "" is the default.
 func (s *Service) CreateDataset(ctx context.Context, teamID, name, vectorModel string) (*Dataset, error) {
+	if err := s.live(); err != nil {
+		return nil, err
+	}
 	name, err := field.Name("name", name)
 	if err != nil {
 		return nil, err
@@ -241,7 +265,7 @@ func (s *Service) CreateDataset(ctx context.Context, teamID, name, vectorModel s
 	if _, ok := s.opts.Embedders[vectorModel]; !ok {
 		return nil, apierror.InvalidRequest("vectorModel", "%q is not a configured embedding model", vectorModel)
 	}
-	d := &Dataset{ID: id.New(), TeamID: teamID, Name: name, VectorModel: vectorModel, CreateTime: s.opts.Now().UTC()}
+	d := &Dataset{ID: id.New(), TeamID: teamID, Name: name, VectorModel: vectorModel, CreateTime: time.Now().UTC()}
 	if err := s.store.PutDataset(ctx, d); err != nil {
 		return nil, err
 	}
@@ -250,6 +274,9 @@ func (s *Service) CreateDataset(ctx context.Context, teamID, name, vectorModel s
 
 // Dataset returns a team's dataset.
 func (s *Service) Dataset(ctx context.Context, teamID, id string) (*Dataset, error) {
+	if err := s.live(); err != nil {
+		return nil, err
+	}
 	d, err := s.store.Dataset(ctx, id)
 	if err != nil {
 		return nil, err
@@ -262,6 +289,9 @@ func (s *Service) Dataset(ctx context.Context, teamID, id string) (*Dataset, err
 
 // Datasets returns a team's datasets, oldest first.
 func (s *Service) Datasets(ctx context.Context, teamID string) ([]*Dataset, error) {
+	if err := s.live(); err != nil {
+		return nil, err
+	}
 	return s.store.Datasets(ctx, teamID)
 }
 
@@ -275,7 +305,7 @@ func (s *Service) DeleteDataset(ctx context.Context, teamID, id string) error {
 	if err := s.store.DeleteDataset(ctx, id); err != nil {
 		return err
 	}
-	wake(s.textWake)
+	s.textSync.Wake()
 	return s.vectors.DeleteDataset(ctx, id)
 }
 
@@ -291,6 +321,9 @@ type CollectionDetail struct {
 
 // CreateCollection creates an empty collection in a team's dataset.
 func (s *Service) CreateCollection(ctx context.Context, teamID, datasetID, name string) (*Collection, error) {
+	if err := s.live(); err != nil {
+		return nil, err
+	}
 	name, err := field.Name("name", name)
 	if err != nil {
 		return nil, err
@@ -299,7 +332,7 @@ func (s *Service) CreateCollection(ctx context.Context, teamID, datasetID, name 
 		return nil, err
 	}
 	c := &Collection{ID: id.New(), TeamID: teamID, DatasetID: datasetID, Name: name,
-		Type: CollectionVirtual, CreateTime: s.opts.Now().UTC()}
+		Type: CollectionVirtual, CreateTime: time.Now().UTC()}
 	if err := s.store.PutCollection(ctx, c); err != nil {
 		return nil, err
 	}
@@ -328,6 +361,9 @@ const MaxTextBytes = 16 << 20
 // first, and the collection and its chunks are stored in one transaction:
 // a refused request (a 400, a missing dataset or bill) leaves nothing.
 func (s *Service) CreateTextCollection(ctx context.Context, tc TextCollection) (*Collection, *PushResult, error) {
+	if err := s.live(); err != nil {
+		return nil, nil, err
+	}
 	name, err := field.Name("name", tc.Name)
 	if err != nil {
 		return nil, nil, err
@@ -379,7 +415,7 @@ func (s *Service) CreateTextCollection(ctx context.Context, tc TextCollection) (
 			len(chunks), tc.ChunkSize, MaxPushItems)
 	}
 	c := &Collection{ID: id.New(), TeamID: tc.TeamID, DatasetID: tc.DatasetID, Name: name,
-		Type: CollectionText, TrainingType: tc.TrainingType, ChunkSize: tc.ChunkSize, CreateTime: s.opts.Now().UTC()}
+		Type: CollectionText, TrainingType: tc.TrainingType, ChunkSize: tc.ChunkSize, CreateTime: time.Now().UTC()}
 	req := PushRequest{TeamID: tc.TeamID, KeyID: tc.KeyID, CollectionID: c.ID,
 		Mode: tc.TrainingType, Prompt: tc.Prompt, BillID: tc.BillID, Data: make([]PushItem, len(chunks))}
 	for i, ch := range chunks {
@@ -395,7 +431,7 @@ func (s *Service) CreateTextCollection(ctx context.Context, tc TextCollection) (
 	}
 	res.addQueued(req, items, from, repeats)
 	if len(items) > 0 {
-		wake(s.trainWake)
+		s.training.Wake()
 	}
 	return c, res, nil
 }
@@ -422,6 +458,9 @@ func (s *Service) detail(ctx context.Context, c *Collection) (*CollectionDetail,
 }
 
 func (s *Service) collection(ctx context.Context, teamID, id string) (*Collection, error) {
+	if err := s.live(); err != nil {
+		return nil, err
+	}
 	c, err := s.store.Collection(ctx, id)
 	if err != nil {
 		return nil, err
@@ -473,7 +512,7 @@ func (s *Service) DeleteCollection(ctx context.Context, teamID, id string) error
 	if err != nil {
 		return err
 	}
-	wake(s.textWake)
+	s.textSync.Wake()
 	return s.vectors.Delete(ctx, c.DatasetID, ids)
 }
 
@@ -481,6 +520,9 @@ func (s *Service) DeleteCollection(ctx context.Context, teamID, id string) error
 
 // Data returns a team's data item.
 func (s *Service) Data(ctx context.Context, teamID, id string) (*Data, error) {
+	if err := s.live(); err != nil {
+		return nil, err
+	}
 	d, err := s.store.Data(ctx, id)
 	if err != nil {
 		return nil, err
@@ -553,7 +595,7 @@ func (s *Service) UpdateData(ctx context.Context, teamID string, u DataUpdate) (
 	if err != nil {
 		return nil, fmt.Errorf("dataset: embedding: %w", err)
 	}
-	d.UpdateTime = s.opts.Now().UTC()
+	d.UpdateTime = time.Now().UTC()
 	vectors := make([]Vector, len(vecs))
 	for i, v := range vecs {
 		vectors[i] = Vector{ID: vectorID(d.ID, i), Values: v}
@@ -570,7 +612,7 @@ func (s *Service) UpdateData(ctx context.Context, teamID string, u DataUpdate) (
 		}
 		return nil, err
 	}
-	wake(s.textWake)
+	s.textSync.Wake()
 	if err := s.vectors.Delete(ctx, d.DatasetID, vectorIDsOf(old)); err != nil {
 		return nil, err
 	}
@@ -594,14 +636,14 @@ func (s *Service) DeleteData(ctx context.Context, teamID, id string) error {
 	if err != nil {
 		return err
 	}
-	wake(s.textWake)
+	s.textSync.Wake()
 	return s.vectors.Delete(ctx, d.DatasetID, ids)
 }
 
 func (s *Service) embedder(ds *Dataset) (Embedder, error) {
 	e, ok := s.opts.Embedders[ds.VectorModel]
 	if !ok {
-		return nil, permanent(fmt.Errorf("dataset %s: vector model %q has no embedder", ds.ID, ds.VectorModel))
+		return nil, queue.Permanent(fmt.Errorf("dataset %s: vector model %q has no embedder", ds.ID, ds.VectorModel))
 	}
 	return e, nil
 }
@@ -619,7 +661,7 @@ func (s *Service) recordUsage(ctx context.Context, u UsageRecord) {
 		return
 	}
 	if u.Time.IsZero() {
-		u.Time = s.opts.Now().UTC()
+		u.Time = time.Now().UTC()
 	}
 	if err := s.opts.Usage.RecordDatasetUsage(ctx, u); err != nil {
 		s.log.Error("dataset: recording usage", "module", u.Module, "err", err)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/chatgate/chatgate/apierror"
 	"github.com/chatgate/chatgate/dataset"
+	"github.com/chatgate/chatgate/dataset/fulltext"
 )
 
 // waitTrained polls until a collection has no queued items.
@@ -42,7 +43,7 @@ func newBoltService(t *testing.T, dir string, opts dataset.Options) (*dataset.Se
 	if err != nil {
 		t.Fatal(err)
 	}
-	text, err := dataset.OpenBleveIndex(filepath.Join(dir, "fulltext.bleve"))
+	text, err := fulltext.Open(filepath.Join(dir, "fulltext.bleve"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,5 +127,55 @@ func TestPushTrainSearch(t *testing.T) {
 				t.Fatalf("bad mode: %v", err)
 			}
 		})
+	}
+}
+
+// After Close every method answers ErrClosed, the ones that only read
+// included: the training and the index catch-up behind them have stopped.
+func TestClosedServiceAnswersErrClosed(t *testing.T) {
+	ctx := context.Background()
+	s, err := dataset.New(ctx, dataset.Options{Tokens: runeCounter{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds, c := setup(t, s, "team")
+	if err := s.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(ctx); err != nil {
+		t.Fatalf("a second Close: %v", err)
+	}
+	q := "q"
+	calls := map[string]func() error{
+		"CreateDataset":    func() error { _, err := s.CreateDataset(ctx, "team", "kb", ""); return err },
+		"Dataset":          func() error { _, err := s.Dataset(ctx, "team", ds.ID); return err },
+		"Datasets":         func() error { _, err := s.Datasets(ctx, "team"); return err },
+		"DeleteDataset":    func() error { return s.DeleteDataset(ctx, "team", ds.ID) },
+		"CreateCollection": func() error { _, err := s.CreateCollection(ctx, "team", ds.ID, "c"); return err },
+		"CreateTextCollection": func() error {
+			_, _, err := s.CreateTextCollection(ctx, dataset.TextCollection{TeamID: "team", DatasetID: ds.ID, Name: "t", Text: "text"})
+			return err
+		},
+		"Collection":       func() error { _, err := s.Collection(ctx, "team", c.ID); return err },
+		"Collections":      func() error { _, err := s.Collections(ctx, "team", ds.ID); return err },
+		"TrainingFailures": func() error { _, err := s.TrainingFailures(ctx, "team", c.ID, 10); return err },
+		"DeleteCollection": func() error { return s.DeleteCollection(ctx, "team", c.ID) },
+		"Data":             func() error { _, err := s.Data(ctx, "team", "x"); return err },
+		"DataList":         func() error { _, _, err := s.DataList(ctx, "team", c.ID, 0, 10); return err },
+		"UpdateData":       func() error { _, err := s.UpdateData(ctx, "team", dataset.DataUpdate{ID: "x", Q: &q}); return err },
+		"DeleteData":       func() error { return s.DeleteData(ctx, "team", "x") },
+		"Push": func() error {
+			_, err := s.Push(ctx, dataset.PushRequest{TeamID: "team", CollectionID: c.ID, Data: []dataset.PushItem{{Q: q}}})
+			return err
+		},
+		"Search": func() error {
+			_, err := s.Search(ctx, dataset.SearchRequest{TeamID: "team", DatasetIDs: []string{ds.ID}, Text: q})
+			return err
+		},
+	}
+	for name, call := range calls {
+		if err := call(); !errors.Is(err, dataset.ErrClosed) {
+			t.Errorf("%s after Close = %v; want ErrClosed", name, err)
+		}
 	}
 }

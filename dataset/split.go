@@ -3,8 +3,6 @@ package dataset
 import (
 	"strings"
 	"unicode"
-
-	"github.com/tmc/langchaingo/textsplitter"
 )
 
 // Markers put after sentence and clause ends before splitting, so that the
@@ -30,8 +28,8 @@ const (
 // count (runes when nil), preferring paragraph breaks, then line breaks,
 // then ends of sentences (。！？；.!?; in Chinese and Western punctuation),
 // then clauses (，、,：:), then spaces. Consecutive chunks share up to overlap
-// of their text. It is langchaingo's recursive character splitter, taught
-// where Chinese sentences end.
+// of their text. It is langchaingo's recursive character splitter (see
+// recursiveSplitter), taught where Chinese sentences end.
 func SplitText(text string, chunkSize, overlap int, count func(string) int) ([]string, error) {
 	if chunkSize <= 0 {
 		chunkSize = 512
@@ -50,11 +48,10 @@ func SplitText(text string, chunkSize, overlap int, count func(string) int) ([]s
 	text = markLongWords(text)
 	clean := strings.NewReplacer(sentenceMark, "", clauseMark, "", wordMark, "")
 	measured := map[string]int{} // the splitter measures each piece several times over
-	sp := textsplitter.NewRecursiveCharacter(
-		textsplitter.WithSeparators([]string{"\n\n", "\n", sentenceMark, clauseMark, " ", wordMark, ""}),
-		textsplitter.WithChunkSize(chunkSize),
-		textsplitter.WithChunkOverlap(overlap),
-		textsplitter.WithLenFunc(func(s string) int {
+	sp := recursiveSplitter{
+		size:    chunkSize,
+		overlap: overlap,
+		length: func(s string) int {
 			if n, ok := measured[s]; ok {
 				return n
 			}
@@ -67,12 +64,9 @@ func SplitText(text string, chunkSize, overlap int, count func(string) int) ([]s
 			}
 			measured[s] = count(n)
 			return measured[s]
-		}),
-	)
-	parts, err := sp.SplitText(text)
-	if err != nil {
-		return nil, err
+		},
 	}
+	parts := sp.split(text, []string{"\n\n", "\n", sentenceMark, clauseMark, " ", wordMark, ""})
 	chunks := parts[:0]
 	var tail []string // punctuation for the last chunk, joined once: a text of punctuation has much
 	glue := func() {
@@ -125,3 +119,95 @@ func markLongWords(text string) string {
 }
 
 func isWordRune(r rune) bool { return unicode.IsLetter(r) || unicode.IsNumber(r) }
+
+// recursiveSplitter is langchaingo's recursive character splitter
+// (textsplitter.RecursiveCharacter of v0.1.14, MIT licence, Copyright (c)
+// Travis Cline), without the separators kept and without its warning on
+// the standard logger: the package it lives in would bring langchaingo's
+// llms, tiktoken-go and a markdown parser along.
+type recursiveSplitter struct {
+	size, overlap int
+	length        func(string) int
+}
+
+// split cuts text at the first of separators it holds ("" cuts between
+// characters), merges the pieces shorter than size into chunks, and cuts
+// the longer ones again with the separators after it.
+func (s recursiveSplitter) split(text string, separators []string) []string {
+	var chunks []string
+	sep, rest := separators[len(separators)-1], []string(nil)
+	for i, c := range separators {
+		if c == "" || strings.Contains(text, c) {
+			sep, rest = c, separators[i+1:]
+			break
+		}
+	}
+	var good []string
+	for _, piece := range strings.Split(text, sep) {
+		if s.length(piece) < s.size {
+			good = append(good, piece)
+			continue
+		}
+		if len(good) > 0 {
+			chunks = append(chunks, s.merge(good, sep)...)
+			good = nil
+		}
+		if len(rest) == 0 {
+			chunks = append(chunks, piece)
+		} else {
+			chunks = append(chunks, s.split(piece, rest)...)
+		}
+	}
+	if len(good) > 0 {
+		chunks = append(chunks, s.merge(good, sep)...)
+	}
+	return chunks
+}
+
+// merge joins consecutive pieces with sep into chunks of at most size,
+// each starting with up to overlap of the end of the one before.
+func (s recursiveSplitter) merge(pieces []string, sep string) []string {
+	var (
+		docs    []string
+		current []string
+		total   int
+	)
+	emit := func() {
+		if doc := strings.TrimSpace(strings.Join(current, sep)); doc != "" {
+			docs = append(docs, doc)
+		}
+	}
+	sepLen := s.length(sep)
+	for _, piece := range pieces {
+		n := s.length(piece)
+		withPiece := total + n
+		if len(current) > 0 {
+			withPiece += sepLen
+		}
+		if withPiece > s.size && len(current) > 0 {
+			emit()
+			// drop from the front until what is left may overlap the next chunk
+			for len(current) > 0 {
+				joined := 0
+				if len(current) > 1 {
+					joined = sepLen
+				}
+				if total <= s.overlap && (total+n+joined <= s.size || total <= 0) {
+					break
+				}
+				total -= s.length(current[0])
+				if len(current) > 1 {
+					total -= sepLen
+				}
+				current = current[1:]
+			}
+		}
+		current = append(current, piece)
+		total += n
+		if len(current) > 1 {
+			total += sepLen
+		}
+	}
+	emit()
+	return docs
+}

@@ -6,33 +6,92 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
+
+	"github.com/chatgate/chatgate/queue"
 )
 
 // Store keeps datasets, collections, data, vectors and the training queue.
 // It is the source of truth: every method that changes several records
 // changes them in one transaction, so a crash leaves all of a change or none
-// of it. MemoryStore and BoltStore implement it.
+// of it. MemoryStore and BoltStore implement it, and datasettest checks any
+// implementation against what the interfaces below document.
 //
-// Lookups of a missing record return ErrDatasetNotFound,
-// ErrCollectionNotFound or ErrDataNotFound. Returned records are copies.
+// Store is the composition of small interfaces, one per consumer, so that
+// a part of the Service (or a tool beside it) asks only for what it uses,
+// as database/sql/driver's interfaces do. Lookups of a missing record
+// return ErrDatasetNotFound, ErrCollectionNotFound or ErrDataNotFound.
+// Returned records are copies.
 type Store interface {
+	DatasetStore
+	CollectionStore
+	DataStore
+	TrainingQueue
+	TrainingIntake
+	TrainingProgress
+	UsageOutbox
+	TextOutbox
+	VectorSource
+}
+
+// DatasetStore keeps datasets.
+type DatasetStore interface {
 	PutDataset(ctx context.Context, d *Dataset) error
 	Dataset(ctx context.Context, id string) (*Dataset, error)
+	// Datasets returns a team's datasets, oldest first.
 	Datasets(ctx context.Context, teamID string) ([]*Dataset, error)
 	// DeleteDataset removes the dataset and all it holds: collections, data,
 	// vectors and queued items.
 	DeleteDataset(ctx context.Context, id string) error
+}
 
+// CollectionStore keeps collections.
+type CollectionStore interface {
 	// PutCollection stores c, failing with ErrDatasetNotFound when its
 	// dataset is gone.
 	PutCollection(ctx context.Context, c *Collection) error
 	Collection(ctx context.Context, id string) (*Collection, error)
+	// Collections returns a dataset's collections, oldest first.
 	Collections(ctx context.Context, datasetID string) ([]*Collection, error)
 	// DeleteCollection removes the collection, its data, vectors and queued
 	// items, and returns the ids of the vectors it removed.
 	DeleteCollection(ctx context.Context, id string) ([]string, error)
+}
 
+// DataStore keeps the data items training stored.
+type DataStore interface {
+	Data(ctx context.Context, id string) (*Data, error)
+	// DataList returns a page of a collection's data, oldest first, and the
+	// collection's total.
+	DataList(ctx context.Context, collectionID string, offset, limit int) ([]*Data, int, error)
+	// UpdateData replaces d (which must exist) and all its vectors with
+	// vectors. It fails with ErrRepeat if d's new q belongs to other data
+	// in the collection.
+	UpdateData(ctx context.Context, d *Data, vectors []Vector) error
+	// DeleteData removes the data item and its vectors and returns their ids.
+	DeleteData(ctx context.Context, id string) ([]string, error)
+}
+
+// TrainingQueue is the training queue as the queue.Runner that trains it
+// sees it. Claim returns items whose NextAttempt is due, earliest first;
+// Reschedule stores a failed attempt's count, error and next attempt (a
+// failed item keeps the NextAttempt it had, and its q may be pushed
+// again), and returns queue.ErrGone for an item no longer queued. Items
+// leave the queue with what they trained into, by Commit: the store is
+// no queue.Completer.
+type TrainingQueue interface {
+	queue.Store[*TrainingItem]
+	// Commit stores what each item trained into and removes the item from
+	// the queue, in one transaction. Items no longer queued are left out
+	// and their ids returned. A pair whose q already exists in the
+	// collection is not stored, and Commit removes it (and its vectors)
+	// from its Trained, so that done tells what was stored. Each Trained's
+	// Usage goes into the usage outbox in the same transaction, whether or
+	// not its item is still queued: the work was done.
+	Commit(ctx context.Context, done []Trained) (gone []string, err error)
+}
+
+// TrainingIntake is how pushed items enter the training queue.
+type TrainingIntake interface {
 	// Enqueue adds the items to the training queue, all in one
 	// transaction, except those whose q already exists in their collection
 	// (as data or as a queued item, earlier in items included): their
@@ -45,52 +104,43 @@ type Store interface {
 	// does. It fails with ErrDatasetNotFound, storing nothing, when c's
 	// dataset is gone, and with ErrCollectionExists when c's id is taken.
 	CreateCollection(ctx context.Context, c *Collection, items []*TrainingItem) (repeats []int, err error)
-	// DueTraining returns up to n queued items, not failed, whose NextAttempt
-	// is not after now, earliest first, leaving out those skip reports.
-	DueTraining(ctx context.Context, now time.Time, n int, skip func(id string) bool) ([]*TrainingItem, error)
-	// Complete stores what each item trained into and removes the item from
-	// the queue, in one transaction. Items no longer queued are left out
-	// and their ids returned. A pair whose q already exists in the
-	// collection is not stored, and Complete removes it (and its vectors)
-	// from its Trained, so that done tells what was stored. Each Trained's
-	// Usage goes into the usage outbox in the same transaction, whether or
-	// not its item is still queued: the work was done.
-	Complete(ctx context.Context, done []Trained) (gone []string, err error)
-	// PendingUsage returns up to n records of the usage outbox, oldest first.
-	PendingUsage(ctx context.Context, n int) ([]UsageRecord, error)
-	// ClearUsage removes the outbox records with these ids; unknown ids are
-	// ignored.
-	ClearUsage(ctx context.Context, ids []string) error
-	// Reschedule stores a queued item's attempts, next attempt, last error
-	// and failure. It returns errItemGone if the item is no longer queued.
-	Reschedule(ctx context.Context, item *TrainingItem) error
+}
+
+// TrainingProgress reports a collection's training.
+type TrainingProgress interface {
 	// TrainingCounts returns how many of a collection's items are queued
 	// (failed ones excluded) and how many failed.
 	TrainingCounts(ctx context.Context, collectionID string) (queued, failed int, err error)
 	// TrainingFailures returns up to limit of a collection's failed items.
 	TrainingFailures(ctx context.Context, collectionID string, limit int) ([]*TrainingItem, error)
+}
 
-	Data(ctx context.Context, id string) (*Data, error)
-	// DataList returns a page of a collection's data, oldest first, and the
-	// collection's total.
-	DataList(ctx context.Context, collectionID string, offset, limit int) ([]*Data, int, error)
-	// UpdateData replaces d (which must exist) and all its vectors with
-	// vectors. It fails with ErrRepeat if d's new q belongs to other data
-	// in the collection.
-	UpdateData(ctx context.Context, d *Data, vectors []Vector) error
-	// DeleteData removes the data item and its vectors and returns their ids.
-	DeleteData(ctx context.Context, id string) ([]string, error)
+// UsageOutbox holds the usage of committed training until the
+// UsageRecorder has it; Commit fills it.
+type UsageOutbox interface {
+	// PendingUsage returns up to n records of the usage outbox, oldest first.
+	PendingUsage(ctx context.Context, n int) ([]UsageRecord, error)
+	// ClearUsage removes the outbox records with these ids; unknown ids are
+	// ignored.
+	ClearUsage(ctx context.Context, ids []string) error
+}
 
-	// EachVector calls fn with every stored vector and its dataset, to load
-	// a VectorStore when a Service starts.
-	EachVector(ctx context.Context, fn func(datasetID string, v Vector) error) error
-
+// TextOutbox lists the data whose full-text entry is stale: every change
+// of data marks it, in the change's transaction.
+type TextOutbox interface {
 	// TextPending returns up to n ids of data whose full-text entry must be
 	// brought up to date (written or removed), each with a version.
 	TextPending(ctx context.Context, n int) ([]Pending, error)
 	// ClearTextPending forgets the entries whose version is unchanged; one
 	// changed again since TextPending stays pending.
 	ClearTextPending(ctx context.Context, done []Pending) error
+}
+
+// VectorSource hands out the stored vectors, to load a VectorStore when a
+// Service starts.
+type VectorSource interface {
+	// EachVector calls fn with every stored vector and its dataset.
+	EachVector(ctx context.Context, fn func(datasetID string, v Vector) error) error
 }
 
 // Trained is what one training item produced.

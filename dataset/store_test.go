@@ -12,6 +12,7 @@ import (
 
 	"github.com/chatgate/chatgate/dataset"
 	"github.com/chatgate/chatgate/dataset/datasettest"
+	"github.com/chatgate/chatgate/queue"
 )
 
 func TestMemoryStoreConformance(t *testing.T) {
@@ -24,10 +25,20 @@ func TestZeroMemoryStoreConformance(t *testing.T) {
 }
 
 func TestBoltStoreConformance(t *testing.T) {
-	datasettest.TestStore(t, func(t *testing.T) dataset.Store {
-		s, _ := openBoltStore(t, filepath.Join(t.TempDir(), "chatgate.db"))
-		return s
-	})
+	datasettest.TestStore(t, openTempBolt)
+}
+
+func openTempBolt(t *testing.T) dataset.Store {
+	s, _ := openBoltStore(t, filepath.Join(t.TempDir(), "chatgate.db"))
+	return s
+}
+
+func TestMemoryTrainingQueue(t *testing.T) {
+	datasettest.TestTrainingQueue(t, func(t *testing.T) dataset.Store { return dataset.NewMemoryStore() }, false)
+}
+
+func TestBoltTrainingQueue(t *testing.T) {
+	datasettest.TestTrainingQueue(t, openTempBolt, false)
 }
 
 // openBoltStore opens (or reopens) the bbolt file at path as a BoltStore,
@@ -72,13 +83,17 @@ func TestBoltStoreSurvivesReopen(t *testing.T) {
 	data := &dataset.Data{ID: "i-trained", TeamID: "team", DatasetID: "ds", CollectionID: "c", Q: "trained q", A: "a trained q",
 		Source: "src", FileID: "mark", Indexes: []string{"index of trained q"}, CreateTime: t0, UpdateTime: t0.Add(time.Second)}
 	vecs := []dataset.Vector{{ID: "i-trained", Values: []float32{0.5, -0.25, 1e-7}}, {ID: "i-trained/1", Values: []float32{1, 2, 3}}}
-	if gone, err := s.Complete(ctx, []dataset.Trained{{ItemID: "i-trained", Data: []*dataset.Data{data}, Vectors: vecs}}); err != nil || len(gone) != 0 {
-		t.Fatalf("Complete = %v, %v", gone, err)
+	if gone, err := s.Commit(ctx, []dataset.Trained{{ItemID: "i-trained", Data: []*dataset.Data{data}, Vectors: vecs}}); err != nil || len(gone) != 0 {
+		t.Fatalf("Commit = %v, %v", gone, err)
 	}
 	queued.Attempts, queued.LastError, queued.NextAttempt = 2, "retrying", t0.Add(time.Hour)
 	failed.Attempts, failed.LastError, failed.Failed = 5, "gave up", true
 	for _, it := range []*dataset.TrainingItem{queued, failed} {
-		if err := s.Reschedule(ctx, it); err != nil {
+		a := queue.Attempt{Attempts: it.Attempts, Err: it.LastError, Failed: it.Failed}
+		if !it.Failed {
+			a.Next = it.NextAttempt
+		}
+		if err := s.Reschedule(ctx, it.ID, a); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -126,13 +141,13 @@ func TestBoltStoreSurvivesReopen(t *testing.T) {
 	if q, f, err := s.TrainingCounts(ctx, "c"); err != nil || q != 1 || f != 1 {
 		t.Fatalf("TrainingCounts after reopen = %d, %d, %v", q, f, err)
 	}
-	if due, _ := s.DueTraining(ctx, t0.Add(time.Minute), 10, nil); len(due) != 0 {
+	if due, _ := s.Claim(ctx, t0.Add(time.Minute), 10, nil); len(due) != 0 {
 		t.Fatalf("due before its next attempt after reopen: %v", due)
 	}
-	due, err := s.DueTraining(ctx, t0.Add(time.Hour), 10, nil)
+	due, err := s.Claim(ctx, t0.Add(time.Hour), 10, nil)
 	if err != nil || len(due) != 1 || due[0].ID != "i-queued" || due[0].Attempts != 2 || due[0].LastError != "retrying" ||
 		due[0].BillID != "bill" || due[0].KeyID != "key" || !slices.Equal(due[0].Indexes, queued.Indexes) {
-		t.Fatalf("DueTraining after reopen = %+v, %v", due, err)
+		t.Fatalf("Claim after reopen = %+v, %v", due, err)
 	}
 	fs, err := s.TrainingFailures(ctx, "c", 10)
 	if err != nil || len(fs) != 1 || fs[0].ID != "i-failed" || fs[0].LastError != "gave up" || !fs[0].Failed {

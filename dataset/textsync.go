@@ -4,68 +4,123 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/chatgate/chatgate/internal/panics"
+	"github.com/chatgate/chatgate/queue"
 )
 
-// syncText keeps the full-text index caught up with the store: it indexes
-// or removes each data item the store marked pending, and clears the mark
-// only after the index has taken the change, so a crash in between only
-// repeats work. reindex lists data to index first, when the index was lost.
-func (s *Service) syncText(ctx context.Context, reindex []string) {
-	const batch = 512
-	for len(reindex) > 0 && ctx.Err() == nil {
-		n := min(batch, len(reindex))
-		if _, err := s.applyTextSafely(ctx, reindex[:n]); err != nil {
-			s.textError(ctx, err)
-			continue
-		}
-		reindex = reindex[n:]
+// textBatch is how many data items the full-text runner applies at once.
+const textBatch = 512
+
+// textJob is a data item whose full-text entry must be brought up to date:
+// an entry of the store's TextOutbox, at its version, or, with reindex,
+// an item to index again because the index was lost.
+type textJob struct {
+	Pending
+	reindex bool
+}
+
+func (j textJob) JobID() string  { return j.DataID }
+func (textJob) JobAttempts() int { return 0 }
+
+// textQueue is the full-text runner's queue.Store and its handler. Its
+// jobs are first the data to index again (when a Service starts on an
+// empty index but a store that holds data), then the store's outbox. It
+// keeps no attempts: what failed is read again at the next poll, until the
+// index takes it. Work clears what it applied itself, with the versions it
+// read, so that an entry that changed again meanwhile stays pending.
+type textQueue struct {
+	s      *Service
+	outbox TextOutbox
+
+	mu      sync.Mutex
+	reindex []string // taken by Claim, given back by a failed batch
+}
+
+// Claim returns up to n jobs: data to index again while there is any,
+// else the outbox's pending entries, leaving out those skip reports (a
+// batch in flight) and reading past them.
+func (q *textQueue) Claim(ctx context.Context, _ time.Time, n int, skip func(string) bool) ([]textJob, error) {
+	if n <= 0 {
+		return nil, nil
 	}
-	for ctx.Err() == nil {
-		pend, err := s.store.TextPending(ctx, batch)
-		if err == nil && len(pend) > 0 {
-			ids := make([]string, len(pend))
-			for i, p := range pend {
-				ids[i] = p.DataID
-			}
-			var poisoned map[string]bool
-			if poisoned, err = s.applyTextSafely(ctx, ids); err == nil {
-				err = s.store.ClearTextPending(ctx, pend)
-				if len(poisoned) > 0 {
-					s.log.Error("dataset: left data out of the full-text index after a panic", "data", poisoned)
-				}
-			}
-			if err == nil {
-				continue
-			}
-		}
+	q.mu.Lock()
+	jobs := make([]textJob, 0, min(n, len(q.reindex)))
+	for _, id := range q.reindex[:cap(jobs)] {
+		jobs = append(jobs, textJob{Pending: Pending{DataID: id}, reindex: true})
+	}
+	q.reindex = q.reindex[len(jobs):]
+	q.mu.Unlock()
+	if len(jobs) > 0 {
+		return jobs, nil
+	}
+	for limit := n; ; limit *= 2 {
+		pend, err := q.outbox.TextPending(ctx, limit)
 		if err != nil {
-			s.textError(ctx, err)
-			continue
+			return nil, err
 		}
-		t := time.NewTimer(s.opts.PollEvery)
-		select {
-		case <-ctx.Done():
-		case <-s.textWake:
-		case <-t.C:
+		jobs = jobs[:0]
+		for _, p := range pend {
+			if !skip(p.DataID) {
+				jobs = append(jobs, textJob{Pending: p})
+			}
+			if len(jobs) == n {
+				return jobs, nil
+			}
 		}
-		t.Stop()
+		if len(pend) < limit {
+			return jobs, nil
+		}
 	}
 }
 
-func (s *Service) textError(ctx context.Context, err error) {
-	if ctx.Err() != nil {
-		return
+// Reschedule does nothing: a failed entry is still pending, and read again.
+func (*textQueue) Reschedule(context.Context, string, queue.Attempt) error { return nil }
+
+// giveBack returns the reindex jobs of a failed batch, to be claimed again.
+func (q *textQueue) giveBack(batch []textJob) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for _, j := range batch {
+		if j.reindex {
+			q.reindex = append(q.reindex, j.DataID)
+		}
 	}
-	s.log.Error("dataset: updating the full-text index", "err", err)
-	t := time.NewTimer(s.opts.RetryBase)
-	select {
-	case <-ctx.Done():
-	case <-t.C:
+}
+
+// Work indexes or removes each item of a batch as the store has it now,
+// then clears the batch's outbox entries, so a crash in between only
+// repeats work.
+func (q *textQueue) Work(ctx context.Context, batch []textJob) []error {
+	s := q.s
+	ids := make([]string, len(batch))
+	var done []Pending
+	for i, j := range batch {
+		ids[i] = j.DataID
+		if !j.reindex {
+			done = append(done, j.Pending)
+		}
 	}
-	t.Stop()
+	poisoned, err := s.applyTextSafely(ctx, ids)
+	if err != nil {
+		q.giveBack(batch)
+	}
+	if err == nil && len(poisoned) > 0 {
+		s.log.Error("dataset: left data out of the full-text index after a panic", "data", poisoned)
+	}
+	if err == nil {
+		err = q.outbox.ClearTextPending(ctx, done)
+	}
+	if err == nil {
+		return nil
+	}
+	errs := make([]error, len(batch))
+	for i := range errs {
+		errs[i] = err
+	}
+	return errs
 }
 
 // applyTextSafely applies ids to the full-text index. When that panics, it

@@ -1,30 +1,21 @@
 package dataset
 
-import "context"
+import (
+	"context"
 
-// contextCounter is what Options.Tokens can also be, as the default is: a
-// counter that stops when the request whose text it counts ends.
-type contextCounter interface {
-	CountContext(ctx context.Context, text string) (int, error)
-}
+	"github.com/chatgate/chatgate/tokens"
+)
 
 // count returns the tokens of texts, or ctx.Err() once ctx has ended: a
 // request's text is counted for as long as the request lasts, no longer.
 func (s *Service) count(ctx context.Context, texts ...string) (int, error) {
 	n := 0
 	for _, t := range texts {
-		if cc, ok := s.tokens.(contextCounter); ok {
-			k, err := cc.CountContext(ctx, t)
-			if err != nil {
-				return 0, err
-			}
-			n += k
-			continue
-		}
-		if err := ctx.Err(); err != nil {
+		k, err := tokens.CountContext(ctx, s.tokens, t)
+		if err != nil {
 			return 0, err
 		}
-		n += s.tokens.Count(t)
+		n += k
 	}
 	return n, nil
 }

@@ -13,12 +13,15 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 	"unicode"
 
 	"go.etcd.io/bbolt"
 
 	"github.com/chatgate/chatgate/dataset"
+	"github.com/chatgate/chatgate/dataset/chromemstore"
+	"github.com/chatgate/chatgate/dataset/fulltext"
 )
 
 // --- helpers shared by this package's tests ---
@@ -28,24 +31,6 @@ import (
 type runeCounter struct{}
 
 func (runeCounter) Count(s string) int { return len([]rune(s)) }
-
-// fakeClock is a Now that moves only when told.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Set(t time.Time) {
-	c.mu.Lock()
-	c.t = t
-	c.mu.Unlock()
-}
 
 // newService starts a Service with fast retries and polling and a rune
 // token counter, unless opts says otherwise, and closes it at the end.
@@ -175,7 +160,7 @@ func push(t *testing.T, s *dataset.Service, req dataset.PushRequest) *dataset.Pu
 // queuedItems reads a store's queue, failed items included.
 func queuedItems(t *testing.T, st dataset.Store, collID string) []*dataset.TrainingItem {
 	t.Helper()
-	due, err := st.DueTraining(context.Background(), time.Now().Add(1000*time.Hour), 1000, nil)
+	due, err := st.Claim(context.Background(), time.Now().Add(1000*time.Hour), 1000, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,65 +173,69 @@ func queuedItems(t *testing.T, st dataset.Store, collID string) []*dataset.Train
 
 // --- training ---
 
+// The queue's clock is the bubble's: time moves only when every goroutine
+// of the test waits, so each attempt is exactly when it is due.
 func TestTrainingRetriesWithBackoff(t *testing.T) {
-	ctx := context.Background()
-	clk := &fakeClock{t: time.Date(2025, 1, 1, 12, 0, 0, 0, time.UTC)}
-	emb := &flakyEmbedder{fails: 3}
-	st := dataset.NewMemoryStore()
-	s := newService(t, dataset.Options{Store: st, Embedders: map[string]dataset.Embedder{dataset.LocalModel: emb},
-		Now: clk.Now, RetryBase: time.Minute, RetryMax: 3 * time.Minute, MaxAttempts: 10})
-	_, c := setup(t, s, "team")
-	start := clk.Now()
-	if res := push(t, s, dataset.PushRequest{TeamID: "team", CollectionID: c.ID,
-		Data: []dataset.PushItem{{Q: "what is the refund window?", A: "30 days"}}}); res.InsertLen != 1 {
-		t.Fatalf("push %+v", res)
-	}
-	// Each failure doubles the delay, up to RetryMax: 1m, 2m, then 3m
-	// (not 4m).
-	next := start
-	for attempt, delay := range []time.Duration{time.Minute, 2 * time.Minute, 3 * time.Minute} {
-		attempt++
-		var it *dataset.TrainingItem
-		waitFor(t, fmt.Sprintf("attempt %d recorded", attempt), func() bool {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		emb := &flakyEmbedder{fails: 3}
+		st := dataset.NewMemoryStore()
+		s := newService(t, dataset.Options{Store: st, Embedders: map[string]dataset.Embedder{dataset.LocalModel: emb},
+			RetryBase: time.Minute, RetryMax: 3 * time.Minute, MaxAttempts: 10, PollEvery: time.Second})
+		_, c := setup(t, s, "team")
+		start := time.Now()
+		if res := push(t, s, dataset.PushRequest{TeamID: "team", CollectionID: c.ID,
+			Data: []dataset.PushItem{{Q: "what is the refund window?", A: "30 days"}}}); res.InsertLen != 1 {
+			t.Fatalf("push %+v", res)
+		}
+		// Each failure doubles the delay, up to RetryMax: 1m, 2m, then 3m
+		// (not 4m).
+		next := start
+		for attempt, delay := range []time.Duration{time.Minute, 2 * time.Minute, 3 * time.Minute} {
+			attempt++
+			synctest.Wait() // the attempt ran and is recorded
 			items := queuedItems(t, st, c.ID)
-			if len(items) == 1 && items[0].Attempts == attempt {
-				it = items[0]
-				return true
+			if len(items) != 1 || items[0].Attempts != attempt {
+				t.Fatalf("after attempt %d: %+v", attempt, items)
 			}
-			return false
-		})
-		if it.Failed || !strings.Contains(it.LastError, fmt.Sprintf("embedding endpoint unavailable (call %d)", attempt)) {
-			t.Fatalf("after attempt %d: %+v", attempt, it)
+			it := items[0]
+			if it.Failed || !strings.Contains(it.LastError, fmt.Sprintf("embedding endpoint unavailable (call %d)", attempt)) {
+				t.Fatalf("after attempt %d: %+v", attempt, it)
+			}
+			next = next.Add(delay)
+			if !it.NextAttempt.Equal(next) {
+				t.Fatalf("attempt %d: next attempt %v after the start; want %v", attempt, it.NextAttempt.Sub(start), next.Sub(start))
+			}
+			if d, _ := s.Collection(ctx, "team", c.ID); d.TrainingAmount != 1 || d.FailedAmount != 0 || d.DataAmount != 0 {
+				t.Fatalf("collection while retrying: %+v", d)
+			}
+			// Not tried again before its time, however often the queue is polled.
+			time.Sleep(time.Until(next) - time.Nanosecond)
+			synctest.Wait()
+			if n := emb.calls.Load(); n != int32(attempt) {
+				t.Fatalf("embedder called %d times before the next attempt was due; want %d", n, attempt)
+			}
+			time.Sleep(time.Nanosecond) // its time: the poll due now tries it
 		}
-		next = next.Add(delay)
-		if !it.NextAttempt.Equal(next) {
-			t.Fatalf("attempt %d: next attempt %v after the start; want %v", attempt, it.NextAttempt.Sub(start), next.Sub(start))
+		d := waitTrained(t, s, "team", c.ID)
+		if d.DataAmount != 1 || d.FailedAmount != 0 {
+			t.Fatalf("collection after the retries: %+v", d)
 		}
-		if d, _ := s.Collection(ctx, "team", c.ID); d.TrainingAmount != 1 || d.FailedAmount != 0 || d.DataAmount != 0 {
-			t.Fatalf("collection while retrying: %+v", d)
+		if n := emb.calls.Load(); n != 4 {
+			t.Fatalf("embedder called %d times; want 4", n)
 		}
-		// Not tried again before its time, however often the queue is polled.
-		clk.Set(next.Add(-time.Nanosecond))
-		time.Sleep(30 * time.Millisecond)
-		if n := emb.calls.Load(); n != int32(attempt) {
-			t.Fatalf("embedder called %d times before the next attempt was due; want %d", n, attempt)
+		list, _, err := s.DataList(ctx, "team", c.ID, 0, 10)
+		if err != nil || len(list) != 1 || list[0].Q != "what is the refund window?" || list[0].A != "30 days" {
+			t.Fatalf("data = %+v, %v", list, err)
 		}
-		clk.Set(next)
-	}
-	d := waitTrained(t, s, "team", c.ID)
-	if d.DataAmount != 1 || d.FailedAmount != 0 {
-		t.Fatalf("collection after the retries: %+v", d)
-	}
-	if n := emb.calls.Load(); n != 4 {
-		t.Fatalf("embedder called %d times; want 4", n)
-	}
-	list, _, err := s.DataList(ctx, "team", c.ID, 0, 10)
-	if err != nil || len(list) != 1 || list[0].Q != "what is the refund window?" || list[0].A != "30 days" {
-		t.Fatalf("data = %+v, %v", list, err)
-	}
+	})
 }
 
 func TestTrainingFailsForGoodAfterMaxAttempts(t *testing.T) {
+	synctest.Test(t, testTrainingFailsForGood)
+}
+
+func testTrainingFailsForGood(t *testing.T) {
 	ctx := context.Background()
 	emb := &flakyEmbedder{fails: math.MaxInt32}
 	st := dataset.NewMemoryStore()
@@ -279,7 +268,8 @@ func TestTrainingFailsForGoodAfterMaxAttempts(t *testing.T) {
 	}
 	// Failures are kept, never retried and never dropped.
 	calls := emb.calls.Load()
-	time.Sleep(30 * time.Millisecond)
+	time.Sleep(time.Minute)
+	synctest.Wait()
 	if emb.calls.Load() != calls {
 		t.Fatal("a failed item was tried again")
 	}
@@ -296,6 +286,10 @@ func TestTrainingFailsForGoodAfterMaxAttempts(t *testing.T) {
 }
 
 func TestTrainingWithoutEmbedderFailsAtOnce(t *testing.T) {
+	synctest.Test(t, testTrainingWithoutEmbedderFailsAtOnce)
+}
+
+func testTrainingWithoutEmbedderFailsAtOnce(t *testing.T) {
 	ctx := context.Background()
 	st := dataset.NewMemoryStore()
 	// a dataset whose vector model is no longer configured
@@ -320,7 +314,9 @@ func TestTrainingWithoutEmbedderFailsAtOnce(t *testing.T) {
 
 const suzume = "《铃芽之旅》是新海诚执导的动画电影，于2022年上映。主角岩户铃芽是一名高中生。"
 
-func TestTrainingQA(t *testing.T) {
+func TestTrainingQA(t *testing.T) { synctest.Test(t, testTrainingQA) }
+
+func testTrainingQA(t *testing.T) {
 	ctx := context.Background()
 	usage := &usageLog{}
 	gen := &fakeGen{answer: func(n int, prompt string) (dataset.GenerateResult, error) {
@@ -335,6 +331,8 @@ func TestTrainingQA(t *testing.T) {
 	// The collection already holds one of the questions the model will write.
 	push(t, s, dataset.PushRequest{TeamID: "team", CollectionID: c.ID, Data: []dataset.PushItem{{Q: "主角是谁？", A: "铃芽"}}})
 	waitTrained(t, s, "team", c.ID)
+	// its usage is delivered from the outbox after the commit
+	waitFor(t, "the first item's usage", func() bool { return len(usage.module(dataset.ModuleEmbedding)) == 1 })
 	usage.mu.Lock()
 	usage.all = nil
 	usage.mu.Unlock()
@@ -414,7 +412,9 @@ func TestTrainingQA(t *testing.T) {
 	}
 }
 
-func TestTrainingQAWithoutPairsFails(t *testing.T) {
+func TestTrainingQAWithoutPairsFails(t *testing.T) { synctest.Test(t, testTrainingQAWithoutPairsFails) }
+
+func testTrainingQAWithoutPairsFails(t *testing.T) {
 	ctx := context.Background()
 	usage := &usageLog{}
 	gen := &fakeGen{answer: func(int, string) (dataset.GenerateResult, error) {
@@ -444,6 +444,10 @@ func TestTrainingQAWithoutPairsFails(t *testing.T) {
 }
 
 func TestTrainingQAModelErrorIsRetried(t *testing.T) {
+	synctest.Test(t, testTrainingQAModelErrorIsRetried)
+}
+
+func testTrainingQAModelErrorIsRetried(t *testing.T) {
 	gen := &fakeGen{answer: func(n int, _ string) (dataset.GenerateResult, error) {
 		if n == 1 {
 			return dataset.GenerateResult{}, errors.New("model overloaded")
@@ -758,7 +762,7 @@ func orphans(t *testing.T, st dataset.Store, vs dataset.VectorStore, ds string) 
 func TestDeleteCollectionWhileTraining(t *testing.T) {
 	ctx := context.Background()
 	gate := &gatedEmbedder{started: make(chan struct{}), release: make(chan struct{})}
-	st, vs := dataset.NewMemoryStore(), dataset.NewChromemStore()
+	st, vs := dataset.NewMemoryStore(), chromemstore.New()
 	s, err := dataset.New(ctx, dataset.Options{Store: st, Vectors: vs, Tokens: runeCounter{}, Workers: 1,
 		Embedders: map[string]dataset.Embedder{dataset.LocalModel: gate}, PollEvery: 5 * time.Millisecond, RetryBase: time.Millisecond})
 	if err != nil {
@@ -801,7 +805,7 @@ func TestDeleteCollectionWhileTraining(t *testing.T) {
 func TestDeleteCollectionWhileTrainingStress(t *testing.T) {
 	ctx := context.Background()
 	for round := range 4 {
-		st, vs := dataset.NewMemoryStore(), dataset.NewChromemStore()
+		st, vs := dataset.NewMemoryStore(), chromemstore.New()
 		s, err := dataset.New(ctx, dataset.Options{Store: st, Vectors: vs, Tokens: runeCounter{}, BatchSize: 8,
 			PollEvery: 5 * time.Millisecond, RetryBase: time.Millisecond})
 		if err != nil {
@@ -915,7 +919,7 @@ func openOnDisk(t *testing.T, dir, textDir string, opts dataset.Options) (*datas
 	if err != nil {
 		t.Fatal(err)
 	}
-	text, err := dataset.OpenBleveIndex(filepath.Join(dir, textDir))
+	text, err := fulltext.Open(filepath.Join(dir, textDir))
 	if err != nil {
 		t.Fatal(err)
 	}

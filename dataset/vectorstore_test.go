@@ -9,13 +9,14 @@ import (
 	"testing"
 
 	"github.com/chatgate/chatgate/dataset"
+	"github.com/chatgate/chatgate/dataset/chromemstore"
 )
 
 // Both VectorStores agree with a brute-force reference on the same data,
 // through upserts, replacements and deletions.
 func TestVectorStores(t *testing.T) {
 	ctx := context.Background()
-	for name, vs := range map[string]dataset.VectorStore{"flat": &dataset.FlatStore{Workers: 3}, "chromem": dataset.NewChromemStore()} {
+	for name, vs := range map[string]dataset.VectorStore{"flat": &dataset.FlatStore{Workers: 3}, "chromem": chromemstore.New()} {
 		t.Run(name, func(t *testing.T) {
 			rng := rand.New(rand.NewPCG(7, 7))
 			ref := map[string][]float32{}

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +11,8 @@ import (
 	"github.com/chatgate/chatgate/chat"
 	"github.com/chatgate/chatgate/cl100k"
 	"github.com/chatgate/chatgate/dataset"
+	"github.com/chatgate/chatgate/dataset/embedding"
+	"github.com/chatgate/chatgate/dataset/fulltext"
 )
 
 // TextIndexDir is the full-text index's directory in the data directory.
@@ -29,14 +32,14 @@ func (s *Server) openDataset(ctx context.Context, models *chat.Models, tokens *c
 	if s.cfg.Dataset.MaxAttempts < 0 || s.cfg.Dataset.RetryBase < 0 {
 		return errors.New("config: dataset.max_attempts and dataset.retry_base must not be negative")
 	}
-	text, err := dataset.OpenBleveIndex(filepath.Join(s.cfg.Server.Data, TextIndexDir))
+	text, err := fulltext.Open(filepath.Join(s.cfg.Server.Data, TextIndexDir))
 	if err != nil {
 		return err
 	}
 	s.text = text
 	opts := dataset.Options{Store: store, Text: text, Embedders: embedders,
 		DefaultVectorModel: s.cfg.Dataset.VectorModel, Workers: s.cfg.Dataset.Workers, Logger: s.log,
-		Usage: datasetUsage{s.Billing}, CheckBill: s.Billing.CheckBill, Tokens: tokens, OnPanic: s.metrics.onPanic,
+		Usage: datasetUsage{s.Billing}, Bills: s.Billing, Tokens: tokens, OnPanic: s.metrics.onPanic,
 		MaxAttempts: s.cfg.Dataset.MaxAttempts, RetryBase: time.Duration(s.cfg.Dataset.RetryBase)}
 	if qa := s.cfg.qaGenerator(models); qa != nil {
 		opts.QA = qa
@@ -58,20 +61,8 @@ func (cfg *Config) embedders() (map[string]dataset.Embedder, error) {
 		if _, dup := out[ec.Name]; dup {
 			return nil, fmt.Errorf("config: %s.name %q is taken", field, ec.Name)
 		}
-		rc := dataset.RemoteEmbedderConfig{BaseURL: ec.BaseURL, APIKey: ec.APIKey, Model: ec.Model}
-		if rc.Model == "" {
-			rc.Model = ec.Name
-		}
-		var (
-			e   dataset.Embedder
-			err error
-		)
-		switch ec.Provider {
-		case "openai", "":
-			e, err = dataset.NewOpenAIEmbedder(rc)
-		case "ollama":
-			e, err = dataset.NewOllamaEmbedder(rc)
-		default:
+		e, err := newEmbedder(ec.Provider, embedding.Config{BaseURL: ec.BaseURL, APIKey: ec.APIKey, Model: cmp.Or(ec.Model, ec.Name)})
+		if errors.Is(err, errProvider) {
 			return nil, fmt.Errorf("config: %s.provider must be openai or ollama, not %q", field, ec.Provider)
 		}
 		if err != nil {
@@ -89,6 +80,20 @@ func (cfg *Config) embedders() (map[string]dataset.Embedder, error) {
 		return nil, fmt.Errorf("config: dataset.vector_model %q is neither local nor a declared embedder", vm)
 	}
 	return out, nil
+}
+
+// errProvider is newEmbedder's answer for a provider it does not know.
+var errProvider = errors.New("unknown embedding provider")
+
+// newEmbedder makes a declared embedder with its provider's client.
+func newEmbedder(provider string, c embedding.Config) (*embedding.Client, error) {
+	switch provider {
+	case "openai", "":
+		return embedding.NewOpenAI(c)
+	case "ollama":
+		return embedding.NewOllama(c)
+	}
+	return nil, errProvider
 }
 
 // qaGenerator picks the QA model: the configured name, else the

@@ -19,14 +19,13 @@ import (
 
 	"go.etcd.io/bbolt"
 
-	"github.com/chatgate/chatgate/apierror"
 	"github.com/chatgate/chatgate/auth"
 	"github.com/chatgate/chatgate/billing"
 	"github.com/chatgate/chatgate/chat"
 	"github.com/chatgate/chatgate/cl100k"
 	"github.com/chatgate/chatgate/dataset"
+	"github.com/chatgate/chatgate/dataset/fulltext"
 	"github.com/chatgate/chatgate/internal/boltx"
-	"github.com/chatgate/chatgate/internal/httpjson"
 	"github.com/chatgate/chatgate/shareauth"
 )
 
@@ -52,7 +51,7 @@ type Server struct {
 	Billing *billing.Accountant
 	// Datasets is the knowledge-base service; chat apps retrieve through it.
 	Datasets *dataset.Service
-	text     *dataset.BleveIndex
+	text     *fulltext.Index
 	// Share manages share links and their auth-host callbacks.
 	Share *shareauth.Service
 
@@ -148,37 +147,6 @@ func (s *Server) init() error {
 	}
 	s.handler = s.routes()
 	return nil
-}
-
-// routes declares every route and the scope it needs.
-func (s *Server) routes() http.Handler {
-	mux := http.NewServeMux()
-	a := s.Authn
-
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		if err := s.db.View(func(*bbolt.Tx) error { return nil }); err != nil {
-			httpjson.Write(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable"})
-			return
-		}
-		httpjson.Write(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
-	mux.Handle("GET /metrics", s.metrics.handler())
-
-	auth.NewHandler(s.Keys, auth.HandlerOptions{MaxBody: s.cfg.Server.MaxBodyBytes, Logger: s.log}).Register(mux, a)
-
-	chat.NewHandler(s.Chat, chat.HandlerOptions{MaxBody: s.cfg.Chat.MaxBodyBytes, MaxAPIBody: s.cfg.Server.MaxBodyBytes,
-		Heartbeat: time.Duration(s.cfg.Chat.Heartbeat), ResponsesEvent: s.cfg.Chat.ResponsesEvent,
-		ShareLinks: shareLinks{s.Share}, Logger: s.log}).Register(mux, a)
-
-	billing.NewHandler(s.Billing, billing.HandlerOptions{Logger: s.log}).Register(mux, a)
-	shareauth.NewHandler(s.Share, shareauth.HandlerOptions{MaxBody: s.cfg.Server.MaxBodyBytes, Logger: s.log}).Register(mux, s.Authn)
-	dataset.NewHandler(s.Datasets, dataset.HandlerOptions{MaxBody: s.cfg.Dataset.MaxBodyBytes, Logger: s.log}).
-		Register(mux, a.Require)
-
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		httpjson.WriteError(w, r, s.log, apierror.NotFound("route "+r.Method+" "+r.URL.Path))
-	})
-	return s.metrics.instrument(bodyDeadline(time.Duration(s.cfg.Server.BodyReadTimeout), uniqueQuery(mux)))
 }
 
 // Handler returns the server's routes, for mounting in another server or a test.

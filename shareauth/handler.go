@@ -52,14 +52,6 @@ func (h *Handler) Routes() []auth.Route {
 // Register mounts Routes on mux behind g.
 func (h *Handler) Register(mux *http.ServeMux, g auth.Guard) { auth.Mount(mux, g, h.Routes()...) }
 
-func principal(r *http.Request) *auth.Principal {
-	p, ok := auth.FromContext(r.Context())
-	if !ok {
-		panic("shareauth: admin handler mounted without auth middleware")
-	}
-	return p
-}
-
 // limitWire is Limit on the wire: expiredTime is RFC 3339 or "" for never,
 // maxUsagePoints positive, or -1 (or absent) for unlimited; 0 is refused,
 // as on keys.
@@ -134,7 +126,7 @@ func (h *Handler) Create(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	l, secret, err := h.s.CreateLink(r.Context(), LinkSpec{TeamID: principal(r).TeamID, AppID: body.AppID,
+	l, secret, err := h.s.CreateLink(r.Context(), LinkSpec{TeamID: auth.MustFromContext(r.Context()).TeamID, AppID: body.AppID,
 		Name: body.Name, Limit: lim, ResponseDetail: body.ResponseDetail})
 	if err != nil {
 		h.fail(w, r, err)
@@ -154,7 +146,7 @@ func (h *Handler) List(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	ls, err := h.s.Links(r.Context(), principal(r).TeamID, appID)
+	ls, err := h.s.Links(r.Context(), auth.MustFromContext(r.Context()).TeamID, appID)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -197,7 +189,7 @@ func (h *Handler) Update(w http.ResponseWriter, r *http.Request) {
 		}
 		u.Limit = &lim
 	}
-	l, err := h.s.UpdateLink(r.Context(), principal(r).TeamID, u)
+	l, err := h.s.UpdateLink(r.Context(), auth.MustFromContext(r.Context()).TeamID, u)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -217,7 +209,7 @@ func (h *Handler) Delete(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	if err := h.s.DeleteLink(r.Context(), principal(r).TeamID, id); err != nil {
+	if err := h.s.DeleteLink(r.Context(), auth.MustFromContext(r.Context()).TeamID, id); err != nil {
 		h.fail(w, r, err)
 		return
 	}

@@ -5,6 +5,9 @@
 // training queue hands out due items in order and forgets completed and
 // failed ones the documented way, vectors live exactly as long as their
 // data, full-text marks are versioned, and reads return copies.
+// TestTrainingQueue runs queue/queuetest's suite on a store's training
+// queue, the queue.Store a queue.Runner trains from. Both are backend
+// neutral: a store on another database runs them as they are.
 package datasettest
 
 import (
@@ -19,11 +22,15 @@ import (
 	"time"
 
 	"github.com/chatgate/chatgate/dataset"
+	"github.com/chatgate/chatgate/queue"
+	"github.com/chatgate/chatgate/queue/queuetest"
 )
 
 // TestStore runs the conformance suite against the stores open returns. It
 // calls open once per subtest, which must return a new, empty store; open
-// should register any cleanup with t.Cleanup.
+// should register any cleanup with t.Cleanup. Every Claim it makes it
+// hands back at once, so it suits stores whose claims are exclusive too.
+// TestTrainingQueue checks the training queue against queuetest's suite.
 func TestStore(t *testing.T, open func(t *testing.T) dataset.Store) {
 	tests := []struct {
 		name string
@@ -37,10 +44,10 @@ func TestStore(t *testing.T, open func(t *testing.T) dataset.Store) {
 		{"EnqueueCollectionNotFound", testEnqueueCollectionNotFound},
 		{"CreateCollection", testCreateCollection},
 		{"CreateCollectionRefused", testCreateCollectionRefused},
-		{"DueTraining", testDueTraining},
-		{"Complete", testComplete},
-		{"CompleteGone", testCompleteGone},
-		{"CompleteQAPairs", testCompleteQAPairs},
+		{"Claim", testClaim},
+		{"Commit", testCommit},
+		{"CommitGone", testCommitGone},
+		{"CommitQAPairs", testCommitQAPairs},
 		{"UsageOutbox", testUsageOutbox},
 		{"RescheduleRetry", testRescheduleRetry},
 		{"RescheduleFailure", testRescheduleFailure},
@@ -63,6 +70,51 @@ func TestStore(t *testing.T, open func(t *testing.T) dataset.Store) {
 			tc.fn(t, s)
 		})
 	}
+}
+
+// TestTrainingQueue runs queuetest's suite, the contract queue.Runner
+// relies on, on the training queue of the stores open returns (each new
+// and empty): claiming due items earliest first, rescheduling, failing
+// for good, queue.ErrGone. Run it beside TestStore. exclusive says the
+// store keeps the items a Claim returned from every other Claim until they
+// are rescheduled or committed, as one that several processes share must;
+// MemoryStore and BoltStore serve one process and are not.
+func TestTrainingQueue(t *testing.T, open func(t *testing.T) dataset.Store, exclusive bool) {
+	queuetest.TestStore(t, func(t *testing.T) queuetest.Harness[*dataset.TrainingItem] {
+		s := open(t)
+		putDataset(t, s, "ds", t0)
+		c := putCollection(t, s, "c", "ds", t0)
+		return queuetest.Harness[*dataset.TrainingItem]{
+			Store: s,
+			Add: func(ctx context.Context, id string, next time.Time) error {
+				_, err := s.Enqueue(ctx, []*dataset.TrainingItem{newItem(c, id, "q of "+id, next)})
+				return err
+			},
+			State: func(ctx context.Context, id string) (queue.Attempt, bool, error) {
+				return itemState(ctx, s, c.ID, id)
+			},
+			Exclusive: exclusive,
+		}
+	})
+}
+
+// itemState reads a queued item back: a failed one from the failures, any
+// other by claiming it alone and handing it back, which any store allows.
+func itemState(ctx context.Context, s dataset.Store, collID, id string) (queue.Attempt, bool, error) {
+	fs, err := s.TrainingFailures(ctx, collID, 1<<20)
+	if err != nil {
+		return queue.Attempt{}, false, err
+	}
+	for _, f := range fs {
+		if f.ID == id {
+			return queue.Attempt{Attempts: f.Attempts, Failed: true, Err: f.LastError}, true, nil
+		}
+	}
+	items, err := claim(s, time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC), 1, func(x string) bool { return x != id })
+	if err != nil || len(items) == 0 {
+		return queue.Attempt{}, false, err
+	}
+	return attempt(items[0]), true, nil
 }
 
 var bg = context.Background()
@@ -141,17 +193,17 @@ func addData(t *testing.T, s dataset.Store, c *dataset.Collection, id, q string,
 		t.Fatalf("Enqueue(%q): repeats %v", q, rep)
 	}
 	tr := trained(it, created)
-	if gone := complete(t, s, tr); len(gone) != 0 {
-		t.Fatalf("Complete(%s): gone %v", id, gone)
+	if gone := commit(t, s, tr); len(gone) != 0 {
+		t.Fatalf("Commit(%s): gone %v", id, gone)
 	}
 	return tr.Data[0]
 }
 
-func complete(t *testing.T, s dataset.Store, done ...dataset.Trained) []string {
+func commit(t *testing.T, s dataset.Store, done ...dataset.Trained) []string {
 	t.Helper()
-	gone, err := s.Complete(bg, done)
+	gone, err := s.Commit(bg, done)
 	if err != nil {
-		t.Fatalf("Complete: %v", err)
+		t.Fatalf("Commit: %v", err)
 	}
 	return gone
 }
@@ -206,13 +258,55 @@ func vectorIDs(t *testing.T, s dataset.Store) []string {
 	return ids
 }
 
+// due claims the items due at now, as a queue.Runner does, and hands them
+// back at once (Release, for a queue.Releaser, else Reschedule with what
+// they had): so it reads the queue whether or not the store keeps claimed
+// items from other Claims.
 func due(t *testing.T, s dataset.Store, now time.Time, n int, skip func(string) bool) []*dataset.TrainingItem {
 	t.Helper()
-	items, err := s.DueTraining(bg, now, n, skip)
+	items, err := claim(s, now, n, skip)
 	if err != nil {
-		t.Fatalf("DueTraining: %v", err)
+		t.Fatalf("Claim: %v", err)
 	}
 	return items
+}
+
+// claim is due without a test, for goroutines; skip nil skips nothing.
+func claim(s dataset.Store, now time.Time, n int, skip func(string) bool) ([]*dataset.TrainingItem, error) {
+	if skip == nil {
+		skip = func(string) bool { return false }
+	}
+	items, err := s.Claim(bg, now, n, skip)
+	if err != nil {
+		return nil, err
+	}
+	if rl, ok := s.(queue.Releaser); ok {
+		return items, rl.Release(bg, itemIDs(items))
+	}
+	for _, it := range items {
+		if err := s.Reschedule(bg, it.ID, attempt(it)); err != nil && !errors.Is(err, queue.ErrGone) {
+			return nil, fmt.Errorf("handing %s back: %w", it.ID, err)
+		}
+	}
+	return items, nil
+}
+
+// attempt is what Reschedule is told to make an item as it is: its
+// attempts, next attempt, last error and failure.
+func attempt(it *dataset.TrainingItem) queue.Attempt {
+	a := queue.Attempt{Attempts: it.Attempts, Err: it.LastError, Failed: it.Failed}
+	if !it.Failed {
+		a.Next = it.NextAttempt
+	}
+	return a
+}
+
+// reschedule records it's attempts, next attempt, error and failure.
+func reschedule(t *testing.T, s dataset.Store, it *dataset.TrainingItem) {
+	t.Helper()
+	if err := s.Reschedule(bg, it.ID, attempt(it)); err != nil {
+		t.Fatalf("Reschedule(%s): %v", it.ID, err)
+	}
 }
 
 func ids[T any](xs []T, id func(T) string) []string {
@@ -460,9 +554,7 @@ func fill(t *testing.T, s dataset.Store, c *dataset.Collection, tag string) (dat
 	f := newItem(c, tag+"-failed", tag+" broken", t0)
 	enqueue(t, s, q, f)
 	f.Attempts, f.LastError, f.Failed = 5, "boom", true
-	if err := s.Reschedule(bg, f); err != nil {
-		t.Fatal(err)
-	}
+	reschedule(t, s, f)
 	return []string{d1.ID, d2.ID}, q.ID, f.ID
 }
 
@@ -688,8 +780,8 @@ func testCreateCollection(t *testing.T, s dataset.Store) {
 	}
 	wantRepeat(t, s, c, "again", "one", true)
 	// the queued items train like any others
-	if gone := complete(t, s, trained(items[0], t0)); len(gone) != 0 {
-		t.Fatalf("Complete: gone %v", gone)
+	if gone := commit(t, s, trained(items[0], t0)); len(gone) != 0 {
+		t.Fatalf("Commit: gone %v", gone)
 	}
 	wantCounts(t, s, "text", 2, 0)
 	mustData(t, s, "i0")
@@ -747,7 +839,7 @@ func testCreateCollectionRefused(t *testing.T, s dataset.Store) {
 	wantRepeat(t, s, existing, "later2", "two", false)
 }
 
-func testDueTraining(t *testing.T, s dataset.Store) {
+func testClaim(t *testing.T, s dataset.Store) {
 	putDataset(t, s, "ds", t0)
 	c := putCollection(t, s, "c", "ds", t0)
 	enqueue(t, s,
@@ -760,34 +852,32 @@ func testDueTraining(t *testing.T, s dataset.Store) {
 	f := newItem(c, "i-failed", "failed", t0)
 	enqueue(t, s, f)
 	f.Failed, f.Attempts, f.LastError = true, 1, "boom"
-	if err := s.Reschedule(bg, f); err != nil {
-		t.Fatal(err)
-	}
+	reschedule(t, s, f)
 	now := t0.Add(5 * time.Second)
 	if got, want := itemIDs(due(t, s, now, 10, nil)), []string{"i-zero", "i-1s", "i-2s", "i-3s"}; !equalStrings(got, want) {
-		t.Fatalf("DueTraining(t0+5s) = %v; want %v (earliest first, failed and future left out)", got, want)
+		t.Fatalf("Claim(t0+5s) = %v; want %v (earliest first, failed and future left out)", got, want)
 	}
 	if got, want := itemIDs(due(t, s, now, 2, nil)), []string{"i-zero", "i-1s"}; !equalStrings(got, want) {
-		t.Fatalf("DueTraining(n=2) = %v; want %v", got, want)
+		t.Fatalf("Claim(n=2) = %v; want %v", got, want)
 	}
 	skip := func(id string) bool { return id == "i-1s" || id == "i-zero" }
 	if got, want := itemIDs(due(t, s, now, 2, skip)), []string{"i-2s", "i-3s"}; !equalStrings(got, want) {
-		t.Fatalf("DueTraining(n=2, skipping) = %v; want %v (skipped ones do not count against n)", got, want)
+		t.Fatalf("Claim(n=2, skipping) = %v; want %v (skipped ones do not count against n)", got, want)
 	}
 	// NextAttempt equal to now is due
 	if got, want := itemIDs(due(t, s, t0.Add(2*time.Second), 10, nil)), []string{"i-zero", "i-1s", "i-2s"}; !equalStrings(got, want) {
-		t.Fatalf("DueTraining(t0+2s) = %v; want %v", got, want)
+		t.Fatalf("Claim(t0+2s) = %v; want %v", got, want)
 	}
 	if got := due(t, s, t0.Add(2*time.Second-1), 10, nil); len(got) != 2 {
-		t.Fatalf("DueTraining(t0+2s-1ns) = %v; want i-zero and i-1s", itemIDs(got))
+		t.Fatalf("Claim(t0+2s-1ns) = %v; want i-zero and i-1s", itemIDs(got))
 	}
 	if got := due(t, s, now, 0, nil); len(got) != 0 {
-		t.Fatalf("DueTraining(n=0) = %v", itemIDs(got))
+		t.Fatalf("Claim(n=0) = %v", itemIDs(got))
 	}
 	// the items come back whole
 	got := due(t, s, t0.Add(time.Second), 10, func(id string) bool { return id == "i-zero" })
 	if len(got) != 1 {
-		t.Fatalf("DueTraining = %v", itemIDs(got))
+		t.Fatalf("Claim = %v", itemIDs(got))
 	}
 	it := got[0]
 	if it.ID != "i-1s" || it.TeamID != team || it.DatasetID != "ds" || it.CollectionID != "c" || it.Mode != dataset.ModeIndex ||
@@ -797,7 +887,7 @@ func testDueTraining(t *testing.T, s dataset.Store) {
 	}
 }
 
-func testComplete(t *testing.T, s dataset.Store) {
+func testCommit(t *testing.T, s dataset.Store) {
 	putDataset(t, s, "ds", t0)
 	c := putCollection(t, s, "c", "ds", t0)
 	it := newItem(c, "i1", "what is chatgate?", t0)
@@ -809,15 +899,15 @@ func testComplete(t *testing.T, s dataset.Store) {
 	tr := trained(it, t0.Add(time.Minute))
 	tr.Vectors = append(tr.Vectors, vec("stray", 1), vec("i2", 1)) // not of stored data
 	done := []dataset.Trained{tr}
-	gone, err := s.Complete(bg, done)
+	gone, err := s.Commit(bg, done)
 	if err != nil || len(gone) != 0 {
-		t.Fatalf("Complete = %v, %v", gone, err)
+		t.Fatalf("Commit = %v, %v", gone, err)
 	}
 	if len(done[0].Data) != 1 || done[0].Data[0].ID != "i1" {
-		t.Fatalf("Complete changed the Trained's data: %v", dataIDs(done[0].Data))
+		t.Fatalf("Commit changed the Trained's data: %v", dataIDs(done[0].Data))
 	}
 	if got, want := ids(done[0].Vectors, func(v dataset.Vector) string { return v.ID }), []string{"i1", "i1/1", "i1/2"}; !equalStrings(got, want) {
-		t.Fatalf("Trained vectors after Complete = %v; want %v (vectors of no stored data dropped)", got, want)
+		t.Fatalf("Trained vectors after Commit = %v; want %v (vectors of no stored data dropped)", got, want)
 	}
 	checkData(t, mustData(t, s, "i1"), tr.Data[0])
 	vs := vectors(t, s)
@@ -842,8 +932,8 @@ func testComplete(t *testing.T, s dataset.Store) {
 	// Completing it again: it is gone, and nothing changes.
 	again := trained(it, t0.Add(time.Hour))
 	again.Data[0].A = "changed"
-	if gone := complete(t, s, again); !equalStrings(gone, []string{"i1"}) {
-		t.Fatalf("second Complete gone = %v; want [i1]", gone)
+	if gone := commit(t, s, again); !equalStrings(gone, []string{"i1"}) {
+		t.Fatalf("second Commit gone = %v; want [i1]", gone)
 	}
 	if d := mustData(t, s, "i1"); d.A != it.A {
 		t.Fatalf("a gone item's result was stored: %+v", d)
@@ -852,7 +942,7 @@ func testComplete(t *testing.T, s dataset.Store) {
 	t2 := trained(other, t0.Add(2*time.Minute))
 	ghost := dataset.Trained{ItemID: "ghost", Data: []*dataset.Data{{ID: "ghost", TeamID: team, DatasetID: "ds", CollectionID: "c", Q: "boo", CreateTime: t0}},
 		Vectors: []dataset.Vector{vec("ghost", 1)}}
-	if gone := complete(t, s, ghost, t2); !equalStrings(gone, []string{"ghost"}) {
+	if gone := commit(t, s, ghost, t2); !equalStrings(gone, []string{"ghost"}) {
 		t.Fatalf("gone = %v; want [ghost]", gone)
 	}
 	wantNoData(t, s, "ghost")
@@ -864,7 +954,7 @@ func testComplete(t *testing.T, s dataset.Store) {
 	wantRepeat(t, s, c, "i4", "boo", false)
 }
 
-func testCompleteGone(t *testing.T, s dataset.Store) {
+func testCommitGone(t *testing.T, s dataset.Store) {
 	putDataset(t, s, "ds", t0)
 	c := putCollection(t, s, "c", "ds", t0)
 	it := newItem(c, "i1", "q1", t0)
@@ -873,8 +963,8 @@ func testCompleteGone(t *testing.T, s dataset.Store) {
 	if _, err := s.DeleteCollection(bg, c.ID); err != nil {
 		t.Fatal(err)
 	}
-	if gone := complete(t, s, tr); !equalStrings(gone, []string{"i1"}) {
-		t.Fatalf("Complete after its collection was deleted: gone = %v; want [i1]", gone)
+	if gone := commit(t, s, tr); !equalStrings(gone, []string{"i1"}) {
+		t.Fatalf("Commit after its collection was deleted: gone = %v; want [i1]", gone)
 	}
 	wantNoData(t, s, "i1")
 	if vs := vectorIDs(t, s); len(vs) != 0 {
@@ -885,7 +975,7 @@ func testCompleteGone(t *testing.T, s dataset.Store) {
 	}
 }
 
-func testCompleteQAPairs(t *testing.T, s dataset.Store) {
+func testCommitQAPairs(t *testing.T, s dataset.Store) {
 	putDataset(t, s, "ds", t0)
 	c := putCollection(t, s, "c", "ds", t0)
 	addData(t, s, c, "d-old", "Who directed Suzume?", t0)
@@ -907,14 +997,14 @@ func testCompleteQAPairs(t *testing.T, s dataset.Store) {
 		tr.Vectors = append(tr.Vectors, vec(fmt.Sprintf("qa1-%d", n), 2))
 	}
 	done := []dataset.Trained{tr}
-	if gone, err := s.Complete(bg, done); err != nil || len(gone) != 0 {
-		t.Fatalf("Complete = %v, %v", gone, err)
+	if gone, err := s.Commit(bg, done); err != nil || len(gone) != 0 {
+		t.Fatalf("Commit = %v, %v", gone, err)
 	}
 	if got, want := dataIDs(done[0].Data), []string{"qa1-2", "qa1-4"}; !equalStrings(got, want) {
-		t.Fatalf("Trained data after Complete = %v; want %v (repeats removed)", got, want)
+		t.Fatalf("Trained data after Commit = %v; want %v (repeats removed)", got, want)
 	}
 	if got, want := ids(done[0].Vectors, func(v dataset.Vector) string { return v.ID }), []string{"qa1-2", "qa1-4"}; !equalStrings(got, want) {
-		t.Fatalf("Trained vectors after Complete = %v; want %v", got, want)
+		t.Fatalf("Trained vectors after Commit = %v; want %v", got, want)
 	}
 	wantNoData(t, s, "qa1-1")
 	wantNoData(t, s, "qa1-3")
@@ -941,9 +1031,7 @@ func testRescheduleRetry(t *testing.T, s dataset.Store) {
 	it := newItem(c, "i1", "q1", t0)
 	enqueue(t, s, it)
 	it.Attempts, it.LastError, it.NextAttempt = 1, "embedder down", t0.Add(time.Hour)
-	if err := s.Reschedule(bg, it); err != nil {
-		t.Fatal(err)
-	}
+	reschedule(t, s, it)
 	if got := due(t, s, t0.Add(time.Minute), 10, nil); len(got) != 0 {
 		t.Fatalf("a rescheduled item is due before its next attempt: %v", itemIDs(got))
 	}
@@ -954,9 +1042,7 @@ func testRescheduleRetry(t *testing.T, s dataset.Store) {
 	wantCounts(t, s, c.ID, 1, 0)
 	// and again, earlier
 	it.Attempts, it.NextAttempt = 2, t0.Add(time.Second)
-	if err := s.Reschedule(bg, it); err != nil {
-		t.Fatal(err)
-	}
+	reschedule(t, s, it)
 	if got := due(t, s, t0.Add(time.Minute), 10, nil); len(got) != 1 || got[0].Attempts != 2 {
 		t.Fatalf("due = %+v", got)
 	}
@@ -967,11 +1053,11 @@ func testRescheduleRetry(t *testing.T, s dataset.Store) {
 	// still queued, so its q is still taken
 	wantRepeat(t, s, c, "i2", "q1", true)
 	// and it completes normally
-	if gone := complete(t, s, trained(it, t0)); len(gone) != 0 {
+	if gone := commit(t, s, trained(it, t0)); len(gone) != 0 {
 		t.Fatalf("gone %v", gone)
 	}
 	if got := allDue(t, s); len(got) != 0 {
-		t.Fatalf("due after Complete: %v", got)
+		t.Fatalf("due after Commit: %v", got)
 	}
 }
 
@@ -982,9 +1068,7 @@ func testRescheduleFailure(t *testing.T, s dataset.Store) {
 	keep := newItem(c, "i2", "fine", t0)
 	enqueue(t, s, it, keep)
 	it.Attempts, it.LastError, it.Failed = 5, "gave up: boom", true
-	if err := s.Reschedule(bg, it); err != nil {
-		t.Fatal(err)
-	}
+	reschedule(t, s, it)
 	if got, want := allDue(t, s), []string{"i2"}; !equalStrings(got, want) {
 		t.Fatalf("due = %v; want %v (failed items leave the due set)", got, want)
 	}
@@ -1007,7 +1091,7 @@ func testRescheduleFailure(t *testing.T, s dataset.Store) {
 	}
 	// the new item's q is taken as usual, and it trains normally
 	wantRepeat(t, s, c, "i4", "doomed", true)
-	if gone := complete(t, s, trained(newItem(c, "i3", "doomed", t0), t0)); len(gone) != 0 {
+	if gone := commit(t, s, trained(newItem(c, "i3", "doomed", t0), t0)); len(gone) != 0 {
 		t.Fatalf("gone %v", gone)
 	}
 	mustData(t, s, "i3")
@@ -1018,24 +1102,24 @@ func testRescheduleGone(t *testing.T, s dataset.Store) {
 	putDataset(t, s, "ds", t0)
 	c := putCollection(t, s, "c", "ds", t0)
 	it := newItem(c, "i1", "q1", t0)
-	if err := s.Reschedule(bg, it); err == nil {
-		t.Fatal("Reschedule of an item never queued succeeded")
+	if err := s.Reschedule(bg, it.ID, attempt(it)); !errors.Is(err, queue.ErrGone) {
+		t.Fatalf("Reschedule of an item never queued = %v; want queue.ErrGone", err)
 	}
 	enqueue(t, s, it)
-	if gone := complete(t, s, trained(it, t0)); len(gone) != 0 {
+	if gone := commit(t, s, trained(it, t0)); len(gone) != 0 {
 		t.Fatal(gone)
 	}
 	it.Attempts, it.NextAttempt = 1, t0.Add(time.Minute)
-	if err := s.Reschedule(bg, it); err == nil {
-		t.Fatal("Reschedule of a completed item succeeded")
+	if err := s.Reschedule(bg, it.ID, attempt(it)); !errors.Is(err, queue.ErrGone) {
+		t.Fatalf("Reschedule of a completed item = %v; want queue.ErrGone", err)
 	}
 	if got := allDue(t, s); len(got) != 0 {
 		t.Fatalf("Reschedule of a gone item queued it again: %v", got)
 	}
 	wantCounts(t, s, c.ID, 0, 0)
 	it.Failed = true
-	if err := s.Reschedule(bg, it); err == nil {
-		t.Fatal("Reschedule (failed) of a completed item succeeded")
+	if err := s.Reschedule(bg, it.ID, attempt(it)); !errors.Is(err, queue.ErrGone) {
+		t.Fatalf("Reschedule (failed) of a completed item = %v; want queue.ErrGone", err)
 	}
 	wantCounts(t, s, c.ID, 0, 0)
 	// its q belongs to the data it trained into
@@ -1058,9 +1142,7 @@ func testTrainingCountsAndFailures(t *testing.T, s dataset.Store) {
 	wantCounts(t, s, b.ID, 1, 0)
 	for _, it := range []*dataset.TrainingItem{items[0], items[2], items[4], items[5]} {
 		it.Failed, it.Attempts, it.LastError = true, 3, "error of "+it.ID
-		if err := s.Reschedule(bg, it); err != nil {
-			t.Fatal(err)
-		}
+		reschedule(t, s, it)
 	}
 	wantCounts(t, s, a.ID, 2, 3)
 	wantCounts(t, s, b.ID, 0, 1)
@@ -1086,7 +1168,7 @@ func testTrainingCountsAndFailures(t *testing.T, s dataset.Store) {
 		t.Fatalf("TrainingFailures(missing) = %v", itemIDs(fs))
 	}
 	// completing a queued one leaves the failures alone
-	if gone := complete(t, s, trained(items[1], t0)); len(gone) != 0 {
+	if gone := commit(t, s, trained(items[1], t0)); len(gone) != 0 {
 		t.Fatal(gone)
 	}
 	wantCounts(t, s, a.ID, 1, 3)
@@ -1384,19 +1466,19 @@ func testCopies(t *testing.T, s dataset.Store) {
 	items[0].Q, items[0].Indexes[0] = "mutated", "mutated"
 	items = due(t, s, t0, 10, nil)
 	if items[0].Q != "q1" || items[0].Indexes[0] != "idx" {
-		t.Fatalf("DueTraining returned the stored item: %+v", items[0])
+		t.Fatalf("Claim returned the stored item: %+v", items[0])
 	}
 
 	tr := trained(items[0], t0)
-	complete(t, s, tr)
+	commit(t, s, tr)
 	tr.Data[0].Q, tr.Data[0].Indexes[0] = "mutated", "mutated"
 	tr.Vectors[0].Values[0] = 99
 	dd := mustData(t, s, "i1")
 	if dd.Q != "q1" || dd.Indexes[0] != "idx" {
-		t.Fatalf("Complete kept the caller's data: %+v", dd)
+		t.Fatalf("Commit kept the caller's data: %+v", dd)
 	}
 	if v := vectors(t, s)["ds"]["i1"]; v[0] == 99 {
-		t.Fatal("Complete kept the caller's vector values")
+		t.Fatal("Commit kept the caller's vector values")
 	}
 	dd.Q, dd.Indexes[0] = "mutated", "mutated"
 	if dd := mustData(t, s, "i1"); dd.Q != "q1" || dd.Indexes[0] != "idx" {
@@ -1430,9 +1512,7 @@ func testCopies(t *testing.T, s dataset.Store) {
 	f := newItem(c, "i2", "q2", t0)
 	enqueue(t, s, f)
 	f.Failed, f.LastError = true, "boom"
-	if err := s.Reschedule(bg, f); err != nil {
-		t.Fatal(err)
-	}
+	reschedule(t, s, f)
 	f.LastError = "mutated"
 	fs, _ := s.TrainingFailures(bg, "c", 10)
 	if fs[0].LastError != "boom" {
@@ -1459,13 +1539,13 @@ func testConcurrent(t *testing.T, s dataset.Store) {
 					errs <- err
 					return
 				}
-				if _, err := s.Complete(bg, []dataset.Trained{trained(it, t0.Add(time.Duration(i)))}); err != nil {
+				if _, err := s.Commit(bg, []dataset.Trained{trained(it, t0.Add(time.Duration(i)))}); err != nil {
 					errs <- err
 				}
 				if _, _, err := s.DataList(bg, c.ID, 0, 5); err != nil {
 					errs <- err
 				}
-				if _, err := s.DueTraining(bg, t0, 5, nil); err != nil {
+				if _, err := claim(s, t0, 5, nil); err != nil {
 					errs <- err
 				}
 				if _, _, err := s.TrainingCounts(bg, c.ID); err != nil {
@@ -1505,7 +1585,7 @@ func testUsageOutbox(t *testing.T, s dataset.Store) {
 	tr1 := trained(it1, t0)
 	tr1.Usage = []dataset.UsageRecord{use("u-late", t0.Add(2*time.Second), 7), use("u-early", t0.Add(time.Second), 5)}
 	ghost := dataset.Trained{ItemID: "ghost", Usage: []dataset.UsageRecord{use("u-ghost", t0.Add(3*time.Second), 3)}}
-	if gone := complete(t, s, tr1, ghost); !equalStrings(gone, []string{"ghost"}) {
+	if gone := commit(t, s, tr1, ghost); !equalStrings(gone, []string{"ghost"}) {
 		t.Fatalf("gone = %v; want [ghost]", gone)
 	}
 	got, err := s.PendingUsage(bg, 10)

@@ -1,4 +1,13 @@
-package dataset
+// Package fulltext is a dataset.TextIndex on bleve, on disk or in memory.
+// A server that keeps its knowledge bases across restarts opens one in its
+// data directory and passes it as dataset.Options.Text; without one a
+// Service keeps a small index of its own in memory, and a program that
+// does not import this package links no bleve.
+//
+// bleve's CJK analyzer splits Chinese, Japanese and Korean into
+// overlapping character pairs and other text into lower-cased words, so
+// both match without a dictionary; results are ranked by bleve's TF-IDF.
+package fulltext
 
 import (
 	"context"
@@ -12,39 +21,17 @@ import (
 	"github.com/blevesearch/bleve/v2/analysis/lang/cjk"
 	"github.com/blevesearch/bleve/v2/mapping"
 	"github.com/blevesearch/bleve/v2/search/query"
+
+	"github.com/chatgate/chatgate/dataset"
 )
 
-// TextIndex is the full-text index over a Service's data. Like a
-// VectorStore it is derived: the Service catches it up from its Store.
-type TextIndex interface {
-	// Index adds or replaces documents.
-	Index(ctx context.Context, docs []TextDoc) error
-	// Delete removes documents by data id; missing ids are ignored.
-	Delete(ctx context.Context, ids []string) error
-	// Search returns up to n data ids of the datasets matching text, best
-	// first, with the engine's relevance scores.
-	Search(ctx context.Context, datasetIDs []string, text string, n int) ([]Hit, error)
-	// Empty reports whether the index holds no documents at all, so a
-	// Service can tell a lost index from an empty knowledge base.
-	Empty() (bool, error)
-	Close() error
-}
-
-// TextDoc is what the full-text index holds of a Data item.
-type TextDoc struct {
-	ID        string
-	DatasetID string
-	Text      string // q, a and the index texts
-}
-
-// BleveIndex is a TextIndex on bleve with its CJK analyzer, which splits
-// Chinese, Japanese and Korean into overlapping character pairs and Latin
-// text into words, so both match without a dictionary.
-type BleveIndex struct {
+// Index is a dataset.TextIndex on a bleve index. Close it when done; the
+// Service it is given to does not.
+type Index struct {
 	idx bleve.Index
 }
 
-type bleveDoc struct {
+type doc struct {
 	Text    string `json:"text"`
 	Dataset string `json:"dataset"`
 }
@@ -52,30 +39,30 @@ type bleveDoc struct {
 func textMapping() *mapping.IndexMappingImpl {
 	m := bleve.NewIndexMapping()
 	m.DefaultAnalyzer = cjk.AnalyzerName
-	doc := bleve.NewDocumentStaticMapping()
+	d := bleve.NewDocumentStaticMapping()
 	text := bleve.NewTextFieldMapping()
 	text.Analyzer = cjk.AnalyzerName
 	text.Store, text.IncludeInAll, text.IncludeTermVectors = false, false, false
 	ds := bleve.NewKeywordFieldMapping()
 	ds.Analyzer = keyword.Name
 	ds.Store, ds.IncludeInAll, ds.IncludeTermVectors = false, false, false
-	doc.AddFieldMappingsAt("text", text)
-	doc.AddFieldMappingsAt("dataset", ds)
-	m.DefaultMapping = doc
+	d.AddFieldMappingsAt("text", text)
+	d.AddFieldMappingsAt("dataset", ds)
+	m.DefaultMapping = d
 	m.StoreDynamic, m.IndexDynamic = false, false
 	return m
 }
 
-// OpenBleveIndex opens the index at dir, creating it if missing; an empty
-// dir keeps the index in memory. On disk, each batch returns only once it
-// is persisted.
-func OpenBleveIndex(dir string) (*BleveIndex, error) {
+// Open opens the index at dir, creating it if missing; an empty dir keeps
+// the index in memory. On disk, each batch returns only once it is
+// persisted.
+func Open(dir string) (*Index, error) {
 	if dir == "" {
 		idx, err := bleve.NewMemOnly(textMapping())
 		if err != nil {
 			return nil, fmt.Errorf("dataset: full-text index: %w", err)
 		}
-		return &BleveIndex{idx: idx}, nil
+		return &Index{idx: idx}, nil
 	}
 	idx, err := bleve.Open(dir)
 	if errors.Is(err, bleve.ErrorIndexPathDoesNotExist) {
@@ -88,25 +75,25 @@ func OpenBleveIndex(dir string) (*BleveIndex, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dataset: full-text index at %s: %w", dir, err)
 	}
-	return &BleveIndex{idx: idx}, nil
+	return &Index{idx: idx}, nil
 }
 
-// Index implements TextIndex.
-func (b *BleveIndex) Index(ctx context.Context, docs []TextDoc) error {
+// Index implements dataset.TextIndex.
+func (b *Index) Index(ctx context.Context, docs []dataset.TextDoc) error {
 	if len(docs) == 0 {
 		return nil
 	}
 	batch := b.idx.NewBatch()
 	for _, d := range docs {
-		if err := batch.Index(d.ID, bleveDoc{Text: d.Text, Dataset: d.DatasetID}); err != nil {
+		if err := batch.Index(d.ID, doc{Text: d.Text, Dataset: d.DatasetID}); err != nil {
 			return fmt.Errorf("dataset: full-text index %s: %w", d.ID, err)
 		}
 	}
 	return b.idx.Batch(batch)
 }
 
-// Delete implements TextIndex.
-func (b *BleveIndex) Delete(ctx context.Context, ids []string) error {
+// Delete implements dataset.TextIndex.
+func (b *Index) Delete(ctx context.Context, ids []string) error {
 	if len(ids) == 0 {
 		return nil
 	}
@@ -117,8 +104,8 @@ func (b *BleveIndex) Delete(ctx context.Context, ids []string) error {
 	return b.idx.Batch(batch)
 }
 
-// Search implements TextIndex.
-func (b *BleveIndex) Search(ctx context.Context, datasetIDs []string, text string, n int) ([]Hit, error) {
+// Search implements dataset.TextIndex.
+func (b *Index) Search(ctx context.Context, datasetIDs []string, text string, n int) ([]dataset.Hit, error) {
 	if n <= 0 || len(datasetIDs) == 0 {
 		return nil, nil
 	}
@@ -136,18 +123,18 @@ func (b *BleveIndex) Search(ctx context.Context, datasetIDs []string, text strin
 	if err != nil {
 		return nil, fmt.Errorf("dataset: full-text search: %w", err)
 	}
-	hits := make([]Hit, len(res.Hits))
+	hits := make([]dataset.Hit, len(res.Hits))
 	for i, h := range res.Hits {
-		hits[i] = Hit{ID: h.ID, Score: h.Score}
+		hits[i] = dataset.Hit{ID: h.ID, Score: h.Score}
 	}
 	return hits, nil
 }
 
-// Empty implements TextIndex.
-func (b *BleveIndex) Empty() (bool, error) {
+// Empty implements dataset.TextIndex.
+func (b *Index) Empty() (bool, error) {
 	n, err := b.idx.DocCount()
 	return n == 0, err
 }
 
-// Close implements TextIndex.
-func (b *BleveIndex) Close() error { return b.idx.Close() }
+// Close closes the index.
+func (b *Index) Close() error { return b.idx.Close() }

@@ -1,0 +1,71 @@
+package pgstore
+
+import (
+	"context"
+	"embed"
+	"fmt"
+	"io/fs"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/chatgate/chatgate/chat"
+	"github.com/chatgate/chatgate/internal/postgres"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// migrationsTable records which of the package's migrations a database has.
+const migrationsTable = "chatgate_chat_migrations"
+
+// Store keeps apps and their history in Postgres. It holds no state but
+// the pool, so any number of Stores, in any number of processes, may share
+// one database.
+type Store struct {
+	pool *pgxpool.Pool
+}
+
+var (
+	_ chat.AppStore     = (*Store)(nil)
+	_ chat.HistoryStore = (*Store)(nil)
+)
+
+// New returns a store on pool, first bringing the database's chat tables
+// up to date. The pool stays the caller's to close.
+func New(ctx context.Context, pool *pgxpool.Pool) (*Store, error) {
+	fsys, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		return nil, err
+	}
+	if err := postgres.Migrate(ctx, pool, fsys, migrationsTable); err != nil {
+		return nil, fmt.Errorf("chat: %w", err)
+	}
+	return &Store{pool: pool}, nil
+}
+
+// fail says which operation failed, marking a lost connection as
+// storage_unavailable.
+func fail(op string, err error) error {
+	return fmt.Errorf("chat: %s: %w", op, postgres.Unavailable(err))
+}
+
+// Postgres keeps times to the microsecond; split returns the time it can
+// keep and the nanoseconds beyond, which join adds back, so that a time
+// reads back exactly as the caller wrote it (as the bbolt store's does).
+func split(t time.Time) (time.Time, int16) {
+	us := t.Truncate(time.Microsecond)
+	return us, int16(t.Sub(us))
+}
+
+func join(t time.Time, ns int16) time.Time {
+	return t.Add(time.Duration(ns)).UTC()
+}
+
+// limitArg is a LIMIT parameter: NULL, no limit, for n <= 0.
+func limitArg(n int) any {
+	if n <= 0 {
+		return nil
+	}
+	return n
+}
