@@ -45,7 +45,7 @@ func appendAudit(ctx context.Context, db execer, evs []auth.AuditEvent) error {
 	_, err := db.Exec(ctx, `INSERT INTO auth_audit (time, action, key_id, hint, team_id, actor_key_id, reason, remote_ip, count)
 		SELECT e.time, e.action, e.key_id, e.hint, e.team_id, e.actor_key_id, e.reason, e.remote_ip, e.count
 		FROM unnest($1::timestamptz[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-			$8::text[], $9::int[]) WITH ORDINALITY
+			$8::text[], $9::bigint[]) WITH ORDINALITY
 			AS e(time, action, key_id, hint, team_id, actor_key_id, reason, remote_ip, count, n)
 		ORDER BY e.n`, times, text[0], text[1], text[2], text[3], text[4], text[5], text[6], counts)
 	return err

@@ -47,7 +47,7 @@ CREATE TABLE auth_audit (
     actor_key_id text NOT NULL,
     reason       text NOT NULL,
     remote_ip    text NOT NULL,
-    count        integer NOT NULL
+    count        bigint NOT NULL
 );
 -- The audit API asks for one team (and maybe one key), newest first.
 CREATE INDEX auth_audit_team ON auth_audit (team_id, seq);
