@@ -30,31 +30,6 @@ func TestCountMessagesContext(t *testing.T) {
 	}
 }
 
-func TestEstimator(t *testing.T) {
-	var e tokens.Estimate
-	for text, want := range map[string]int{
-		"":             0,
-		"a":            1,
-		"four":         1,
-		"hello":        2,
-		"Be brief.":    3,
-		"导演是谁":         4,
-		"the 导演 is":    1 + 2 + 1,
-		"naïve":        1 + 1 + 1,
-		"12345678":     2,
-		"emoji 🙂 here": 2 + 1 + 2,
-	} {
-		if got := e.Count(text); got != want {
-			t.Errorf("Estimator.Count(%q) = %d, want %d", text, got, want)
-		}
-	}
-	// The estimate stays near cl100k_base for English prose.
-	prose := strings.Repeat("The quick brown fox jumps over the lazy dog, and then it rests. ", 50)
-	if est, exact := e.Count(prose), testTokens.Count(prose); est < exact*2/3 || est > exact*3/2 {
-		t.Fatalf("estimate %d for %d cl100k tokens", est, exact)
-	}
-}
-
 // An engine without a Tokenizer estimates: it needs no tables, and a
 // model's own usage still wins.
 func TestEngineDefaultTokenizer(t *testing.T) {

@@ -4,8 +4,6 @@ import (
 	"net/http"
 	"time"
 
-	"go.etcd.io/bbolt"
-
 	"github.com/chatgate/chatgate/apierror"
 	"github.com/chatgate/chatgate/auth"
 	"github.com/chatgate/chatgate/billing"
@@ -99,7 +97,7 @@ func (s *Server) routes() http.Handler {
 
 // healthz answers 200 while the database answers, 503 otherwise.
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
-	if err := s.db.View(func(*bbolt.Tx) error { return nil }); err != nil {
+	if err := s.be.ping(r.Context()); err != nil {
 		httpjson.Write(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable"})
 		return
 	}

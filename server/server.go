@@ -12,12 +12,9 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
-
-	"go.etcd.io/bbolt"
 
 	"github.com/chatgate/chatgate/auth"
 	"github.com/chatgate/chatgate/billing"
@@ -25,7 +22,6 @@ import (
 	"github.com/chatgate/chatgate/cl100k"
 	"github.com/chatgate/chatgate/dataset"
 	"github.com/chatgate/chatgate/dataset/fulltext"
-	"github.com/chatgate/chatgate/internal/boltx"
 	"github.com/chatgate/chatgate/shareauth"
 )
 
@@ -37,7 +33,7 @@ const DBFile = "chatgate.db"
 type Server struct {
 	cfg     Config
 	log     *slog.Logger
-	db      *bbolt.DB
+	be      *backend
 	metrics *metrics
 	handler http.Handler
 
@@ -64,14 +60,11 @@ type Server struct {
 func New(cfg Config) (*Server, error) {
 	cfg.setDefaults()
 	log := newLogger(cfg.Logging)
-	if err := os.MkdirAll(cfg.Server.Data, 0o700); err != nil {
-		return nil, fmt.Errorf("data directory: %w", err)
-	}
-	db, err := boltx.Open(filepath.Join(cfg.Server.Data, DBFile), time.Second)
+	be, err := openBackend(context.Background(), cfg)
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: log, db: db, metrics: newMetrics()}
+	s := &Server{cfg: cfg, log: log, be: be, metrics: newMetrics()}
 	if err := s.init(); err != nil {
 		_ = s.Close(context.Background())
 		return nil, err
@@ -80,10 +73,7 @@ func New(cfg Config) (*Server, error) {
 }
 
 func (s *Server) init() error {
-	store, err := auth.NewBoltStore(s.db)
-	if err != nil {
-		return err
-	}
+	store := s.be.keys
 	opts, err := s.cfg.authOptions()
 	if err != nil {
 		return err
@@ -106,10 +96,7 @@ func (s *Server) init() error {
 	if err != nil {
 		return err
 	}
-	chatStore, err := chat.NewBoltStore(s.db)
-	if err != nil {
-		return err
-	}
+	chatStore := s.be.chat
 	tokens := new(cl100k.Counter)
 	go func() { _ = tokens.Warm() }() // the encoder takes a moment to build; not on the first request
 	if err := s.openDataset(ctx, models, tokens); err != nil {
@@ -237,7 +224,7 @@ func (s *Server) Close(ctx context.Context) error {
 		if s.Authn != nil {
 			errs = append(errs, s.Authn.Close(ctx))
 		}
-		errs = append(errs, s.db.Close())
+		errs = append(errs, s.be.close())
 		s.closeErr = errors.Join(errs...)
 	})
 	return s.closeErr

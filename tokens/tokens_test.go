@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/chatgate/chatgate/cl100k"
 	"github.com/chatgate/chatgate/tokens"
 )
 
@@ -50,6 +51,12 @@ func TestEstimate(t *testing.T) {
 		if got := e.Count(text); got != want {
 			t.Errorf("Estimate.Count(%q) = %d, want %d", text, got, want)
 		}
+	}
+	// The estimate stays near cl100k_base for English prose.
+	var exact cl100k.Counter
+	prose := strings.Repeat("The quick brown fox jumps over the lazy dog, and then it rests. ", 50)
+	if est, n := e.Count(prose), exact.Count(prose); est < n*2/3 || est > n*3/2 {
+		t.Fatalf("estimate %d for %d cl100k tokens", est, n)
 	}
 }
 
