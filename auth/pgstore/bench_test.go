@@ -7,14 +7,13 @@ import (
 	"time"
 
 	"github.com/chatgate/chatgate/auth"
-	"github.com/chatgate/chatgate/internal/postgres/pgtest"
 )
 
 // GetByHash is asked by every request whose key the Authenticator has not
 // cached, or cached longer ago than CacheTTL: one statement, over keys
 // with every field set.
 func BenchmarkGetByHash(b *testing.B) {
-	s := newStore(b, pgtest.Pool(b))
+	s := open(b)
 	hashes := make([]auth.Hash, 1000)
 	for i := range hashes {
 		k := key(fmt.Sprintf("k%04d", i))
@@ -56,7 +55,7 @@ func BenchmarkGetByHash(b *testing.B) {
 // Authenticator answers from its cache and the store is not asked, so it
 // costs what it does on any store.
 func BenchmarkAuthenticateWarm(b *testing.B) {
-	s := newStore(b, pgtest.Pool(b))
+	s := open(b)
 	authn := auth.NewAuthenticator(s, auth.Options{FlushInterval: time.Hour})
 	b.Cleanup(func() { _ = authn.Close(ctx) })
 	_, secret, err := auth.NewManager(s, authn).Create(ctx, auth.KeySpec{Name: "bench", AppID: "app-1"})

@@ -33,6 +33,12 @@ func newStore(t testing.TB, pool *pgxpool.Pool) *pgstore.Store {
 	return s
 }
 
+// open is a store on a fresh schema, dropped when t ends.
+func open(t testing.TB) *pgstore.Store {
+	t.Helper()
+	return newStore(t, pgtest.Pool(t))
+}
+
 // config is the pool config of dsn.
 func config(t testing.TB, dsn string) *pgxpool.Config {
 	t.Helper()
@@ -68,7 +74,7 @@ func sharedPools(t testing.TB, n int) []*pgxpool.Pool {
 
 // The conformance suite, each subtest on a schema of its own.
 func TestStore(t *testing.T) {
-	authtest.TestStore(t, func(t *testing.T) auth.Store { return newStore(t, pgtest.Pool(t)) })
+	authtest.TestStore(t, func(t *testing.T) auth.Store { return open(t) })
 }
 
 var t0 = time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
@@ -307,7 +313,7 @@ func TestUnavailable(t *testing.T) {
 // What the suite does not reach: values that only a store of columns
 // could get wrong.
 func TestRoundTrip(t *testing.T) {
-	s := newStore(t, pgtest.Pool(t))
+	s := open(t)
 	k := key("k")
 	k.Scopes = auth.Scopes{}
 	k.AllowedIPs = nil

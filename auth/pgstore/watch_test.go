@@ -193,8 +193,7 @@ func TestWatchReconnects(t *testing.T) {
 // Writes that fail notify nothing; the others notify their key's id once
 // they commit, in the order they commit.
 func TestWatchHearsCommittedWrites(t *testing.T) {
-	pool := pgtest.Pool(t)
-	s := newStore(t, pool)
+	s := open(t)
 	prefix := "w" + rand.Text()[:8] + "-" // other schemas' stores share the channel
 	var (
 		mu    sync.Mutex
@@ -259,7 +258,7 @@ func TestWatchHearsCommittedWrites(t *testing.T) {
 // A callback that panics ends Watch with the panic as its error, not the
 // process.
 func TestWatchPanic(t *testing.T) {
-	s := newStore(t, pgtest.Pool(t))
+	s := open(t)
 	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	err := s.Watch(wctx, func(string) { panic("poisoned cache") })
