@@ -23,15 +23,14 @@ func Example() {
 	if !ok {
 		return
 	}
-	ctx, stop := context.WithCancel(context.Background())
-	defer stop() // ends Watch
-	pool, err := pgxpool.New(ctx, dsn)
+	pool, err := pgxpool.New(context.Background(), dsn)
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer pool.Close()
-	// New applies the migrations, under a lock: replicas may start together.
-	store, err := pgstore.New(ctx, pool)
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()                         // ends Watch, before the pool closes
+	store, err := pgstore.New(ctx, pool) // migrates, under a lock: replicas may start together
 	if err != nil {
 		log.Fatal(err)
 	}

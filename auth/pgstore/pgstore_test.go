@@ -4,17 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"net/netip"
-	"slices"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/chatgate/chatgate/apierror"
 	"github.com/chatgate/chatgate/auth"
 	"github.com/chatgate/chatgate/auth/authtest"
 	"github.com/chatgate/chatgate/auth/pgstore"
@@ -260,85 +255,6 @@ func reasons(t *testing.T, s *pgstore.Store) []string {
 		out[i] = e.Reason
 	}
 	return out
-}
-
-// When Postgres cannot be reached, every call fails in bounded time as
-// storage_unavailable, and works again once it can.
-func TestUnavailable(t *testing.T) {
-	cfg := config(t, pgtest.DSN(t))
-	var down atomic.Bool
-	dial := cfg.ConnConfig.DialFunc
-	cfg.ConnConfig.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
-		if down.Load() {
-			return nil, &net.OpError{Op: "dial", Net: network, Err: errors.New("connection refused")}
-		}
-		return dial(ctx, network, addr)
-	}
-	cfg.ConnConfig.ConnectTimeout = time.Second
-	pool := newPool(t, cfg)
-	s := newStore(t, pool)
-	k := key("k")
-	if err := s.Create(ctx, k, nil); err != nil {
-		t.Fatal(err)
-	}
-	down.Store(true)
-	pool.Reset() // the connections the pool holds go, as with a Postgres that stops
-	start := time.Now()
-	calls := map[string]func() error{
-		"Create":      func() error { return s.Create(ctx, key("k2"), nil) },
-		"Update":      func() error { return s.Update(ctx, k, nil) },
-		"Delete":      func() error { return s.Delete(ctx, "k", nil) },
-		"Get":         func() error { _, err := s.Get(ctx, "k"); return err },
-		"GetByHash":   func() error { _, err := s.GetByHash(ctx, k.Hash); return err },
-		"List":        func() error { _, err := s.List(ctx, auth.Filter{}); return err },
-		"AddUsage":    func() error { return s.AddUsage(ctx, []auth.Usage{{KeyID: "k", Points: 1}}) },
-		"AppendAudit": func() error { return s.AppendAudit(ctx, []auth.AuditEvent{{Time: t0}}) },
-		"Audit":       func() error { _, err := s.Audit(ctx, auth.AuditQuery{}); return err },
-		"TrimAudit":   func() error { _, err := s.TrimAudit(ctx, t0, 1); return err },
-	}
-	for name, call := range calls {
-		if err := call(); !errors.Is(err, apierror.ErrStorageUnavailable) {
-			t.Errorf("%s with Postgres gone: %v, want storage_unavailable", name, err)
-		}
-	}
-	if d := time.Since(start); d > 10*time.Second {
-		t.Errorf("the failing calls took %v", d)
-	}
-	down.Store(false)
-	if _, err := s.GetByHash(ctx, k.Hash); err != nil {
-		t.Fatalf("once Postgres is back: %v", err)
-	}
-}
-
-// What the suite does not reach: values that only a store of columns
-// could get wrong.
-func TestRoundTrip(t *testing.T) {
-	s := open(t)
-	k := key("k")
-	k.Scopes = auth.Scopes{}
-	k.AllowedIPs = nil
-	k.Meta = map[string]string{}
-	k.CreateTime, k.UpdateTime = time.Time{}, time.Time{}
-	if err := s.Create(ctx, k, nil); err != nil {
-		t.Fatal(err)
-	}
-	got, err := s.Get(ctx, "k")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(got.Scopes) != 0 || got.AllowedIPs != nil || got.Meta != nil || got.Retired != nil ||
-		!got.CreateTime.IsZero() || !got.UpdateTime.IsZero() || !got.Limit.ExpiredTime.IsZero() || !got.LastUsedTime.IsZero() {
-		t.Fatalf("empty fields came back as %+v", got)
-	}
-	k.AllowedIPs = []netip.Prefix{netip.MustParsePrefix("10.1.2.3/8"), netip.MustParsePrefix("::ffff:10.0.0.0/104"),
-		netip.MustParsePrefix("192.0.2.1/32")}
-	k.Retired = []auth.RetiredHash{{Hash: k.Hash, Until: t0}} // a hash listed twice is the key's once
-	if err := s.Update(ctx, k, nil); err != nil {
-		t.Fatal(err)
-	}
-	if got, err = s.GetByHash(ctx, k.Hash); err != nil || !slices.Equal(got.AllowedIPs, k.AllowedIPs) || len(got.Retired) != 1 {
-		t.Fatalf("after the update: %+v, %v", got, err)
-	}
 }
 
 // Example has no Output, so go test only compiles it: run it here, on a

@@ -16,9 +16,6 @@ import (
 	"github.com/chatgate/chatgate/internal/postgres"
 )
 
-//go:embed migrations/*.sql
-var migrations embed.FS
-
 // Store is an auth.Store in Postgres, shared by every replica on the
 // database: keys, their usage and the audit trail, read and written by any
 // of them. Each key write notifies Channel, which Watch listens to.
@@ -26,21 +23,26 @@ type Store struct {
 	pool *pgxpool.Pool
 }
 
-var _ auth.Store = (*Store)(nil)
-
 // New returns a store on pool after applying its migrations (under an
 // advisory lock, so replicas starting together apply each once), its
 // tables being the auth_* ones of pool's search path.
 func New(ctx context.Context, pool *pgxpool.Pool) (*Store, error) {
 	fsys, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		return nil, err
+	if err == nil {
+		err = postgres.Migrate(ctx, pool, fsys, "chatgate_auth_migrations")
 	}
-	if err := postgres.Migrate(ctx, pool, fsys, "chatgate_auth_migrations"); err != nil {
+	if err != nil {
 		return nil, fmt.Errorf("auth: %w", err)
 	}
 	return &Store{pool: pool}, nil
 }
+
+var _ auth.Store = (*Store)(nil)
+
+// migrations are the versions of the auth_* tables, which New applies.
+//
+//go:embed migrations/*.sql
+var migrations embed.FS
 
 // execer is what runs a statement: the pool, or a transaction on it.
 type execer interface {
