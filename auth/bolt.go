@@ -285,20 +285,48 @@ func putAudit(tx *bbolt.Tx, ev *AuditEvent) error {
 	if ev == nil {
 		return nil
 	}
-	b := tx.Bucket(bucketAudit)
-	seq, err := b.NextSequence()
+	seq, err := tx.Bucket(bucketAudit).NextSequence()
 	if err != nil {
 		return err
 	}
 	e := *ev
 	e.Seq = seq
-	if err := boltx.PutJSON(b, boltx.Seq(seq), e); err != nil {
+	return writeAudit(tx, &e)
+}
+
+// writeAudit stores e under its Seq, and in the team index.
+func writeAudit(tx *bbolt.Tx, e *AuditEvent) error {
+	if err := boltx.PutJSON(tx.Bucket(bucketAudit), boltx.Seq(e.Seq), e); err != nil {
 		return err
 	}
 	if e.TeamID == "" {
 		return nil
 	}
-	return tx.Bucket(bucketAuditTeam).Put(teamKey(e.TeamID, seq), nil)
+	return tx.Bucket(bucketAuditTeam).Put(teamKey(e.TeamID, e.Seq), nil)
+}
+
+// ImportAudit implements AuditImporter. TrimAudit takes the trail's seqs
+// to be contiguous when it keeps the newest events, so a trail imported
+// into a store that holds events should continue their seqs.
+func (s *BoltStore) ImportAudit(ctx context.Context, evs []AuditEvent) error {
+	if len(evs) == 0 {
+		return nil
+	}
+	return boltx.Update(ctx, s.db, func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketAudit)
+		for i := range evs {
+			if evs[i].Seq <= b.Sequence() {
+				return fmt.Errorf("%w: event %d after %d", ErrAuditSeq, evs[i].Seq, b.Sequence())
+			}
+			if err := b.SetSequence(evs[i].Seq); err != nil {
+				return err
+			}
+			if err := writeAudit(tx, &evs[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // Audit implements AuditReader. It reads newest first and stops at q's limit; a

@@ -3,6 +3,7 @@ package auth
 import (
 	"cmp"
 	"context"
+	"fmt"
 	"slices"
 	"sync"
 	"time"
@@ -175,6 +176,22 @@ func (s *MemoryStore) appendAudit(ev *AuditEvent) {
 	s.seq++
 	e.Seq = s.seq
 	s.audit = append(s.audit, e)
+}
+
+// ImportAudit implements AuditImporter.
+func (s *MemoryStore) ImportAudit(ctx context.Context, evs []AuditEvent) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	last := s.seq
+	for _, e := range evs {
+		if e.Seq <= last {
+			return fmt.Errorf("%w: event %d after %d", ErrAuditSeq, e.Seq, last)
+		}
+		last = e.Seq
+	}
+	s.audit = append(s.audit, evs...)
+	s.seq = last
+	return nil
 }
 
 // TrimAudit implements AuditTrimmer.

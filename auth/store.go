@@ -65,6 +65,23 @@ type AuditTrimmer interface {
 	TrimAudit(ctx context.Context, before time.Time, keep int) (int, error)
 }
 
+// AuditImporter writes audit events as another store numbered them: a
+// copy of a trail (the reference server's migrate command copies a bbolt
+// trail into Postgres with it) keeps each event's Seq, which the audit API
+// shows, where AppendAudit would number them anew. BoltStore, MemoryStore
+// and auth/pgstore's Store implement it.
+type AuditImporter interface {
+	// ImportAudit appends evs, keeping their Seqs, which must increase
+	// along evs and be above every Seq the store has assigned; it fails,
+	// appending none, when one is not. Events appended afterwards get
+	// Seqs above the highest imported.
+	ImportAudit(ctx context.Context, evs []AuditEvent) error
+}
+
+// ErrAuditSeq answers ImportAudit for an event whose Seq does not come
+// after the trail's, which would put it out of order.
+var ErrAuditSeq = errors.New("auth: audit event seq is not above the trail's")
+
 // AuthenticatorStore is what an Authenticator needs: key lookups for
 // requests, and somewhere to write usage and failures and to trim the trail.
 type AuthenticatorStore interface {

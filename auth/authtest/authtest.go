@@ -4,7 +4,8 @@
 // together because each reads what the others write. A store passes when it
 // behaves as the interfaces document: changes and their audit events are
 // written together, ids and hashes are unique, reads return copies, and it
-// is safe for concurrent use. The suite knows nothing of the backend, so a
+// is safe for concurrent use; on a store that is an auth.AuditImporter,
+// imported events keep their seqs. The suite knows nothing of the backend, so a
 // store on any database can run it.
 package authtest
 
@@ -48,6 +49,7 @@ func TestStore(t *testing.T, open func(t *testing.T) auth.Store) {
 		{"TrimAuditByAge", testTrimAuditByAge},
 		{"TrimAuditByCount", testTrimAuditByCount},
 		{"TrimAuditBoth", testTrimAuditBoth},
+		{"ImportAudit", testImportAudit},
 		{"NilEvent", testNilEvent},
 		{"Copies", testCopies},
 		{"Concurrent", testConcurrent},

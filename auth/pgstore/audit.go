@@ -2,6 +2,8 @@ package pgstore
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"strconv"
 	"time"
 
@@ -30,25 +32,76 @@ func (s *Store) AppendAudit(ctx context.Context, evs []auth.AuditEvent) error {
 // seq 11 commits. Audit and TrimAudit only rank events by seq and never
 // take the highest seq seen as a mark of what has been read.
 func appendAudit(ctx context.Context, db execer, evs []auth.AuditEvent) error {
+	_, err := db.Exec(ctx, `INSERT INTO auth_audit (time, action, key_id, hint, team_id, actor_key_id, reason, remote_ip, count)
+		SELECT e.time, e.action, e.key_id, e.hint, e.team_id, e.actor_key_id, e.reason, e.remote_ip, e.count
+		FROM `+auditRows+` ORDER BY e.n`, auditArgs(evs)...)
+	return err
+}
+
+// auditRows is the rows of auditArgs' arrays, e, numbered n in order.
+const auditRows = `unnest($1::timestamptz[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+			$8::text[], $9::bigint[], $10::bigint[]) WITH ORDINALITY
+			AS e(time, action, key_id, hint, team_id, actor_key_id, reason, remote_ip, count, seq, n)`
+
+// auditArgs are evs' fields, a column an array, as auditRows reads them.
+func auditArgs(evs []auth.AuditEvent) []any {
 	n := len(evs)
-	times, counts := make([]time.Time, n), make([]int64, n)
+	times, counts, seqs := make([]time.Time, n), make([]int64, n), make([]int64, n)
 	var text [7][]string // action, key_id, hint, team_id, actor_key_id, reason, remote_ip
 	for c := range text {
 		text[c] = make([]string, n)
 	}
 	for i, e := range evs {
-		times[i], counts[i] = e.Time, int64(e.Count)
+		times[i], counts[i], seqs[i] = e.Time, int64(e.Count), int64(e.Seq)
 		for c, v := range [...]string{string(e.Action), e.KeyID, e.Hint, e.TeamID, e.ActorKeyID, e.Reason, e.RemoteIP} {
 			text[c][i] = v
 		}
 	}
-	_, err := db.Exec(ctx, `INSERT INTO auth_audit (time, action, key_id, hint, team_id, actor_key_id, reason, remote_ip, count)
-		SELECT e.time, e.action, e.key_id, e.hint, e.team_id, e.actor_key_id, e.reason, e.remote_ip, e.count
-		FROM unnest($1::timestamptz[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-			$8::text[], $9::bigint[]) WITH ORDINALITY
-			AS e(time, action, key_id, hint, team_id, actor_key_id, reason, remote_ip, count, n)
-		ORDER BY e.n`, times, text[0], text[1], text[2], text[3], text[4], text[5], text[6], counts)
-	return err
+	return []any{times, text[0], text[1], text[2], text[3], text[4], text[5], text[6], counts, seqs}
+}
+
+var _ auth.AuditImporter = (*Store)(nil)
+
+// ImportAudit implements auth.AuditImporter in one transaction: it locks
+// the trail against appends (an import is a copy into a store no replica
+// writes yet, but a replica that does waits rather than interleaves),
+// checks the seqs against the identity's last value, inserts the events
+// with their seqs and moves the identity past the highest.
+func (s *Store) ImportAudit(ctx context.Context, evs []auth.AuditEvent) error {
+	if len(evs) == 0 {
+		return nil
+	}
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `LOCK TABLE auth_audit IN EXCLUSIVE MODE`); err != nil {
+			return err
+		}
+		var last int64
+		err := tx.QueryRow(ctx, `SELECT coalesce(pg_sequence_last_value(pg_get_serial_sequence('auth_audit', 'seq')::regclass), 0)`).Scan(&last)
+		if err != nil {
+			return err
+		}
+		for _, e := range evs {
+			if int64(e.Seq) <= last {
+				return fmt.Errorf("%w: event %d after %d", auth.ErrAuditSeq, e.Seq, last)
+			}
+			last = int64(e.Seq)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO auth_audit (seq, time, action, key_id, hint, team_id, actor_key_id, reason, remote_ip, count)
+			OVERRIDING SYSTEM VALUE
+			SELECT e.seq, e.time, e.action, e.key_id, e.hint, e.team_id, e.actor_key_id, e.reason, e.remote_ip, e.count
+			FROM `+auditRows+` ORDER BY e.n`, auditArgs(evs)...); err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `SELECT setval(pg_get_serial_sequence('auth_audit', 'seq'), $1)`, last)
+		return err
+	})
+	if errors.Is(err, auth.ErrAuditSeq) {
+		return err
+	}
+	if err != nil {
+		return fail("import audit events", err)
+	}
+	return nil
 }
 
 // Audit implements auth.AuditReader: newest first by seq, reading no
