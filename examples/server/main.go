@@ -2,6 +2,7 @@
 //
 //	go run ./examples/server                 # serve on 127.0.0.1:9527, data in ./data
 //	go run ./examples/server keys create -name ci -app main
+//	go run ./examples/server migrate -to postgres://...  # copy ./data into Postgres
 //
 // Flags override CHATGATE_* environment variables, which override the config file.
 package main
@@ -30,7 +31,7 @@ func run() error {
 	data := flag.String("data", os.Getenv("CHATGATE_DATA"), "data directory (env CHATGATE_DATA; default "+server.DefaultData+")")
 	config := flag.String("config", os.Getenv("CHATGATE_CONFIG"), "YAML config file (env CHATGATE_CONFIG)")
 	flag.Usage = func() {
-		fmt.Fprintf(flag.CommandLine.Output(), "usage: server [flags]\n       server keys <create|import|list|revoke|rotate> [flags]\n\nflags:\n")
+		fmt.Fprintf(flag.CommandLine.Output(), "usage: server [flags]\n       server keys <create|import|list|revoke|rotate> [flags]\n       server migrate [-to DSN] [-force]\n\nflags:\n")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
@@ -50,8 +51,11 @@ func run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	if flag.Arg(0) == "keys" {
+	switch flag.Arg(0) {
+	case "keys":
 		return server.KeysCommand(ctx, cfg, flag.Args()[1:], os.Stdout)
+	case "migrate":
+		return server.MigrateCommand(ctx, cfg, flag.Args()[1:], os.Stdout)
 	}
 	if flag.NArg() > 0 {
 		flag.Usage()

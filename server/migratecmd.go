@@ -1,0 +1,336 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/chatgate/chatgate/auth"
+	authpg "github.com/chatgate/chatgate/auth/pgstore"
+	"github.com/chatgate/chatgate/billing"
+	billingpg "github.com/chatgate/chatgate/billing/pgstore"
+	chatpg "github.com/chatgate/chatgate/chat/pgstore"
+	"github.com/chatgate/chatgate/internal/postgres"
+	"github.com/chatgate/chatgate/shareauth"
+	sharepg "github.com/chatgate/chatgate/shareauth/pgstore"
+)
+
+const migrateUsage = `usage: migrate [-to DSN] [-force]
+
+Copies every record of the data directory into Postgres: keys (hashes,
+usage and times included, so every key keeps working), the audit trail,
+apps and chat history, the ledger and its bills, share links and their
+queued callbacks, then prints the rows of each table. A server started on
+the database afterwards answers as the data directory's did.
+
+The target must hold no chatgate records; -force empties its chatgate
+tables first. Stop the server first: the command refuses a data directory
+that a server holds.`
+
+// migrateBatch bounds the key usage and audit events written per call.
+const migrateBatch = 1000
+
+// domainTables matches the tables of chatgate's domains: each domain's
+// Postgres store prefixes its tables with the domain's name.
+const domainTables = `^(auth|chat|billing|shareauth|dataset)_`
+
+// MigrateCommand copies the bbolt data directory of cfg into the Postgres
+// database that -to names (CHATGATE_POSTGRES_DSN by default), through the
+// domains' stores, and writes the rows of each table to out. It refuses a
+// target holding records unless -force, which empties it first, and fails
+// at once when a running server holds the data directory.
+func MigrateCommand(ctx context.Context, cfg Config, args []string, out io.Writer) (err error) {
+	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.Usage = func() { fmt.Fprintf(out, "%s\n\nflags:\n", migrateUsage); fs.PrintDefaults() }
+	to := fs.String("to", os.Getenv("CHATGATE_POSTGRES_DSN"), "Postgres DSN to copy into (env CHATGATE_POSTGRES_DSN)")
+	force := fs.Bool("force", false, "empty the target's chatgate tables first, losing what they hold")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	switch {
+	case fs.NArg() > 0:
+		return fmt.Errorf("migrate: unexpected argument %q", fs.Arg(0))
+	case *to == "":
+		return errors.New("migrate: -to (or CHATGATE_POSTGRES_DSN) must name the Postgres database to copy into")
+	}
+	cfg.setDefaults()
+	// openBolt would create a missing data directory: copying an empty
+	// one by mistake is better refused.
+	if _, err := os.Stat(filepath.Join(cfg.Server.Data, DBFile)); err != nil {
+		return fmt.Errorf("migrate: no data directory to copy: %w", err)
+	}
+	from, err := openBolt(cfg)
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	defer func() { err = errors.Join(err, from.close()) }()
+	pool, err := postgres.Open(ctx, *to)
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	defer pool.Close()
+	target, err := openPostgresStores(ctx, pool)
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	if err := prepareTarget(ctx, pool, *force, out); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	if err := copyBackend(ctx, from, target, out); err != nil {
+		return fmt.Errorf("migrate: %w (the target holds part of the copy: run again with -force)", err)
+	}
+	return printTableRows(ctx, pool, out)
+}
+
+// openPostgresStores opens every domain's Postgres store on pool,
+// applying each domain's migrations.
+func openPostgresStores(ctx context.Context, pool *pgxpool.Pool) (_ *backend, err error) {
+	b := &backend{}
+	if b.keys, err = authpg.New(ctx, pool); err != nil {
+		return nil, fmt.Errorf("auth store: %w", err)
+	}
+	if b.chat, err = chatpg.New(ctx, pool); err != nil {
+		return nil, fmt.Errorf("chat store: %w", err)
+	}
+	if b.ledger, err = billingpg.New(ctx, pool); err != nil {
+		return nil, fmt.Errorf("ledger: %w", err)
+	}
+	if b.links, err = sharepg.New(ctx, pool); err != nil {
+		return nil, fmt.Errorf("share-link store: %w", err)
+	}
+	return b, nil
+}
+
+// domainTableNames returns the chatgate tables of the schema the pool's
+// connections create tables in, by name.
+func domainTableNames(ctx context.Context, pool *pgxpool.Pool) ([]string, error) {
+	rows, err := pool.Query(ctx, `SELECT table_name FROM information_schema.tables
+		WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' AND table_name ~ $1
+		ORDER BY table_name`, domainTables)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
+}
+
+// prepareTarget refuses a target whose chatgate tables hold rows, or,
+// with force, empties them (restarting their identities, so that what is
+// numbered is numbered as in a new database).
+func prepareTarget(ctx context.Context, pool *pgxpool.Pool, force bool, out io.Writer) error {
+	tables, err := domainTableNames(ctx, pool)
+	if err != nil {
+		return err
+	}
+	var full []string
+	for _, t := range tables {
+		var held bool
+		if err := pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM `+pgx.Identifier{t}.Sanitize()+`)`).Scan(&held); err != nil {
+			return err
+		}
+		if held {
+			full = append(full, t)
+		}
+	}
+	switch {
+	case len(full) == 0:
+		return nil
+	case !force:
+		return fmt.Errorf("the target already holds records (in %s); nothing was copied. -force empties it first",
+			strings.Join(full, ", "))
+	}
+	quoted := make([]string, len(tables))
+	for i, t := range tables {
+		quoted[i] = pgx.Identifier{t}.Sanitize()
+	}
+	if _, err := pool.Exec(ctx, `TRUNCATE `+strings.Join(quoted, ", ")+` RESTART IDENTITY`); err != nil {
+		return fmt.Errorf("emptying the target: %w", err)
+	}
+	fmt.Fprintf(out, "emptied %d tables of the target (-force)\n", len(tables))
+	return nil
+}
+
+// printTableRows writes how many rows each chatgate table holds.
+func printTableRows(ctx context.Context, pool *pgxpool.Pool, out io.Writer) error {
+	tables, err := domainTableNames(ctx, pool)
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "TABLE\tROWS\t")
+	for _, t := range tables {
+		var n int64
+		if err := pool.QueryRow(ctx, `SELECT count(*) FROM `+pgx.Identifier{t}.Sanitize()).Scan(&n); err != nil {
+			return fmt.Errorf("migrate: counting %s: %w", t, err)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t\n", t, n)
+	}
+	return tw.Flush()
+}
+
+// copyBackend copies every domain's records from one backend to another,
+// whose stores must be empty, and says what it copied on out. It reads
+// and writes through the domains' store interfaces and the capabilities
+// a whole copy needs beside them, so any backend may be either end.
+func copyBackend(ctx context.Context, from, to *backend, out io.Writer) error {
+	steps := []struct {
+		domain string
+		copy   func(context.Context, *backend, *backend) (string, error)
+	}{
+		{"auth", copyKeys},
+		{"chat", copyChat},
+		{"billing", copyLedger},
+		{"shareauth", copyLinks},
+	}
+	for _, s := range steps {
+		what, err := s.copy(ctx, from, to)
+		if err != nil {
+			return fmt.Errorf("copying %s: %w", s.domain, err)
+		}
+		fmt.Fprintf(out, "%s: copied %s\n", s.domain, what)
+	}
+	return nil
+}
+
+// copyKeys copies keys with their hashes and usage, then the audit trail
+// with its seqs. Keys are created without events: the trail is copied
+// whole after them.
+func copyKeys(ctx context.Context, from, to *backend) (string, error) {
+	imp, ok := to.keys.(auth.AuditImporter)
+	if !ok {
+		return "", errors.New("the target key store cannot import an audit trail")
+	}
+	keys, err := from.keys.List(ctx, auth.Filter{})
+	if err != nil {
+		return "", err
+	}
+	var usage []auth.Usage
+	for _, k := range keys {
+		if err := to.keys.Create(ctx, k, nil); err != nil {
+			return "", fmt.Errorf("key %s: %w", k.ID, err)
+		}
+		if k.UsagePoints != 0 || !k.LastUsedTime.IsZero() {
+			usage = append(usage, auth.Usage{KeyID: k.ID, Points: k.UsagePoints, LastUsed: k.LastUsedTime})
+		}
+	}
+	for batch := range slices.Chunk(usage, migrateBatch) {
+		if err := to.keys.AddUsage(ctx, batch); err != nil {
+			return "", fmt.Errorf("key usage: %w", err)
+		}
+	}
+	evs, err := from.keys.Audit(ctx, auth.AuditQuery{Limit: math.MaxInt})
+	if err != nil {
+		return "", err
+	}
+	slices.Reverse(evs) // oldest first, as they are numbered
+	for batch := range slices.Chunk(evs, migrateBatch) {
+		if err := imp.ImportAudit(ctx, batch); err != nil {
+			return "", fmt.Errorf("audit trail: %w", err)
+		}
+	}
+	return fmt.Sprintf("%d keys, %d audit events", len(keys), len(evs)), nil
+}
+
+// copyChat copies every team's apps and each app's conversations, a
+// conversation's records in one turn.
+func copyChat(ctx context.Context, from, to *backend) (string, error) {
+	apps, err := from.chat.Apps(ctx, "")
+	if err != nil {
+		return "", err
+	}
+	convs, recs := 0, 0
+	for _, a := range apps {
+		if err := to.chat.PutApp(ctx, a); err != nil {
+			return "", fmt.Errorf("app %s: %w", a.ID, err)
+		}
+		cs, _, err := from.chat.Conversations(ctx, a.TeamID, a.ID, 0, 0)
+		if err != nil {
+			return "", fmt.Errorf("conversations of app %s: %w", a.ID, err)
+		}
+		for _, c := range cs {
+			rs, _, err := from.chat.Records(ctx, c.TeamID, c.AppID, c.ChatID, 0, 0)
+			if err != nil {
+				return "", fmt.Errorf("conversation %s: %w", c.ChatID, err)
+			}
+			if err := to.chat.AppendTurn(ctx, &c, rs); err != nil {
+				return "", fmt.Errorf("conversation %s: %w", c.ChatID, err)
+			}
+			convs, recs = convs+1, recs+len(rs)
+		}
+	}
+	return fmt.Sprintf("%d apps, %d conversations, %d records", len(apps), convs, recs), nil
+}
+
+// copyLedger copies the bills, then the records oldest first, which adds
+// them up on their bills, keys and apps as they were.
+func copyLedger(ctx context.Context, from, to *backend) (string, error) {
+	bl, okB := from.ledger.(billing.BillLister)
+	rs, okR := from.ledger.(billing.RecordSource)
+	if !okB || !okR {
+		return "", errors.New("the source ledger cannot list its bills and records")
+	}
+	bills, err := bl.Bills(ctx)
+	if err != nil {
+		return "", err
+	}
+	for _, b := range bills {
+		if err := to.ledger.CreateBill(ctx, &b); err != nil {
+			return "", fmt.Errorf("bill %s: %w", b.ID, err)
+		}
+	}
+	n := 0
+	err = rs.EachRecord(ctx, func(r billing.Record) error {
+		if err := to.ledger.Record(ctx, &r); err != nil {
+			return fmt.Errorf("record %s: %w", r.ID, err)
+		}
+		n++
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%d bills, %d usage records", len(bills), n), nil
+}
+
+// copyLinks copies every team's share links, secrets and usage included,
+// and every finish callback still to deliver, as it stands.
+func copyLinks(ctx context.Context, from, to *backend) (string, error) {
+	ll, okL := from.links.(shareauth.LinkLister)
+	dl, okD := from.links.(shareauth.DeliveryLister)
+	if !okL || !okD {
+		return "", errors.New("the source share-link store cannot list its links and callbacks")
+	}
+	links, err := ll.AllLinks(ctx)
+	if err != nil {
+		return "", err
+	}
+	for _, l := range links {
+		if err := to.links.PutLink(ctx, l); err != nil {
+			return "", fmt.Errorf("link %s: %w", l.ID, err)
+		}
+	}
+	ds, err := dl.AllDeliveries(ctx)
+	if err != nil {
+		return "", err
+	}
+	for _, d := range ds {
+		if err := to.links.Enqueue(ctx, d); err != nil {
+			return "", fmt.Errorf("callback %s: %w", d.ID, err)
+		}
+	}
+	return fmt.Sprintf("%d links, %d queued callbacks", len(links), len(ds)), nil
+}

@@ -1,0 +1,309 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"math"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chatgate/chatgate/auth"
+	"github.com/chatgate/chatgate/billing"
+	"github.com/chatgate/chatgate/chat"
+	"github.com/chatgate/chatgate/queue"
+	"github.com/chatgate/chatgate/shareauth"
+)
+
+// snapshot is everything a backend holds, read through the domains'
+// store interfaces and the capabilities a copy reads through, as JSON.
+// Fields the records keep out of their JSON (a key's usage, a link's
+// secret) are beside them.
+type snapshot struct {
+	Keys []struct {
+		Key      *auth.Key
+		Points   float64
+		LastUsed time.Time
+		Resolves []string // the key each of its hashes resolves to
+	}
+	Audit []auth.AuditEvent
+	Apps  []*chat.App
+	Convs []struct {
+		Conv    chat.Conversation
+		Records []chat.Record
+	}
+	Bills     []*billing.BillDetail
+	Records   []billing.Record
+	KeyPoints map[string]float64
+	AppPoints map[string]float64
+	Usage     map[string]*billing.Summary // per team
+	Links     []struct {
+		Link   *shareauth.Link
+		Secret string
+	}
+	Deliveries []*shareauth.Delivery
+	Pending    map[string]int
+}
+
+// snap reads b whole.
+func snap(t *testing.T, b *backend) *snapshot {
+	t.Helper()
+	ctx := context.Background()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := &snapshot{KeyPoints: map[string]float64{}, AppPoints: map[string]float64{},
+		Usage: map[string]*billing.Summary{}, Pending: map[string]int{}}
+	keys, err := b.keys.List(ctx, auth.Filter{})
+	must(err)
+	for _, k := range keys {
+		var resolves []string
+		for _, h := range append([]auth.Hash{k.Hash}, retiredHashes(k)...) {
+			r, err := b.keys.GetByHash(ctx, h)
+			must(err)
+			resolves = append(resolves, r.ID)
+		}
+		s.Keys = append(s.Keys, struct {
+			Key      *auth.Key
+			Points   float64
+			LastUsed time.Time
+			Resolves []string
+		}{k, k.UsagePoints, k.LastUsedTime, resolves})
+	}
+	s.Audit, err = b.keys.Audit(ctx, auth.AuditQuery{Limit: math.MaxInt})
+	must(err)
+	s.Apps, err = b.chat.Apps(ctx, "")
+	must(err)
+	for _, a := range s.Apps {
+		cs, _, err := b.chat.Conversations(ctx, a.TeamID, a.ID, 0, 0)
+		must(err)
+		for _, c := range cs {
+			rs, _, err := b.chat.Records(ctx, c.TeamID, c.AppID, c.ChatID, 0, 0)
+			must(err)
+			s.Convs = append(s.Convs, struct {
+				Conv    chat.Conversation
+				Records []chat.Record
+			}{c, rs})
+		}
+	}
+	bills, err := b.ledger.(billing.BillLister).Bills(ctx)
+	must(err)
+	for _, bl := range bills {
+		d, err := b.ledger.Bill(ctx, bl.ID)
+		must(err)
+		s.Bills = append(s.Bills, d)
+	}
+	must(b.ledger.(billing.RecordSource).EachRecord(ctx, func(r billing.Record) error {
+		s.Records = append(s.Records, r)
+		if s.Usage[r.TeamID] == nil {
+			sum, err := b.ledger.Summary(ctx, billing.Filter{TeamID: r.TeamID})
+			if err != nil {
+				return err
+			}
+			s.Usage[r.TeamID] = sum
+		}
+		if r.AppID != "" {
+			p, err := b.ledger.AppPoints(ctx, r.TeamID, r.AppID)
+			if err != nil {
+				return err
+			}
+			s.AppPoints[r.TeamID+"/"+r.AppID] = p
+		}
+		return nil
+	}))
+	s.KeyPoints, err = b.ledger.KeyPoints(ctx)
+	must(err)
+	links, err := b.links.(shareauth.LinkLister).AllLinks(ctx)
+	must(err)
+	for _, l := range links {
+		s.Links = append(s.Links, struct {
+			Link   *shareauth.Link
+			Secret string
+		}{l, l.Secret})
+		s.Pending[l.ID], err = b.links.Pending(ctx, l.ID)
+		must(err)
+	}
+	s.Deliveries, err = b.links.(shareauth.DeliveryLister).AllDeliveries(ctx)
+	must(err)
+	return s
+}
+
+func retiredHashes(k *auth.Key) []auth.Hash {
+	var hs []auth.Hash
+	for _, r := range k.Retired {
+		hs = append(hs, r.Hash)
+	}
+	return hs
+}
+
+// rfc3339 matches the times JSON holds.
+var rfc3339 = regexp.MustCompile(`"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)"`)
+
+// toMicros rewrites the times in JSON doc as Postgres keeps them: to the
+// microsecond, in UTC.
+func toMicros(t *testing.T, doc string) string {
+	return rfc3339.ReplaceAllStringFunc(doc, func(q string) string {
+		at, err := time.Parse(time.RFC3339Nano, strings.Trim(q, `"`))
+		if err != nil {
+			t.Fatalf("time %s: %v", q, err)
+		}
+		return `"` + at.UTC().Truncate(time.Microsecond).Format(time.RFC3339Nano) + `"`
+	})
+}
+
+func (s *snapshot) json(t *testing.T) string {
+	t.Helper()
+	b, err := json.MarshalIndent(s, "", " ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// sameText fails t, showing the first difference, unless a and b are equal.
+func sameText(t *testing.T, what, a, b string) {
+	t.Helper()
+	if a == b {
+		return
+	}
+	al, bl := strings.Split(a, "\n"), strings.Split(b, "\n")
+	for i := range min(len(al), len(bl)) {
+		if al[i] != bl[i] {
+			lo := max(i-8, 0)
+			t.Fatalf("%s differ at line %d:\n%s\n<<< %s\n>>> %s", what, i+1, strings.Join(al[lo:i], "\n"), al[i], bl[i])
+		}
+	}
+	t.Fatalf("%s differ in length: %d and %d lines", what, len(al), len(bl))
+}
+
+// fillBolt writes records of every kind into b through its stores, with
+// what a long-lived data directory holds: several teams, a rotated key in
+// its grace period, a trimmed audit trail (its seqs not starting at 1),
+// usage, history, bills, failed and orphaned callbacks.
+func fillBolt(t *testing.T, b *backend) {
+	t.Helper()
+	ctx := context.Background()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	t0 := time.Date(2026, 5, 4, 3, 2, 1, 123456789, time.UTC)
+	for i, k := range []*auth.Key{
+		{ID: "k1", Name: "one", TeamID: "default", Scopes: auth.Scopes{auth.ScopeAdmin}, Source: auth.SourceGenerated,
+			Hash: auth.HashKey("secret-1"), Hint: "cg-…0001", CreateTime: t0, UpdateTime: t0},
+		{ID: "k2", Name: "two", TeamID: "team-b", AppID: "app-b", Scopes: auth.Scopes{auth.ScopeChat}, Source: auth.SourceImported,
+			Limit: auth.Limit{ExpiredTime: t0.Add(time.Hour), MaxUsagePoints: 10, RPM: 60}, Hash: auth.HashKey("secret-2"),
+			Retired: []auth.RetiredHash{{Hash: auth.HashKey("secret-2-old"), Until: t0.Add(24 * time.Hour)}},
+			Meta:    map[string]string{"dm_policy": "open"}, Hint: "sec…t-2", CreateTime: t0.Add(time.Second), UpdateTime: t0.Add(time.Minute)},
+	} {
+		must(b.keys.Create(ctx, k, &auth.AuditEvent{Time: k.CreateTime, Action: auth.AuditKeyCreated, KeyID: k.ID, TeamID: k.TeamID}))
+		must(b.keys.AppendAudit(ctx, []auth.AuditEvent{{Time: t0.Add(time.Duration(i) * time.Second), Action: auth.AuditAuthFailed,
+			Reason: "invalid_api_key", RemoteIP: "192.0.2.9", Count: 3 + i}}))
+	}
+	if _, err := b.keys.TrimAudit(ctx, time.Time{}, 3); err != nil {
+		t.Fatal(err)
+	}
+	must(b.keys.AddUsage(ctx, []auth.Usage{{KeyID: "k2", Points: 1.25, LastUsed: t0.Add(2 * time.Minute)}}))
+
+	for _, a := range []*chat.App{
+		{ID: "main", Name: "Main", TeamID: "default", Model: chat.ExtractiveModelName, CreateTime: t0, UpdateTime: t0},
+		{ID: "app-b", Name: "B", TeamID: "team-b", Model: "m", DatasetIDs: []string{"d1"}, CreateTime: t0, UpdateTime: t0.Add(time.Second)},
+		{ID: "main", Name: "B's main", TeamID: "team-b", Model: "m", CreateTime: t0, UpdateTime: t0},
+	} {
+		must(b.chat.PutApp(ctx, a))
+	}
+	for i, c := range []chat.Conversation{
+		{TeamID: "team-b", AppID: "app-b", ChatID: "c1", Title: "first", Variables: map[string]any{"x": "y"}, KeyID: "k2",
+			CreateTime: t0, UpdateTime: t0.Add(time.Second)},
+		{TeamID: "default", AppID: "main", ChatID: "c2", Title: "shared", ShareID: "l1", OutLinkUID: "visitor",
+			CreateTime: t0, UpdateTime: t0.Add(2 * time.Second)},
+	} {
+		for turn := range 2 {
+			at := t0.Add(time.Duration(10*i+turn) * time.Second)
+			c.UpdateTime = at
+			must(b.chat.AppendTurn(ctx, &c, []chat.Record{{DataID: "h" + string(rune('0'+turn)), Obj: "Human", Value: "q", Time: at},
+				{DataID: "a" + string(rune('0'+turn)), Obj: "AI", Value: "a\x00nul", Time: at.Add(time.Millisecond),
+					ResponseData: []chat.ModuleResponse{{ModuleName: "AI Chat", Price: 0.5, Tokens: 11}}}}))
+		}
+	}
+
+	bill := &billing.Bill{ID: "bill-1", TeamID: "team-b", Name: "import", DatasetID: "d1", CreateTime: t0}
+	must(b.ledger.CreateBill(ctx, bill))
+	must(b.ledger.CreateBill(ctx, &billing.Bill{ID: "bill-0", TeamID: "default", Name: "empty", CreateTime: t0}))
+	for i, r := range []billing.Record{
+		{TeamID: "team-b", KeyID: "k2", DatasetID: "d1", BillID: "bill-1", Source: billing.SourceTraining, Module: "embedding", Model: "local", InputTokens: 100, Points: 0.25},
+		{TeamID: "team-b", KeyID: "k2", DatasetID: "d1", BillID: "bill-1", Source: billing.SourceTraining, Module: "qa", Model: "m", InputTokens: 10, OutputTokens: 20, Points: 1.5},
+		{TeamID: "default", KeyID: "k1", AppID: "main", ShareID: "l1", Source: billing.SourceChat, Module: "AI Chat", Model: "m", InputTokens: 5, OutputTokens: 6, Points: 0.5},
+		{TeamID: "default", KeyID: "k1", DatasetID: "d2", Source: billing.SourceSearch, Module: "search", Model: "local", InputTokens: 2, Points: 0.125},
+	} {
+		r.ID, r.Time = "r"+string(rune('a'+i)), t0.Add(time.Duration(i)*time.Hour)
+		must(b.ledger.Record(ctx, &r))
+	}
+
+	for _, l := range []*shareauth.Link{
+		{ID: "l1", TeamID: "default", AppID: "main", Name: "public", Limit: shareauth.Limit{QPM: 5, HookURL: "https://auth.example.com"},
+			ResponseDetail: true, Secret: "cgs_1", UsagePoints: 0.5, LastUsedTime: t0.Add(time.Hour), CreateTime: t0},
+		{ID: "l2", TeamID: "team-b", AppID: "app-b", Name: "b", Limit: shareauth.Limit{ExpiredTime: t0.Add(48 * time.Hour), MaxUsagePoints: 3},
+			Secret: "cgs_2", CreateTime: t0.Add(time.Second)},
+	} {
+		must(b.links.PutLink(ctx, l))
+	}
+	for _, d := range []*shareauth.Delivery{
+		{ID: "d1", ShareID: "l1", Path: "/shareAuth/finish", Body: []byte(`{"token":"v"}`), NextAttempt: t0, CreateTime: t0},
+		{ID: "d2", ShareID: "l1", Path: "/shareAuth/finish", Body: []byte(`{"token":"w"}`), NextAttempt: t0, CreateTime: t0.Add(time.Second)},
+		{ID: "d3", ShareID: "gone", Path: "/shareAuth/finish", Body: []byte(`{}`), NextAttempt: t0, CreateTime: t0.Add(2 * time.Second)},
+	} {
+		must(b.links.Enqueue(ctx, d))
+	}
+	must(b.links.Reschedule(ctx, "d2", queue.Attempt{Attempts: 4, Next: t0.Add(time.Hour), Err: "auth host answered 503"}))
+}
+
+// openTestBolt opens a bbolt backend in a new directory, closed at the
+// end of t.
+func openTestBolt(t *testing.T) *backend {
+	t.Helper()
+	cfg := Config{}
+	cfg.Server.Data = t.TempDir()
+	b, err := openBolt(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.close() })
+	return b
+}
+
+// A copy between two backends through the stores is exact: the memory
+// stores keep nanoseconds, so the snapshots are equal to the byte.
+func TestCopyBackendExact(t *testing.T) {
+	from := openTestBolt(t)
+	fillBolt(t, from)
+	to := &backend{keys: auth.NewMemoryStore(), chat: chat.NewMemoryStore(), ledger: billing.NewMemoryLedger(),
+		links: shareauth.NewMemoryStore()}
+	if err := copyBackend(context.Background(), from, to, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	want, got := snap(t, from), snap(t, to)
+	if len(want.Keys) != 2 || len(want.Apps) != 3 || len(want.Convs) != 2 || len(want.Bills) != 2 || len(want.Records) != 4 ||
+		len(want.Links) != 2 || len(want.Deliveries) != 3 {
+		t.Fatalf("the source holds less than was written: %s", want.json(t))
+	}
+	if len(want.Audit) == 0 || want.Audit[len(want.Audit)-1].Seq == 1 {
+		t.Fatalf("the source trail was to be trimmed: %+v", want.Audit)
+	}
+	sameText(t, "the snapshots of the source and the copy", want.json(t), got.json(t))
+	// the copy numbers what comes next after what it copied
+	ev := auth.AuditEvent{Time: time.Now(), Action: auth.AuditAuthFailed}
+	if err := to.keys.AppendAudit(context.Background(), []auth.AuditEvent{ev}); err != nil {
+		t.Fatal(err)
+	}
+	if evs, _ := to.keys.Audit(context.Background(), auth.AuditQuery{Limit: 1}); evs[0].Seq != want.Audit[0].Seq+1 {
+		t.Fatalf("the next event after the copy got seq %d; want %d", evs[0].Seq, want.Audit[0].Seq+1)
+	}
+}
