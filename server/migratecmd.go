@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -170,16 +169,19 @@ func printTableRows(ctx context.Context, pool *pgxpool.Pool, out io.Writer) erro
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
-	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "TABLE\tROWS\t")
+	width := len("TABLE")
+	for _, t := range tables {
+		width = max(width, len(t))
+	}
+	fmt.Fprintf(out, "%-*s  %10s\n", width, "TABLE", "ROWS")
 	for _, t := range tables {
 		var n int64
 		if err := pool.QueryRow(ctx, `SELECT count(*) FROM `+pgx.Identifier{t}.Sanitize()).Scan(&n); err != nil {
 			return fmt.Errorf("migrate: counting %s: %w", t, err)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t\n", t, n)
+		fmt.Fprintf(out, "%-*s  %10d\n", width, t, n)
 	}
-	return tw.Flush()
+	return nil
 }
 
 // copyBackend copies every domain's records from one backend to another,

@@ -1,0 +1,240 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/chatgate/chatgate/cl100k"
+	"github.com/chatgate/chatgate/internal/postgres/pgtest"
+	"github.com/chatgate/chatgate/server"
+)
+
+// mgFinishes counts the finish callbacks an auth host is sent, answered
+// or not.
+type mgFinishes struct {
+	host     *authHost
+	attempts atomic.Int32
+}
+
+func (f *mgFinishes) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/shareAuth/finish" {
+		f.attempts.Add(1)
+	}
+	f.host.ServeHTTP(w, r)
+}
+
+// mgData is what mgFill made, for the calls that compare the servers.
+type mgData struct {
+	rotatedOld, appKey     string
+	dataset, coll, bill    string
+	shareID, keyID, teamB  string
+	trainedTokens, records int
+}
+
+// mgFill makes a data directory of every kind of record through the
+// server's API: keys of two teams (an imported one, a rotated one still in
+// its grace period), an app on a dataset, trained data on a bill, a search,
+// chats with a chatId through an app key and through a share link whose
+// auth host refuses the finish callback, which stays queued.
+func mgFill(t *testing.T, base, hookURL string, fin *mgFinishes) mgData {
+	t.Helper()
+	var d mgData
+	var key string
+	d.keyID, key = blKey(t, base, map[string]any{"name": "importer"})
+	d.teamB, _ = blKey(t, base, map[string]any{"name": "b", "teamId": "team-b", "scopes": []string{"chat"}})
+	blCall(t, "POST", base+"/api/support/openapi/import", blRoot, `{"name":"legacy","key":"legacy-key-0123456789"}`, nil)
+	rotID, rotOld := blKey(t, base, map[string]any{"name": "rotating", "limit": map[string]any{"rpm": 600}})
+	blCall(t, "POST", base+"/api/support/openapi/rotate", blRoot, fmt.Sprintf(`{"id":%q,"graceSeconds":86400}`, rotID), nil)
+	d.rotatedOld = rotOld
+
+	blCall(t, "POST", base+"/api/core/dataset/create", key, `{"name":"kb"}`, &d.dataset)
+	blCall(t, "POST", base+"/api/core/dataset/collection/create", key, fmt.Sprintf(`{"datasetId":%q,"name":"faq"}`, d.dataset), &d.coll)
+	blCall(t, "POST", base+"/api/common/bill/createTrainingBill", key, `{"name":"import"}`, &d.bill)
+	var tokens cl100k.Counter
+	var items []map[string]string
+	for i := range 6 {
+		q := fmt.Sprintf("What is the refund window for order class %d?", i)
+		items = append(items, map[string]string{"q": q, "a": fmt.Sprintf("Orders of class %d may be refunded within %d days.", i, i+3)})
+		d.trainedTokens += tokens.Count(q)
+	}
+	body, _ := json.Marshal(map[string]any{"collectionId": d.coll, "trainingType": "chunk", "billId": d.bill, "data": items})
+	blCall(t, "POST", base+"/api/core/dataset/data/pushData", key, string(body), nil)
+	waitFor(t, "the training bill to fill", 15*time.Second, func() bool {
+		var b struct{ TotalTokens int }
+		blCall(t, "GET", base+"/api/common/bill/detail?id="+d.bill, key, "", &b)
+		return b.TotalTokens == d.trainedTokens
+	})
+	blCall(t, "POST", base+"/api/core/dataset/searchTest", key, fmt.Sprintf(`{"datasetId":%q,"text":"refund window class 3"}`, d.dataset), nil)
+
+	blCall(t, "POST", base+"/api/core/app/create", blRoot,
+		fmt.Sprintf(`{"id":"kb","name":"KB","model":"extractive","datasetIds":[%q]}`, d.dataset), nil)
+	_, d.appKey = blKey(t, base, map[string]any{"name": "kb-key", "appId": "kb"})
+	for _, q := range []string{"refund window class 2", "and class 4?"} {
+		if status, raw := blDo(t, "POST", base+"/api/v1/chat/completions", d.appKey,
+			fmt.Sprintf(`{"chatId":"c1","detail":true,"messages":[{"role":"user","content":%q}]}`, q)); status != 200 {
+			t.Fatalf("chat: %d %s", status, raw)
+		}
+	}
+
+	var link struct{ ShareID string }
+	blCall(t, "POST", base+"/api/support/outLink/create", blRoot,
+		`{"appId":"kb","name":"pub","limit":{"hookUrl":"`+hookURL+`","maxUsagePoints":-1}}`, &link)
+	d.shareID = link.ShareID
+	fin.host.set(func(h *authHost) { h.down = true })
+	if resp, body := shareChat(t, base, d.shareID, "alice", `,"chatId":"s1"`); resp.StatusCode != 200 {
+		t.Fatalf("share-link chat: %d %s", resp.StatusCode, body)
+	}
+	waitFor(t, "a refused finish callback", 10*time.Second, func() bool { return fin.attempts.Load() > 0 })
+	return d
+}
+
+// mgMigrate runs the migrate command into dsn.
+func mgMigrate(t *testing.T, dir, dsn string, args ...string) (string, error) {
+	t.Helper()
+	cfg := server.Config{}
+	cfg.Server.Data = dir
+	var out bytes.Buffer
+	err := server.MigrateCommand(context.Background(), cfg, append([]string{"-to", dsn}, args...), &out)
+	return out.String(), err
+}
+
+// mgTableRow is a row of the migrate command's table of counts.
+var mgTableRow = regexp.MustCompile(`(?m)^((?:auth|chat|billing|shareauth|dataset)_\w+)\s+(\d+)\s*$`)
+
+// mgPrinted returns the rows per table the migrate command printed.
+func mgPrinted(t *testing.T, out string) map[string]int {
+	t.Helper()
+	rows := map[string]int{}
+	for _, m := range mgTableRow.FindAllStringSubmatch(out, -1) {
+		n, _ := strconv.Atoi(m[2])
+		rows[m[1]] = n
+	}
+	if len(rows) == 0 {
+		t.Fatalf("the migrate command printed no table:\n%s", out)
+	}
+	return rows
+}
+
+// mgTables returns, per chatgate table of the database, its rows and a
+// digest of their content.
+func mgTables(t *testing.T, dsn string) map[string]string {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	rows, err := conn.Query(ctx, `SELECT table_name FROM information_schema.tables
+		WHERE table_schema = current_schema() AND table_name ~ '^(auth|chat|billing|shareauth|dataset)_' ORDER BY 1`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, n := range names {
+		var count int
+		var digest *string
+		q := fmt.Sprintf(`SELECT count(*), md5(string_agg(t::text, '|' ORDER BY t::text)) FROM %s t`, pgx.Identifier{n}.Sanitize())
+		if err := conn.QueryRow(ctx, q).Scan(&count, &digest); err != nil {
+			t.Fatal(err)
+		}
+		out[n] = fmt.Sprintf("%d %v", count, digest)
+		if digest != nil {
+			out[n] = fmt.Sprintf("%d %s", count, *digest)
+		}
+	}
+	return out
+}
+
+// A data directory made by the server moves into Postgres whole: read
+// through the stores, the database holds what the directory holds, to the
+// microsecond; the command prints each table's rows; a second run is
+// refused and changes nothing, and -force copies again over it.
+func TestMigrateToPostgres(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	fin := &mgFinishes{host: &authHost{allow: map[string]bool{"alice": true}}}
+	hs := httptest.NewServer(fin)
+	defer hs.Close()
+	dir := t.TempDir()
+	base, stop := blStartStop(t, dir, func(c *server.Config) { c.Share.AllowHosts = []string{"127.0.0.1/32"} })
+	mgFill(t, base, hs.URL, fin)
+	stop()
+
+	out, err := mgMigrate(t, dir, dsn)
+	if err != nil {
+		t.Fatalf("migrate: %v\n%s", err, out)
+	}
+	src, srcJSON := server.BoltSnapshot(t, dir)
+	_, dstJSON := server.PostgresSnapshot(t, dsn)
+	server.SameText(t, "the data directory and the database, read through the stores", srcJSON, dstJSON)
+
+	// the printed counts are the tables', and the tables hold the source's records
+	printed := mgPrinted(t, out)
+	tables := mgTables(t, dsn)
+	hashes, records := 0, 0
+	for _, k := range src.Keys {
+		hashes += len(k.Resolves)
+	}
+	for _, c := range src.Convs {
+		records += len(c.Records)
+	}
+	want := map[string]int{"auth_keys": len(src.Keys), "auth_key_hashes": hashes, "auth_audit": len(src.Audit),
+		"chat_apps": len(src.Apps), "chat_conversations": len(src.Convs), "chat_records": records,
+		"billing_bills": len(src.Bills), "billing_records": len(src.Records),
+		"shareauth_links": len(src.Links), "shareauth_deliveries": len(src.Deliveries)}
+	for table, n := range want {
+		if printed[table] != n {
+			t.Errorf("migrate printed %d rows for %s; the source has %d", printed[table], table, n)
+		}
+	}
+	for table, n := range printed {
+		if !strings.HasPrefix(tables[table], strconv.Itoa(n)+" ") {
+			t.Errorf("migrate printed %d rows for %s; it holds %s", n, table, tables[table])
+		}
+	}
+	if len(printed) != len(tables) {
+		t.Errorf("migrate printed %d tables; the database has %d", len(printed), len(tables))
+	}
+	if len(src.Keys) < 6 || len(src.Deliveries) != 1 || len(src.Convs) < 2 || len(src.Bills) != 1 {
+		t.Fatalf("the data directory holds less than the test made: %d keys, %d callbacks, %d conversations, %d bills",
+			len(src.Keys), len(src.Deliveries), len(src.Convs), len(src.Bills))
+	}
+
+	// a second run finds records there and changes nothing
+	again, err := mgMigrate(t, dir, dsn)
+	if err == nil || !strings.Contains(err.Error(), "already holds records") || !strings.Contains(err.Error(), "-force") {
+		t.Fatalf("a second migrate: %v\n%s", err, again)
+	}
+	if after := mgTables(t, dsn); fmt.Sprint(after) != fmt.Sprint(tables) {
+		t.Fatalf("a refused migrate changed the database:\nbefore %v\nafter  %v", tables, after)
+	}
+	// -force empties it and copies again: the same records, numbered alike
+	forced, err := mgMigrate(t, dir, dsn, "-force")
+	if err != nil {
+		t.Fatalf("migrate -force: %v\n%s", err, forced)
+	}
+	// (the ledger's totals are spread over slots at random: their rows vary)
+	for table, n := range want {
+		if mgPrinted(t, forced)[table] != n {
+			t.Fatalf("migrate -force printed\n%s\nthe first run\n%s", forced, out)
+		}
+	}
+	_, forcedJSON := server.PostgresSnapshot(t, dsn)
+	server.SameText(t, "the database after -force and the data directory", srcJSON, forcedJSON)
+}
