@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -110,16 +109,19 @@ func mgMigrate(t *testing.T, dir, dsn string, args ...string) (string, error) {
 	return out.String(), err
 }
 
-// mgTableRow is a row of the migrate command's table of counts.
-var mgTableRow = regexp.MustCompile(`(?m)^((?:auth|chat|billing|shareauth|dataset)_\w+)\s+(\d+)\s*$`)
-
 // mgPrinted returns the rows per table the migrate command printed.
 func mgPrinted(t *testing.T, out string) map[string]int {
 	t.Helper()
 	rows := map[string]int{}
-	for _, m := range mgTableRow.FindAllStringSubmatch(out, -1) {
-		n, _ := strconv.Atoi(m[2])
-		rows[m[1]] = n
+	_, table, _ := strings.Cut(out, "TABLE")
+	for _, line := range strings.Split(table, "\n")[1:] {
+		if f := strings.Fields(line); len(f) == 2 {
+			n, err := strconv.Atoi(f[1])
+			if err != nil {
+				t.Fatalf("a row of the table of counts: %q", line)
+			}
+			rows[f[0]] = n
+		}
 	}
 	if len(rows) == 0 {
 		t.Fatalf("the migrate command printed no table:\n%s", out)

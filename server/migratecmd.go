@@ -285,14 +285,10 @@ func copyLedger(ctx context.Context, from, to *backend) (string, error) {
 	if !okB || !okR {
 		return "", errors.New("the source ledger cannot list its bills and records")
 	}
-	bills, err := bl.Bills(ctx)
+	bills, err := copyList(ctx, bl.Bills, func(ctx context.Context, b billing.Bill) error { return to.ledger.CreateBill(ctx, &b) },
+		func(b billing.Bill) string { return "bill " + b.ID })
 	if err != nil {
 		return "", err
-	}
-	for _, b := range bills {
-		if err := to.ledger.CreateBill(ctx, &b); err != nil {
-			return "", fmt.Errorf("bill %s: %w", b.ID, err)
-		}
 	}
 	n := 0
 	err = rs.EachRecord(ctx, func(r billing.Record) error {
@@ -305,7 +301,7 @@ func copyLedger(ctx context.Context, from, to *backend) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return fmt.Sprintf("%d bills, %d usage records", len(bills), n), nil
+	return fmt.Sprintf("%d bills, %d usage records", bills, n), nil
 }
 
 // copyLinks copies every team's share links, secrets and usage included,
@@ -316,23 +312,29 @@ func copyLinks(ctx context.Context, from, to *backend) (string, error) {
 	if !okL || !okD {
 		return "", errors.New("the source share-link store cannot list its links and callbacks")
 	}
-	links, err := ll.AllLinks(ctx)
+	links, err := copyList(ctx, ll.AllLinks, to.links.PutLink, func(l *shareauth.Link) string { return "link " + l.ID })
 	if err != nil {
 		return "", err
 	}
-	for _, l := range links {
-		if err := to.links.PutLink(ctx, l); err != nil {
-			return "", fmt.Errorf("link %s: %w", l.ID, err)
-		}
-	}
-	ds, err := dl.AllDeliveries(ctx)
+	ds, err := copyList(ctx, dl.AllDeliveries, to.links.Enqueue, func(d *shareauth.Delivery) string { return "callback " + d.ID })
 	if err != nil {
 		return "", err
 	}
-	for _, d := range ds {
-		if err := to.links.Enqueue(ctx, d); err != nil {
-			return "", fmt.Errorf("callback %s: %w", d.ID, err)
+	return fmt.Sprintf("%d links, %d queued callbacks", links, ds), nil
+}
+
+// copyList writes each record list returns with put, naming the one that
+// fails by name, and returns how many it wrote.
+func copyList[T any](ctx context.Context, list func(context.Context) ([]T, error), put func(context.Context, T) error,
+	name func(T) string) (int, error) {
+	xs, err := list(ctx)
+	if err != nil {
+		return 0, err
+	}
+	for _, x := range xs {
+		if err := put(ctx, x); err != nil {
+			return 0, fmt.Errorf("%s: %w", name(x), err)
 		}
 	}
-	return fmt.Sprintf("%d links, %d queued callbacks", len(links), len(ds)), nil
+	return len(xs), nil
 }

@@ -6,7 +6,6 @@ import (
 	"io"
 	"math"
 	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -53,8 +52,11 @@ type snapshot struct {
 // its own, so a total may differ from the bbolt ledger's running sum in
 // its last bits, though every record's points are copied exactly.
 func settle(x float64) float64 {
-	v, _ := strconv.ParseFloat(strconv.FormatFloat(x, 'g', 12, 64), 64)
-	return v
+	if x == 0 {
+		return 0
+	}
+	scale := math.Pow(10, 11-math.Floor(math.Log10(math.Abs(x))))
+	return math.Round(x*scale) / scale
 }
 
 // settleSummary settles the totals of sum.
@@ -72,12 +74,7 @@ func settleSummary(sum *billing.Summary) {
 func snap(t *testing.T, b *backend) *snapshot {
 	t.Helper()
 	ctx := context.Background()
-	must := func(err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	must := func(err error) { noErr(t, err) }
 	s := &snapshot{KeyPoints: map[string]float64{}, AppPoints: map[string]float64{},
 		Usage: map[string]*billing.Summary{}, Pending: map[string]int{}}
 	keys, err := b.keys.List(ctx, auth.Filter{})
@@ -162,6 +159,14 @@ func snap(t *testing.T, b *backend) *snapshot {
 	return s
 }
 
+// noErr fails t at once on an error.
+func noErr(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
 func retiredHashes(k *auth.Key) []auth.Hash {
 	var hs []auth.Hash
 	for _, r := range k.Retired {
@@ -217,12 +222,7 @@ func sameText(t *testing.T, what, a, b string) {
 func fillBolt(t *testing.T, b *backend) {
 	t.Helper()
 	ctx := context.Background()
-	must := func(err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	must := func(err error) { noErr(t, err) }
 	t0 := time.Date(2026, 5, 4, 3, 2, 1, 123456789, time.UTC)
 	for i, k := range []*auth.Key{
 		{ID: "k1", Name: "one", TeamID: "default", Scopes: auth.Scopes{auth.ScopeAdmin}, Source: auth.SourceGenerated,

@@ -69,3 +69,22 @@ func (s *Store) Bill(ctx context.Context, billID string) (*billing.BillDetail, e
 	}
 	return b, nil
 }
+
+// Bills implements billing.BillLister.
+func (s *Store) Bills(ctx context.Context) ([]billing.Bill, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id, team_id, name, dataset_id, create_time FROM billing_bills
+		ORDER BY create_time, id`)
+	if err != nil {
+		return nil, fail("list bills", err)
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (billing.Bill, error) {
+		var b billing.Bill
+		err := row.Scan(&b.ID, &b.TeamID, &b.Name, &b.DatasetID, &b.CreateTime)
+		b.CreateTime = b.CreateTime.UTC()
+		return b, err
+	})
+	if err != nil {
+		return nil, fail("list bills", err)
+	}
+	return out, nil
+}

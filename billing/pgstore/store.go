@@ -26,7 +26,11 @@ type Store struct {
 	pool *pgxpool.Pool
 }
 
-var _ billing.Ledger = (*Store)(nil)
+var (
+	_ billing.Ledger       = (*Store)(nil)
+	_ billing.BillLister   = (*Store)(nil)
+	_ billing.RecordSource = (*Store)(nil)
+)
 
 // New returns a ledger on pool after applying its migrations (under an
 // advisory lock, so replicas starting together apply each once), its

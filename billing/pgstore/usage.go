@@ -132,3 +132,28 @@ func (s *Store) Summary(ctx context.Context, f billing.Filter) (*billing.Summary
 	}
 	return out, nil
 }
+
+// EachRecord implements billing.RecordSource, reading the records as fn
+// takes them: one statement, one snapshot, whatever the ledger's size.
+func (s *Store) EachRecord(ctx context.Context, fn func(billing.Record) error) error {
+	rows, err := s.pool.Query(ctx, `SELECT `+recordColumns+` FROM billing_records ORDER BY record_time, id`)
+	if err != nil {
+		return fail("read records", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var r billing.Record
+		if err := rows.Scan(&r.ID, &r.TeamID, &r.KeyID, &r.AppID, &r.ShareID, &r.DatasetID, &r.BillID, &r.Source,
+			&r.Module, &r.Model, &r.InputTokens, &r.OutputTokens, &r.Points, &r.Time); err != nil {
+			return fail("read records", err)
+		}
+		r.Time = r.Time.UTC()
+		if err := fn(r); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fail("read records", err)
+	}
+	return nil
+}

@@ -105,3 +105,15 @@ func (s *Store) AddUsage(ctx context.Context, id string, points float64, at time
 	}
 	return nil
 }
+
+// AllLinks implements shareauth.LinkLister.
+func (s *Store) AllLinks(ctx context.Context) ([]*shareauth.Link, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+linkColumns+` FROM shareauth_links ORDER BY create_time, id`)
+	if err == nil {
+		var out []*shareauth.Link
+		if out, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (*shareauth.Link, error) { return scanLink(r) }); err == nil {
+			return out, nil
+		}
+	}
+	return nil, fail("list links", err)
+}

@@ -176,3 +176,15 @@ func (s *Store) Deliveries(ctx context.Context, shareID string) ([]*shareauth.De
 	}
 	return nil, fail("callbacks of link "+shareID, err)
 }
+
+// AllDeliveries implements shareauth.DeliveryLister.
+func (s *Store) AllDeliveries(ctx context.Context) ([]*shareauth.Delivery, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+deliveryColumns+` FROM shareauth_deliveries ORDER BY create_time, id`)
+	if err == nil {
+		var out []*shareauth.Delivery
+		if out, err = collectDeliveries(rows); err == nil {
+			return out, nil
+		}
+	}
+	return nil, fail("list callbacks", err)
+}

@@ -43,7 +43,11 @@ type Store struct {
 	lease time.Duration
 }
 
-var _ shareauth.Store = (*Store)(nil)
+var (
+	_ shareauth.Store          = (*Store)(nil)
+	_ shareauth.LinkLister     = (*Store)(nil)
+	_ shareauth.DeliveryLister = (*Store)(nil)
+)
 
 // New returns a store on pool with the default Options; see
 // NewWithOptions.
