@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -16,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/chatgate/chatgate/cl100k"
+	"github.com/chatgate/chatgate/internal/boltx"
 	"github.com/chatgate/chatgate/internal/postgres/pgtest"
 	"github.com/chatgate/chatgate/server"
 )
@@ -239,4 +241,27 @@ func TestMigrateToPostgres(t *testing.T) {
 	}
 	_, forcedJSON := server.PostgresSnapshot(t, dsn)
 	server.SameText(t, "the database after -force and the data directory", srcJSON, forcedJSON)
+}
+
+// The command refuses before it touches anything: without a target,
+// without a data directory, and on a directory a running server holds.
+func TestMigrateRefusals(t *testing.T) {
+	t.Setenv("CHATGATE_POSTGRES_DSN", "")
+	dir := t.TempDir()
+	if _, err := mgMigrate(t, dir, ""); err == nil || !strings.Contains(err.Error(), "-to") {
+		t.Fatalf("migrate without a target: %v", err)
+	}
+	const unused = "postgres://nobody@127.0.0.1:1/none"
+	if _, err := mgMigrate(t, dir, unused); err == nil || !strings.Contains(err.Error(), "no data directory") {
+		t.Fatalf("migrate of an empty directory: %v", err)
+	}
+	blStart(t, dir, nil)
+	if _, err := mgMigrate(t, dir, unused); !errors.Is(err, boltx.ErrLocked) {
+		t.Fatalf("migrate of a directory a server holds: %v", err)
+	}
+	var out bytes.Buffer
+	if err := server.MigrateCommand(context.Background(), server.Config{}, []string{"-h"}, &out); err != nil ||
+		!strings.Contains(out.String(), "usage: migrate") || !strings.Contains(out.String(), "-force") {
+		t.Fatalf("migrate -h: %v\n%s", err, out.String())
+	}
 }

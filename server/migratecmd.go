@@ -33,8 +33,8 @@ apps and chat history, the ledger and its bills, share links and their
 queued callbacks, then prints the rows of each table. A server started on
 the database afterwards answers as the data directory's did.
 
-The target must hold no chatgate records; -force empties its chatgate
-tables first. Stop the server first: the command refuses a data directory
+The target must hold no chatgate records; -force first drops its chatgate
+tables, losing what they hold, and creates them anew. Stop the server first: the command refuses a data directory
 that a server holds.`
 
 // migrateBatch bounds the key usage and audit events written per call.
@@ -42,19 +42,24 @@ const migrateBatch = 1000
 
 // domainTables matches the tables of chatgate's domains: each domain's
 // Postgres store prefixes its tables with the domain's name.
-const domainTables = `^(auth|chat|billing|shareauth|dataset)_`
+// migrationTables matches the tables recording their migrations.
+const (
+	domainTables    = `^(auth|chat|billing|shareauth|dataset)_`
+	migrationTables = `^chatgate_(auth|chat|billing|shareauth|dataset)_migrations$`
+)
 
 // MigrateCommand copies the bbolt data directory of cfg into the Postgres
 // database that -to names (CHATGATE_POSTGRES_DSN by default), through the
 // domains' stores, and writes the rows of each table to out. It refuses a
-// target holding records unless -force, which empties it first, and fails
-// at once when a running server holds the data directory.
+// target holding records unless -force, which first drops the target's
+// chatgate tables and creates them anew, and fails at once when a running
+// server holds the data directory.
 func MigrateCommand(ctx context.Context, cfg Config, args []string, out io.Writer) (err error) {
 	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
 	fs.SetOutput(out)
 	fs.Usage = func() { fmt.Fprintf(out, "%s\n\nflags:\n", migrateUsage); fs.PrintDefaults() }
 	to := fs.String("to", os.Getenv("CHATGATE_POSTGRES_DSN"), "Postgres DSN to copy into (env CHATGATE_POSTGRES_DSN)")
-	force := fs.Bool("force", false, "empty the target's chatgate tables first, losing what they hold")
+	force := fs.Bool("force", false, "drop the target's chatgate tables first, losing what they hold, and create them anew")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -87,8 +92,21 @@ func MigrateCommand(ctx context.Context, cfg Config, args []string, out io.Write
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
-	if err := prepareTarget(ctx, pool, *force, out); err != nil {
-		return fmt.Errorf("migrate: %w", err)
+	held, err := heldRecords(ctx, target)
+	switch {
+	case err != nil:
+		return fmt.Errorf("migrate: reading the target: %w", err)
+	case len(held) > 0 && !*force:
+		return fmt.Errorf("migrate: the target already holds records (%s); nothing was copied. -force empties it first",
+			strings.Join(held, ", "))
+	case len(held) > 0:
+		if err := dropDomainTables(ctx, pool); err != nil {
+			return fmt.Errorf("migrate: emptying the target: %w", err)
+		}
+		fmt.Fprintf(out, "dropped the target's chatgate tables (it held %s) to create them anew (-force)\n", strings.Join(held, ", "))
+		if target, err = openPostgresStores(ctx, pool); err != nil {
+			return fmt.Errorf("migrate: %w", err)
+		}
 	}
 	if err := copyBackend(ctx, from, target, out); err != nil {
 		return fmt.Errorf("migrate: %w (the target holds part of the copy: run again with -force)", err)
@@ -115,57 +133,37 @@ func openPostgresStores(ctx context.Context, pool *pgxpool.Pool) (_ *backend, er
 	return b, nil
 }
 
-// domainTableNames returns the chatgate tables of the schema the pool's
-// connections create tables in, by name.
-func domainTableNames(ctx context.Context, pool *pgxpool.Pool) ([]string, error) {
+// domainTableNames returns the tables of the schema the pool's
+// connections create tables in whose names match pattern.
+func domainTableNames(ctx context.Context, pool *pgxpool.Pool, pattern string) ([]string, error) {
 	rows, err := pool.Query(ctx, `SELECT table_name FROM information_schema.tables
 		WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' AND table_name ~ $1
-		ORDER BY table_name`, domainTables)
+		ORDER BY table_name`, pattern)
 	if err != nil {
 		return nil, err
 	}
 	return pgx.CollectRows(rows, pgx.RowTo[string])
 }
 
-// prepareTarget refuses a target whose chatgate tables hold rows, or,
-// with force, empties them (restarting their identities, so that what is
-// numbered is numbered as in a new database).
-func prepareTarget(ctx context.Context, pool *pgxpool.Pool, force bool, out io.Writer) error {
-	tables, err := domainTableNames(ctx, pool)
-	if err != nil {
+// dropDomainTables drops the chatgate tables and the tables recording
+// their migrations, in one statement, so that opening the stores again
+// makes them as in a new database (the seed rows of a migration
+// included, which emptying the tables would lose).
+func dropDomainTables(ctx context.Context, pool *pgxpool.Pool) error {
+	tables, err := domainTableNames(ctx, pool, domainTables+`|`+migrationTables)
+	if err != nil || len(tables) == 0 {
 		return err
 	}
-	var full []string
-	for _, t := range tables {
-		var held bool
-		if err := pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM `+pgx.Identifier{t}.Sanitize()+`)`).Scan(&held); err != nil {
-			return err
-		}
-		if held {
-			full = append(full, t)
-		}
-	}
-	switch {
-	case len(full) == 0:
-		return nil
-	case !force:
-		return fmt.Errorf("the target already holds records (in %s); nothing was copied. -force empties it first",
-			strings.Join(full, ", "))
-	}
-	quoted := make([]string, len(tables))
 	for i, t := range tables {
-		quoted[i] = pgx.Identifier{t}.Sanitize()
+		tables[i] = pgx.Identifier{t}.Sanitize()
 	}
-	if _, err := pool.Exec(ctx, `TRUNCATE `+strings.Join(quoted, ", ")+` RESTART IDENTITY`); err != nil {
-		return fmt.Errorf("emptying the target: %w", err)
-	}
-	fmt.Fprintf(out, "emptied %d tables of the target (-force)\n", len(tables))
-	return nil
+	_, err = pool.Exec(ctx, `DROP TABLE `+strings.Join(tables, ", "))
+	return err
 }
 
 // printTableRows writes how many rows each chatgate table holds.
 func printTableRows(ctx context.Context, pool *pgxpool.Pool, out io.Writer) error {
-	tables, err := domainTableNames(ctx, pool)
+	tables, err := domainTableNames(ctx, pool, domainTables)
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
@@ -184,37 +182,128 @@ func printTableRows(ctx context.Context, pool *pgxpool.Pool, out io.Writer) erro
 	return nil
 }
 
+// domainCopy is how one domain's records move between backends.
+type domainCopy struct {
+	domain string
+	// held names the kinds of records the domain's stores of a backend
+	// hold, none when they are empty.
+	held func(context.Context, *backend) ([]string, error)
+	// copy copies them into another backend's empty stores and says what
+	// it copied.
+	copy func(ctx context.Context, from, to *backend) (string, error)
+}
+
+// domainCopies are the domains' copies, in the order they run.
+func domainCopies() []domainCopy {
+	return []domainCopy{
+		{domain: "auth", held: heldKeys, copy: copyKeys},
+		{domain: "chat", held: heldApps, copy: copyChat},
+		{domain: "billing", held: heldLedger, copy: copyLedger},
+		{domain: "shareauth", held: heldLinks, copy: copyLinks},
+	}
+}
+
+// heldRecords names the kinds of records b holds, each as "domain: kind".
+func heldRecords(ctx context.Context, b *backend) ([]string, error) {
+	var out []string
+	for _, d := range domainCopies() {
+		held, err := d.held(ctx, b)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", d.domain, err)
+		}
+		for _, h := range held {
+			out = append(out, d.domain+": "+h)
+		}
+	}
+	return out, nil
+}
+
+// holding returns the names whose flag is set, in order: the kinds of
+// records a held function found.
+func holding(names []string, flags ...bool) []string {
+	var out []string
+	for i, f := range flags {
+		if f {
+			out = append(out, names[i])
+		}
+	}
+	return out
+}
+
 // copyBackend copies every domain's records from one backend to another,
 // whose stores must be empty, and says what it copied on out. It reads
 // and writes through the domains' store interfaces and the capabilities
 // a whole copy needs beside them, so any backend may be either end.
 func copyBackend(ctx context.Context, from, to *backend, out io.Writer) error {
-	steps := []struct {
-		domain string
-		copy   func(context.Context, *backend, *backend) (string, error)
-	}{
-		{"auth", copyKeys},
-		{"chat", copyChat},
-		{"billing", copyLedger},
-		{"shareauth", copyLinks},
-	}
-	for _, s := range steps {
-		what, err := s.copy(ctx, from, to)
+	for _, d := range domainCopies() {
+		what, err := d.copy(ctx, from, to)
 		if err != nil {
-			return fmt.Errorf("copying %s: %w", s.domain, err)
+			return fmt.Errorf("copying %s: %w", d.domain, err)
 		}
-		fmt.Fprintf(out, "%s: copied %s\n", s.domain, what)
+		fmt.Fprintf(out, "%s: copied %s\n", d.domain, what)
 	}
 	return nil
+}
+
+// heldKeys finds keys and audit events.
+func heldKeys(ctx context.Context, b *backend) ([]string, error) {
+	keys, err := b.keys.List(ctx, auth.Filter{})
+	if err != nil {
+		return nil, err
+	}
+	evs, err := b.keys.Audit(ctx, auth.AuditQuery{Limit: 1})
+	return holding([]string{"keys", "audit events"}, len(keys) > 0, len(evs) > 0), err
+}
+
+// heldApps finds apps; history belongs to them.
+func heldApps(ctx context.Context, b *backend) ([]string, error) {
+	apps, err := b.chat.Apps(ctx, "")
+	return holding([]string{"apps"}, len(apps) > 0), err
+}
+
+// errEnough stops a walk that has seen what it looked for.
+var errEnough = errors.New("seen enough")
+
+// heldLedger finds bills and usage records.
+func heldLedger(ctx context.Context, b *backend) ([]string, error) {
+	wl, err := whole[wholeLedger](b.ledger, "ledger")
+	if err != nil {
+		return nil, err
+	}
+	bills, err := wl.Bills(ctx)
+	if err != nil {
+		return nil, err
+	}
+	err = wl.EachRecord(ctx, func(billing.Record) error { return errEnough })
+	if err != nil && !errors.Is(err, errEnough) {
+		return nil, err
+	}
+	return holding([]string{"bills", "usage records"}, len(bills) > 0, err != nil), nil
+}
+
+// heldLinks finds share links and queued callbacks.
+func heldLinks(ctx context.Context, b *backend) ([]string, error) {
+	var (
+		links []*shareauth.Link
+		ds    []*shareauth.Delivery
+	)
+	wl, err := whole[wholeLinks](b.links, "share-link store")
+	if err == nil {
+		links, err = wl.AllLinks(ctx)
+	}
+	if err == nil {
+		ds, err = wl.AllDeliveries(ctx)
+	}
+	return holding([]string{"share links", "finish callbacks"}, len(links) > 0, len(ds) > 0), err
 }
 
 // copyKeys copies keys with their hashes and usage, then the audit trail
 // with its seqs. Keys are created without events: the trail is copied
 // whole after them.
 func copyKeys(ctx context.Context, from, to *backend) (string, error) {
-	imp, ok := to.keys.(auth.AuditImporter)
-	if !ok {
-		return "", errors.New("the target key store cannot import an audit trail")
+	imp, err := whole[auth.AuditImporter](to.keys, "target key store")
+	if err != nil {
+		return "", err
 	}
 	keys, err := from.keys.List(ctx, auth.Filter{})
 	if err != nil {
@@ -280,18 +369,17 @@ func copyChat(ctx context.Context, from, to *backend) (string, error) {
 // copyLedger copies the bills, then the records oldest first, which adds
 // them up on their bills, keys and apps as they were.
 func copyLedger(ctx context.Context, from, to *backend) (string, error) {
-	bl, okB := from.ledger.(billing.BillLister)
-	rs, okR := from.ledger.(billing.RecordSource)
-	if !okB || !okR {
-		return "", errors.New("the source ledger cannot list its bills and records")
+	wl, err := whole[wholeLedger](from.ledger, "ledger")
+	if err != nil {
+		return "", err
 	}
-	bills, err := copyList(ctx, bl.Bills, func(ctx context.Context, b billing.Bill) error { return to.ledger.CreateBill(ctx, &b) },
+	bills, err := copyList(ctx, wl.Bills, func(ctx context.Context, b billing.Bill) error { return to.ledger.CreateBill(ctx, &b) },
 		func(b billing.Bill) string { return "bill " + b.ID })
 	if err != nil {
 		return "", err
 	}
 	n := 0
-	err = rs.EachRecord(ctx, func(r billing.Record) error {
+	err = wl.EachRecord(ctx, func(r billing.Record) error {
 		if err := to.ledger.Record(ctx, &r); err != nil {
 			return fmt.Errorf("record %s: %w", r.ID, err)
 		}
@@ -307,20 +395,41 @@ func copyLedger(ctx context.Context, from, to *backend) (string, error) {
 // copyLinks copies every team's share links, secrets and usage included,
 // and every finish callback still to deliver, as it stands.
 func copyLinks(ctx context.Context, from, to *backend) (string, error) {
-	ll, okL := from.links.(shareauth.LinkLister)
-	dl, okD := from.links.(shareauth.DeliveryLister)
-	if !okL || !okD {
-		return "", errors.New("the source share-link store cannot list its links and callbacks")
-	}
-	links, err := copyList(ctx, ll.AllLinks, to.links.PutLink, func(l *shareauth.Link) string { return "link " + l.ID })
+	wl, err := whole[wholeLinks](from.links, "share-link store")
 	if err != nil {
 		return "", err
 	}
-	ds, err := copyList(ctx, dl.AllDeliveries, to.links.Enqueue, func(d *shareauth.Delivery) string { return "callback " + d.ID })
+	links, err := copyList(ctx, wl.AllLinks, to.links.PutLink, func(l *shareauth.Link) string { return "link " + l.ID })
+	if err != nil {
+		return "", err
+	}
+	ds, err := copyList(ctx, wl.AllDeliveries, to.links.Enqueue, func(d *shareauth.Delivery) string { return "callback " + d.ID })
 	if err != nil {
 		return "", err
 	}
 	return fmt.Sprintf("%d links, %d queued callbacks", links, ds), nil
+}
+
+// wholeLedger is a ledger a copy can read whole.
+type wholeLedger interface {
+	billing.BillLister
+	billing.RecordSource
+}
+
+// wholeLinks is a share-link store a copy can read whole.
+type wholeLinks interface {
+	shareauth.LinkLister
+	shareauth.DeliveryLister
+}
+
+// whole is store as the capability W a copy reads or writes it whole
+// through, or an error naming what store is when it has not got it.
+func whole[W any](store any, what string) (W, error) {
+	w, ok := store.(W)
+	if !ok {
+		return w, fmt.Errorf("the %s cannot hand out all it holds", what)
+	}
+	return w, nil
 }
 
 // copyList writes each record list returns with put, naming the one that
