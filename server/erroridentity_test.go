@@ -77,6 +77,7 @@ func idSentinels() []idSentinel {
 		{"shareauth.ErrHookFailed", shareauth.ErrHookFailed, nil},
 		{"dataset.ErrCollectionExists", dataset.ErrCollectionExists, nil},
 		{"billing.ErrDuplicate", billing.ErrDuplicate, nil},
+		{"auth.ErrAuditSeq", auth.ErrAuditSeq, nil},
 	}
 }
 
