@@ -166,6 +166,20 @@ func getOr(b *bbolt.Bucket, id string, v any, notFound error) error {
 
 // Datasets implements DatasetStore.
 func (s *BoltStore) Datasets(ctx context.Context, teamID string) ([]*Dataset, error) {
+	out, err := s.datasetsWhere(ctx, func(d *Dataset) bool { return d.TeamID == teamID })
+	slices.SortFunc(out, func(a, b *Dataset) int { return a.CreateTime.Compare(b.CreateTime) })
+	return out, err
+}
+
+// AllDatasets implements DatasetLister.
+func (s *BoltStore) AllDatasets(ctx context.Context) ([]*Dataset, error) {
+	out, err := s.datasetsWhere(ctx, func(*Dataset) bool { return true })
+	slices.SortFunc(out, datasetOrder)
+	return out, err
+}
+
+// datasetsWhere returns the datasets keep selects, by id.
+func (s *BoltStore) datasetsWhere(ctx context.Context, keep func(*Dataset) bool) ([]*Dataset, error) {
 	var out []*Dataset
 	err := s.view(ctx, func(tx *bbolt.Tx) error {
 		return tx.Bucket(bucketDatasets).ForEach(func(_, v []byte) error {
@@ -173,13 +187,12 @@ func (s *BoltStore) Datasets(ctx context.Context, teamID string) ([]*Dataset, er
 			if err := json.Unmarshal(v, d); err != nil {
 				return err
 			}
-			if d.TeamID == teamID {
+			if keep(d) {
 				out = append(out, d)
 			}
 			return nil
 		})
 	})
-	slices.SortFunc(out, func(a, b *Dataset) int { return a.CreateTime.Compare(b.CreateTime) })
 	return out, err
 }
 
@@ -592,12 +605,23 @@ func (s *BoltStore) TrainingCounts(ctx context.Context, collectionID string) (qu
 
 // TrainingFailures implements TrainingProgress.
 func (s *BoltStore) TrainingFailures(ctx context.Context, collectionID string, limit int) ([]*TrainingItem, error) {
+	return s.collTraining(ctx, collectionID, true, limit)
+}
+
+// TrainingItems implements TrainingLister.
+func (s *BoltStore) TrainingItems(ctx context.Context, collectionID string) ([]*TrainingItem, error) {
+	return s.collTraining(ctx, collectionID, false, math.MaxInt)
+}
+
+// collTraining returns up to limit of a collection's queued items, only
+// the failed ones when failedOnly, by id.
+func (s *BoltStore) collTraining(ctx context.Context, collectionID string, failedOnly bool, limit int) ([]*TrainingItem, error) {
 	var out []*TrainingItem
 	err := s.view(ctx, func(tx *bbolt.Tx) error {
 		tb := tx.Bucket(bucketTraining)
 		p := prefix(collectionID)
 		return eachPrefix(tx.Bucket(bucketCollTrain), p, func(k, v []byte) error {
-			if string(v) != "f" || len(out) >= limit {
+			if (failedOnly && string(v) != "f") || len(out) >= limit {
 				return nil
 			}
 			it := new(TrainingItem)
@@ -664,6 +688,20 @@ func (s *BoltStore) UpdateData(ctx context.Context, d *Data, vectors []Vector) e
 		}
 		return complete(tx, &TrainingItem{ID: d.ID, DatasetID: d.DatasetID, CollectionID: d.CollectionID},
 			&Trained{ItemID: d.ID, Data: []*Data{d}, Vectors: vectors})
+	})
+}
+
+// ImportData implements DataImporter.
+func (s *BoltStore) ImportData(ctx context.Context, d *Data, vectors []Vector) error {
+	return s.update(ctx, func(tx *bbolt.Tx) error {
+		if tx.Bucket(bucketCollections).Get([]byte(d.CollectionID)) == nil {
+			return ErrCollectionNotFound
+		}
+		if tx.Bucket(bucketQIndex).Get(qKey(d.CollectionID, d.Q)) != nil {
+			return ErrRepeat
+		}
+		return complete(tx, &TrainingItem{ID: d.ID, DatasetID: d.DatasetID, CollectionID: d.CollectionID},
+			&Trained{ItemID: d.ID, Data: []*Data{d}, Vectors: slices.Clone(vectors)}) // complete reuses the slice
 	})
 }
 

@@ -87,18 +87,26 @@ func (s *MemoryStore) Dataset(ctx context.Context, id string) (*Dataset, error) 
 
 // Datasets implements DatasetStore.
 func (s *MemoryStore) Datasets(ctx context.Context, teamID string) ([]*Dataset, error) {
+	return s.datasetsWhere(func(d *Dataset) bool { return d.TeamID == teamID }), nil
+}
+
+// AllDatasets implements DatasetLister.
+func (s *MemoryStore) AllDatasets(ctx context.Context) ([]*Dataset, error) {
+	return s.datasetsWhere(func(*Dataset) bool { return true }), nil
+}
+
+// datasetsWhere returns copies of the datasets keep selects, oldest first.
+func (s *MemoryStore) datasetsWhere(keep func(*Dataset) bool) []*Dataset {
 	defer s.rlock()()
 	var out []*Dataset
 	for _, d := range s.datasets {
-		if d.TeamID == teamID {
+		if keep(d) {
 			c := *d
 			out = append(out, &c)
 		}
 	}
-	slices.SortFunc(out, func(a, b *Dataset) int {
-		return cmp.Or(a.CreateTime.Compare(b.CreateTime), cmp.Compare(a.ID, b.ID))
-	})
-	return out, nil
+	slices.SortFunc(out, datasetOrder)
+	return out
 }
 
 // DeleteDataset implements DatasetStore.
@@ -352,15 +360,27 @@ func (s *MemoryStore) TrainingCounts(ctx context.Context, collectionID string) (
 
 // TrainingFailures implements TrainingProgress.
 func (s *MemoryStore) TrainingFailures(ctx context.Context, collectionID string, limit int) ([]*TrainingItem, error) {
+	out := s.collTraining(collectionID, true)
+	return out[:min(limit, len(out))], nil
+}
+
+// TrainingItems implements TrainingLister.
+func (s *MemoryStore) TrainingItems(ctx context.Context, collectionID string) ([]*TrainingItem, error) {
+	return s.collTraining(collectionID, false), nil
+}
+
+// collTraining returns copies of a collection's queued items, only the
+// failed ones when failedOnly, by id.
+func (s *MemoryStore) collTraining(collectionID string, failedOnly bool) []*TrainingItem {
 	defer s.rlock()()
 	var out []*TrainingItem
 	for _, it := range s.training {
-		if it.CollectionID == collectionID && it.Failed {
+		if it.CollectionID == collectionID && (it.Failed || !failedOnly) {
 			out = append(out, cloneItem(it))
 		}
 	}
 	slices.SortFunc(out, func(a, b *TrainingItem) int { return cmp.Compare(a.ID, b.ID) })
-	return out[:min(limit, len(out))], nil
+	return out
 }
 
 // Data implements DataStore.
@@ -408,6 +428,20 @@ func (s *MemoryStore) UpdateData(ctx context.Context, d *Data, vectors []Vector)
 	s.deleteData(old)
 	s.complete(&TrainingItem{ID: d.ID, DatasetID: d.DatasetID, CollectionID: d.CollectionID},
 		&Trained{ItemID: d.ID, Data: []*Data{d}, Vectors: vectors})
+	return nil
+}
+
+// ImportData implements DataImporter.
+func (s *MemoryStore) ImportData(ctx context.Context, d *Data, vectors []Vector) error {
+	defer s.lock()()
+	if _, ok := s.colls[d.CollectionID]; !ok {
+		return ErrCollectionNotFound
+	}
+	if _, ok := s.qindex[string(qKey(d.CollectionID, d.Q))]; ok {
+		return ErrRepeat
+	}
+	s.complete(&TrainingItem{ID: d.ID, DatasetID: d.DatasetID, CollectionID: d.CollectionID},
+		&Trained{ItemID: d.ID, Data: []*Data{d}, Vectors: slices.Clone(vectors)}) // complete reuses the slice
 	return nil
 }
 

@@ -4,8 +4,9 @@
 // collection created with its items stores both or neither, the
 // training queue hands out due items in order and forgets completed and
 // failed ones the documented way, vectors live exactly as long as their
-// data, full-text marks are versioned, and reads return copies.
-// TestTrainingQueue runs queue/queuetest's suite on a store's training
+// data, full-text marks are versioned, and reads return copies; a store
+// that is a DatasetLister, TrainingLister and DataImporter lists and
+// imports as a copy of a whole store needs. TestTrainingQueue runs queue/queuetest's suite on a store's training
 // queue, the queue.Store a queue.Runner trains from. Both are backend
 // neutral: a store on another database runs them as they are.
 package datasettest
@@ -59,6 +60,7 @@ func TestStore(t *testing.T, open func(t *testing.T) dataset.Store) {
 		{"EachVector", testEachVector},
 		{"TextPending", testTextPending},
 		{"Copies", testCopies},
+		{"Import", testImport},
 		{"Concurrent", testConcurrent},
 	}
 	for _, tc := range tests {
@@ -1616,5 +1618,88 @@ func testUsageOutbox(t *testing.T, s dataset.Store) {
 	}
 	if got, _ := s.PendingUsage(bg, 10); len(got) != 0 {
 		t.Fatalf("after clearing all PendingUsage = %+v", got)
+	}
+}
+
+// testImport checks DatasetLister, TrainingLister and DataImporter, what
+// a copy of a whole store reads and writes through, on a store that has
+// them: every team's datasets in order, a collection's queued items with
+// their state, failed ones included, and data stored as given with its
+// vectors, its q then taken and its full-text entry pending.
+func testImport(t *testing.T, s dataset.Store) {
+	dl, okD := s.(dataset.DatasetLister)
+	tl, okT := s.(dataset.TrainingLister)
+	im, okI := s.(dataset.DataImporter)
+	if !okD || !okT || !okI {
+		t.Skip("the store is no DatasetLister, TrainingLister and DataImporter")
+	}
+	b := putDataset(t, s, "ds-b", t0.Add(time.Second))
+	a := putDataset(t, s, "ds-a", t0.Add(time.Second)) // ties b: by id
+	other := &dataset.Dataset{ID: "ds-0", TeamID: "team-other", Name: "other", VectorModel: "local", CreateTime: t0}
+	if err := s.PutDataset(bg, other); err != nil {
+		t.Fatal(err)
+	}
+	all, err := dl.AllDatasets(bg)
+	if err != nil || !equalStrings(ids(all, func(d *dataset.Dataset) string { return d.ID }), []string{"ds-0", "ds-a", "ds-b"}) {
+		t.Fatalf("AllDatasets = %v, %v; want ds-0 ds-a ds-b", all, err)
+	}
+	if o := all[0]; o.TeamID != other.TeamID || o.Name != other.Name || o.VectorModel != other.VectorModel ||
+		!o.CreateTime.Equal(other.CreateTime) || !all[1].CreateTime.Equal(a.CreateTime) || all[2].Name != b.Name {
+		t.Fatalf("AllDatasets returns them whole: %+v", all)
+	}
+
+	c := putCollection(t, s, "c1", "ds-a", t0)
+	d := &dataset.Data{ID: "d1", TeamID: team, DatasetID: "ds-a", CollectionID: "c1", Q: "imported question",
+		A: "imported answer", Source: "src", FileID: "f", Indexes: []string{"one", "two"},
+		CreateTime: t0.Add(3 * time.Second), UpdateTime: t0.Add(4 * time.Second)}
+	vs := []dataset.Vector{vec("d1", 2), vec("d1/1", 2), vec("d1/2", 2)}
+	if err := im.ImportData(bg, d, slices.Clone(vs)); err != nil {
+		t.Fatalf("ImportData: %v", err)
+	}
+	checkData(t, mustData(t, s, "d1"), d)
+	if got, total := dataList(t, s, "c1", 0, 10); total != 1 || len(got) != 1 || got[0].ID != "d1" {
+		t.Fatalf("DataList after ImportData: %v of %d", dataIDs(got), total)
+	}
+	stored := vectors(t, s)["ds-a"]
+	for _, v := range vs {
+		if !slices.Equal(stored[v.ID], v.Values) {
+			t.Fatalf("vector %s after ImportData = %v, want %v", v.ID, stored[v.ID], v.Values)
+		}
+	}
+	if _, ok := pending(t, s)["d1"]; !ok {
+		t.Fatal("ImportData left the item's full-text entry as it was")
+	}
+	wantRepeat(t, s, c, "i-repeat", "imported question", true)
+	again := *d
+	again.ID = "d2"
+	if err := im.ImportData(bg, &again, nil); !errors.Is(err, dataset.ErrRepeat) {
+		t.Fatalf("ImportData of a q the collection has: %v, want ErrRepeat", err)
+	}
+	again.ID, again.Q, again.CollectionID = "d3", "elsewhere", "no-such-collection"
+	if err := im.ImportData(bg, &again, nil); !errors.Is(err, dataset.ErrCollectionNotFound) {
+		t.Fatalf("ImportData into a missing collection: %v, want ErrCollectionNotFound", err)
+	}
+	wantNoData(t, s, "d2")
+	wantNoData(t, s, "d3")
+
+	i2, i1, i3 := newItem(c, "i2", "second", t0.Add(time.Minute)), newItem(c, "i1", "first", t0), newItem(c, "i3", "third", t0)
+	enqueue(t, s, i2, i1, i3)
+	i3.Attempts, i3.LastError, i3.Failed = 3, "embedder down", true
+	reschedule(t, s, i3)
+	i1.Attempts, i1.LastError, i1.NextAttempt = 1, "slow", t0.Add(time.Hour)
+	reschedule(t, s, i1)
+	items, err := tl.TrainingItems(bg, "c1")
+	if err != nil || !equalStrings(itemIDs(items), []string{"i1", "i2", "i3"}) {
+		t.Fatalf("TrainingItems = %v, %v; want i1 i2 i3", itemIDs(items), err)
+	}
+	for i, want := range []*dataset.TrainingItem{i1, i2, i3} {
+		got := items[i]
+		if got.Q != want.Q || got.Attempts != want.Attempts || got.LastError != want.LastError || got.Failed != want.Failed ||
+			got.BillID != want.BillID || got.KeyID != want.KeyID || (!want.Failed && !got.NextAttempt.Equal(want.NextAttempt)) {
+			t.Fatalf("TrainingItems[%d] = %+v\nwant %+v", i, got, want)
+		}
+	}
+	if items, err := tl.TrainingItems(bg, "no-such-collection"); err != nil || len(items) != 0 {
+		t.Fatalf("TrainingItems of a missing collection: %v, %v", items, err)
 	}
 }
