@@ -20,7 +20,9 @@ import (
 	"github.com/chatgate/chatgate/billing"
 	billingpg "github.com/chatgate/chatgate/billing/pgstore"
 	chatpg "github.com/chatgate/chatgate/chat/pgstore"
+	"github.com/chatgate/chatgate/dataset"
 	"github.com/chatgate/chatgate/internal/postgres"
+	"github.com/chatgate/chatgate/queue"
 	"github.com/chatgate/chatgate/shareauth"
 	sharepg "github.com/chatgate/chatgate/shareauth/pgstore"
 )
@@ -410,10 +412,139 @@ func copyLinks(ctx context.Context, from, to *backend) (string, error) {
 	return fmt.Sprintf("%d links, %d queued callbacks", links, ds), nil
 }
 
+// heldDatasets finds datasets, which hold the collections, data and
+// queued items, and training usage not yet in the ledger.
+func heldDatasets(ctx context.Context, b *backend) ([]string, error) {
+	var (
+		dss   []*dataset.Dataset
+		usage []dataset.UsageRecord
+	)
+	wd, err := whole[wholeDatasets](b.datasets, "dataset store")
+	if err == nil {
+		dss, err = wd.AllDatasets(ctx)
+	}
+	if err == nil {
+		usage, err = b.datasets.PendingUsage(ctx, 1)
+	}
+	return holding([]string{"datasets", "training usage"}, len(dss) > 0, len(usage) > 0), err
+}
+
+// copyDatasets copies every team's datasets with their collections, data
+// (its vectors copied, not computed again) and queued items, then the
+// usage of training that the ledger has not got yet. The vectors are read
+// first, in memory, as a server holds them.
+func copyDatasets(ctx context.Context, from, to *backend) (string, error) {
+	src, err := whole[wholeDatasets](from.datasets, "dataset store")
+	if err != nil {
+		return "", err
+	}
+	imp, err := whole[dataset.DataImporter](to.datasets, "target dataset store")
+	if err != nil {
+		return "", err
+	}
+	vecs := map[string][]dataset.Vector{} // by data id: a vector's id is its data's, or that and "/n"
+	nvecs := 0
+	err = from.datasets.EachVector(ctx, func(_ string, v dataset.Vector) error {
+		id, _, _ := strings.Cut(v.ID, "/")
+		vecs[id] = append(vecs[id], v)
+		nvecs++
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	dss, err := src.AllDatasets(ctx)
+	if err != nil {
+		return "", err
+	}
+	var n struct{ colls, data, items int }
+	for _, ds := range dss {
+		if err := to.datasets.PutDataset(ctx, ds); err != nil {
+			return "", fmt.Errorf("dataset %s: %w", ds.ID, err)
+		}
+		colls, err := from.datasets.Collections(ctx, ds.ID)
+		if err != nil {
+			return "", fmt.Errorf("collections of dataset %s: %w", ds.ID, err)
+		}
+		for _, c := range colls {
+			if err := to.datasets.PutCollection(ctx, c); err != nil {
+				return "", fmt.Errorf("collection %s: %w", c.ID, err)
+			}
+			data, items, err := copyCollection(ctx, from, to, src, imp, c.ID, vecs)
+			if err != nil {
+				return "", fmt.Errorf("collection %s: %w", c.ID, err)
+			}
+			n.colls, n.data, n.items = n.colls+1, n.data+data, n.items+items
+		}
+	}
+	usage, err := from.datasets.PendingUsage(ctx, math.MaxInt)
+	if err != nil {
+		return "", err
+	}
+	// Commit puts a Trained's usage in the outbox whether or not its item
+	// is queued: here none is.
+	if _, err := to.datasets.Commit(ctx, []dataset.Trained{{Usage: usage}}); err != nil {
+		return "", fmt.Errorf("training usage: %w", err)
+	}
+	return fmt.Sprintf("%d datasets, %d collections, %d data items, %d vectors, %d queued items, %d training usage records",
+		len(dss), n.colls, n.data, nvecs, n.items, len(usage)), nil
+}
+
+// copyCollection copies a collection's data and queued items. A failed
+// item has given up its q, which data or another item may hold since, so
+// each failed item is queued and failed again on its own, before the
+// data; the other items' qs are their own.
+func copyCollection(ctx context.Context, from, to *backend, src wholeDatasets, imp dataset.DataImporter, collID string,
+	vecs map[string][]dataset.Vector) (data, items int, err error) {
+	queued, err := src.TrainingItems(ctx, collID)
+	if err != nil {
+		return 0, 0, err
+	}
+	waiting := queued[:0:0]
+	for _, it := range queued {
+		if !it.Failed {
+			waiting = append(waiting, it)
+			continue
+		}
+		again := *it
+		again.Failed = false
+		if _, err := to.datasets.Enqueue(ctx, []*dataset.TrainingItem{&again}); err != nil {
+			return 0, 0, fmt.Errorf("item %s: %w", it.ID, err)
+		}
+		if err := to.datasets.Reschedule(ctx, it.ID, queue.Attempt{Attempts: it.Attempts, Err: it.LastError, Failed: true}); err != nil {
+			return 0, 0, fmt.Errorf("item %s: %w", it.ID, err)
+		}
+	}
+	all, _, err := from.datasets.DataList(ctx, collID, 0, math.MaxInt)
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, d := range all {
+		if err := imp.ImportData(ctx, d, vecs[d.ID]); err != nil {
+			return 0, 0, fmt.Errorf("data %s: %w", d.ID, err)
+		}
+	}
+	repeats, err := to.datasets.Enqueue(ctx, waiting)
+	switch {
+	case err != nil:
+		return 0, 0, err
+	case len(repeats) > 0:
+		return 0, 0, fmt.Errorf("item %s: its q is taken", waiting[repeats[0]].ID)
+	}
+	return len(all), len(queued), nil
+}
+
 // wholeLedger is a ledger a copy can read whole.
 type wholeLedger interface {
 	billing.BillLister
 	billing.RecordSource
+}
+
+// wholeDatasets is a dataset store a copy can read whole: its vectors
+// come from its VectorSource.
+type wholeDatasets interface {
+	dataset.DatasetLister
+	dataset.TrainingLister
 }
 
 // wholeLinks is a share-link store a copy can read whole.

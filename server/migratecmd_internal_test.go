@@ -6,6 +6,7 @@ import (
 	"io"
 	"math"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/chatgate/chatgate/auth"
 	"github.com/chatgate/chatgate/billing"
 	"github.com/chatgate/chatgate/chat"
+	"github.com/chatgate/chatgate/dataset"
 	"github.com/chatgate/chatgate/queue"
 	"github.com/chatgate/chatgate/shareauth"
 )
@@ -45,6 +47,26 @@ type snapshot struct {
 	}
 	Deliveries []*shareauth.Delivery
 	Pending    map[string]int
+	Datasets   []snapDataset
+	// TrainingUsage is the usage outbox of training.
+	TrainingUsage []dataset.UsageRecord
+}
+
+// snapDataset is a dataset with all it holds.
+type snapDataset struct {
+	Dataset     *dataset.Dataset
+	Collections []struct {
+		Collection     *dataset.Collection
+		Data           []snapData
+		Items          []*dataset.TrainingItem
+		Queued, Failed int
+	}
+}
+
+// snapData is a data item with its vectors, by id.
+type snapData struct {
+	Data    *dataset.Data
+	Vectors []dataset.Vector
 }
 
 // settle rounds a total to 12 significant digits. Totals are sums the
@@ -156,7 +178,54 @@ func snap(t *testing.T, b *backend) *snapshot {
 	}
 	s.Deliveries, err = b.links.(shareauth.DeliveryLister).AllDeliveries(ctx)
 	must(err)
+	if b.datasets != nil {
+		s.Datasets, s.TrainingUsage = snapDatasets(t, b.datasets)
+	}
 	return s
+}
+
+// snapDatasets reads every dataset whole, and the training usage outbox.
+func snapDatasets(t *testing.T, st dataset.Store) ([]snapDataset, []dataset.UsageRecord) {
+	t.Helper()
+	ctx := context.Background()
+	vecs := map[string][]dataset.Vector{}
+	noErr(t, st.EachVector(ctx, func(_ string, v dataset.Vector) error {
+		id, _, _ := strings.Cut(v.ID, "/")
+		vecs[id] = append(vecs[id], v)
+		return nil
+	}))
+	dss, err := st.(dataset.DatasetLister).AllDatasets(ctx)
+	noErr(t, err)
+	var out []snapDataset
+	for _, ds := range dss {
+		sd := snapDataset{Dataset: ds}
+		colls, err := st.Collections(ctx, ds.ID)
+		noErr(t, err)
+		for _, c := range colls {
+			all, _, err := st.DataList(ctx, c.ID, 0, math.MaxInt)
+			noErr(t, err)
+			var data []snapData
+			for _, d := range all {
+				vs := vecs[d.ID]
+				slices.SortFunc(vs, func(a, b dataset.Vector) int { return strings.Compare(a.ID, b.ID) })
+				data = append(data, snapData{d, vs})
+			}
+			items, err := st.(dataset.TrainingLister).TrainingItems(ctx, c.ID)
+			noErr(t, err)
+			queued, failed, err := st.TrainingCounts(ctx, c.ID)
+			noErr(t, err)
+			sd.Collections = append(sd.Collections, struct {
+				Collection     *dataset.Collection
+				Data           []snapData
+				Items          []*dataset.TrainingItem
+				Queued, Failed int
+			}{c, data, items, queued, failed})
+		}
+		out = append(out, sd)
+	}
+	usage, err := st.PendingUsage(ctx, math.MaxInt)
+	noErr(t, err)
+	return out, usage
 }
 
 // noErr fails t at once on an error.
@@ -292,6 +361,54 @@ func fillBolt(t *testing.T, b *backend) {
 		must(b.links.Enqueue(ctx, d))
 	}
 	must(b.links.Reschedule(ctx, "d2", queue.Attempt{Attempts: 4, Next: t0.Add(time.Hour), Err: "auth host answered 503"}))
+	fillDatasets(t, b.datasets, t0)
+}
+
+// fillDatasets writes datasets of two teams with trained data (vectors
+// for q and indexes), a queued item, a failed one whose q data has taken
+// since, and training usage the ledger has not got yet.
+func fillDatasets(t *testing.T, st dataset.Store, t0 time.Time) {
+	t.Helper()
+	ctx := context.Background()
+	must := func(err error) { noErr(t, err) }
+	must(st.PutDataset(ctx, &dataset.Dataset{ID: "ds1", TeamID: "default", Name: "kb", VectorModel: "local", CreateTime: t0}))
+	must(st.PutDataset(ctx, &dataset.Dataset{ID: "ds2", TeamID: "team-b", Name: "kb b", VectorModel: "local", CreateTime: t0}))
+	for _, c := range []*dataset.Collection{
+		{ID: "c1", TeamID: "default", DatasetID: "ds1", Name: "faq", Type: dataset.CollectionVirtual, TrainingType: dataset.ModeIndex, CreateTime: t0},
+		{ID: "c2", TeamID: "team-b", DatasetID: "ds2", Name: "b", Type: dataset.CollectionVirtual, TrainingType: dataset.ModeIndex, ChunkSize: 512, CreateTime: t0.Add(time.Second)},
+	} {
+		must(st.PutCollection(ctx, c))
+	}
+	item := func(id, coll, ds, team, q string) *dataset.TrainingItem {
+		return &dataset.TrainingItem{ID: id, TeamID: team, DatasetID: ds, CollectionID: coll, Mode: dataset.ModeIndex, Q: q,
+			A: "a " + q, BillID: "bill-1", KeyID: "k2", NextAttempt: t0, CreateTime: t0}
+	}
+	failed := item("i-failed", "c1", "ds1", "default", "the same q")
+	if _, err := st.Enqueue(ctx, []*dataset.TrainingItem{failed, item("i1", "c1", "ds1", "default", "q one"),
+		item("i2", "c2", "ds2", "team-b", "q two"), item("i-wait", "c1", "ds1", "default", "still queued")}); err != nil {
+		t.Fatal(err)
+	}
+	must(st.Reschedule(ctx, "i-failed", queue.Attempt{Attempts: 5, Err: "embedder down", Failed: true}))
+	must(st.Reschedule(ctx, "i-wait", queue.Attempt{Attempts: 1, Next: t0.Add(time.Hour), Err: "slow"}))
+	if _, err := st.Enqueue(ctx, []*dataset.TrainingItem{item("i3", "c1", "ds1", "default", "the same q")}); err != nil {
+		t.Fatal(err)
+	}
+	var done []dataset.Trained
+	for i, it := range []struct{ id, coll, ds, team, q string }{
+		{"i1", "c1", "ds1", "default", "q one"}, {"i2", "c2", "ds2", "team-b", "q two"}, {"i3", "c1", "ds1", "default", "the same q"},
+	} {
+		at := t0.Add(time.Duration(i+1)*time.Minute + time.Duration(i)*time.Nanosecond)
+		d := &dataset.Data{ID: it.id, TeamID: it.team, DatasetID: it.ds, CollectionID: it.coll, Q: it.q, A: "a " + it.q,
+			Indexes: []string{"extra " + it.q}, CreateTime: at, UpdateTime: at}
+		done = append(done, dataset.Trained{ItemID: it.id, Data: []*dataset.Data{d},
+			Vectors: []dataset.Vector{{ID: it.id, Values: []float32{float32(i), 0.5, -0.25}}, {ID: it.id + "/1", Values: []float32{1, float32(i), 1e-7}}},
+			Usage: []dataset.UsageRecord{{ID: "u-" + it.id, TeamID: it.team, KeyID: "k2", DatasetID: it.ds, CollectionID: it.coll,
+				BillID: "bill-1", Module: "embedding", Model: "local", InputTokens: 7 + i, Items: 1, Time: at}}})
+	}
+	if _, err := st.Commit(ctx, done); err != nil {
+		t.Fatal(err)
+	}
+	must(st.ClearUsage(ctx, []string{"u-i2"})) // the recorder has had this one
 }
 
 // openTestBolt opens a bbolt backend in a new directory, closed at the
@@ -314,13 +431,17 @@ func TestCopyBackendExact(t *testing.T) {
 	from := openTestBolt(t)
 	fillBolt(t, from)
 	to := &backend{keys: auth.NewMemoryStore(), chat: chat.NewMemoryStore(), ledger: billing.NewMemoryLedger(),
-		links: shareauth.NewMemoryStore()}
+		links: shareauth.NewMemoryStore(), datasets: dataset.NewMemoryStore()}
 	if err := copyBackend(context.Background(), from, to, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := copyDatasets(context.Background(), from, to); err != nil {
 		t.Fatal(err)
 	}
 	want, got := snap(t, from), snap(t, to)
 	if len(want.Keys) != 2 || len(want.Apps) != 3 || len(want.Convs) != 2 || len(want.Bills) != 2 || len(want.Records) != 4 ||
-		len(want.Links) != 2 || len(want.Deliveries) != 3 {
+		len(want.Links) != 2 || len(want.Deliveries) != 3 || len(want.Datasets) != 2 || len(want.TrainingUsage) != 2 ||
+		len(want.Datasets[0].Collections[0].Data) != 2 || len(want.Datasets[0].Collections[0].Items) != 2 {
 		t.Fatalf("the source holds less than was written: %s", want.json(t))
 	}
 	if len(want.Audit) == 0 || want.Audit[len(want.Audit)-1].Seq == 1 {
