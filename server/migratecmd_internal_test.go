@@ -6,7 +6,7 @@ import (
 	"io"
 	"math"
 	"regexp"
-	"slices"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -207,7 +207,7 @@ func snapDatasets(t *testing.T, st dataset.Store) ([]snapDataset, []dataset.Usag
 			var data []snapData
 			for _, d := range all {
 				vs := vecs[d.ID]
-				slices.SortFunc(vs, func(a, b dataset.Vector) int { return strings.Compare(a.ID, b.ID) })
+				sort.Slice(vs, func(i, j int) bool { return vs[i].ID < vs[j].ID })
 				data = append(data, snapData{d, vs})
 			}
 			items, err := st.(dataset.TrainingLister).TrainingItems(ctx, c.ID)
