@@ -2,6 +2,8 @@ package server
 
 import (
 	"context"
+	"regexp"
+	"strconv"
 	"testing"
 
 	"github.com/chatgate/chatgate/internal/postgres"
@@ -24,6 +26,7 @@ func BoltSnapshot(t *testing.T, dir string) (*Snapshot, string) {
 		t.Fatal(err)
 	}
 	defer b.close()
+	b.datasets = nil // not copied until the Postgres dataset store lands
 	s := snap(t, b)
 	return s, toMicros(t, s.json(t))
 }
@@ -45,3 +48,22 @@ func PostgresSnapshot(t *testing.T, dsn string) (*Snapshot, string) {
 	s := snap(t, b)
 	return s, toMicros(t, s.json(t))
 }
+
+// Settled is doc with its times cut to the microsecond Postgres keeps and
+// its fractional numbers to 12 digits: totals are sums the Postgres ledger
+// adds in an order of its own, so they may differ from bbolt's in their
+// last bits.
+func Settled(t *testing.T, doc string) string {
+	t.Helper()
+	return fraction.ReplaceAllStringFunc(toMicros(t, doc), func(n string) string {
+		f, err := strconv.ParseFloat(n, 64)
+		if err != nil {
+			return n
+		}
+		return strconv.FormatFloat(settle(f), 'g', -1, 64)
+	})
+}
+
+// fraction matches a JSON number with a fractional part long enough to
+// have been rounded.
+var fraction = regexp.MustCompile(`-?\d+\.\d{10,}(e[-+]?\d+)?`)

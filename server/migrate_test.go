@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -38,7 +40,7 @@ func (f *mgFinishes) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // mgData is what mgFill made, for the calls that compare the servers.
 type mgData struct {
-	rotatedOld, appKey     string
+	key, rotatedOld, appKey string
 	dataset, coll, bill    string
 	shareID, keyID, teamB  string
 	trainedTokens, records int
@@ -52,8 +54,8 @@ type mgData struct {
 func mgFill(t *testing.T, base, hookURL string, fin *mgFinishes) mgData {
 	t.Helper()
 	var d mgData
-	var key string
-	d.keyID, key = blKey(t, base, map[string]any{"name": "importer"})
+	d.keyID, d.key = blKey(t, base, map[string]any{"name": "importer"})
+	key := d.key
 	d.teamB, _ = blKey(t, base, map[string]any{"name": "b", "teamId": "team-b", "scopes": []string{"chat"}})
 	blCall(t, "POST", base+"/api/support/openapi/import", blRoot, `{"name":"legacy","key":"legacy-key-0123456789"}`, nil)
 	rotID, rotOld := blKey(t, base, map[string]any{"name": "rotating", "limit": map[string]any{"rpm": 600}})
@@ -177,7 +179,7 @@ func TestMigrateToPostgres(t *testing.T) {
 	defer hs.Close()
 	dir := t.TempDir()
 	base, stop := blStartStop(t, dir, func(c *server.Config) { c.Share.AllowHosts = []string{"127.0.0.1/32"} })
-	mgFill(t, base, hs.URL, fin)
+	made := mgFill(t, base, hs.URL, fin)
 	stop()
 
 	out, err := mgMigrate(t, dir, dsn)
@@ -241,6 +243,27 @@ func TestMigrateToPostgres(t *testing.T) {
 	}
 	_, forcedJSON := server.PostgresSnapshot(t, dsn)
 	server.SameText(t, "the database after -force and the data directory", srcJSON, forcedJSON)
+
+	// the server on the data directory and a server on the database answer alike
+	quiet := func(c *server.Config) {
+		c.Share.AllowHosts = []string{"127.0.0.1/32"}
+		c.Auth.FlushInterval = server.Duration(time.Hour) // nothing the calls do is written meanwhile
+	}
+	// (each on a copy: what a server's calls do is written when it stops)
+	copyDir := func() string {
+		c := t.TempDir()
+		if err := os.CopyFS(c, os.DirFS(dir)); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	onBolt, stopBolt := blStartStop(t, copyDir(), quiet)
+	answers := mgAnswers(t, onBolt, made)
+	stopBolt()
+	again, stopAgain := blStartStop(t, copyDir(), quiet)
+	answersAgain := mgAnswers(t, again, made)
+	stopAgain()
+	server.SameText(t, "the answers of two servers on the data directory", answers, answersAgain)
 }
 
 // The command refuses before it touches anything: without a target,
@@ -264,4 +287,77 @@ func TestMigrateRefusals(t *testing.T) {
 		!strings.Contains(out.String(), "usage: migrate") || !strings.Contains(out.String(), "-force") {
 		t.Fatalf("migrate -h: %v\n%s", err, out.String())
 	}
+}
+
+// mgAnswers returns a server's answers to the list, detail and search
+// calls of what mgFill made, one line each: the key list first, before
+// any key but the root key (whose last use, that of the call, it leaves
+// out) is used; then the rotated key's old value and the app key are used.
+func mgAnswers(t *testing.T, base string, d mgData) string {
+	t.Helper()
+	var out strings.Builder
+	call := func(method, path, key, body string) []byte {
+		t.Helper()
+		status, raw := blDo(t, method, base+path, key, body)
+		if status != 200 {
+			t.Fatalf("%s %s: %d %s", method, path, status, raw)
+		}
+		fmt.Fprintf(&out, "%s %s -> %s\n", method, path, raw)
+		return raw
+	}
+	var keys struct{ Data []map[string]any }
+	if _, raw := blDo(t, "GET", base+"/api/support/openapi/list", blRoot, ""); json.Unmarshal(raw, &keys) != nil {
+		t.Fatalf("key list: %s", raw)
+	}
+	for _, k := range keys.Data {
+		if k["id"] == "root" {
+			delete(k, "lastUsedTime")
+		}
+	}
+	listed, _ := json.Marshal(keys.Data)
+	fmt.Fprintf(&out, "keys without the caller's last use: %s\n", listed)
+	for _, c := range [][2]string{
+		{"/api/support/openapi/audit?limit=1000", blRoot},
+		{"/api/core/app/list", blRoot},
+		{"/api/core/app/detail?appId=kb", blRoot},
+		{"/api/support/outLink/list", blRoot},
+		{"/api/core/dataset/list", d.key},
+		{"/api/core/dataset/detail?id=" + d.dataset, d.key},
+		{"/api/core/dataset/collection/list?datasetId=" + d.dataset, d.key},
+		{"/api/core/dataset/collection/detail?id=" + d.coll, d.key},
+		{"/api/core/dataset/collection/trainingFailures?collectionId=" + d.coll, d.key},
+		{"/api/common/bill/detail?id=" + d.bill, d.key},
+		{"/api/support/usage/list?pageSize=2000", d.key},
+		{"/api/support/usage/summary", d.key},
+	} {
+		call("GET", c[0], c[1], "")
+	}
+	var chats struct {
+		Data struct{ List []struct{ ChatID string } }
+	}
+	if err := json.Unmarshal(call("GET", "/api/core/chat/getHistories?appId=kb", blRoot, ""), &chats); err != nil || len(chats.Data.List) != 2 {
+		t.Fatalf("histories: %v %+v", err, chats)
+	}
+	for _, c := range chats.Data.List {
+		call("GET", "/api/core/chat/getPaginationRecords?appId=kb&chatId="+url.QueryEscape(c.ChatID), blRoot, "")
+	}
+	var data struct {
+		Data struct{ List []struct{ ID string } }
+	}
+	if err := json.Unmarshal(call("GET", "/api/core/dataset/data/list?collectionId="+d.coll+"&pageSize=100", d.key, ""), &data); err != nil {
+		t.Fatal(err)
+	}
+	if len(data.Data.List) == 0 {
+		t.Fatalf("the collection lists no data:\n%s", out.String())
+	}
+	for _, it := range data.Data.List {
+		call("GET", "/api/core/dataset/data/detail?id="+it.ID, d.key, "")
+	}
+	for _, q := range []string{"refund window class 3", "order class 5", "no such thing at all"} {
+		call("POST", "/api/core/dataset/searchTest", d.key, fmt.Sprintf(`{"datasetId":%q,"text":%q,"limit":100}`, d.dataset, q))
+	}
+	// the rotated key's old value works in its grace period, and the app key
+	call("GET", "/api/core/dataset/list", d.rotatedOld, "")
+	call("GET", "/api/core/chat/getHistories?appId=kb", d.appKey, "")
+	return server.Settled(t, out.String())
 }
