@@ -41,9 +41,9 @@ func (f *mgFinishes) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // mgData is what mgFill made, for the calls that compare the servers.
 type mgData struct {
 	key, rotatedOld, appKey string
-	dataset, coll, bill    string
-	shareID, keyID, teamB  string
-	trainedTokens, records int
+	dataset, coll, bill     string
+	shareID, keyID, teamB   string
+	trainedTokens, records  int
 }
 
 // mgFill makes a data directory of every kind of record through the
