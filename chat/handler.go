@@ -142,12 +142,16 @@ func (h *Handler) Completions(w http.ResponseWriter, r *http.Request) {
 		WriteOpenAIError(w, r, err)
 		return
 	}
-	h.answer(w, r, Request{TeamID: p.TeamID, KeyID: p.KeyID, AppID: appID, ChatID: req.conversationID()}, req)
+	h.answer(w, r, Request{TeamID: p.TeamID, KeyID: p.KeyID, AppID: appID, ChatID: req.conversationID()}, req, nil)
 }
 
 // answer runs er, completed from req, and answers it; it returns the result
 // of a chat that finished.
-func (h *Handler) answer(w http.ResponseWriter, r *http.Request, er Request, req *CompletionRequest) *Result {
+//
+// done, when set, is called with the result of a chat that succeeded
+// before its last bytes are written: what it makes durable is so before
+// the client holds the whole answer.
+func (h *Handler) answer(w http.ResponseWriter, r *http.Request, er Request, req *CompletionRequest, done func(*Result)) *Result {
 	er.Messages, er.Variables, er.Temperature = req.Messages, req.Variables, req.Temperature
 	switch {
 	case req.MaxCompletionTokens != nil:
@@ -156,20 +160,32 @@ func (h *Handler) answer(w http.ResponseWriter, r *http.Request, er Request, req
 		er.MaxTokens = *req.MaxTokens
 	}
 	if req.Stream {
-		return h.stream(w, r, er, req)
+		return h.stream(w, r, er, req, done)
 	}
 	res, err := h.e.Run(r.Context(), er, SinkFunc(func(Event) error { return r.Context().Err() }))
 	if err != nil {
 		h.fail(w, r, err)
 		return nil
 	}
+	if done != nil {
+		done(res)
+	}
 	httpjson.Write(w, http.StatusOK, completionJSON(res, req.Detail))
 	return res
 }
 
 // stream answers as SSE and returns the result of a chat that finished.
-func (h *Handler) stream(w http.ResponseWriter, r *http.Request, er Request, req *CompletionRequest) *Result {
-	sink := newSSESink(w, req.Detail, req.StreamOptions != nil && req.StreamOptions.IncludeUsage, h.opts.ResponsesEvent)
+func (h *Handler) stream(w http.ResponseWriter, r *http.Request, er Request, req *CompletionRequest, done func(*Result)) *Result {
+	sse := newSSESink(w, req.Detail, req.StreamOptions != nil && req.StreamOptions.IncludeUsage, h.opts.ResponsesEvent)
+	sink := Sink(sse)
+	if done != nil {
+		sink = SinkFunc(func(ev Event) error {
+			if ev.Kind == EventDone {
+				done(ev.Result) // before the chunk that ends the stream
+			}
+			return sse.Send(ev)
+		})
+	}
 	ctx, cancel := context.WithCancel(r.Context())
 	beats := make(chan struct{})
 	defer func() { cancel(); <-beats }() // no write may follow the handler's return
@@ -182,16 +198,16 @@ func (h *Handler) stream(w http.ResponseWriter, r *http.Request, er Request, req
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				sink.heartbeat(h.opts.Heartbeat)
+				sse.heartbeat(h.opts.Heartbeat)
 			}
 		}
 	}()
 	er.ID = NewCompletionID()
-	sink.setChunkHead(er.ID, time.Now().Unix(), er.AppID)
+	sse.setChunkHead(er.ID, time.Now().Unix(), er.AppID)
 	res, err := h.e.Run(ctx, er, sink)
-	sink.mu.Lock()
-	committed := sink.committed
-	sink.mu.Unlock()
+	sse.mu.Lock()
+	committed := sse.committed
+	sse.mu.Unlock()
 	if err != nil && !committed {
 		h.fail(w, r, err)
 		return nil

@@ -22,11 +22,12 @@ type ShareLinks interface {
 	// req.ShareID. Its error is answered as it is, in OpenAI's shape:
 	// apierror's categories give the status.
 	Admit(ctx context.Context, req ShareRequest) (*Visit, error)
-	// Finish reports a visit's finished chat, with every module response
-	// whatever the link hides from the visitor. The visitor has the whole
-	// answer by then; ctx is not cancelled when the visitor leaves, so a
-	// report that must be durable (a callback queued for the link's owner)
-	// is. An error is logged.
+	// Finish reports a visit's chat once it has succeeded, with every
+	// module response whatever the link hides from the visitor. It is
+	// called before the answer's last bytes are written, so that a report
+	// made durable here (a callback queued for the link's owner) is never
+	// missing for a visitor who got the whole answer; ctx is not cancelled
+	// when the visitor leaves. An error is logged.
 	Finish(ctx context.Context, v *Visit, responses []ModuleResponse) error
 }
 
@@ -122,19 +123,15 @@ func (k keyless) ServeKeyless(w http.ResponseWriter, r *http.Request) bool {
 	if v.HideDetail {
 		req.Detail = false
 	}
-	res := k.h.answer(w, r, Request{TeamID: v.TeamID, AppID: v.AppID, ChatID: visitorChatID(v, req.conversationID()),
-		ShareID: v.LinkID, UID: v.UID}, req)
-	if res == nil {
-		return true
-	}
-	// Send the visitor the whole answer first (net/http would hold it
-	// until the handler returns); the report may then take its time.
-	if f, ok := w.(http.Flusher); ok {
-		f.Flush()
-	}
-	if err := k.links.Finish(context.WithoutCancel(r.Context()), v, res.Responses); err != nil {
-		k.h.log.ErrorContext(r.Context(), "share link: finishing the visit", "link", v.LinkID, "err", err)
-	}
+	// The visit is reported before the answer's last bytes go out, so
+	// that a visitor who holds the whole answer has had it reported even
+	// if the process dies the moment after.
+	k.h.answer(w, r, Request{TeamID: v.TeamID, AppID: v.AppID, ChatID: visitorChatID(v, req.conversationID()),
+		ShareID: v.LinkID, UID: v.UID}, req, func(res *Result) {
+		if err := k.links.Finish(context.WithoutCancel(r.Context()), v, res.Responses); err != nil {
+			k.h.log.ErrorContext(r.Context(), "share link: finishing the visit", "link", v.LinkID, "err", err)
+		}
+	})
 	return true
 }
 
