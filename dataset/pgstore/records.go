@@ -1,0 +1,216 @@
+package pgstore
+
+import (
+	"context"
+	"errors"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/chatgate/chatgate/dataset"
+)
+
+const datasetColumns = `id, team_id, name, vector_model, create_time, create_ns`
+
+func scanDataset(row pgx.Row) (*dataset.Dataset, error) {
+	var (
+		d  dataset.Dataset
+		ns int16
+	)
+	if err := row.Scan(&d.ID, &d.TeamID, &d.Name, &d.VectorModel, &d.CreateTime, &ns); err != nil {
+		return nil, err
+	}
+	d.CreateTime = joined(d.CreateTime, ns)
+	return &d, nil
+}
+
+// PutDataset implements dataset.DatasetStore.
+func (s *Store) PutDataset(ctx context.Context, d *dataset.Dataset) error {
+	at, ns := split(d.CreateTime)
+	_, err := s.pool.Exec(ctx, `INSERT INTO dataset_datasets (`+datasetColumns+`) VALUES ($1, $2, $3, $4, $5, $6)
+		ON CONFLICT (id) DO UPDATE SET team_id = excluded.team_id, name = excluded.name,
+			vector_model = excluded.vector_model, create_time = excluded.create_time, create_ns = excluded.create_ns`,
+		d.ID, d.TeamID, d.Name, d.VectorModel, at, ns)
+	if err != nil {
+		return fail("put dataset "+d.ID, err)
+	}
+	return nil
+}
+
+// Dataset implements dataset.DatasetStore.
+func (s *Store) Dataset(ctx context.Context, id string) (*dataset.Dataset, error) {
+	d, err := scanDataset(s.pool.QueryRow(ctx, `SELECT `+datasetColumns+` FROM dataset_datasets WHERE id = $1`, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, dataset.ErrDatasetNotFound
+	}
+	if err != nil {
+		return nil, fail("dataset "+id, err)
+	}
+	return d, nil
+}
+
+// Datasets implements dataset.DatasetStore.
+func (s *Store) Datasets(ctx context.Context, teamID string) ([]*dataset.Dataset, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+datasetColumns+` FROM dataset_datasets WHERE team_id = $1
+		ORDER BY create_time, create_ns, id`, teamID)
+	var out []*dataset.Dataset
+	if err == nil {
+		out, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (*dataset.Dataset, error) { return scanDataset(r) })
+	}
+	if err != nil {
+		return nil, fail("datasets of team "+teamID, err)
+	}
+	return out, nil
+}
+
+// DeleteDataset implements dataset.DatasetStore, in one transaction: the
+// dataset and its collections are locked first, so that writers into them
+// finish before and fail after; then everything they hold goes, each data
+// item with a change for the feed, and a last change tells the replicas
+// the dataset is gone.
+func (s *Store) DeleteDataset(ctx context.Context, id string) error {
+	var n int64
+	err := retry(func() error {
+		b := &pgx.Batch{}
+		b.Queue(`SELECT id FROM dataset_datasets WHERE id = $1 FOR UPDATE`, id)
+		b.Queue(`SELECT id FROM dataset_collections WHERE dataset_id = $1 ORDER BY id FOR UPDATE`, id)
+		colls := `(SELECT id FROM dataset_collections WHERE dataset_id = $1)`
+		b.Queue(`DELETE FROM dataset_training WHERE collection_id IN `+colls, id)
+		b.Queue(deleteDataSQL(`collection_id IN `+colls), id)
+		b.Queue(`DELETE FROM dataset_qkeys WHERE collection_id IN `+colls, id)
+		b.Queue(`DELETE FROM dataset_collections WHERE dataset_id = $1`, id)
+		b.Queue(`INSERT INTO dataset_changes (dataset_id, data_id) SELECT id, NULL FROM dataset_datasets WHERE id = $1`, id)
+		b.Queue(`DELETE FROM dataset_datasets WHERE id = $1`, id).Exec(func(tag pgconn.CommandTag) error {
+			n = tag.RowsAffected()
+			return nil
+		})
+		b.Queue(notifySQL)
+		return s.pool.SendBatch(ctx, b).Close()
+	})
+	if err != nil {
+		return fail("delete dataset "+id, err)
+	}
+	if n == 0 {
+		return dataset.ErrDatasetNotFound
+	}
+	return nil
+}
+
+const collectionColumns = `id, team_id, dataset_id, name, type, training_type, chunk_size, create_time, create_ns`
+
+func scanCollection(row pgx.Row) (*dataset.Collection, error) {
+	var (
+		c    dataset.Collection
+		mode string
+		ns   int16
+	)
+	if err := row.Scan(&c.ID, &c.TeamID, &c.DatasetID, &c.Name, &c.Type, &mode, &c.ChunkSize, &c.CreateTime, &ns); err != nil {
+		return nil, err
+	}
+	c.TrainingType, c.CreateTime = dataset.TrainingMode(mode), joined(c.CreateTime, ns)
+	return &c, nil
+}
+
+// putCollectionSQL stores a collection; $10 says whether one with its id
+// is replaced (PutCollection) or kept (CreateCollection, which then
+// returns no row).
+const putCollectionSQL = `INSERT INTO dataset_collections (` + collectionColumns + `)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+	ON CONFLICT (id) DO UPDATE SET team_id = excluded.team_id, dataset_id = excluded.dataset_id,
+		name = excluded.name, type = excluded.type, training_type = excluded.training_type,
+		chunk_size = excluded.chunk_size, create_time = excluded.create_time, create_ns = excluded.create_ns
+	WHERE $10::boolean
+	RETURNING id`
+
+func collectionArgs(c *dataset.Collection, replace bool) []any {
+	at, ns := split(c.CreateTime)
+	return []any{c.ID, c.TeamID, c.DatasetID, c.Name, c.Type, string(c.TrainingType), c.ChunkSize, at, ns, replace}
+}
+
+// PutCollection implements dataset.CollectionStore. The collection's
+// foreign key holds its dataset while it is written, so that a dataset
+// deleted meanwhile, through any replica, answers ErrDatasetNotFound.
+func (s *Store) PutCollection(ctx context.Context, c *dataset.Collection) error {
+	_, err := s.pool.Exec(ctx, putCollectionSQL, collectionArgs(c, true)...)
+	if pgCode(err) == codeForeignKey {
+		return dataset.ErrDatasetNotFound
+	}
+	if err != nil {
+		return fail("put collection "+c.ID, err)
+	}
+	return nil
+}
+
+// Collection implements dataset.CollectionStore.
+func (s *Store) Collection(ctx context.Context, id string) (*dataset.Collection, error) {
+	c, err := scanCollection(s.pool.QueryRow(ctx, `SELECT `+collectionColumns+` FROM dataset_collections WHERE id = $1`, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, dataset.ErrCollectionNotFound
+	}
+	if err != nil {
+		return nil, fail("collection "+id, err)
+	}
+	return c, nil
+}
+
+// Collections implements dataset.CollectionStore.
+func (s *Store) Collections(ctx context.Context, datasetID string) ([]*dataset.Collection, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+collectionColumns+` FROM dataset_collections WHERE dataset_id = $1
+		ORDER BY create_time, create_ns, id`, datasetID)
+	var out []*dataset.Collection
+	if err == nil {
+		out, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (*dataset.Collection, error) { return scanCollection(r) })
+	}
+	if err != nil {
+		return nil, fail("collections of dataset "+datasetID, err)
+	}
+	return out, nil
+}
+
+// DeleteCollection implements dataset.CollectionStore, in one round trip
+// and one transaction that first locks the collection (see
+// DeleteDataset).
+func (s *Store) DeleteCollection(ctx context.Context, id string) ([]string, error) {
+	var (
+		found   bool
+		removed []string
+	)
+	err := retry(func() error {
+		found, removed = false, nil
+		b := &pgx.Batch{}
+		b.Queue(`SELECT id FROM dataset_collections WHERE id = $1 FOR UPDATE`, id).Exec(func(tag pgconn.CommandTag) error {
+			found = tag.RowsAffected() > 0
+			return nil
+		})
+		b.Queue(`DELETE FROM dataset_training WHERE collection_id = $1`, id)
+		b.Queue(deleteDataSQL(`collection_id = $1`), id).Query(func(rows pgx.Rows) error {
+			var err error
+			removed, err = pgx.CollectRows(rows, pgx.RowTo[string])
+			return err
+		})
+		b.Queue(`DELETE FROM dataset_qkeys WHERE collection_id = $1`, id)
+		b.Queue(`DELETE FROM dataset_collections WHERE id = $1`, id)
+		b.Queue(notifySQL)
+		return s.pool.SendBatch(ctx, b).Close()
+	})
+	if err != nil {
+		return nil, fail("delete collection "+id, err)
+	}
+	if !found {
+		return nil, dataset.ErrCollectionNotFound
+	}
+	return removed, nil
+}
+
+// deleteDataSQL deletes the data matching where (of $1) with their
+// vectors and q keys, writes a change for each, and returns the ids of the
+// vectors removed.
+func deleteDataSQL(where string) string {
+	return `WITH d AS (DELETE FROM dataset_data WHERE ` + where + ` RETURNING id, dataset_id, collection_id, qhash),
+	v AS (DELETE FROM dataset_vectors WHERE data_id IN (SELECT id FROM d) RETURNING data_id, id),
+	k AS (DELETE FROM dataset_qkeys q USING d WHERE q.collection_id = d.collection_id AND q.qhash = d.qhash AND q.owner = d.id),
+	c AS (INSERT INTO dataset_changes (dataset_id, data_id, removed)
+		SELECT d.dataset_id, d.id, coalesce(g.ids, '{}') FROM d
+		LEFT JOIN (SELECT data_id, array_agg(id) AS ids FROM v GROUP BY data_id) g ON g.data_id = d.id)
+	SELECT id FROM v`
+}
