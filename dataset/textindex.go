@@ -60,6 +60,13 @@ func newMemText() *memText {
 	return &memText{docs: map[string]memDoc{}, postings: map[string]map[string]int{}}
 }
 
+// reset empties m, for a Service that loads its index again.
+func (m *memText) reset() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.docs, m.postings, m.terms = map[string]memDoc{}, map[string]map[string]int{}, 0
+}
+
 // BM25's constants, the usual ones.
 const (
 	bm25K1 = 1.2

@@ -1,0 +1,280 @@
+package pgstore_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/chatgate/chatgate/dataset"
+	"github.com/chatgate/chatgate/dataset/pgstore"
+	"github.com/chatgate/chatgate/internal/postgres/pgtest"
+)
+
+const team = "team"
+
+// replica is a Service on a pool of its own on the schema dsn names, as a
+// process of a deployment has; it closes when t ends.
+func replica(t testing.TB, dsn string, opts pgstore.Options, svc dataset.Options) (*dataset.Service, *pgstore.Store) {
+	t.Helper()
+	pool, err := pgxpool.New(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	st, err := pgstore.NewWithOptions(ctx, pool, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc.Store = st
+	if svc.Logger == nil {
+		svc.Logger = slog.New(slog.DiscardHandler)
+	}
+	s, err := dataset.New(ctx, svc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close(context.Background()) })
+	return s, st
+}
+
+// pushTrained pushes items q0..qn-1 into a new collection of a new dataset
+// through s and waits until they are trained.
+func pushTrained(t testing.TB, s *dataset.Service, n int, q func(i int) string) (dsID, collID string) {
+	t.Helper()
+	ds, err := s.CreateDataset(ctx, team, "kb", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := s.CreateCollection(ctx, team, ds.ID, "docs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for at := 0; at < n; at += dataset.MaxPushItems {
+		items := make([]dataset.PushItem, 0, dataset.MaxPushItems)
+		for i := at; i < min(n, at+dataset.MaxPushItems); i++ {
+			items = append(items, dataset.PushItem{Q: q(i), A: fmt.Sprintf("answer %d", i)})
+		}
+		if res, err := s.Push(ctx, dataset.PushRequest{TeamID: team, CollectionID: c.ID, Data: items}); err != nil || res.InsertLen != len(items) {
+			t.Fatalf("push: %+v %v", res, err)
+		}
+	}
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(5 * time.Millisecond) {
+		d, err := s.Collection(ctx, team, c.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.TrainingAmount == 0 && d.DataAmount == n {
+			return ds.ID, c.ID
+		}
+		if d.FailedAmount > 0 || time.Now().After(deadline) {
+			t.Fatalf("training: %+v", d)
+		}
+	}
+}
+
+func question(i int) string {
+	return fmt.Sprintf("how do I configure replica %d of the %s gateway", i, []string{"north", "south", "east", "west"}[i%4])
+}
+
+// hits is what a search through s returns, as ids and scores.
+func hits(t testing.TB, s *dataset.Service, dsID, mode, text string) []string {
+	t.Helper()
+	res, err := s.Search(ctx, dataset.SearchRequest{TeamID: team, DatasetIDs: []string{dsID}, Text: text, Mode: mode, Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make([]string, len(res.Hits))
+	for i, h := range res.Hits {
+		out[i] = fmt.Sprintf("%s %.6f", h.ID, h.Score)
+	}
+	return out
+}
+
+// eventually polls cond until it holds or limit passes.
+func eventually(t testing.TB, limit time.Duration, what string, cond func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for !cond() {
+		if time.Since(start) > limit {
+			t.Fatalf("%s: not within %v", what, limit)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return time.Since(start)
+}
+
+var modes = []string{dataset.SearchEmbedding, dataset.SearchFullText, dataset.SearchMixed}
+
+// Data pushed and trained through A is found through B with the same hits
+// in every mode; data deleted through B vanishes from A's results; a
+// replica started after the data exists loads it; all within a second,
+// notified.
+func TestReplicasAgree(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	a, _ := replica(t, dsn, pgstore.Options{}, dataset.Options{})
+	b, _ := replica(t, dsn, pgstore.Options{}, dataset.Options{})
+	const n = 300
+	dsID, collID := pushTrained(t, a, n, question)
+	queries := []string{question(7), question(150), "configure the west gateway", "replica 42"}
+	same := func(x, y *dataset.Service) bool {
+		for _, q := range queries {
+			for _, mode := range modes {
+				if !slices.Equal(hits(t, x, dsID, mode, q), hits(t, y, dsID, mode, q)) {
+					return false
+				}
+			}
+		}
+		return true
+	}
+	lag := eventually(t, time.Second, "B answers as A", func() bool { return same(a, b) })
+	t.Logf("B agreed with A %v after A's last item was trained", lag)
+	if h := hits(t, b, dsID, dataset.SearchEmbedding, question(7)); len(h) == 0 {
+		t.Fatal("B finds nothing")
+	}
+
+	// deletions through B vanish from A
+	list, _, err := b.DataList(ctx, team, collID, 0, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone := list[0].ID
+	if err := b.DeleteData(ctx, team, gone); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, time.Second, "the item deleted through B leaves A's indexes", func() bool { return same(a, b) })
+	u := "a different question about refunds"
+	if _, err := b.UpdateData(ctx, team, dataset.DataUpdate{ID: list[1].ID, Q: &u}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, time.Second, "the item updated through B is found through A", func() bool {
+		h := hits(t, a, dsID, dataset.SearchFullText, "refunds")
+		return len(h) > 0 && h[0][:len(list[1].ID)] == list[1].ID
+	})
+
+	// a replica started now loads what is there
+	c, _ := replica(t, dsn, pgstore.Options{}, dataset.Options{})
+	if !same(a, c) {
+		t.Fatal("a replica started after the data exists answers otherwise")
+	}
+
+	// a dataset deleted through C is gone everywhere
+	if err := c.DeleteDataset(ctx, team, dsID); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []*dataset.Service{a, b} {
+		if _, err := s.Search(ctx, dataset.SearchRequest{TeamID: team, DatasetIDs: []string{dsID}, Text: "x"}); !errors.Is(err, dataset.ErrDatasetNotFound) {
+			t.Fatalf("search of a deleted dataset: %v", err)
+		}
+	}
+}
+
+// silent is a store whose notifications never arrive.
+type silent struct{ *pgstore.Store }
+
+func (silent) ListenChanges(ctx context.Context, _ chan<- struct{}) error {
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// Without notifications a replica still catches up, within PollEvery.
+func TestReplicaCatchesUpWithoutNotifications(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	a, _ := replica(t, dsn, pgstore.Options{}, dataset.Options{})
+	pool, err := pgxpool.New(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	st, err := pgstore.New(ctx, pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := dataset.New(ctx, dataset.Options{Store: silent{st}, PollEvery: 200 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close(ctx)
+	dsID, _ := pushTrained(t, a, 20, question)
+	lag := eventually(t, 2*time.Second, "B finds A's data", func() bool {
+		h := hits(t, b, dsID, dataset.SearchFullText, question(3))
+		return len(h) > 0
+	})
+	t.Logf("caught up %v after training, polling every 200ms", lag)
+}
+
+// gated is a store whose feed is read only once open is closed.
+type gated struct {
+	*pgstore.Store
+	open chan struct{}
+}
+
+func (g gated) Changes(ctx context.Context, after dataset.ChangeCursor, n int) (dataset.ChangePage, error) {
+	select {
+	case <-g.open:
+	case <-ctx.Done():
+		return dataset.ChangePage{}, ctx.Err()
+	}
+	return g.Store.Changes(ctx, after, n)
+}
+
+// A replica that missed changes the feed no longer holds loads its indexes
+// again: here B starts, A trains data, and the feed is pruned before B
+// reads it.
+func TestReplicaReloadsAfterPrunedChanges(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	a, _ := replica(t, dsn, pgstore.Options{}, dataset.Options{})
+	pool, err := pgxpool.New(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	st, err := pgstore.New(ctx, pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := gated{st, make(chan struct{})}
+	var logged syncBuffer
+	b, err := dataset.New(ctx, dataset.Options{Store: g, Logger: slog.New(slog.NewTextHandler(&logged, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close(ctx)
+	dsID, _ := pushTrained(t, a, 20, question)
+	if _, err := pool.Exec(ctx, `WITH d AS (DELETE FROM dataset_changes RETURNING xid, seq)
+		UPDATE dataset_changes_horizon SET (xid, seq) = (SELECT xid, seq FROM d ORDER BY xid DESC, seq DESC LIMIT 1)`); err != nil {
+		t.Fatal(err)
+	}
+	close(g.open)
+	eventually(t, 5*time.Second, "B finds A's data after reloading", func() bool {
+		return slices.Equal(hits(t, a, dsID, dataset.SearchMixed, question(3)), hits(t, b, dsID, dataset.SearchMixed, question(3)))
+	})
+	if !strings.Contains(logged.String(), "loading the indexes again") {
+		t.Fatalf("B did not reload; it logged %q", logged.String())
+	}
+}
+
+// syncBuffer is a log a Service writes from its goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (w *syncBuffer) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+func (w *syncBuffer) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
+}
