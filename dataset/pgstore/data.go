@@ -39,6 +39,17 @@ func scanData(doc []byte) (*dataset.Data, error) {
 	return d, nil
 }
 
+// collectData reads rows of one doc column.
+func collectData(rows pgx.Rows) ([]*dataset.Data, error) {
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (*dataset.Data, error) {
+		var doc []byte
+		if err := r.Scan(&doc); err != nil {
+			return nil, err
+		}
+		return scanData(doc)
+	})
+}
+
 // Data implements dataset.DataStore.
 func (s *Store) Data(ctx context.Context, id string) (*dataset.Data, error) {
 	var doc []byte
@@ -56,6 +67,20 @@ func (s *Store) Data(ctx context.Context, id string) (*dataset.Data, error) {
 	return d, nil
 }
 
+// DataByID implements dataset.DataReader: one statement for a search's
+// hits.
+func (s *Store) DataByID(ctx context.Context, ids []string) ([]*dataset.Data, error) {
+	rows, err := s.pool.Query(ctx, `SELECT doc FROM dataset_data WHERE id = ANY($1)`, ids)
+	var out []*dataset.Data
+	if err == nil {
+		out, err = collectData(rows)
+	}
+	if err != nil {
+		return nil, fail("data of search hits", err)
+	}
+	return out, nil
+}
+
 // DataList implements dataset.DataStore: the page and the total in one
 // round trip.
 func (s *Store) DataList(ctx context.Context, collectionID string, offset, limit int) ([]*dataset.Data, int, error) {
@@ -71,13 +96,7 @@ func (s *Store) DataList(ctx context.Context, collectionID string, offset, limit
 		b.Queue(`SELECT doc FROM dataset_data WHERE collection_id = $1 ORDER BY create_time, create_ns, id OFFSET $2 LIMIT $3`,
 			collectionID, max(offset, 0), limit).Query(func(rows pgx.Rows) error {
 			var err error
-			out, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (*dataset.Data, error) {
-				var doc []byte
-				if err := r.Scan(&doc); err != nil {
-					return nil, err
-				}
-				return scanData(doc)
-			})
+			out, err = collectData(rows)
 			return err
 		})
 	}

@@ -62,6 +62,7 @@ type Store struct {
 var (
 	_ dataset.Store      = (*Store)(nil)
 	_ dataset.ChangeFeed = (*Store)(nil)
+	_ dataset.DataReader = (*Store)(nil)
 	_ queue.Releaser     = (*Store)(nil)
 )
 
