@@ -11,8 +11,10 @@ package pgstore_test
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"net/url"
 	"os"
@@ -454,4 +456,119 @@ func BenchmarkFeedLag(b *testing.B) {
 	}
 	b.ReportMetric(percentile(slices.Clone(lags), 0.5), "lag-p50-ms")
 	b.ReportMetric(percentile(lags, 0.99), "lag-p99-ms")
+}
+
+// BenchmarkLoadEncoding compares the two ways to keep a vector as a row
+// that need no extension, read back as a replica loads them: bytea of
+// little-endian float32s (what the store does) and real[]. 50,000
+// 256-dimension vectors; an op is reading and decoding all of them.
+func BenchmarkLoadEncoding(b *testing.B) {
+	pool := pgtest.Pool(b)
+	const n, dim = 50_000, 256
+	if _, err := pool.Exec(ctx, `CREATE TABLE vb (id text PRIMARY KEY, vec bytea NOT NULL);
+		CREATE TABLE vr (id text PRIMARY KEY, vec real[] NOT NULL)`); err != nil {
+		b.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	var ids []string
+	var blobs [][]byte
+	var arrays [][]float32
+	for i := range n {
+		v := make([]float32, dim)
+		for k := range v {
+			v[k] = r.Float32()*2 - 1
+		}
+		ids, arrays = append(ids, benchID(i)), append(arrays, v)
+		blob := make([]byte, 4*dim)
+		for k, f := range v {
+			binary.LittleEndian.PutUint32(blob[4*k:], math.Float32bits(f))
+		}
+		blobs = append(blobs, blob)
+	}
+	if _, err := pool.Exec(ctx, `INSERT INTO vb SELECT * FROM unnest($1::text[], $2::bytea[])`, ids, blobs); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := pool.CopyFrom(ctx, pgx.Identifier{"vr"}, []string{"id", "vec"}, pgx.CopyFromSlice(n, func(i int) ([]any, error) {
+		return []any{ids[i], arrays[i]}, nil
+	})); err != nil {
+		b.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, table string
+		decode      func(rows pgx.Rows) (int, error)
+	}{
+		{"bytea", "vb", func(rows pgx.Rows) (int, error) {
+			var blob []byte
+			if err := rows.Scan(nil, &blob); err != nil {
+				return 0, err
+			}
+			v := make([]float32, len(blob)/4)
+			for k := range v {
+				v[k] = math.Float32frombits(binary.LittleEndian.Uint32(blob[4*k:]))
+			}
+			return len(v), rows.Err()
+		}},
+		{"real[]", "vr", func(rows pgx.Rows) (int, error) {
+			var v []float32
+			err := rows.Scan(nil, &v)
+			return len(v), err
+		}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			for b.Loop() {
+				rows, err := pool.Query(ctx, `SELECT id, vec FROM `+tc.table)
+				if err != nil {
+					b.Fatal(err)
+				}
+				got := 0
+				for rows.Next() {
+					if d, err := tc.decode(rows); err != nil || d != dim {
+						b.Fatalf("%d values, %v", d, err)
+					}
+					got++
+				}
+				if rows.Err() != nil || got != n {
+					b.Fatalf("%d rows, %v", got, rows.Err())
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/vector")
+		})
+	}
+}
+
+// BenchmarkCommit measures the training queue's hot path on one replica:
+// Claim of a batch of 64 due items, then their Commit (data, vectors,
+// changes, usage, removal from the queue) in one transaction. An op is
+// one batch; ns/item divides by 64.
+func BenchmarkCommit(b *testing.B) {
+	st := open(b)
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	ds := &dataset.Dataset{ID: "ds", TeamID: team, Name: "bench", VectorModel: dataset.LocalModel, CreateTime: t0}
+	c := &dataset.Collection{ID: "c", TeamID: team, DatasetID: "ds", Name: "bench", CreateTime: t0}
+	if err := st.PutDataset(ctx, ds); err != nil {
+		b.Fatal(err)
+	}
+	if err := st.PutCollection(ctx, c); err != nil {
+		b.Fatal(err)
+	}
+	const batch = 64
+	usage := []dataset.UsageRecord{{TeamID: team, DatasetID: "ds", CollectionID: "c", Module: dataset.ModuleEmbedding, Items: batch}}
+	for i := 0; b.Loop(); i++ {
+		b.StopTimer()
+		items, done := benchTrained(c, i*batch, (i+1)*batch, t0)
+		if _, err := st.Enqueue(ctx, items); err != nil {
+			b.Fatal(err)
+		}
+		usage[0].ID, usage[0].Time = fmt.Sprintf("u%d", i), t0
+		done[0].Usage = usage
+		b.StartTimer()
+		got, err := st.Claim(ctx, t0.Add(time.Hour), batch, nil)
+		if err != nil || len(got) != batch {
+			b.Fatalf("claim: %d items, %v", len(got), err)
+		}
+		if gone, err := st.Commit(ctx, done); err != nil || len(gone) > 0 {
+			b.Fatalf("commit: %v %v", gone, err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*batch), "ns/item")
 }
