@@ -330,6 +330,17 @@ func (a *Authenticator) Invalidate(id string) {
 	}
 }
 
+// InvalidateAll drops every cached key, so that each one's next use reads
+// the store. Call it when changes made elsewhere may have gone unheard,
+// such as when a store's change feed reconnects (auth/pgstore's Watch
+// asks for it so). Usage not yet flushed and rate limits are kept: they
+// belong to the keys, not to the cached reads of them.
+func (a *Authenticator) InvalidateAll() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	clear(a.byHash)
+}
+
 // forget drops everything known about a deleted key, unflushed usage included.
 func (a *Authenticator) forget(id string) {
 	a.Invalidate(id)

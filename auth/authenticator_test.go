@@ -971,6 +971,43 @@ func TestCacheTTLForOutsideChanges(t *testing.T) {
 	})
 }
 
+// InvalidateAll drops every cached key, for when changes made elsewhere
+// may have gone unheard: each key's next use reads the store. The usage
+// not yet flushed stays.
+func TestInvalidateAll(t *testing.T) {
+	store := auth.NewMemoryStore()
+	e := newEnv(t, store, auth.Options{CacheTTL: time.Hour})
+	k1, secret1 := e.create(t, auth.KeySpec{AppID: "app-1"})
+	k2, secret2 := e.create(t, auth.KeySpec{AppID: "app-2"})
+	secrets := []string{secret1, secret2}
+	for _, secret := range secrets {
+		if _, err := e.authn.Authenticate(ctx, secret, loopback); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := e.authn.Charge(ctx, k1.ID, 2); err != nil {
+		t.Fatal(err)
+	}
+	other := newEnv(t, store, auth.Options{})
+	yes := true
+	for _, k := range []*auth.Key{k1, k2} {
+		if _, err := other.mgr.Update(ctx, "", k.ID, auth.KeyUpdate{Disabled: &yes}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := e.authn.Authenticate(ctx, secret2, loopback); err != nil {
+		t.Fatalf("before InvalidateAll the cached key still works: %v", err)
+	}
+	e.authn.InvalidateAll()
+	for _, secret := range secrets {
+		_, err := e.authn.Authenticate(ctx, secret, loopback)
+		wantErr(t, err, auth.ErrKeyDisabled)
+	}
+	if used, err := e.authn.UsedPoints(ctx, k1.ID); err != nil || used != 2 {
+		t.Fatalf("used points after InvalidateAll: %v, %v; want the 2 not yet flushed", used, err)
+	}
+}
+
 func TestConcurrentAuthenticateFlushAndUpdate(t *testing.T) {
 	// Run under -race: authentication, charging, flushing and key updates at
 	// once. The readers make a count of requests, not run for a duration,

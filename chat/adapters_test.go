@@ -8,6 +8,7 @@ import (
 
 	"github.com/chatgate/chatgate/auth"
 	"github.com/chatgate/chatgate/chat"
+	"github.com/chatgate/chatgate/tokens"
 )
 
 // Every one-method interface an engine takes has a func adapter; an engine
@@ -40,7 +41,7 @@ func TestFuncAdapters(t *testing.T) {
 			return nil
 		}),
 		Price:  chat.PricerFunc(func(model string, in, out int) float64 { return float64(in + 10*out) }),
-		Tokens: chat.TokenizerFunc(func(text string) int { return len(strings.Fields(text)) }),
+		Tokens: tokens.CounterFunc(func(text string) int { return len(strings.Fields(text)) }),
 	})
 	ctx := context.Background()
 	if err := e.SaveApp(ctx, &chat.App{ID: "a", Name: "a", Model: "fn", DatasetIDs: []string{"d"}, MaxUsagePoints: 7}); err != nil {
@@ -84,7 +85,7 @@ func ExampleUsageRecorderFunc() {
 	models := new(chat.Models)
 	models.Register(chat.ExtractiveModelName, chat.Extractive{})
 	e := chat.NewEngine(chat.EngineOptions{Apps: store, History: store, Models: models,
-		Tokens: chat.TokenizerFunc(func(text string) int { return len(strings.Fields(text)) }),
+		Tokens: tokens.CounterFunc(func(text string) int { return len(strings.Fields(text)) }),
 		Usage: chat.UsageRecorderFunc(func(_ context.Context, u chat.UsageRecord) error {
 			totals[u.Module] += u.InputTokens + u.OutputTokens
 			return nil

@@ -16,14 +16,15 @@
 // tokenizer tables and no index. What it plugs in comes through small
 // interfaces in [EngineOptions] and [HandlerOptions], each with a func
 // adapter ([ModelFunc], [RetrieverFunc], [UsageRecorderFunc],
-// [BudgetCheckerFunc], [PricerFunc], [TokenizerFunc], [ModelLookupFunc]):
+// [BudgetCheckerFunc], [PricerFunc], [ModelLookupFunc]; tokens.CounterFunc):
 //
 //   - Models: the offline [Extractive] model ships here; the langchaingo
 //     adapters for OpenAI-compatible servers and Ollama are in package
 //     chat/llm, which a program imports only if it wants them.
 //   - Tokens: the engine counts a turn's tokens, when the model reports
-//     none, with a [Tokenizer]; [Estimator] needs no tables, and package
-//     cl100k's Counter counts as OpenAI does (chatgate's server uses it).
+//     none, with a tokens.Counter (package tokens, which imports nothing);
+//     tokens.Estimate needs no tables, and package cl100k's Counter counts
+//     as OpenAI does (chatgate's server uses it).
 //   - Retrieval, usage, prices and budgets: [Retriever], [UsageRecorder],
 //     [Pricer] and [BudgetChecker], which the dataset and billing packages
 //     satisfy without chat importing them.

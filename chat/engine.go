@@ -14,6 +14,7 @@ import (
 
 	"github.com/chatgate/chatgate/apierror"
 	"github.com/chatgate/chatgate/internal/id"
+	"github.com/chatgate/chatgate/tokens"
 )
 
 // Request is one chat turn, as the engine sees it: already authenticated
@@ -56,8 +57,8 @@ type EngineOptions struct {
 	// budget (App.MaxUsagePoints) may spend more.
 	Budget BudgetChecker
 	// Tokens counts a turn's tokens when the model reports none; nil:
-	// Estimator. Pass a *cl100k.Counter to count as OpenAI does.
-	Tokens Tokenizer
+	// tokens.Estimate. Pass a *cl100k.Counter to count as OpenAI does.
+	Tokens tokens.Counter
 	// HistoryLimit is how many stored messages a turn sees; 0: 30.
 	HistoryLimit int
 	Logger       *slog.Logger
@@ -72,7 +73,7 @@ type Engine struct {
 // NewEngine returns an Engine on opts.
 func NewEngine(opts EngineOptions) *Engine {
 	if opts.Tokens == nil {
-		opts.Tokens = Estimator{}
+		opts.Tokens = tokens.Estimate{}
 	}
 	if opts.HistoryLimit <= 0 {
 		opts.HistoryLimit = 30

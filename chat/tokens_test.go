@@ -8,6 +8,7 @@ import (
 
 	"github.com/chatgate/chatgate/auth"
 	"github.com/chatgate/chatgate/chat"
+	"github.com/chatgate/chatgate/tokens"
 )
 
 func TestCountMessagesContext(t *testing.T) {
@@ -17,40 +18,15 @@ func TestCountMessagesContext(t *testing.T) {
 		t.Fatalf("CountMessages = %d, %v; want %d", n, err, want)
 	}
 	// a Tokenizer without CountContext counts the same
-	if got, err := chat.CountMessages(context.Background(), chat.TokenizerFunc(testTokens.Count), msgs); err != nil || got != n {
+	if got, err := chat.CountMessages(context.Background(), tokens.CounterFunc(testTokens.Count), msgs); err != nil || got != n {
 		t.Fatalf("CountMessages with a plain Tokenizer = %d, %v; with a ContextTokenizer %d", got, err, n)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	for _, tok := range []chat.Tokenizer{testTokens, chat.TokenizerFunc(testTokens.Count), chat.Estimator{}} {
+	for _, tok := range []tokens.Counter{testTokens, tokens.CounterFunc(testTokens.Count), tokens.Estimate{}} {
 		if n, err := chat.CountMessages(ctx, tok, msgs); !errors.Is(err, context.Canceled) || n != 0 {
 			t.Fatalf("%T on a cancelled context: %d, %v", tok, n, err)
 		}
-	}
-}
-
-func TestEstimator(t *testing.T) {
-	var e chat.Estimator
-	for text, want := range map[string]int{
-		"":             0,
-		"a":            1,
-		"four":         1,
-		"hello":        2,
-		"Be brief.":    3,
-		"导演是谁":         4,
-		"the 导演 is":    1 + 2 + 1,
-		"naïve":        1 + 1 + 1,
-		"12345678":     2,
-		"emoji 🙂 here": 2 + 1 + 2,
-	} {
-		if got := e.Count(text); got != want {
-			t.Errorf("Estimator.Count(%q) = %d, want %d", text, got, want)
-		}
-	}
-	// The estimate stays near cl100k_base for English prose.
-	prose := strings.Repeat("The quick brown fox jumps over the lazy dog, and then it rests. ", 50)
-	if est, exact := e.Count(prose), testTokens.Count(prose); est < exact*2/3 || est > exact*3/2 {
-		t.Fatalf("estimate %d for %d cl100k tokens", est, exact)
 	}
 }
 
@@ -67,7 +43,7 @@ func TestEngineDefaultTokenizer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var est chat.Estimator
+	var est tokens.Estimate
 	if want := (chat.Usage{PromptTokens: 3 + 3 + est.Count("What is it?") + 1, CompletionTokens: est.Count("Four score")}); res.Usage.PromptTokens != want.PromptTokens ||
 		res.Usage.CompletionTokens != want.CompletionTokens {
 		t.Fatalf("usage %+v, want %+v", res.Usage, want)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/chatgate/chatgate/dataset"
+	"github.com/chatgate/chatgate/tokens"
 )
 
 // trained waits until a collection has nothing left to train.
@@ -105,11 +106,11 @@ func ExampleBillCheckerFunc() {
 	// bill-2 no such bill
 }
 
-// A TokenizerFunc plugs a function in to count tokens, for the limits of
-// pushed items: here a token a word.
-func ExampleTokenizerFunc() {
+// Options.Tokens takes any tokens.Counter, a tokens.CounterFunc here, to
+// count for the limits of pushed items: a token a word.
+func ExampleOptions_tokens() {
 	ctx := context.Background()
-	words := dataset.TokenizerFunc(func(text string) int { return len(strings.Fields(text)) })
+	words := tokens.CounterFunc(func(text string) int { return len(strings.Fields(text)) })
 	s, _ := dataset.New(ctx, dataset.Options{Tokens: words, IndexMaxTokens: 5})
 	defer s.Close(ctx)
 	ds, _ := s.CreateDataset(ctx, "team", "kb", "")

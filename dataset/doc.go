@@ -20,7 +20,7 @@
 // # Layout
 //
 // The core needs nothing but the standard library, bbolt (BoltStore) and
-// cl100k (the default Tokenizer); what is heavy, or one choice among
+// cl100k (the default tokens.Counter); what is heavy, or one choice among
 // several, lives in a subpackage that a program links only if it imports
 // it:
 //
@@ -38,6 +38,6 @@
 //
 // The subpackages import dataset (embedding does not even need it); dataset
 // imports none of them. Whatever a user plugs in (an Embedder, a
-// Generator, a UsageRecorder, a BillChecker, a Tokenizer) is a small
+// Generator, a UsageRecorder, a BillChecker, a tokens.Counter) is a small
 // interface with a func adapter.
 package dataset

@@ -17,6 +17,7 @@ import (
 	"github.com/chatgate/chatgate/internal/id"
 	"github.com/chatgate/chatgate/internal/panics"
 	"github.com/chatgate/chatgate/queue"
+	"github.com/chatgate/chatgate/tokens"
 )
 
 // LocalModel names the LocalEmbedder in Options.Embedders.
@@ -44,9 +45,9 @@ type Options struct {
 	// searchTest before anything is queued or recorded under it.
 	Bills BillChecker
 	// Tokens counts tokens for limits and usage; nil: cl100k.Counter
-	// (cl100k_base, offline). One that is also a ContextTokenizer, as that
+	// (cl100k_base, offline). One that is also a tokens.ContextCounter, as that
 	// one is, stops counting a request's text when the request ends.
-	Tokens Tokenizer
+	Tokens tokens.Counter
 
 	Workers     int           // training workers; default 2
 	BatchSize   int           // items a worker trains at once; default 64
@@ -77,7 +78,7 @@ type Service struct {
 	store   Store
 	vectors VectorStore
 	text    TextIndex
-	tokens  Tokenizer
+	tokens  tokens.Counter
 	log     *slog.Logger
 
 	// indexMu orders changes of the store and the vector index: trainers

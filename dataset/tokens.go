@@ -1,46 +1,21 @@
 package dataset
 
-import "context"
+import (
+	"context"
 
-// Tokenizer counts the tokens of a text, for the limits of pushed items
-// and for usage. The default, cl100k.Counter, counts as OpenAI's models
-// do, offline.
-type Tokenizer interface {
-	Count(text string) int
-}
-
-// ContextTokenizer is a Tokenizer that can stop counting when the request
-// whose text it counts ends, as cl100k.Counter can: a long text is then
-// counted for as long as its request lasts, no longer. The Service uses
-// CountContext when Options.Tokens has it.
-type ContextTokenizer interface {
-	Tokenizer
-	CountContext(ctx context.Context, text string) (int, error)
-}
-
-// TokenizerFunc adapts a function to a Tokenizer.
-type TokenizerFunc func(text string) int
-
-// Count calls f.
-func (f TokenizerFunc) Count(text string) int { return f(text) }
+	"github.com/chatgate/chatgate/tokens"
+)
 
 // count returns the tokens of texts, or ctx.Err() once ctx has ended: a
 // request's text is counted for as long as the request lasts, no longer.
 func (s *Service) count(ctx context.Context, texts ...string) (int, error) {
 	n := 0
 	for _, t := range texts {
-		if cc, ok := s.tokens.(ContextTokenizer); ok {
-			k, err := cc.CountContext(ctx, t)
-			if err != nil {
-				return 0, err
-			}
-			n += k
-			continue
-		}
-		if err := ctx.Err(); err != nil {
+		k, err := tokens.CountContext(ctx, s.tokens, t)
+		if err != nil {
 			return 0, err
 		}
-		n += s.tokens.Count(t)
+		n += k
 	}
 	return n, nil
 }

@@ -181,20 +181,21 @@ func (r *Runner[J]) workSafely(ctx context.Context, batch []J) {
 		}
 	}
 	if rl, ok := r.store.(Releaser); ok && len(interrupted) > 0 {
-		err := panics.Catch(func() error { return rl.Release(context.WithoutCancel(ctx), interrupted) })
-		if errors.As(err, new(*panics.Error)) {
-			r.panicked(r.opts.StoreComponent, err, "the queue's store panicked releasing jobs")
-		} else if err != nil {
-			r.log.Warn("queue: releasing interrupted jobs; they wait for their lease to end", "queue", r.opts.Name, "jobs", len(interrupted), "err", err)
-		}
+		r.settle(ctx, "releasing", "they wait for their lease to end", interrupted, rl.Release)
 	}
 	if c, ok := r.store.(Completer); ok && len(done) > 0 {
-		err := panics.Catch(func() error { return c.Complete(context.WithoutCancel(ctx), done) })
-		if errors.As(err, new(*panics.Error)) {
-			r.panicked(r.opts.StoreComponent, err, "the queue's store panicked completing jobs")
-		} else if err != nil {
-			r.log.Error("queue: completing jobs; they will run again", "queue", r.opts.Name, "jobs", len(done), "err", err)
-		}
+		r.settle(ctx, "completing", "they will run again", done, c.Complete)
+	}
+}
+
+// settle hands ids to the store's Release or Complete, which must happen
+// even as the runner stops, and logs what it could not do.
+func (r *Runner[J]) settle(ctx context.Context, doing, then string, ids []string, fn func(context.Context, []string) error) {
+	err := panics.Catch(func() error { return fn(context.WithoutCancel(ctx), ids) })
+	if errors.As(err, new(*panics.Error)) {
+		r.panicked(r.opts.StoreComponent, err, "the queue's store panicked "+doing+" jobs")
+	} else if err != nil {
+		r.log.Error("queue: "+doing+" jobs; "+then, "queue", r.opts.Name, "jobs", len(ids), "err", err)
 	}
 }
 

@@ -26,11 +26,7 @@ func (s *Server) openBilling(ctx context.Context) error {
 	if err := prices.Validate(); err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
-	ledger, err := billing.NewBoltLedger(s.db)
-	if err != nil {
-		return err
-	}
-	s.Billing = billing.NewAccountant(billing.AccountantOptions{Ledger: ledger, Prices: prices, Keys: s.Authn, Logger: s.log})
+	s.Billing = billing.NewAccountant(billing.AccountantOptions{Ledger: s.be.ledger, Prices: prices, Keys: s.Authn, Logger: s.log})
 	n, err := s.Billing.Reconcile(ctx, s.Authn)
 	if err != nil {
 		return fmt.Errorf("billing: reconciling key usage: %w", err)

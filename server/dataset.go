@@ -21,10 +21,7 @@ const TextIndexDir = "fulltext.bleve"
 // openDataset builds the knowledge-base service on the shared database,
 // with the full-text index beside it.
 func (s *Server) openDataset(ctx context.Context, models *chat.Models, tokens *cl100k.Counter) error {
-	store, err := dataset.NewBoltStore(s.db)
-	if err != nil {
-		return err
-	}
+	store := s.be.datasets
 	embedders, err := s.cfg.embedders()
 	if err != nil {
 		return err

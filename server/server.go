@@ -12,22 +12,16 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 
-	"go.etcd.io/bbolt"
-
-	"github.com/chatgate/chatgate/apierror"
 	"github.com/chatgate/chatgate/auth"
 	"github.com/chatgate/chatgate/billing"
 	"github.com/chatgate/chatgate/chat"
 	"github.com/chatgate/chatgate/cl100k"
 	"github.com/chatgate/chatgate/dataset"
 	"github.com/chatgate/chatgate/dataset/fulltext"
-	"github.com/chatgate/chatgate/internal/boltx"
-	"github.com/chatgate/chatgate/internal/httpjson"
 	"github.com/chatgate/chatgate/shareauth"
 )
 
@@ -39,7 +33,7 @@ const DBFile = "chatgate.db"
 type Server struct {
 	cfg     Config
 	log     *slog.Logger
-	db      *bbolt.DB
+	be      *backend
 	metrics *metrics
 	handler http.Handler
 
@@ -66,14 +60,11 @@ type Server struct {
 func New(cfg Config) (*Server, error) {
 	cfg.setDefaults()
 	log := newLogger(cfg.Logging)
-	if err := os.MkdirAll(cfg.Server.Data, 0o700); err != nil {
-		return nil, fmt.Errorf("data directory: %w", err)
-	}
-	db, err := boltx.Open(filepath.Join(cfg.Server.Data, DBFile), time.Second)
+	be, err := openBackend(context.Background(), cfg)
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: log, db: db, metrics: newMetrics()}
+	s := &Server{cfg: cfg, log: log, be: be, metrics: newMetrics()}
 	if err := s.init(); err != nil {
 		_ = s.Close(context.Background())
 		return nil, err
@@ -82,10 +73,7 @@ func New(cfg Config) (*Server, error) {
 }
 
 func (s *Server) init() error {
-	store, err := auth.NewBoltStore(s.db)
-	if err != nil {
-		return err
-	}
+	store := s.be.keys
 	opts, err := s.cfg.authOptions()
 	if err != nil {
 		return err
@@ -108,10 +96,7 @@ func (s *Server) init() error {
 	if err != nil {
 		return err
 	}
-	chatStore, err := chat.NewBoltStore(s.db)
-	if err != nil {
-		return err
-	}
+	chatStore := s.be.chat
 	tokens := new(cl100k.Counter)
 	go func() { _ = tokens.Warm() }() // the encoder takes a moment to build; not on the first request
 	if err := s.openDataset(ctx, models, tokens); err != nil {
@@ -149,37 +134,6 @@ func (s *Server) init() error {
 	}
 	s.handler = s.routes()
 	return nil
-}
-
-// routes declares every route and the scope it needs.
-func (s *Server) routes() http.Handler {
-	mux := http.NewServeMux()
-	a := s.Authn
-
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		if err := s.db.View(func(*bbolt.Tx) error { return nil }); err != nil {
-			httpjson.Write(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable"})
-			return
-		}
-		httpjson.Write(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
-	mux.Handle("GET /metrics", s.metrics.handler())
-
-	auth.NewHandler(s.Keys, auth.HandlerOptions{MaxBody: s.cfg.Server.MaxBodyBytes, Logger: s.log}).Register(mux, a)
-
-	chat.NewHandler(s.Chat, chat.HandlerOptions{MaxBody: s.cfg.Chat.MaxBodyBytes, MaxAPIBody: s.cfg.Server.MaxBodyBytes,
-		Heartbeat: time.Duration(s.cfg.Chat.Heartbeat), ResponsesEvent: s.cfg.Chat.ResponsesEvent,
-		ShareLinks: shareLinks{s.Share}, Logger: s.log}).Register(mux, a)
-
-	billing.NewHandler(s.Billing, billing.HandlerOptions{Logger: s.log}).Register(mux, a)
-	shareauth.NewHandler(s.Share, shareauth.HandlerOptions{MaxBody: s.cfg.Server.MaxBodyBytes, Logger: s.log}).Register(mux, s.Authn)
-	dataset.NewHandler(s.Datasets, dataset.HandlerOptions{MaxBody: s.cfg.Dataset.MaxBodyBytes, Logger: s.log}).
-		Register(mux, a)
-
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		httpjson.WriteError(w, r, s.log, apierror.NotFound("route "+r.Method+" "+r.URL.Path))
-	})
-	return s.metrics.instrument(bodyDeadline(time.Duration(s.cfg.Server.BodyReadTimeout), uniqueQuery(mux)))
 }
 
 // Handler returns the server's routes, for mounting in another server or a test.
@@ -270,7 +224,7 @@ func (s *Server) Close(ctx context.Context) error {
 		if s.Authn != nil {
 			errs = append(errs, s.Authn.Close(ctx))
 		}
-		errs = append(errs, s.db.Close())
+		errs = append(errs, s.be.close())
 		s.closeErr = errors.Join(errs...)
 	})
 	return s.closeErr

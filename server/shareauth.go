@@ -32,10 +32,7 @@ type ShareConfig struct {
 // openShare builds the share-link service; apps vets the app a new link
 // names.
 func (s *Server) openShare(apps chat.AppStore) error {
-	store, err := shareauth.NewBoltStore(s.db)
-	if err != nil {
-		return err
-	}
+	store := s.be.links
 	allow, err := shareauth.ParseAllowList(s.cfg.Share.AllowHosts)
 	if err != nil {
 		return fmt.Errorf("config: share.allow_hosts: %w", err)

@@ -65,8 +65,11 @@ func TestStore(t *testing.T, open func(t *testing.T) auth.Store) {
 
 var bg = context.Background()
 
-// t0 has a nanosecond part so that stores which round times are caught.
-var t0 = time.Date(2025, 1, 2, 3, 4, 5, 678901234, time.UTC)
+// t0 has a sub-second part so that stores which round times are caught:
+// microseconds, the finest that Postgres keeps, so that every time the
+// suite builds (t0 plus whole seconds and minutes) is one any store can
+// hold exactly.
+var t0 = time.Date(2025, 1, 2, 3, 4, 5, 678901000, time.UTC)
 
 // newKey returns a fully populated key whose secret is "secret-"+id.
 func newKey(id string) *auth.Key {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/chatgate/chatgate/dataset"
 	"github.com/chatgate/chatgate/dataset/embedding"
+	"github.com/chatgate/chatgate/tokens"
 )
 
 // A dataset embedded by a remote model: training and search go through the
@@ -27,7 +28,7 @@ func TestServiceWithRemoteEmbedder(t *testing.T) {
 	ctx := context.Background()
 	s, err := dataset.New(ctx, dataset.Options{Embedders: map[string]dataset.Embedder{"text-embedding-3-small": emb},
 		DefaultVectorModel: "text-embedding-3-small", MaxAttempts: 2, RetryBase: time.Millisecond, PollEvery: 5 * time.Millisecond,
-		Tokens: dataset.TokenizerFunc(func(s string) int { return len(s) }), Logger: slog.New(slog.DiscardHandler)})
+		Tokens: tokens.CounterFunc(func(s string) int { return len(s) }), Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 	"testing/fstest"
+	"time"
 
 	"github.com/chatgate/chatgate/apierror"
 	"github.com/chatgate/chatgate/internal/postgres"
@@ -67,5 +68,35 @@ func TestOpenUnreachable(t *testing.T) {
 	}
 	if _, err := postgres.Open(context.Background(), "postgres://u:s3cret-pw@[::1"); err == nil || strings.Contains(err.Error(), "s3cret-pw") {
 		t.Fatalf("a DSN that does not parse: %v", err)
+	}
+}
+
+// A pool outlives its server: while it is down every call fails fast as
+// storage_unavailable, and the same pool works again once it is back.
+func TestServerStoppedAndBack(t *testing.T) {
+	srv := pgtest.StartServer(t)
+	ctx := context.Background()
+	pool, err := postgres.Open(ctx, srv.DSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	srv.Stop()
+	start := time.Now()
+	_, err = pool.Exec(ctx, "SELECT 1")
+	if !errors.Is(postgres.Unavailable(err), apierror.ErrStorageUnavailable) {
+		t.Fatalf("with the server stopped: %v; want storage_unavailable", err)
+	}
+	if d := time.Since(start); d > 2*postgres.ConnectTimeout {
+		t.Fatalf("the failure took %v", d)
+	}
+	srv.Start()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if _, err = pool.Exec(ctx, "SELECT 1"); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the pool did not recover once the server was back: %v", err)
+		}
 	}
 }
