@@ -26,7 +26,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/chatgate/chatgate/dataset"
 	"github.com/chatgate/chatgate/dataset/pgstore"
@@ -101,15 +100,7 @@ func corpus(b *testing.B) (dsn, datasetID string) {
 	if _, err := conn.Exec(ctx, `DROP SCHEMA IF EXISTS `+benchSchema+` CASCADE; CREATE SCHEMA `+benchSchema); err != nil {
 		b.Fatal(err)
 	}
-	pool, err := pgxpool.New(ctx, dsn)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer pool.Close()
-	st, err := pgstore.New(ctx, pool)
-	if err != nil {
-		b.Fatal(err)
-	}
+	st := storeOn(b, dsn, pgstore.Options{})
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	ds := &dataset.Dataset{ID: dsID, TeamID: team, Name: "bench", VectorModel: dataset.LocalModel, CreateTime: t0}
 	coll := &dataset.Collection{ID: benchID(1<<40 + 1), TeamID: team, DatasetID: dsID, Name: "bench",
@@ -129,8 +120,9 @@ func corpus(b *testing.B) (dsn, datasetID string) {
 			b.Fatalf("commit: %d gone, %v", len(gone), err)
 		}
 	}
-	for _, sql := range []string{`VACUUM ANALYZE dataset_data`, `VACUUM ANALYZE dataset_vectors`, `CREATE TABLE bench_ready ()`} {
-		if _, err := pool.Exec(ctx, sql); err != nil {
+	for _, sql := range []string{`VACUUM ANALYZE ` + benchSchema + `.dataset_data`, `VACUUM ANALYZE ` + benchSchema + `.dataset_vectors`,
+		`CREATE TABLE ` + benchSchema + `.bench_ready ()`} {
+		if _, err := conn.Exec(ctx, sql); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -234,15 +226,7 @@ func BenchmarkPushAndTrain(b *testing.B) {
 // and decoded, with nothing indexed.
 func BenchmarkReplicaStartup100k(b *testing.B) {
 	dsn, dsID := corpus(b)
-	pool, err := pgxpool.New(ctx, dsn)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer pool.Close()
-	st, err := pgstore.New(ctx, pool)
-	if err != nil {
-		b.Fatal(err)
-	}
+	st := storeOn(b, dsn, pgstore.Options{})
 	var starts, reads []time.Duration
 	for b.Loop() {
 		for range 3 {
@@ -281,15 +265,7 @@ func BenchmarkReplicaStartup100k(b *testing.B) {
 // was cut from is among the hits.
 func BenchmarkSearch100k(b *testing.B) {
 	dsn, dsID := corpus(b)
-	pool, err := pgxpool.New(ctx, dsn)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer pool.Close()
-	st, err := pgstore.New(ctx, pool)
-	if err != nil {
-		b.Fatal(err)
-	}
+	st := storeOn(b, dsn, pgstore.Options{})
 	replicaSvc, err := dataset.New(ctx, dataset.Options{Store: st, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		b.Fatal(err)

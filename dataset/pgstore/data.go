@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
-	"math"
 
 	"github.com/jackc/pgx/v5"
 
@@ -14,18 +13,13 @@ import (
 
 // encodeVector is v's float32s, little-endian, as BoltStore keeps them.
 func encodeVector(v []float32) []byte {
-	b := make([]byte, 4*len(v))
-	for i, f := range v {
-		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(f))
-	}
+	b, _ := binary.Append(make([]byte, 0, 4*len(v)), binary.LittleEndian, v) // a []float32 always encodes
 	return b
 }
 
 func decodeVector(b []byte) []float32 {
 	v := make([]float32, len(b)/4)
-	for i := range v {
-		v[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
-	}
+	_, _ = binary.Decode(b, binary.LittleEndian, v) // b holds len(v) float32s
 	return v
 }
 
@@ -39,46 +33,24 @@ func scanData(doc []byte) (*dataset.Data, error) {
 	return d, nil
 }
 
-// collectData reads rows of one doc column.
-func collectData(rows pgx.Rows) ([]*dataset.Data, error) {
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (*dataset.Data, error) {
-		var doc []byte
-		if err := r.Scan(&doc); err != nil {
-			return nil, err
-		}
-		return scanData(doc)
-	})
+// scanDataRow reads a row of one doc column.
+func scanDataRow(row pgx.Row) (*dataset.Data, error) {
+	var doc []byte
+	if err := row.Scan(&doc); err != nil {
+		return nil, err
+	}
+	return scanData(doc)
 }
 
 // Data implements dataset.DataStore.
 func (s *Store) Data(ctx context.Context, id string) (*dataset.Data, error) {
-	var doc []byte
-	err := s.pool.QueryRow(ctx, `SELECT doc FROM dataset_data WHERE id = $1`, id).Scan(&doc)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, dataset.ErrDataNotFound
-	}
-	var d *dataset.Data
-	if err == nil {
-		d, err = scanData(doc)
-	}
-	if err != nil {
-		return nil, fail("data "+id, err)
-	}
-	return d, nil
+	return one(ctx, s, scanDataRow, dataset.ErrDataNotFound, "data "+id, `SELECT doc FROM dataset_data WHERE id = $1`, id)
 }
 
 // DataByID implements dataset.DataReader: one statement for a search's
 // hits.
 func (s *Store) DataByID(ctx context.Context, ids []string) ([]*dataset.Data, error) {
-	rows, err := s.pool.Query(ctx, `SELECT doc FROM dataset_data WHERE id = ANY($1)`, ids)
-	var out []*dataset.Data
-	if err == nil {
-		out, err = collectData(rows)
-	}
-	if err != nil {
-		return nil, fail("data of search hits", err)
-	}
-	return out, nil
+	return all(ctx, s, scanDataRow, "data of search hits", `SELECT doc FROM dataset_data WHERE id = ANY($1)`, ids)
 }
 
 // DataList implements dataset.DataStore: the page and the total in one
@@ -94,9 +66,8 @@ func (s *Store) DataList(ctx context.Context, collectionID string, offset, limit
 	})
 	if limit > 0 {
 		b.Queue(`SELECT doc FROM dataset_data WHERE collection_id = $1 ORDER BY create_time, create_ns, id OFFSET $2 LIMIT $3`,
-			collectionID, max(offset, 0), limit).Query(func(rows pgx.Rows) error {
-			var err error
-			out, err = collectData(rows)
+			collectionID, max(offset, 0), limit).Query(func(rows pgx.Rows) (err error) {
+			out, err = collect(rows, scanDataRow)
 			return err
 		})
 	}
@@ -209,8 +180,7 @@ func (s *Store) DeleteData(ctx context.Context, id string) ([]string, error) {
 			rows.Close()
 			return rows.Err()
 		})
-		b.Queue(deleteDataSQL(`id = $1`), id).Query(func(rows pgx.Rows) error {
-			var err error
+		b.Queue(deleteDataSQL(`id = $1`), id).Query(func(rows pgx.Rows) (err error) {
 			removed, err = pgx.CollectRows(rows, pgx.RowTo[string])
 			return err
 		})

@@ -181,14 +181,6 @@ func (s *Store) TrainingCounts(ctx context.Context, collectionID string) (queued
 
 // TrainingFailures implements dataset.TrainingProgress.
 func (s *Store) TrainingFailures(ctx context.Context, collectionID string, limit int) ([]*dataset.TrainingItem, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+itemColumns+` FROM dataset_training
-		WHERE collection_id = $1 AND failed ORDER BY id LIMIT $2`, collectionID, max(limit, 0))
-	var out []*dataset.TrainingItem
-	if err == nil {
-		out, err = collectItems(rows)
-	}
-	if err != nil {
-		return nil, fail("training failures of collection "+collectionID, err)
-	}
-	return out, nil
+	return all(ctx, s, scanItem, "training failures of collection "+collectionID,
+		`SELECT `+itemColumns+` FROM dataset_training WHERE collection_id = $1 AND failed ORDER BY id LIMIT $2`, collectionID, max(limit, 0))
 }

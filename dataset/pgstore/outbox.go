@@ -45,25 +45,18 @@ const usageColumns = `id, time, time_ns, team_id, key_id, dataset_id, collection
 // runner reads the one outbox, so a record may be delivered by two at
 // once: the recorder counts a record once by its id (UsageRecorder).
 func (s *Store) PendingUsage(ctx context.Context, n int) ([]dataset.UsageRecord, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+usageColumns+` FROM dataset_usage ORDER BY time, time_ns, id LIMIT $1`, max(n, 0))
-	var out []dataset.UsageRecord
-	if err == nil {
-		out, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (dataset.UsageRecord, error) {
-			var (
-				u             dataset.UsageRecord
-				ns            int16
-				in, out, item int32
-			)
-			err := r.Scan(&u.ID, &u.Time, &ns, &u.TeamID, &u.KeyID, &u.DatasetID, &u.CollectionID, &u.BillID,
-				&u.Module, &u.Model, &in, &out, &item)
-			u.Time, u.InputTokens, u.OutputTokens, u.Items = joined(u.Time, ns), int(in), int(out), int(item)
-			return u, err
-		})
-	}
-	if err != nil {
-		return nil, fail("pending usage", err)
-	}
-	return out, nil
+	return all(ctx, s, scanUsage, "pending usage", `SELECT `+usageColumns+` FROM dataset_usage ORDER BY time, time_ns, id LIMIT $1`, max(n, 0))
+}
+
+func scanUsage(r pgx.Row) (dataset.UsageRecord, error) {
+	var (
+		u             dataset.UsageRecord
+		ns            int16
+		in, out, item int32
+	)
+	err := r.Scan(&u.ID, &u.Time, &ns, &u.TeamID, &u.KeyID, &u.DatasetID, &u.CollectionID, &u.BillID, &u.Module, &u.Model, &in, &out, &item)
+	u.Time, u.InputTokens, u.OutputTokens, u.Items = joined(u.Time, ns), int(in), int(out), int(item)
+	return u, err
 }
 
 // ClearUsage implements dataset.UsageOutbox.
@@ -84,26 +77,13 @@ func (s *Store) ClearUsage(ctx context.Context, ids []string) error {
 // feed and never reads the outbox; the feed's pruning forgets entries
 // older than Options.FeedRetention.
 func (s *Store) TextPending(ctx context.Context, n int) ([]dataset.Pending, error) {
-	rows, err := s.pool.Query(ctx, `SELECT c.data_id, max(c.seq) FROM dataset_changes c
+	return all(ctx, s, func(r pgx.Row) (p dataset.Pending, err error) {
+		err = r.Scan(&p.DataID, &p.Version)
+		return p, err
+	}, "pending full-text entries", `SELECT c.data_id, max(c.seq) FROM dataset_changes c
 		LEFT JOIN dataset_text_cleared t ON t.data_id = c.data_id
 		WHERE c.data_id IS NOT NULL AND c.seq > coalesce(t.version, 0)
 		GROUP BY c.data_id ORDER BY c.data_id LIMIT $1`, max(n, 0))
-	var out []dataset.Pending
-	if err == nil {
-		out, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (dataset.Pending, error) {
-			var (
-				p dataset.Pending
-				v int64
-			)
-			err := r.Scan(&p.DataID, &v)
-			p.Version = uint64(v)
-			return p, err
-		})
-	}
-	if err != nil {
-		return nil, fail("pending full-text entries", err)
-	}
-	return out, nil
 }
 
 // ClearTextPending implements dataset.TextOutbox: an entry changed since

@@ -37,10 +37,6 @@ func scanItem(row pgx.Row) (*dataset.TrainingItem, error) {
 	return it, nil
 }
 
-func collectItems(rows pgx.Rows) ([]*dataset.TrainingItem, error) {
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (*dataset.TrainingItem, error) { return scanItem(r) })
-}
-
 // leaseSQL leases up to $4 items due at ($1, $2) that no lease holds,
 // earliest first, leaving out the ids $3. SKIP LOCKED passes over the
 // items another replica's Claim is leasing, and Postgres checks again an
@@ -72,7 +68,7 @@ func (s *Store) Claim(ctx context.Context, now time.Time, n int, skip func(strin
 		rows, err := s.pool.Query(ctx, leaseSQL, at, ns, seen, want, max(s.lease.Microseconds(), 1))
 		var got []*dataset.TrainingItem
 		if err == nil {
-			got, err = collectItems(rows)
+			got, err = collect(rows, scanItem)
 		}
 		if err != nil {
 			// the leases taken so far run out by themselves if this fails too

@@ -2,7 +2,6 @@ package pgstore
 
 import (
 	"context"
-	"errors"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -10,8 +9,7 @@ import (
 	"github.com/chatgate/chatgate/dataset"
 )
 
-const datasetColumns = `id, team_id, name, vector_model, create_time, create_ns`
-
+// scanDataset reads a row of datasetColumns.
 func scanDataset(row pgx.Row) (*dataset.Dataset, error) {
 	var (
 		d  dataset.Dataset
@@ -23,6 +21,8 @@ func scanDataset(row pgx.Row) (*dataset.Dataset, error) {
 	d.CreateTime = joined(d.CreateTime, ns)
 	return &d, nil
 }
+
+const datasetColumns = `id, team_id, name, vector_model, create_time, create_ns`
 
 // PutDataset implements dataset.DatasetStore.
 func (s *Store) PutDataset(ctx context.Context, d *dataset.Dataset) error {
@@ -39,28 +39,14 @@ func (s *Store) PutDataset(ctx context.Context, d *dataset.Dataset) error {
 
 // Dataset implements dataset.DatasetStore.
 func (s *Store) Dataset(ctx context.Context, id string) (*dataset.Dataset, error) {
-	d, err := scanDataset(s.pool.QueryRow(ctx, `SELECT `+datasetColumns+` FROM dataset_datasets WHERE id = $1`, id))
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, dataset.ErrDatasetNotFound
-	}
-	if err != nil {
-		return nil, fail("dataset "+id, err)
-	}
-	return d, nil
+	return one(ctx, s, scanDataset, dataset.ErrDatasetNotFound, "dataset "+id,
+		`SELECT `+datasetColumns+` FROM dataset_datasets WHERE id = $1`, id)
 }
 
 // Datasets implements dataset.DatasetStore.
 func (s *Store) Datasets(ctx context.Context, teamID string) ([]*dataset.Dataset, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+datasetColumns+` FROM dataset_datasets WHERE team_id = $1
-		ORDER BY create_time, create_ns, id`, teamID)
-	var out []*dataset.Dataset
-	if err == nil {
-		out, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (*dataset.Dataset, error) { return scanDataset(r) })
-	}
-	if err != nil {
-		return nil, fail("datasets of team "+teamID, err)
-	}
-	return out, nil
+	return all(ctx, s, scanDataset, "datasets of team "+teamID,
+		`SELECT `+datasetColumns+` FROM dataset_datasets WHERE team_id = $1 ORDER BY create_time, create_ns, id`, teamID)
 }
 
 // DeleteDataset implements dataset.DatasetStore, in one transaction: the
@@ -143,28 +129,14 @@ func (s *Store) PutCollection(ctx context.Context, c *dataset.Collection) error 
 
 // Collection implements dataset.CollectionStore.
 func (s *Store) Collection(ctx context.Context, id string) (*dataset.Collection, error) {
-	c, err := scanCollection(s.pool.QueryRow(ctx, `SELECT `+collectionColumns+` FROM dataset_collections WHERE id = $1`, id))
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, dataset.ErrCollectionNotFound
-	}
-	if err != nil {
-		return nil, fail("collection "+id, err)
-	}
-	return c, nil
+	return one(ctx, s, scanCollection, dataset.ErrCollectionNotFound, "collection "+id,
+		`SELECT `+collectionColumns+` FROM dataset_collections WHERE id = $1`, id)
 }
 
 // Collections implements dataset.CollectionStore.
 func (s *Store) Collections(ctx context.Context, datasetID string) ([]*dataset.Collection, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+collectionColumns+` FROM dataset_collections WHERE dataset_id = $1
-		ORDER BY create_time, create_ns, id`, datasetID)
-	var out []*dataset.Collection
-	if err == nil {
-		out, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (*dataset.Collection, error) { return scanCollection(r) })
-	}
-	if err != nil {
-		return nil, fail("collections of dataset "+datasetID, err)
-	}
-	return out, nil
+	return all(ctx, s, scanCollection, "collections of dataset "+datasetID,
+		`SELECT `+collectionColumns+` FROM dataset_collections WHERE dataset_id = $1 ORDER BY create_time, create_ns, id`, datasetID)
 }
 
 // DeleteCollection implements dataset.CollectionStore, in one round trip
@@ -183,8 +155,7 @@ func (s *Store) DeleteCollection(ctx context.Context, id string) ([]string, erro
 			return nil
 		})
 		b.Queue(`DELETE FROM dataset_training WHERE collection_id = $1`, id)
-		b.Queue(deleteDataSQL(`collection_id = $1`), id).Query(func(rows pgx.Rows) error {
-			var err error
+		b.Queue(deleteDataSQL(`collection_id = $1`), id).Query(func(rows pgx.Rows) (err error) {
 			removed, err = pgx.CollectRows(rows, pgx.RowTo[string])
 			return err
 		})

@@ -131,6 +131,36 @@ func (s *Store) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
 	return retry(func() error { return pgx.BeginFunc(ctx, s.pool, fn) })
 }
 
+// one reads the row sql returns with scan, answering missing when there is
+// none; op names the read in errors.
+func one[T any](ctx context.Context, s *Store, scan func(pgx.Row) (T, error), missing error, op, sql string, args ...any) (T, error) {
+	v, err := scan(s.pool.QueryRow(ctx, sql, args...))
+	if errors.Is(err, pgx.ErrNoRows) {
+		err = missing
+	} else if err != nil {
+		err = fail(op, err)
+	}
+	return v, err
+}
+
+// all reads every row sql returns with scan.
+func all[T any](ctx context.Context, s *Store, scan func(pgx.Row) (T, error), op, sql string, args ...any) ([]T, error) {
+	rows, err := s.pool.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, fail(op, err)
+	}
+	out, err := collect(rows, scan)
+	if err != nil {
+		return nil, fail(op, err)
+	}
+	return out, nil
+}
+
+// collect reads rows with scan.
+func collect[T any](rows pgx.Rows, scan func(pgx.Row) (T, error)) ([]T, error) {
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (T, error) { return scan(r) })
+}
+
 // qhash identifies q within a collection, as dataset's stores compare qs:
 // the text trimmed of surrounding space.
 func qhash(q string) []byte {

@@ -26,8 +26,8 @@ CREATE TABLE dataset_collections (
     team_id       text COLLATE "C" NOT NULL,
     dataset_id    text COLLATE "C" NOT NULL REFERENCES dataset_datasets (id),
     name          text NOT NULL,
-    type          text NOT NULL,
-    training_type text NOT NULL,
+    type          text NOT NULL,    -- virtual or text
+    training_type text NOT NULL,    -- index or qa
     chunk_size    integer NOT NULL,
     create_time   timestamptz NOT NULL,
     create_ns     smallint NOT NULL
@@ -49,10 +49,10 @@ CREATE TABLE dataset_data (
     id            text COLLATE "C" PRIMARY KEY,
     dataset_id    text COLLATE "C" NOT NULL,
     collection_id text COLLATE "C" NOT NULL REFERENCES dataset_collections (id),
-    qhash         bytea NOT NULL,
+    qhash         bytea NOT NULL,   -- its q, as dataset_qkeys has it
     create_time   timestamptz NOT NULL,
     create_ns     smallint NOT NULL,
-    doc           json NOT NULL
+    doc           json NOT NULL     -- the Data, times to the nanosecond
 );
 CREATE INDEX dataset_data_collection ON dataset_data (collection_id, create_time, create_ns, id);
 
