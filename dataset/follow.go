@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/chatgate/chatgate/internal/panics"
@@ -34,7 +33,7 @@ type follower struct {
 	sets   map[string]bool // datasets the vector index holds, for a reload
 
 	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	ended  [2]chan struct{} // closed as the listener and the follower end
 }
 
 // startFollower loads the Service's indexes from feed's snapshot and
@@ -45,9 +44,15 @@ func (s *Service) startFollower(ctx context.Context, feed ChangeFeed) (*follower
 		return nil, err
 	}
 	run, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	f.cancel = cancel
-	f.wg.Go(func() { f.catch("feed", func() error { return feed.ListenChanges(run, f.wake) }) })
-	f.wg.Go(func() { f.catch("feed", func() error { f.follow(run); return nil }) })
+	f.cancel, f.ended = cancel, [2]chan struct{}{make(chan struct{}), make(chan struct{})}
+	go func() {
+		defer close(f.ended[0])
+		f.catch("feed", func() error { return feed.ListenChanges(run, f.wake) })
+	}()
+	go func() {
+		defer close(f.ended[1])
+		f.catch("feed", func() error { f.follow(run); return nil })
+	}()
 	return f, nil
 }
 
@@ -72,14 +77,14 @@ func (f *follower) poke() {
 // stop ends the follower and its listener, waiting for them or ctx.
 func (f *follower) stop(ctx context.Context) error {
 	f.cancel()
-	done := make(chan struct{})
-	go func() { f.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
+	for _, ended := range f.ended {
+		select {
+		case <-ended:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
+	return nil
 }
 
 // load fills the indexes from a snapshot of the store and keeps the

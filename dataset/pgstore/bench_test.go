@@ -181,14 +181,7 @@ func BenchmarkPushAndTrain(b *testing.B) {
 			for i := range svcs {
 				svcs[i], _ = replica(b, dsn, pgstore.Options{}, dataset.Options{Usage: nopUsage{}})
 			}
-			ds, err := svcs[0].CreateDataset(ctx, team, "bench", "")
-			if err != nil {
-				b.Fatal(err)
-			}
-			c, err := svcs[0].CreateCollection(ctx, team, ds.ID, "bench")
-			if err != nil {
-				b.Fatal(err)
-			}
+			_, collID := newCollection(b, svcs[0])
 			const total = 10_000
 			next := 0
 			for b.Loop() {
@@ -198,13 +191,13 @@ func BenchmarkPushAndTrain(b *testing.B) {
 						items[i] = dataset.PushItem{Q: benchText(next + at + i), A: "answer"}
 					}
 					s := svcs[(at/500)%n]
-					if res, err := s.Push(ctx, dataset.PushRequest{TeamID: team, CollectionID: c.ID, Data: items}); err != nil || res.InsertLen != 500 {
+					if res, err := s.Push(ctx, dataset.PushRequest{TeamID: team, CollectionID: collID, Data: items}); err != nil || res.InsertLen != 500 {
 						b.Fatalf("push: %v %+v", err, res)
 					}
 				}
 				next += total
 				for {
-					d, err := svcs[0].Collection(ctx, team, c.ID)
+					d, err := svcs[0].Collection(ctx, team, collID)
 					if err != nil {
 						b.Fatal(err)
 					}
@@ -396,15 +389,8 @@ func BenchmarkFeedLag(b *testing.B) {
 	a, sa := replica(b, dsn, pgstore.Options{}, dataset.Options{})
 	w := &watched{VectorStore: dataset.NewFlatStore(), got: make(chan time.Time, 1)}
 	replica(b, dsn, pgstore.Options{}, dataset.Options{Vectors: w})
-	ds, err := a.CreateDataset(ctx, team, "bench", "")
-	if err != nil {
-		b.Fatal(err)
-	}
-	coll, err := a.CreateCollection(ctx, team, ds.ID, "bench")
-	if err != nil {
-		b.Fatal(err)
-	}
-	c, err := sa.Collection(ctx, coll.ID)
+	_, collID := newCollection(b, a)
+	c, err := sa.Collection(ctx, collID)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -167,36 +167,11 @@ const (
 	JOIN dataset_data d ON d.id = v.data_id`
 )
 
-// DeleteData implements dataset.DataStore: one statement.
+// DeleteData implements dataset.DataStore: one round trip, one
+// transaction.
 func (s *Store) DeleteData(ctx context.Context, id string) ([]string, error) {
-	var (
-		removed []string
-		found   bool
-	)
-	err := retry(func() error {
-		b := &pgx.Batch{}
-		b.Queue(`SELECT id FROM dataset_data WHERE id = $1 FOR UPDATE`, id).Query(func(rows pgx.Rows) error {
-			found = rows.Next()
-			rows.Close()
-			return rows.Err()
-		})
-		b.Queue(deleteDataSQL(`id = $1`), id).Query(func(rows pgx.Rows) (err error) {
-			removed, err = pgx.CollectRows(rows, pgx.RowTo[string])
-			return err
-		})
-		b.Queue(notifySQL)
-		return s.pool.SendBatch(ctx, b).Close()
-	})
-	if err != nil {
-		return nil, fail("delete data "+id, err)
-	}
-	if !found {
-		return nil, dataset.ErrDataNotFound
-	}
-	if removed == nil {
-		removed = []string{}
-	}
-	return removed, nil
+	return s.deleteWith(ctx, "delete data "+id, dataset.ErrDataNotFound, id,
+		`SELECT id FROM dataset_data WHERE id = $1 FOR UPDATE`, nil, `id = $1`, nil)
 }
 
 // EachVector implements dataset.VectorSource.

@@ -64,10 +64,7 @@ func (s *Store) ClearUsage(ctx context.Context, ids []string) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	if _, err := s.pool.Exec(ctx, `DELETE FROM dataset_usage WHERE id = ANY($1)`, ids); err != nil {
-		return fail("clear usage", err)
-	}
-	return nil
+	return s.exec(ctx, "clear usage", `DELETE FROM dataset_usage WHERE id = ANY($1)`, ids)
 }
 
 // TextPending implements dataset.TextOutbox on the change feed, which
@@ -96,11 +93,7 @@ func (s *Store) ClearTextPending(ctx context.Context, done []dataset.Pending) er
 	for i, p := range done {
 		ids[i], versions[i] = p.DataID, int64(p.Version)
 	}
-	_, err := s.pool.Exec(ctx, `INSERT INTO dataset_text_cleared (data_id, version)
+	return s.exec(ctx, "clear full-text entries", `INSERT INTO dataset_text_cleared (data_id, version)
 		SELECT id, max(v) FROM unnest($1::text[], $2::bigint[]) u(id, v) GROUP BY id
 		ON CONFLICT (data_id) DO UPDATE SET version = greatest(dataset_text_cleared.version, excluded.version)`, ids, versions)
-	if err != nil {
-		return fail("clear full-text entries", err)
-	}
-	return nil
 }

@@ -112,10 +112,7 @@ func (s *Store) Release(ctx context.Context, ids []string) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	if _, err := s.pool.Exec(ctx, `UPDATE dataset_training SET lease_until = NULL WHERE id = ANY($1)`, ids); err != nil {
-		return fail("release training items", err)
-	}
-	return nil
+	return s.exec(ctx, "release training items", `UPDATE dataset_training SET lease_until = NULL WHERE id = ANY($1)`, ids)
 }
 
 // Reschedule implements queue.Store; it ends the item's lease. A failed

@@ -27,14 +27,10 @@ const datasetColumns = `id, team_id, name, vector_model, create_time, create_ns`
 // PutDataset implements dataset.DatasetStore.
 func (s *Store) PutDataset(ctx context.Context, d *dataset.Dataset) error {
 	at, ns := split(d.CreateTime)
-	_, err := s.pool.Exec(ctx, `INSERT INTO dataset_datasets (`+datasetColumns+`) VALUES ($1, $2, $3, $4, $5, $6)
+	return s.exec(ctx, "put dataset "+d.ID, `INSERT INTO dataset_datasets (`+datasetColumns+`) VALUES ($1, $2, $3, $4, $5, $6)
 		ON CONFLICT (id) DO UPDATE SET team_id = excluded.team_id, name = excluded.name,
 			vector_model = excluded.vector_model, create_time = excluded.create_time, create_ns = excluded.create_ns`,
 		d.ID, d.TeamID, d.Name, d.VectorModel, at, ns)
-	if err != nil {
-		return fail("put dataset "+d.ID, err)
-	}
-	return nil
 }
 
 // Dataset implements dataset.DatasetStore.
@@ -127,48 +123,64 @@ func (s *Store) PutCollection(ctx context.Context, c *dataset.Collection) error 
 	return nil
 }
 
-// Collection implements dataset.CollectionStore.
-func (s *Store) Collection(ctx context.Context, id string) (*dataset.Collection, error) {
-	return one(ctx, s, scanCollection, dataset.ErrCollectionNotFound, "collection "+id,
-		`SELECT `+collectionColumns+` FROM dataset_collections WHERE id = $1`, id)
-}
-
 // Collections implements dataset.CollectionStore.
 func (s *Store) Collections(ctx context.Context, datasetID string) ([]*dataset.Collection, error) {
 	return all(ctx, s, scanCollection, "collections of dataset "+datasetID,
 		`SELECT `+collectionColumns+` FROM dataset_collections WHERE dataset_id = $1 ORDER BY create_time, create_ns, id`, datasetID)
 }
 
+// Collection implements dataset.CollectionStore.
+func (s *Store) Collection(ctx context.Context, id string) (*dataset.Collection, error) {
+	return one(ctx, s, scanCollection, dataset.ErrCollectionNotFound, "collection "+id,
+		`SELECT `+collectionColumns+` FROM dataset_collections WHERE id = $1`, id)
+}
+
 // DeleteCollection implements dataset.CollectionStore, in one round trip
 // and one transaction that first locks the collection (see
 // DeleteDataset).
 func (s *Store) DeleteCollection(ctx context.Context, id string) ([]string, error) {
+	return s.deleteWith(ctx, "delete collection "+id, dataset.ErrCollectionNotFound, id,
+		`SELECT id FROM dataset_collections WHERE id = $1 FOR UPDATE`,
+		[]string{`DELETE FROM dataset_training WHERE collection_id = $1`},
+		`collection_id = $1`,
+		[]string{`DELETE FROM dataset_qkeys WHERE collection_id = $1`, `DELETE FROM dataset_collections WHERE id = $1`})
+}
+
+// deleteWith runs, in one batch (so one transaction), lock, which finds
+// the record id names or not, the statements before, deleteDataSQL(where),
+// the statements after, and the notification; each statement takes id as
+// $1. It returns the vectors removed, or missing when lock found nothing.
+func (s *Store) deleteWith(ctx context.Context, op string, missing error, id, lock string, before []string, where string, after []string) ([]string, error) {
 	var (
 		found   bool
 		removed []string
 	)
 	err := retry(func() error {
-		found, removed = false, nil
 		b := &pgx.Batch{}
-		b.Queue(`SELECT id FROM dataset_collections WHERE id = $1 FOR UPDATE`, id).Exec(func(tag pgconn.CommandTag) error {
+		b.Queue(lock, id).Exec(func(tag pgconn.CommandTag) error {
 			found = tag.RowsAffected() > 0
 			return nil
 		})
-		b.Queue(`DELETE FROM dataset_training WHERE collection_id = $1`, id)
-		b.Queue(deleteDataSQL(`collection_id = $1`), id).Query(func(rows pgx.Rows) (err error) {
+		for _, sql := range before {
+			b.Queue(sql, id)
+		}
+		b.Queue(deleteDataSQL(where), id).Query(func(rows pgx.Rows) (err error) {
 			removed, err = pgx.CollectRows(rows, pgx.RowTo[string])
 			return err
 		})
-		b.Queue(`DELETE FROM dataset_qkeys WHERE collection_id = $1`, id)
-		b.Queue(`DELETE FROM dataset_collections WHERE id = $1`, id)
+		for _, sql := range after {
+			b.Queue(sql, id)
+		}
 		b.Queue(notifySQL)
 		return s.pool.SendBatch(ctx, b).Close()
 	})
-	if err != nil {
-		return nil, fail("delete collection "+id, err)
-	}
-	if !found {
-		return nil, dataset.ErrCollectionNotFound
+	switch {
+	case err != nil:
+		return nil, fail(op, err)
+	case !found:
+		return nil, missing
+	case removed == nil:
+		return []string{}, nil
 	}
 	return removed, nil
 }

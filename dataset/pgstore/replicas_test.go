@@ -54,34 +54,41 @@ func replica(t testing.TB, dsn string, opts pgstore.Options, svc dataset.Options
 	return s, st
 }
 
+// newCollection is a new collection in a new dataset of s.
+func newCollection(t testing.TB, s *dataset.Service) (dsID, collID string) {
+	t.Helper()
+	ds, err := s.CreateDataset(ctx, team, "kb", "")
+	var c *dataset.Collection
+	if err == nil {
+		c, err = s.CreateCollection(ctx, team, ds.ID, "docs")
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ds.ID, c.ID
+}
+
 // pushTrained pushes items q0..qn-1 into a new collection of a new dataset
 // through s and waits until they are trained.
 func pushTrained(t testing.TB, s *dataset.Service, n int, q func(i int) string) (dsID, collID string) {
 	t.Helper()
-	ds, err := s.CreateDataset(ctx, team, "kb", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := s.CreateCollection(ctx, team, ds.ID, "docs")
-	if err != nil {
-		t.Fatal(err)
-	}
+	dsID, collID = newCollection(t, s)
 	for at := 0; at < n; at += dataset.MaxPushItems {
 		items := make([]dataset.PushItem, 0, dataset.MaxPushItems)
 		for i := at; i < min(n, at+dataset.MaxPushItems); i++ {
 			items = append(items, dataset.PushItem{Q: q(i), A: fmt.Sprintf("answer %d", i)})
 		}
-		if res, err := s.Push(ctx, dataset.PushRequest{TeamID: team, CollectionID: c.ID, Data: items}); err != nil || res.InsertLen != len(items) {
+		if res, err := s.Push(ctx, dataset.PushRequest{TeamID: team, CollectionID: collID, Data: items}); err != nil || res.InsertLen != len(items) {
 			t.Fatalf("push: %+v %v", res, err)
 		}
 	}
 	for deadline := time.Now().Add(time.Minute); ; time.Sleep(5 * time.Millisecond) {
-		d, err := s.Collection(ctx, team, c.ID)
+		d, err := s.Collection(ctx, team, collID)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if d.TrainingAmount == 0 && d.DataAmount == n {
-			return ds.ID, c.ID
+			return dsID, collID
 		}
 		if d.FailedAmount > 0 || time.Now().After(deadline) {
 			t.Fatalf("training: %+v", d)
@@ -379,11 +386,11 @@ func TestFeedNeverSkipsOutOfOrderCommits(t *testing.T) {
 func TestFeedUnderConcurrentWriters(t *testing.T) {
 	s, pool := openPool(t)
 	const writers, each = 8, 40
-	var (
-		wg   sync.WaitGroup
-		mu   sync.Mutex
-		want = map[string]bool{}
-	)
+	var wg sync.WaitGroup
+	committed := struct {
+		sync.Mutex
+		ids map[string]bool
+	}{ids: map[string]bool{}}
 	for w := range writers {
 		wg.Go(func() {
 			r := rand.New(rand.NewPCG(uint64(w), 7))
@@ -414,9 +421,9 @@ func TestFeedUnderConcurrentWriters(t *testing.T) {
 					t.Error(err)
 					return
 				}
-				mu.Lock()
-				want[id], want[id+"+"] = true, true
-				mu.Unlock()
+				committed.Lock()
+				committed.ids[id], committed.ids[id+"+"] = true, true
+				committed.Unlock()
 			}
 		})
 	}
@@ -442,6 +449,7 @@ func TestFeedUnderConcurrentWriters(t *testing.T) {
 			break
 		}
 	}
+	want := committed.ids
 	if len(seen) != len(want) {
 		t.Errorf("read %d changes; %d were committed", len(seen), len(want))
 	}

@@ -1,7 +1,6 @@
 package pgstore
 
 import (
-	"cmp"
 	"context"
 	"crypto/sha256"
 	"embed"
@@ -77,15 +76,26 @@ func New(ctx context.Context, pool *pgxpool.Pool) (*Store, error) {
 // once), its tables being the dataset_* ones of pool's search path. The
 // pool stays the caller's to close.
 func NewWithOptions(ctx context.Context, pool *pgxpool.Pool, opts Options) (*Store, error) {
-	sub, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		return nil, err
-	}
+	sub, _ := fs.Sub(migrations, "migrations") // a directory the embed holds
 	if err := postgres.Migrate(ctx, pool, sub, "chatgate_dataset_migrations"); err != nil {
 		return nil, fmt.Errorf("dataset: %w", err)
 	}
-	return &Store{pool: pool, lease: cmp.Or(max(opts.Lease, 0), DefaultLease),
-		retention: cmp.Or(max(opts.FeedRetention, 0), DefaultFeedRetention)}, nil
+	s := &Store{pool: pool, lease: DefaultLease, retention: DefaultFeedRetention}
+	if opts.Lease > 0 {
+		s.lease = opts.Lease
+	}
+	if opts.FeedRetention > 0 {
+		s.retention = opts.FeedRetention
+	}
+	return s, nil
+}
+
+// exec runs sql, naming op in its error.
+func (s *Store) exec(ctx context.Context, op, sql string, args ...any) error {
+	if _, err := s.pool.Exec(ctx, sql, args...); err != nil {
+		return fail(op, err)
+	}
+	return nil
 }
 
 // fail says which operation failed, marking a lost connection as
