@@ -19,6 +19,15 @@
 // item is trained by one replica at a time, and those of a replica killed
 // mid-batch come back when the lease runs out.
 //
+// The change feed (feed.go) is a row per changed data item, written in the
+// change's transaction and read in transaction-id order below the reader's
+// snapshot xmin, so that no row is skipped however transactions commit;
+// LISTEN/NOTIFY (Channel) wakes the readers, whose Service also reads it
+// every PollEvery. Changes are kept for Options.FeedRetention; the
+// TextOutbox is read from the same rows. The usage outbox is one for all
+// replicas: a record may be delivered by two at once, and the recorder
+// counts it once by its id.
+//
 // Errors from a Postgres that cannot be reached are
 // apierror.ErrStorageUnavailable (503 storage_unavailable); missing
 // records are dataset's not-found errors. Times read back as written, to
