@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -43,7 +44,33 @@ func TestPostgresOutage(t *testing.T) {
 		t.Fatalf("chat before the outage: %d %s", st, raw)
 	}
 
+	// load in flight when Postgres stops: every call is answered, 200 or
+	// 503, and none hangs
+	stopLoad := make(chan struct{})
+	loadDone := make(chan error, 1)
+	go func() {
+		var bad error
+		for n := 0; ; n++ {
+			select {
+			case <-stopLoad:
+				loadDone <- bad
+				return
+			default:
+			}
+			start := time.Now()
+			st, raw := blDo(t, "POST", base+"/api/v1/chat/completions", appKey, chat)
+			if (st != 200 && st != 503) || time.Since(start) > 10*time.Second {
+				bad = fmt.Errorf("call %d under load: %d after %v: %s", n, st, time.Since(start), raw)
+			}
+		}
+	}()
+	time.Sleep(200 * time.Millisecond) // the load is running
 	pg.Stop()
+	time.Sleep(500 * time.Millisecond) // and meets the outage
+	close(stopLoad)
+	if err := <-loadDone; err != nil {
+		t.Error(err)
+	}
 	for _, c := range []struct{ method, path, key, body string }{
 		{"POST", "/api/support/openapi/create", blRoot, `{"name":"during","appId":"main"}`},
 		{"GET", "/api/support/openapi/list", blRoot, ""},
