@@ -47,22 +47,38 @@ var qualityFloors = map[string]float64{
 // pair is among the first five hits) per search mode and language, and
 // requires mixed recall to be no worse than either mode alone.
 func TestRetrievalQualityParaphrases(t *testing.T) {
-	forEachTextIndex(t, testRetrievalQualityParaphrases)
+	forEachTextIndex(t, memoryQuality, testRetrievalQualityParaphrases)
 }
 
 // forEachTextIndex runs a retrieval test on dataset/fulltext's bleve
 // index, on which the floors were measured, and on the Service's own
-// (Options.Text nil), which must meet them too.
-func forEachTextIndex(t *testing.T, test func(t *testing.T, text dataset.TextIndex)) {
+// (Options.Text nil), which must meet them too, training into the store
+// open returns.
+func forEachTextIndex(t *testing.T, open func(t *testing.T) qualityStore, test func(t *testing.T, text dataset.TextIndex, st qualityStore)) {
 	t.Run("bleve", func(t *testing.T) {
 		idx, err := fulltext.Open("")
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = idx.Close() })
-		test(t, idx)
+		test(t, idx, open(t))
 	})
-	t.Run("builtin", func(t *testing.T) { test(t, nil) })
+	t.Run("builtin", func(t *testing.T) { test(t, nil, open(t)) })
+}
+
+// qualityStore is a store the retrieval tests train into, and how they
+// wait until a Service's full-text index has taken all of it: the data of
+// datasetID, whose qs are qs.
+type qualityStore struct {
+	dataset.Store
+	indexed func(t *testing.T, s *dataset.Service, datasetID string, qs []string)
+}
+
+// memoryQuality is a MemoryStore, whose Service's index has all it holds
+// once its full-text outbox is empty.
+func memoryQuality(*testing.T) qualityStore {
+	st := dataset.NewMemoryStore()
+	return qualityStore{st, func(t *testing.T, _ *dataset.Service, _ string, _ []string) { waitIndexed(t, st) }}
 }
 
 // waitIndexed waits until the full-text index has taken every change of
@@ -83,7 +99,7 @@ func waitIndexed(t *testing.T, st dataset.TextOutbox) {
 	}
 }
 
-func testRetrievalQualityParaphrases(t *testing.T, text dataset.TextIndex) {
+func testRetrievalQualityParaphrases(t *testing.T, text dataset.TextIndex, st qualityStore) {
 	raw, err := os.ReadFile("testdata/retrieval/corpus.json")
 	if err != nil {
 		t.Fatal(err)
@@ -111,7 +127,6 @@ func testRetrievalQualityParaphrases(t *testing.T, text dataset.TextIndex) {
 	}
 
 	ctx := context.Background()
-	st := dataset.NewMemoryStore()
 	s, err := dataset.New(ctx, dataset.Options{Store: st, Text: text, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
@@ -130,7 +145,11 @@ func testRetrievalQualityParaphrases(t *testing.T, text dataset.TextIndex) {
 		t.Fatalf("push: %+v %v", res, err)
 	}
 	waitTrained(t, s, "team", c.ID)
-	waitIndexed(t, st)
+	qs := make([]string, len(items))
+	for i, it := range items {
+		qs[i] = it.Q
+	}
+	st.indexed(t, s, ds.ID, qs)
 	// the full-text index is caught up from the store in the background:
 	// wait until it finds every pair by its own question
 	for _, it := range corpus.Items {

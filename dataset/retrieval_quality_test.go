@@ -38,12 +38,11 @@ func readTSV(t *testing.T, path string) [][]string {
 // of margin), so a regression in the embedder, the analyzer or the fusion
 // shows up here.
 func TestRetrievalQuality(t *testing.T) {
-	forEachTextIndex(t, testRetrievalQuality)
+	forEachTextIndex(t, memoryQuality, testRetrievalQuality)
 }
 
-func testRetrievalQuality(t *testing.T, text dataset.TextIndex) {
+func testRetrievalQuality(t *testing.T, text dataset.TextIndex, st qualityStore) {
 	ctx := context.Background()
-	st := dataset.NewMemoryStore()
 	s, err := dataset.New(ctx, dataset.Options{Store: st, Text: text, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
@@ -65,7 +64,11 @@ func testRetrievalQuality(t *testing.T, text dataset.TextIndex) {
 		t.Fatalf("push: %+v %v", res, err)
 	}
 	waitTrained(t, s, "team", c.ID)
-	waitIndexed(t, st)
+	qs := make([]string, len(items))
+	for i, it := range items {
+		qs[i] = it.Q
+	}
+	st.indexed(t, s, ds.ID, qs)
 
 	queries := readTSV(t, "testdata/retrieval/queries.tsv")
 	type score struct{ hit, n int }

@@ -254,14 +254,36 @@ func topHits(scores map[string]float64, n int) []Hit {
 	return hits[:min(n, len(hits))]
 }
 
-// fill loads the data of the ranked hits, skipping any deleted meanwhile.
+// fill loads the data of the ranked hits, skipping any deleted meanwhile:
+// with one read when the store is a DataReader, else one per hit.
 func (s *Service) fill(ctx context.Context, res *SearchResult, ranked []Hit, n int) error {
 	res.Hits = []SearchHit{}
+	var read map[string]*Data
+	if dr, ok := s.store.(DataReader); ok && len(ranked) > 0 {
+		ids := make([]string, len(ranked))
+		for i, h := range ranked {
+			ids[i] = h.ID
+		}
+		ds, err := dr.DataByID(ctx, ids)
+		if err != nil {
+			return err
+		}
+		read = make(map[string]*Data, len(ds))
+		for _, d := range ds {
+			read[d.ID] = d
+		}
+	}
 	for _, h := range ranked {
 		if len(res.Hits) == n {
 			break
 		}
-		d, err := s.store.Data(ctx, h.ID)
+		d, err := read[h.ID], error(nil)
+		switch {
+		case read != nil && d == nil:
+			continue
+		case read == nil:
+			d, err = s.store.Data(ctx, h.ID)
+		}
 		if errors.Is(err, ErrDataNotFound) {
 			continue
 		}

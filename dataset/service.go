@@ -71,7 +71,8 @@ type Options struct {
 //
 // Three queue.Runners do its background work: the training queue (the
 // Store's TrainingQueue), the delivery of training usage (its UsageOutbox)
-// and the full-text index's catch-up (its TextOutbox).
+// and the full-text index's catch-up (its TextOutbox). On a ChangeFeed
+// store, a follower of the feed takes the place of the third.
 type Service struct {
 	opts    Options
 	store   Store
@@ -87,7 +88,8 @@ type Service struct {
 
 	training *queue.Runner[*TrainingItem]
 	usage    *queue.Runner[usageJob]
-	textSync *queue.Runner[textJob]
+	textSync *queue.Runner[textJob] // nil with a ChangeFeed store
+	feed     *follower              // nil unless the store is a ChangeFeed
 
 	closed    atomic.Bool
 	closeOnce sync.Once
@@ -97,6 +99,13 @@ type Service struct {
 // starts training, the delivery of training usage the store still holds,
 // and the full-text index's catch-up (a rebuild, when the index is empty
 // but the store is not). Call Close to stop them.
+//
+// A store that is a ChangeFeed (one that several processes share) is
+// read otherwise: both indexes are loaded from its snapshot, the full-text
+// index included whatever it holds (so give each process one of its own,
+// in memory: Text nil or fulltext.Open("")), and then follow its feed,
+// which brings them every change made through any process; its
+// TextOutbox is not used.
 func New(ctx context.Context, opts Options) (*Service, error) {
 	if opts.Store == nil {
 		opts.Store = NewMemoryStore()
@@ -132,21 +141,29 @@ func New(ctx context.Context, opts Options) (*Service, error) {
 	}
 	s := &Service{opts: opts, store: opts.Store, vectors: opts.Vectors, text: opts.Text,
 		tokens: opts.Tokens, log: opts.Logger}
-	reindex, err := s.loadVectors(ctx)
-	if err != nil {
-		return nil, err
-	}
 	run := func(name string) queue.Options {
 		return queue.Options{Name: name, PollEvery: opts.PollEvery, RetryBase: opts.RetryBase, RetryMax: opts.RetryMax,
 			Logger: opts.Logger, OnPanic: s.reportPanic}
 	}
+	if feed, ok := opts.Store.(ChangeFeed); ok {
+		f, err := s.startFollower(ctx, feed)
+		if err != nil {
+			return nil, err
+		}
+		s.feed = f
+	} else {
+		reindex, err := s.loadVectors(ctx)
+		if err != nil {
+			return nil, err
+		}
+		to := run("fulltext")
+		to.BatchSize = textBatch
+		tq := &textQueue{s: s, outbox: opts.Store, reindex: reindex}
+		s.textSync = queue.Start[textJob](tq, tq, to)
+	}
 	uo := run("usage")
 	uo.BatchSize = usageBatch
 	s.usage = queue.Start[usageJob](usageQueue{opts.Store}, queue.HandlerFunc[usageJob](s.deliverUsage), uo)
-	to := run("fulltext")
-	to.BatchSize = textBatch
-	tq := &textQueue{s: s, outbox: opts.Store, reindex: reindex}
-	s.textSync = queue.Start[textJob](tq, tq, to)
 	tr := run("training")
 	tr.StoreComponent, tr.OnPanic = "training-queue", s.trainingPanicked
 	tr.Workers, tr.BatchSize, tr.MaxAttempts = opts.Workers, opts.BatchSize, opts.MaxAttempts
@@ -203,13 +220,30 @@ func (s *Service) Close(ctx context.Context) error {
 	var err error
 	s.closeOnce.Do(func() {
 		s.closed.Store(true)
-		for _, stop := range []func(context.Context) error{s.training.Close, s.usage.Close, s.textSync.Close} {
+		stops := []func(context.Context) error{s.training.Close, s.usage.Close}
+		if s.textSync != nil {
+			stops = append(stops, s.textSync.Close)
+		}
+		if s.feed != nil {
+			stops = append(stops, s.feed.stop)
+		}
+		for _, stop := range stops {
 			if cerr := stop(ctx); err == nil {
 				err = cerr
 			}
 		}
 	})
 	return err
+}
+
+// textChanged tells the full-text index's catch-up that the store has a
+// change for it: the outbox's runner, or the change feed's follower.
+func (s *Service) textChanged() {
+	if s.feed != nil {
+		s.feed.poke()
+		return
+	}
+	s.textSync.Wake()
 }
 
 // live returns ErrClosed once the Service is closed.
@@ -305,7 +339,7 @@ func (s *Service) DeleteDataset(ctx context.Context, teamID, id string) error {
 	if err := s.store.DeleteDataset(ctx, id); err != nil {
 		return err
 	}
-	s.textSync.Wake()
+	s.textChanged()
 	return s.vectors.DeleteDataset(ctx, id)
 }
 
@@ -512,7 +546,7 @@ func (s *Service) DeleteCollection(ctx context.Context, teamID, id string) error
 	if err != nil {
 		return err
 	}
-	s.textSync.Wake()
+	s.textChanged()
 	return s.vectors.Delete(ctx, c.DatasetID, ids)
 }
 
@@ -612,7 +646,7 @@ func (s *Service) UpdateData(ctx context.Context, teamID string, u DataUpdate) (
 		}
 		return nil, err
 	}
-	s.textSync.Wake()
+	s.textChanged()
 	if err := s.vectors.Delete(ctx, d.DatasetID, vectorIDsOf(old)); err != nil {
 		return nil, err
 	}
@@ -636,7 +670,7 @@ func (s *Service) DeleteData(ctx context.Context, teamID, id string) error {
 	if err != nil {
 		return err
 	}
-	s.textSync.Wake()
+	s.textChanged()
 	return s.vectors.Delete(ctx, d.DatasetID, ids)
 }
 

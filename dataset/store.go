@@ -71,6 +71,14 @@ type DataStore interface {
 	DeleteData(ctx context.Context, id string) ([]string, error)
 }
 
+// DataReader is the capability of a DataStore to read several data items
+// in one call: a Service whose store has it fills a search's hits with one
+// read, which matters when the store is across a network.
+type DataReader interface {
+	// DataByID returns those of the data items ids that exist, in any order.
+	DataByID(ctx context.Context, ids []string) ([]*Data, error)
+}
+
 // TrainingQueue is the training queue as the queue.Runner that trains it
 // sees it. Claim returns items whose NextAttempt is due, earliest first;
 // Reschedule stores a failed attempt's count, error and next attempt (a

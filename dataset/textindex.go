@@ -43,21 +43,45 @@ type TextDoc struct {
 // documents holding any of the query's terms by BM25 (k1 1.2, b 0.75), the
 // ranking bleve's TF-IDF approximates. It lives in memory only: a Service
 // rebuilds it from its Store at each start.
+//
+// Its postings are appended to, never searched: a document is numbered by
+// its place in docs, and a removed one leaves a hole there that searches
+// skip and that compact closes once holes are half of docs. So indexing
+// 100,000 documents at start costs appends rather than map insertions.
 type memText struct {
 	mu       sync.RWMutex
-	docs     map[string]memDoc
-	postings map[string]map[string]int // term -> data id -> occurrences
-	terms    int                       // of all documents, for the average length
+	slots    map[string]int32 // data id -> its place in docs
+	docs     []memDoc
+	postings map[string]*posting
+	terms    int // of all documents held, for the average length
+	holes    int // removed documents still in docs
 }
 
 type memDoc struct {
-	dataset string
-	tf      map[string]int
-	length  int
+	id, dataset string
+	posts       []*posting // the document's distinct terms
+	length      int
+	gone        bool
+}
+
+// posting lists the documents holding a term, with its occurrences in
+// each; live counts those not removed.
+type posting struct {
+	term  string
+	slots []int32
+	tfs   []int32
+	live  int
 }
 
 func newMemText() *memText {
-	return &memText{docs: map[string]memDoc{}, postings: map[string]map[string]int{}}
+	return &memText{slots: map[string]int32{}, postings: map[string]*posting{}}
+}
+
+// reset empties m, for a Service that loads its index again.
+func (m *memText) reset() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.slots, m.docs, m.postings, m.terms, m.holes = map[string]int32{}, nil, map[string]*posting{}, 0, 0
 }
 
 // BM25's constants, the usual ones.
@@ -112,35 +136,75 @@ func textTerms(text string, fn func(term string)) {
 func (m *memText) Index(ctx context.Context, docs []TextDoc) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	tf := map[string]int32{}
 	for _, d := range docs {
 		m.remove(d.ID)
-		doc := memDoc{dataset: d.DatasetID, tf: map[string]int{}}
-		textTerms(d.Text, func(t string) { doc.tf[t]++; doc.length++ })
-		for t, n := range doc.tf {
-			if m.postings[t] == nil {
-				m.postings[t] = map[string]int{}
+		clear(tf)
+		doc := memDoc{id: d.ID, dataset: d.DatasetID}
+		textTerms(d.Text, func(t string) { tf[t]++; doc.length++ })
+		slot := int32(len(m.docs))
+		doc.posts = make([]*posting, 0, len(tf))
+		for t, n := range tf {
+			p := m.postings[t]
+			if p == nil {
+				p = &posting{term: t}
+				m.postings[t] = p
 			}
-			m.postings[t][d.ID] = n
+			p.slots, p.tfs, p.live = append(p.slots, slot), append(p.tfs, n), p.live+1
+			doc.posts = append(doc.posts, p)
 		}
-		m.docs[d.ID] = doc
+		m.docs = append(m.docs, doc)
+		m.slots[d.ID] = slot
 		m.terms += doc.length
 	}
+	m.compact()
 	return nil
 }
 
-// remove drops a document; m.mu is held.
+// remove drops a document, leaving a hole; m.mu is held.
 func (m *memText) remove(id string) {
-	doc, ok := m.docs[id]
+	slot, ok := m.slots[id]
 	if !ok {
 		return
 	}
-	for t := range doc.tf {
-		if delete(m.postings[t], id); len(m.postings[t]) == 0 {
-			delete(m.postings, t)
+	d := &m.docs[slot]
+	for _, p := range d.posts {
+		if p.live--; p.live == 0 {
+			delete(m.postings, p.term)
 		}
 	}
-	m.terms -= doc.length
-	delete(m.docs, id)
+	m.terms -= d.length
+	d.gone, d.posts = true, nil
+	delete(m.slots, id)
+	m.holes++
+}
+
+// compact closes the holes once they are half of docs; m.mu is held.
+func (m *memText) compact() {
+	if m.holes < 64 || 2*m.holes < len(m.docs) {
+		return
+	}
+	place := make([]int32, len(m.docs))
+	kept := m.docs[:0]
+	for i, d := range m.docs {
+		if !d.gone {
+			place[i] = int32(len(kept))
+			m.slots[d.id] = place[i]
+			kept = append(kept, d)
+		}
+	}
+	for _, p := range m.postings {
+		j := 0
+		for i, s := range p.slots {
+			if !m.docs[s].gone {
+				p.slots[j], p.tfs[j] = place[s], p.tfs[i]
+				j++
+			}
+		}
+		p.slots, p.tfs = p.slots[:j], p.tfs[:j]
+	}
+	clear(m.docs[len(kept):])
+	m.docs, m.holes = kept, 0
 }
 
 // Delete implements TextIndex.
@@ -150,6 +214,7 @@ func (m *memText) Delete(ctx context.Context, ids []string) error {
 	for _, id := range ids {
 		m.remove(id)
 	}
+	m.compact()
 	return nil
 }
 
@@ -157,7 +222,7 @@ func (m *memText) Delete(ctx context.Context, ids []string) error {
 func (m *memText) Search(ctx context.Context, datasetIDs []string, text string, n int) ([]Hit, error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	if n <= 0 || len(m.docs) == 0 {
+	if n <= 0 || len(m.slots) == 0 {
 		return nil, nil
 	}
 	seen := map[string]bool{}
@@ -168,19 +233,23 @@ func (m *memText) Search(ctx context.Context, datasetIDs []string, text string, 
 			query = append(query, t)
 		}
 	})
-	docs := float64(len(m.docs))
+	docs := float64(len(m.slots))
 	avg := float64(m.terms) / docs
 	scores := map[string]float64{}
 	for _, t := range query {
-		post := m.postings[t]
-		idf := math.Log(1 + (docs-float64(len(post))+0.5)/(float64(len(post))+0.5))
-		for id, tf := range post {
-			d := m.docs[id]
-			if !slices.Contains(datasetIDs, d.dataset) {
+		p := m.postings[t]
+		if p == nil {
+			continue
+		}
+		df := float64(p.live)
+		idf := math.Log(1 + (docs-df+0.5)/(df+0.5))
+		for i, slot := range p.slots {
+			d := &m.docs[slot]
+			if d.gone || !slices.Contains(datasetIDs, d.dataset) {
 				continue
 			}
-			f := float64(tf)
-			scores[id] += idf * f * (bm25K1 + 1) / (f + bm25K1*(1-bm25B+bm25B*float64(d.length)/avg))
+			f := float64(p.tfs[i])
+			scores[d.id] += idf * f * (bm25K1 + 1) / (f + bm25K1*(1-bm25B+bm25B*float64(d.length)/avg))
 		}
 	}
 	hits := make([]Hit, 0, len(scores))
@@ -195,5 +264,5 @@ func (m *memText) Search(ctx context.Context, datasetIDs []string, text string, 
 func (m *memText) Empty() (bool, error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	return len(m.docs) == 0, nil
+	return len(m.slots) == 0, nil
 }

@@ -2,6 +2,7 @@ package dataset
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"testing"
 )
@@ -68,5 +69,39 @@ func TestMemText(t *testing.T) {
 	_ = m.Delete(ctx, []string{"a", "c", "d"})
 	if empty, _ := m.Empty(); !empty || len(m.postings) != 0 || m.terms != 0 {
 		t.Fatalf("emptied index: %d postings, %d terms", len(m.postings), m.terms)
+	}
+}
+
+// Removed documents leave holes that searches skip, closed once they are
+// half of the index, scores unchanged.
+func TestMemTextCompacts(t *testing.T) {
+	ctx := context.Background()
+	m := newMemText()
+	var docs []TextDoc
+	for i := range 200 {
+		docs = append(docs, TextDoc{ID: fmt.Sprintf("d%03d", i), DatasetID: "ds", Text: fmt.Sprintf("common word%d", i)})
+	}
+	_ = m.Index(ctx, docs)
+	before, _ := m.Search(ctx, []string{"ds"}, "word170 common", 3)
+	var gone []string
+	for i := range 150 {
+		if i != 170 {
+			gone = append(gone, fmt.Sprintf("d%03d", i))
+		}
+	}
+	_ = m.Delete(ctx, gone)
+	if len(m.docs) != 50 || m.holes != 0 {
+		t.Fatalf("after removing 150 of 200: %d documents kept, %d holes; want 50, 0", len(m.docs), m.holes)
+	}
+	if hits, _ := m.Search(ctx, []string{"ds"}, "common", 100); len(hits) != 50 {
+		t.Fatalf("%d hits for a term of every document left; want 50", len(hits))
+	}
+	after, _ := m.Search(ctx, []string{"ds"}, "word170 common", 1)
+	if len(after) != 1 || after[0].ID != "d170" || before[0].ID != "d170" {
+		t.Fatalf("before %v, after %v; want d170 first", before, after)
+	}
+	_ = m.Index(ctx, []TextDoc{{ID: "d170", DatasetID: "ds", Text: "renamed"}})
+	if hits, _ := m.Search(ctx, []string{"ds"}, "word170", 10); len(hits) != 0 {
+		t.Fatalf("a replaced document is found by its old text: %v", hits)
 	}
 }

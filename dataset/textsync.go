@@ -103,7 +103,7 @@ func (q *textQueue) Work(ctx context.Context, batch []textJob) []error {
 			done = append(done, j.Pending)
 		}
 	}
-	poisoned, err := s.applyTextSafely(ctx, ids)
+	poisoned, err := s.applyTextSafely(ctx, ids, func(ids []string) error { return s.applyText(ctx, ids) })
 	if err != nil {
 		q.giveBack(batch)
 	}
@@ -123,19 +123,19 @@ func (q *textQueue) Work(ctx context.Context, batch []textJob) []error {
 	return errs
 }
 
-// applyTextSafely applies ids to the full-text index. When that panics, it
-// applies them one at a time, and leaves out (and returns) those that
-// panic alone: one poisoned item must not stop the index for good, nor,
-// still pending after a restart, take the process down.
-func (s *Service) applyTextSafely(ctx context.Context, ids []string) (poisoned map[string]bool, err error) {
-	err = panics.Catch(func() error { return s.applyText(ctx, ids) })
+// applyTextSafely applies ids to the full-text index with apply. When that
+// panics, it applies them one at a time, and leaves out (and returns)
+// those that panic alone: one poisoned item must not stop the index for
+// good, nor, still pending after a restart, take the process down.
+func (s *Service) applyTextSafely(ctx context.Context, ids []string, apply func(ids []string) error) (poisoned map[string]bool, err error) {
+	err = panics.Catch(func() error { return apply(ids) })
 	if !errors.As(err, new(*panics.Error)) {
 		return nil, err
 	}
 	s.panicked("fulltext", err)
 	poisoned = map[string]bool{}
 	for _, id := range ids {
-		err := panics.Catch(func() error { return s.applyText(ctx, []string{id}) })
+		err := panics.Catch(func() error { return apply([]string{id}) })
 		if errors.As(err, new(*panics.Error)) {
 			s.panicked("fulltext", err)
 			poisoned[id] = true
@@ -148,6 +148,7 @@ func (s *Service) applyTextSafely(ctx context.Context, ids []string) (poisoned m
 	return poisoned, nil
 }
 
+// applyText brings the full-text entries of ids up to date with the store.
 func (s *Service) applyText(ctx context.Context, ids []string) error {
 	var (
 		docs []TextDoc
@@ -161,12 +162,21 @@ func (s *Service) applyText(ctx context.Context, ids []string) error {
 		case err != nil:
 			return err
 		default:
-			docs = append(docs, TextDoc{ID: d.ID, DatasetID: d.DatasetID,
-				Text: strings.Join(append([]string{d.Q, d.A}, d.Indexes...), "\n")})
+			docs = append(docs, textDoc(d))
 		}
 	}
+	return s.putText(ctx, docs, gone)
+}
+
+// putText removes the entries of gone and writes docs.
+func (s *Service) putText(ctx context.Context, docs []TextDoc, gone []string) error {
 	if err := s.text.Delete(ctx, gone); err != nil {
 		return err
 	}
 	return s.text.Index(ctx, docs)
+}
+
+// textDoc is what the full-text index holds of d.
+func textDoc(d *Data) TextDoc {
+	return TextDoc{ID: d.ID, DatasetID: d.DatasetID, Text: strings.Join(append([]string{d.Q, d.A}, d.Indexes...), "\n")}
 }

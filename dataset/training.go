@@ -132,6 +132,17 @@ func (s *Service) trainGroup(ctx context.Context, g *trainGroup, errs []error) {
 	// The usage runner delivers what the commit put in the outbox; after a
 	// failed commit too, in case it went through after all.
 	s.usage.Wake()
+	if err != nil {
+		// A store that leases what it hands out (queue.Releaser) gets the
+		// items back at once, not when the lease runs out.
+		if rl, ok := s.store.(queue.Releaser); ok {
+			ids := make([]string, len(g.items))
+			for i, it := range g.items {
+				ids[i] = it.ID
+			}
+			_ = rl.Release(context.WithoutCancel(ctx), ids) // else the lease ends
+		}
+	}
 	if err != nil && ctx.Err() == nil {
 		// The items stay queued as they were, and are claimed again at the
 		// next poll: the store failed, not the items, so no attempt is
@@ -240,7 +251,7 @@ func (s *Service) commit(ctx context.Context, datasetID string, done []Trained) 
 			drop = append(drop, id)
 		}
 	}
-	s.textSync.Wake()
+	s.textChanged()
 	if len(drop) == 0 {
 		return nil
 	}

@@ -36,6 +36,7 @@ type Config struct {
 	Dataset  DatasetConfig `yaml:"dataset"`
 	Billing  BillingConfig `yaml:"billing"`
 	Share    ShareConfig   `yaml:"share"`
+	Storage  StorageConfig `yaml:"storage"`
 
 	// OpenAIBaseURL and OpenAIAPIKey, from the OPENAI_BASE_URL and
 	// OPENAI_API_KEY variables the OpenAI SDKs use, register an
@@ -180,7 +181,8 @@ func LoadConfig(path string) (Config, error) {
 	return cfg, nil
 }
 
-// ApplyEnv overrides cfg from CHATGATE_ADDR, CHATGATE_DATA and CHATGATE_ROOT_KEY.
+// ApplyEnv overrides cfg from CHATGATE_ADDR, CHATGATE_DATA, CHATGATE_ROOT_KEY,
+// CHATGATE_POSTGRES_DSN and the variables the config names.
 func (cfg *Config) ApplyEnv(lookup func(string) (string, bool)) {
 	if v, ok := lookup("CHATGATE_ADDR"); ok && v != "" {
 		cfg.Server.Addr = v
@@ -196,6 +198,9 @@ func (cfg *Config) ApplyEnv(lookup func(string) (string, bool)) {
 	}
 	if v, ok := lookup("OPENAI_API_KEY"); ok && v != "" {
 		cfg.OpenAIAPIKey = v
+	}
+	if v, ok := lookup("CHATGATE_POSTGRES_DSN"); ok && v != "" {
+		cfg.Storage.DSN = v
 	}
 	if v, ok := lookup("CHATGATE_QA_MODEL"); ok && v != "" {
 		cfg.Dataset.QAModel = v
@@ -305,6 +310,9 @@ type ChatConfig struct {
 }
 
 func (cfg *Config) setDefaults() {
+	if cfg.Storage.Driver == "" && cfg.Storage.DSN != "" {
+		cfg.Storage.Driver = "postgres"
+	}
 	if cfg.Server.Addr == "" {
 		cfg.Server.Addr = DefaultAddr
 	}

@@ -7,13 +7,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/chatgate/chatgate/auth"
-	"github.com/chatgate/chatgate/internal/boltx"
 )
 
 const keysUsage = `usage: keys <command> [flags]
@@ -71,15 +69,13 @@ func KeysCommand(ctx context.Context, cfg Config, args []string, out io.Writer) 
 		return fmt.Errorf("keys %s: unexpected argument %q", cmd, fs.Arg(0))
 	}
 
-	db, err := boltx.Open(filepath.Join(cfg.Server.Data, DBFile), time.Second)
+	cfg.setDefaults()
+	b, err := openBackend(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("keys %s: %w", cmd, err)
 	}
-	defer func() { err = errors.Join(err, db.Close()) }()
-	store, err := auth.NewBoltStore(db)
-	if err != nil {
-		return err
-	}
+	defer func() { err = errors.Join(err, b.close()) }()
+	store := b.keys
 	opts, err := cfg.authOptions()
 	if err != nil {
 		return err

@@ -51,6 +51,11 @@ type Server struct {
 	// Share manages share links and their auth-host callbacks.
 	Share *shareauth.Service
 
+	// stopKeys ends following other replicas' key changes; keysDone is
+	// closed when that has stopped.
+	stopKeys func()
+	keysDone chan struct{}
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -83,6 +88,11 @@ func (s *Server) init() error {
 	opts.OnPanic = s.metrics.onPanic
 	s.Authn = auth.NewAuthenticator(store, opts)
 	s.Keys = auth.NewManager(store, s.Authn)
+	if s.be.watchKeys != nil {
+		wctx, cancel := context.WithCancel(context.Background())
+		s.stopKeys, s.keysDone = cancel, make(chan struct{})
+		go func() { defer close(s.keysDone); s.followKeys(wctx) }()
+	}
 
 	ctx := context.Background()
 	cks, err := s.cfg.ConfigKeys()
@@ -220,6 +230,10 @@ func (s *Server) Close(ctx context.Context) error {
 		}
 		if s.text != nil {
 			errs = append(errs, s.text.Close())
+		}
+		if s.stopKeys != nil {
+			s.stopKeys()
+			<-s.keysDone
 		}
 		if s.Authn != nil {
 			errs = append(errs, s.Authn.Close(ctx))

@@ -44,7 +44,14 @@ type backend struct {
 
 // openBackend opens the configured storage and every domain's store on it.
 func openBackend(ctx context.Context, cfg Config) (*backend, error) {
-	return openBolt(cfg)
+	switch cfg.Storage.Driver {
+	case "", "bbolt":
+		return openBolt(cfg)
+	case "postgres":
+		return openPostgres(ctx, cfg)
+	default:
+		return nil, fmt.Errorf("config: storage.driver must be bbolt or postgres, not %q", cfg.Storage.Driver)
+	}
 }
 
 // openBolt opens the data directory's bbolt file. It fails fast, with

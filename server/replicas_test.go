@@ -1,0 +1,217 @@
+package server_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chatgate/chatgate/dataset"
+	"github.com/chatgate/chatgate/internal/postgres/pgtest"
+	"github.com/chatgate/chatgate/server"
+)
+
+// rpChildEnv, when set to a DSN, makes TestReplicaChild serve it.
+const (
+	rpChildEnv = "CHATGATE_REPLICA_CHILD_DSN"
+	rpDirEnv   = "CHATGATE_REPLICA_CHILD_DIR"
+	rpRoot     = blRoot
+)
+
+// TestReplicaChild is one replica of the replica tests: the reference
+// server on Postgres, on a loopback port it prints.
+func TestReplicaChild(t *testing.T) {
+	dsn := os.Getenv(rpChildEnv)
+	if dsn == "" {
+		t.Skip("runs as a child of the replica tests")
+	}
+	cfg := server.Config{RootKey: rpRoot, Stderr: io.Discard}
+	cfg.Storage.DSN = dsn
+	cfg.Server.Data = os.Getenv(rpDirEnv)
+	cfg.Logging.Level = "error"
+	cfg.Auth.FlushInterval = server.Duration(200 * time.Millisecond)
+	cfg.Share.AllowHosts = []string{"127.0.0.1/32"}           // the test's auth host
+	cfg.Storage.ClaimLease = server.Duration(5 * time.Second) // a killed replica's batch comes back soon
+	// training at a remote model's pace, so that kills land mid-batch
+	cfg.Dataset.ExtraEmbedders = map[string]dataset.Embedder{"paced": rpPaced{}}
+	cfg.Dataset.VectorModel = "paced"
+	s, err := server.New(cfg)
+	if err != nil {
+		fmt.Printf("ERROR %v\n", err)
+		os.Exit(3)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fmt.Printf("ERROR %v\n", err)
+		os.Exit(3)
+	}
+	fmt.Printf("LISTEN %s\n", ln.Addr())
+	_ = s.Serve(context.Background(), ln) // until killed
+	os.Exit(0)
+}
+
+// rpPaced is the local embedder at a remote model's pace for batches:
+// 150 ms a call of several texts (training), none for one (a query).
+type rpPaced struct{ dataset.LocalEmbedder }
+
+func (e rpPaced) Embed(ctx context.Context, texts []string) ([][]float32, error) {
+	if len(texts) > 1 {
+		time.Sleep(150 * time.Millisecond)
+	}
+	return e.LocalEmbedder.Embed(ctx, texts)
+}
+
+// rpReplica is a running replica.
+type rpReplica struct {
+	cmd  *exec.Cmd
+	base string
+}
+
+// rpStart starts a replica on dsn; its output goes to files, never pipes
+// that a killed child could leave open.
+func rpStart(t *testing.T, dsn string, n int) *rpReplica {
+	t.Helper()
+	dir := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestReplicaChild$", "-test.count=1")
+	cmd.Env = append(os.Environ(), rpChildEnv+"="+dsn, rpDirEnv+"="+dir)
+	outf, err := os.Create(filepath.Join(dir, "stdout"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	errf, err := os.Create(filepath.Join(dir, "stderr"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = outf, errf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	outf.Close()
+	errf.Close()
+	r := &rpReplica{cmd: cmd}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+	})
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		f, err := os.Open(outf.Name())
+		if err != nil {
+			t.Fatal(err)
+		}
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			if a, ok := strings.CutPrefix(sc.Text(), "LISTEN "); ok {
+				r.base = "http://" + a
+			} else if strings.HasPrefix(sc.Text(), "ERROR ") {
+				stderr, _ := os.ReadFile(errf.Name())
+				t.Fatalf("replica %d did not start: %s\n%s", n, sc.Text(), stderr)
+			}
+		}
+		f.Close()
+		if r.base != "" {
+			return r
+		}
+	}
+	stderr, _ := os.ReadFile(errf.Name())
+	t.Fatalf("replica %d did not print its address\n%s", n, stderr)
+	return nil
+}
+
+// kill sends SIGKILL: no shutdown, no flush.
+func (r *rpReplica) kill(t *testing.T) {
+	t.Helper()
+	if err := r.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = r.cmd.Wait()
+	blClient.CloseIdleConnections()
+}
+
+// rpCluster starts n replicas on one fresh schema.
+func rpCluster(t *testing.T, n int) (dsn string, rs []*rpReplica) {
+	t.Helper()
+	dsn = pgtest.DSN(t)
+	// the first creates the schema's tables; the others start together
+	rs = append(rs, rpStart(t, dsn, 0))
+	ch := make(chan *rpReplica, n-1)
+	for i := 1; i < n; i++ {
+		go func() { ch <- rpStart(t, dsn, i) }()
+	}
+	for i := 1; i < n; i++ {
+		r := <-ch
+		if r == nil {
+			t.FailNow()
+		}
+		rs = append(rs, r)
+	}
+	return dsn, rs
+}
+
+// Keys, apps and history agree across replicas: a key made on one works
+// on the others, a revoke on one is refused by the others within a
+// second, and a conversation goes on from replica to replica.
+func TestReplicasAgreeOnKeysAndHistory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three replicas")
+	}
+	_, rs := rpCluster(t, 3)
+	a, b, c := rs[0].base, rs[1].base, rs[2].base
+
+	id, key := blKey(t, a, map[string]any{"name": "partner", "appId": "main"})
+	for _, base := range []string{b, c} {
+		if st, raw := blDo(t, "GET", base+"/api/support/openapi/me", key, ""); st != 200 {
+			t.Fatalf("a key made on A, used on %s: %d %s", base, st, raw)
+		}
+	}
+	blCall(t, "DELETE", b+"/api/support/openapi/delete?id="+id, rpRoot, "", nil)
+	revoked := time.Now()
+	for _, base := range []string{a, c} {
+		for {
+			st, _ := blDo(t, "GET", base+"/api/support/openapi/me", key, "")
+			if st == 401 {
+				break
+			}
+			if time.Since(revoked) > time.Second {
+				t.Fatalf("a key revoked on B still works on %s after %v", base, time.Since(revoked))
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	t.Logf("revoked on B, refused on A and C after %v", time.Since(revoked))
+
+	_, appKey := blKey(t, a, map[string]any{"name": "chatter", "appId": "main"})
+	ask := func(base, q string) {
+		t.Helper()
+		body, _ := json.Marshal(map[string]any{"chatId": "replicated", "messages": []map[string]string{{"role": "user", "content": q}}})
+		if st, raw := blDo(t, "POST", base+"/api/v1/chat/completions", appKey, string(body)); st != 200 {
+			t.Fatalf("chat on %s: %d %s", base, st, raw)
+		}
+	}
+	ask(a, "first question, through A")
+	ask(b, "second question, through B")
+	var page struct {
+		List []struct {
+			Obj   string `json:"obj"`
+			Value any    `json:"value"`
+		} `json:"list"`
+		Total int `json:"total"`
+	}
+	blCall(t, "GET", c+"/api/core/chat/getPaginationRecords?appId=main&chatId=replicated&offset=0&pageSize=10", appKey, "", &page)
+	if page.Total != 4 {
+		t.Fatalf("history listed through C: %d records, want 4 (two turns): %+v", page.Total, page.List)
+	}
+	raw, _ := json.Marshal(page.List)
+	if !strings.Contains(string(raw), "first question, through A") || !strings.Contains(string(raw), "second question, through B") {
+		t.Fatalf("history through C: %s", raw)
+	}
+}
