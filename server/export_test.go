@@ -5,8 +5,6 @@ import (
 	"regexp"
 	"strconv"
 	"testing"
-
-	"github.com/chatgate/chatgate/internal/postgres"
 )
 
 // Snapshot is everything a backend holds, for the migration tests.
@@ -26,7 +24,6 @@ func BoltSnapshot(t *testing.T, dir string) (*Snapshot, string) {
 		t.Fatal(err)
 	}
 	defer b.close()
-	b.datasets = nil // not copied until the Postgres dataset store lands
 	s := snap(t, b)
 	return s, toMicros(t, s.json(t))
 }
@@ -35,16 +32,13 @@ func BoltSnapshot(t *testing.T, dir string) (*Snapshot, string) {
 // times cut to the microsecond (the chat store keeps nanoseconds).
 func PostgresSnapshot(t *testing.T, dsn string) (*Snapshot, string) {
 	t.Helper()
-	ctx := context.Background()
-	pool, err := postgres.Open(ctx, dsn)
+	cfg := Config{}
+	cfg.Storage.DSN = dsn
+	b, err := openPostgres(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer pool.Close()
-	b, err := openPostgresStores(ctx, pool)
-	if err != nil {
-		t.Fatal(err)
-	}
+	defer b.close()
 	s := snap(t, b)
 	return s, toMicros(t, s.json(t))
 }

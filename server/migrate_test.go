@@ -200,10 +200,21 @@ func TestMigrateToPostgres(t *testing.T) {
 	for _, c := range src.Convs {
 		records += len(c.Records)
 	}
+	var colls, data, vectors, items int
+	for _, ds := range src.Datasets {
+		for _, c := range ds.Collections {
+			colls, data, items = colls+1, data+len(c.Data), items+len(c.Items)
+			for _, d := range c.Data {
+				vectors += len(d.Vectors)
+			}
+		}
+	}
 	want := map[string]int{"auth_keys": len(src.Keys), "auth_key_hashes": hashes, "auth_audit": len(src.Audit),
 		"chat_apps": len(src.Apps), "chat_conversations": len(src.Convs), "chat_records": records,
 		"billing_bills": len(src.Bills), "billing_records": len(src.Records),
-		"shareauth_links": len(src.Links), "shareauth_deliveries": len(src.Deliveries)}
+		"shareauth_links": len(src.Links), "shareauth_deliveries": len(src.Deliveries),
+		"dataset_datasets": len(src.Datasets), "dataset_collections": colls, "dataset_data": data,
+		"dataset_vectors": vectors, "dataset_training": items, "dataset_usage": len(src.TrainingUsage)}
 	for table, n := range want {
 		if printed[table] != n {
 			t.Errorf("migrate printed %d rows for %s; the source has %d", printed[table], table, n)
@@ -217,9 +228,9 @@ func TestMigrateToPostgres(t *testing.T) {
 	if len(printed) != len(tables) {
 		t.Errorf("migrate printed %d tables; the database has %d", len(printed), len(tables))
 	}
-	if len(src.Keys) < 6 || len(src.Deliveries) != 1 || len(src.Convs) < 2 || len(src.Bills) != 1 {
-		t.Fatalf("the data directory holds less than the test made: %d keys, %d callbacks, %d conversations, %d bills",
-			len(src.Keys), len(src.Deliveries), len(src.Convs), len(src.Bills))
+	if len(src.Keys) < 6 || len(src.Deliveries) != 1 || len(src.Convs) < 2 || len(src.Bills) != 1 || data != 6 || vectors < 6 {
+		t.Fatalf("the data directory holds less than the test made: %d keys, %d callbacks, %d conversations, %d bills, %d data, %d vectors",
+			len(src.Keys), len(src.Deliveries), len(src.Convs), len(src.Bills), data, vectors)
 	}
 
 	// a second run finds records there and changes nothing
@@ -249,7 +260,7 @@ func TestMigrateToPostgres(t *testing.T) {
 		c.Share.AllowHosts = []string{"127.0.0.1/32"}
 		c.Auth.FlushInterval = server.Duration(time.Hour) // nothing the calls do is written meanwhile
 	}
-	// (each on a copy: what a server's calls do is written when it stops)
+	// (the first on a copy: what its calls do is written when it stops)
 	copyDir := func() string {
 		c := t.TempDir()
 		if err := os.CopyFS(c, os.DirFS(dir)); err != nil {
@@ -260,10 +271,23 @@ func TestMigrateToPostgres(t *testing.T) {
 	onBolt, stopBolt := blStartStop(t, copyDir(), quiet)
 	answers := mgAnswers(t, onBolt, made)
 	stopBolt()
-	again, stopAgain := blStartStop(t, copyDir(), quiet)
-	answersAgain := mgAnswers(t, again, made)
-	stopAgain()
-	server.SameText(t, "the answers of two servers on the data directory", answers, answersAgain)
+	fin.host.set(func(h *authHost) { h.down = false })
+	onPostgres, stopPostgres := blStartStop(t, t.TempDir(), func(c *server.Config) { quiet(c); c.Storage.DSN = dsn })
+	defer stopPostgres()
+	answersPG := mgAnswers(t, onPostgres, made)
+	server.SameText(t, "the answers of a server on the data directory and of one on the database", answers, answersPG)
+
+	// and goes on from there: the queued callback is delivered, the chat continues
+	waitFor(t, "the copied finish callback", 30*time.Second, func() bool { return len(fin.host.callsTo("/shareAuth/finish")) > 0 })
+	if status, raw := blDo(t, "POST", onPostgres+"/api/v1/chat/completions", made.appKey,
+		`{"chatId":"c1","messages":[{"role":"user","content":"and class 1?"}]}`); status != 200 {
+		t.Fatalf("chat on the database: %d %s", status, raw)
+	}
+	var page struct{ Total int }
+	blCall(t, "GET", onPostgres+"/api/core/chat/getPaginationRecords?appId=kb&chatId=c1", blRoot, "", &page)
+	if page.Total != 6 {
+		t.Fatalf("history c1 on the database after one more turn: %d records, want 6", page.Total)
+	}
 }
 
 // The command refuses before it touches anything: without a target,

@@ -16,23 +16,21 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/chatgate/chatgate/auth"
-	authpg "github.com/chatgate/chatgate/auth/pgstore"
 	"github.com/chatgate/chatgate/billing"
-	billingpg "github.com/chatgate/chatgate/billing/pgstore"
-	chatpg "github.com/chatgate/chatgate/chat/pgstore"
 	"github.com/chatgate/chatgate/dataset"
 	"github.com/chatgate/chatgate/internal/postgres"
 	"github.com/chatgate/chatgate/queue"
 	"github.com/chatgate/chatgate/shareauth"
-	sharepg "github.com/chatgate/chatgate/shareauth/pgstore"
 )
 
 const migrateUsage = `usage: migrate [-to DSN] [-force]
 
 Copies every record of the data directory into Postgres: keys (hashes,
 usage and times included, so every key keeps working), the audit trail,
-apps and chat history, the ledger and its bills, share links and their
-queued callbacks, then prints the rows of each table. A server started on
+apps and chat history, datasets with their collections, trained data (its
+vectors copied, not computed again) and queued items, the ledger and its
+bills, share links and their queued callbacks, then prints the rows of
+each table. A server started on
 the database afterwards answers as the data directory's did.
 
 The target must hold no chatgate records; -force first drops its chatgate
@@ -51,7 +49,7 @@ const (
 )
 
 // MigrateCommand copies the bbolt data directory of cfg into the Postgres
-// database that -to names (CHATGATE_POSTGRES_DSN by default), through the
+// database that -to names (cfg.Storage.DSN by default), through the
 // domains' stores, and writes the rows of each table to out. It refuses a
 // target holding records unless -force, which first drops the target's
 // chatgate tables and creates them anew, and fails at once when a running
@@ -60,7 +58,7 @@ func MigrateCommand(ctx context.Context, cfg Config, args []string, out io.Write
 	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
 	fs.SetOutput(out)
 	fs.Usage = func() { fmt.Fprintf(out, "%s\n\nflags:\n", migrateUsage); fs.PrintDefaults() }
-	to := fs.String("to", os.Getenv("CHATGATE_POSTGRES_DSN"), "Postgres DSN to copy into (env CHATGATE_POSTGRES_DSN)")
+	to := fs.String("to", "", "Postgres DSN to copy into (default: storage.dsn, or CHATGATE_POSTGRES_DSN)")
 	force := fs.Bool("force", false, "drop the target's chatgate tables first, losing what they hold, and create them anew")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -68,11 +66,14 @@ func MigrateCommand(ctx context.Context, cfg Config, args []string, out io.Write
 		}
 		return err
 	}
+	if *to != "" {
+		cfg.Storage.DSN = *to
+	}
 	switch {
 	case fs.NArg() > 0:
 		return fmt.Errorf("migrate: unexpected argument %q", fs.Arg(0))
-	case *to == "":
-		return errors.New("migrate: -to (or CHATGATE_POSTGRES_DSN) must name the Postgres database to copy into")
+	case cfg.Storage.DSN == "":
+		return errors.New("migrate: -to (or storage.dsn, or CHATGATE_POSTGRES_DSN) must name the Postgres database to copy into")
 	}
 	cfg.setDefaults()
 	// openBolt would create a missing data directory: copying an empty
@@ -85,15 +86,18 @@ func MigrateCommand(ctx context.Context, cfg Config, args []string, out io.Write
 		return fmt.Errorf("migrate: %w", err)
 	}
 	defer func() { err = errors.Join(err, from.close()) }()
-	pool, err := postgres.Open(ctx, *to)
+	// the stores say what they hold; the tables, which a forced copy
+	// drops and which the report counts, are read on a pool of their own
+	pool, err := postgres.Open(ctx, cfg.Storage.DSN)
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
 	defer pool.Close()
-	target, err := openPostgresStores(ctx, pool)
+	target, err := openPostgres(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
+	defer func() { err = errors.Join(err, target.close()) }()
 	held, err := heldRecords(ctx, target)
 	switch {
 	case err != nil:
@@ -106,33 +110,17 @@ func MigrateCommand(ctx context.Context, cfg Config, args []string, out io.Write
 			return fmt.Errorf("migrate: emptying the target: %w", err)
 		}
 		fmt.Fprintf(out, "dropped the target's chatgate tables (it held %s) to create them anew (-force)\n", strings.Join(held, ", "))
-		if target, err = openPostgresStores(ctx, pool); err != nil {
+		fresh, err := openPostgres(ctx, cfg)
+		if err != nil {
 			return fmt.Errorf("migrate: %w", err)
 		}
+		_ = target.close() // the pool of the stores on the tables dropped
+		target = fresh
 	}
 	if err := copyBackend(ctx, from, target, out); err != nil {
 		return fmt.Errorf("migrate: %w (the target holds part of the copy: run again with -force)", err)
 	}
 	return printTableRows(ctx, pool, out)
-}
-
-// openPostgresStores opens every domain's Postgres store on pool,
-// applying each domain's migrations.
-func openPostgresStores(ctx context.Context, pool *pgxpool.Pool) (_ *backend, err error) {
-	b := &backend{}
-	if b.keys, err = authpg.New(ctx, pool); err != nil {
-		return nil, fmt.Errorf("auth store: %w", err)
-	}
-	if b.chat, err = chatpg.New(ctx, pool); err != nil {
-		return nil, fmt.Errorf("chat store: %w", err)
-	}
-	if b.ledger, err = billingpg.New(ctx, pool); err != nil {
-		return nil, fmt.Errorf("ledger: %w", err)
-	}
-	if b.links, err = sharepg.New(ctx, pool); err != nil {
-		return nil, fmt.Errorf("share-link store: %w", err)
-	}
-	return b, nil
 }
 
 // domainTableNames returns the tables of the schema the pool's
@@ -202,6 +190,7 @@ func domainCopies() []domainCopy {
 		{domain: "chat", held: heldApps, copy: copyChat},
 		{domain: "billing", held: heldLedger, copy: copyLedger},
 		{domain: "shareauth", held: heldLinks, copy: copyLinks},
+		{domain: "dataset", held: heldDatasets, copy: copyDatasets},
 	}
 }
 

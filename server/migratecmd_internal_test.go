@@ -212,6 +212,9 @@ func snapDatasets(t *testing.T, st dataset.Store) ([]snapDataset, []dataset.Usag
 			}
 			items, err := st.(dataset.TrainingLister).TrainingItems(ctx, c.ID)
 			noErr(t, err)
+			if len(items) == 0 {
+				items = nil // none, as a nil or an empty slice
+			}
 			queued, failed, err := st.TrainingCounts(ctx, c.ID)
 			noErr(t, err)
 			sd.Collections = append(sd.Collections, struct {
@@ -225,6 +228,9 @@ func snapDatasets(t *testing.T, st dataset.Store) ([]snapDataset, []dataset.Usag
 	}
 	usage, err := st.PendingUsage(ctx, math.MaxInt)
 	noErr(t, err)
+	if len(usage) == 0 {
+		usage = nil
+	}
 	return out, usage
 }
 
@@ -433,9 +439,6 @@ func TestCopyBackendExact(t *testing.T) {
 	to := &backend{keys: auth.NewMemoryStore(), chat: chat.NewMemoryStore(), ledger: billing.NewMemoryLedger(),
 		links: shareauth.NewMemoryStore(), datasets: dataset.NewMemoryStore()}
 	if err := copyBackend(context.Background(), from, to, io.Discard); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := copyDatasets(context.Background(), from, to); err != nil {
 		t.Fatal(err)
 	}
 	want, got := snap(t, from), snap(t, to)

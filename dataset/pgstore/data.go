@@ -109,16 +109,13 @@ func (s *Store) UpdateData(ctx context.Context, d *dataset.Data, vectors []datas
 		if owner != d.ID {
 			return dataset.ErrRepeat
 		}
-		owners, ids, vecs := vectorRows(nil, nil, nil, vectors, d.ID)
 		at, ns := split(d.CreateTime)
 		b := &pgx.Batch{}
 		b.Queue(`DELETE FROM dataset_qkeys WHERE collection_id = $1 AND qhash = $2 AND owner = $3 AND qhash <> $4`,
 			d.CollectionID, old, d.ID, h)
 		b.Queue(`UPDATE dataset_data SET qhash = $2, create_time = $3, create_ns = $4, doc = $5 WHERE id = $1`,
 			d.ID, h, at, ns, string(doc))
-		b.Queue(changeVectorsSQL, []string{d.ID}, []string{d.DatasetID})
-		b.Queue(insertVectorsSQL, owners, ids, vecs)
-		b.Queue(notifySQL)
+		queueVectors(b, d, vectors)
 		return tx.SendBatch(ctx, b).Close()
 	})
 	if errors.Is(err, dataset.ErrDataNotFound) || errors.Is(err, dataset.ErrRepeat) {
@@ -128,6 +125,55 @@ func (s *Store) UpdateData(ctx context.Context, d *dataset.Data, vectors []datas
 		return fail("update data "+d.ID, err)
 	}
 	return nil
+}
+
+// ImportData implements dataset.DataImporter, in one transaction: the
+// collection is held (KEY SHARE, as a deletion locks it first), then the
+// item takes its q, which must be free, and is stored with its vectors
+// and a change for the feed, as Commit stores what training made.
+func (s *Store) ImportData(ctx context.Context, d *dataset.Data, vectors []dataset.Vector) error {
+	doc, err := json.Marshal(d)
+	if err != nil {
+		return err
+	}
+	err = s.inTx(ctx, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `SELECT id FROM dataset_collections WHERE id = $1 FOR KEY SHARE`, d.CollectionID)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return dataset.ErrCollectionNotFound
+		}
+		h := qhash(d.Q)
+		tag, err = tx.Exec(ctx, `INSERT INTO dataset_qkeys (collection_id, qhash, owner) VALUES ($1, $2, $3)
+			ON CONFLICT (collection_id, qhash) DO NOTHING`, d.CollectionID, h, d.ID)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return dataset.ErrRepeat
+		}
+		at, ns := split(d.CreateTime)
+		b := &pgx.Batch{}
+		b.Queue(`INSERT INTO dataset_data (id, dataset_id, collection_id, qhash, create_time, create_ns, doc)
+			VALUES ($1, $2, $3, $4, $5, $6, $7)`, d.ID, d.DatasetID, d.CollectionID, h, at, ns, string(doc))
+		queueVectors(b, d, vectors)
+		return tx.SendBatch(ctx, b).Close()
+	})
+	switch {
+	case err == nil, errors.Is(err, dataset.ErrCollectionNotFound), errors.Is(err, dataset.ErrRepeat):
+		return err
+	}
+	return fail("import data "+d.ID, err)
+}
+
+// queueVectors queues the replacement of d's vectors by its among
+// vectors, with a change of d for the feed, and the notification.
+func queueVectors(b *pgx.Batch, d *dataset.Data, vectors []dataset.Vector) {
+	owners, ids, vecs := vectorRows(nil, nil, nil, vectors, d.ID)
+	b.Queue(changeVectorsSQL, []string{d.ID}, []string{d.DatasetID})
+	b.Queue(insertVectorsSQL, owners, ids, vecs)
+	b.Queue(notifySQL)
 }
 
 // vectorRows appends to the arrays insertVectorsSQL takes the vectors of

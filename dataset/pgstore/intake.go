@@ -184,3 +184,9 @@ func (s *Store) TrainingFailures(ctx context.Context, collectionID string, limit
 	return all(ctx, s, scanItem, "training failures of collection "+collectionID,
 		`SELECT `+itemColumns+` FROM dataset_training WHERE collection_id = $1 AND failed ORDER BY id LIMIT $2`, collectionID, max(limit, 0))
 }
+
+// TrainingItems implements dataset.TrainingLister.
+func (s *Store) TrainingItems(ctx context.Context, collectionID string) ([]*dataset.TrainingItem, error) {
+	return all(ctx, s, scanItem, "training items of collection "+collectionID,
+		`SELECT `+itemColumns+` FROM dataset_training WHERE collection_id = $1 ORDER BY id`, collectionID)
+}

@@ -45,6 +45,12 @@ func (s *Store) Datasets(ctx context.Context, teamID string) ([]*dataset.Dataset
 		`SELECT `+datasetColumns+` FROM dataset_datasets WHERE team_id = $1 ORDER BY create_time, create_ns, id`, teamID)
 }
 
+// AllDatasets implements dataset.DatasetLister.
+func (s *Store) AllDatasets(ctx context.Context) ([]*dataset.Dataset, error) {
+	return all(ctx, s, scanDataset, "datasets",
+		`SELECT `+datasetColumns+` FROM dataset_datasets ORDER BY create_time, create_ns, id`)
+}
+
 // DeleteDataset implements dataset.DatasetStore, in one transaction: the
 // dataset and its collections are locked first, so that writers into them
 // finish before and fail after; then everything they hold goes, each data

@@ -59,10 +59,13 @@ type Store struct {
 }
 
 var (
-	_ dataset.Store      = (*Store)(nil)
-	_ dataset.ChangeFeed = (*Store)(nil)
-	_ dataset.DataReader = (*Store)(nil)
-	_ queue.Releaser     = (*Store)(nil)
+	_ dataset.Store          = (*Store)(nil)
+	_ dataset.ChangeFeed     = (*Store)(nil)
+	_ dataset.DataReader     = (*Store)(nil)
+	_ dataset.DatasetLister  = (*Store)(nil)
+	_ dataset.TrainingLister = (*Store)(nil)
+	_ dataset.DataImporter   = (*Store)(nil)
+	_ queue.Releaser         = (*Store)(nil)
 )
 
 // New returns a store on pool with the default Options; see
