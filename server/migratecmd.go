@@ -11,6 +11,9 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -18,6 +21,7 @@ import (
 	"github.com/chatgate/chatgate/auth"
 	"github.com/chatgate/chatgate/billing"
 	"github.com/chatgate/chatgate/dataset"
+	"github.com/chatgate/chatgate/internal/panics"
 	"github.com/chatgate/chatgate/internal/postgres"
 	"github.com/chatgate/chatgate/queue"
 	"github.com/chatgate/chatgate/shareauth"
@@ -227,11 +231,12 @@ func holding(names []string, flags ...bool) []string {
 // a whole copy needs beside them, so any backend may be either end.
 func copyBackend(ctx context.Context, from, to *backend, out io.Writer) error {
 	for _, d := range domainCopies() {
+		start := time.Now()
 		what, err := d.copy(ctx, from, to)
 		if err != nil {
 			return fmt.Errorf("copying %s: %w", d.domain, err)
 		}
-		fmt.Fprintf(out, "%s: copied %s\n", d.domain, what)
+		fmt.Fprintf(out, "%s: copied %s in %s\n", d.domain, what, time.Since(start).Round(time.Millisecond))
 	}
 	return nil
 }
@@ -369,18 +374,26 @@ func copyLedger(ctx context.Context, from, to *backend) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	n := 0
-	err = wl.EachRecord(ctx, func(r billing.Record) error {
+	var n atomic.Int64
+	put := func(ctx context.Context, r billing.Record) error {
 		if err := to.ledger.Record(ctx, &r); err != nil {
 			return fmt.Errorf("record %s: %w", r.ID, err)
 		}
-		n++
+		n.Add(1)
 		return nil
+	}
+	err = fanOut(ctx, put, func(give func(billing.Record) error) error {
+		return wl.EachRecord(ctx, func(r billing.Record) error {
+			if r.BillID != "" {
+				return put(ctx, r) // in order: a bill lists its items in the order first spent on
+			}
+			return give(r)
+		})
 	})
 	if err != nil {
 		return "", err
 	}
-	return fmt.Sprintf("%d bills, %d usage records", bills, n), nil
+	return fmt.Sprintf("%d bills, %d usage records", bills, n.Load()), nil
 }
 
 // copyLinks copies every team's share links, secrets and usage included,
@@ -508,10 +521,21 @@ func copyCollection(ctx context.Context, from, to *backend, src wholeDatasets, i
 	if err != nil {
 		return 0, 0, err
 	}
-	for _, d := range all {
+	err = fanOut(ctx, func(ctx context.Context, d *dataset.Data) error {
 		if err := imp.ImportData(ctx, d, vecs[d.ID]); err != nil {
-			return 0, 0, fmt.Errorf("data %s: %w", d.ID, err)
+			return fmt.Errorf("data %s: %w", d.ID, err)
 		}
+		return nil
+	}, func(give func(*dataset.Data) error) error {
+		for _, d := range all {
+			if err := give(d); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, 0, err
 	}
 	repeats, err := to.datasets.Enqueue(ctx, waiting)
 	switch {
@@ -550,6 +574,46 @@ func whole[W any](store any, what string) (W, error) {
 		return w, fmt.Errorf("the %s cannot hand out all it holds", what)
 	}
 	return w, nil
+}
+
+// copyWorkers is how many records a copy writes at once where the order
+// they are written in makes no difference to what the target answers.
+const copyWorkers = 8
+
+// fanOut runs feed, which hands records to give, and writes each with put
+// on one of copyWorkers goroutines. It returns the first error of feed or
+// of put, after which the records still to write are skipped; a put that
+// panics fails the copy rather than the process.
+func fanOut[T any](ctx context.Context, put func(context.Context, T) error, feed func(give func(T) error) error) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	work := make(chan T)
+	var wg sync.WaitGroup
+	for range copyWorkers {
+		wg.Go(func() {
+			for v := range work {
+				if ctx.Err() == nil {
+					if err := panics.Catch(func() error { return put(ctx, v) }); err != nil {
+						cancel(err)
+					}
+				}
+			}
+		})
+	}
+	err := feed(func(v T) error {
+		select {
+		case work <- v:
+			return nil
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+	})
+	close(work)
+	wg.Wait()
+	if err == nil {
+		err = context.Cause(ctx)
+	}
+	return err
 }
 
 // copyList writes each record list returns with put, naming the one that

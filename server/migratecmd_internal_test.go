@@ -3,11 +3,13 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"math"
 	"regexp"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,6 +17,7 @@ import (
 	"github.com/chatgate/chatgate/billing"
 	"github.com/chatgate/chatgate/chat"
 	"github.com/chatgate/chatgate/dataset"
+	"github.com/chatgate/chatgate/internal/panics"
 	"github.com/chatgate/chatgate/internal/postgres/pgtest"
 	"github.com/chatgate/chatgate/queue"
 	"github.com/chatgate/chatgate/shareauth"
@@ -485,5 +488,45 @@ func TestCopyBackendToPostgres(t *testing.T) {
 	held, err := heldRecords(context.Background(), to)
 	if err != nil || len(held) != 9 {
 		t.Fatalf("the copy holds %v, %v; want every kind of record", held, err)
+	}
+}
+
+// fanOut writes every record fed, and stops at the first failure: of a
+// write, of a write that panics, or of the feed.
+func TestFanOut(t *testing.T) {
+	ctx := context.Background()
+	feed := func(n int) func(give func(int) error) error {
+		return func(give func(int) error) error {
+			for i := range n {
+				if err := give(i); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}
+	var sum atomic.Int64
+	if err := fanOut(ctx, func(_ context.Context, i int) error { sum.Add(int64(i)); return nil }, feed(1000)); err != nil || sum.Load() != 999*1000/2 {
+		t.Fatalf("fanOut wrote a sum of %d, %v; want %d", sum.Load(), err, 999*1000/2)
+	}
+	bad := errors.New("bad record")
+	if err := fanOut(ctx, func(_ context.Context, i int) error {
+		if i == 500 {
+			return bad
+		}
+		return nil
+	}, feed(100000)); !errors.Is(err, bad) {
+		t.Fatalf("fanOut with a failing write: %v", err)
+	}
+	if err := fanOut(ctx, func(_ context.Context, i int) error {
+		if i == 7 {
+			panic("boom")
+		}
+		return nil
+	}, feed(100)); !errors.As(err, new(*panics.Error)) {
+		t.Fatalf("fanOut with a write that panics: %v", err)
+	}
+	if err := fanOut(ctx, func(context.Context, int) error { return nil }, func(func(int) error) error { return bad }); !errors.Is(err, bad) {
+		t.Fatalf("fanOut with a failing feed: %v", err)
 	}
 }
