@@ -1,17 +1,12 @@
 package server_test
 
 import (
-	"bufio"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"math"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -37,86 +32,12 @@ func TestBillingCrashChild(t *testing.T) {
 	cfg.Server.Data = dir
 	cfg.Logging.Level = "error"
 	cfg.Auth.FlushInterval = server.Duration(time.Hour)
-	s, err := server.New(cfg)
-	if err != nil {
-		fmt.Printf("ERROR %v\n", err)
-		os.Exit(3)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		fmt.Printf("ERROR %v\n", err)
-		os.Exit(3)
-	}
-	fmt.Printf("LISTEN %s\n", ln.Addr())
-	_ = s.Serve(context.Background(), ln) // until killed
-	os.Exit(0)
+	childServe(cfg)
 }
 
-// blChild is a running child server.
-type blChild struct {
-	cmd  *exec.Cmd
-	base string
-}
-
-func blStartChild(t *testing.T, dir string, n int) *blChild {
+func blStartChild(t *testing.T, dir string, n int) *child {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestBillingCrashChild$", "-test.count=1")
-	cmd.Env = append(os.Environ(), blCrashEnv+"="+dir)
-	errf, err := os.Create(filepath.Join(t.TempDir(), fmt.Sprintf("child%d.stderr", n)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer errf.Close()
-	cmd.Stderr = errf
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	c := &blChild{cmd: cmd}
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-		}
-	})
-	addr := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			line := sc.Text()
-			if a, ok := strings.CutPrefix(line, "LISTEN "); ok {
-				addr <- a
-			} else if strings.HasPrefix(line, "ERROR ") {
-				addr <- line
-			}
-		}
-		close(addr)
-	}()
-	select {
-	case a, ok := <-addr:
-		if !ok || strings.HasPrefix(a, "ERROR ") {
-			stderr, _ := os.ReadFile(errf.Name())
-			t.Fatalf("child %d did not start: %q\n%s", n, a, stderr)
-		}
-		c.base = "http://" + a
-	case <-time.After(20 * time.Second):
-		t.Fatalf("child %d did not print its address", n)
-	}
-	return c
-}
-
-// kill sends SIGKILL: no shutdown, no flush.
-func (c *blChild) kill(t *testing.T) {
-	t.Helper()
-	if err := c.cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	_ = c.cmd.Wait()
-	// the same client must not reuse connections to the dead process
-	blClient.CloseIdleConnections()
+	return startChild(t, "^TestBillingCrashChild$", []string{blCrashEnv + "=" + dir}, n)
 }
 
 // blLedgerOf returns the key's chat records and points as the ledger has

@@ -1,11 +1,8 @@
 package server_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -20,23 +17,7 @@ import (
 // without a restart.
 func TestPostgresOutage(t *testing.T) {
 	pg := pgtest.StartServer(t)
-	cfg := server.Config{RootKey: blRoot, Stderr: io.Discard}
-	cfg.Server.Data = t.TempDir()
-	cfg.Storage.DSN = pg.DSN
-	cfg.Logging.Level = "error"
-	s, err := server.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx, ln) }()
-	defer func() { cancel(); <-done }()
-	base := "http://" + ln.Addr().String()
+	base := blStart(t, t.TempDir(), func(c *server.Config) { c.Storage.DSN = pg.DSN })
 
 	_, appKey := blKey(t, base, map[string]any{"name": "before", "appId": "main"})
 	chat := `{"messages":[{"role":"user","content":"hello"}]}`

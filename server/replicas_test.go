@@ -1,15 +1,10 @@
 package server_test
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
-	"net"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -43,19 +38,7 @@ func TestReplicaChild(t *testing.T) {
 	// training at a remote model's pace, so that kills land mid-batch
 	cfg.Dataset.ExtraEmbedders = map[string]dataset.Embedder{"paced": rpPaced{}}
 	cfg.Dataset.VectorModel = "paced"
-	s, err := server.New(cfg)
-	if err != nil {
-		fmt.Printf("ERROR %v\n", err)
-		os.Exit(3)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		fmt.Printf("ERROR %v\n", err)
-		os.Exit(3)
-	}
-	fmt.Printf("LISTEN %s\n", ln.Addr())
-	_ = s.Serve(context.Background(), ln) // until killed
-	os.Exit(0)
+	childServe(cfg)
 }
 
 // rpPaced is the local embedder at a remote model's pace for batches:
@@ -69,81 +52,19 @@ func (e rpPaced) Embed(ctx context.Context, texts []string) ([][]float32, error)
 	return e.LocalEmbedder.Embed(ctx, texts)
 }
 
-// rpReplica is a running replica.
-type rpReplica struct {
-	cmd  *exec.Cmd
-	base string
-}
-
-// rpStart starts a replica on dsn; its output goes to files, never pipes
-// that a killed child could leave open.
-func rpStart(t *testing.T, dsn string, n int) *rpReplica {
+// rpStart starts a replica on dsn.
+func rpStart(t *testing.T, dsn string, n int) *child {
 	t.Helper()
-	dir := t.TempDir()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestReplicaChild$", "-test.count=1")
-	cmd.Env = append(os.Environ(), rpChildEnv+"="+dsn, rpDirEnv+"="+dir)
-	outf, err := os.Create(filepath.Join(dir, "stdout"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	errf, err := os.Create(filepath.Join(dir, "stderr"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = outf, errf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	outf.Close()
-	errf.Close()
-	r := &rpReplica{cmd: cmd}
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-		}
-	})
-	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		f, err := os.Open(outf.Name())
-		if err != nil {
-			t.Fatal(err)
-		}
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			if a, ok := strings.CutPrefix(sc.Text(), "LISTEN "); ok {
-				r.base = "http://" + a
-			} else if strings.HasPrefix(sc.Text(), "ERROR ") {
-				stderr, _ := os.ReadFile(errf.Name())
-				t.Fatalf("replica %d did not start: %s\n%s", n, sc.Text(), stderr)
-			}
-		}
-		f.Close()
-		if r.base != "" {
-			return r
-		}
-	}
-	stderr, _ := os.ReadFile(errf.Name())
-	t.Fatalf("replica %d did not print its address\n%s", n, stderr)
-	return nil
-}
-
-// kill sends SIGKILL: no shutdown, no flush.
-func (r *rpReplica) kill(t *testing.T) {
-	t.Helper()
-	if err := r.cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	_ = r.cmd.Wait()
-	blClient.CloseIdleConnections()
+	return startChild(t, "^TestReplicaChild$", []string{rpChildEnv + "=" + dsn, rpDirEnv + "=" + t.TempDir()}, n)
 }
 
 // rpCluster starts n replicas on one fresh schema.
-func rpCluster(t *testing.T, n int) (dsn string, rs []*rpReplica) {
+func rpCluster(t *testing.T, n int) (dsn string, rs []*child) {
 	t.Helper()
 	dsn = pgtest.DSN(t)
 	// the first creates the schema's tables; the others start together
 	rs = append(rs, rpStart(t, dsn, 0))
-	ch := make(chan *rpReplica, n-1)
+	ch := make(chan *child, n-1)
 	for i := 1; i < n; i++ {
 		go func() { ch <- rpStart(t, dsn, i) }()
 	}
