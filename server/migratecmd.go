@@ -34,12 +34,12 @@ usage and times included, so every key keeps working), the audit trail,
 apps and chat history, datasets with their collections, trained data (its
 vectors copied, not computed again) and queued items, the ledger and its
 bills, share links and their queued callbacks, then prints the rows of
-each table. A server started on
-the database afterwards answers as the data directory's did.
+each table. A server started on the database afterwards answers as the
+data directory's did.
 
 The target must hold no chatgate records; -force first drops its chatgate
-tables, losing what they hold, and creates them anew. Stop the server first: the command refuses a data directory
-that a server holds.`
+tables, losing what they hold, and creates them anew. Stop the server
+first: the command refuses a data directory that a server holds.`
 
 // migrateBatch bounds the key usage and audit events written per call.
 const migrateBatch = 1000
