@@ -42,12 +42,12 @@ func TestReplicaChild(t *testing.T) {
 }
 
 // rpPaced is the local embedder at a remote model's pace for batches:
-// 150 ms a call of several texts (training), none for one (a query).
+// 300 ms a call of several texts (training), none for one (a query).
 type rpPaced struct{ dataset.LocalEmbedder }
 
 func (e rpPaced) Embed(ctx context.Context, texts []string) ([][]float32, error) {
 	if len(texts) > 1 {
-		time.Sleep(150 * time.Millisecond)
+		time.Sleep(300 * time.Millisecond)
 	}
 	return e.LocalEmbedder.Embed(ctx, texts)
 }

@@ -148,14 +148,21 @@ func TestReplicasTrainOnceUnderSIGKILL(t *testing.T) {
 	// then bring it back
 	type detail struct{ TrainingAmount, DataAmount, FailedAmount int }
 	training := 0 // rounds that killed a replica with items still queued
-	for round := 0; round < 6 || pushed.Load() < items; round++ {
+	// Kill until the pushes are in and at least 6 kills were made, 5 of
+	// them with items queued, or until nothing is left to interrupt.
+	for round := 0; ; round++ {
 		time.Sleep(time.Duration(300+rand.IntN(900)) * time.Millisecond)
 		i := rand.IntN(3)
+		queued := false
 		if ok, raw := rpTry("GET", rs[(i+1)%3].base+"/api/core/dataset/collection/detail?id="+collID, key, ""); ok {
 			var env struct{ Data detail }
-			if json.Unmarshal(raw, &env) == nil && env.Data.TrainingAmount > 0 {
-				training++
-			}
+			queued = json.Unmarshal(raw, &env) == nil && env.Data.TrainingAmount > 0
+		}
+		if pushed.Load() == items && round >= 6 && (training >= 5 || !queued) {
+			break
+		}
+		if queued {
+			training++
 		}
 		rs[i].kill(t)
 		pool.set(i, rs[(i+1)%3].base) // route its share meanwhile to a live one
