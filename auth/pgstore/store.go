@@ -4,7 +4,6 @@ import (
 	"context"
 	"embed"
 	"fmt"
-	"io/fs"
 	"strings"
 	"time"
 
@@ -27,11 +26,7 @@ type Store struct {
 // advisory lock, so replicas starting together apply each once), its
 // tables being the auth_* ones of pool's search path.
 func New(ctx context.Context, pool *pgxpool.Pool) (*Store, error) {
-	fsys, err := fs.Sub(migrations, "migrations")
-	if err == nil {
-		err = postgres.Migrate(ctx, pool, fsys, "chatgate_auth_migrations")
-	}
-	if err != nil {
+	if err := postgres.Migrate(ctx, pool, migrations, "migrations", "chatgate_auth_migrations"); err != nil {
 		return nil, fmt.Errorf("auth: %w", err)
 	}
 	return &Store{pool: pool}, nil

@@ -5,7 +5,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"math"
 	"time"
 
@@ -36,11 +35,7 @@ var (
 // advisory lock, so replicas starting together apply each once), its
 // tables being the billing_* ones of pool's search path.
 func New(ctx context.Context, pool *pgxpool.Pool) (*Store, error) {
-	fsys, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		return nil, err
-	}
-	if err := postgres.Migrate(ctx, pool, fsys, "chatgate_billing_migrations"); err != nil {
+	if err := postgres.Migrate(ctx, pool, migrations, "migrations", "chatgate_billing_migrations"); err != nil {
 		return nil, fmt.Errorf("billing: %w", err)
 	}
 	return &Store{pool: pool}, nil

@@ -4,7 +4,6 @@ import (
 	"context"
 	"embed"
 	"fmt"
-	"io/fs"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -34,11 +33,7 @@ var (
 // New returns a store on pool, first bringing the database's chat tables
 // up to date. The pool stays the caller's to close.
 func New(ctx context.Context, pool *pgxpool.Pool) (*Store, error) {
-	fsys, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		return nil, err
-	}
-	if err := postgres.Migrate(ctx, pool, fsys, migrationsTable); err != nil {
+	if err := postgres.Migrate(ctx, pool, migrations, "migrations", migrationsTable); err != nil {
 		return nil, fmt.Errorf("chat: %w", err)
 	}
 	return &Store{pool: pool}, nil

@@ -6,7 +6,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -79,8 +78,7 @@ func New(ctx context.Context, pool *pgxpool.Pool) (*Store, error) {
 // once), its tables being the dataset_* ones of pool's search path. The
 // pool stays the caller's to close.
 func NewWithOptions(ctx context.Context, pool *pgxpool.Pool, opts Options) (*Store, error) {
-	sub, _ := fs.Sub(migrations, "migrations") // a directory the embed holds
-	if err := postgres.Migrate(ctx, pool, sub, "chatgate_dataset_migrations"); err != nil {
+	if err := postgres.Migrate(ctx, pool, migrations, "migrations", "chatgate_dataset_migrations"); err != nil {
 		return nil, fmt.Errorf("dataset: %w", err)
 	}
 	s := &Store{pool: pool, lease: DefaultLease, retention: DefaultFeedRetention}

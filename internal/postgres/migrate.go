@@ -17,13 +17,18 @@ import (
 	"github.com/pressly/goose/v3/lock"
 )
 
-// Migrate applies the versioned SQL migrations in fsys (goose files such
-// as 00001_keys.sql) to pool's database, recording them in the version
+// Migrate applies the versioned SQL migrations in directory dir of fsys
+// (goose files such as 00001_keys.sql; a store embeds its migrations/
+// directory) to pool's database, recording them in the version
 // table named table (one per domain, so that domains move on their own).
 // It holds a session advisory lock for the table while it works, so that
 // replicas starting together apply each migration once and a replica
 // never serves an older schema than the one it was built for.
-func Migrate(ctx context.Context, pool *pgxpool.Pool, fsys fs.FS, table string) error {
+func Migrate(ctx context.Context, pool *pgxpool.Pool, fsys fs.FS, dir, table string) error {
+	fsys, err := fs.Sub(fsys, dir)
+	if err != nil {
+		return fmt.Errorf("migrations %s: %w", table, err)
+	}
 	h := fnv.New64a()
 	h.Write([]byte("chatgate:" + table))
 	locker, err := lock.NewPostgresSessionLocker(lock.WithLockID(int64(h.Sum64()>>1)), lock.WithLockTimeout(1, 300))

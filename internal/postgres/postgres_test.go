@@ -31,7 +31,7 @@ func TestMigrateConcurrently(t *testing.T) {
 				return
 			}
 			defer pool.Close()
-			errs <- postgres.Migrate(ctx, pool, migrations, "test_migrations")
+			errs <- postgres.Migrate(ctx, pool, migrations, ".", "test_migrations")
 		}()
 	}
 	for range 4 {

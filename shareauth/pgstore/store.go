@@ -5,7 +5,6 @@ import (
 	"context"
 	"embed"
 	"fmt"
-	"io/fs"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgtype"
@@ -59,11 +58,7 @@ func New(ctx context.Context, pool *pgxpool.Pool) (*Store, error) {
 // (under an advisory lock, so replicas starting together apply each
 // once), its tables being the shareauth_* ones of pool's search path.
 func NewWithOptions(ctx context.Context, pool *pgxpool.Pool, opts Options) (*Store, error) {
-	fsys, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		return nil, err
-	}
-	if err := postgres.Migrate(ctx, pool, fsys, "chatgate_shareauth_migrations"); err != nil {
+	if err := postgres.Migrate(ctx, pool, migrations, "migrations", "chatgate_shareauth_migrations"); err != nil {
 		return nil, fmt.Errorf("shareauth: %w", err)
 	}
 	return &Store{pool: pool, lease: cmp.Or(max(opts.Lease, 0), DefaultLease)}, nil
