@@ -1,0 +1,260 @@
+package redislimit
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/chatgate/chatgate/internal/panics"
+	"github.com/chatgate/chatgate/limit"
+)
+
+// Defaults of Options.
+const (
+	DefaultPrefix     = "chatgate:"
+	DefaultLease      = 10 * time.Second
+	DefaultCounterTTL = 10 * time.Minute
+	DefaultGrace      = 1500 * time.Millisecond
+)
+
+// Options configure a Client. The zero value is usable.
+type Options struct {
+	// Prefix starts every Redis key; DefaultPrefix when empty. The
+	// replicas of one cluster share it; two clusters on one Redis do not.
+	Prefix string
+	// RateFailOpen lets requests through when Redis does not answer a
+	// rate limit. By default they are refused with limit.ErrUnavailable.
+	// Quotas always fail closed.
+	RateFailOpen bool
+	// Lease is how long a reservation holds unless renewed; the Client
+	// renews its own every Grace/3. A replica that dies frees what its
+	// running work held after Lease. DefaultLease when zero.
+	Lease time.Duration
+	// Grace is how long a Redis that lost its data (a restart) admits
+	// nothing, so that every replica has told it of the work it holds
+	// first. DefaultGrace when zero.
+	Grace time.Duration
+	// CounterTTL bounds how long a quota counter lives before it is
+	// rebuilt from its source. DefaultCounterTTL when zero.
+	CounterTTL time.Duration
+	// Logger receives the incidents; slog.Default() when nil.
+	Logger *slog.Logger
+	// OnUnavailable, when set, is called for every limit that could not
+	// be checked: kind is "rate" or "quota", and allowed says whether the
+	// request was let through (a rate failing open) or refused.
+	OnUnavailable func(kind string, allowed bool)
+	// OnRebuild, when set, is called each time a quota counter is rebuilt
+	// from its source.
+	OnRebuild func(namespace string)
+	// OnPanic, when set, is called after a panic in the renewal loop was
+	// recovered and logged.
+	OnPanic func(component string)
+}
+
+// Client counts limits in Redis. It implements limit.Limiter itself
+// (Limiter returns one for a namespace) and hands out Quotas by namespace.
+// Create it with New and Close it on shutdown; it does not close rdb.
+type Client struct {
+	rdb   redis.UniversalClient
+	opts  Options
+	log   *slog.Logger
+	epoch string
+	node  string // this process's part of hold ids and event members
+	seq   atomic.Uint64
+
+	down   atomic.Bool // an incident is under way
+	missed atomic.Bool // lost is not empty
+
+	mu    sync.Mutex
+	holds map[string]*hold      // id -> live reservation of this process
+	lost  map[string]*quotaKeys // counters that missed a charge, to rebuild
+
+	stop      chan struct{}
+	done      sync.WaitGroup
+	closeOnce sync.Once
+}
+
+// New returns a Client on rdb and starts renewing its reservations.
+func New(rdb redis.UniversalClient, opts Options) *Client {
+	if opts.Prefix == "" {
+		opts.Prefix = DefaultPrefix
+	}
+	if opts.Lease <= 0 {
+		opts.Lease = DefaultLease
+	}
+	if opts.Grace <= 0 {
+		opts.Grace = DefaultGrace
+	}
+	if opts.CounterTTL <= 0 {
+		opts.CounterTTL = DefaultCounterTTL
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	c := &Client{rdb: rdb, opts: opts, log: opts.Logger, epoch: opts.Prefix + "epoch", node: hex.EncodeToString(b),
+		holds: map[string]*hold{}, lost: map[string]*quotaKeys{}, stop: make(chan struct{})}
+	c.done.Add(1)
+	go c.renewLoop()
+	return c
+}
+
+// Close stops renewing. Reservations still held lapse after the lease.
+func (c *Client) Close() error {
+	c.closeOnce.Do(func() {
+		close(c.stop)
+		c.done.Wait()
+	})
+	return nil
+}
+
+// Up reports whether Redis answered the last call (true before the first).
+func (c *Client) Up() bool { return !c.down.Load() }
+
+// Limiter returns the Limiter of namespace, whose keys are apart from
+// every other namespace's.
+func (c *Client) Limiter(namespace string) *Limiter {
+	return &Limiter{c: c, prefix: c.opts.Prefix + "rate:" + namespace + ":"}
+}
+
+// Quota returns the Quota of namespace, whose counters are rebuilt from src.
+func (c *Client) Quota(namespace string, src limit.Source) *Quota {
+	return &Quota{c: c, ns: namespace, prefix: c.opts.Prefix + "quota:" + namespace + ":", src: src}
+}
+
+func (c *Client) nextID() string {
+	return fmt.Sprintf("%s-%x", c.node, c.seq.Add(1))
+}
+
+// failed records that Redis did not answer: the first failure of an
+// incident is logged. It returns the error to answer with.
+func (c *Client) failed(ctx context.Context, kind string, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err() // the caller went away; Redis may be fine
+	}
+	if c.down.CompareAndSwap(false, true) {
+		c.log.Error("redislimit: Redis does not answer; quotas refuse work until it does", "err", err,
+			"rates", map[bool]string{true: "let through", false: "refused"}[c.opts.RateFailOpen])
+	}
+	return fmt.Errorf("%w (redis: %w)", limit.ErrUnavailable, err)
+}
+
+// answered records that Redis answered, ending an incident.
+func (c *Client) answered() {
+	if c.down.Load() && c.down.CompareAndSwap(true, false) {
+		c.log.Info("redislimit: Redis answers again")
+	}
+}
+
+// recover, after an incident, first drops the counters that missed a
+// charge, so that they are rebuilt from their sources before they are
+// used again.
+func (c *Client) recover(ctx context.Context) {
+	if !c.missed.Load() {
+		return
+	}
+	c.mu.Lock()
+	lost := c.lost
+	c.lost = map[string]*quotaKeys{}
+	c.missed.Store(false)
+	c.mu.Unlock()
+	if len(lost) == 0 {
+		return
+	}
+	keys := make([]string, 0, len(lost))
+	for k := range lost {
+		keys = append(keys, k)
+	}
+	if err := c.rdb.Del(ctx, keys...).Err(); err != nil {
+		c.mu.Lock()
+		for k, q := range lost {
+			c.lost[k] = q
+		}
+		c.missed.Store(true)
+		c.mu.Unlock()
+	}
+}
+
+// maxLost bounds the counters remembered as having missed a charge; past
+// it they wait for their TTL.
+const maxLost = 100_000
+
+func (c *Client) missedCharge(k *quotaKeys) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.lost) < maxLost {
+		c.lost[k.counter] = k
+		c.missed.Store(true)
+	}
+}
+
+// renewLoop extends this process's reservations every Grace/3, and tells a
+// Redis that lost them of them again.
+func (c *Client) renewLoop() {
+	defer c.done.Done()
+	t := time.NewTicker(c.opts.Grace / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.stop:
+			return
+		case <-t.C:
+		}
+		err := panics.Catch(func() error { return c.renew(context.Background()) })
+		var pe *panics.Error
+		if errors.As(err, &pe) {
+			c.log.Error("redislimit: renewing reservations panicked; recovered", "panic", fmt.Sprint(pe.Value), "stack", string(pe.Stack))
+			if c.opts.OnPanic != nil {
+				c.opts.OnPanic("redislimit")
+			}
+		}
+	}
+}
+
+func (c *Client) renew(ctx context.Context) error {
+	c.mu.Lock()
+	by := map[string][]any{}
+	keys := map[string]*quotaKeys{}
+	for id, h := range c.holds {
+		if by[h.keys.counter] == nil {
+			by[h.keys.counter] = c.quotaArgs()
+			keys[h.keys.counter] = h.keys
+		}
+		by[h.keys.counter] = append(by[h.keys.counter], id)
+	}
+	c.mu.Unlock()
+	if len(by) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.opts.Grace/3)
+	defer cancel()
+	c.recover(ctx)
+	pipe := c.rdb.Pipeline()
+	for k, args := range by {
+		renewScript.Run(ctx, pipe, keys[k].list(c.epoch), args...)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		// Run's EVALSHA fails in a pipeline of a Redis that lost its
+		// scripts; load them and try again next tick.
+		if redis.HasErrorPrefix(err, "NOSCRIPT") {
+			return renewScript.Load(ctx, c.rdb).Err()
+		}
+		return c.failed(ctx, "quota", err)
+	}
+	c.answered()
+	return nil
+}
+
+// quotaArgs are the first arguments of every quota script.
+func (c *Client) quotaArgs() []any {
+	return []any{c.opts.Lease.Microseconds(), c.opts.Grace.Microseconds(), int64(c.opts.CounterTTL / time.Second)}
+}

@@ -1,0 +1,178 @@
+package redislimit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/chatgate/chatgate/limit"
+)
+
+// Quota is a limit.Quota in Redis: each account's spent points, the work
+// it holds across every replica and its mean cost are one counter, read
+// and changed by atomic scripts. Spent points are rebuilt from the Source
+// when Redis does not have them.
+type Quota struct {
+	c      *Client
+	ns     string
+	prefix string
+	src    limit.Source
+}
+
+type quotaKeys struct {
+	counter, holds string
+}
+
+func (k *quotaKeys) list(epoch string) []string { return []string{k.counter, k.holds, epoch} }
+
+type hold struct {
+	keys *quotaKeys
+}
+
+func (q *Quota) keys(account string) *quotaKeys {
+	k := q.prefix + account
+	return &quotaKeys{counter: k, holds: k + ":holds"}
+}
+
+// maxPoll bounds the pause between two tries of a Reserve that waits.
+const maxPoll = 100 * time.Millisecond
+
+// Reserve implements limit.Quota. It fails closed: when Redis does not
+// answer, the error has limit.ErrUnavailable in its chain.
+func (q *Quota) Reserve(ctx context.Context, account string, max float64) (func(), error) {
+	if max <= 0 {
+		return func() {}, nil
+	}
+	k := q.keys(account)
+	id := q.c.nextID()
+	poll := 5 * time.Millisecond
+	for {
+		q.c.recover(ctx)
+		res, err := reserveScript.Run(ctx, q.c.rdb, k.list(q.c.epoch), append(q.c.quotaArgs(), max, id)...).Slice()
+		if err != nil {
+			return nil, q.unavailable(ctx, err)
+		}
+		q.c.answered()
+		switch res[0] {
+		case "ok":
+			q.c.mu.Lock()
+			q.c.holds[id] = &hold{keys: k}
+			q.c.mu.Unlock()
+			var once sync.Once
+			return func() { once.Do(func() { q.end(k, id) }) }, nil
+		case "spent":
+			return nil, limit.ErrSpent
+		case "rebuild":
+			if err := q.rebuild(ctx, k, account); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		wait := poll
+		if len(res) > 1 {
+			if us, _ := res[1].(int64); us > 0 {
+				wait = time.Duration(us) * time.Microsecond
+			}
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		}
+		poll = min(poll*3/2, maxPoll)
+	}
+}
+
+func (q *Quota) unavailable(ctx context.Context, err error) error {
+	err = q.c.failed(ctx, "quota", err)
+	if ctx.Err() == nil && q.c.opts.OnUnavailable != nil {
+		q.c.opts.OnUnavailable("quota", false)
+	}
+	return err
+}
+
+// rebuild reads the account's spent points from the source, after the
+// counter was made, and completes the counter with them.
+func (q *Quota) rebuild(ctx context.Context, k *quotaKeys, account string) error {
+	spent, err := q.src.Spent(ctx, account)
+	if err != nil {
+		return fmt.Errorf("redislimit: rebuilding the %s counter of %s: %w", q.ns, account, err)
+	}
+	if err := rebuiltScript.Run(ctx, q.c.rdb, k.list(q.c.epoch), append(q.c.quotaArgs(), formatPoints(spent))...).Err(); err != nil {
+		return q.unavailable(ctx, err)
+	}
+	if q.c.opts.OnRebuild != nil {
+		q.c.opts.OnRebuild(q.ns)
+	}
+	return nil
+}
+
+// end ends a hold. It must reach Redis even when the request's context
+// is gone; if it cannot, the hold lapses after the lease.
+func (q *Quota) end(k *quotaKeys, id string) {
+	q.c.mu.Lock()
+	delete(q.c.holds, id)
+	q.c.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), q.c.opts.Grace)
+	defer cancel()
+	q.c.recover(ctx)
+	if err := endScript.Run(ctx, q.c.rdb, k.list(q.c.epoch), append(q.c.quotaArgs(), id)...).Err(); err != nil {
+		_ = q.c.failed(ctx, "quota", err)
+		return
+	}
+	q.c.answered()
+}
+
+// Charge implements limit.Quota. A charge that cannot reach Redis is not
+// lost: the counter is dropped once Redis answers again, and rebuilt from
+// the source, which has the points. It goes on after ctx ends: the points
+// were spent.
+func (q *Quota) Charge(ctx context.Context, account string, points float64) error {
+	k := q.keys(account)
+	// The points are spent whether or not the caller is still there.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), q.c.opts.Grace)
+	defer cancel()
+	q.c.recover(ctx)
+	if err := chargeScript.Run(ctx, q.c.rdb, k.list(q.c.epoch), append(q.c.quotaArgs(), formatPoints(points))...).Err(); err != nil {
+		q.c.missedCharge(k)
+		return q.c.failed(ctx, "quota", err)
+	}
+	q.c.answered()
+	return nil
+}
+
+// Spent implements limit.Quota: the cluster's count, rebuilt from the
+// source when Redis lacks it.
+func (q *Quota) Spent(ctx context.Context, account string) (float64, error) {
+	k := q.keys(account)
+	for range 3 {
+		q.c.recover(ctx)
+		res, err := spentScript.Run(ctx, q.c.rdb, k.list(q.c.epoch), q.c.quotaArgs()...).Slice()
+		if err != nil {
+			return 0, q.c.failed(ctx, "quota", err)
+		}
+		q.c.answered()
+		if res[0] == "ok" && len(res) > 1 {
+			s, _ := res[1].(string)
+			return strconv.ParseFloat(s, 64)
+		}
+		if err := q.rebuild(ctx, k, account); err != nil {
+			return 0, err
+		}
+	}
+	return 0, errors.New("redislimit: the counter of " + account + " keeps vanishing")
+}
+
+// Forget drops the account's counter, as for a deleted key; the next use
+// rebuilds it.
+func (q *Quota) Forget(ctx context.Context, account string) error {
+	k := q.keys(account)
+	return q.c.rdb.Del(ctx, k.counter).Err()
+}
+
+func formatPoints(p float64) string { return strconv.FormatFloat(p, 'g', -1, 64) }

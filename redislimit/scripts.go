@@ -1,0 +1,129 @@
+package redislimit
+
+import "github.com/redis/go-redis/v9"
+
+// The scripts run on Redis's clock (TIME, in microseconds), so that the
+// replicas' clocks need not agree.
+
+// rateScript takes one event from a sliding log of its key's event times.
+// KEYS[1] the log; ARGV n, per (us), a unique member. It returns 0 when
+// admitted, else the wait in microseconds.
+var rateScript = redis.NewScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local n, per = tonumber(ARGV[1]), tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - per)
+local c = redis.call('ZCARD', KEYS[1])
+if c < n then
+  redis.call('ZADD', KEYS[1], now, ARGV[3])
+  redis.call('PEXPIRE', KEYS[1], math.ceil(per / 1000))
+  return 0
+end
+local first = redis.call('ZRANGE', KEYS[1], c - n, c - n, 'WITHSCORES')
+return math.max(1, math.ceil(tonumber(first[2]) + per - now))
+`)
+
+// quotaPrologue is shared by the quota scripts. KEYS[1] is the account's
+// counter (a hash: state "r" while rebuilding or "ok", spent, delta: what
+// was charged while rebuilding, sum and n: points charged and work ended
+// since the counter was made, for the mean cost), KEYS[2] the work it holds
+// (a hash: hold id -> expiry), KEYS[3] the epoch: when this Redis began
+// holding chatgate's counters. ARGV[1..3]: lease (us), grace (us), the
+// counter's TTL (s).
+const quotaPrologue = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local K, H, E = KEYS[1], KEYS[2], KEYS[3]
+local lease, grace, ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local epoch = tonumber(redis.call('GET', E))
+if not epoch then
+  epoch = now
+  redis.call('SET', E, now)
+end
+local function ensure()
+  local st = redis.call('HGET', K, 'state')
+  if not st then
+    redis.call('HSET', K, 'state', 'r', 'delta', 0, 'sum', 0, 'n', 0)
+    redis.call('EXPIRE', K, ttl)
+    st = 'r'
+  end
+  return st
+end
+local function running()
+  local all = redis.call('HGETALL', H)
+  local c = 0
+  for i = 1, #all, 2 do
+    if tonumber(all[i + 1]) <= now then redis.call('HDEL', H, all[i]) else c = c + 1 end
+  end
+  return c
+end
+local function hold(id)
+  redis.call('HSET', H, id, now + lease)
+  redis.call('PEXPIRE', H, math.ceil(lease / 500))
+end
+`
+
+// reserveScript admits work: ARGV[4] the budget, ARGV[5] the hold's id. It
+// answers {"ok"}, {"spent"}, {"rebuild"} (read the source, then finish),
+// or {"wait", us}: the cost is unknown and work runs, or this Redis is
+// new and the replicas have not yet told it of the work they hold.
+var reserveScript = redis.NewScript(quotaPrologue + `
+if ensure() == 'r' then return {'rebuild'} end
+if now < epoch + grace then return {'wait', epoch + grace - now} end
+local c = running()
+local n = tonumber(redis.call('HGET', K, 'n'))
+if n == 0 and c > 0 then return {'wait', 0} end
+local mean = 0
+if n > 0 then mean = tonumber(redis.call('HGET', K, 'sum')) / n end
+if tonumber(redis.call('HGET', K, 'spent')) + c * mean >= tonumber(ARGV[4]) then return {'spent'} end
+hold(ARGV[5])
+return {'ok'}
+`)
+
+// rebuiltScript finishes a rebuild with ARGV[4], the source's spent points,
+// read after the counter was made: what was charged since is in delta.
+// Charges the source had before its read and that reached delta too are
+// counted twice, which errs on the side of the budget.
+var rebuiltScript = redis.NewScript(quotaPrologue + `
+if redis.call('HGET', K, 'state') == 'r' then
+  redis.call('HSET', K, 'state', 'ok', 'spent', 0)
+  redis.call('HINCRBYFLOAT', K, 'spent', ARGV[4])
+  redis.call('HINCRBYFLOAT', K, 'spent', redis.call('HGET', K, 'delta'))
+end
+return 1
+`)
+
+// chargeScript adds ARGV[4] points. A counter Redis does not have is left
+// to be rebuilt from the source, which has the points already.
+var chargeScript = redis.NewScript(quotaPrologue + `
+local st = redis.call('HGET', K, 'state')
+if not st then return 0 end
+if st == 'r' then
+  redis.call('HINCRBYFLOAT', K, 'delta', ARGV[4])
+else
+  redis.call('HINCRBYFLOAT', K, 'spent', ARGV[4])
+end
+redis.call('HINCRBYFLOAT', K, 'sum', ARGV[4])
+return 1
+`)
+
+// endScript ends the hold ARGV[4]: one more piece of work whose cost is known.
+var endScript = redis.NewScript(quotaPrologue + `
+redis.call('HDEL', H, ARGV[4])
+if redis.call('EXISTS', K) == 1 then redis.call('HINCRBY', K, 'n', 1) end
+return 1
+`)
+
+// renewScript extends the holds ARGV[4..] and puts back those a Redis that
+// lost its data no longer has; a lost counter begins its rebuild.
+var renewScript = redis.NewScript(quotaPrologue + `
+ensure()
+for i = 4, #ARGV do hold(ARGV[i]) end
+return 1
+`)
+
+// spentScript answers {"ok", spent} or {"rebuild"}.
+var spentScript = redis.NewScript(quotaPrologue + `
+if ensure() == 'r' then return {'rebuild'} end
+return {'ok', redis.call('HGET', K, 'spent')}
+`)
