@@ -11,10 +11,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/time/rate"
-
 	"github.com/chatgate/chatgate/apierror"
 	"github.com/chatgate/chatgate/internal/panics"
+	"github.com/chatgate/chatgate/limit"
 )
 
 // Options configure an Authenticator. The zero value is usable.
@@ -59,11 +58,26 @@ type Options struct {
 	// AuditMaxEvents caps the trail at its newest events, trimmed with
 	// AuditRetention. DefaultAuditMaxEvents when zero; negative: no cap.
 	AuditMaxEvents int
+
+	// Limiter counts keys' requests per minute (Limit.RPM), by key id: a
+	// key limited to N gets at most N in any minute. A new limit.Local,
+	// which counts this process's requests only, when nil; give every
+	// replica one redislimit Limiter to count the cluster's.
+	Limiter limit.Limiter
+	// Quota admits requests of keys with a points quota (Limit.MaxUsagePoints),
+	// by key id, against the points spent and what the requests running
+	// will likely spend (see limit.Quota); Charge tells it of spent points,
+	// and UsedPoints asks it. When nil, a limit.LocalQuota over this
+	// process's counters, which sees this process's requests only; give
+	// every replica one redislimit Quota, rebuilt from the ledger, to admit
+	// across the cluster.
+	Quota limit.Quota
 }
 
 // Authenticator checks keys on requests. It caches keys in memory so that a
-// warm check neither touches the store nor allocates, keeps per-key rate
-// limiters, and coalesces usage updates into periodic store writes.
+// warm check neither touches the store nor allocates, counts rates and
+// quotas through Options.Limiter and Options.Quota, and coalesces usage
+// updates into periodic store writes.
 //
 // Failed authentications are counted in memory, not written one by one: the
 // audit trail gets one auth.failed event per reason, client address, key and
@@ -75,9 +89,12 @@ type Options struct {
 //
 // Create one with NewAuthenticator and Close it on shutdown.
 type Authenticator struct {
-	store AuthenticatorStore
-	opts  Options
-	log   *slog.Logger
+	store   AuthenticatorStore
+	opts    Options
+	log     *slog.Logger
+	limiter limit.Limiter
+	quota   limit.Quota
+	shared  bool // the quota is the caller's, not this process's own
 
 	mu     sync.RWMutex
 	byHash map[Hash]*entry
@@ -102,30 +119,20 @@ type entry struct {
 	state     *keyState
 }
 
-// keyState is what outlives cache reloads of a key: its limiter and the
-// usage not yet flushed.
+// keyState is what outlives cache reloads of a key: the usage not yet
+// flushed, and its limits as last read.
 type keyState struct {
 	id       string
 	lastUsed atomic.Int64 // unix ns
 	dirty    atomic.Bool
-
-	limiter atomic.Pointer[rate.Limiter] // nil: unlimited
+	rpm      atomic.Int64
 
 	mu       sync.Mutex
-	rpm      int
 	base     float64 // points in the store
 	pending  float64 // charged since the last flush
 	inflight float64 // being flushed now
 	flushed  int64   // lastUsed as of the last flush
-
-	// Admission of quota-limited keys (see hold): the points limit, the
-	// requests between admission and their end, how many have ended and
-	// what was charged meanwhile, and a channel closed when one ends.
-	max     float64
-	running int
-	ended   int
-	charged float64
-	change  chan struct{}
+	max      float64 // the points quota; 0: none
 }
 
 func (s *keyState) used() float64 {
@@ -167,9 +174,24 @@ func NewAuthenticator(store AuthenticatorStore, opts Options) *Authenticator {
 		byID:     map[string]*keyState{},
 		failures: newFailures(opts.FailureLimitPerMinute, opts.MaxTrackedAddrs),
 		stop:     make(chan struct{}),
+		limiter:  opts.Limiter,
+		quota:    opts.Quota,
+		shared:   opts.Quota != nil,
 	}
 	if a.log == nil {
 		a.log = slog.Default()
+	}
+	if a.limiter == nil {
+		a.limiter = new(limit.Local)
+	}
+	if a.quota == nil {
+		a.quota = limit.NewLocalQuota(limit.SourceFunc(func(ctx context.Context, id string) (float64, error) {
+			st, err := a.state(ctx, id)
+			if err != nil {
+				return 0, err
+			}
+			return st.used(), nil
+		}))
 	}
 	a.done.Add(2)
 	go a.loop()
@@ -217,24 +239,20 @@ func (a *Authenticator) authenticate(ctx context.Context, token string, client n
 	case !k.Limit.unlimitedPoints() && e.state.used() >= k.Limit.MaxUsagePoints:
 		return nil, k, ErrInsufficientQuota
 	}
-	if err := e.state.allow(now); err != nil {
-		return nil, k, err
+	if rpm := e.state.rpm.Load(); rpm > 0 {
+		wait, err := a.limiter.Take(ctx, k.ID, limit.PerMinute(int(rpm)))
+		if err != nil {
+			return nil, k, fmt.Errorf("auth: rate of key %s: %w", k.ID, err)
+		}
+		if wait > 0 {
+			return nil, k, ErrRateLimited.WithRetryAfter(max(wait, time.Second))
+		}
 	}
 	e.state.lastUsed.Store(now.UnixNano())
 	if !e.state.dirty.Load() {
 		e.state.dirty.Store(true)
 	}
 	return e.principal, k, nil
-}
-
-func (s *keyState) allow(now time.Time) error {
-	lim := s.limiter.Load()
-	if lim == nil || lim.AllowN(now, 1) {
-		return nil
-	}
-	// The wait until one token is back: (1 - tokens) / rate.
-	wait := time.Duration((1 - lim.TokensAt(now)) / float64(lim.Limit()) * float64(time.Second))
-	return ErrRateLimited.WithRetryAfter(max(wait, time.Second))
 }
 
 // lookup returns the cache entry for h, reading the store when the entry is
@@ -291,30 +309,13 @@ func (a *Authenticator) cache(h Hash, k *Key, now time.Time) *entry {
 		}
 		a.byID[k.ID] = st
 	}
-	st.setRPM(k.Limit.RPM, now)
+	st.rpm.Store(int64(k.Limit.RPM))
 	st.mu.Lock()
 	st.max = k.Limit.MaxUsagePoints
 	st.mu.Unlock()
 	e.state = st
 	a.byHash[h] = e
 	return e
-}
-
-func (s *keyState) setRPM(rpm int, now time.Time) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	lim := s.limiter.Load()
-	switch {
-	case rpm == s.rpm:
-	case rpm <= 0:
-		s.limiter.Store(nil)
-	case lim == nil:
-		s.limiter.Store(rate.NewLimiter(rate.Limit(float64(rpm)/60), rpm))
-	default:
-		lim.SetLimitAt(now, rate.Limit(float64(rpm)/60))
-		lim.SetBurstAt(now, rpm)
-	}
-	s.rpm = rpm
 }
 
 // Invalidate drops the cached entries of key id, so its next use reads the
@@ -350,7 +351,8 @@ func (a *Authenticator) forget(id string) {
 }
 
 // Charge adds points to the key's used points. They count against the quota
-// at once and are written to the store by the next flush.
+// at once (Options.Quota is told) and are written to the store by the next
+// flush.
 func (a *Authenticator) Charge(ctx context.Context, keyID string, points float64) error {
 	if points < 0 || math.IsNaN(points) || math.IsInf(points, 0) {
 		return apierror.InvalidRequest("points", "must be a finite, non-negative number")
@@ -361,76 +363,47 @@ func (a *Authenticator) Charge(ctx context.Context, keyID string, points float64
 	}
 	st.mu.Lock()
 	st.pending += points
-	st.charged += points
 	st.mu.Unlock()
 	st.dirty.Store(true)
+	if err := a.quota.Charge(ctx, keyID, points); err != nil {
+		return fmt.Errorf("auth: charging key %s: %w", keyID, err)
+	}
 	return nil
 }
 
-// hold admits a request of a key with a points quota, and returns the
-// function that ends it. The quota is checked against the points used plus
-// an estimate of what the requests already running will spend: the key's
-// mean cost per request so far. Until that mean is known (no request of
-// the key has ended since this process started), its requests run one at a
-// time, so concurrent requests cannot all slip under a quota that the
-// first one alone may exhaust. Keys without a quota are not held.
+// hold admits a request of a key with a points quota through
+// Options.Quota, and returns the function that ends it. Keys without a
+// quota are not held.
 func (a *Authenticator) hold(ctx context.Context, keyID string) (func(), error) {
 	st, err := a.state(ctx, keyID)
 	if err != nil {
 		return nil, err
 	}
 	st.mu.Lock()
-	for {
-		if st.max <= 0 {
-			st.mu.Unlock()
-			return func() {}, nil
-		}
-		used := st.base + st.pending + st.inflight
-		if st.ended == 0 && st.running > 0 {
-			if st.change == nil {
-				st.change = make(chan struct{})
-			}
-			ch := st.change
-			st.mu.Unlock()
-			select {
-			case <-ch:
-			case <-ctx.Done():
-				return nil, ctx.Err()
-			}
-			st.mu.Lock()
-			continue
-		}
-		est := 0.0
-		if st.ended > 0 {
-			est = st.charged / float64(st.ended)
-		}
-		if used+float64(st.running)*est >= st.max {
-			st.mu.Unlock()
-			return nil, ErrInsufficientQuota
-		}
-		st.running++
-		st.mu.Unlock()
-		var once sync.Once
-		return func() {
-			once.Do(func() {
-				st.mu.Lock()
-				st.running--
-				st.ended++
-				if st.change != nil {
-					close(st.change)
-					st.change = nil
-				}
-				st.mu.Unlock()
-			})
-		}, nil
+	quota := st.max
+	st.mu.Unlock()
+	if quota <= 0 {
+		return func() {}, nil
 	}
+	end, err := a.quota.Reserve(ctx, keyID, quota)
+	if errors.Is(err, limit.ErrSpent) {
+		return nil, ErrInsufficientQuota
+	}
+	if err != nil {
+		return nil, fmt.Errorf("auth: quota of key %s: %w", keyID, err)
+	}
+	return end, nil
 }
 
-// UsedPoints returns the key's used points, flushed or not.
+// UsedPoints returns the key's used points, flushed or not: the cluster's
+// count when Options.Quota is set, else this process's.
 func (a *Authenticator) UsedPoints(ctx context.Context, keyID string) (float64, error) {
 	st, err := a.state(ctx, keyID)
 	if err != nil {
 		return 0, err
+	}
+	if a.shared {
+		return a.quota.Spent(ctx, keyID)
 	}
 	return st.used(), nil
 }

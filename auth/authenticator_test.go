@@ -331,6 +331,8 @@ func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 func nanValue() float64 { z := 0.0; return z / z }
 func infValue() float64 { z := 0.0; return 1 / z }
 
+// RPM is a sliding window: at most N requests in any minute, and the wait
+// is until the oldest of them leaves it.
 func TestRateLimited(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		e := newEnv(t, nil, auth.Options{})
@@ -339,32 +341,35 @@ func TestRateLimited(t *testing.T) {
 			if _, err := e.authn.Authenticate(ctx, secret, loopback); err != nil {
 				t.Fatalf("request %d of 3: %v", i+1, err)
 			}
+			time.Sleep(20 * time.Second)
 		}
+		// at 60 s the first request leaves the window
+		if _, err := e.authn.Authenticate(ctx, secret, loopback); err != nil {
+			t.Fatalf("a minute after the first: %v", err)
+		}
+		time.Sleep(time.Second)
 		_, err := e.authn.Authenticate(ctx, secret, loopback)
 		wantErr(t, err, auth.ErrRateLimited)
 		var ae *apierror.Error
 		if !errors.As(err, &ae) {
 			t.Fatalf("rate-limit error %T is not *apierror.Error", err)
 		}
-		if ae.RetryAfter <= 0 || ae.RetryAfterSeconds() <= 0 {
-			t.Fatalf("RetryAfter = %v, want > 0", ae.RetryAfter)
-		}
-		// 3 per minute: one token every 20 s.
-		if ae.RetryAfter < 19*time.Second || ae.RetryAfter > 21*time.Second {
-			t.Errorf("RetryAfter = %v, want about 20s", ae.RetryAfter)
+		// The window holds the requests of 20, 40 and 60 s; it is 61 s.
+		if ae.RetryAfter != 19*time.Second || ae.RetryAfterSeconds() != 19 {
+			t.Errorf("RetryAfter = %v, want 19s: when the request of 20 s leaves the window", ae.RetryAfter)
 		}
 		if ae.Status != http.StatusTooManyRequests || ae.Code != "rate_limit_exceeded" {
 			t.Errorf("error = %+v", ae)
 		}
-
-		time.Sleep(20 * time.Second)
-		if _, err := e.authn.Authenticate(ctx, secret, loopback); err != nil {
-			t.Fatalf("20s later: %v", err)
-		}
+		time.Sleep(18 * time.Second)
 		_, err = e.authn.Authenticate(ctx, secret, loopback)
 		wantErr(t, err, auth.ErrRateLimited)
+		time.Sleep(time.Second)
+		if _, err := e.authn.Authenticate(ctx, secret, loopback); err != nil {
+			t.Fatalf("after the wait: %v", err)
+		}
 
-		// Rejected requests do not count: a full minute refills the bucket to 3.
+		// Rejected requests do not count: a quiet minute empties the window.
 		time.Sleep(time.Minute)
 		for i := range 3 {
 			if _, err := e.authn.Authenticate(ctx, secret, loopback); err != nil {
@@ -1111,21 +1116,24 @@ func TestRateLimitChange(t *testing.T) {
 			wantErr(t, err, auth.ErrRateLimited)
 		}
 		pass(2)
-		// Raising the rate keeps the empty bucket but refills it faster: 2 a second.
+		// Raising the rate applies to the window as it is: the 2 requests
+		// of this minute count against the new 120.
 		// (The new rate applies from the key's next request, which reloads it.)
 		setRPM(120)
+		pass(118)
+		// Lowering it too: the window holds 120, more than 3.
+		setRPM(3)
 		_, err := e.authn.Authenticate(ctx, secret, loopback)
 		wantErr(t, err, auth.ErrRateLimited)
-		time.Sleep(time.Second)
-		pass(2)
-		// Turning the limit off lets everything through.
+		// Turning the limit off lets everything through, uncounted.
 		setRPM(0)
 		for range 500 {
 			if _, err := e.authn.Authenticate(ctx, secret, loopback); err != nil {
 				t.Fatalf("unlimited: %v", err)
 			}
 		}
-		// Turning it on again starts with a full bucket.
+		// Turning it on again after a quiet minute starts with an empty window.
+		time.Sleep(time.Minute)
 		setRPM(3)
 		pass(3)
 	})

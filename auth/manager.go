@@ -150,17 +150,24 @@ func (m *Manager) Get(ctx context.Context, team, keyID string) (*Key, error) {
 }
 
 // withLiveUsage replaces stored usage with the authenticator's, which
-// includes what has not been flushed yet.
+// includes what has not been flushed yet, and, with a shared quota
+// (Options.Quota), the points as the whole cluster has spent them.
 func (m *Manager) withLiveUsage(ctx context.Context, k *Key) {
 	m.authn.mu.RLock()
 	st := m.authn.byID[k.ID]
 	m.authn.mu.RUnlock()
-	if st == nil {
-		return
+	if st != nil {
+		k.UsagePoints = st.used()
+		if n := st.lastUsed.Load(); n != 0 && time.Unix(0, n).After(k.LastUsedTime) {
+			k.LastUsedTime = time.Unix(0, n).UTC()
+		}
 	}
-	k.UsagePoints = st.used()
-	if n := st.lastUsed.Load(); n != 0 {
-		k.LastUsedTime = time.Unix(0, n).UTC()
+	if m.authn.shared {
+		if used, err := m.authn.quota.Spent(ctx, k.ID); err == nil {
+			k.UsagePoints = used
+		} else {
+			m.authn.log.WarnContext(ctx, "auth: the quota's count of a key's usage is unavailable; showing this process's", "key", k.ID, "err", err)
+		}
 	}
 }
 

@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
+
+	"github.com/chatgate/chatgate/limit"
 )
 
 // KeyCharger adds spent points to a key's quota counter;
@@ -34,15 +37,22 @@ type AccountantOptions struct {
 	// Logger receives the warnings of records stored without their bill or
 	// not charged; slog.Default() when nil.
 	Logger *slog.Logger
+	// Budgets admits chats of apps with a budget (ReserveBudget), by
+	// AppAccount, and is charged each record's points. When nil, a
+	// limit.LocalQuota over the ledger (AppSpend), which sees this
+	// process's chats only; give every replica one redislimit Quota over
+	// AppSpend to admit across the cluster.
+	Budgets limit.Quota
 }
 
 // Accountant prices usage, writes it to the ledger and charges the key. The
 // other domains' usage recorders are thin adapters onto Record.
 type Accountant struct {
-	ledger Ledger
-	prices *Prices
-	keys   KeyCharger
-	log    *slog.Logger
+	ledger  Ledger
+	prices  *Prices
+	keys    KeyCharger
+	log     *slog.Logger
+	budgets limit.Quota
 }
 
 // NewAccountant returns an Accountant on opts.Ledger.
@@ -56,7 +66,38 @@ func NewAccountant(opts AccountantOptions) *Accountant {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	return &Accountant{ledger: opts.Ledger, prices: opts.Prices, keys: opts.Keys, log: opts.Logger}
+	if opts.Budgets == nil {
+		opts.Budgets = limit.NewLocalQuota(AppSpend(opts.Ledger))
+	}
+	return &Accountant{ledger: opts.Ledger, prices: opts.Prices, keys: opts.Keys, log: opts.Logger, budgets: opts.Budgets}
+}
+
+// AppAccount names a team's app to a budget Quota.
+func AppAccount(teamID, appID string) string { return teamID + "/" + appID }
+
+// AppSpend is the source of apps' budget counters: the points the ledger
+// holds for each AppAccount.
+func AppSpend(ledger SpendReader) limit.Source {
+	return limit.SourceFunc(func(ctx context.Context, account string) (float64, error) {
+		team, app, ok := strings.Cut(account, "/")
+		if !ok {
+			return 0, fmt.Errorf("billing: %q names no team's app", account)
+		}
+		return ledger.AppPoints(ctx, team, app)
+	})
+}
+
+// KeySpend is the source of keys' quota counters: the points the ledger
+// holds for each key id, read one key at a time when the ledger is a
+// KeySpendReader.
+func KeySpend(ledger SpendReader) limit.Source {
+	return limit.SourceFunc(func(ctx context.Context, keyID string) (float64, error) {
+		if r, ok := ledger.(KeySpendReader); ok {
+			return r.KeyPointsOf(ctx, keyID)
+		}
+		all, err := ledger.KeyPoints(ctx)
+		return all[keyID], err
+	})
 }
 
 // Ledger returns the ledger a writes to, for reports of its own.
@@ -88,6 +129,11 @@ func (a *Accountant) Record(ctx context.Context, r *Record) error {
 	if err != nil {
 		return err
 	}
+	if r.AppID != "" && r.Points > 0 {
+		if err := a.budgets.Charge(ctx, AppAccount(r.TeamID, r.AppID), r.Points); err != nil {
+			a.log.Warn("billing: charging the app's budget counter; it is rebuilt from the ledger", "app", r.AppID, "err", err)
+		}
+	}
 	if a.keys != nil && r.KeyID != "" && r.Points > 0 {
 		if err := a.keys.Charge(ctx, r.KeyID, r.Points); err != nil {
 			// The ledger has it; the key counter catches up at the next start.
@@ -97,20 +143,19 @@ func (a *Accountant) Record(ctx context.Context, r *Record) error {
 	return nil
 }
 
-// CheckBudget returns ErrBudgetSpent if the team's app has spent budget
-// points or more; budget <= 0 means no budget.
-func (a *Accountant) CheckBudget(ctx context.Context, teamID, appID string, budget float64) error {
-	if budget <= 0 {
-		return nil
+// ReserveBudget implements chat.BudgetReserver: it admits one chat of
+// the team's app against budget points (budget <= 0: no budget), counting
+// what the chats already running will likely spend, or returns
+// ErrBudgetSpent. Call end once the chat's usage is recorded.
+func (a *Accountant) ReserveBudget(ctx context.Context, teamID, appID string, budget float64) (end func(), err error) {
+	end, err = a.budgets.Reserve(ctx, AppAccount(teamID, appID), budget)
+	if errors.Is(err, limit.ErrSpent) {
+		return nil, ErrBudgetSpent
 	}
-	spent, err := a.ledger.AppPoints(ctx, teamID, appID)
 	if err != nil {
-		return fmt.Errorf("billing: app spend: %w", err)
+		return nil, fmt.Errorf("billing: budget of app %s: %w", appID, err)
 	}
-	if spent >= budget {
-		return ErrBudgetSpent
-	}
-	return nil
+	return end, nil
 }
 
 // CheckBill returns ErrBillNotFound unless the bill exists in team.

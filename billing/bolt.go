@@ -365,6 +365,16 @@ func (l *BoltLedger) KeyPoints(ctx context.Context) (map[string]float64, error) 
 	return out, err
 }
 
+// KeyPointsOf implements KeySpendReader.
+func (l *BoltLedger) KeyPointsOf(ctx context.Context, keyID string) (float64, error) {
+	var p float64
+	err := l.db.View(func(tx *bbolt.Tx) error {
+		p = getFloat(tx.Bucket(bucketKeys), keyID)
+		return nil
+	})
+	return p, err
+}
+
 // AppPoints implements SpendReader.
 func (l *BoltLedger) AppPoints(ctx context.Context, teamID, appID string) (float64, error) {
 	var p float64

@@ -503,31 +503,70 @@ func TestAccountantRecordAgainChargesOnce(t *testing.T) {
 	}
 }
 
-func TestAccountantCheckBudget(t *testing.T) {
+func TestAccountantReserveBudget(t *testing.T) {
 	ctx := context.Background()
 	a := billing.NewAccountant(billing.AccountantOptions{})
-	if err := a.CheckBudget(ctx, "t", "app", 1); err != nil {
+	check := func(team, app string, budget float64) error {
+		t.Helper()
+		end, err := a.ReserveBudget(ctx, team, app, budget)
+		if err == nil {
+			end()
+		}
+		return err
+	}
+	if err := check("t", "app", 1); err != nil {
 		t.Fatalf("nothing spent: %v", err)
 	}
 	_ = a.Record(ctx, &billing.Record{TeamID: "t", AppID: "app", Module: "AI Chat", Model: "m", InputTokens: 999})
-	if err := a.CheckBudget(ctx, "t", "app", 1); err != nil {
+	if err := check("t", "app", 1); err != nil {
 		t.Fatalf("0.999 of 1 spent: %v", err)
 	}
 	_ = a.Record(ctx, &billing.Record{TeamID: "t", AppID: "app", Module: "AI Chat", Model: "m", InputTokens: 1})
-	err := a.CheckBudget(ctx, "t", "app", 1)
+	err := check("t", "app", 1)
 	var ae *apierror.Error
 	if !errors.Is(err, billing.ErrBudgetSpent) || !errors.As(err, &ae) || ae.Status != 429 || ae.Code != "insufficient_quota" {
 		t.Fatalf("budget spent: %v", err)
 	}
 	for _, budget := range []float64{0, -1} {
-		if err := a.CheckBudget(ctx, "t", "app", budget); err != nil {
+		if err := check("t", "app", budget); err != nil {
 			t.Fatalf("budget %v means none: %v", budget, err)
 		}
 	}
-	if err := a.CheckBudget(ctx, "t", "other-app", 1); err != nil {
+	if err := check("t", "other-app", 1); err != nil {
 		t.Fatalf("another app's spend counted: %v", err)
 	}
-	if err := a.CheckBudget(ctx, "other-team", "app", 1); err != nil {
+	if err := check("other-team", "app", 1); err != nil {
 		t.Fatalf("another team's app of the same id: its spend counted: %v", err)
+	}
+}
+
+// Chats running count against the budget: with one chat's cost known, a
+// budget of 3.5 chats admits the chats that fit beside those running.
+func TestReserveBudgetCountsRunningChats(t *testing.T) {
+	ctx := context.Background()
+	a := billing.NewAccountant(billing.AccountantOptions{})
+	end, err := a.ReserveBudget(ctx, "t", "app", 3.5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = a.Record(ctx, &billing.Record{TeamID: "t", AppID: "app", Module: "AI Chat", Model: "m", Points: 1})
+	end()
+	var ends []func()
+	for {
+		end, err := a.ReserveBudget(ctx, "t", "app", 3.5)
+		if errors.Is(err, billing.ErrBudgetSpent) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		ends = append(ends, end)
+	}
+	for _, e := range ends {
+		e()
+	}
+	// 1 spent, 1 a chat: 1 + 0, 1, 2 running < 3.5
+	if len(ends) != 3 {
+		t.Fatalf("%d chats admitted beside the spent one; want 3", len(ends))
 	}
 }

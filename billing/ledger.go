@@ -151,6 +151,13 @@ type SpendReader interface {
 	AppPoints(ctx context.Context, teamID, appID string) (float64, error)
 }
 
+// KeySpendReader is a capability of ledgers that read one key's points
+// without reading every key's; KeySpend uses it when the ledger has it.
+type KeySpendReader interface {
+	// KeyPointsOf returns the points the key has spent.
+	KeyPointsOf(ctx context.Context, keyID string) (float64, error)
+}
+
 // Ledger stores usage records and bills durably, and answers for them: what
 // an Accountant and its Handler need. It is split by who consumes it: the
 // Accountant writes records and reads spend and bills, the Handler makes

@@ -181,6 +181,13 @@ func (l *MemoryLedger) KeyPoints(ctx context.Context) (map[string]float64, error
 	return out, nil
 }
 
+// KeyPointsOf implements KeySpendReader.
+func (l *MemoryLedger) KeyPointsOf(ctx context.Context, keyID string) (float64, error) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.keys[keyID], nil
+}
+
 // AppPoints implements SpendReader.
 func (l *MemoryLedger) AppPoints(ctx context.Context, teamID, appID string) (float64, error) {
 	l.mu.RLock()

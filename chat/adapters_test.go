@@ -36,9 +36,9 @@ func TestFuncAdapters(t *testing.T) {
 			recorded = append(recorded, u)
 			return nil
 		}),
-		Budget: chat.BudgetCheckerFunc(func(_ context.Context, teamID, appID string, budget float64) error {
+		Budget: chat.BudgetReserverFunc(func(_ context.Context, teamID, appID string, budget float64) (func(), error) {
 			budgeted = append(budgeted, fmt.Sprintf("%s/%s/%v", teamID, appID, budget))
-			return nil
+			return func() { budgeted = append(budgeted, "ended") }, nil
 		}),
 		Price:  chat.PricerFunc(func(model string, in, out int) float64 { return float64(in + 10*out) }),
 		Tokens: tokens.CounterFunc(func(text string) int { return len(strings.Fields(text)) }),
@@ -58,8 +58,8 @@ func TestFuncAdapters(t *testing.T) {
 	if res.Text != "Forty-two." || len(retrieved) != 1 || retrieved[0].Query != "What is the answer?" || retrieved[0].BillKeyID != "k" {
 		t.Fatalf("answer %q, retrieved %+v", res.Text, retrieved)
 	}
-	if len(budgeted) != 1 || budgeted[0] != auth.DefaultTeam+"/a/7" {
-		t.Fatalf("budget asked %v", budgeted)
+	if len(budgeted) != 2 || budgeted[0] != auth.DefaultTeam+"/a/7" || budgeted[1] != "ended" {
+		t.Fatalf("budget asked %v; want the reservation, then its end", budgeted)
 	}
 	// the prompt is the quote prompt and the question; the tokenizer counts words
 	if res.Usage.CompletionTokens != 1 || res.Usage.PromptTokens == 0 {

@@ -16,7 +16,7 @@
 // tokenizer tables and no index. What it plugs in comes through small
 // interfaces in [EngineOptions] and [HandlerOptions], each with a func
 // adapter ([ModelFunc], [RetrieverFunc], [UsageRecorderFunc],
-// [BudgetCheckerFunc], [PricerFunc], [ModelLookupFunc]; tokens.CounterFunc):
+// [BudgetReserverFunc], [PricerFunc], [ModelLookupFunc]; tokens.CounterFunc):
 //
 //   - Models: the offline [Extractive] model ships here; the langchaingo
 //     adapters for OpenAI-compatible servers and Ollama are in package
@@ -26,7 +26,7 @@
 //     tokens.Estimate needs no tables, and package cl100k's Counter counts
 //     as OpenAI does (chatgate's server uses it).
 //   - Retrieval, usage, prices and budgets: [Retriever], [UsageRecorder],
-//     [Pricer] and [BudgetChecker], which the dataset and billing packages
+//     [Pricer] and [BudgetReserver], which the dataset and billing packages
 //     satisfy without chat importing them.
 //   - Share links: [ShareLinks] admits visitors without a key and hears of
 //     their finished chats; chatgate's server implements it over package

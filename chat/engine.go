@@ -55,7 +55,7 @@ type EngineOptions struct {
 	Price Pricer
 	// Budget, when set, is asked before any work whether an app with a
 	// budget (App.MaxUsagePoints) may spend more.
-	Budget BudgetChecker
+	Budget BudgetReserver
 	// Tokens counts a turn's tokens when the model reports none; nil:
 	// tokens.Estimate. Pass a *cl100k.Counter to count as OpenAI does.
 	Tokens tokens.Counter
@@ -138,9 +138,11 @@ func (e *Engine) run(ctx context.Context, req Request, sink Sink) (*Result, erro
 		return nil, err
 	}
 	if e.cfg.Budget != nil && app.MaxUsagePoints > 0 {
-		if err := e.cfg.Budget.CheckBudget(ctx, app.TeamID, app.ID, app.MaxUsagePoints); err != nil {
+		end, err := e.cfg.Budget.ReserveBudget(ctx, app.TeamID, app.ID, app.MaxUsagePoints)
+		if err != nil {
 			return nil, err
 		}
+		defer end()
 	}
 	if len(req.Messages) == 0 || req.Messages[len(req.Messages)-1].Role != RoleUser {
 		return nil, ErrNoQuestion

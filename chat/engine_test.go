@@ -37,11 +37,18 @@ type budget struct {
 	asked *[]string
 }
 
-func (b budget) CheckBudget(_ context.Context, team, app string, _ float64) error {
+func (b budget) ReserveBudget(_ context.Context, team, app string, _ float64) (func(), error) {
 	if b.asked != nil {
 		*b.asked = append(*b.asked, team+"/"+app)
 	}
-	return b.err
+	if b.err != nil {
+		return nil, b.err
+	}
+	return func() {
+		if b.asked != nil {
+			*b.asked = append(*b.asked, "end "+team+"/"+app)
+		}
+	}, nil
 }
 
 // echoModel answers with the system prompt it was given, and counts calls.

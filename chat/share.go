@@ -63,6 +63,10 @@ type Visit struct {
 	// Finish, so that a link changed mid-chat is judged as it was when the
 	// visitor was let in.
 	Report bool
+	// End, when set, is called once the visit's chat is over, whatever
+	// its outcome, after its usage is recorded: the link's quota stops
+	// counting it as running.
+	End func()
 }
 
 // visitorChatID scopes a visitor's chatId to the link and the visitor.
@@ -114,6 +118,9 @@ func (k keyless) ServeKeyless(w http.ResponseWriter, r *http.Request) bool {
 	if err != nil {
 		WriteOpenAIError(w, r, err)
 		return true
+	}
+	if v.End != nil {
+		defer v.End()
 	}
 	req, err := wr.check(derr)
 	if err != nil {

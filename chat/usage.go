@@ -35,19 +35,22 @@ type UsageRecord struct {
 	Time         time.Time
 }
 
-// BudgetChecker vets an app's spending before a chat starts; the billing
-// package provides one. A request that starts within the budget finishes;
-// the next one is refused. Apps are named by team and id, as app ids are
-// scoped to their team.
-type BudgetChecker interface {
-	CheckBudget(ctx context.Context, teamID, appID string, budget float64) error
+// BudgetReserver admits chats of apps with a budget before they start; the
+// billing package's Accountant is one. Apps are named by team and id, as
+// app ids are scoped to their team.
+type BudgetReserver interface {
+	// ReserveBudget admits one chat of the app against budget points,
+	// counting what the chats already running will likely spend, and
+	// returns the func the engine calls once the chat has ended and its
+	// usage is recorded. A spent budget is an error (billing.ErrBudgetSpent).
+	ReserveBudget(ctx context.Context, teamID, appID string, budget float64) (end func(), err error)
 }
 
-// BudgetCheckerFunc adapts a function to BudgetChecker.
-type BudgetCheckerFunc func(ctx context.Context, teamID, appID string, budget float64) error
+// BudgetReserverFunc adapts a function to BudgetReserver.
+type BudgetReserverFunc func(ctx context.Context, teamID, appID string, budget float64) (func(), error)
 
-// CheckBudget implements BudgetChecker.
-func (f BudgetCheckerFunc) CheckBudget(ctx context.Context, teamID, appID string, budget float64) error {
+// ReserveBudget implements BudgetReserver.
+func (f BudgetReserverFunc) ReserveBudget(ctx context.Context, teamID, appID string, budget float64) (func(), error) {
 	return f(ctx, teamID, appID, budget)
 }
 

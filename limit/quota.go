@@ -40,7 +40,9 @@ type Source interface {
 type SourceFunc func(ctx context.Context, account string) (float64, error)
 
 // Spent calls f.
-func (f SourceFunc) Spent(ctx context.Context, account string) (float64, error) { return f(ctx, account) }
+func (f SourceFunc) Spent(ctx context.Context, account string) (float64, error) {
+	return f(ctx, account)
+}
 
 // LocalQuota is a Quota in memory, exact for one process: it asks its
 // Source for the spent points on every Reserve and keeps the work running

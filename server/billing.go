@@ -26,7 +26,14 @@ func (s *Server) openBilling(ctx context.Context) error {
 	if err := prices.Validate(); err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
-	s.Billing = billing.NewAccountant(billing.AccountantOptions{Ledger: s.be.ledger, Prices: prices, Keys: s.Authn, Logger: s.log})
+	opts := billing.AccountantOptions{Ledger: s.be.ledger, Prices: prices, Keys: s.Authn, Logger: s.log}
+	s.limits.budgets(&opts)
+	s.Billing = billing.NewAccountant(opts)
+	if s.limits != nil {
+		// The keys' quota counters are Redis's, rebuilt from the ledger:
+		// nothing to catch up, and a read of every key's counter to skip.
+		return nil
+	}
 	n, err := s.Billing.Reconcile(ctx, s.Authn)
 	if err != nil {
 		return fmt.Errorf("billing: reconciling key usage: %w", err)

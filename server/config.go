@@ -37,6 +37,7 @@ type Config struct {
 	Billing  BillingConfig `yaml:"billing"`
 	Share    ShareConfig   `yaml:"share"`
 	Storage  StorageConfig `yaml:"storage"`
+	Redis    RedisConfig   `yaml:"redis"`
 
 	// OpenAIBaseURL and OpenAIAPIKey, from the OPENAI_BASE_URL and
 	// OPENAI_API_KEY variables the OpenAI SDKs use, register an
@@ -201,6 +202,14 @@ func (cfg *Config) ApplyEnv(lookup func(string) (string, bool)) {
 	}
 	if v, ok := lookup("CHATGATE_POSTGRES_DSN"); ok && v != "" {
 		cfg.Storage.DSN = v
+	}
+	if v, ok := lookup("CHATGATE_REDIS_ADDR"); ok && v != "" {
+		cfg.Redis.Addr = v
+	}
+	if n := cfg.Redis.PasswordEnv; n != "" {
+		if v, ok := lookup(n); ok {
+			cfg.Redis.Password = v
+		}
 	}
 	if v, ok := lookup("CHATGATE_QA_MODEL"); ok && v != "" {
 		cfg.Dataset.QAModel = v

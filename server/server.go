@@ -51,6 +51,8 @@ type Server struct {
 	// Share manages share links and their auth-host callbacks.
 	Share *shareauth.Service
 
+	limits *limits // nil: limits are counted in process
+
 	// stopKeys ends following other replicas' key changes; keysDone is
 	// closed when that has stopped.
 	stopKeys func()
@@ -82,6 +84,15 @@ func (s *Server) init() error {
 	opts, err := s.cfg.authOptions()
 	if err != nil {
 		return err
+	}
+	if s.limits, err = s.openLimits(context.Background()); err != nil {
+		return err
+	}
+	s.limits.keys(&opts, s.be.ledger)
+	if s.be.shared && s.cfg.Auth.FlushInterval == 0 {
+		// last-used times are written by every replica; a second keeps
+		// the replicas' answers about them that close
+		opts.FlushInterval = time.Second
 	}
 	opts.Logger = s.log
 	opts.OnFailure = func(reason string) { s.metrics.authFailures.WithLabelValues(reason).Inc() }
@@ -238,6 +249,7 @@ func (s *Server) Close(ctx context.Context) error {
 		if s.Authn != nil {
 			errs = append(errs, s.Authn.Close(ctx))
 		}
+		errs = append(errs, s.limits.close())
 		errs = append(errs, s.be.close())
 		s.closeErr = errors.Join(errs...)
 	})

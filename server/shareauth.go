@@ -44,7 +44,7 @@ func (s *Server) openShare(apps chat.AppStore) error {
 	if err := s.metrics.reg.Register(hookFailures); err != nil {
 		return err
 	}
-	s.Share = shareauth.New(shareauth.Options{Store: store, HookTimeout: time.Duration(s.cfg.Share.HookTimeout), Logger: s.log,
+	opts := shareauth.Options{Store: store, HookTimeout: time.Duration(s.cfg.Share.HookTimeout), Logger: s.log,
 		AllowHosts: allow, InitPerMinute: s.cfg.Share.InitPerMinute, InitBurst: s.cfg.Share.InitBurst,
 		OnHookFailure: func(cause string) { hookFailures.WithLabelValues(cause).Inc() },
 		OnPanic:       s.metrics.onPanic,
@@ -54,7 +54,9 @@ func (s *Server) openShare(apps chat.AppStore) error {
 				return apierror.InvalidRequest("appId", "names no app of your team")
 			}
 			return err
-		})})
+		})}
+	s.limits.links(&opts)
+	s.Share = shareauth.New(opts)
 	return nil
 }
 
@@ -71,7 +73,8 @@ func (l shareLinks) Admit(ctx context.Context, req chat.ShareRequest) (*chat.Vis
 		return nil, err
 	}
 	return &chat.Visit{TeamID: adm.Link.TeamID, AppID: adm.Link.AppID, LinkID: adm.Link.ID, LinkName: adm.Link.Name,
-		UID: adm.UID, Token: adm.Token, HideDetail: !adm.Link.ResponseDetail, Report: adm.Link.Limit.HookURL != ""}, nil
+		UID: adm.UID, Token: adm.Token, HideDetail: !adm.Link.ResponseDetail, Report: adm.Link.Limit.HookURL != "",
+		End: adm.End}, nil
 }
 
 // Finish implements chat.ShareLinks: it queues the /shareAuth/finish

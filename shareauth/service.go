@@ -3,17 +3,18 @@ package shareauth
 import (
 	"context"
 	"crypto/rand"
+	"errors"
+	"fmt"
 	"log/slog"
 	"math"
 	"math/big"
 	"net/http"
 	"time"
 
-	"golang.org/x/time/rate"
-
 	"github.com/chatgate/chatgate/apierror"
 	"github.com/chatgate/chatgate/internal/field"
 	"github.com/chatgate/chatgate/internal/id"
+	"github.com/chatgate/chatgate/limit"
 	"github.com/chatgate/chatgate/queue"
 )
 
@@ -37,10 +38,21 @@ type Options struct {
 	HookTimeout time.Duration
 	// InitPerMinute bounds the init calls that reach a link's auth host
 	// (visitors need no key to make them); default 60, negative: no limit.
-	// InitBurst is how many may come at once; default 20. The limit is per
-	// process.
+	// InitBurst is how many may come at once; default 20: at most
+	// InitBurst in any InitBurst/InitPerMinute minutes (20 in 20 s).
 	InitPerMinute int
 	InitBurst     int
+	// Limiter counts links' questions per minute (Limit.QPM) and init
+	// calls, by "qpm:" or "init:" and the link id. A new limit.Local,
+	// which counts this process's only, when nil; give every replica one
+	// redislimit Limiter to count the cluster's.
+	Limiter limit.Limiter
+	// Quota admits visitors' chats against links' points
+	// (Limit.MaxUsagePoints), by link id, and is told of what they spend
+	// (Charge). When nil, a limit.LocalQuota over the store's usage,
+	// which sees this process's chats only; give every replica one
+	// redislimit Quota over LinkSpend to admit across the cluster.
+	Quota limit.Quota
 	// FinishTimeout bounds one finish delivery attempt; default 10 s.
 	FinishTimeout time.Duration
 	RetryBase     time.Duration // first finish retry delay, doubled each time; default 1 s
@@ -82,8 +94,8 @@ type Service struct {
 	hooks *hookClient
 	log   *slog.Logger
 
-	qpm   *buckets // questions per minute, by link
-	inits *buckets // init calls to the auth host, by link
+	limiter limit.Limiter
+	quota   limit.Quota
 
 	outbox *queue.Runner[*Delivery]
 }
@@ -114,10 +126,28 @@ func New(opts Options) *Service {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	s := &Service{opts: opts, store: opts.Store, log: opts.Logger, qpm: newBuckets(0), inits: newBuckets(0),
+	if opts.Limiter == nil {
+		opts.Limiter = new(limit.Local)
+	}
+	if opts.Quota == nil {
+		opts.Quota = limit.NewLocalQuota(LinkSpend(opts.Store))
+	}
+	s := &Service{opts: opts, store: opts.Store, log: opts.Logger, limiter: opts.Limiter, quota: opts.Quota,
 		hooks: &hookClient{http: opts.HTTPClient, timeout: opts.HookTimeout, log: opts.Logger, onFailure: opts.OnHookFailure}}
 	s.outbox = s.startOutbox()
 	return s
+}
+
+// LinkSpend is the source of links' quota counters: the usage points the
+// store holds for each link id.
+func LinkSpend(store LinkStore) limit.Source {
+	return limit.SourceFunc(func(ctx context.Context, id string) (float64, error) {
+		l, err := store.Link(ctx, id)
+		if err != nil {
+			return 0, err
+		}
+		return l.UsagePoints, nil
+	})
 }
 
 func or(d, def time.Duration) time.Duration {
@@ -261,8 +291,6 @@ func (s *Service) DeleteLink(ctx context.Context, teamID, id string) error {
 	if _, err := s.Link(ctx, teamID, id); err != nil {
 		return err
 	}
-	s.qpm.drop(id)
-	s.inits.drop(id)
 	return s.store.DeleteLink(ctx, id)
 }
 
@@ -272,6 +300,18 @@ type Admission struct {
 	// UID is the owner's server's uid for the visitor, else the token.
 	UID   string
 	Token string
+
+	end func()
+}
+
+// End tells the link's quota that the visitor's chat has ended and its
+// points are charged (Service.Charge). Call it once the chat is over,
+// whatever its outcome; it is safe to call twice, and on an Admission
+// that Admit did not make.
+func (a *Admission) End() {
+	if a != nil && a.end != nil {
+		a.end()
+	}
 }
 
 // MaxTokenBytes bounds a visitor's authToken (or outLinkUid), which is
@@ -309,20 +349,32 @@ func (s *Service) Admit(ctx context.Context, shareID, token, question string) (*
 	if err != nil {
 		return nil, err
 	}
+	if l.Limit.HookURL != "" && token == "" {
+		return nil, ErrNoToken
+	}
 	if l.Limit.QPM > 0 {
-		if wait, ok := s.qpm.take(l.ID, rate.Limit(float64(l.Limit.QPM)/60), l.Limit.QPM, time.Now()); !ok {
+		wait, err := s.limiter.Take(ctx, "qpm:"+l.ID, limit.PerMinute(l.Limit.QPM))
+		if err != nil {
+			return nil, fmt.Errorf("shareauth: questions per minute of link %s: %w", l.ID, err)
+		}
+		if wait > 0 {
 			return nil, retryAfter(ErrQPM, wait)
 		}
 	}
-	adm := &Admission{Link: l, UID: token, Token: token}
+	end, err := s.quota.Reserve(ctx, l.ID, l.Limit.MaxUsagePoints)
+	if errors.Is(err, limit.ErrSpent) {
+		return nil, ErrLinkQuota
+	}
+	if err != nil {
+		return nil, fmt.Errorf("shareauth: points of link %s: %w", l.ID, err)
+	}
+	adm := &Admission{Link: l, UID: token, Token: token, end: end}
 	if l.Limit.HookURL == "" {
 		return adm, nil
 	}
-	if token == "" {
-		return nil, ErrNoToken
-	}
 	uid, err := s.hooks.ask(ctx, l, "/shareAuth/start", map[string]string{"token": token, "question": question})
 	if err != nil {
+		end()
 		return nil, err
 	}
 	if uid != "" {
@@ -347,7 +399,12 @@ func (s *Service) Init(ctx context.Context, shareID, token string) (*Admission, 
 		return nil, ErrNoToken
 	}
 	if n := s.opts.InitPerMinute; n > 0 {
-		if wait, ok := s.inits.take(l.ID, rate.Limit(float64(n)/60), s.opts.InitBurst, time.Now()); !ok {
+		r := limit.Rate{N: s.opts.InitBurst, Per: time.Duration(s.opts.InitBurst) * time.Minute / time.Duration(n)}
+		wait, err := s.limiter.Take(ctx, "init:"+l.ID, r)
+		if err != nil {
+			return nil, fmt.Errorf("shareauth: init calls of link %s: %w", l.ID, err)
+		}
+		if wait > 0 {
 			return nil, retryAfter(ErrInitRate, wait)
 		}
 	}
@@ -367,7 +424,14 @@ func retryAfter(e *apierror.Error, wait time.Duration) error {
 	return e.WithRetryAfter(max(wait, time.Second))
 }
 
-// Charge adds points a visitor's chat spent to the link.
+// Charge adds points a visitor's chat spent to the link, and tells the
+// link's quota.
 func (s *Service) Charge(ctx context.Context, shareID string, points float64) error {
-	return s.store.AddUsage(ctx, shareID, points, time.Now().UTC())
+	if err := s.store.AddUsage(ctx, shareID, points, time.Now().UTC()); err != nil {
+		return err
+	}
+	if err := s.quota.Charge(ctx, shareID, points); err != nil {
+		s.log.WarnContext(ctx, "shareauth: charging the link's quota counter; it is rebuilt from the store", "link", shareID, "err", err)
+	}
+	return nil
 }

@@ -27,6 +27,17 @@ func (s *Store) KeyPoints(ctx context.Context) (map[string]float64, error) {
 	return out, nil
 }
 
+// KeyPointsOf implements billing.KeySpendReader: the key's slots summed,
+// one indexed read, as a quota counter is rebuilt from it.
+func (s *Store) KeyPointsOf(ctx context.Context, keyID string) (float64, error) {
+	var p float64
+	err := s.pool.QueryRow(ctx, `SELECT coalesce(sum(points), 0) FROM billing_key_points WHERE key_id = $1`, keyID).Scan(&p)
+	if err != nil {
+		return 0, fail("points of key "+keyID, err)
+	}
+	return p, nil
+}
+
 // AppPoints implements billing.SpendReader: the app's slots summed, one
 // indexed read, as a budget check asks it before work.
 func (s *Store) AppPoints(ctx context.Context, teamID, appID string) (float64, error) {
