@@ -77,3 +77,33 @@ func TestLocalStaysBounded(t *testing.T) {
 		t.Fatalf("tracking %d keys, bound 100", n)
 	}
 }
+
+// A key limited to millions a minute costs what it sends, not its limit.
+func TestLocalWindowGrowsWithUse(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var l limit.Local
+		ctx := context.Background()
+		r := limit.PerMinute(1 << 30)
+		for i := range 1000 {
+			if w, _ := l.Take(ctx, "k", r); w != 0 {
+				t.Fatalf("take %d refused", i)
+			}
+		}
+		if got := testing.AllocsPerRun(10, func() { l.Take(ctx, "other", r) }); got > 2 {
+			t.Fatalf("%v allocations a take", got)
+		}
+		small := limit.PerMinute(40)
+		for i := range 100 {
+			w, _ := l.Take(ctx, "s", small)
+			if (w == 0) != (i < 40) {
+				t.Fatalf("take %d of 40 a minute: wait %v", i, w)
+			}
+		}
+		time.Sleep(time.Minute)
+		for i := range 40 {
+			if w, _ := l.Take(ctx, "s", small); w != 0 {
+				t.Fatalf("after a minute, take %d refused", i)
+			}
+		}
+	})
+}

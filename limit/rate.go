@@ -75,6 +75,9 @@ func (l *Local) Take(_ context.Context, key string, r Rate) (time.Duration, erro
 		l.m[key] = w
 	}
 	w.expire(now)
+	if w.count == len(w.times) && len(w.times) < r.N {
+		w.grow()
+	}
 	if w.count < len(w.times) {
 		w.times[(w.head+w.count)%len(w.times)] = now
 		w.count++
@@ -83,19 +86,32 @@ func (l *Local) Take(_ context.Context, key string, r Rate) (time.Duration, erro
 	return time.Duration(w.times[w.head] + int64(r.Per) - now), nil
 }
 
+// minRing is a new window's room; it doubles as it fills, up to the limit,
+// so a key limited to millions a minute costs what it sends, not its limit.
+const minRing = 16
+
 // resized returns a window for r that keeps w's newest events, so that a
 // changed limit does not hand out a fresh window.
 func (w *window) resized(r Rate) *window {
-	nw := &window{rate: r, times: make([]int64, r.N)}
-	if w == nil {
-		return nw
+	keep := 0
+	if w != nil {
+		keep = min(w.count, r.N)
 	}
-	keep := min(w.count, r.N)
+	nw := &window{rate: r, times: make([]int64, min(r.N, max(minRing, keep)))}
 	for i := range keep {
 		nw.times[i] = w.times[(w.head+w.count-keep+i)%len(w.times)]
 	}
 	nw.count = keep
 	return nw
+}
+
+// grow doubles a full ring's room, up to the limit.
+func (w *window) grow() {
+	times := make([]int64, min(2*len(w.times), w.rate.N))
+	for i := range w.count {
+		times[i] = w.times[(w.head+i)%len(w.times)]
+	}
+	w.times, w.head = times, 0
 }
 
 func (w *window) expire(now int64) {
