@@ -16,10 +16,20 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/chatgate/chatgate/server"
 )
 
+// quietRedis drops go-redis's own log lines: it logs every failed dial,
+// once per request while Redis is down, where chatgate logs each incident
+// once (and counts it in /metrics).
+type quietRedis struct{}
+
+func (quietRedis) Printf(context.Context, string, ...any) {}
+
 func main() {
+	redis.SetLogger(quietRedis{})
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "chatgate:", err)
 		os.Exit(1)
