@@ -221,36 +221,58 @@ func (c *Client) renewLoop() {
 }
 
 func (c *Client) renew(ctx context.Context) error {
+	type batch struct {
+		keys  *quotaKeys
+		epoch int64
+		ids   []string
+	}
 	c.mu.Lock()
-	by := map[string][]any{}
-	keys := map[string]*quotaKeys{}
+	by := map[string]*batch{}
 	for id, h := range c.holds {
-		if by[h.keys.counter] == nil {
-			by[h.keys.counter] = c.quotaArgs()
-			keys[h.keys.counter] = h.keys
+		g := fmt.Sprintf("%s\x00%d", h.keys.counter, h.epoch)
+		if by[g] == nil {
+			by[g] = &batch{keys: h.keys, epoch: h.epoch}
 		}
-		by[h.keys.counter] = append(by[h.keys.counter], id)
+		by[g].ids = append(by[g].ids, id)
 	}
 	c.mu.Unlock()
 	if len(by) == 0 {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, c.opts.Grace/3)
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
 	c.recover(ctx)
 	pipe := c.rdb.Pipeline()
-	for k, args := range by {
-		renewScript.Run(ctx, pipe, keys[k].list(c.epoch), args...)
+	cmds := make(map[*batch]*redis.Cmd, len(by))
+	for _, b := range by {
+		args := append(c.quotaArgs(), b.epoch)
+		for _, id := range b.ids {
+			args = append(args, id)
+		}
+		cmds[b] = renewScript.EvalSha(ctx, pipe, b.keys.list(c.epoch), args...)
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
-		// Run's EVALSHA fails in a pipeline of a Redis that lost its
-		// scripts; load them and try again next tick.
+		// EVALSHA fails in a pipeline on a Redis that lost its scripts;
+		// load it and renew at the next tick.
 		if redis.HasErrorPrefix(err, "NOSCRIPT") {
 			return renewScript.Load(ctx, c.rdb).Err()
 		}
 		return c.failed(ctx, "quota", err)
 	}
 	c.answered()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for b, cmd := range cmds {
+		epoch, err := cmd.Int64()
+		if err != nil {
+			continue
+		}
+		for _, id := range b.ids {
+			if h := c.holds[id]; h != nil {
+				h.epoch = epoch
+			}
+		}
+	}
 	return nil
 }
 

@@ -29,13 +29,18 @@ type quotaKeys struct {
 func (k *quotaKeys) list(epoch string) []string { return []string{k.counter, k.holds, epoch} }
 
 type hold struct {
-	keys *quotaKeys
+	keys  *quotaKeys
+	epoch int64 // of the Redis that holds it
 }
 
 func (q *Quota) keys(account string) *quotaKeys {
 	k := q.prefix + account
 	return &quotaKeys{counter: k, holds: k + ":holds"}
 }
+
+// callTimeout bounds the calls that go on without their caller: a hold's
+// end and a charge.
+const callTimeout = 2 * time.Second
 
 // maxPoll bounds the pause between two tries of a Reserve that waits.
 const maxPoll = 100 * time.Millisecond
@@ -58,8 +63,9 @@ func (q *Quota) Reserve(ctx context.Context, account string, max float64) (func(
 		q.c.answered()
 		switch res[0] {
 		case "ok":
+			epoch, _ := res[1].(int64)
 			q.c.mu.Lock()
-			q.c.holds[id] = &hold{keys: k}
+			q.c.holds[id] = &hold{keys: k, epoch: epoch}
 			q.c.mu.Unlock()
 			var once sync.Once
 			return func() { once.Do(func() { q.end(k, id) }) }, nil
@@ -96,14 +102,23 @@ func (q *Quota) unavailable(ctx context.Context, err error) error {
 	return err
 }
 
-// rebuild reads the account's spent points from the source, after the
-// counter was made, and completes the counter with them.
+// rebuild begins a rebuild of the account's counter, reads its spent
+// points from the source and completes the counter with them. A counter
+// made by a renewal or a charge is only begun here, so that the charges
+// the source already has are not in delta too.
 func (q *Quota) rebuild(ctx context.Context, k *quotaKeys, account string) error {
+	token, err := rebuildScript.Run(ctx, q.c.rdb, k.list(q.c.epoch), q.c.quotaArgs()...).Int64()
+	if err != nil {
+		return q.unavailable(ctx, err)
+	}
+	if token == 0 {
+		return nil // built meanwhile
+	}
 	spent, err := q.src.Spent(ctx, account)
 	if err != nil {
 		return fmt.Errorf("redislimit: rebuilding the %s counter of %s: %w", q.ns, account, err)
 	}
-	if err := rebuiltScript.Run(ctx, q.c.rdb, k.list(q.c.epoch), append(q.c.quotaArgs(), formatPoints(spent))...).Err(); err != nil {
+	if err := rebuiltScript.Run(ctx, q.c.rdb, k.list(q.c.epoch), append(q.c.quotaArgs(), formatPoints(spent), token)...).Err(); err != nil {
 		return q.unavailable(ctx, err)
 	}
 	if q.c.opts.OnRebuild != nil {
@@ -135,7 +150,7 @@ func (q *Quota) end(k *quotaKeys, id string) {
 func (q *Quota) Charge(ctx context.Context, account string, points float64) error {
 	k := q.keys(account)
 	// The points are spent whether or not the caller is still there.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), q.c.opts.Grace)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), callTimeout)
 	defer cancel()
 	q.c.recover(ctx)
 	if err := chargeScript.Run(ctx, q.c.rdb, k.list(q.c.epoch), append(q.c.quotaArgs(), formatPoints(points))...).Err(); err != nil {

@@ -260,3 +260,39 @@ func TestMissedChargeRebuildsTheCounter(t *testing.T) {
 		t.Fatalf("Spent once Redis answers again = %v, %v; want 3, rebuilt from the source", got, err)
 	}
 }
+
+// A Redis that restarts while work runs gets its counter back from the
+// renewal, in its rebuilding state; charges made before anyone rebuilds it
+// are in the source already and must not count twice once it is rebuilt.
+func TestChargesBeforeTheRebuildCountOnce(t *testing.T) {
+	srv := redistest.StartServer(t)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr, MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
+	t.Cleanup(func() { rdb.Close() })
+	src := limittest.NewSource()
+	c := redislimit.New(rdb, redislimit.Options{Grace: 150 * time.Millisecond, Logger: slog.New(&countingHandler{})})
+	t.Cleanup(func() { c.Close() })
+	q := c.Quota("keys", src)
+	ctx := context.Background()
+	end, err := q.Reserve(ctx, "k", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Stop()
+	srv.Start()
+	time.Sleep(200 * time.Millisecond) // the renewal makes the counter again
+	for range 5 {
+		src.Add("k", 1)
+		if err := q.Charge(ctx, "k", 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	end()
+	if got, err := q.Spent(ctx, "k"); err != nil || got != 5 {
+		t.Fatalf("Spent = %v, %v; want 5: each charge once", got, err)
+	}
+	src.Add("k", 2)
+	q.Charge(ctx, "k", 2)
+	if got, _ := q.Spent(ctx, "k"); got != 7 {
+		t.Fatalf("Spent after a charge on the rebuilt counter = %v, want 7", got)
+	}
+}

@@ -64,7 +64,7 @@ end
 `
 
 // reserveScript admits work: ARGV[4] the budget, ARGV[5] the hold's id. It
-// answers {"ok"}, {"spent"}, {"rebuild"} (read the source, then finish),
+// answers {"ok", epoch}, {"spent"}, {"rebuild"} (read the source, then finish),
 // or {"wait", us}: the cost is unknown and work runs, or this Redis is
 // new and the replicas have not yet told it of the work they hold.
 var reserveScript = redis.NewScript(quotaPrologue + `
@@ -77,19 +77,34 @@ local mean = 0
 if n > 0 then mean = tonumber(redis.call('HGET', K, 'sum')) / n end
 if tonumber(redis.call('HGET', K, 'spent')) + c * mean >= tonumber(ARGV[4]) then return {'spent'} end
 hold(ARGV[5])
-return {'ok'}
+return {'ok', epoch}
 `)
 
-// rebuiltScript finishes a rebuild with ARGV[4], the source's spent points,
-// read after the counter was made: what was charged since is in delta.
-// Charges the source had before its read and that reached delta too are
-// counted twice, which errs on the side of the budget.
-var rebuiltScript = redis.NewScript(quotaPrologue + `
-if redis.call('HGET', K, 'state') == 'r' then
-  redis.call('HSET', K, 'state', 'ok', 'spent', 0)
-  redis.call('HINCRBYFLOAT', K, 'spent', ARGV[4])
-  redis.call('HINCRBYFLOAT', K, 'spent', redis.call('HGET', K, 'delta'))
+// rebuildScript begins a rebuild: delta starts counting from now, and the
+// answer is the rebuild's token (0: the counter is built). A rebuild begun
+// in the last 5 s is joined, not restarted, so concurrent rebuilders keep
+// one delta; the source must be read after this.
+var rebuildScript = redis.NewScript(quotaPrologue + `
+if ensure() ~= 'r' then return 0 end
+local rb = tonumber(redis.call('HGET', K, 'rb'))
+if not rb or now - rb > 5000000 then
+  rb = now
+  redis.call('HSET', K, 'delta', 0, 'rb', rb)
 end
+return rb
+`)
+
+// rebuiltScript finishes the rebuild of token ARGV[5] with ARGV[4], the
+// source's spent points read after it began: what was charged since is in
+// delta. Only charges made between the rebuild's start and the source's
+// read are counted twice, which errs on the side of the budget. A token
+// that is no longer the rebuild's changes nothing (answer 0).
+var rebuiltScript = redis.NewScript(quotaPrologue + `
+if redis.call('HGET', K, 'state') ~= 'r' then return 1 end
+if tonumber(redis.call('HGET', K, 'rb')) ~= tonumber(ARGV[5]) then return 0 end
+redis.call('HSET', K, 'state', 'ok', 'spent', 0)
+redis.call('HINCRBYFLOAT', K, 'spent', ARGV[4])
+redis.call('HINCRBYFLOAT', K, 'spent', redis.call('HGET', K, 'delta'))
 return 1
 `)
 
@@ -114,12 +129,17 @@ if redis.call('EXISTS', K) == 1 then redis.call('HINCRBY', K, 'n', 1) end
 return 1
 `)
 
-// renewScript extends the holds ARGV[4..] and puts back those a Redis that
-// lost its data no longer has; a lost counter begins its rebuild.
+// renewScript extends the holds ARGV[5..], made under epoch ARGV[4]. A
+// Redis of another epoch lost its data: it gets them back, and a lost
+// counter begins its rebuild. In the same epoch a hold Redis no longer has
+// has ended (or lapsed) and stays ended. It answers the epoch.
 var renewScript = redis.NewScript(quotaPrologue + `
 ensure()
-for i = 4, #ARGV do hold(ARGV[i]) end
-return 1
+local known = tonumber(ARGV[4])
+for i = 5, #ARGV do
+  if epoch ~= known or redis.call('HEXISTS', H, ARGV[i]) == 1 then hold(ARGV[i]) end
+end
+return epoch
 `)
 
 // spentScript answers {"ok", spent} or {"rebuild"}.
