@@ -340,6 +340,10 @@ func TestClusterQuotaRedisRestart(t *testing.T) {
 		rs.Start()
 		outage = time.Since(outageAt)
 	})
+	// Known to fail: after the restart the renew loop recreates the
+	// counter in its rebuilding state, charges meanwhile go to its delta,
+	// and the rebuild, done only at the next Reserve or Spent, adds the
+	// ledger, which has those charges too: they count twice.
 	used := clAgree(t, c, id)
 	over := used - quota
 	t.Logf("redis stopped after 20 answers for %v; quota %.6f (5.5 chats of %.6f): %d answered / %d refused / %d unavailable (503) / overspent %.6f (%.2f chats)",
