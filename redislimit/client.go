@@ -278,5 +278,5 @@ func (c *Client) renew(ctx context.Context) error {
 
 // quotaArgs are the first arguments of every quota script.
 func (c *Client) quotaArgs() []any {
-	return []any{c.opts.Lease.Microseconds(), c.opts.Grace.Microseconds(), int64(c.opts.CounterTTL / time.Second)}
+	return []any{c.opts.Lease.Milliseconds(), c.opts.Grace.Milliseconds(), int64(c.opts.CounterTTL / time.Second)}
 }

@@ -79,8 +79,8 @@ func (q *Quota) Reserve(ctx context.Context, account string, max float64) (func(
 		}
 		wait := poll
 		if len(res) > 1 {
-			if us, _ := res[1].(int64); us > 0 {
-				wait = time.Duration(us) * time.Microsecond
+			if ms, _ := res[1].(int64); ms > 0 {
+				wait = time.Duration(ms) * time.Millisecond
 			}
 		}
 		t := time.NewTimer(wait)

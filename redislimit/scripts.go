@@ -28,11 +28,11 @@ return math.max(1, math.ceil(tonumber(first[2]) + per - now))
 // was charged while rebuilding, sum and n: points charged and work ended
 // since the counter was made, for the mean cost), KEYS[2] the work it holds
 // (a hash: hold id -> expiry), KEYS[3] the epoch: when this Redis began
-// holding chatgate's counters. ARGV[1..3]: lease (us), grace (us), the
+// holding chatgate's counters. ARGV[1..3]: lease (ms), grace (ms), the
 // counter's TTL (s).
 const quotaPrologue = `
 local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local K, H, E = KEYS[1], KEYS[2], KEYS[3]
 local lease, grace, ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local epoch = tonumber(redis.call('GET', E))
@@ -59,13 +59,13 @@ local function running()
 end
 local function hold(id)
   redis.call('HSET', H, id, now + lease)
-  redis.call('PEXPIRE', H, math.ceil(lease / 500))
+  redis.call('PEXPIRE', H, math.ceil(lease * 2))
 end
 `
 
 // reserveScript admits work: ARGV[4] the budget, ARGV[5] the hold's id. It
 // answers {"ok", epoch}, {"spent"}, {"rebuild"} (read the source, then finish),
-// or {"wait", us}: the cost is unknown and work runs, or this Redis is
+// or {"wait", ms}: the cost is unknown and work runs, or this Redis is
 // new and the replicas have not yet told it of the work they hold.
 var reserveScript = redis.NewScript(quotaPrologue + `
 if ensure() == 'r' then return {'rebuild'} end
@@ -80,18 +80,14 @@ hold(ARGV[5])
 return {'ok', epoch}
 `)
 
-// rebuildScript begins a rebuild: delta starts counting from now, and the
-// answer is the rebuild's token (0: the counter is built). A rebuild begun
-// in the last 5 s is joined, not restarted, so concurrent rebuilders keep
-// one delta; the source must be read after this.
+// rebuildScript begins a rebuild: delta counts from now, and the answer is
+// the rebuild's token (0: the counter is built). Each begin starts afresh
+// and only the newest may finish, so that no source read is older than the
+// delta it is added to; the source must be read after this.
 var rebuildScript = redis.NewScript(quotaPrologue + `
 if ensure() ~= 'r' then return 0 end
-local rb = tonumber(redis.call('HGET', K, 'rb'))
-if not rb or now - rb > 5000000 then
-  rb = now
-  redis.call('HSET', K, 'delta', 0, 'rb', rb)
-end
-return rb
+redis.call('HSET', K, 'delta', 0, 'rb', now)
+return now
 `)
 
 // rebuiltScript finishes the rebuild of token ARGV[5] with ARGV[4], the
