@@ -73,16 +73,27 @@ func (q *LocalQuota) Reserve(ctx context.Context, name string, max float64) (fun
 		return func() {}, nil
 	}
 	for {
-		spent, err := q.src.Spent(ctx, name)
-		if err != nil {
-			return nil, err
-		}
+		// The source's answer may be older than its read's end: what was
+		// charged meanwhile is added, so that work ended during a slow read
+		// is not forgotten (some may count twice, on the budget's side).
 		q.mu.Lock()
 		a := q.m[name]
 		if a == nil {
 			a = &account{}
 			q.m[name] = a
 		}
+		before := a.charged
+		q.mu.Unlock()
+		spent, err := q.src.Spent(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		q.mu.Lock()
+		if q.m[name] != a { // forgotten meanwhile
+			q.mu.Unlock()
+			continue
+		}
+		spent += a.charged - before
 		if a.ended == 0 && a.running > 0 {
 			if a.change == nil {
 				a.change = make(chan struct{})

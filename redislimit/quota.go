@@ -72,9 +72,17 @@ func (q *Quota) Reserve(ctx context.Context, account string, max float64) (func(
 		case "spent":
 			return nil, limit.ErrSpent
 		case "rebuild":
-			if err := q.rebuild(ctx, k, account); err != nil {
+			wait, err := q.rebuild(ctx, k, account)
+			if err != nil {
 				return nil, err
 			}
+			if wait == 0 {
+				continue
+			}
+			if err := pause(ctx, min(wait, poll)); err != nil {
+				return nil, err
+			}
+			poll = min(poll*3/2, maxPoll)
 			continue
 		}
 		wait := poll
@@ -83,14 +91,22 @@ func (q *Quota) Reserve(ctx context.Context, account string, max float64) (func(
 				wait = time.Duration(ms) * time.Millisecond
 			}
 		}
-		t := time.NewTimer(wait)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return nil, ctx.Err()
+		if err := pause(ctx, wait); err != nil {
+			return nil, err
 		}
 		poll = min(poll*3/2, maxPoll)
+	}
+}
+
+// pause waits d, or until ctx ends.
+func pause(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
@@ -102,29 +118,38 @@ func (q *Quota) unavailable(ctx context.Context, err error) error {
 	return err
 }
 
+// rebuildLease bounds how long one caller's rebuild of a counter keeps the
+// others waiting: past it, one of them takes the rebuild over (its owner
+// may have died between reading the source and finishing).
+const rebuildLease = 3 * time.Second
+
 // rebuild begins a rebuild of the account's counter, reads its spent
 // points from the source and completes the counter with them. A counter
 // made by a renewal or a charge is only begun here, so that the charges
-// the source already has are not in delta too.
-func (q *Quota) rebuild(ctx context.Context, k *quotaKeys, account string) error {
-	token, err := rebuildScript.Run(ctx, q.c.rdb, k.list(q.c.epoch), q.c.quotaArgs()...).Int64()
+// the source already has are not in delta too. When another caller's
+// rebuild is under way, it returns how long to wait before looking again.
+func (q *Quota) rebuild(ctx context.Context, k *quotaKeys, account string) (time.Duration, error) {
+	token, err := rebuildScript.Run(ctx, q.c.rdb, k.list(q.c.epoch), append(q.c.quotaArgs(), rebuildLease.Milliseconds())...).Int64()
 	if err != nil {
-		return q.unavailable(ctx, err)
+		return 0, q.unavailable(ctx, err)
+	}
+	if token < 0 {
+		return time.Duration(-token) * time.Millisecond, nil
 	}
 	if token == 0 {
-		return nil // built meanwhile
+		return 0, nil // built meanwhile
 	}
 	spent, err := q.src.Spent(ctx, account)
 	if err != nil {
-		return fmt.Errorf("redislimit: rebuilding the %s counter of %s: %w", q.ns, account, err)
+		return 0, fmt.Errorf("redislimit: rebuilding the %s counter of %s: %w", q.ns, account, err)
 	}
 	if err := rebuiltScript.Run(ctx, q.c.rdb, k.list(q.c.epoch), append(q.c.quotaArgs(), formatPoints(spent), token)...).Err(); err != nil {
-		return q.unavailable(ctx, err)
+		return 0, q.unavailable(ctx, err)
 	}
 	if q.c.opts.OnRebuild != nil {
 		q.c.opts.OnRebuild(q.ns)
 	}
-	return nil
+	return 0, nil
 }
 
 // end ends a hold. It must reach Redis even when the request's context
@@ -165,7 +190,8 @@ func (q *Quota) Charge(ctx context.Context, account string, points float64) erro
 // source when Redis lacks it.
 func (q *Quota) Spent(ctx context.Context, account string) (float64, error) {
 	k := q.keys(account)
-	for range 3 {
+	poll := 5 * time.Millisecond
+	for range 100 {
 		q.c.recover(ctx)
 		res, err := spentScript.Run(ctx, q.c.rdb, k.list(q.c.epoch), q.c.quotaArgs()...).Slice()
 		if err != nil {
@@ -176,8 +202,15 @@ func (q *Quota) Spent(ctx context.Context, account string) (float64, error) {
 			s, _ := res[1].(string)
 			return strconv.ParseFloat(s, 64)
 		}
-		if err := q.rebuild(ctx, k, account); err != nil {
+		wait, err := q.rebuild(ctx, k, account)
+		if err != nil {
 			return 0, err
+		}
+		if wait > 0 {
+			if err := pause(ctx, min(wait, poll)); err != nil {
+				return 0, err
+			}
+			poll = min(poll*3/2, maxPoll)
 		}
 	}
 	return 0, errors.New("redislimit: the counter of " + account + " keeps vanishing")

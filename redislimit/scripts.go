@@ -81,11 +81,18 @@ return {'ok', epoch}
 `)
 
 // rebuildScript begins a rebuild: delta counts from now, and the answer is
-// the rebuild's token (0: the counter is built). Each begin starts afresh
-// and only the newest may finish, so that no source read is older than the
-// delta it is added to; the source must be read after this.
+// the rebuild's token (> 0), 0 when the counter is built, or minus the ms
+// to wait while another caller's rebuild runs. One rebuild runs at a time,
+// under a lease of ARGV[4] ms: were every caller to start afresh, a crowd
+// of callers would keep restarting it and none would finish. A rebuild
+// whose lease ran out may be taken over; its late finish is refused, so
+// that no source read is older than the delta it is added to. The source
+// must be read after this.
 var rebuildScript = redis.NewScript(quotaPrologue + `
 if ensure() ~= 'r' then return 0 end
+local rb = tonumber(redis.call('HGET', K, 'rb'))
+local rl = tonumber(ARGV[4])
+if rb and now < rb + rl then return -math.max(1, rb + rl - now) end
 redis.call('HSET', K, 'delta', 0, 'rb', now)
 return now
 `)

@@ -108,6 +108,7 @@ type Source struct {
 	mu    sync.Mutex
 	spent map[string]float64
 	err   error
+	delay time.Duration
 	reads atomic.Int64
 }
 
@@ -115,11 +116,33 @@ type Source struct {
 func NewSource() *Source { return &Source{spent: map[string]float64{}} }
 
 // Spent implements limit.Source.
-func (s *Source) Spent(_ context.Context, account string) (float64, error) {
+func (s *Source) Spent(ctx context.Context, account string) (float64, error) {
 	s.reads.Add(1)
+	s.mu.Lock()
+	d := s.delay
+	s.mu.Unlock()
+	if d > 0 {
+		// a ledger under load: the read sees what was spent when it began
+		s.mu.Lock()
+		spent, err := s.spent[account], s.err
+		s.mu.Unlock()
+		select {
+		case <-time.After(d):
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+		return spent, err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.spent[account], s.err
+}
+
+// Slow makes every Spent take d, as a loaded ledger does.
+func (s *Source) Slow(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.delay = d
 }
 
 // Add adds points to account.
@@ -291,6 +314,42 @@ func TestQuota(t *testing.T, newQuota func(t *testing.T, src limit.Source) limit
 		}
 		if over := spent - budget; over > cost {
 			t.Fatalf("overspent by %v, more than one request's cost", over)
+		}
+	})
+	t.Run("CrowdOnAColdCounterWithASlowSource", func(t *testing.T) {
+		// 150 requests meet an account no one has read yet, and its source
+		// takes 30 ms a read: all of them are answered, none waits out its
+		// deadline (a crowd of rebuilds must not keep restarting each other).
+		src := NewSource()
+		src.Add("a", 2)
+		src.Slow(30 * time.Millisecond)
+		q := newQuota(t, src)
+		ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel()
+		var answered, refused atomic.Int64
+		var wg sync.WaitGroup
+		for range 150 {
+			wg.Go(func() {
+				end, err := q.Reserve(ctx, "a", 5.5)
+				if errors.Is(err, limit.ErrSpent) {
+					refused.Add(1)
+					return
+				}
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				src.Add("a", 1)
+				if err := q.Charge(ctx, "a", 1); err != nil {
+					t.Error(err)
+				}
+				answered.Add(1)
+				end()
+			})
+		}
+		wg.Wait()
+		if a, r := answered.Load(), refused.Load(); a+r != 150 || a < 3 || a > 4 {
+			t.Fatalf("150 requests of cost 1, 2 of 5.5 spent: %d answered, %d refused; want 3 or 4 answered, the rest refused", a, r)
 		}
 	})
 	t.Run("SourceErrorRefuses", func(t *testing.T) {
