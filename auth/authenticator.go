@@ -72,6 +72,12 @@ type Options struct {
 	// every replica one redislimit Quota, rebuilt from the ledger, to admit
 	// across the cluster.
 	Quota limit.Quota
+	// Usage, with a Quota set, is the durable record UsedPoints and the
+	// key views read a key's used points from: the ledger. A shared
+	// quota's counter is admission state and may count a charge twice
+	// after its Redis lost it (on the budget's side); the record does not.
+	// When nil they ask Quota.
+	Usage limit.Source
 }
 
 // Authenticator checks keys on requests. It caches keys in memory so that a
@@ -95,6 +101,7 @@ type Authenticator struct {
 	limiter limit.Limiter
 	quota   limit.Quota
 	shared  bool // the quota is the caller's, not this process's own
+	usage   limit.Source
 
 	mu     sync.RWMutex
 	byHash map[Hash]*entry
@@ -177,6 +184,7 @@ func NewAuthenticator(store AuthenticatorStore, opts Options) *Authenticator {
 		limiter:  opts.Limiter,
 		quota:    opts.Quota,
 		shared:   opts.Quota != nil,
+		usage:    opts.Usage,
 	}
 	if a.log == nil {
 		a.log = slog.Default()
@@ -396,16 +404,25 @@ func (a *Authenticator) hold(ctx context.Context, keyID string) (func(), error) 
 }
 
 // UsedPoints returns the key's used points, flushed or not: the cluster's
-// count when Options.Quota is set, else this process's.
+// count (Options.Usage's, else Options.Quota's) when Options.Quota is set,
+// else this process's.
 func (a *Authenticator) UsedPoints(ctx context.Context, keyID string) (float64, error) {
 	st, err := a.state(ctx, keyID)
 	if err != nil {
 		return 0, err
 	}
 	if a.shared {
-		return a.quota.Spent(ctx, keyID)
+		return a.clusterUsed(ctx, keyID)
 	}
 	return st.used(), nil
+}
+
+// clusterUsed is a key's used points as the whole cluster spent them.
+func (a *Authenticator) clusterUsed(ctx context.Context, keyID string) (float64, error) {
+	if a.usage != nil {
+		return a.usage.Spent(ctx, keyID)
+	}
+	return a.quota.Spent(ctx, keyID)
 }
 
 // LastUsed returns when the key last passed authentication, flushed or not.

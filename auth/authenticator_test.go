@@ -18,6 +18,8 @@ import (
 
 	"github.com/chatgate/chatgate/apierror"
 	"github.com/chatgate/chatgate/auth"
+	"github.com/chatgate/chatgate/limit"
+	"github.com/chatgate/chatgate/limit/limittest"
 )
 
 // countingStore wraps a MemoryStore and counts the calls that reach it.
@@ -1157,5 +1159,45 @@ func TestParsePrefixes(t *testing.T) {
 		if !errors.Is(err, apierror.ErrInvalidRequest) || !strings.Contains(err.Error(), "allowedIPs") || !strings.Contains(err.Error(), "entry 1") {
 			t.Errorf("ParsePrefixes(%q) = %v, want invalid_request naming the field and entry", bad, err)
 		}
+	}
+}
+
+// countedQuota is a shared quota whose counter has counted a charge twice,
+// as a Redis counter can after it was rebuilt.
+type countedQuota struct {
+	limit.Quota
+	extra float64
+}
+
+func (q countedQuota) Spent(ctx context.Context, account string) (float64, error) {
+	s, err := q.Quota.Spent(ctx, account)
+	return s + q.extra, err
+}
+
+// With a shared quota, used points are read from Options.Usage (the
+// ledger) when it is set, not from the admission counter.
+func TestUsedPointsFromTheUsageRecord(t *testing.T) {
+	ledger := limittest.NewSource()
+	q := countedQuota{Quota: limit.NewLocalQuota(ledger), extra: 4}
+	for _, tc := range []struct {
+		name  string
+		usage limit.Source
+		want  float64
+	}{{"usage", ledger, 3}, {"quota", nil, 7}} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, nil, auth.Options{Quota: q, Usage: tc.usage})
+			k, _ := e.create(t, auth.KeySpec{AppID: "app-1", Limit: auth.Limit{MaxUsagePoints: 10}})
+			ledger.Add(k.ID, 3)
+			if err := e.authn.Charge(ctx, k.ID, 3); err != nil {
+				t.Fatal(err)
+			}
+			if used, err := e.authn.UsedPoints(ctx, k.ID); err != nil || used != tc.want {
+				t.Errorf("UsedPoints = %v, %v; want %v", used, err, tc.want)
+			}
+			got, err := e.mgr.Get(ctx, "", k.ID)
+			if err != nil || got.UsagePoints != tc.want {
+				t.Errorf("the key view's usagePoints = %v, %v; want %v", got.UsagePoints, err, tc.want)
+			}
+		})
 	}
 }

@@ -151,7 +151,8 @@ func (m *Manager) Get(ctx context.Context, team, keyID string) (*Key, error) {
 
 // withLiveUsage replaces stored usage with the authenticator's, which
 // includes what has not been flushed yet, and, with a shared quota
-// (Options.Quota), the points as the whole cluster has spent them.
+// (Options.Quota), the points as the whole cluster has spent them
+// (Options.Usage).
 func (m *Manager) withLiveUsage(ctx context.Context, k *Key) {
 	m.authn.mu.RLock()
 	st := m.authn.byID[k.ID]
@@ -163,7 +164,7 @@ func (m *Manager) withLiveUsage(ctx context.Context, k *Key) {
 		}
 	}
 	if m.authn.shared {
-		if used, err := m.authn.quota.Spent(ctx, k.ID); err == nil {
+		if used, err := m.authn.clusterUsed(ctx, k.ID); err == nil {
 			k.UsagePoints = used
 		} else {
 			m.authn.log.WarnContext(ctx, "auth: the quota's count of a key's usage is unavailable; showing this process's", "key", k.ID, "err", err)

@@ -115,7 +115,9 @@ func (l *limits) keys(opts *auth.Options, ledger billing.SpendReader) {
 		return
 	}
 	opts.Limiter = l.client.Limiter("keys")
-	opts.Quota = l.client.Quota("keys", billing.KeySpend(ledger))
+	spend := billing.KeySpend(ledger)
+	opts.Quota = l.client.Quota("keys", spend)
+	opts.Usage = spend // usagePoints is the ledger's, not the admission counter's
 }
 
 func (l *limits) budgets(opts *billing.AccountantOptions) {
