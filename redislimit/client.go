@@ -73,9 +73,12 @@ type Client struct {
 	down   atomic.Bool // an incident is under way
 	missed atomic.Bool // lost is not empty
 
-	mu    sync.Mutex
-	holds map[string]*hold      // id -> live reservation of this process
-	lost  map[string]*quotaKeys // counters that missed a charge, to rebuild
+	mu       sync.Mutex
+	holds    map[string]*hold      // id -> live reservation of this process
+	lost     map[string]*quotaKeys // counters that missed a charge, to rebuild
+	limiters map[string]*Limiter   // by namespace
+
+	batch *batcher
 
 	stop      chan struct{}
 	done      sync.WaitGroup
@@ -102,9 +105,21 @@ func New(rdb redis.UniversalClient, opts Options) *Client {
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
 	c := &Client{rdb: rdb, opts: opts, log: opts.Logger, epoch: opts.Prefix + "epoch", node: hex.EncodeToString(b),
-		holds: map[string]*hold{}, lost: map[string]*quotaKeys{}, stop: make(chan struct{})}
-	c.done.Add(1)
+		holds: map[string]*hold{}, lost: map[string]*quotaKeys{}, limiters: map[string]*Limiter{}, stop: make(chan struct{})}
+	c.batch = &batcher{rdb: rdb, timeout: callTimeout, reqs: make(chan *take), stop: c.stop, onPanic: func(v any) {
+		c.log.Error("redislimit: a rate check panicked; recovered", "panic", fmt.Sprint(v))
+		if c.opts.OnPanic != nil {
+			c.opts.OnPanic("redislimit")
+		}
+	}}
+	c.done.Add(1 + batchWorkers)
 	go c.renewLoop()
+	for range batchWorkers {
+		go func() {
+			defer c.done.Done()
+			c.batch.run()
+		}()
+	}
 	return c
 }
 
@@ -123,8 +138,18 @@ func (c *Client) Up() bool { return !c.down.Load() }
 // Limiter returns the Limiter of namespace, whose keys are apart from
 // every other namespace's.
 func (c *Client) Limiter(namespace string) *Limiter {
-	return &Limiter{c: c, prefix: c.opts.Prefix + "rate:" + namespace + ":"}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if l := c.limiters[namespace]; l != nil {
+		return l // one per namespace, so that its leases serve every caller
+	}
+	l := &Limiter{c: c, prefix: c.opts.Prefix + "rate:" + namespace + ":", leases: map[string]*lease{}}
+	c.limiters[namespace] = l
+	return l
 }
+
+// errMalformed is a script's answer of an unexpected shape.
+var errMalformed = errors.New("redislimit: malformed answer from Redis")
 
 // Quota returns the Quota of namespace, whose counters are rebuilt from src.
 func (c *Client) Quota(namespace string, src limit.Source) *Quota {
@@ -197,8 +222,9 @@ func (c *Client) missedCharge(k *quotaKeys) {
 	}
 }
 
-// renewLoop extends this process's reservations every Grace/3, and tells a
-// Redis that lost them of them again.
+// renewLoop extends this process's reservations every Grace/3, tells a
+// Redis that lost them of them again, and gives back the rate slots of
+// leases that ended unused.
 func (c *Client) renewLoop() {
 	defer c.done.Done()
 	t := time.NewTicker(c.opts.Grace / 3)
@@ -221,6 +247,20 @@ func (c *Client) renewLoop() {
 }
 
 func (c *Client) renew(ctx context.Context) error {
+	c.mu.Lock()
+	limiters := make([]*Limiter, 0, len(c.limiters))
+	for _, l := range c.limiters {
+		limiters = append(limiters, l)
+	}
+	c.mu.Unlock()
+	for _, l := range limiters {
+		gctx, cancel := context.WithTimeout(ctx, callTimeout)
+		err := l.giveBack(gctx)
+		cancel()
+		if err != nil {
+			return c.failed(ctx, "rate", err)
+		}
+	}
 	type batch struct {
 		keys  *quotaKeys
 		epoch int64

@@ -296,3 +296,89 @@ func TestChargesBeforeTheRebuildCountOnce(t *testing.T) {
 		t.Fatalf("Spent after a charge on the rebuilt counter = %v, want 7", got)
 	}
 }
+
+// takeUntilRefused takes from l until refused ten times in a row and
+// returns how many were admitted.
+func takeUntilRefused(t *testing.T, l limit.Limiter, key string, r limit.Rate) int {
+	t.Helper()
+	admitted, refusals := 0, 0
+	for refusals < 10 {
+		w, err := l.Take(context.Background(), key, r)
+		if err != nil {
+			t.Error(err)
+			return admitted
+		}
+		if w == 0 {
+			admitted++
+			refusals = 0
+		} else {
+			refusals++
+		}
+	}
+	return admitted
+}
+
+// Far from its limit a key is taken from in leases; three replicas with
+// four callers each, racing to the limit, get exactly N, never more.
+func TestLeasesAdmitExactlyN(t *testing.T) {
+	rdb, prefix := redistest.Client(t)
+	const n = 3000
+	r := limit.PerMinute(n)
+	var total sync.WaitGroup
+	var mu sync.Mutex
+	admitted := 0
+	for range 3 {
+		c := redislimit.New(rdb, redislimit.Options{Prefix: prefix})
+		t.Cleanup(func() { c.Close() })
+		l := c.Limiter("keys")
+		for range 4 {
+			total.Go(func() {
+				a := takeUntilRefused(t, l, "k", r)
+				mu.Lock()
+				admitted += a
+				mu.Unlock()
+			})
+		}
+	}
+	total.Wait()
+	if admitted != n {
+		t.Fatalf("12 callers on 3 replicas admitted %d of a key limited to %d a minute", admitted, n)
+	}
+	members, _ := rdb.ZCard(context.Background(), prefix+"rate:keys:k").Result()
+	t.Logf("%d admitted; the log holds %d members", admitted, members)
+}
+
+// A lease that ends with slots unused gives them back, so that another
+// replica may use them: A takes one event and stops, B then gets the rest.
+func TestUnusedLeaseIsGivenBack(t *testing.T) {
+	rdb, prefix := redistest.Client(t)
+	const n = 1000
+	r := limit.PerMinute(n)
+	a := redislimit.New(rdb, redislimit.Options{Prefix: prefix})
+	t.Cleanup(func() { a.Close() })
+	b := redislimit.New(rdb, redislimit.Options{Prefix: prefix})
+	t.Cleanup(func() { b.Close() })
+	if w, err := a.Limiter("keys").Take(context.Background(), "k", r); err != nil || w != 0 {
+		t.Fatalf("first take: %v, %v", w, err)
+	}
+	key := prefix + "rate:keys:k"
+	leased, _ := rdb.ZCard(context.Background(), key).Result()
+	if leased < 2 {
+		t.Fatalf("the first take of a key far from its limit leased %d slots; want a lease", leased)
+	}
+	// the lease ends after 100 ms; the renewal loop (every 500 ms) gives it back
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		m, _ := rdb.ZCard(context.Background(), key).Result()
+		if m == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the log still holds %d members (leased %d, used 1)", m, leased)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if got := takeUntilRefused(t, b.Limiter("keys"), "k", r); got != n-1 {
+		t.Fatalf("after A used 1 of its lease of %d, B got %d; want %d", leased, got, n-1)
+	}
+}

@@ -5,22 +5,41 @@ import "github.com/redis/go-redis/v9"
 // The scripts run on Redis's clock (TIME, in microseconds), so that the
 // replicas' clocks need not agree.
 
-// rateScript takes one event from a sliding log of its key's event times.
-// KEYS[1] the log; ARGV n, per (us), a unique member. It returns 0 when
-// admitted, else the wait in microseconds.
+// rateScript takes one event from a sliding log of its key's event times,
+// and may lease more. KEYS[1] the log; ARGV n, per (us), a unique member
+// base, the most slots wanted, the lease's life (us), then the members of
+// an ended lease that were not used, to give back. It answers {0, granted}
+// when admitted (granted >= 1: this event and granted-1 leased slots), else
+// {wait in us, 0}.
+//
+// Leased slots are logged at the lease's end, not at its start: a slot is
+// used at or before its logged time, so every event a check could miss is
+// still in the log, and no window ever holds more than n. Slots are leased
+// only with room to spare (a sixteenth of what is left, at most), so near
+// the limit every event is one exact check. Scores go out as integer
+// strings: Lua would print a number in us with 14 significant digits.
 var rateScript = redis.NewScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local n, per = tonumber(ARGV[1]), tonumber(ARGV[2])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - per)
+local n, per, base = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
+local want, life = tonumber(ARGV[4]), tonumber(ARGV[5])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%.0f', now - per))
+if #ARGV > 5 then redis.call('ZREM', KEYS[1], unpack(ARGV, 6)) end
 local c = redis.call('ZCARD', KEYS[1])
 if c < n then
-  redis.call('ZADD', KEYS[1], now, ARGV[3])
-  redis.call('PEXPIRE', KEYS[1], math.ceil(per / 1000))
-  return 0
+  local g = math.max(1, math.min(want, math.floor((n - c) / 16)))
+  local args = {string.format('%.0f', now), base .. ':0'}
+  local later = string.format('%.0f', now + life)
+  for i = 1, g - 1 do
+    args[#args + 1] = later
+    args[#args + 1] = base .. ':' .. i
+  end
+  redis.call('ZADD', KEYS[1], unpack(args))
+  redis.call('PEXPIRE', KEYS[1], math.ceil((per + life) / 1000))
+  return {0, g}
 end
 local first = redis.call('ZRANGE', KEYS[1], c - n, c - n, 'WITHSCORES')
-return math.max(1, math.ceil(tonumber(first[2]) + per - now))
+return {math.max(1, math.ceil(tonumber(first[2]) + per - now)), 0}
 `)
 
 // quotaPrologue is shared by the quota scripts. KEYS[1] is the account's
