@@ -6,7 +6,10 @@
 // A Client implements limit.Limiter (one sliding window per key, in an
 // atomic script, on Redis's clock) and limit.Quota (reservations before
 // work, charges after, rebuilt from the durable record when Redis loses
-// them). Redis standalone or Sentinel; the quota scripts touch several keys
+// them). A key far from its rate limit is checked once per short lease of
+// a few slots rather than once per request, and concurrent checks share a
+// pipeline; near the limit every request is one exact check, and a window
+// never holds more than N either way. Redis standalone or Sentinel; the quota scripts touch several keys
 // and do not run on Redis Cluster.
 //
 // What the counters hold is not the record: the ledger is. A counter Redis
