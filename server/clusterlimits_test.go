@@ -318,6 +318,22 @@ func TestClusterQuota(t *testing.T) {
 	}
 }
 
+// Without Redis each replica admits against the ledger and its own running
+// chats only: the figures show what the shared quota prevents.
+func TestClusterQuotaWithoutRedis(t *testing.T) {
+	c := clStart(t, 3, pgtest.DSN(t), "", "", nil)
+	one := clChatCost(t, c)
+	quota := 5.5 * one
+	id, key := clKey(t, c.bases[0], `{"name":"capped","appId":"main","limit":{"maxUsagePoints":`+strconvF(quota)+`}}`)
+	cnt := clChats(t, c, key, 150, 0, nil)
+	used, n := clLedger(t, c.bases[0], id)
+	t.Logf("without redis: quota %.6f (5.5 chats of %.6f): %d answered / %d refused / overspent %.6f (%.2f chats; %d ledger records)",
+		quota, one, cnt.ok.Load(), cnt.refused.Load(), max(used-quota, 0), max(used-quota, 0)/one, n)
+	if cnt.ok.Load() < 6 || cnt.ok.Load()+cnt.refused.Load() != 150 {
+		t.Errorf("%d answered, %d refused; want at least 6 answered and the rest refused", cnt.ok.Load(), cnt.refused.Load())
+	}
+}
+
 // The quota across three replicas when their Redis restarts (losing every
 // key) in the middle of 150 chats: requests during the outage answer 503,
 // service resumes without restarting the replicas, and the overspend is

@@ -111,10 +111,16 @@ func TestReplicasTrainOnceUnderSIGKILL(t *testing.T) {
 		pushed   atomic.Int32
 		chatsOK  sync.Map
 		attempts atomic.Int32
+		rounds   atomic.Int32 // kills made
 	)
 	for w := range 3 { // pushers: each batch is pushed until acknowledged
 		wg.Go(func() {
 			for b := w; b*batch < items; b += 3 {
+				// Spread the pushes over at least 6 kills, however slowly a
+				// loaded machine restarts the replicas.
+				for int(rounds.Load()) < b*6/(items/batch) {
+					time.Sleep(20 * time.Millisecond)
+				}
 				data := make([]map[string]string, batch)
 				for i := range data {
 					n := b*batch + i
@@ -168,6 +174,7 @@ func TestReplicasTrainOnceUnderSIGKILL(t *testing.T) {
 		pool.set(i, rs[(i+1)%3].base) // route its share meanwhile to a live one
 		rs[i] = rpStart(t, dsn, 10+round)
 		pool.set(i, rs[i].base)
+		rounds.Add(1)
 	}
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
