@@ -78,7 +78,9 @@ type Client struct {
 	lost     map[string]*quotaKeys // counters that missed a charge, to rebuild
 	limiters map[string]*Limiter   // by namespace
 
-	batch *batcher
+	batch  *batcher
+	wake   *waker
+	closed bool // under mu: no goroutine may start
 
 	stop      chan struct{}
 	done      sync.WaitGroup
@@ -112,6 +114,7 @@ func New(rdb redis.UniversalClient, opts Options) *Client {
 			c.opts.OnPanic("redislimit")
 		}
 	}}
+	c.wake = &waker{rdb: rdb, channel: opts.Prefix + "quota:ended", stop: c.stop, spawn: c.spawn, sets: map[string]*waitSet{}}
 	c.done.Add(1 + batchWorkers)
 	go c.renewLoop()
 	for range batchWorkers {
@@ -126,10 +129,29 @@ func New(rdb redis.UniversalClient, opts Options) *Client {
 // Close stops renewing. Reservations still held lapse after the lease.
 func (c *Client) Close() error {
 	c.closeOnce.Do(func() {
+		c.mu.Lock()
+		c.closed = true
+		c.mu.Unlock()
 		close(c.stop)
 		c.done.Wait()
 	})
 	return nil
+}
+
+// spawn runs f in a goroutine that Close waits for, and reports false,
+// running nothing, once Close has begun.
+func (c *Client) spawn(f func()) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return false
+	}
+	c.done.Add(1)
+	go func() {
+		defer c.done.Done()
+		f()
+	}()
+	return true
 }
 
 // Up reports whether Redis answered the last call (true before the first).

@@ -56,7 +56,11 @@ func (q *Quota) Reserve(ctx context.Context, account string, max float64) (func(
 	poll := 5 * time.Millisecond
 	for {
 		q.c.recover(ctx)
+		woken, stop := q.c.wake.wait(k.counter)
 		res, err := reserveScript.Run(ctx, q.c.rdb, k.list(q.c.epoch), append(q.c.quotaArgs(), max, id)...).Slice()
+		if err != nil || res[0] != "wait" {
+			stop()
+		}
 		if err != nil {
 			return nil, q.unavailable(ctx, err)
 		}
@@ -85,14 +89,24 @@ func (q *Quota) Reserve(ctx context.Context, account string, max float64) (func(
 			poll = min(poll*3/2, maxPoll)
 			continue
 		}
+		// "wait": a Redis new from a restart names its grace; else work of
+		// unknown cost runs, and its end wakes this (or the poll does).
 		wait := poll
 		if len(res) > 1 {
 			if ms, _ := res[1].(int64); ms > 0 {
 				wait = time.Duration(ms) * time.Millisecond
 			}
 		}
-		if err := pause(ctx, wait); err != nil {
-			return nil, err
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-woken:
+		case <-ctx.Done():
+		}
+		t.Stop()
+		stop()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
 		}
 		poll = min(poll*3/2, maxPoll)
 	}
@@ -158,10 +172,10 @@ func (q *Quota) end(k *quotaKeys, id string) {
 	q.c.mu.Lock()
 	delete(q.c.holds, id)
 	q.c.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), q.c.opts.Grace)
+	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
 	defer cancel()
 	q.c.recover(ctx)
-	if err := endScript.Run(ctx, q.c.rdb, k.list(q.c.epoch), append(q.c.quotaArgs(), id)...).Err(); err != nil {
+	if err := endScript.Run(ctx, q.c.rdb, k.list(q.c.epoch), append(q.c.quotaArgs(), id, q.c.wake.channel)...).Err(); err != nil {
 		_ = q.c.failed(ctx, "quota", err)
 		return
 	}

@@ -144,10 +144,14 @@ redis.call('HINCRBYFLOAT', K, 'sum', ARGV[4])
 return 1
 `)
 
-// endScript ends the hold ARGV[4]: one more piece of work whose cost is known.
+// endScript ends the hold ARGV[4]: one more piece of work whose cost is
+// known. The first end of a counter is published on channel ARGV[5], to
+// wake the work that waits for a cost to be known.
 var endScript = redis.NewScript(quotaPrologue + `
 redis.call('HDEL', H, ARGV[4])
-if redis.call('EXISTS', K) == 1 then redis.call('HINCRBY', K, 'n', 1) end
+if redis.call('EXISTS', K) == 1 and redis.call('HINCRBY', K, 'n', 1) == 1 then
+  redis.call('PUBLISH', ARGV[5], K)
+end
 return 1
 `)
 
