@@ -397,3 +397,58 @@ func TestClusterQuotaRedisRestart(t *testing.T) {
 		t.Errorf("the capped key after the restart: %d %s", st, raw)
 	}
 }
+
+// A share link's questions per minute hold across three replicas counting
+// in one Redis: 60 visitors' questions at once, round-robin, against a qpm
+// of 20 get 20 answers and 40 refusals with a Retry-After.
+func TestClusterShareQPM(t *testing.T) {
+	const qpm, sent = 20, 60
+	_, prefix := redistest.Client(t)
+	c := clStart(t, 3, pgtest.DSN(t), redistest.Addr(t), prefix, nil)
+	st, _, raw := clDo(t, "POST", c.bases[0]+"/api/support/outLink/create", clRoot,
+		`{"appId":"main","name":"qpm","limit":{"qpm":`+strconv.Itoa(qpm)+`,"maxUsagePoints":-1}}`)
+	var link struct {
+		Data struct {
+			ShareID string `json:"shareId"`
+		}
+	}
+	if st != 200 || json.Unmarshal([]byte(raw), &link) != nil || link.Data.ShareID == "" {
+		t.Fatalf("create link: %d %s", st, raw)
+	}
+	var ok, limited atomic.Int64
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range sent {
+		base := c.base()
+		wg.Go(func() {
+			<-start
+			body := `{"shareId":"` + link.Data.ShareID + `","outLinkUid":"visitor-` + strconv.Itoa(i) + `",` + clQuestion[1:]
+			req, _ := http.NewRequest("POST", base+"/api/v1/chat/completions", strings.NewReader(body))
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := clHTTP.Do(req)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer resp.Body.Close()
+			raw, _ := io.ReadAll(resp.Body)
+			switch resp.StatusCode {
+			case 200:
+				ok.Add(1)
+			case 429:
+				limited.Add(1)
+				if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err != nil || s < 1 || s > 60 {
+					t.Errorf("429 with Retry-After %q: %s", resp.Header.Get("Retry-After"), raw)
+				}
+			default:
+				t.Errorf("%d %s", resp.StatusCode, raw)
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	t.Logf("with redis: qpm %d, %d questions over 3 replicas: %d answered, %d limited", qpm, sent, ok.Load(), limited.Load())
+	if ok.Load() != qpm || limited.Load() != sent-qpm {
+		t.Errorf("%d answered, %d limited; want %d and %d", ok.Load(), limited.Load(), qpm, sent-qpm)
+	}
+}
