@@ -23,6 +23,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/chatgate/chatgate/cl100k"
+	"github.com/chatgate/chatgate/dataset"
 	"github.com/chatgate/chatgate/internal/postgres/pgtest"
 	"github.com/chatgate/chatgate/internal/redistest"
 	"github.com/chatgate/chatgate/server"
@@ -43,7 +44,20 @@ func TestRedisReplicaChild(t *testing.T) {
 	cfg.Redis.Addr = addr
 	cfg.Redis.Prefix = "soak:"
 	cfg.Redis.Timeout = server.Duration(200 * time.Millisecond) // an outage fails fast
+	// slower than rpPaced, so that a kill 1.5 s after a push finds it training
+	cfg.Dataset.ExtraEmbedders = map[string]dataset.Embedder{"paced": soPaced{}}
 	childServe(cfg)
+}
+
+// soPaced is the local embedder at a slow remote model's pace: 2 s a
+// call of several texts (training), none for one (a query).
+type soPaced struct{ dataset.LocalEmbedder }
+
+func (e soPaced) Embed(ctx context.Context, texts []string) ([][]float32, error) {
+	if len(texts) > 1 {
+		time.Sleep(2 * time.Second)
+	}
+	return e.LocalEmbedder.Embed(ctx, texts)
 }
 
 // soStart starts a replica on dsn counting its limits in Redis at addr.
@@ -321,6 +335,7 @@ func TestSoak(t *testing.T) {
 	streamBefore, _ := ledger(streamID, "chat")
 	searchBefore, _ := ledger(searchID, "search")
 
+	killAt := func(k int) time.Duration { return time.Duration(k)*killEach - 5*time.Second } // 10 s, 25 s, 40 s, 55 s
 	var (
 		wg      sync.WaitGroup
 		stop    atomic.Bool
@@ -382,29 +397,29 @@ func TestSoak(t *testing.T) {
 			time.Sleep(50 * time.Millisecond)
 		}
 	})
-	// pushData: each batch pushed until acknowledged, spread over the kills
+	// pushData: each batch pushed until acknowledged, three just before
+	// each kill, so that the kills find items queued and being trained
 	var pushed, pushCalls atomic.Int32
 	pushT := tally("pushData")
-	for w := range 2 {
+	for b := range items / batch {
 		wg.Go(func() {
-			for b := w; b*batch < items; b += 2 {
-				data := make([]map[string]string, batch)
-				for i := range data {
-					k := b*batch + i
-					data[i] = map[string]string{"q": q(k), "a": fmt.Sprintf("answer %d", k)}
+			lead := []time.Duration{1500 * time.Millisecond, 900 * time.Millisecond, 400 * time.Millisecond}[b%3]
+			time.Sleep(time.Until(t0.Add(killAt(b/3+1) - lead)))
+			data := make([]map[string]string, batch)
+			for i := range data {
+				k := b*batch + i
+				data[i] = map[string]string{"q": q(k), "a": fmt.Sprintf("answer %d", k)}
+			}
+			body, _ := json.Marshal(map[string]any{"collectionId": collID, "billId": bill, "data": data})
+			for {
+				pushCalls.Add(1)
+				o := soOutcome(soDo("POST", pool.pick()+"/api/core/dataset/data/pushData", loader, string(body)))
+				pushT.add(o)
+				if o == "200" {
+					pushed.Add(batch)
+					return
 				}
-				body, _ := json.Marshal(map[string]any{"collectionId": collID, "billId": bill, "data": data})
-				for {
-					pushCalls.Add(1)
-					o := soOutcome(soDo("POST", pool.pick()+"/api/core/dataset/data/pushData", loader, string(body)))
-					pushT.add(o)
-					if o == "200" {
-						pushed.Add(batch)
-						break
-					}
-					time.Sleep(100 * time.Millisecond)
-				}
-				time.Sleep(7 * time.Second)
+				time.Sleep(100 * time.Millisecond)
 			}
 		})
 	}
@@ -540,7 +555,7 @@ func TestSoak(t *testing.T) {
 	var redisOutage time.Duration
 	var redisDown, redisUp time.Time
 	for k := 1; ; k++ {
-		next := t0.Add(time.Duration(k)*killEach - 5*time.Second) // 10 s, 25 s, 40 s, 55 s
+		next := t0.Add(killAt(k))
 		if !redisDone && next.After(t0.Add(32*time.Second)) {
 			time.Sleep(time.Until(t0.Add(32 * time.Second)))
 			at := time.Now()
@@ -560,14 +575,18 @@ func TestSoak(t *testing.T) {
 		if !killed[i] && !slices.Contains(append(slices.Clone(killed[:i]), killed[i+1:]...), false) {
 			i = (i + 1 + rand.IntN(2)) % 3 // i is the last survivor
 		}
+		var queued int // training items waiting or claimed as the kill comes
+		if err := pg.QueryRow(context.Background(), `SELECT count(*) FROM dataset_training`).Scan(&queued); err != nil {
+			t.Logf("counting the training queue: %v", err)
+		}
 		at := time.Since(t0)
 		rs[i].kill(t)
 		killed[i] = true
 		pool.set(i, rs[(i+1)%3].base)
 		rs[i] = soStart(t, dsn, rds.Addr, 10+k)
 		pool.set(i, rs[i].base)
-		kills = append(kills, fmt.Sprintf("%.1fs replica %d (back after %.1fs)", at.Seconds(), i, (time.Since(t0)-at).Seconds()))
-		t.Logf("%5.1fs killed replica %d, back after %.1fs", at.Seconds(), i, (time.Since(t0) - at).Seconds())
+		kills = append(kills, fmt.Sprintf("%.1fs replica %d (%d items queued; back after %.1fs)", at.Seconds(), i, queued, (time.Since(t0)-at).Seconds()))
+		t.Logf("%5.1fs killed replica %d with %d training items queued, back after %.1fs", at.Seconds(), i, queued, (time.Since(t0) - at).Seconds())
 	}
 	time.Sleep(time.Until(t0.Add(load)))
 	stop.Store(true)
