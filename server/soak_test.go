@@ -293,7 +293,7 @@ func TestSoak(t *testing.T) {
 	streamID, streamKey := mkKey(`{"name":"streams","appId":"main"}`)
 	ledgerID, ledgerKey := mkKey(`{"name":"ledger","appId":"main"}`)
 	rpmID, rpmKey := mkKey(`{"name":"rpm","appId":"main","limit":{"rpm":` + strconv.Itoa(rpm) + `}}`)
-	quotaID, quotaKey := mkKey(`{"name":"quota","appId":"main","limit":{"maxUsagePoints":` + strconvF(quota) + `}}`)
+	quotaSpec := `{"name":"quota","appId":"main","limit":{"maxUsagePoints":` + strconvF(quota) + `}}`
 	_ = rpmID
 	loadID, loader := mkKey(`{"name":"loader","scopes":["dataset:read","dataset:write","billing:read"]}`)
 	searchID, searcher := mkKey(`{"name":"searcher","scopes":["dataset:read"]}`)
@@ -533,15 +533,52 @@ func TestSoak(t *testing.T) {
 			}
 		})
 	}
-	// the key with a quota of 5.5 chats, and the key whose ledger is counted
-	quotaT, ledgerT := tally("quota key"), tally("ledger key")
-	for _, w := range []struct {
-		key string
-		t   *soTally
-	}{{quotaKey, quotaT}, {quotaKey, quotaT}, {ledgerKey, ledgerT}, {ledgerKey, ledgerT}} {
+	// keys with a quota of 5.5 chats: a fresh one at the start and half a
+	// second before each fault, spent at about 7 chats a second, so that
+	// each fault comes while its key is being spent
+	type quotaKey struct {
+		id, secret string
+		from       time.Duration
+		t          soTally
+	}
+	var quotaKeys []*quotaKey
+	var currentQuota atomic.Pointer[quotaKey]
+	{
+		id, secret := mkKey(quotaSpec)
+		quotaKeys = append(quotaKeys, &quotaKey{id: id, secret: secret})
+		currentQuota.Store(quotaKeys[0])
+	}
+	wg.Go(func() {
+		for _, at := range []time.Duration{killAt(1), killAt(2), 32 * time.Second, killAt(3), killAt(4)} {
+			time.Sleep(time.Until(t0.Add(at - 500*time.Millisecond)))
+			for {
+				st, raw := soDo("POST", pool.pick()+"/api/support/openapi/create", rpRoot, quotaSpec)
+				var e struct{ Data struct{ ID, Key string } }
+				if st == 200 && json.Unmarshal(raw, &e) == nil && e.Data.Key != "" {
+					k := &quotaKey{id: e.Data.ID, secret: e.Data.Key, from: time.Since(t0)}
+					quotaKeys = append(quotaKeys, k) // read after wg.Wait
+					currentQuota.Store(k)
+					break
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+		}
+	})
+	for range 4 {
 		wg.Go(func() {
 			for !stop.Load() {
-				w.t.add(soOutcome(soDo("POST", pool.pick()+"/api/v1/chat/completions", w.key, statelessChat)))
+				k := currentQuota.Load()
+				k.t.add(soOutcome(soDo("POST", pool.pick()+"/api/v1/chat/completions", k.secret, statelessChat)))
+				time.Sleep(500 * time.Millisecond)
+			}
+		})
+	}
+	// the key whose ledger is counted
+	ledgerT := tally("ledger key")
+	for range 2 {
+		wg.Go(func() {
+			for !stop.Load() {
+				ledgerT.add(soOutcome(soDo("POST", pool.pick()+"/api/v1/chat/completions", ledgerKey, statelessChat)))
 				time.Sleep(60 * time.Millisecond)
 			}
 		})
@@ -771,27 +808,38 @@ func TestSoak(t *testing.T) {
 		"%d turns stored, %d usage records, %d streams killed mid-way", storedStreams, ns-streamBefore, streamT.get("no answer"))
 	row("history = ledger: every stored keyed turn billed", histN-histBefore >= storedTurns-histT.undecided(),
 		"%d turns stored, %d usage records, %d undecided", storedTurns, histN-histBefore, histT.undecided())
-	var recSum, totSum float64
-	if err := pg.QueryRow(context.Background(), `SELECT (SELECT coalesce(sum(points), 0) FROM billing_records WHERE key_id = $1),
-		(SELECT coalesce(sum(points), 0) FROM billing_key_points WHERE key_id = $1)`, quotaID).Scan(&recSum, &totSum); err != nil {
-		t.Fatal(err)
+	// the quotas: each overspent by at most one chat; the key totals and
+	// usagePoints agree with the ledger
+	var qfig, tfig, ufig []string
+	qok, totOK, uok := true, true, true
+	maxOver := 0.0
+	for _, k := range quotaKeys {
+		nq, used := ledger(k.id, "chat")
+		over := used - quota
+		maxOver = max(maxOver, over)
+		acked, undecided := k.t.get("200"), k.t.undecided()
+		qok = qok && over <= one+1e-9 && nq >= acked && nq <= acked+undecided
+		qfig = append(qfig, fmt.Sprintf("from %.1fs: %d acked + %d undecided, %d records, %.2f points [%s]",
+			k.from.Seconds(), acked, undecided, nq, used, k.t.String()))
+		var totSum float64
+		if err := pg.QueryRow(context.Background(), `SELECT coalesce(sum(points), 0) FROM billing_key_points WHERE key_id = $1`,
+			k.id).Scan(&totSum); err != nil {
+			t.Fatal(err)
+		}
+		totOK = totOK && math.Abs(totSum-used) <= 1e-9
+		tfig = append(tfig, fmt.Sprintf("%.2f/%.2f", totSum, used))
+		var shown []string
+		for _, b := range live() {
+			u := blKeyUsage(t, b, k.id)
+			shown = append(shown, fmt.Sprintf("%.2f", u))
+			uok = uok && math.Abs(u-used) <= 1e-9
+		}
+		ufig = append(ufig, fmt.Sprintf("[%s]/%.2f", strings.Join(shown, " "), used))
 	}
-
-	// the quota: overspent by at most one chat
-	nq, used := ledger(quotaID, "chat")
-	over := used - quota
-	row("quota: overspend <= one chat", over <= one+1e-9 && nq >= quotaT.get("200") && nq <= quotaT.get("200")+quotaT.undecided(),
-		"quota %.6f (5.5 x %.6f); ledger %.6f in %d records (%d acked, %d undecided): overspent %.6f = %.2f chats; calls: %s",
-		quota, one, used, nq, quotaT.get("200"), quotaT.undecided(), max(over, 0), max(over, 0)/one, quotaT)
-	row("quota: key total = its records", math.Abs(recSum-totSum) <= 1e-9, "billing_key_points %.6f, billing_records %.6f", totSum, recSum)
-	var shown []string
-	agree := true
-	for _, b := range live() {
-		u := blKeyUsage(t, b, quotaID)
-		shown = append(shown, strconvF(u))
-		agree = agree && math.Abs(u-used) <= 1e-9
-	}
-	row("quota: usagePoints = ledger on every replica", agree, "usagePoints %v, ledger %.6f", shown, used)
+	row("quota: overspend <= one chat, every key", qok, "quota %.4f (5.5 x %.4f), %d keys, most overspent %.4f = %.2f chats; %s",
+		quota, one, len(quotaKeys), max(maxOver, 0), max(maxOver, 0)/one, strings.Join(qfig, "; "))
+	row("quota: key totals = their records", totOK, "billing_key_points/records: %s", strings.Join(tfig, " "))
+	row("quota: usagePoints = ledger on every replica", uok, "usagePoints on the replicas/ledger: %s", strings.Join(ufig, " "))
 
 	// the rate: never more than rpm in a minute, cluster-wide
 	sort.Sort(soByFirst{rpmSent, rpmAnswered})
