@@ -28,6 +28,12 @@ func TestReplicaChild(t *testing.T) {
 	if dsn == "" {
 		t.Skip("runs as a child of the replica tests")
 	}
+	childServe(rpChildConfig(dsn))
+}
+
+// rpChildConfig is a replica's configuration on dsn: the data directory
+// rpDirEnv names, training at a remote model's pace.
+func rpChildConfig(dsn string) server.Config {
 	cfg := server.Config{RootKey: rpRoot, Stderr: io.Discard}
 	cfg.Storage.DSN = dsn
 	cfg.Server.Data = os.Getenv(rpDirEnv)
@@ -38,7 +44,7 @@ func TestReplicaChild(t *testing.T) {
 	// training at a remote model's pace, so that kills land mid-batch
 	cfg.Dataset.ExtraEmbedders = map[string]dataset.Embedder{"paced": rpPaced{}}
 	cfg.Dataset.VectorModel = "paced"
-	childServe(cfg)
+	return cfg
 }
 
 // rpPaced is the local embedder at a remote model's pace for batches:
