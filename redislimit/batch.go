@@ -97,19 +97,19 @@ func (b *batcher) send(batch []*take) {
 
 // do sends one check through the batcher and waits for its answer, or
 // for ctx. It reports false when the batcher is stopped.
-func (b *batcher) do(ctx context.Context, t *take) (bool, error) {
+func (b *batcher) do(ctx context.Context, t *take) ([]any, bool, error) {
 	t.done = make(chan struct{})
 	select {
 	case b.reqs <- t:
 	case <-b.stop:
-		return false, nil
+		return nil, false, nil
 	case <-ctx.Done():
-		return true, ctx.Err()
+		return nil, true, ctx.Err()
 	}
 	select {
 	case <-t.done:
-		return true, t.err
+		return t.res, true, t.err
 	case <-ctx.Done():
-		return true, ctx.Err()
+		return nil, true, ctx.Err() // t is still the batcher's
 	}
 }

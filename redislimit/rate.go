@@ -131,8 +131,7 @@ func (l *Limiter) fetch(ctx context.Context, key string, r limit.Rate, base stri
 		args = append(args, m)
 	}
 	t := &take{keys: []string{l.prefix + key}, args: args}
-	sent, err := l.c.batch.do(ctx, t)
-	res := t.res
+	res, sent, err := l.c.batch.do(ctx, t)
 	if !sent { // closed: no batcher runs
 		res, err = rateScript.Run(ctx, l.c.rdb, t.keys, t.args...).Slice()
 	}
