@@ -296,12 +296,10 @@ func TestSoak(t *testing.T) {
 	histID, histKey := mkKey(`{"name":"history","appId":"main"}`)
 	streamID, streamKey := mkKey(`{"name":"streams","appId":"main"}`)
 	ledgerID, ledgerKey := mkKey(`{"name":"ledger","appId":"main"}`)
-	rpmID, rpmKey := mkKey(`{"name":"rpm","appId":"main","limit":{"rpm":` + strconv.Itoa(rpm) + `}}`)
+	_, rpmKey := mkKey(`{"name":"rpm","appId":"main","limit":{"rpm":` + strconv.Itoa(rpm) + `}}`)
 	quotaSpec := `{"name":"quota","appId":"main","limit":{"maxUsagePoints":` + strconvF(quota) + `}}`
-	_ = rpmID
-	loadID, loader := mkKey(`{"name":"loader","scopes":["dataset:read","dataset:write","billing:read"]}`)
+	_, loader := mkKey(`{"name":"loader","scopes":["dataset:read","dataset:write","billing:read"]}`)
 	searchID, searcher := mkKey(`{"name":"searcher","scopes":["dataset:read"]}`)
-	_ = loadID
 	var dsID, collID, bill string
 	blCall(t, "POST", a+"/api/core/dataset/create", loader, `{"name":"soak"}`, &dsID)
 	blCall(t, "POST", a+"/api/core/dataset/collection/create", loader, fmt.Sprintf(`{"datasetId":%q,"name":"items"}`, dsID), &collID)
