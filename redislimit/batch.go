@@ -27,6 +27,9 @@ type take struct {
 	done chan struct{}
 	res  []any
 	err  error
+	// handed: a batcher has it, and will run it even if its caller
+	// leaves. Only the caller reads it.
+	handed bool
 }
 
 // maxBatch bounds the checks of one pipeline.
@@ -106,6 +109,7 @@ func (b *batcher) do(ctx context.Context, t *take) ([]any, bool, error) {
 	case <-ctx.Done():
 		return nil, true, ctx.Err()
 	}
+	t.handed = true
 	select {
 	case <-t.done:
 		return t.res, true, t.err

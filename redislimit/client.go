@@ -22,7 +22,7 @@ const (
 	DefaultPrefix     = "chatgate:"
 	DefaultLease      = 10 * time.Second
 	DefaultCounterTTL = 10 * time.Minute
-	DefaultGrace      = 1500 * time.Millisecond
+	DefaultGrace      = 2 * time.Second
 )
 
 // Options configure a Client. The zero value is usable.
@@ -40,7 +40,9 @@ type Options struct {
 	Lease time.Duration
 	// Grace is how long a Redis that lost its data (a restart) admits
 	// nothing, so that every replica has told it of the work it holds
-	// first. DefaultGrace when zero.
+	// and the rate windows it knows first. It must outlast a replica's
+	// reconnection: go-redis dials again at most once a second after a
+	// run of failed dials. DefaultGrace when zero.
 	Grace time.Duration
 	// CounterTTL bounds how long a quota counter lives before it is
 	// rebuilt from its source. DefaultCounterTTL when zero.
@@ -70,8 +72,11 @@ type Client struct {
 	node  string // this process's part of hold ids and event members
 	seq   atomic.Uint64
 
-	down   atomic.Bool // an incident is under way
-	missed atomic.Bool // lost is not empty
+	down   atomic.Bool   // an incident is under way
+	missed atomic.Bool   // lost is not empty
+	known  atomic.Int64  // the epoch of the Redis the rate logs are of; 0 before the first
+	skew   atomic.Int64  // Redis's clock minus this process's, us
+	kick   chan struct{} // a renewal to run now: Redis's epoch moved
 
 	mu       sync.Mutex
 	holds    map[string]*hold      // id -> live reservation of this process
@@ -107,7 +112,7 @@ func New(rdb redis.UniversalClient, opts Options) *Client {
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
 	c := &Client{rdb: rdb, opts: opts, log: opts.Logger, epoch: opts.Prefix + "epoch", node: hex.EncodeToString(b),
-		holds: map[string]*hold{}, lost: map[string]*quotaKeys{}, limiters: map[string]*Limiter{}, stop: make(chan struct{})}
+		holds: map[string]*hold{}, lost: map[string]*quotaKeys{}, limiters: map[string]*Limiter{}, stop: make(chan struct{}), kick: make(chan struct{}, 1)}
 	c.batch = &batcher{rdb: rdb, timeout: callTimeout, reqs: make(chan *take), stop: c.stop, onPanic: func(v any) {
 		c.log.Error("redislimit: a rate check panicked; recovered", "panic", fmt.Sprint(v))
 		if c.opts.OnPanic != nil {
@@ -165,7 +170,7 @@ func (c *Client) Limiter(namespace string) *Limiter {
 	if l := c.limiters[namespace]; l != nil {
 		return l // one per namespace, so that its leases serve every caller
 	}
-	l := &Limiter{c: c, prefix: c.opts.Prefix + "rate:" + namespace + ":", leases: map[string]*lease{}}
+	l := &Limiter{c: c, prefix: c.opts.Prefix + "rate:" + namespace + ":", leases: map[string]*lease{}, logs: map[string]*rateLog{}}
 	c.limiters[namespace] = l
 	return l
 }
@@ -199,6 +204,7 @@ func (c *Client) failed(ctx context.Context, kind string, err error) error {
 func (c *Client) answered() {
 	if c.down.Load() && c.down.CompareAndSwap(true, false) {
 		c.log.Info("redislimit: Redis answers again")
+		c.renewNow() // it may be a new Redis, whose grace runs
 	}
 }
 
@@ -256,6 +262,7 @@ func (c *Client) renewLoop() {
 		case <-c.stop:
 			return
 		case <-t.C:
+		case <-c.kick:
 		}
 		err := panics.Catch(func() error { return c.renew(context.Background()) })
 		var pe *panics.Error
@@ -275,13 +282,11 @@ func (c *Client) renew(ctx context.Context) error {
 		limiters = append(limiters, l)
 	}
 	c.mu.Unlock()
-	for _, l := range limiters {
-		gctx, cancel := context.WithTimeout(ctx, callTimeout)
-		err := l.giveBack(gctx)
-		cancel()
-		if err != nil {
-			return c.failed(ctx, "rate", err)
-		}
+	rctx, cancel := context.WithTimeout(ctx, callTimeout)
+	rateErr := c.rates(rctx, limiters)
+	cancel()
+	if rateErr != nil {
+		rateErr = c.failed(ctx, "rate", rateErr)
 	}
 	type batch struct {
 		keys  *quotaKeys
@@ -299,9 +304,9 @@ func (c *Client) renew(ctx context.Context) error {
 	}
 	c.mu.Unlock()
 	if len(by) == 0 {
-		return nil
+		return rateErr
 	}
-	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	ctx, cancel = context.WithTimeout(ctx, callTimeout)
 	defer cancel()
 	c.recover(ctx)
 	pipe := c.rdb.Pipeline()
@@ -337,6 +342,57 @@ func (c *Client) renew(ctx context.Context) error {
 	}
 	return nil
 }
+
+// rates keeps the rate limiters' Redis state: it replays the windows to a
+// Redis whose epoch moved (one that lost them), gives back the unused
+// slots of ended leases, and snapshots the windows in use.
+func (c *Client) rates(ctx context.Context, limiters []*Limiter) error {
+	if len(limiters) == 0 {
+		return nil
+	}
+	epoch, err := epochScript.Run(ctx, c.rdb, []string{c.epoch}).Int64()
+	if err != nil {
+		return err
+	}
+	if prev := c.known.Swap(epoch); prev != 0 && prev != epoch {
+		for _, l := range limiters {
+			if err := l.replay(ctx); err != nil {
+				c.known.Store(prev) // replay at the next tick
+				return err
+			}
+		}
+		c.log.Info("redislimit: Redis lost the rate windows; told it what this replica knows of them")
+	}
+	var errs []error
+	for _, l := range limiters {
+		errs = append(errs, l.giveBack(ctx), l.snapshot(ctx))
+	}
+	return errors.Join(errs...)
+}
+
+// sawEpoch notes what a rate check answered of Redis: its clock, and its
+// epoch, which when it moved calls for a renewal now, to replay the
+// windows within the new Redis's grace.
+func (c *Client) sawEpoch(epoch, now int64) {
+	c.skew.Store(now - time.Now().UnixMicro())
+	switch k := c.known.Load(); {
+	case k == 0:
+		c.known.CompareAndSwap(0, epoch)
+	case k != epoch:
+		c.renewNow()
+	}
+}
+
+// renewNow has the renewal loop run at once.
+func (c *Client) renewNow() {
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+}
+
+// redisNow is Redis's clock as this process last saw it, in us.
+func (c *Client) redisNow() int64 { return time.Now().UnixMicro() + c.skew.Load() }
 
 // quotaArgs are the first arguments of every quota script.
 func (c *Client) quotaArgs() []any {

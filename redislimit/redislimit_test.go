@@ -22,6 +22,9 @@ import (
 func newClient(t *testing.T, opts redislimit.Options) *redislimit.Client {
 	rdb, prefix := redistest.Client(t)
 	opts.Prefix = prefix
+	if opts.Grace == 0 {
+		opts.Grace = 50 * time.Millisecond // each test's prefix is a new epoch
+	}
 	c := redislimit.New(rdb, opts)
 	t.Cleanup(func() { c.Close() })
 	return c
@@ -44,7 +47,7 @@ func TestReplicasShareOneWindow(t *testing.T) {
 	rdb, prefix := redistest.Client(t)
 	var ls []limit.Limiter
 	for range 3 {
-		c := redislimit.New(rdb, redislimit.Options{Prefix: prefix})
+		c := redislimit.New(rdb, redislimit.Options{Prefix: prefix, Grace: 50 * time.Millisecond})
 		t.Cleanup(func() { c.Close() })
 		ls = append(ls, c.Limiter("keys"))
 	}
@@ -140,7 +143,8 @@ func TestRedisRestart(t *testing.T) {
 		logs := &countingHandler{}
 		var unavailable []string
 		var mu sync.Mutex
-		c := redislimit.New(rdb, redislimit.Options{RateFailOpen: open, Grace: 300 * time.Millisecond, Logger: slog.New(logs),
+		// the grace outlasts go-redis's pause of a second between dials
+		c := redislimit.New(rdb, redislimit.Options{RateFailOpen: open, Grace: 1200 * time.Millisecond, Logger: slog.New(logs),
 			OnUnavailable: func(kind string, allowed bool) {
 				mu.Lock()
 				defer mu.Unlock()
@@ -194,8 +198,15 @@ func TestRedisRestart(t *testing.T) {
 		mu.Unlock()
 
 		srv.Start()
-		time.Sleep(150 * time.Millisecond) // the renewal tells the new Redis of the running hold
-		got, err := q.Spent(ctx, "k")
+		// go-redis dials again at most once a second after a run of
+		// failed dials; the renewal then tells the new Redis of the hold
+		var got float64
+		for deadline := time.Now().Add(5 * time.Second); ; {
+			if got, err = q.Spent(ctx, "k"); err == nil || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
 		if err != nil {
 			t.Fatalf("Spent after the restart: %v", err)
 		}
@@ -208,7 +219,7 @@ func TestRedisRestart(t *testing.T) {
 		_, err = q.Reserve(cctx, "k", 10)
 		cancel()
 		if !errors.Is(err, context.DeadlineExceeded) {
-			t.Fatalf("Reserve while the hold from before the restart runs: %v, want it to wait", err)
+			t.Fatalf("RateFailOpen %v: Reserve while the hold from before the restart runs: %v, want it to wait", open, err)
 		}
 		src.Add("k", 1)
 		q.Charge(ctx, "k", 1)
@@ -328,7 +339,7 @@ func TestLeasesAdmitExactlyN(t *testing.T) {
 	var mu sync.Mutex
 	admitted := 0
 	for range 3 {
-		c := redislimit.New(rdb, redislimit.Options{Prefix: prefix})
+		c := redislimit.New(rdb, redislimit.Options{Prefix: prefix, Grace: 50 * time.Millisecond})
 		t.Cleanup(func() { c.Close() })
 		l := c.Limiter("keys")
 		for range 4 {
@@ -354,9 +365,9 @@ func TestUnusedLeaseIsGivenBack(t *testing.T) {
 	rdb, prefix := redistest.Client(t)
 	const n = 1000
 	r := limit.PerMinute(n)
-	a := redislimit.New(rdb, redislimit.Options{Prefix: prefix})
+	a := redislimit.New(rdb, redislimit.Options{Prefix: prefix, Grace: 50 * time.Millisecond})
 	t.Cleanup(func() { a.Close() })
-	b := redislimit.New(rdb, redislimit.Options{Prefix: prefix})
+	b := redislimit.New(rdb, redislimit.Options{Prefix: prefix, Grace: 50 * time.Millisecond})
 	t.Cleanup(func() { b.Close() })
 	if w, err := a.Limiter("keys").Take(context.Background(), "k", r); err != nil || w != 0 {
 		t.Fatalf("first take: %v, %v", w, err)

@@ -6,11 +6,14 @@ import "github.com/redis/go-redis/v9"
 // replicas' clocks need not agree.
 
 // rateScript takes one event from a sliding log of its key's event times,
-// and may lease more. KEYS[1] the log; ARGV n, per (us), a unique member
-// base, the most slots wanted, the lease's life (us), then the members of
-// an ended lease that were not used, to give back. It answers {0, granted}
-// when admitted (granted >= 1: this event and granted-1 leased slots), else
-// {wait in us, 0}.
+// and may lease more. KEYS[1] the log, KEYS[2] the epoch (see
+// quotaPrologue); ARGV n, per (us), a unique member base, the most slots
+// wanted, the lease's life (us), the grace (ms), then the members of an
+// ended lease that were not used, to give back. It answers {wait, granted,
+// now, epoch}, now in us: {0, granted} when admitted (granted >= 1: this
+// event and granted-1 leased slots), {wait in us, 0} when refused, and
+// {-(grace left in us), 0} while a Redis new from a restart waits for the
+// replicas to tell it the windows it lost (Limiter.replay).
 //
 // Leased slots are logged at the lease's end, not at its start: a slot is
 // used at or before its logged time, so every event a check could miss is
@@ -21,10 +24,18 @@ import "github.com/redis/go-redis/v9"
 var rateScript = redis.NewScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local ms = math.floor(now / 1000)
+local epoch = tonumber(redis.call('GET', KEYS[2]))
+if not epoch then
+  epoch = ms
+  redis.call('SET', KEYS[2], ms)
+end
+local grace = tonumber(ARGV[6])
+if ms < epoch + grace then return {-(epoch + grace - ms) * 1000, 0, now, epoch} end
 local n, per, base = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
 local want, life = tonumber(ARGV[4]), tonumber(ARGV[5])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%.0f', now - per))
-if #ARGV > 5 then redis.call('ZREM', KEYS[1], unpack(ARGV, 6)) end
+if #ARGV > 6 then redis.call('ZREM', KEYS[1], unpack(ARGV, 7)) end
 local c = redis.call('ZCARD', KEYS[1])
 if c < n then
   local g = math.max(1, math.min(want, math.floor((n - c) / 16)))
@@ -36,10 +47,21 @@ if c < n then
   end
   redis.call('ZADD', KEYS[1], unpack(args))
   redis.call('PEXPIRE', KEYS[1], math.ceil((per + life) / 1000))
-  return {0, g}
+  return {0, g, now, epoch}
 end
 local first = redis.call('ZRANGE', KEYS[1], c - n, c - n, 'WITHSCORES')
-return {math.max(1, math.ceil(tonumber(first[2]) + per - now)), 0}
+return {math.max(1, math.ceil(tonumber(first[2]) + per - now)), 0, now, epoch}
+`)
+
+// epochScript answers the epoch of KEYS[1], beginning one when Redis has
+// none, as the other scripts do.
+var epochScript = redis.NewScript(`
+local e = tonumber(redis.call('GET', KEYS[1]))
+if e then return e end
+local t = redis.call('TIME')
+e = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('SET', KEYS[1], e)
+return e
 `)
 
 // quotaPrologue is shared by the quota scripts. KEYS[1] is the account's
