@@ -114,6 +114,7 @@ func (l *Limiter) Take(ctx context.Context, key string, r limit.Rate) (time.Dura
 			continue
 		}
 		unused := ls.unused()
+		l.keptLocked(key, ls)
 		ls.base, ls.next, ls.n = "", 0, 0
 		f := &flight{done: make(chan struct{})}
 		ls.flight = f
@@ -157,14 +158,8 @@ func (l *Limiter) fly(ctx context.Context, key string, r limit.Rate, ls *lease, 
 		l.mu.Lock()
 		lg := l.logOf(key, r)
 		lg.used = f.at
-		for _, m := range unused {
-			delete(lg.own, m)
-		}
 		if a.granted > 0 {
-			lg.own[base+":0"] = a.now
-			for i := 1; i < a.granted; i++ {
-				lg.own[base+":"+strconv.Itoa(i)] = a.now + leaseLife.Microseconds()
-			}
+			lg.own[base] = &grant{at: a.now, kept: a.granted}
 		}
 		l.mu.Unlock()
 		l.c.sawEpoch(a.epoch, a.now)
@@ -269,6 +264,7 @@ func (l *Limiter) sweepLocked(now time.Time, back map[string][]string) {
 		if back != nil {
 			if u := ls.unused(); len(u) > 0 {
 				back[l.prefix+k] = u
+				l.keptLocked(k, ls)
 			}
 		}
 		delete(l.leases, k)

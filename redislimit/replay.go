@@ -23,9 +23,27 @@ import (
 type rateLog struct {
 	per  time.Duration
 	n    int
-	used time.Time        // the last fetch, on this process's clock
-	own  map[string]int64 // member -> score (us, on Redis's clock)
+	used time.Time         // the last fetch, on this process's clock
+	own  map[string]*grant // by member base
 	snap []redis.Z
+}
+
+// grant is what one check logged for this process: base:0 at at, on
+// Redis's clock in us, and the leased base:1..kept-1 at the lease's end
+// (the rest were given back).
+type grant struct {
+	at   int64
+	kept int
+}
+
+// keptLocked notes that of ls's lease only the slots used are kept: the
+// rest are given back. l.mu is held.
+func (l *Limiter) keptLocked(key string, ls *lease) {
+	if lg := l.logs[key]; lg != nil && ls.base != "" {
+		if g := lg.own[ls.base]; g != nil && ls.next < g.kept {
+			g.kept = ls.next
+		}
+	}
 }
 
 // Bounds of the snapshots: keys allowed more than maxReplayN events a
@@ -33,15 +51,15 @@ type rateLog struct {
 // snapshot holds the whole window; at most maxSnapshots keys are read per
 // renewal tick.
 const (
-	maxReplayN   = 10_000
-	maxSnapshots = 1_000
+	maxReplayN   = 5_000
+	maxSnapshots = 500
 )
 
 // logOf returns key's log, made if need be. l.mu is held.
 func (l *Limiter) logOf(key string, r limit.Rate) *rateLog {
 	lg := l.logs[key]
 	if lg == nil {
-		lg = &rateLog{own: map[string]int64{}}
+		lg = &rateLog{own: map[string]*grant{}}
 		l.logs[key] = lg
 	}
 	lg.per, lg.n = r.Per, r.N
@@ -67,9 +85,9 @@ func (l *Limiter) snapshot(ctx context.Context) error {
 			continue
 		}
 		cut := now - lg.per.Microseconds()
-		for m, s := range lg.own {
-			if s < cut {
-				delete(lg.own, m)
+		for b, g := range lg.own {
+			if g.at+leaseLife.Microseconds() < cut {
+				delete(lg.own, b)
 			}
 		}
 		if lg.n <= maxReplayN && len(wants) < maxSnapshots {
@@ -125,9 +143,14 @@ func (l *Limiter) replay(ctx context.Context) error {
 				zs = append(zs, z)
 			}
 		}
-		for m, s := range lg.own {
-			if float64(s) >= cut {
-				zs = append(zs, redis.Z{Score: float64(s), Member: m})
+		for b, g := range lg.own {
+			if float64(g.at) >= cut {
+				zs = append(zs, redis.Z{Score: float64(g.at), Member: b + ":0"})
+			}
+			if end := float64(g.at + leaseLife.Microseconds()); end >= cut {
+				for i := 1; i < g.kept; i++ {
+					zs = append(zs, redis.Z{Score: end, Member: b + ":" + strconv.Itoa(i)})
+				}
 			}
 		}
 		if len(zs) > 0 {
