@@ -91,17 +91,7 @@ func TestReplicasTrainOnceUnderSIGKILL(t *testing.T) {
 	pool := &rpPool{bases: []string{rs[0].base, rs[1].base, rs[2].base}}
 	a := rs[0].base
 	_, key := blKey(t, a, map[string]any{"name": "loader", "scopes": []string{"dataset:read", "dataset:write", "billing:read"}})
-	var dsID, collID, bill string
-	blCall(t, "POST", a+"/api/core/dataset/create", key, `{"name":"replicated"}`, &dsID)
-	blCall(t, "POST", a+"/api/core/dataset/collection/create", key, fmt.Sprintf(`{"datasetId":%q,"name":"items"}`, dsID), &collID)
-	blCall(t, "POST", a+"/api/common/bill/createTrainingBill", key, `{"name":"replicated"}`, &bill)
-
-	host := &rpHost{finished: map[string]int{}}
-	hs := httptest.NewServer(host)
-	defer hs.Close()
-	var link struct{ ShareID string }
-	blCall(t, "POST", a+"/api/support/outLink/create", rpRoot,
-		`{"appId":"main","name":"replicated","limit":{"hookUrl":"`+hs.URL+`","maxUsagePoints":-1}}`, &link)
+	dsID, collID, bill, shareID, host := rpWorld(t, a, key, "replicated")
 
 	const items, batch = 5000, 100
 	q := func(i int) string { return fmt.Sprintf("replicated item %04d: what does the item number %d say", i, i) }
@@ -142,7 +132,7 @@ func TestReplicasTrainOnceUnderSIGKILL(t *testing.T) {
 	wg.Go(func() { // visitors
 		for i := 0; !stop.Load(); i++ {
 			token := fmt.Sprintf("visitor-%d", i)
-			body := fmt.Sprintf(`{"shareId":%q,"outLinkUid":%q,"messages":[{"role":"user","content":"hello %d"}]}`, link.ShareID, token, i)
+			body := fmt.Sprintf(`{"shareId":%q,"outLinkUid":%q,"messages":[{"role":"user","content":"hello %d"}]}`, shareID, token, i)
 			if ok, _ := rpTry("POST", pool.pick()+"/api/v1/chat/completions", "", body); ok {
 				chatsOK.Store(token, true)
 			}
@@ -300,4 +290,21 @@ func TestReplicasTrainOnceUnderSIGKILL(t *testing.T) {
 		}
 	}
 	t.Logf("%d visitor chats acknowledged, each finish callback delivered", len(acked))
+}
+
+// rpWorld makes what the replica tests train into and visit, all named
+// name: a dataset with one collection, a training bill, and a share link
+// whose finish callbacks host records.
+func rpWorld(t *testing.T, base, key, name string) (dsID, collID, bill, shareID string, host *rpHost) {
+	t.Helper()
+	blCall(t, "POST", base+"/api/core/dataset/create", key, fmt.Sprintf(`{"name":%q}`, name), &dsID)
+	blCall(t, "POST", base+"/api/core/dataset/collection/create", key, fmt.Sprintf(`{"datasetId":%q,"name":"items"}`, dsID), &collID)
+	blCall(t, "POST", base+"/api/common/bill/createTrainingBill", key, fmt.Sprintf(`{"name":%q}`, name), &bill)
+	host = &rpHost{finished: map[string]int{}}
+	hs := httptest.NewServer(host)
+	t.Cleanup(hs.Close)
+	var link struct{ ShareID string }
+	blCall(t, "POST", base+"/api/support/outLink/create", rpRoot,
+		fmt.Sprintf(`{"appId":"main","name":%q,"limit":{"hookUrl":%q,"maxUsagePoints":-1}}`, name, hs.URL), &link)
+	return dsID, collID, bill, link.ShareID, host
 }

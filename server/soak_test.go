@@ -9,7 +9,6 @@ import (
 	"math"
 	"math/rand/v2"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"slices"
 	"sort"
@@ -300,16 +299,7 @@ func TestSoak(t *testing.T) {
 	quotaSpec := `{"name":"quota","appId":"main","limit":{"maxUsagePoints":` + strconvF(quota) + `}}`
 	_, loader := mkKey(`{"name":"loader","scopes":["dataset:read","dataset:write","billing:read"]}`)
 	searchID, searcher := mkKey(`{"name":"searcher","scopes":["dataset:read"]}`)
-	var dsID, collID, bill string
-	blCall(t, "POST", a+"/api/core/dataset/create", loader, `{"name":"soak"}`, &dsID)
-	blCall(t, "POST", a+"/api/core/dataset/collection/create", loader, fmt.Sprintf(`{"datasetId":%q,"name":"items"}`, dsID), &collID)
-	blCall(t, "POST", a+"/api/common/bill/createTrainingBill", loader, `{"name":"soak"}`, &bill)
-	host := &rpHost{finished: map[string]int{}}
-	hs := httptest.NewServer(host)
-	defer hs.Close()
-	var link struct{ ShareID string }
-	blCall(t, "POST", a+"/api/support/outLink/create", rpRoot,
-		`{"appId":"main","name":"soak","limit":{"hookUrl":"`+hs.URL+`","maxUsagePoints":-1}}`, &link)
+	dsID, collID, bill, shareID, host := rpWorld(t, a, loader, "soak")
 	q := func(i int) string { return fmt.Sprintf("soak item %04d: what does the item number %d say", i, i) }
 
 	// warm-up: every kind of call on every replica, then the goroutines at rest
@@ -319,7 +309,7 @@ func TestSoak(t *testing.T) {
 			{"/api/v1/chat/completions", histKey, `{"chatId":"soak-warmup","messages":[{"role":"user","content":"warm up"}]}`},
 			{"/api/v1/chat/completions", streamKey, `{"stream":true,"messages":[{"role":"user","content":"warm up"}]}`},
 			{"/api/core/dataset/searchTest", searcher, fmt.Sprintf(`{"datasetId":%q,"text":"warm up","limit":5}`, dsID)},
-			{"/api/v1/chat/completions", "", fmt.Sprintf(`{"shareId":%q,"outLinkUid":"warmup","messages":[{"role":"user","content":"warm up"}]}`, link.ShareID)},
+			{"/api/v1/chat/completions", "", fmt.Sprintf(`{"shareId":%q,"outLinkUid":"warmup","messages":[{"role":"user","content":"warm up"}]}`, shareID)},
 		} {
 			if st, raw := soDo("POST", b+c.path, c.key, c.body); st != 200 {
 				t.Fatalf("warm-up %s on %s: %d %s", c.path, b, st, raw)
@@ -507,7 +497,7 @@ func TestSoak(t *testing.T) {
 	wg.Go(func() {
 		for i := 0; !stop.Load(); i++ {
 			token := fmt.Sprintf("visitor-%d", i)
-			body := fmt.Sprintf(`{"shareId":%q,"outLinkUid":%q,"messages":[{"role":"user","content":"hello %d"}]}`, link.ShareID, token, i)
+			body := fmt.Sprintf(`{"shareId":%q,"outLinkUid":%q,"messages":[{"role":"user","content":"hello %d"}]}`, shareID, token, i)
 			o := soOutcome(soDo("POST", pool.pick()+"/api/v1/chat/completions", "", body))
 			visitT.add(o)
 			if o == "200" {

@@ -3,10 +3,8 @@ package server_test
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net/http"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -54,22 +52,7 @@ func (st *tbState) push(base string, round, n int) bool {
 
 // tbDo posts body; a call cut off by the kill answers status 0.
 func tbDo(url, key, body string) (int, []byte) {
-	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
-	if err != nil {
-		return 0, nil
-	}
-	req.Header.Set("Authorization", "Bearer "+key)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := blClient.Do(req)
-	if err != nil {
-		return 0, nil
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return 0, nil
-	}
-	return resp.StatusCode, raw
+	return soDo(http.MethodPost, url, key, body)
 }
 
 // A trained item's bill usage commits with its data: after SIGKILLs at
