@@ -3,9 +3,13 @@ package chat_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/chatgate/chatgate/auth"
 	"github.com/chatgate/chatgate/chat"
@@ -201,5 +205,73 @@ func TestRunStoreFailureBillsNothing(t *testing.T) {
 	}
 	if got := f.ledger.modules(); len(got) != 0 {
 		t.Fatalf("usage recorded %v for a turn that was not stored", got)
+	}
+}
+
+// leaveModel answers in full, then has the client leave and waits until
+// the server has noticed, so the turn completes on an ended request.
+type leaveModel struct {
+	mu    sync.Mutex
+	leave func()
+}
+
+func (m *leaveModel) Generate(ctx context.Context, _ chat.ModelRequest, onToken func(string) error) (chat.ModelResult, error) {
+	for _, p := range []string{"All ", "of ", "it."} {
+		if err := onToken(p); err != nil {
+			return chat.ModelResult{}, err
+		}
+	}
+	m.mu.Lock()
+	leave := m.leave
+	m.mu.Unlock()
+	leave()
+	select {
+	case <-ctx.Done():
+	case <-time.After(10 * time.Second):
+		return chat.ModelResult{}, errors.New("the server never saw the client leave")
+	}
+	return chat.ModelResult{Text: "All of it.", FinishReason: "stop", Usage: chat.Usage{PromptTokens: 9, CompletionTokens: 4}}, nil
+}
+
+// A share-link visitor who hangs up as the answer completes has the visit
+// reported to the link, as the turn is stored and billed, streamed or not:
+// the link's owner hears of every chat it pays for.
+func TestShareLinkVisitorHangsUpAsAnswerCompletes(t *testing.T) {
+	for _, stream := range []bool{false, true} {
+		t.Run(fmt.Sprint("stream=", stream), func(t *testing.T) {
+			m, links, ledger := &leaveModel{}, &fakeLinks{}, &pgLikeLedger{}
+			ended := make(chan struct{})
+			links.visit = chat.Visit{TeamID: auth.DefaultTeam, AppID: "app1", LinkID: "L", UID: "u1", Token: "tok",
+				End: func() { close(ended) }}
+			g := newGateway(t, gatewayConfig{usage: ledger, models: map[string]chat.Model{"script": m, "script2": m},
+				opts: chat.HandlerOptions{ShareLinks: links}})
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			m.mu.Lock()
+			m.leave = cancel
+			m.mu.Unlock()
+			resp, err := g.request(ctx, http.MethodPost, "/api/v1/chat/completions", "",
+				fmt.Sprintf(`{"shareId":"L","chatId":"c","stream":%v,"messages":[{"role":"user","content":"all?"}]}`, stream))
+			if err == nil {
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+			select {
+			case <-ended:
+			case <-time.After(10 * time.Second):
+				t.Fatal("the visit never ended")
+			}
+			_, total, err := g.store.Records(context.Background(), auth.DefaultTeam, "app1", "share:L:u1:c", 0, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, finished := links.calls()
+			if billed := ledger.modules(); total != 2 || len(billed) != 1 || billed[0] != "AI Chat" || len(finished) != 1 {
+				t.Fatalf("%d records stored, usage %v, %d visits finished; want one turn, AI Chat, one visit", total, billed, len(finished))
+			}
+			if f := finished[0]; f.ctxErr != nil || len(f.responses) != 1 || f.responses[0].ModuleName != "AI Chat" {
+				t.Fatalf("finished %+v", f)
+			}
+		})
 	}
 }
