@@ -89,7 +89,7 @@ func NewEngine(opts EngineOptions) *Engine {
 }
 
 // settleTimeout bounds the work a run owes once the model has answered or
-// the search has run: counting, storing and billing it. That work is done
+// the search has run: storing and billing it. That work is done
 // whether or not the client is still there, so it runs on a context the
 // client's leaving does not end; the bound keeps a hung database from
 // holding the goroutine, and the app's budget reservation, for good. Each
@@ -114,9 +114,10 @@ var (
 // sends EventDone on success and EventError on failure (unless the sink
 // itself failed), and stores the turn only when it succeeded, so a failed
 // run, or one cancelled before the model answered, leaves no half-written
-// history. Once the model has answered, the turn is stored and its usage
-// recorded even if ctx ends meanwhile; a sink that then fails on EventDone
-// makes Run return the result with the sink's error.
+// history. Once the model has answered and the turn is counted, it is
+// stored and its usage recorded even if ctx ends meanwhile; a sink that
+// then fails on EventDone makes Run return the result with the sink's
+// error.
 func (e *Engine) Run(ctx context.Context, req Request, sink Sink) (*Result, error) {
 	res, err := e.run(ctx, req, sink)
 	if err != nil {
@@ -264,12 +265,6 @@ func (e *Engine) run(ctx context.Context, req Request, sink Sink) (*Result, erro
 		}
 		return nil, err
 	}
-	// The answer exists and its tokens are spent: a client that hangs up
-	// now must not leave the turn stored unbilled (the store committed, the
-	// ledger refused the ended ctx) or lost, so what follows runs on ctx
-	// settled.
-	ctx, cancel := settle(ctx)
-	defer cancel()
 	res.Text = out.Text
 	if res.Text == "" {
 		res.Text = answer.String()
@@ -287,6 +282,12 @@ func (e *Engine) run(ctx context.Context, req Request, sink Sink) (*Result, erro
 		res.Usage = Usage{PromptTokens: prompt, CompletionTokens: e.cfg.Tokens.Count(res.Text)}
 	}
 	res.Usage.TotalTokens = res.Usage.PromptTokens + res.Usage.CompletionTokens
+	// The turn is answered and counted (counting a long prompt stops when
+	// the client leaves, and then nothing is stored or billed): a client that
+	// hangs up from here on must not leave it stored unbilled, the store
+	// having committed and the ledger refused the ended ctx.
+	ctx, cancel := settle(ctx)
+	defer cancel()
 
 	complete := make([]CompleteMessage, 0, len(msgs)+1)
 	for _, m := range msgs {
