@@ -88,6 +88,23 @@ func NewEngine(opts EngineOptions) *Engine {
 	return &Engine{cfg: opts, log: log}
 }
 
+// settleTimeout bounds the work a run owes once the model has answered or
+// the search has run: storing and billing it. That work is done
+// whether or not the client is still there, so it runs on a context the
+// client's leaving does not end; the bound keeps a hung database from
+// holding the goroutine, and the app's budget reservation, for good. Each
+// step is one short transaction, milliseconds when the database is well:
+// 10s rides out a pool briefly exhausted or a slow fsync, and is under the
+// server's default 30s shutdown grace, so a shutdown that starts as a
+// client hangs up still sees the turn stored and billed.
+const settleTimeout = 10 * time.Second
+
+// settle returns the context of work already paid for: ctx's values, not
+// its cancellation.
+func settle(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
+}
+
 // Errors a run can end with, besides the model's own.
 var (
 	ErrNoQuestion = apierror.InvalidRequest("messages", "the last message must come from the user")
@@ -96,7 +113,11 @@ var (
 // Run answers req, sending its events to sink, and returns the result. It
 // sends EventDone on success and EventError on failure (unless the sink
 // itself failed), and stores the turn only when it succeeded, so a failed
-// or cancelled run leaves no half-written history.
+// run, or one cancelled before the model answered, leaves no half-written
+// history. Once the model has answered and the turn is counted, it is
+// stored and its usage recorded even if ctx ends meanwhile; a sink that
+// then fails on EventDone makes Run return the result with the sink's
+// error.
 func (e *Engine) Run(ctx context.Context, req Request, sink Sink) (*Result, error) {
 	res, err := e.run(ctx, req, sink)
 	if err != nil {
@@ -261,6 +282,12 @@ func (e *Engine) run(ctx context.Context, req Request, sink Sink) (*Result, erro
 		res.Usage = Usage{PromptTokens: prompt, CompletionTokens: e.cfg.Tokens.Count(res.Text)}
 	}
 	res.Usage.TotalTokens = res.Usage.PromptTokens + res.Usage.CompletionTokens
+	// The turn is answered and counted (counting a long prompt stops when
+	// the client leaves, and then nothing is stored or billed): a client that
+	// hangs up from here on must not leave it stored unbilled, the store
+	// having committed and the ledger refused the ended ctx.
+	ctx, cancel := settle(ctx)
+	defer cancel()
 
 	complete := make([]CompleteMessage, 0, len(msgs)+1)
 	for _, m := range msgs {
@@ -306,11 +333,14 @@ func (e *Engine) search(ctx context.Context, req Request, app *App, question str
 	if err != nil {
 		return nil, fmt.Errorf("chat: knowledge-base search: %w", err)
 	}
+	// The search cost tokens whether or not the client waits for the answer.
+	sctx, cancel := settle(ctx)
+	defer cancel()
 	sim := app.Search.Similarity
 	res.Responses = append(res.Responses, ModuleResponse{ModuleName: "KB Search", Model: rr.Model, Tokens: rr.Tokens,
 		Price:      e.price(rr.Model, rr.Tokens, 0),
 		Similarity: &sim, Limit: limit, SearchMode: app.Search.Mode, QuoteList: rr.Quotes, RunningTime: roundSeconds(time.Since(started))})
-	if err := e.record(ctx, req, app, "KB Search", rr.Model, rr.Tokens, 0); err != nil {
+	if err := e.record(sctx, req, app, "KB Search", rr.Model, rr.Tokens, 0); err != nil {
 		return nil, err
 	}
 	return rr.Quotes, nil

@@ -150,7 +150,8 @@ func (h *Handler) Completions(w http.ResponseWriter, r *http.Request) {
 //
 // done, when set, is called with the result of a chat that succeeded
 // before its last bytes are written: what it makes durable is so before
-// the client holds the whole answer.
+// the client holds the whole answer. A chat whose client left once its
+// turn was stored and billed succeeded too.
 func (h *Handler) answer(w http.ResponseWriter, r *http.Request, er Request, req *CompletionRequest, done func(*Result)) *Result {
 	er.Messages, er.Variables, er.Temperature = req.Messages, req.Variables, req.Temperature
 	switch {
@@ -163,12 +164,14 @@ func (h *Handler) answer(w http.ResponseWriter, r *http.Request, er Request, req
 		return h.stream(w, r, er, req, done)
 	}
 	res, err := h.e.Run(r.Context(), er, SinkFunc(func(Event) error { return r.Context().Err() }))
+	if res != nil && done != nil {
+		// With an error too: the client left after the turn was stored and
+		// billed, and what done reports is owed for it, as a stream's is.
+		done(res)
+	}
 	if err != nil {
 		h.fail(w, r, err)
 		return nil
-	}
-	if done != nil {
-		done(res)
 	}
 	httpjson.Write(w, http.StatusOK, completionJSON(res, req.Detail))
 	return res

@@ -8,7 +8,8 @@ import (
 // UsageRecorder receives the usage of every chat call. The billing package
 // provides one; chat only declares what it needs. RecordChatUsage is called
 // before the response ends, so a recorder that writes durably makes usage
-// durable for every answer a client saw complete.
+// durable for every answer a client saw complete. Its ctx does not end when
+// the client leaves: the usage is owed once the work is done.
 type UsageRecorder interface {
 	RecordChatUsage(ctx context.Context, u UsageRecord) error
 }
