@@ -690,6 +690,10 @@ func (s *Service) countAll(texts []string) int {
 	return n
 }
 
+// recordTimeout bounds a usage record that outlives its caller, so that a
+// hung ledger cannot hold the goroutine for ever.
+const recordTimeout = 10 * time.Second
+
 func (s *Service) recordUsage(ctx context.Context, u UsageRecord) {
 	if s.opts.Usage == nil {
 		return
@@ -697,6 +701,10 @@ func (s *Service) recordUsage(ctx context.Context, u UsageRecord) {
 	if u.Time.IsZero() {
 		u.Time = time.Now().UTC()
 	}
+	// The work is done and its tokens spent: a caller that left since
+	// must not take its record with it.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+	defer cancel()
 	if err := s.opts.Usage.RecordDatasetUsage(ctx, u); err != nil {
 		s.log.Error("dataset: recording usage", "module", u.Module, "err", err)
 	}
