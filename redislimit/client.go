@@ -75,6 +75,7 @@ type Client struct {
 
 	mu       sync.Mutex
 	holds    map[string]*hold      // id -> live reservation of this process
+	costs    map[string]*cost      // by counter, made on first use: see cost
 	lost     map[string]*quotaKeys // counters that missed a charge, to rebuild
 	limiters map[string]*Limiter   // by namespace
 

@@ -33,6 +33,31 @@ type hold struct {
 	epoch int64 // of the Redis that holds it
 }
 
+// cost is this process's share of an account's mean cost: the holds of it
+// this process runs, and what was charged while they ran. Each end tells
+// Redis of one piece of work and of the points charged since the last end
+// in one step, so that the mean never counts work without its cost (nor
+// the reverse) when the counter is lost and made again between a charge
+// and the end it belongs to. Charges pair with ends in aggregate, not one
+// by one, which is all the mean needs.
+type cost struct {
+	live    int
+	charged float64
+}
+
+// costLocked returns the cost of counter, made if need be; c.mu is held.
+func (c *Client) costLocked(counter string) *cost {
+	if c.costs == nil {
+		c.costs = map[string]*cost{}
+	}
+	cs := c.costs[counter]
+	if cs == nil {
+		cs = &cost{}
+		c.costs[counter] = cs
+	}
+	return cs
+}
+
 func (q *Quota) keys(account string) *quotaKeys {
 	k := q.prefix + account
 	return &quotaKeys{counter: k, holds: k + ":holds"}
@@ -70,6 +95,7 @@ func (q *Quota) Reserve(ctx context.Context, account string, max float64) (func(
 			epoch, _ := res[1].(int64)
 			q.c.mu.Lock()
 			q.c.holds[id] = &hold{keys: k, epoch: epoch}
+			q.c.costLocked(k.counter).live++
 			q.c.mu.Unlock()
 			var once sync.Once
 			return func() { once.Do(func() { q.end(k, id) }) }, nil
@@ -171,11 +197,25 @@ func (q *Quota) rebuild(ctx context.Context, k *quotaKeys, account string) (time
 func (q *Quota) end(k *quotaKeys, id string) {
 	q.c.mu.Lock()
 	delete(q.c.holds, id)
+	var charged float64
+	if cs := q.c.costs[k.counter]; cs != nil {
+		charged, cs.charged = cs.charged, 0
+		if cs.live--; cs.live == 0 {
+			delete(q.c.costs, k.counter)
+		}
+	}
 	q.c.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
 	defer cancel()
 	q.c.recover(ctx)
-	if err := endScript.Run(ctx, q.c.rdb, k.list(q.c.epoch), append(q.c.quotaArgs(), id, q.c.wake.channel)...).Err(); err != nil {
+	if err := endScript.Run(ctx, q.c.rdb, k.list(q.c.epoch), append(q.c.quotaArgs(), id, q.c.wake.channel, formatPoints(charged))...).Err(); err != nil {
+		// The points may be the cost of work still running here: the next
+		// end carries them. This end's piece of work is lost with its own.
+		q.c.mu.Lock()
+		if cs := q.c.costs[k.counter]; cs != nil {
+			cs.charged += charged
+		}
+		q.c.mu.Unlock()
 		_ = q.c.failed(ctx, "quota", err)
 		return
 	}
@@ -191,8 +231,18 @@ func (q *Quota) Charge(ctx context.Context, account string, points float64) erro
 	// The points are spent whether or not the caller is still there.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), callTimeout)
 	defer cancel()
+	// Points charged while this process runs work of the account go to
+	// the mean with the next end (see cost); others go at once, without
+	// a piece of work, which errs on the budget's side.
+	mean := points
+	q.c.mu.Lock()
+	if cs := q.c.costs[k.counter]; cs != nil {
+		cs.charged += points
+		mean = 0
+	}
+	q.c.mu.Unlock()
 	q.c.recover(ctx)
-	if err := chargeScript.Run(ctx, q.c.rdb, k.list(q.c.epoch), append(q.c.quotaArgs(), formatPoints(points))...).Err(); err != nil {
+	if err := chargeScript.Run(ctx, q.c.rdb, k.list(q.c.epoch), append(q.c.quotaArgs(), formatPoints(points), formatPoints(mean))...).Err(); err != nil {
 		q.c.missedCharge(k)
 		return q.c.failed(ctx, "quota", err)
 	}

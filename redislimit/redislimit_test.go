@@ -382,3 +382,47 @@ func TestUnusedLeaseIsGivenBack(t *testing.T) {
 		t.Fatalf("after A used 1 of its lease of %d, B got %d; want %d", leased, got, n-1)
 	}
 }
+
+// A counter Redis makes again between a charge and the end of its work
+// (evicted, dropped after a missed charge) must not learn of the work
+// without its cost: a mean of 0 would let every request in.
+func TestCounterMadeAgainBeforeTheEndKeepsTheCost(t *testing.T) {
+	rdb, prefix := redistest.Client(t)
+	c := redislimit.New(rdb, redislimit.Options{Prefix: prefix, Grace: 50 * time.Millisecond})
+	t.Cleanup(func() { c.Close() })
+	src := limittest.NewSource()
+	q := c.Quota("keys", src)
+	ctx := context.Background()
+	end, err := q.Reserve(ctx, "k", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src.Add("k", 2)
+	if err := q.Charge(ctx, "k", 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.Del(ctx, prefix+"quota:keys:k").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := q.Spent(ctx, "k"); err != nil || got != 2 {
+		t.Fatalf("Spent of the counter made again = %v, %v; want 2 from the source", got, err)
+	}
+	end()
+	// spent 2, mean 2: 2 + 0,1,2,3 running x 2 < 10 admits four
+	var ends []func()
+	defer func() {
+		for _, e := range ends {
+			e()
+		}
+	}()
+	for i := range 4 {
+		e, err := q.Reserve(ctx, "k", 10)
+		if err != nil {
+			t.Fatalf("reserve %d: %v", i, err)
+		}
+		ends = append(ends, e)
+	}
+	if _, err := q.Reserve(ctx, "k", 10); !errors.Is(err, limit.ErrSpent) {
+		t.Fatalf("2 spent + 4 running at a mean of 2 against 10: %v, want ErrSpent", err)
+	}
+}

@@ -45,7 +45,8 @@ return {math.max(1, math.ceil(tonumber(first[2]) + per - now)), 0}
 // quotaPrologue is shared by the quota scripts. KEYS[1] is the account's
 // counter (a hash: state "r" while rebuilding or "ok", spent, delta: what
 // was charged while rebuilding, sum and n: points charged and work ended
-// since the counter was made, for the mean cost), KEYS[2] the work it holds
+// since the counter was made, for the mean cost, counted together by the
+// ends), KEYS[2] the work it holds
 // (a hash: hold id -> expiry), KEYS[3] the epoch: when this Redis began
 // holding chatgate's counters. ARGV[1..3]: lease (ms), grace (ms), the
 // counter's TTL (s).
@@ -130,8 +131,10 @@ redis.call('HINCRBYFLOAT', K, 'spent', redis.call('HGET', K, 'delta'))
 return 1
 `)
 
-// chargeScript adds ARGV[4] points. A counter Redis does not have is left
-// to be rebuilt from the source, which has the points already.
+// chargeScript adds ARGV[4] points, and ARGV[5] of them to the mean's sum
+// (the rest goes with the end of this process's work; see cost). A
+// counter Redis does not have is left to be rebuilt from the source, which
+// has the points already.
 var chargeScript = redis.NewScript(quotaPrologue + `
 local st = redis.call('HGET', K, 'state')
 if not st then return 0 end
@@ -140,16 +143,20 @@ if st == 'r' then
 else
   redis.call('HINCRBYFLOAT', K, 'spent', ARGV[4])
 end
-redis.call('HINCRBYFLOAT', K, 'sum', ARGV[4])
+if ARGV[5] ~= '0' then redis.call('HINCRBYFLOAT', K, 'sum', ARGV[5]) end
 return 1
 `)
 
 // endScript ends the hold ARGV[4]: one more piece of work whose cost is
-// known. The first end of a counter is published on channel ARGV[5], to
-// wake the work that waits for a cost to be known.
+// known, and ARGV[6], the points charged with it, in one step, made into a
+// counter (to be rebuilt) if Redis lost it, so that the mean counts them
+// together or not at all. The first end of a counter is published on
+// channel ARGV[5], to wake the work that waits for a cost to be known.
 var endScript = redis.NewScript(quotaPrologue + `
 redis.call('HDEL', H, ARGV[4])
-if redis.call('EXISTS', K) == 1 and redis.call('HINCRBY', K, 'n', 1) == 1 then
+ensure()
+redis.call('HINCRBYFLOAT', K, 'sum', ARGV[6])
+if redis.call('HINCRBY', K, 'n', 1) == 1 then
   redis.call('PUBLISH', ARGV[5], K)
 end
 return 1
