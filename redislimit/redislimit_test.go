@@ -426,3 +426,34 @@ func TestCounterMadeAgainBeforeTheEndKeepsTheCost(t *testing.T) {
 		t.Fatalf("2 spent + 4 running at a mean of 2 against 10: %v, want ErrSpent", err)
 	}
 }
+
+// A hold Redis let lapse (its replica cut off for longer than the lease)
+// while its work still runs is held again at the next renewal.
+func TestLapsedHoldIsHeldAgain(t *testing.T) {
+	rdb, prefix := redistest.Client(t)
+	c := redislimit.New(rdb, redislimit.Options{Prefix: prefix, Grace: 150 * time.Millisecond})
+	t.Cleanup(func() { c.Close() })
+	q := c.Quota("keys", limittest.NewSource())
+	ctx := context.Background()
+	end, err := q.Reserve(ctx, "k", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer end()
+	holds := prefix + "quota:keys:k:holds"
+	ids, err := rdb.HKeys(ctx, holds).Result()
+	if err != nil || len(ids) != 1 {
+		t.Fatalf("holds %v, %v; want one", ids, err)
+	}
+	if err := rdb.HDel(ctx, holds, ids[0]).Err(); err != nil { // lapsed
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if ok, _ := rdb.HExists(ctx, holds, ids[0]).Result(); ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the lapsed hold of running work is not held again after 2s of renewals every 50ms")
+		}
+	}
+}

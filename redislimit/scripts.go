@@ -47,7 +47,10 @@ return {math.max(1, math.ceil(tonumber(first[2]) + per - now)), 0}
 // was charged while rebuilding, sum and n: points charged and work ended
 // since the counter was made, for the mean cost, counted together by the
 // ends), KEYS[2] the work it holds
-// (a hash: hold id -> expiry), KEYS[3] the epoch: when this Redis began
+// (a hash: hold id -> expiry, or minus the expiry of the tombstone of a
+// hold that ended: a renewal that read the hold before its end may reach
+// Redis after it, and must not bring it back; a lease bounds how late it
+// can be, or what a phantom could cost), KEYS[3] the epoch: when this Redis began
 // holding chatgate's counters. ARGV[1..3]: lease (ms), grace (ms), the
 // counter's TTL (s).
 const quotaPrologue = `
@@ -73,13 +76,28 @@ local function running()
   local all = redis.call('HGETALL', H)
   local c = 0
   for i = 1, #all, 2 do
-    if tonumber(all[i + 1]) <= now then redis.call('HDEL', H, all[i]) else c = c + 1 end
+    local v = tonumber(all[i + 1])
+    if v < 0 then
+      if -v <= now then redis.call('HDEL', H, all[i]) end
+    elseif v <= now then
+      redis.call('HDEL', H, all[i])
+    else
+      c = c + 1
+    end
   end
   return c
 end
 local function hold(id)
   redis.call('HSET', H, id, now + lease)
   redis.call('PEXPIRE', H, math.ceil(lease * 2))
+end
+local function ended(id)
+  local v = tonumber(redis.call('HGET', H, id))
+  return v ~= nil and v < 0
+end
+local function bury(id)
+  redis.call('HSET', H, id, -(now + lease))
+  if redis.call('PTTL', H) < lease then redis.call('PEXPIRE', H, lease) end
 end
 `
 
@@ -153,7 +171,7 @@ return 1
 // together or not at all. The first end of a counter is published on
 // channel ARGV[5], to wake the work that waits for a cost to be known.
 var endScript = redis.NewScript(quotaPrologue + `
-redis.call('HDEL', H, ARGV[4])
+bury(ARGV[4])
 ensure()
 redis.call('HINCRBYFLOAT', K, 'sum', ARGV[6])
 if redis.call('HINCRBY', K, 'n', 1) == 1 then
@@ -162,15 +180,15 @@ end
 return 1
 `)
 
-// renewScript extends the holds ARGV[5..], made under epoch ARGV[4]. A
-// Redis of another epoch lost its data: it gets them back, and a lost
-// counter begins its rebuild. In the same epoch a hold Redis no longer has
-// has ended (or lapsed) and stays ended. It answers the epoch.
+// renewScript extends the holds ARGV[5..] (ARGV[4] is the epoch they were
+// last renewed under, which no longer matters): every one that has not
+// ended is held again, whether Redis lost it with its data (another epoch)
+// or let it lapse (a replica cut off for longer than the lease): its work
+// still runs. A lost counter begins its rebuild. It answers the epoch.
 var renewScript = redis.NewScript(quotaPrologue + `
 ensure()
-local known = tonumber(ARGV[4])
 for i = 5, #ARGV do
-  if epoch ~= known or redis.call('HEXISTS', H, ARGV[i]) == 1 then hold(ARGV[i]) end
+  if not ended(ARGV[i]) then hold(ARGV[i]) end
 end
 return epoch
 `)
