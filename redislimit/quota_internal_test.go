@@ -63,3 +63,37 @@ func TestRenewalAfterTheEndDoesNotBringItBack(t *testing.T) {
 		t.Fatal("a late renewal brought an ended hold back")
 	}
 }
+
+// A source slower than the rebuild's lease: each rebuild is taken over
+// before it finishes, and still one of them must finish, or no caller is
+// ever answered.
+func TestSlowSourceRebuildFinishes(t *testing.T) {
+	rdb, prefix := redistest.Client(t)
+	c := New(rdb, Options{Prefix: prefix, Grace: 50 * time.Millisecond})
+	t.Cleanup(func() { c.Close() })
+	src := limittest.NewSource()
+	src.Add("k", 1)
+	src.Slow(300 * time.Millisecond)
+	q := c.Quota("keys", src)
+	q.rebuildLease = 100 * time.Millisecond
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	errs := make(chan error, 4)
+	for range 4 {
+		go func() {
+			end, err := q.Reserve(ctx, "k", 10)
+			if err == nil {
+				end()
+			}
+			errs <- err
+		}()
+	}
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Fatalf("Reserve on a counter whose source takes 3 rebuild leases: %v", err)
+		}
+	}
+	if got, err := q.Spent(ctx, "k"); err != nil || got != 1 {
+		t.Fatalf("Spent = %v, %v; want 1", got, err)
+	}
+}

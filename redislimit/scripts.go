@@ -118,34 +118,42 @@ hold(ARGV[5])
 return {'ok', epoch}
 `)
 
-// rebuildScript begins a rebuild: delta counts from now, and the answer is
-// the rebuild's token (> 0), 0 when the counter is built, or minus the ms
-// to wait while another caller's rebuild runs. One rebuild runs at a time,
-// under a lease of ARGV[4] ms: were every caller to start afresh, a crowd
-// of callers would keep restarting it and none would finish. A rebuild
-// whose lease ran out may be taken over; its late finish is refused, so
-// that no source read is older than the delta it is added to. The source
-// must be read after this.
+// rebuildScript begins a rebuild, or takes over one whose lease ran out:
+// the answer is the rebuild's token (> 0), 0 when the counter is built, or
+// minus the ms to wait while another caller's rebuild runs. One rebuild
+// runs at a time, under a lease of ARGV[4] ms: were every caller to start
+// afresh, a crowd of callers would keep restarting it and none would
+// finish. Past the lease one of them takes it over (its owner may have
+// died between reading the source and finishing), but delta still counts
+// from the first start, r0, so that any of their finishes is right: were
+// the late ones refused, a source slower than the lease would never be
+// read in time by anyone. The source must be read after this.
 var rebuildScript = redis.NewScript(quotaPrologue + `
 if ensure() ~= 'r' then return 0 end
 local rb = tonumber(redis.call('HGET', K, 'rb'))
 local rl = tonumber(ARGV[4])
 if rb and now < rb + rl then return -math.max(1, rb + rl - now) end
-redis.call('HSET', K, 'delta', 0, 'rb', now)
+if redis.call('HEXISTS', K, 'r0') == 0 then
+  redis.call('HSET', K, 'delta', 0, 'r0', now)
+end
+redis.call('HSET', K, 'rb', now)
 return now
 `)
 
 // rebuiltScript finishes the rebuild of token ARGV[5] with ARGV[4], the
-// source's spent points read after it began: what was charged since is in
-// delta. Only charges made between the rebuild's start and the source's
-// read are counted twice, which errs on the side of the budget. A token
-// that is no longer the rebuild's changes nothing (answer 0).
+// source's spent points read after it began: what was charged since the
+// first start is in delta. Only charges made between that start and the
+// source's read are counted twice, which errs on the side of the budget.
+// A token older than the first start is of a rebuild before it (the
+// counter was lost or expired since) and changes nothing (answer 0).
 var rebuiltScript = redis.NewScript(quotaPrologue + `
 if redis.call('HGET', K, 'state') ~= 'r' then return 1 end
-if tonumber(redis.call('HGET', K, 'rb')) ~= tonumber(ARGV[5]) then return 0 end
+local r0 = tonumber(redis.call('HGET', K, 'r0'))
+if not r0 or tonumber(ARGV[5]) < r0 then return 0 end
 redis.call('HSET', K, 'state', 'ok', 'spent', 0)
 redis.call('HINCRBYFLOAT', K, 'spent', ARGV[4])
 redis.call('HINCRBYFLOAT', K, 'spent', redis.call('HGET', K, 'delta'))
+redis.call('HDEL', K, 'rb', 'r0')
 return 1
 `)
 
