@@ -457,3 +457,57 @@ func TestLapsedHoldIsHeldAgain(t *testing.T) {
 		}
 	}
 }
+
+// A counter past its TTL is rebuilt from the source but keeps the mean
+// cost: work admitted after the rebuild does not wait behind the work
+// running through it, as if its cost were unknown.
+func TestCounterTTLKeepsTheMean(t *testing.T) {
+	rdb, prefix := redistest.Client(t)
+	var mu sync.Mutex
+	rebuilds := 0
+	c := redislimit.New(rdb, redislimit.Options{Prefix: prefix, Grace: 50 * time.Millisecond, CounterTTL: time.Second,
+		OnRebuild: func(string) {
+			mu.Lock()
+			defer mu.Unlock()
+			rebuilds++
+		}})
+	t.Cleanup(func() { c.Close() })
+	src := limittest.NewSource()
+	q := c.Quota("keys", src)
+	ctx := context.Background()
+	end, err := q.Reserve(ctx, "k", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src.Add("k", 1)
+	if err := q.Charge(ctx, "k", 1); err != nil {
+		t.Fatal(err)
+	}
+	end() // mean 1
+	running, err := q.Reserve(ctx, "k", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer running()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if _, err := q.Spent(ctx, "k"); err != nil {
+			t.Fatal(err)
+		}
+		mu.Lock()
+		n := rebuilds
+		mu.Unlock()
+		if n >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the counter was not rebuilt within 5s of a 1s TTL")
+		}
+	}
+	cctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer cancel()
+	e, err := q.Reserve(cctx, "k", 10)
+	if err != nil {
+		t.Fatalf("Reserve after the TTL's rebuild, 1 spent and 1 running at a mean of 1: %v", err)
+	}
+	e()
+}

@@ -46,13 +46,20 @@ return {math.max(1, math.ceil(tonumber(first[2]) + per - now)), 0}
 // counter (a hash: state "r" while rebuilding or "ok", spent, delta: what
 // was charged while rebuilding, sum and n: points charged and work ended
 // since the counter was made, for the mean cost, counted together by the
-// ends), KEYS[2] the work it holds
+// ends; exp: when the built counter is to be rebuilt), KEYS[2] the work it holds
 // (a hash: hold id -> expiry, or minus the expiry of the tombstone of a
 // hold that ended: a renewal that read the hold before its end may reach
 // Redis after it, and must not bring it back; a lease bounds how late it
 // can be, or what a phantom could cost), KEYS[3] the epoch: when this Redis began
 // holding chatgate's counters. ARGV[1..3]: lease (ms), grace (ms), the
 // counter's TTL (s).
+//
+// A counter past its TTL is rebuilt from the source, but it is not
+// deleted: it keeps sum and n, so that the work running through the
+// rebuild still counts at the mean, rather than at an unknown cost that
+// would keep every new piece of work waiting for one to end. The key
+// itself lives two TTLs from its last rebuild, so that an account no
+// longer used is forgotten.
 const quotaPrologue = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -67,7 +74,11 @@ local function ensure()
   local st = redis.call('HGET', K, 'state')
   if not st then
     redis.call('HSET', K, 'state', 'r', 'delta', 0, 'sum', 0, 'n', 0)
-    redis.call('EXPIRE', K, ttl)
+    redis.call('EXPIRE', K, ttl * 2)
+    st = 'r'
+  elseif st == 'ok' and now >= (tonumber(redis.call('HGET', K, 'exp')) or 0) then
+    redis.call('HSET', K, 'state', 'r', 'delta', 0)
+    redis.call('HDEL', K, 'rb', 'r0')
     st = 'r'
   end
   return st
@@ -154,6 +165,8 @@ redis.call('HSET', K, 'state', 'ok', 'spent', 0)
 redis.call('HINCRBYFLOAT', K, 'spent', ARGV[4])
 redis.call('HINCRBYFLOAT', K, 'spent', redis.call('HGET', K, 'delta'))
 redis.call('HDEL', K, 'rb', 'r0')
+redis.call('HSET', K, 'exp', now + ttl * 1000)
+redis.call('EXPIRE', K, ttl * 2)
 return 1
 `)
 
