@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/chatgate/chatgate/limit"
 )
@@ -89,6 +92,9 @@ func (q *Quota) Reserve(ctx context.Context, account string, max float64) (func(
 			stop()
 		}
 		if err != nil {
+			if mayHaveRun(err) {
+				q.drop(k, id)
+			}
 			return nil, q.unavailable(ctx, err)
 		}
 		q.c.answered()
@@ -138,6 +144,33 @@ func (q *Quota) Reserve(ctx context.Context, account string, max float64) (func(
 		}
 		poll = min(poll*3/2, maxPoll)
 	}
+}
+
+// drop ends, in the background, the hold id that a Reserve which failed
+// may have made: its script may have run though its answer was lost (the
+// caller's context ended, the read timed out), and the hold would keep
+// budget for a lease. It leaves a tombstone, so that a script that reaches
+// Redis after it admits nothing.
+func (q *Quota) drop(k *quotaKeys, id string) {
+	q.c.spawn(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+		defer cancel()
+		// A Redis that does not answer will let the hold lapse; the
+		// failure was the Reserve's to report.
+		_ = dropScript.Run(ctx, q.c.rdb, k.list(q.c.epoch), append(q.c.quotaArgs(), id)...).Err()
+	})
+}
+
+// mayHaveRun reports whether a call that failed with err may have reached
+// Redis. Those that could not have are let be: in an outage, a drop for
+// every refused Reserve would only add to the dials that fail, and go-redis
+// refuses every call for a while after enough of them.
+func mayHaveRun(err error) bool {
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Op == "dial" {
+		return false
+	}
+	return !errors.Is(err, redis.ErrPoolTimeout) && !errors.Is(err, redis.ErrClosed)
 }
 
 // pause waits d, or until ctx ends.

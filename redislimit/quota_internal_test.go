@@ -2,8 +2,16 @@ package redislimit
 
 import (
 	"context"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/chatgate/chatgate/internal/redistest"
 	"github.com/chatgate/chatgate/limit/limittest"
@@ -95,5 +103,137 @@ func TestSlowSourceRebuildFinishes(t *testing.T) {
 	}
 	if got, err := q.Spent(ctx, "k"); err != nil || got != 1 {
 		t.Fatalf("Spent = %v, %v; want 1", got, err)
+	}
+}
+
+// slowProxy forwards TCP to a Redis, holding its answers back for delay
+// while delay is set: the commands run, their answers come late.
+type slowProxy struct {
+	addr  string
+	delay atomic.Int64 // ns
+}
+
+func startSlowProxy(t *testing.T, target string) *slowProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &slowProxy{addr: ln.Addr().String()}
+	var mu sync.Mutex
+	var conns []net.Conn
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	go func() {
+		for {
+			cl, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			sv, err := net.Dial("tcp", target)
+			if err != nil {
+				cl.Close()
+				continue
+			}
+			mu.Lock()
+			conns = append(conns, cl, sv)
+			mu.Unlock()
+			go func() {
+				_, _ = io.Copy(sv, cl)
+				sv.Close()
+			}()
+			go func() {
+				defer cl.Close()
+				buf := make([]byte, 32<<10)
+				for {
+					n, err := sv.Read(buf)
+					if n > 0 {
+						time.Sleep(time.Duration(p.delay.Load()))
+						if _, werr := cl.Write(buf[:n]); werr != nil {
+							return
+						}
+					}
+					if err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return p
+}
+
+// liveHolds counts the running work Redis holds in holds.
+func liveHolds(t *testing.T, rdb *redis.Client, holds string) int {
+	t.Helper()
+	ctx := context.Background()
+	all, err := rdb.HGetAll(ctx, holds).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	now, err := rdb.Time(ctx).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, v := range all {
+		if f, _ := strconv.ParseFloat(v, 64); f > float64(now.UnixMilli()) {
+			n++
+		}
+	}
+	return n
+}
+
+// A Reserve whose answer is lost after its script ran (its context ended,
+// the read timed out) leaves no hold behind to keep budget for a lease.
+func TestFailedReserveLeavesNoHold(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		opts     redis.Options
+		deadline time.Duration
+	}{
+		{"ContextEnds", redis.Options{ContextTimeoutEnabled: true}, 200 * time.Millisecond},
+		{"ReadTimesOut", redis.Options{ReadTimeout: 200 * time.Millisecond}, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rdb, prefix := redistest.Client(t)
+			p := startSlowProxy(t, redistest.Addr(t))
+			opts := tc.opts
+			opts.Addr, opts.MaxRetries = p.addr, -1
+			prdb := redis.NewClient(&opts)
+			t.Cleanup(func() { prdb.Close() })
+			c := New(prdb, Options{Prefix: prefix, Grace: 50 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)})
+			t.Cleanup(func() { c.Close() })
+			q := c.Quota("keys", limittest.NewSource())
+			ctx := context.Background()
+			end, err := q.Reserve(ctx, "k", 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			end()
+			p.delay.Store(int64(time.Second))
+			cctx, cancel := ctx, context.CancelFunc(func() {})
+			if tc.deadline > 0 {
+				cctx, cancel = context.WithTimeout(ctx, tc.deadline)
+			}
+			_, err = q.Reserve(cctx, "k", 10)
+			cancel()
+			if err == nil {
+				t.Fatal("Reserve answered though its answer came too late")
+			}
+			p.delay.Store(0)
+			holds := q.keys("k").holds
+			for deadline := time.Now().Add(3 * time.Second); liveHolds(t, rdb, holds) > 0; time.Sleep(20 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatalf("a failed Reserve (%v) left its hold for 3s", err)
+				}
+			}
+		})
 	}
 }

@@ -125,6 +125,7 @@ if n == 0 and c > 0 then return {'wait', 0} end
 local mean = 0
 if n > 0 then mean = tonumber(redis.call('HGET', K, 'sum')) / n end
 if tonumber(redis.call('HGET', K, 'spent')) + c * mean >= tonumber(ARGV[4]) then return {'spent'} end
+if ended(ARGV[5]) then return {'spent'} end -- dropped: no one waits for the answer
 hold(ARGV[5])
 return {'ok', epoch}
 `)
@@ -198,6 +199,14 @@ redis.call('HINCRBYFLOAT', K, 'sum', ARGV[6])
 if redis.call('HINCRBY', K, 'n', 1) == 1 then
   redis.call('PUBLISH', ARGV[5], K)
 end
+return 1
+`)
+
+// dropScript ends the hold ARGV[4] of a Reserve whose answer was lost, or
+// forbids it if the Reserve has not reached Redis yet. The work never ran:
+// it counts in no mean.
+var dropScript = redis.NewScript(quotaPrologue + `
+bury(ARGV[4])
 return 1
 `)
 
