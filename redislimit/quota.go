@@ -220,6 +220,12 @@ func (q *Quota) rebuild(ctx context.Context, k *quotaKeys, account string) (time
 	}
 	spent, err := q.src.Spent(ctx, account)
 	if err != nil {
+		// Let the next caller try at once: a lease kept would only make
+		// every caller wait it out. The caller may be gone (its context
+		// may be the source's error).
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), callTimeout)
+		_ = abandonScript.Run(actx, q.c.rdb, k.list(q.c.epoch), append(q.c.quotaArgs(), token)...).Err()
+		cancel()
 		return 0, fmt.Errorf("redislimit: rebuilding the %s counter of %s: %w", q.ns, account, err)
 	}
 	if err := rebuiltScript.Run(ctx, q.c.rdb, k.list(q.c.epoch), append(q.c.quotaArgs(), formatPoints(spent), token)...).Err(); err != nil {

@@ -511,3 +511,24 @@ func TestCounterTTLKeepsTheMean(t *testing.T) {
 	}
 	e()
 }
+
+// A rebuild whose source failed lets the next caller rebuild at once,
+// rather than keep every caller waiting out its lease.
+func TestSourceErrorReleasesTheRebuild(t *testing.T) {
+	src := limittest.NewSource()
+	q := newClient(t, redislimit.Options{Grace: 50 * time.Millisecond}).Quota("keys", src)
+	ctx := context.Background()
+	boom := errors.New("ledger down")
+	src.Fail(boom)
+	if _, err := q.Reserve(ctx, "k", 10); !errors.Is(err, boom) {
+		t.Fatalf("Reserve with its source failing: %v, want %v", err, boom)
+	}
+	src.Fail(nil)
+	cctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	end, err := q.Reserve(cctx, "k", 10)
+	if err != nil {
+		t.Fatalf("Reserve once the source answers again: %v", err)
+	}
+	end()
+}

@@ -171,6 +171,16 @@ redis.call('EXPIRE', K, ttl * 2)
 return 1
 `)
 
+// abandonScript gives up the rebuild of token ARGV[4], whose source read
+// failed, unless another caller has taken it over since. Delta still
+// counts from the first start, for whoever rebuilds next.
+var abandonScript = redis.NewScript(quotaPrologue + `
+if redis.call('HGET', K, 'state') == 'r' and tonumber(redis.call('HGET', K, 'rb')) == tonumber(ARGV[4]) then
+  redis.call('HDEL', K, 'rb')
+end
+return 1
+`)
+
 // chargeScript adds ARGV[4] points, and ARGV[5] of them to the mean's sum
 // (the rest goes with the end of this process's work; see cost). A
 // counter Redis does not have is left to be rebuilt from the source, which
