@@ -299,12 +299,14 @@ func (c *Client) renew(ctx context.Context) error {
 		by[g].ids = append(by[g].ids, id)
 	}
 	c.mu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	// Before the holds: a replica that holds nothing and is not called
+	// must still drop the counters that missed its charges.
+	c.recover(ctx)
 	if len(by) == 0 {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, callTimeout)
-	defer cancel()
-	c.recover(ctx)
 	pipe := c.rdb.Pipeline()
 	cmds := make(map[*batch]*redis.Cmd, len(by))
 	for _, b := range by {

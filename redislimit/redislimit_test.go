@@ -532,3 +532,38 @@ func TestSourceErrorReleasesTheRebuild(t *testing.T) {
 	}
 	end()
 }
+
+// A replica that missed a charge and then sits idle (no work of its own
+// to renew, no calls) still drops the counter once Redis answers again,
+// so that the other replicas do not go on counting without the charge.
+func TestIdleReplicaRecoversAMissedCharge(t *testing.T) {
+	srv := redistest.StartServer(t)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr, MaxRetries: -1, ReadTimeout: 100 * time.Millisecond})
+	t.Cleanup(func() { rdb.Close() })
+	src := limittest.NewSource()
+	c := redislimit.New(rdb, redislimit.Options{Grace: 300 * time.Millisecond, Logger: slog.New(&countingHandler{})})
+	t.Cleanup(func() { c.Close() })
+	q := c.Quota("keys", src)
+	ctx := context.Background()
+	if _, err := q.Spent(ctx, "k"); err != nil {
+		t.Fatal(err)
+	}
+	admin := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	defer admin.Close()
+	if err := admin.Do(ctx, "CLIENT", "PAUSE", "300", "WRITE").Err(); err != nil {
+		t.Fatal(err)
+	}
+	src.Add("k", 3)
+	if err := q.Charge(ctx, "k", 3); !errors.Is(err, limit.ErrUnavailable) {
+		t.Fatalf("a charge Redis is too slow for: %v, want ErrUnavailable", err)
+	}
+	counter := redislimit.DefaultPrefix + "quota:keys:k"
+	for deadline := time.Now().Add(3 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if n, err := admin.Exists(ctx, counter).Result(); err == nil && n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the idle replica did not drop the counter that missed its charge within 3s")
+		}
+	}
+}
