@@ -276,12 +276,15 @@ func (c *Client) renew(ctx context.Context) error {
 		limiters = append(limiters, l)
 	}
 	c.mu.Unlock()
+	var rateErr error
 	for _, l := range limiters {
 		gctx, cancel := context.WithTimeout(ctx, callTimeout)
 		err := l.giveBack(gctx)
 		cancel()
 		if err != nil {
-			return c.failed(ctx, "rate", err)
+			// The holds are renewed all the same: else they lapse.
+			rateErr = c.failed(ctx, "rate", err)
+			break
 		}
 	}
 	type batch struct {
@@ -305,7 +308,7 @@ func (c *Client) renew(ctx context.Context) error {
 	// must still drop the counters that missed its charges.
 	c.recover(ctx)
 	if len(by) == 0 {
-		return nil
+		return rateErr
 	}
 	pipe := c.rdb.Pipeline()
 	cmds := make(map[*batch]*redis.Cmd, len(by))
@@ -338,7 +341,7 @@ func (c *Client) renew(ctx context.Context) error {
 			}
 		}
 	}
-	return nil
+	return rateErr
 }
 
 // quotaArgs are the first arguments of every quota script.

@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/chatgate/chatgate/internal/redistest"
+	"github.com/chatgate/chatgate/limit"
 	"github.com/chatgate/chatgate/limit/limittest"
 )
 
@@ -235,5 +236,46 @@ func TestFailedReserveLeavesNoHold(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A renewal whose rate part fails (here a rate log Redis will not take
+// slots back from) still renews the quota holds.
+func TestRateFailureDoesNotStopQuotaRenewal(t *testing.T) {
+	rdb, prefix := redistest.Client(t)
+	// the loop's own renewals every 10s stay out of the way; this test renews
+	c := New(rdb, Options{Prefix: prefix, Grace: 30 * time.Second, Lease: time.Minute, Logger: slog.New(slog.DiscardHandler)})
+	t.Cleanup(func() { c.Close() })
+	ctx := context.Background()
+	if err := rdb.Set(ctx, c.epoch, 1, 0).Err(); err != nil { // an old epoch: no grace
+		t.Fatal(err)
+	}
+	q := c.Quota("keys", limittest.NewSource())
+	end, err := q.Reserve(ctx, "k", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer end()
+	id := onlyHold(t, c)
+	holds := q.keys("k").holds
+	before, err := rdb.HGet(ctx, holds, id).Float64()
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := c.Limiter("keys")
+	if w, err := l.Take(ctx, "r", limit.PerMinute(1000)); err != nil || w != 0 {
+		t.Fatalf("take: %v, %v", w, err)
+	}
+	if err := rdb.Set(ctx, l.prefix+"r", "not a log", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(leaseLife + 20*time.Millisecond) // the lease ends, with slots to give back
+	_ = c.renew(ctx)
+	after, err := rdb.HGet(ctx, holds, id).Float64()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after <= before {
+		t.Fatalf("the hold expires at %v after the renewal, as before it: not renewed", after)
 	}
 }
