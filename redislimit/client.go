@@ -36,7 +36,9 @@ type Options struct {
 	RateFailOpen bool
 	// Lease is how long a reservation holds unless renewed; the Client
 	// renews its own every Grace/3. A replica that dies frees what its
-	// running work held after Lease. DefaultLease when zero.
+	// running work held after Lease. DefaultLease when zero. It must be
+	// longer than Grace, so that a hold outlives a few missed renewals:
+	// a shorter one is taken as twice Grace, on the budget's side.
 	Lease time.Duration
 	// Grace is how long a Redis that lost its data (a restart) admits
 	// nothing, so that every replica has told it of the work it holds
@@ -104,6 +106,11 @@ func New(rdb redis.UniversalClient, opts Options) *Client {
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
+	}
+	if opts.Lease <= opts.Grace {
+		opts.Logger.Warn("redislimit: Options.Lease is not longer than Grace; holds would lapse between renewals, so it is taken as twice Grace",
+			"lease", opts.Lease, "grace", opts.Grace)
+		opts.Lease = 2 * opts.Grace
 	}
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)

@@ -279,3 +279,21 @@ func TestRateFailureDoesNotStopQuotaRenewal(t *testing.T) {
 		t.Fatalf("the hold expires at %v after the renewal, as before it: not renewed", after)
 	}
 }
+
+// A Lease no longer than Grace would let holds lapse between renewals
+// (and a Redis new from a restart admit before it has heard of them): New
+// lengthens it.
+func TestLeaseOutlivesGrace(t *testing.T) {
+	for _, opts := range []Options{
+		{Lease: time.Second}, // the default Grace is 1.5s
+		{Lease: time.Second, Grace: time.Second},
+		{Grace: time.Minute}, // the default Lease is 10s
+	} {
+		opts.Logger = slog.New(slog.DiscardHandler)
+		c := New(redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"}), opts)
+		c.Close()
+		if c.opts.Lease <= c.opts.Grace {
+			t.Errorf("Options %+v: Lease %v, Grace %v; want Lease > Grace", opts, c.opts.Lease, c.opts.Grace)
+		}
+	}
+}
