@@ -193,7 +193,7 @@ func (c *Client) nextID() string {
 // failed records that Redis did not answer: the first failure of an
 // incident is logged. It returns the error to answer with.
 func (c *Client) failed(ctx context.Context, kind string, err error) error {
-	if ctx.Err() != nil {
+	if ctx.Err() != nil && !errors.Is(context.Cause(ctx), errCallTimeout) {
 		return ctx.Err() // the caller went away; Redis may be fine
 	}
 	if c.down.CompareAndSwap(false, true) {
@@ -309,7 +309,7 @@ func (c *Client) renew(ctx context.Context) error {
 		by[g].ids = append(by[g].ids, id)
 	}
 	c.mu.Unlock()
-	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	ctx, cancel := callContext(ctx)
 	defer cancel()
 	// Before the holds: a replica that holds nothing and is not called
 	// must still drop the counters that missed its charges.

@@ -72,6 +72,15 @@ func (q *Quota) keys(account string) *quotaKeys {
 // end and a charge.
 const callTimeout = 2 * time.Second
 
+// errCallTimeout ends the calls bounded by callTimeout: when it is their
+// context's cause, Redis was too slow, not the caller gone (see failed).
+var errCallTimeout = errors.New("redislimit: Redis did not answer within " + callTimeout.String())
+
+// callContext bounds a call that goes on without its caller.
+func callContext(parent context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeoutCause(parent, callTimeout, errCallTimeout)
+}
+
 // maxPoll bounds the pause between two tries of a Reserve that waits.
 const maxPoll = 100 * time.Millisecond
 
@@ -153,7 +162,7 @@ func (q *Quota) Reserve(ctx context.Context, account string, max float64) (func(
 // Redis after it admits nothing.
 func (q *Quota) drop(k *quotaKeys, id string) {
 	q.c.spawn(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+		ctx, cancel := callContext(context.Background())
 		defer cancel()
 		// A Redis that does not answer will let the hold lapse; the
 		// failure was the Reserve's to report.
@@ -223,7 +232,7 @@ func (q *Quota) rebuild(ctx context.Context, k *quotaKeys, account string) (time
 		// Let the next caller try at once: a lease kept would only make
 		// every caller wait it out. The caller may be gone (its context
 		// may be the source's error).
-		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), callTimeout)
+		actx, cancel := callContext(context.WithoutCancel(ctx))
 		_ = abandonScript.Run(actx, q.c.rdb, k.list(q.c.epoch), append(q.c.quotaArgs(), token)...).Err()
 		cancel()
 		return 0, fmt.Errorf("redislimit: rebuilding the %s counter of %s: %w", q.ns, account, err)
@@ -250,7 +259,7 @@ func (q *Quota) end(k *quotaKeys, id string) {
 		}
 	}
 	q.c.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	ctx, cancel := callContext(context.Background())
 	defer cancel()
 	q.c.recover(ctx)
 	if err := endScript.Run(ctx, q.c.rdb, k.list(q.c.epoch), append(q.c.quotaArgs(), id, q.c.wake.channel, formatPoints(charged))...).Err(); err != nil {
@@ -274,7 +283,7 @@ func (q *Quota) end(k *quotaKeys, id string) {
 func (q *Quota) Charge(ctx context.Context, account string, points float64) error {
 	k := q.keys(account)
 	// The points are spent whether or not the caller is still there.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), callTimeout)
+	ctx, cancel := callContext(context.WithoutCancel(ctx))
 	defer cancel()
 	// Points charged while this process runs work of the account go to
 	// the mean with the next end (see cost); others go at once, without

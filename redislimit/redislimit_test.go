@@ -567,3 +567,32 @@ func TestIdleReplicaRecoversAMissedCharge(t *testing.T) {
 		}
 	}
 }
+
+// A charge that runs out the client's own deadline found Redis too slow:
+// that is an incident, not a caller that went away.
+func TestInternalTimeoutIsAnIncident(t *testing.T) {
+	srv := redistest.StartServer(t)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr, MaxRetries: -1, ReadTimeout: 10 * time.Second, ContextTimeoutEnabled: true})
+	t.Cleanup(func() { rdb.Close() })
+	logs := &countingHandler{}
+	c := redislimit.New(rdb, redislimit.Options{Grace: 300 * time.Millisecond, Logger: slog.New(logs)})
+	t.Cleanup(func() { c.Close() })
+	q := c.Quota("keys", limittest.NewSource())
+	ctx := context.Background()
+	if _, err := q.Spent(ctx, "k"); err != nil {
+		t.Fatal(err)
+	}
+	admin := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	defer admin.Close()
+	if err := admin.Do(ctx, "CLIENT", "PAUSE", "5000", "WRITE").Err(); err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Do(ctx, "CLIENT", "UNPAUSE")
+	err := q.Charge(ctx, "k", 1) // runs out its own 2s
+	if !errors.Is(err, limit.ErrUnavailable) {
+		t.Fatalf("a charge Redis did not answer in time: %v, want ErrUnavailable", err)
+	}
+	if c.Up() || logs.errors() != 1 {
+		t.Fatalf("up %v, %d error logs: the incident went unnoticed", c.Up(), logs.errors())
+	}
+}
