@@ -36,7 +36,9 @@ type Options struct {
 	RateFailOpen bool
 	// Lease is how long a reservation holds unless renewed; the Client
 	// renews its own every Grace/3. A replica that dies frees what its
-	// running work held after Lease. DefaultLease when zero.
+	// running work held after Lease. DefaultLease when zero. It must be
+	// longer than Grace, so that a hold outlives a few missed renewals:
+	// a shorter one is taken as twice Grace, on the budget's side.
 	Lease time.Duration
 	// Grace is how long a Redis that lost its data (a restart) admits
 	// nothing, so that every replica has told it of the work it holds
@@ -80,6 +82,7 @@ type Client struct {
 
 	mu       sync.Mutex
 	holds    map[string]*hold      // id -> live reservation of this process
+	costs    map[string]*cost      // by counter, made on first use: see cost
 	lost     map[string]*quotaKeys // counters that missed a charge, to rebuild
 	limiters map[string]*Limiter   // by namespace
 
@@ -108,6 +111,11 @@ func New(rdb redis.UniversalClient, opts Options) *Client {
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
+	}
+	if opts.Lease <= opts.Grace {
+		opts.Logger.Warn("redislimit: Options.Lease is not longer than Grace; holds would lapse between renewals, so it is taken as twice Grace",
+			"lease", opts.Lease, "grace", opts.Grace)
+		opts.Lease = 2 * opts.Grace
 	}
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
@@ -190,7 +198,7 @@ func (c *Client) nextID() string {
 // failed records that Redis did not answer: the first failure of an
 // incident is logged. It returns the error to answer with.
 func (c *Client) failed(ctx context.Context, kind string, err error) error {
-	if ctx.Err() != nil {
+	if ctx.Err() != nil && !errors.Is(context.Cause(ctx), errCallTimeout) {
 		return ctx.Err() // the caller went away; Redis may be fine
 	}
 	if c.down.CompareAndSwap(false, true) {
@@ -282,10 +290,11 @@ func (c *Client) renew(ctx context.Context) error {
 		limiters = append(limiters, l)
 	}
 	c.mu.Unlock()
-	rctx, cancel := context.WithTimeout(ctx, callTimeout)
+	rctx, cancel := callContext(ctx)
 	rateErr := c.rates(rctx, limiters)
 	cancel()
 	if rateErr != nil {
+		// The holds are renewed all the same: else they lapse.
 		rateErr = c.failed(ctx, "rate", rateErr)
 	}
 	type batch struct {
@@ -303,12 +312,14 @@ func (c *Client) renew(ctx context.Context) error {
 		by[g].ids = append(by[g].ids, id)
 	}
 	c.mu.Unlock()
+	ctx, cancel = callContext(ctx)
+	defer cancel()
+	// Before the holds: a replica that holds nothing and is not called
+	// must still drop the counters that missed its charges.
+	c.recover(ctx)
 	if len(by) == 0 {
 		return rateErr
 	}
-	ctx, cancel = context.WithTimeout(ctx, callTimeout)
-	defer cancel()
-	c.recover(ctx)
 	pipe := c.rdb.Pipeline()
 	cmds := make(map[*batch]*redis.Cmd, len(by))
 	for _, b := range by {
@@ -340,7 +351,7 @@ func (c *Client) renew(ctx context.Context) error {
 			}
 		}
 	}
-	return nil
+	return rateErr
 }
 
 // rates keeps the rate limiters' Redis state: it replays the windows to a

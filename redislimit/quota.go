@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/chatgate/chatgate/limit"
 )
@@ -20,6 +23,8 @@ type Quota struct {
 	ns     string
 	prefix string
 	src    limit.Source
+
+	rebuildLease time.Duration // 0: the constant; tests shorten it
 }
 
 type quotaKeys struct {
@@ -33,6 +38,31 @@ type hold struct {
 	epoch int64 // of the Redis that holds it
 }
 
+// cost is this process's share of an account's mean cost: the holds of it
+// this process runs, and what was charged while they ran. Each end tells
+// Redis of one piece of work and of the points charged since the last end
+// in one step, so that the mean never counts work without its cost (nor
+// the reverse) when the counter is lost and made again between a charge
+// and the end it belongs to. Charges pair with ends in aggregate, not one
+// by one, which is all the mean needs.
+type cost struct {
+	live    int
+	charged float64
+}
+
+// costLocked returns the cost of counter, made if need be; c.mu is held.
+func (c *Client) costLocked(counter string) *cost {
+	if c.costs == nil {
+		c.costs = map[string]*cost{}
+	}
+	cs := c.costs[counter]
+	if cs == nil {
+		cs = &cost{}
+		c.costs[counter] = cs
+	}
+	return cs
+}
+
 func (q *Quota) keys(account string) *quotaKeys {
 	k := q.prefix + account
 	return &quotaKeys{counter: k, holds: k + ":holds"}
@@ -41,6 +71,15 @@ func (q *Quota) keys(account string) *quotaKeys {
 // callTimeout bounds the calls that go on without their caller: a hold's
 // end and a charge.
 const callTimeout = 2 * time.Second
+
+// errCallTimeout ends the calls bounded by callTimeout: when it is their
+// context's cause, Redis was too slow, not the caller gone (see failed).
+var errCallTimeout = errors.New("redislimit: Redis did not answer within " + callTimeout.String())
+
+// callContext bounds a call that goes on without its caller.
+func callContext(parent context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeoutCause(parent, callTimeout, errCallTimeout)
+}
 
 // maxPoll bounds the pause between two tries of a Reserve that waits.
 const maxPoll = 100 * time.Millisecond
@@ -62,6 +101,9 @@ func (q *Quota) Reserve(ctx context.Context, account string, max float64) (func(
 			stop()
 		}
 		if err != nil {
+			if mayHaveRun(err) {
+				q.drop(k, id)
+			}
 			return nil, q.unavailable(ctx, err)
 		}
 		q.c.answered()
@@ -70,6 +112,7 @@ func (q *Quota) Reserve(ctx context.Context, account string, max float64) (func(
 			epoch, _ := res[1].(int64)
 			q.c.mu.Lock()
 			q.c.holds[id] = &hold{keys: k, epoch: epoch}
+			q.c.costLocked(k.counter).live++
 			q.c.mu.Unlock()
 			var once sync.Once
 			return func() { once.Do(func() { q.end(k, id) }) }, nil
@@ -112,6 +155,33 @@ func (q *Quota) Reserve(ctx context.Context, account string, max float64) (func(
 	}
 }
 
+// drop ends, in the background, the hold id that a Reserve which failed
+// may have made: its script may have run though its answer was lost (the
+// caller's context ended, the read timed out), and the hold would keep
+// budget for a lease. It leaves a tombstone, so that a script that reaches
+// Redis after it admits nothing.
+func (q *Quota) drop(k *quotaKeys, id string) {
+	q.c.spawn(func() {
+		ctx, cancel := callContext(context.Background())
+		defer cancel()
+		// A Redis that does not answer will let the hold lapse; the
+		// failure was the Reserve's to report.
+		_ = dropScript.Run(ctx, q.c.rdb, k.list(q.c.epoch), append(q.c.quotaArgs(), id)...).Err()
+	})
+}
+
+// mayHaveRun reports whether a call that failed with err may have reached
+// Redis. Those that could not have are let be: in an outage, a drop for
+// every refused Reserve would only add to the dials that fail, and go-redis
+// refuses every call for a while after enough of them.
+func mayHaveRun(err error) bool {
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Op == "dial" {
+		return false
+	}
+	return !errors.Is(err, redis.ErrPoolTimeout) && !errors.Is(err, redis.ErrClosed)
+}
+
 // pause waits d, or until ctx ends.
 func pause(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
@@ -143,7 +213,11 @@ const rebuildLease = 3 * time.Second
 // the source already has are not in delta too. When another caller's
 // rebuild is under way, it returns how long to wait before looking again.
 func (q *Quota) rebuild(ctx context.Context, k *quotaKeys, account string) (time.Duration, error) {
-	token, err := rebuildScript.Run(ctx, q.c.rdb, k.list(q.c.epoch), append(q.c.quotaArgs(), rebuildLease.Milliseconds())...).Int64()
+	lease := rebuildLease
+	if q.rebuildLease > 0 {
+		lease = q.rebuildLease
+	}
+	token, err := rebuildScript.Run(ctx, q.c.rdb, k.list(q.c.epoch), append(q.c.quotaArgs(), lease.Milliseconds())...).Int64()
 	if err != nil {
 		return 0, q.unavailable(ctx, err)
 	}
@@ -155,6 +229,12 @@ func (q *Quota) rebuild(ctx context.Context, k *quotaKeys, account string) (time
 	}
 	spent, err := q.src.Spent(ctx, account)
 	if err != nil {
+		// Let the next caller try at once: a lease kept would only make
+		// every caller wait it out. The caller may be gone (its context
+		// may be the source's error).
+		actx, cancel := callContext(context.WithoutCancel(ctx))
+		_ = abandonScript.Run(actx, q.c.rdb, k.list(q.c.epoch), append(q.c.quotaArgs(), token)...).Err()
+		cancel()
 		return 0, fmt.Errorf("redislimit: rebuilding the %s counter of %s: %w", q.ns, account, err)
 	}
 	if err := rebuiltScript.Run(ctx, q.c.rdb, k.list(q.c.epoch), append(q.c.quotaArgs(), formatPoints(spent), token)...).Err(); err != nil {
@@ -171,11 +251,25 @@ func (q *Quota) rebuild(ctx context.Context, k *quotaKeys, account string) (time
 func (q *Quota) end(k *quotaKeys, id string) {
 	q.c.mu.Lock()
 	delete(q.c.holds, id)
+	var charged float64
+	if cs := q.c.costs[k.counter]; cs != nil {
+		charged, cs.charged = cs.charged, 0
+		if cs.live--; cs.live == 0 {
+			delete(q.c.costs, k.counter)
+		}
+	}
 	q.c.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	ctx, cancel := callContext(context.Background())
 	defer cancel()
 	q.c.recover(ctx)
-	if err := endScript.Run(ctx, q.c.rdb, k.list(q.c.epoch), append(q.c.quotaArgs(), id, q.c.wake.channel)...).Err(); err != nil {
+	if err := endScript.Run(ctx, q.c.rdb, k.list(q.c.epoch), append(q.c.quotaArgs(), id, q.c.wake.channel, formatPoints(charged))...).Err(); err != nil {
+		// The points may be the cost of work still running here: the next
+		// end carries them. This end's piece of work is lost with its own.
+		q.c.mu.Lock()
+		if cs := q.c.costs[k.counter]; cs != nil {
+			cs.charged += charged
+		}
+		q.c.mu.Unlock()
 		_ = q.c.failed(ctx, "quota", err)
 		return
 	}
@@ -189,10 +283,20 @@ func (q *Quota) end(k *quotaKeys, id string) {
 func (q *Quota) Charge(ctx context.Context, account string, points float64) error {
 	k := q.keys(account)
 	// The points are spent whether or not the caller is still there.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), callTimeout)
+	ctx, cancel := callContext(context.WithoutCancel(ctx))
 	defer cancel()
+	// Points charged while this process runs work of the account go to
+	// the mean with the next end (see cost); others go at once, without
+	// a piece of work, which errs on the budget's side.
+	mean := points
+	q.c.mu.Lock()
+	if cs := q.c.costs[k.counter]; cs != nil {
+		cs.charged += points
+		mean = 0
+	}
+	q.c.mu.Unlock()
 	q.c.recover(ctx)
-	if err := chargeScript.Run(ctx, q.c.rdb, k.list(q.c.epoch), append(q.c.quotaArgs(), formatPoints(points))...).Err(); err != nil {
+	if err := chargeScript.Run(ctx, q.c.rdb, k.list(q.c.epoch), append(q.c.quotaArgs(), formatPoints(points), formatPoints(mean))...).Err(); err != nil {
 		q.c.missedCharge(k)
 		return q.c.failed(ctx, "quota", err)
 	}

@@ -393,3 +393,217 @@ func TestUnusedLeaseIsGivenBack(t *testing.T) {
 		t.Fatalf("after A used 1 of its lease of %d, B got %d; want %d", leased, got, n-1)
 	}
 }
+
+// A counter Redis makes again between a charge and the end of its work
+// (evicted, dropped after a missed charge) must not learn of the work
+// without its cost: a mean of 0 would let every request in.
+func TestCounterMadeAgainBeforeTheEndKeepsTheCost(t *testing.T) {
+	rdb, prefix := redistest.Client(t)
+	c := redislimit.New(rdb, redislimit.Options{Prefix: prefix, Grace: 50 * time.Millisecond})
+	t.Cleanup(func() { c.Close() })
+	src := limittest.NewSource()
+	q := c.Quota("keys", src)
+	ctx := context.Background()
+	end, err := q.Reserve(ctx, "k", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src.Add("k", 2)
+	if err := q.Charge(ctx, "k", 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.Del(ctx, prefix+"quota:keys:k").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := q.Spent(ctx, "k"); err != nil || got != 2 {
+		t.Fatalf("Spent of the counter made again = %v, %v; want 2 from the source", got, err)
+	}
+	end()
+	// spent 2, mean 2: 2 + 0,1,2,3 running x 2 < 10 admits four
+	var ends []func()
+	defer func() {
+		for _, e := range ends {
+			e()
+		}
+	}()
+	for i := range 4 {
+		e, err := q.Reserve(ctx, "k", 10)
+		if err != nil {
+			t.Fatalf("reserve %d: %v", i, err)
+		}
+		ends = append(ends, e)
+	}
+	if _, err := q.Reserve(ctx, "k", 10); !errors.Is(err, limit.ErrSpent) {
+		t.Fatalf("2 spent + 4 running at a mean of 2 against 10: %v, want ErrSpent", err)
+	}
+}
+
+// A hold Redis let lapse (its replica cut off for longer than the lease)
+// while its work still runs is held again at the next renewal.
+func TestLapsedHoldIsHeldAgain(t *testing.T) {
+	rdb, prefix := redistest.Client(t)
+	c := redislimit.New(rdb, redislimit.Options{Prefix: prefix, Grace: 150 * time.Millisecond})
+	t.Cleanup(func() { c.Close() })
+	q := c.Quota("keys", limittest.NewSource())
+	ctx := context.Background()
+	end, err := q.Reserve(ctx, "k", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer end()
+	holds := prefix + "quota:keys:k:holds"
+	ids, err := rdb.HKeys(ctx, holds).Result()
+	if err != nil || len(ids) != 1 {
+		t.Fatalf("holds %v, %v; want one", ids, err)
+	}
+	if err := rdb.HDel(ctx, holds, ids[0]).Err(); err != nil { // lapsed
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if ok, _ := rdb.HExists(ctx, holds, ids[0]).Result(); ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the lapsed hold of running work is not held again after 2s of renewals every 50ms")
+		}
+	}
+}
+
+// A counter past its TTL is rebuilt from the source but keeps the mean
+// cost: work admitted after the rebuild does not wait behind the work
+// running through it, as if its cost were unknown.
+func TestCounterTTLKeepsTheMean(t *testing.T) {
+	rdb, prefix := redistest.Client(t)
+	var mu sync.Mutex
+	rebuilds := 0
+	c := redislimit.New(rdb, redislimit.Options{Prefix: prefix, Grace: 50 * time.Millisecond, CounterTTL: time.Second,
+		OnRebuild: func(string) {
+			mu.Lock()
+			defer mu.Unlock()
+			rebuilds++
+		}})
+	t.Cleanup(func() { c.Close() })
+	src := limittest.NewSource()
+	q := c.Quota("keys", src)
+	ctx := context.Background()
+	end, err := q.Reserve(ctx, "k", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src.Add("k", 1)
+	if err := q.Charge(ctx, "k", 1); err != nil {
+		t.Fatal(err)
+	}
+	end() // mean 1
+	running, err := q.Reserve(ctx, "k", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer running()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if _, err := q.Spent(ctx, "k"); err != nil {
+			t.Fatal(err)
+		}
+		mu.Lock()
+		n := rebuilds
+		mu.Unlock()
+		if n >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the counter was not rebuilt within 5s of a 1s TTL")
+		}
+	}
+	cctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer cancel()
+	e, err := q.Reserve(cctx, "k", 10)
+	if err != nil {
+		t.Fatalf("Reserve after the TTL's rebuild, 1 spent and 1 running at a mean of 1: %v", err)
+	}
+	e()
+}
+
+// A rebuild whose source failed lets the next caller rebuild at once,
+// rather than keep every caller waiting out its lease.
+func TestSourceErrorReleasesTheRebuild(t *testing.T) {
+	src := limittest.NewSource()
+	q := newClient(t, redislimit.Options{Grace: 50 * time.Millisecond}).Quota("keys", src)
+	ctx := context.Background()
+	boom := errors.New("ledger down")
+	src.Fail(boom)
+	if _, err := q.Reserve(ctx, "k", 10); !errors.Is(err, boom) {
+		t.Fatalf("Reserve with its source failing: %v, want %v", err, boom)
+	}
+	src.Fail(nil)
+	cctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	end, err := q.Reserve(cctx, "k", 10)
+	if err != nil {
+		t.Fatalf("Reserve once the source answers again: %v", err)
+	}
+	end()
+}
+
+// A replica that missed a charge and then sits idle (no work of its own
+// to renew, no calls) still drops the counter once Redis answers again,
+// so that the other replicas do not go on counting without the charge.
+func TestIdleReplicaRecoversAMissedCharge(t *testing.T) {
+	srv := redistest.StartServer(t)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr, MaxRetries: -1, ReadTimeout: 100 * time.Millisecond})
+	t.Cleanup(func() { rdb.Close() })
+	src := limittest.NewSource()
+	c := redislimit.New(rdb, redislimit.Options{Grace: 300 * time.Millisecond, Logger: slog.New(&countingHandler{})})
+	t.Cleanup(func() { c.Close() })
+	q := c.Quota("keys", src)
+	ctx := context.Background()
+	if _, err := q.Spent(ctx, "k"); err != nil {
+		t.Fatal(err)
+	}
+	admin := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	defer admin.Close()
+	if err := admin.Do(ctx, "CLIENT", "PAUSE", "300", "WRITE").Err(); err != nil {
+		t.Fatal(err)
+	}
+	src.Add("k", 3)
+	if err := q.Charge(ctx, "k", 3); !errors.Is(err, limit.ErrUnavailable) {
+		t.Fatalf("a charge Redis is too slow for: %v, want ErrUnavailable", err)
+	}
+	counter := redislimit.DefaultPrefix + "quota:keys:k"
+	for deadline := time.Now().Add(3 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if n, err := admin.Exists(ctx, counter).Result(); err == nil && n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the idle replica did not drop the counter that missed its charge within 3s")
+		}
+	}
+}
+
+// A charge that runs out the client's own deadline found Redis too slow:
+// that is an incident, not a caller that went away.
+func TestInternalTimeoutIsAnIncident(t *testing.T) {
+	srv := redistest.StartServer(t)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr, MaxRetries: -1, ReadTimeout: 10 * time.Second, ContextTimeoutEnabled: true})
+	t.Cleanup(func() { rdb.Close() })
+	logs := &countingHandler{}
+	c := redislimit.New(rdb, redislimit.Options{Grace: 300 * time.Millisecond, Logger: slog.New(logs)})
+	t.Cleanup(func() { c.Close() })
+	q := c.Quota("keys", limittest.NewSource())
+	ctx := context.Background()
+	if _, err := q.Spent(ctx, "k"); err != nil {
+		t.Fatal(err)
+	}
+	admin := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	defer admin.Close()
+	if err := admin.Do(ctx, "CLIENT", "PAUSE", "5000", "WRITE").Err(); err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Do(ctx, "CLIENT", "UNPAUSE")
+	err := q.Charge(ctx, "k", 1) // runs out its own 2s
+	if !errors.Is(err, limit.ErrUnavailable) {
+		t.Fatalf("a charge Redis did not answer in time: %v, want ErrUnavailable", err)
+	}
+	if c.Up() || logs.errors() != 1 {
+		t.Fatalf("up %v, %d error logs: the incident went unnoticed", c.Up(), logs.errors())
+	}
+}

@@ -1,0 +1,299 @@
+package redislimit
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/chatgate/chatgate/internal/redistest"
+	"github.com/chatgate/chatgate/limit"
+	"github.com/chatgate/chatgate/limit/limittest"
+)
+
+// liveHold reports whether Redis holds id as running work in holds.
+func liveHold(t *testing.T, c *Client, holds, id string) bool {
+	t.Helper()
+	ctx := context.Background()
+	v, err := c.rdb.HGet(ctx, holds, id).Float64()
+	if err != nil {
+		return false
+	}
+	now, err := c.rdb.Time(ctx).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v > float64(now.UnixMilli())
+}
+
+// onlyHold returns the id of the one hold of this process.
+func onlyHold(t *testing.T, c *Client) string {
+	t.Helper()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.holds) != 1 {
+		t.Fatalf("%d holds, want 1", len(c.holds))
+	}
+	for id := range c.holds {
+		return id
+	}
+	return ""
+}
+
+// A renewal that read a hold before its end and reaches Redis after it
+// must not bring the ended work back.
+func TestRenewalAfterTheEndDoesNotBringItBack(t *testing.T) {
+	rdb, prefix := redistest.Client(t)
+	c := New(rdb, Options{Prefix: prefix, Grace: 50 * time.Millisecond})
+	t.Cleanup(func() { c.Close() })
+	q := c.Quota("keys", limittest.NewSource())
+	ctx := context.Background()
+	end, err := q.Reserve(ctx, "k", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := onlyHold(t, c)
+	c.mu.Lock()
+	h := *c.holds[id]
+	c.mu.Unlock()
+	end()
+	// the renewal's call, late
+	if err := renewScript.Run(ctx, rdb, h.keys.list(c.epoch), append(c.quotaArgs(), h.epoch, id)...).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if liveHold(t, c, h.keys.holds, id) {
+		t.Fatal("a late renewal brought an ended hold back")
+	}
+}
+
+// A source slower than the rebuild's lease: each rebuild is taken over
+// before it finishes, and still one of them must finish, or no caller is
+// ever answered.
+func TestSlowSourceRebuildFinishes(t *testing.T) {
+	rdb, prefix := redistest.Client(t)
+	c := New(rdb, Options{Prefix: prefix, Grace: 50 * time.Millisecond})
+	t.Cleanup(func() { c.Close() })
+	src := limittest.NewSource()
+	src.Add("k", 1)
+	src.Slow(300 * time.Millisecond)
+	q := c.Quota("keys", src)
+	q.rebuildLease = 100 * time.Millisecond
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	errs := make(chan error, 4)
+	for range 4 {
+		go func() {
+			end, err := q.Reserve(ctx, "k", 10)
+			if err == nil {
+				end()
+			}
+			errs <- err
+		}()
+	}
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Fatalf("Reserve on a counter whose source takes 3 rebuild leases: %v", err)
+		}
+	}
+	if got, err := q.Spent(ctx, "k"); err != nil || got != 1 {
+		t.Fatalf("Spent = %v, %v; want 1", got, err)
+	}
+}
+
+// slowProxy forwards TCP to a Redis, holding its answers back for delay
+// while delay is set: the commands run, their answers come late.
+type slowProxy struct {
+	addr  string
+	delay atomic.Int64 // ns
+}
+
+func startSlowProxy(t *testing.T, target string) *slowProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &slowProxy{addr: ln.Addr().String()}
+	var mu sync.Mutex
+	var conns []net.Conn
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	go func() {
+		for {
+			cl, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			sv, err := net.Dial("tcp", target)
+			if err != nil {
+				cl.Close()
+				continue
+			}
+			mu.Lock()
+			conns = append(conns, cl, sv)
+			mu.Unlock()
+			go func() {
+				_, _ = io.Copy(sv, cl)
+				sv.Close()
+			}()
+			go func() {
+				defer cl.Close()
+				buf := make([]byte, 32<<10)
+				for {
+					n, err := sv.Read(buf)
+					if n > 0 {
+						time.Sleep(time.Duration(p.delay.Load()))
+						if _, werr := cl.Write(buf[:n]); werr != nil {
+							return
+						}
+					}
+					if err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return p
+}
+
+// liveHolds counts the running work Redis holds in holds.
+func liveHolds(t *testing.T, rdb *redis.Client, holds string) int {
+	t.Helper()
+	ctx := context.Background()
+	all, err := rdb.HGetAll(ctx, holds).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	now, err := rdb.Time(ctx).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, v := range all {
+		if f, _ := strconv.ParseFloat(v, 64); f > float64(now.UnixMilli()) {
+			n++
+		}
+	}
+	return n
+}
+
+// A Reserve whose answer is lost after its script ran (its context ended,
+// the read timed out) leaves no hold behind to keep budget for a lease.
+func TestFailedReserveLeavesNoHold(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		opts     redis.Options
+		deadline time.Duration
+	}{
+		{"ContextEnds", redis.Options{ContextTimeoutEnabled: true}, 200 * time.Millisecond},
+		{"ReadTimesOut", redis.Options{ReadTimeout: 200 * time.Millisecond}, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rdb, prefix := redistest.Client(t)
+			p := startSlowProxy(t, redistest.Addr(t))
+			opts := tc.opts
+			opts.Addr, opts.MaxRetries = p.addr, -1
+			prdb := redis.NewClient(&opts)
+			t.Cleanup(func() { prdb.Close() })
+			c := New(prdb, Options{Prefix: prefix, Grace: 50 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)})
+			t.Cleanup(func() { c.Close() })
+			q := c.Quota("keys", limittest.NewSource())
+			ctx := context.Background()
+			end, err := q.Reserve(ctx, "k", 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			end()
+			p.delay.Store(int64(time.Second))
+			cctx, cancel := ctx, context.CancelFunc(func() {})
+			if tc.deadline > 0 {
+				cctx, cancel = context.WithTimeout(ctx, tc.deadline)
+			}
+			_, err = q.Reserve(cctx, "k", 10)
+			cancel()
+			if err == nil {
+				t.Fatal("Reserve answered though its answer came too late")
+			}
+			p.delay.Store(0)
+			holds := q.keys("k").holds
+			for deadline := time.Now().Add(3 * time.Second); liveHolds(t, rdb, holds) > 0; time.Sleep(20 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatalf("a failed Reserve (%v) left its hold for 3s", err)
+				}
+			}
+		})
+	}
+}
+
+// A renewal whose rate part fails (here a rate log Redis will not take
+// slots back from) still renews the quota holds.
+func TestRateFailureDoesNotStopQuotaRenewal(t *testing.T) {
+	rdb, prefix := redistest.Client(t)
+	// the loop's own renewals every 10s stay out of the way; this test renews
+	c := New(rdb, Options{Prefix: prefix, Grace: 30 * time.Second, Lease: time.Minute, Logger: slog.New(slog.DiscardHandler)})
+	t.Cleanup(func() { c.Close() })
+	ctx := context.Background()
+	if err := rdb.Set(ctx, c.epoch, 1, 0).Err(); err != nil { // an old epoch: no grace
+		t.Fatal(err)
+	}
+	q := c.Quota("keys", limittest.NewSource())
+	end, err := q.Reserve(ctx, "k", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer end()
+	id := onlyHold(t, c)
+	holds := q.keys("k").holds
+	before, err := rdb.HGet(ctx, holds, id).Float64()
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := c.Limiter("keys")
+	if w, err := l.Take(ctx, "r", limit.PerMinute(1000)); err != nil || w != 0 {
+		t.Fatalf("take: %v, %v", w, err)
+	}
+	if err := rdb.Set(ctx, l.prefix+"r", "not a log", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(leaseLife + 20*time.Millisecond) // the lease ends, with slots to give back
+	_ = c.renew(ctx)
+	after, err := rdb.HGet(ctx, holds, id).Float64()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after <= before {
+		t.Fatalf("the hold expires at %v after the renewal, as before it: not renewed", after)
+	}
+}
+
+// A Lease no longer than Grace would let holds lapse between renewals
+// (and a Redis new from a restart admit before it has heard of them): New
+// lengthens it.
+func TestLeaseOutlivesGrace(t *testing.T) {
+	for _, opts := range []Options{
+		{Lease: time.Second}, // the default Grace is 1.5s
+		{Lease: time.Second, Grace: time.Second},
+		{Grace: time.Minute}, // the default Lease is 10s
+	} {
+		opts.Logger = slog.New(slog.DiscardHandler)
+		c := New(redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"}), opts)
+		c.Close()
+		if c.opts.Lease <= c.opts.Grace {
+			t.Errorf("Options %+v: Lease %v, Grace %v; want Lease > Grace", opts, c.opts.Lease, c.opts.Grace)
+		}
+	}
+}
