@@ -71,6 +71,15 @@ func testUpdateDataset(t *testing.T, s dataset.Store) {
 	if other := mustDataset(t, s, "ds-other"); other.Name != "dataset ds-other" {
 		t.Fatalf("another dataset changed: %+v", other)
 	}
+	// PutDataset keeps every field, as a copy of a whole store needs
+	full := &dataset.Dataset{ID: "ds-full", TeamID: team, Name: "full", VectorModel: "local", Intro: "i", Avatar: "a",
+		CreateTime: t0, UpdateTime: updatedAt}
+	if err := s.PutDataset(bg, full); err != nil {
+		t.Fatal(err)
+	}
+	if got := mustDataset(t, s, full.ID); got.Intro != "i" || got.Avatar != "a" || !got.UpdateTime.Equal(updatedAt) {
+		t.Fatalf("PutDataset then Dataset = %+v; want %+v", got, full)
+	}
 }
 
 func mustDataset(t *testing.T, s dataset.Store, id string) *dataset.Dataset {
@@ -148,6 +157,16 @@ func testUpdateCollection(t *testing.T, s dataset.Store) {
 	up.Tags[0] = "changed"
 	if got := mustCollection(t, s, a.ID); !slices.Equal(got.Tags, []string{"x"}) {
 		t.Fatalf("changing a returned collection's tags changed the store: %v", got.Tags)
+	}
+	// PutCollection keeps every field, as a copy of a whole store needs
+	full := &dataset.Collection{ID: "full", TeamID: team, DatasetID: "ds", Name: "full", Type: dataset.CollectionText,
+		TrainingType: dataset.ModeQA, ChunkSize: 900, Tags: []string{"t1", "t2"}, CreateTime: t0, UpdateTime: updatedAt}
+	if err := s.PutCollection(bg, full); err != nil {
+		t.Fatal(err)
+	}
+	if got := mustCollection(t, s, full.ID); !slices.Equal(got.Tags, full.Tags) || !got.UpdateTime.Equal(updatedAt) ||
+		got.TrainingType != dataset.ModeQA || got.ChunkSize != 900 {
+		t.Fatalf("PutCollection then Collection = %+v; want %+v", got, full)
 	}
 }
 
