@@ -67,11 +67,9 @@ type CollectionUpdate struct {
 	CreateTime *time.Time
 }
 
-// Limits of a collection's tags.
-const (
-	MaxTags     = 100 // tags of one collection
-	MaxTagChars = 200 // characters of one tag, a name
-)
+// MaxTags is how many tags a collection may have; each is a name, of 1
+// to 200 characters.
+const MaxTags = 100
 
 // UpdateCollection applies u to a team's collection and returns the
 // collection as stored. A refused change changes nothing.
