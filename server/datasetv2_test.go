@@ -338,6 +338,7 @@ func TestDocCollectionUpdate(t *testing.T) {
 			{key, fmt.Sprintf(`{"id":%q,"createTime":"yesterday"}`, id), 400, "createTime"},
 			{key, fmt.Sprintf(`{"id":%q,"tags":["ok",""]}`, id), 400, "tags[1]"},
 			{key, fmt.Sprintf(`{"id":%q,"tags":"tag1"}`, id), 400, "tags"},
+			{key, fmt.Sprintf(`{"id":%q,"tags":[%s]}`, id, strings.TrimSuffix(strings.Repeat(`"t",`, 101), ",")), 400, "more than 100"},
 			{key, fmt.Sprintf(`{"id":%q,"name":""}`, id), 400, "name"},
 			{key, fmt.Sprintf(`{"id":%q,"metadata":{}}`, id), 400, "metadata"},
 			{key, fmt.Sprintf(`{"id":%q`, id), 400, "truncated"},
