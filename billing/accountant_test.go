@@ -26,6 +26,7 @@ func TestHandlerRoutes(t *testing.T) {
 	}
 	want := []row{
 		{"POST /api/common/bill/createTrainingBill", auth.ScopeDatasetWrite},
+		{"POST /api/support/wallet/usage/createTrainingUsage", auth.ScopeDatasetWrite},
 		{"GET /api/common/bill/detail", auth.ScopeBillingRead},
 		{"GET /api/support/usage/list", auth.ScopeBillingRead},
 		{"GET /api/support/usage/summary", auth.ScopeBillingRead},

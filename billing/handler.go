@@ -35,12 +35,13 @@ func NewHandler(a *Accountant, opts HandlerOptions) *Handler {
 	return &Handler{a: a, log: opts.Logger}
 }
 
-// Routes lists the bill and usage routes: creating a training bill needs
-// dataset:write (it is for pushData), reading bills and usage needs
-// billing:read.
+// Routes lists the bill and usage routes: creating a training bill, at
+// either of its paths, needs dataset:write (it is for pushData), reading
+// bills and usage needs billing:read.
 func (h *Handler) Routes() []auth.Route {
 	return []auth.Route{
 		{Pattern: "POST /api/common/bill/createTrainingBill", Scope: auth.ScopeDatasetWrite, Handler: http.HandlerFunc(h.CreateTrainingBill)},
+		{Pattern: "POST /api/support/wallet/usage/createTrainingUsage", Scope: auth.ScopeDatasetWrite, Handler: http.HandlerFunc(h.CreateTrainingBill)},
 		{Pattern: "GET /api/common/bill/detail", Scope: auth.ScopeBillingRead, Handler: http.HandlerFunc(h.BillDetail)},
 		{Pattern: "GET /api/support/usage/list", Scope: auth.ScopeBillingRead, Handler: http.HandlerFunc(h.UsageList)},
 		{Pattern: "GET /api/support/usage/summary", Scope: auth.ScopeBillingRead, Handler: http.HandlerFunc(h.UsageSummary)},
@@ -51,8 +52,9 @@ func (h *Handler) Routes() []auth.Route {
 func (h *Handler) Register(mux *http.ServeMux, g auth.Guard) { auth.Mount(mux, g, h.Routes()...) }
 
 // CreateTrainingBill serves POST /api/common/bill/createTrainingBill
-// {name?, datasetId?}; data is the bill id. An empty body is allowed, as
-// FastGPT's documented call sends one.
+// {name?, datasetId?}, and the same at FastGPT's current path, POST
+// /api/support/wallet/usage/createTrainingUsage; data is the bill id. An
+// empty body is allowed, as FastGPT's documented call sends one.
 func (h *Handler) CreateTrainingBill(w http.ResponseWriter, r *http.Request) {
 	var body struct {
 		Name      string `json:"name"`

@@ -2,6 +2,7 @@ package dataset
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -217,6 +218,29 @@ func (s *BoltStore) DeleteDataset(ctx context.Context, id string) error {
 	})
 }
 
+// UpdateDataset implements DatasetStore.
+func (s *BoltStore) UpdateDataset(ctx context.Context, id string, fn func(*Dataset) error) (*Dataset, error) {
+	var d *Dataset
+	err := s.update(ctx, func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketDatasets)
+		old := new(Dataset)
+		if err := getOr(b, id, old, ErrDatasetNotFound); err != nil {
+			return err
+		}
+		d = new(Dataset)
+		*d = *old
+		if err := fn(d); err != nil {
+			return err
+		}
+		d.ID, d.TeamID = old.ID, old.TeamID
+		return boltx.PutJSON(b, []byte(id), d)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
 // PutCollection implements CollectionStore.
 func (s *BoltStore) PutCollection(ctx context.Context, c *Collection) error {
 	return s.update(ctx, func(tx *bbolt.Tx) error {
@@ -256,7 +280,9 @@ func (s *BoltStore) Collections(ctx context.Context, datasetID string) ([]*Colle
 			return nil
 		})
 	})
-	slices.SortFunc(out, func(a, b *Collection) int { return a.CreateTime.Compare(b.CreateTime) })
+	slices.SortFunc(out, func(a, b *Collection) int {
+		return cmp.Or(a.CreateTime.Compare(b.CreateTime), cmp.Compare(a.ID, b.ID))
+	})
 	return out, err
 }
 
@@ -269,6 +295,64 @@ func (s *BoltStore) DeleteCollection(ctx context.Context, id string) ([]string, 
 		return err
 	})
 	return removed, err
+}
+
+// DeleteCollections implements CollectionStore.
+func (s *BoltStore) DeleteCollections(ctx context.Context, ids []string) (map[string][]string, error) {
+	var removed map[string][]string
+	err := s.update(ctx, func(tx *bbolt.Tx) error {
+		removed = map[string][]string{}
+		cb := tx.Bucket(bucketCollections)
+		datasetOf := make(map[string]string, len(ids))
+		for _, id := range ids {
+			c := new(Collection)
+			if err := getOr(cb, id, c, ErrCollectionNotFound); err != nil {
+				return err
+			}
+			datasetOf[id] = c.DatasetID
+		}
+		for _, id := range ids {
+			ds, ok := datasetOf[id]
+			if !ok {
+				continue // removed already: ids may repeat
+			}
+			delete(datasetOf, id)
+			vs, err := deleteCollection(tx, id)
+			if err != nil {
+				return err
+			}
+			removed[ds] = append(removed[ds], vs...)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return removed, nil
+}
+
+// UpdateCollection implements CollectionStore.
+func (s *BoltStore) UpdateCollection(ctx context.Context, id string, fn func(*Collection) error) (*Collection, error) {
+	var c *Collection
+	err := s.update(ctx, func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketCollections)
+		old := new(Collection)
+		if err := getOr(b, id, old, ErrCollectionNotFound); err != nil {
+			return err
+		}
+		c = new(Collection)
+		*c = *old
+		c.Tags = slices.Clone(old.Tags)
+		if err := fn(c); err != nil {
+			return err
+		}
+		c.ID, c.TeamID, c.DatasetID = old.ID, old.TeamID, old.DatasetID
+		return boltx.PutJSON(b, []byte(id), c)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 func deleteCollection(tx *bbolt.Tx, id string) ([]string, error) {
@@ -666,6 +750,34 @@ func (s *BoltStore) DataList(ctx context.Context, collectionID string, offset, l
 				return err
 			}
 			out = append(out, d)
+			return nil
+		})
+	})
+	return out, total, err
+}
+
+// DataListMatching implements DataStore. The collection's data are read
+// and matched one by one: there is no index of words to ask.
+func (s *BoltStore) DataListMatching(ctx context.Context, collectionID, text string, offset, limit int) ([]*Data, int, error) {
+	var (
+		out   []*Data
+		total int
+	)
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
+		db := tx.Bucket(bucketData)
+		p := prefix(collectionID)
+		return eachPrefix(tx.Bucket(bucketCollData), p, func(k, _ []byte) error {
+			d := new(Data)
+			if err := getOr(db, string(k[len(p)+8:]), d, ErrDataNotFound); err != nil {
+				return err
+			}
+			if !d.Contains(text) {
+				return nil
+			}
+			total++
+			if total > offset && len(out) < limit {
+				out = append(out, d)
+			}
 			return nil
 		})
 	})

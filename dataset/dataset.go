@@ -16,8 +16,15 @@ type Dataset struct {
 	Name   string `json:"name"`
 	// VectorModel names the Embedder its data is embedded with; it cannot
 	// change, since vectors of two models do not compare.
-	VectorModel string    `json:"vectorModel"`
-	CreateTime  time.Time `json:"createTime"`
+	VectorModel string `json:"vectorModel"`
+	// Intro and Avatar are FastGPT's description and icon URL, kept as
+	// given.
+	Intro      string    `json:"intro"`
+	Avatar     string    `json:"avatar"`
+	CreateTime time.Time `json:"createTime"`
+	// UpdateTime is when the dataset was last changed; the zero time for
+	// one never changed since it was created.
+	UpdateTime time.Time `json:"updateTime,omitzero"`
 }
 
 // Collection types.
@@ -35,7 +42,12 @@ type Collection struct {
 	Type         string       `json:"type"`
 	TrainingType TrainingMode `json:"trainingType,omitempty"`
 	ChunkSize    int          `json:"chunkSize,omitempty"`
-	CreateTime   time.Time    `json:"createTime"`
+	// Tags are FastGPT's collection tags, kept as given.
+	Tags       []string  `json:"tags,omitempty"`
+	CreateTime time.Time `json:"createTime"`
+	// UpdateTime is when the collection was last changed; the zero time
+	// for one never changed since it was created.
+	UpdateTime time.Time `json:"updateTime,omitzero"`
 }
 
 // Data is one searchable item: the question or chunk q that is embedded,
@@ -52,6 +64,32 @@ type Data struct {
 	Indexes      []string  `json:"indexes,omitempty"`
 	CreateTime   time.Time `json:"createTime"`
 	UpdateTime   time.Time `json:"updateTime"`
+}
+
+// Contains reports whether d's q or a contains text, ASCII letters
+// matched regardless of case and every other character as it is (so that
+// a store can match in its database the way it matches here). Every text
+// contains "".
+func (d *Data) Contains(text string) bool {
+	return containsFold(d.Q, text) || containsFold(d.A, text)
+}
+
+// containsFold reports whether s contains sub, ASCII letters compared
+// regardless of case.
+func containsFold(s, sub string) bool {
+	return strings.Contains(asciiLower(s), asciiLower(sub))
+}
+
+// asciiLower lowers the ASCII letters of s byte by byte, leaving every
+// other byte, of valid UTF-8 or not, as it is.
+func asciiLower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + ('a' - 'A')
+		}
+	}
+	return string(b)
 }
 
 // texts returns what is embedded for d: q first, then each index.

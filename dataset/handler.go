@@ -49,16 +49,22 @@ func (h *Handler) Routes() []auth.Route {
 	return []auth.Route{
 		{Pattern: "POST /api/core/dataset/create", Scope: write, Handler: withBody(h, h.createDataset)},
 		{Pattern: "GET /api/core/dataset/list", Scope: read, Handler: serve(h, h.listDatasets)},
+		{Pattern: "POST /api/core/dataset/list", Scope: read, Handler: serve(h, h.listDatasetsPost)},
+		{Pattern: "PUT /api/core/dataset/update", Scope: write, Handler: withBody(h, h.updateDataset)},
 		{Pattern: "GET /api/core/dataset/detail", Scope: read, Handler: byID(h, h.s.Dataset, "id", "datasetId")},
 		{Pattern: "DELETE /api/core/dataset/delete", Scope: write, Handler: byID(h, noData(h.s.DeleteDataset), "id", "datasetId")},
 		{Pattern: "POST /api/core/dataset/collection/create", Scope: write, Handler: withBody(h, h.createCollection)},
 		{Pattern: "POST /api/core/dataset/collection/create/text", Scope: write, Handler: withBody(h, h.createTextCollection)},
 		{Pattern: "GET /api/core/dataset/collection/list", Scope: read, Handler: paged(h, h.listCollections, "datasetId", "id")},
+		{Pattern: "POST /api/core/dataset/collection/listV2", Scope: read, Handler: withBody(h, h.listCollectionsV2)},
+		{Pattern: "PUT /api/core/dataset/collection/update", Scope: write, Handler: withBody(h, h.updateCollection)},
 		{Pattern: "GET /api/core/dataset/collection/detail", Scope: read, Handler: byID(h, h.s.Collection, "id", "collectionId")},
 		{Pattern: "GET /api/core/dataset/collection/trainingFailures", Scope: read, Handler: paged(h, h.trainingFailures, "collectionId", "id")},
 		{Pattern: "DELETE /api/core/dataset/collection/delete", Scope: write, Handler: byID(h, noData(h.s.DeleteCollection), "id", "collectionId")},
+		{Pattern: "POST /api/core/dataset/collection/delete", Scope: write, Handler: withBody(h, h.deleteCollections)},
 		{Pattern: "POST /api/core/dataset/data/pushData", Scope: write, Handler: withBody(h, h.pushData)},
 		{Pattern: "GET /api/core/dataset/data/list", Scope: read, Handler: paged(h, h.s.DataList, "collectionId")},
+		{Pattern: "POST /api/core/dataset/data/v2/list", Scope: read, Handler: withBody(h, h.listDataV2)},
 		{Pattern: "GET /api/core/dataset/data/detail", Scope: read, Handler: byID(h, h.s.Data, "id", "dataId")},
 		{Pattern: "PUT /api/core/dataset/data/update", Scope: write, Handler: withBody(h, h.updateData)},
 		{Pattern: "DELETE /api/core/dataset/data/delete", Scope: write, Handler: byID(h, noData(h.s.DeleteData), "id", "dataId")},
@@ -198,7 +204,7 @@ func parseMode(name, raw string) (TrainingMode, error) {
 // Limits of the fields only the handler sees.
 const (
 	MaxIntroBytes      = 10_000 // a dataset's intro
-	MaxAvatarBytes     = 2048   // FastGPT's avatar URL, ignored but bounded
+	MaxAvatarBytes     = 2048   // FastGPT's avatar URL
 	MaxSearchTextBytes = 64 << 10
 	// MaxBillIDBytes bounds a billId. It is one line of free text rather
 	// than an id: FastGPT's documented pushData example sends a sentence as
@@ -223,7 +229,7 @@ type createDatasetBody struct {
 	Name        string          `json:"name"`
 	VectorModel string          `json:"vectorModel"`
 	Intro       string          `json:"intro"`
-	Avatar      string          `json:"avatar"`   // FastGPT's; ignored
+	Avatar      string          `json:"avatar"`
 	Type        string          `json:"type"`     // FastGPT's; only "dataset" exists here
 	ParentID    json.RawMessage `json:"parentId"` // FastGPT's folders; ignored
 }
@@ -232,11 +238,12 @@ func (b *createDatasetBody) check() error {
 	if b.Type != "" && b.Type != "dataset" {
 		return apierror.InvalidRequest("type", "only \"dataset\" is supported")
 	}
-	return field.First(field.Text("intro", b.Intro, MaxIntroBytes), field.Line("avatar", b.Avatar, MaxAvatarBytes))
+	return nil
 }
 
 func (h *Handler) createDataset(ctx context.Context, p *auth.Principal, b *createDatasetBody) (string, error) {
-	return idOf(h.s.CreateDataset(ctx, p.TeamID, b.Name, b.VectorModel))
+	return idOf(h.s.CreateDatasetWith(ctx, p.TeamID, DatasetSpec{Name: b.Name, VectorModel: b.VectorModel,
+		Intro: b.Intro, Avatar: b.Avatar}))
 }
 
 // listDatasets serves GET /api/core/dataset/list.

@@ -979,6 +979,12 @@ func TestRoutesAndScopes(t *testing.T) {
 		"PUT /api/core/dataset/data/update":                 w,
 		"DELETE /api/core/dataset/data/delete":              w,
 		"POST /api/core/dataset/searchTest":                 r,
+		"POST /api/core/dataset/list":                       r,
+		"PUT /api/core/dataset/update":                      w,
+		"POST /api/core/dataset/collection/listV2":          r,
+		"PUT /api/core/dataset/collection/update":           w,
+		"POST /api/core/dataset/collection/delete":          w,
+		"POST /api/core/dataset/data/v2/list":               r,
 	}
 	routes := dataset.NewHandler(newService(t, dataset.Options{}), dataset.HandlerOptions{}).Routes()
 	if len(routes) != len(want) {

@@ -60,6 +60,12 @@ func cloneData(d *Data) *Data {
 	return &c
 }
 
+func cloneCollection(c *Collection) *Collection {
+	cc := *c
+	cc.Tags = slices.Clone(c.Tags)
+	return &cc
+}
+
 func cloneItem(it *TrainingItem) *TrainingItem {
 	c := *it
 	c.Indexes = slices.Clone(it.Indexes)
@@ -125,14 +131,30 @@ func (s *MemoryStore) DeleteDataset(ctx context.Context, id string) error {
 	return nil
 }
 
+// UpdateDataset implements DatasetStore.
+func (s *MemoryStore) UpdateDataset(ctx context.Context, id string, fn func(*Dataset) error) (*Dataset, error) {
+	defer s.lock()()
+	d, ok := s.datasets[id]
+	if !ok {
+		return nil, ErrDatasetNotFound
+	}
+	c := *d
+	if err := fn(&c); err != nil {
+		return nil, err
+	}
+	c.ID, c.TeamID = d.ID, d.TeamID
+	stored := c
+	s.datasets[id] = &stored
+	return &c, nil
+}
+
 // PutCollection implements CollectionStore.
 func (s *MemoryStore) PutCollection(ctx context.Context, c *Collection) error {
 	defer s.lock()()
 	if _, ok := s.datasets[c.DatasetID]; !ok {
 		return ErrDatasetNotFound
 	}
-	cc := *c
-	s.colls[c.ID] = &cc
+	s.colls[c.ID] = cloneCollection(c)
 	return nil
 }
 
@@ -143,8 +165,7 @@ func (s *MemoryStore) Collection(ctx context.Context, id string) (*Collection, e
 	if !ok {
 		return nil, ErrCollectionNotFound
 	}
-	cc := *c
-	return &cc, nil
+	return cloneCollection(c), nil
 }
 
 // Collections implements CollectionStore.
@@ -153,8 +174,7 @@ func (s *MemoryStore) Collections(ctx context.Context, datasetID string) ([]*Col
 	var out []*Collection
 	for _, c := range s.colls {
 		if c.DatasetID == datasetID {
-			cc := *c
-			out = append(out, &cc)
+			out = append(out, cloneCollection(c))
 		}
 	}
 	slices.SortFunc(out, func(a, b *Collection) int {
@@ -170,6 +190,39 @@ func (s *MemoryStore) DeleteCollection(ctx context.Context, id string) ([]string
 		return nil, ErrCollectionNotFound
 	}
 	return s.deleteCollection(id), nil
+}
+
+// DeleteCollections implements CollectionStore.
+func (s *MemoryStore) DeleteCollections(ctx context.Context, ids []string) (map[string][]string, error) {
+	defer s.lock()()
+	for _, id := range ids {
+		if _, ok := s.colls[id]; !ok {
+			return nil, ErrCollectionNotFound
+		}
+	}
+	removed := map[string][]string{}
+	for _, id := range ids {
+		if c, ok := s.colls[id]; ok { // not yet removed: ids may repeat
+			removed[c.DatasetID] = append(removed[c.DatasetID], s.deleteCollection(id)...)
+		}
+	}
+	return removed, nil
+}
+
+// UpdateCollection implements CollectionStore.
+func (s *MemoryStore) UpdateCollection(ctx context.Context, id string, fn func(*Collection) error) (*Collection, error) {
+	defer s.lock()()
+	c, ok := s.colls[id]
+	if !ok {
+		return nil, ErrCollectionNotFound
+	}
+	cc := cloneCollection(c)
+	if err := fn(cc); err != nil {
+		return nil, err
+	}
+	cc.ID, cc.TeamID, cc.DatasetID = c.ID, c.TeamID, c.DatasetID
+	s.colls[id] = cloneCollection(cc)
+	return cc, nil
 }
 
 func (s *MemoryStore) deleteCollection(id string) []string {
@@ -402,17 +455,34 @@ func (s *MemoryStore) DataList(ctx context.Context, collectionID string, offset,
 			all = append(all, d)
 		}
 	}
+	return page(all, offset, limit), len(all), nil
+}
+
+// DataListMatching implements DataStore.
+func (s *MemoryStore) DataListMatching(ctx context.Context, collectionID, text string, offset, limit int) ([]*Data, int, error) {
+	defer s.rlock()()
+	var all []*Data
+	for _, d := range s.data {
+		if d.CollectionID == collectionID && d.Contains(text) {
+			all = append(all, d)
+		}
+	}
+	return page(all, offset, limit), len(all), nil
+}
+
+// page sorts a collection's data oldest first and returns copies of those
+// from offset, at most limit.
+func page(all []*Data, offset, limit int) []*Data {
 	slices.SortFunc(all, func(a, b *Data) int {
 		return cmp.Or(a.CreateTime.Compare(b.CreateTime), cmp.Compare(a.ID, b.ID))
 	})
-	total := len(all)
-	all = all[min(offset, total):]
-	all = all[:min(limit, len(all))]
+	all = all[min(max(offset, 0), len(all)):]
+	all = all[:min(max(limit, 0), len(all))]
 	out := make([]*Data, len(all))
 	for i, d := range all {
 		out[i] = cloneData(d)
 	}
-	return out, total, nil
+	return out
 }
 
 // UpdateData implements DataStore.
@@ -504,7 +574,6 @@ func (s *MemoryStore) CreateCollection(ctx context.Context, c *Collection, items
 	if _, ok := s.colls[c.ID]; ok {
 		return nil, ErrCollectionExists
 	}
-	cc := *c
-	s.colls[c.ID] = &cc
+	s.colls[c.ID] = cloneCollection(c)
 	return s.enqueue(items), nil
 }

@@ -283,14 +283,29 @@ func (s *Service) panicked(component string, err error) {
 
 // CreateDataset creates a dataset in team. vectorModel "" is the default.
 func (s *Service) CreateDataset(ctx context.Context, teamID, name, vectorModel string) (*Dataset, error) {
+	return s.CreateDatasetWith(ctx, teamID, DatasetSpec{Name: name, VectorModel: vectorModel})
+}
+
+// DatasetSpec is what a new dataset is made of.
+type DatasetSpec struct {
+	Name        string
+	VectorModel string // "": the default
+	Intro       string
+	Avatar      string
+}
+
+// CreateDatasetWith creates a dataset in team as spec says.
+func (s *Service) CreateDatasetWith(ctx context.Context, teamID string, spec DatasetSpec) (*Dataset, error) {
 	if err := s.live(); err != nil {
 		return nil, err
 	}
-	name, err := field.Name("name", name)
+	name, err := field.Name("name", spec.Name)
 	if err != nil {
 		return nil, err
 	}
-	if err := field.Line("vectorModel", vectorModel, 200); err != nil {
+	vectorModel := spec.VectorModel
+	if err := field.First(field.Line("vectorModel", vectorModel, 200), field.Text("intro", spec.Intro, MaxIntroBytes),
+		field.Line("avatar", spec.Avatar, MaxAvatarBytes)); err != nil {
 		return nil, err
 	}
 	if vectorModel == "" {
@@ -299,7 +314,8 @@ func (s *Service) CreateDataset(ctx context.Context, teamID, name, vectorModel s
 	if _, ok := s.opts.Embedders[vectorModel]; !ok {
 		return nil, apierror.InvalidRequest("vectorModel", "%q is not a configured embedding model", vectorModel)
 	}
-	d := &Dataset{ID: id.New(), TeamID: teamID, Name: name, VectorModel: vectorModel, CreateTime: time.Now().UTC()}
+	d := &Dataset{ID: id.New(), TeamID: teamID, Name: name, VectorModel: vectorModel, Intro: spec.Intro, Avatar: spec.Avatar,
+		CreateTime: time.Now().UTC()}
 	if err := s.store.PutDataset(ctx, d); err != nil {
 		return nil, err
 	}
@@ -550,6 +566,72 @@ func (s *Service) DeleteCollection(ctx context.Context, teamID, id string) error
 	return s.vectors.Delete(ctx, c.DatasetID, ids)
 }
 
+// DeleteCollections deletes collections of a team, each as
+// DeleteCollection does, all or none: a collection that is missing or of
+// another team is answered ErrCollectionNotFound, naming it, and none is
+// deleted. An id given twice is deleted once.
+func (s *Service) DeleteCollections(ctx context.Context, teamID string, ids []string) error {
+	if len(ids) == 0 {
+		return apierror.InvalidRequest("collectionIds", "must hold at least one id")
+	}
+	for i, id := range ids {
+		if _, err := s.collection(ctx, teamID, id); err != nil {
+			if errors.Is(err, ErrCollectionNotFound) {
+				return ErrCollectionNotFound.WithMessage("collectionIds[%d]: collection %s not found", i, id)
+			}
+			return err
+		}
+	}
+	s.indexMu.Lock()
+	defer s.indexMu.Unlock()
+	removed, err := s.store.DeleteCollections(ctx, ids)
+	if errors.Is(err, ErrCollectionNotFound) {
+		// deleted meanwhile by another request, and so none by this one
+		return ErrCollectionNotFound.WithMessage("a collection of collectionIds was deleted meanwhile; none was deleted by this request")
+	}
+	if err != nil {
+		return err
+	}
+	s.textChanged()
+	for ds, vs := range removed {
+		if err := s.vectors.Delete(ctx, ds, vs); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// CollectionPage returns a page of the collections of a team's dataset
+// whose name contains text (ASCII letters in any case; "" is every
+// one), with their progress, oldest first, and how many there are.
+func (s *Service) CollectionPage(ctx context.Context, teamID, datasetID, text string, offset, limit int) ([]*CollectionDetail, int, error) {
+	if _, err := s.Dataset(ctx, teamID, datasetID); err != nil {
+		return nil, 0, err
+	}
+	cs, err := s.store.Collections(ctx, datasetID)
+	if err != nil {
+		return nil, 0, err
+	}
+	var match []*Collection
+	for _, c := range cs {
+		if containsFold(c.Name, text) {
+			match = append(match, c)
+		}
+	}
+	total := len(match)
+	match = match[min(max(offset, 0), total):]
+	match = match[:min(max(limit, 0), len(match))]
+	out := make([]*CollectionDetail, 0, len(match))
+	for _, c := range match {
+		d, err := s.detail(ctx, c)
+		if err != nil {
+			return nil, 0, err
+		}
+		out = append(out, d)
+	}
+	return out, total, nil
+}
+
 // --- data ---
 
 // Data returns a team's data item.
@@ -573,6 +655,18 @@ func (s *Service) DataList(ctx context.Context, teamID, collectionID string, off
 		return nil, 0, err
 	}
 	return s.store.DataList(ctx, collectionID, offset, limit)
+}
+
+// DataListMatching returns a page of the data of a team's collection that
+// contain text (see Data.Contains), oldest first, and how many there are.
+func (s *Service) DataListMatching(ctx context.Context, teamID, collectionID, text string, offset, limit int) ([]*Data, int, error) {
+	if _, err := s.collection(ctx, teamID, collectionID); err != nil {
+		return nil, 0, err
+	}
+	if text == "" {
+		return s.store.DataList(ctx, collectionID, offset, limit)
+	}
+	return s.store.DataListMatching(ctx, collectionID, text, offset, limit)
 }
 
 // DataUpdate changes a data item; nil fields are kept.

@@ -42,6 +42,13 @@ type DatasetStore interface {
 	// DeleteDataset removes the dataset and all it holds: collections, data,
 	// vectors and queued items.
 	DeleteDataset(ctx context.Context, id string) error
+	// UpdateDataset changes a stored dataset in one transaction: fn gets
+	// the dataset as stored and changes it, and the result, with the ID
+	// and TeamID it had whatever fn did, is stored and returned. An error
+	// of fn is returned as it is, storing nothing; fn may be called more
+	// than once, so it must do nothing but change the dataset. A missing
+	// dataset is ErrDatasetNotFound.
+	UpdateDataset(ctx context.Context, id string, fn func(*Dataset) error) (*Dataset, error)
 }
 
 // CollectionStore keeps collections.
@@ -55,6 +62,16 @@ type CollectionStore interface {
 	// DeleteCollection removes the collection, its data, vectors and queued
 	// items, and returns the ids of the vectors it removed.
 	DeleteCollection(ctx context.Context, id string) ([]string, error)
+	// DeleteCollections removes the collections ids, as DeleteCollection
+	// removes one, all in one transaction: when one is missing it fails
+	// with ErrCollectionNotFound and removes none. It returns the ids of
+	// the vectors it removed by dataset id. An id given twice is removed
+	// once.
+	DeleteCollections(ctx context.Context, ids []string) (map[string][]string, error)
+	// UpdateCollection changes a stored collection as UpdateDataset
+	// changes a dataset, keeping its ID, TeamID and DatasetID. A missing
+	// collection is ErrCollectionNotFound.
+	UpdateCollection(ctx context.Context, id string, fn func(*Collection) error) (*Collection, error)
 }
 
 // DataStore keeps the data items training stored.
@@ -63,6 +80,9 @@ type DataStore interface {
 	// DataList returns a page of a collection's data, oldest first, and the
 	// collection's total.
 	DataList(ctx context.Context, collectionID string, offset, limit int) ([]*Data, int, error)
+	// DataListMatching is DataList of the data that contain text (see
+	// Data.Contains): a page of them, oldest first, and how many there are.
+	DataListMatching(ctx context.Context, collectionID, text string, offset, limit int) ([]*Data, int, error)
 	// UpdateData replaces d (which must exist) and all its vectors with
 	// vectors. It fails with ErrRepeat if d's new q belongs to other data
 	// in the collection.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -111,7 +112,7 @@ func TestBoltStoreSurvivesReopen(t *testing.T) {
 		t.Fatalf("Dataset after reopen = %+v, %v; want %+v", gotDS, err, ds)
 	}
 	gotC, err := s.Collection(ctx, "c")
-	if err != nil || *gotC != *c {
+	if err != nil || !reflect.DeepEqual(gotC, c) {
 		t.Fatalf("Collection after reopen = %+v, %v; want %+v", gotC, err, c)
 	}
 	if cs, _ := s.Collections(ctx, "ds"); len(cs) != 1 {

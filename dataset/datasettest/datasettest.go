@@ -61,6 +61,10 @@ func TestStore(t *testing.T, open func(t *testing.T) dataset.Store) {
 		{"TextPending", testTextPending},
 		{"Copies", testCopies},
 		{"Import", testImport},
+		{"UpdateDataset", testUpdateDataset},
+		{"UpdateCollection", testUpdateCollection},
+		{"DeleteCollections", testDeleteCollections},
+		{"DataListMatching", testDataListMatching},
 		{"Concurrent", testConcurrent},
 	}
 	for _, tc := range tests {

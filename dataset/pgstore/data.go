@@ -77,6 +77,50 @@ func (s *Store) DataList(ctx context.Context, collectionID string, offset, limit
 	return out, total, nil
 }
 
+// DataListMatching implements dataset.DataStore. Postgres picks the
+// candidates, items whose doc holds text (ASCII letters in any case), and
+// dataset.Data.Contains keeps those whose q or a does, so that every store
+// matches alike; a text that JSON would escape cannot be looked for in the
+// doc as it is, and then every item of the collection is a candidate.
+func (s *Store) DataListMatching(ctx context.Context, collectionID, text string, offset, limit int) ([]*dataset.Data, int, error) {
+	sql := `SELECT doc FROM dataset_data WHERE collection_id = $1`
+	args := []any{collectionID}
+	if raw, _ := json.Marshal(text); string(raw) == `"`+text+`"` && text != "" {
+		sql += ` AND strpos(lower(doc::text COLLATE "C"), lower($2 COLLATE "C")) > 0`
+		args = append(args, text)
+	}
+	rows, err := s.pool.Query(ctx, sql+` ORDER BY create_time, create_ns, id`, args...)
+	if err != nil {
+		return nil, 0, fail("data of collection "+collectionID, err)
+	}
+	defer rows.Close()
+	var (
+		out   []*dataset.Data
+		total int
+		doc   []byte
+	)
+	for rows.Next() {
+		if err := rows.Scan(&doc); err != nil {
+			return nil, 0, fail("data of collection "+collectionID, err)
+		}
+		d, err := scanData(doc)
+		if err != nil {
+			return nil, 0, fail("data of collection "+collectionID, err)
+		}
+		if !d.Contains(text) {
+			continue
+		}
+		total++
+		if total > offset && len(out) < limit {
+			out = append(out, d)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, 0, fail("data of collection "+collectionID, err)
+	}
+	return out, total, nil
+}
+
 // UpdateData implements dataset.DataStore, in one transaction: the item's
 // collection is held (KEY SHARE, as a deletion locks it first), then the
 // item; its new q must be free or its own.

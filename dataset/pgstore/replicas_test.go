@@ -464,3 +464,95 @@ func TestFeedUnderConcurrentWriters(t *testing.T) {
 		}
 	}
 }
+
+// pushInto pushes items q0..qn-1 into a collection through s and waits
+// until they are trained.
+func pushInto(t testing.TB, s *dataset.Service, collID string, n int, q func(i int) string) {
+	t.Helper()
+	items := make([]dataset.PushItem, n)
+	for i := range items {
+		items[i] = dataset.PushItem{Q: q(i), A: fmt.Sprintf("answer %d", i)}
+	}
+	if res, err := s.Push(ctx, dataset.PushRequest{TeamID: team, CollectionID: collID, Data: items}); err != nil || res.InsertLen != n {
+		t.Fatalf("push: %+v %v", res, err)
+	}
+	eventually(t, time.Minute, "training", func() bool {
+		d, err := s.Collection(ctx, team, collID)
+		if err != nil || d.FailedAmount > 0 {
+			t.Fatalf("training: %+v %v", d, err)
+		}
+		return d.TrainingAmount == 0 && d.DataAmount == n
+	})
+}
+
+// collectionsFound is the collections whose data a search through s
+// finds, in any mode.
+func collectionsFound(t testing.TB, s *dataset.Service, dsID, text string) map[string]bool {
+	t.Helper()
+	out := map[string]bool{}
+	for _, mode := range modes {
+		res, err := s.Search(ctx, dataset.SearchRequest{TeamID: team, DatasetIDs: []string{dsID}, Text: text, Mode: mode, Limit: 50})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, h := range res.Hits {
+			out[h.CollectionID] = true
+		}
+	}
+	return out
+}
+
+// Collections deleted together through A, in two datasets, vanish from
+// B's vector and full-text indexes, and the collection kept beside them
+// stays found.
+func TestReplicasForgetDeletedCollections(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	a, _ := replica(t, dsn, pgstore.Options{}, dataset.Options{})
+	b, _ := replica(t, dsn, pgstore.Options{}, dataset.Options{})
+	ds1, gone1 := newCollection(t, a)
+	keep, err := a.CreateCollection(ctx, team, ds1, "kept")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds2, gone2 := newCollection(t, a)
+	for _, c := range []string{gone1, keep.ID, gone2} {
+		pushInto(t, a, c, 20, func(i int) string { return fmt.Sprintf("%s: %s", c, question(i)) })
+	}
+	text := question(3)
+	eventually(t, time.Second, "B finds every collection", func() bool {
+		f1, f2 := collectionsFound(t, b, ds1, text), collectionsFound(t, b, ds2, text)
+		return f1[gone1] && f1[keep.ID] && f2[gone2]
+	})
+
+	if err := a.DeleteCollections(ctx, team, []string{gone1, gone2}); err != nil {
+		t.Fatal(err)
+	}
+	lag := eventually(t, time.Second, "the deleted collections leave B's indexes", func() bool {
+		f1, f2 := collectionsFound(t, b, ds1, text), collectionsFound(t, b, ds2, text)
+		return !f1[gone1] && len(f2) == 0
+	})
+	t.Logf("B forgot the collections %v after A deleted them", lag)
+	if f := collectionsFound(t, b, ds1, text); !f[keep.ID] {
+		t.Fatalf("the kept collection is no longer found through B: %v", f)
+	}
+	// A search for the deleted collection's own questions finds a full
+	// page of the kept one's: stale vectors or text entries of the deleted
+	// data would take the index's top places and leave the page short.
+	for _, s := range []*dataset.Service{a, b} {
+		for _, mode := range modes {
+			res, err := s.Search(ctx, dataset.SearchRequest{TeamID: team, DatasetIDs: []string{ds1},
+				Text: gone1 + ": " + text, Mode: mode, Limit: 5})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(res.Hits) != 5 {
+				t.Fatalf("%s search for the deleted collection's questions: %d hits, want a full page of 5 of the kept one's", mode, len(res.Hits))
+			}
+			for _, h := range res.Hits {
+				if h.CollectionID != keep.ID {
+					t.Fatalf("%s search found %+v, not of the kept collection", mode, h)
+				}
+			}
+		}
+	}
+}

@@ -187,3 +187,21 @@ func split(t time.Time) (time.Time, int16) {
 }
 
 func joined(t time.Time, ns int16) time.Time { return t.Add(time.Duration(ns)).UTC() }
+
+// splitOrNull is split for a time that may be unset: the zero time is
+// NULL.
+func splitOrNull(t time.Time) (*time.Time, int16) {
+	if t.IsZero() {
+		return nil, 0
+	}
+	at, ns := split(t)
+	return &at, ns
+}
+
+// joinedOrZero is joined for a time splitOrNull wrote.
+func joinedOrZero(t *time.Time, ns int16) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return joined(*t, ns)
+}
