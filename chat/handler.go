@@ -1,6 +1,7 @@
 package chat
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"log/slog"
@@ -153,6 +154,7 @@ func (h *Handler) Completions(w http.ResponseWriter, r *http.Request) {
 // the client holds the whole answer.
 func (h *Handler) answer(w http.ResponseWriter, r *http.Request, er Request, req *CompletionRequest, done func(*Result)) *Result {
 	er.Messages, er.Variables, er.Temperature = req.Messages, req.Variables, req.Temperature
+	er.Tools, er.ToolChoice, er.ParallelToolCalls = req.Tools, req.ToolChoice, req.ParallelToolCalls
 	switch {
 	case req.MaxCompletionTokens != nil:
 		er.MaxTokens = *req.MaxCompletionTokens
@@ -235,8 +237,9 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 // FastGPT's responseData with detail=true.
 func completionJSON(res *Result, detail bool) any {
 	type message struct {
-		Role    string `json:"role"`
-		Content string `json:"content"`
+		Role      string     `json:"role"`
+		Content   *string    `json:"content"` // null when the model only called tools
+		ToolCalls []wholeToolCall `json:"tool_calls,omitempty"`
 	}
 	type choice struct {
 		Index        int     `json:"index"`
@@ -254,8 +257,11 @@ func completionJSON(res *Result, detail bool) any {
 		NewVariables map[string]any   `json:"newVariables,omitempty"`
 	}{
 		ID: res.ID, Object: "chat.completion", Created: res.Created.Unix(), Model: res.AppID,
-		Choices: []choice{{Message: message{Role: "assistant", Content: res.Text}, FinishReason: res.FinishReason}},
+		Choices: []choice{{Message: message{Role: "assistant", Content: &res.Text, ToolCalls: wholeToolCalls(res.ToolCalls)}, FinishReason: res.FinishReason}},
 		Usage:   res.Usage,
+	}
+	if res.Text == "" && len(res.ToolCalls) > 0 {
+		out.Choices[0].Message.Content = nil
 	}
 	if detail {
 		out.ResponseData = res.Responses
@@ -263,6 +269,25 @@ func completionJSON(res *Result, detail bool) any {
 			out.ResponseData = []ModuleResponse{}
 		}
 		out.NewVariables = res.Variables
+	}
+	return out
+}
+
+// wholeToolCall is a finished tool call as a non-stream answer shows it:
+// without the index that orders a stream's fragments.
+type wholeToolCall struct {
+	ID       string       `json:"id"`
+	Type     string       `json:"type"`
+	Function FunctionCall `json:"function"`
+}
+
+func wholeToolCalls(cs []ToolCall) []wholeToolCall {
+	if len(cs) == 0 {
+		return nil
+	}
+	out := make([]wholeToolCall, len(cs))
+	for i, c := range cs {
+		out[i] = wholeToolCall{ID: c.ID, Type: cmp.Or(c.Type, "function"), Function: c.Function}
 	}
 	return out
 }
