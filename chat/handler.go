@@ -69,8 +69,10 @@ func NewHandler(e *Engine, opts HandlerOptions) *Handler {
 // any key and check its scope themselves, to tell a key without an app that
 // it needs one, and answer refusals in OpenAI's shape, so that OpenAI's SDKs
 // raise their typed errors; with ShareLinks set, they also serve visitors
-// without a key. The history routes take any key and check it against the
-// app; the app routes need the admin scope.
+// without a key. The model routes list the apps a key may address, in
+// OpenAI's shape, for clients that ask before they chat. The history
+// routes take any key and check it against the app; the app routes need
+// the admin scope.
 func (h *Handler) Routes() []auth.Route {
 	completions := auth.Route{MaxBody: h.opts.MaxBody, OnError: WriteOpenAIError, Handler: http.HandlerFunc(h.Completions)}
 	if h.opts.ShareLinks != nil {
@@ -79,8 +81,13 @@ func (h *Handler) Routes() []auth.Route {
 	v1 := completions
 	completions.Pattern, v1.Pattern = "POST /api/v1/chat/completions", "POST /v1/chat/completions"
 	api := h.opts.MaxAPIBody
+	models := func(pattern string, fn http.HandlerFunc) auth.Route {
+		return auth.Route{Pattern: pattern, OnError: WriteOpenAIError, Handler: fn}
+	}
 	return []auth.Route{
 		completions, v1,
+		models("GET /v1/models", h.ListModels), models("GET /api/v1/models", h.ListModels),
+		models("GET /v1/models/{model}", h.Model), models("GET /api/v1/models/{model}", h.Model),
 		{Pattern: "POST /api/v1/sessions/clear", MaxBody: api, Handler: http.HandlerFunc(h.ClearSession)},
 		{Pattern: "GET /api/core/chat/getHistories", Handler: http.HandlerFunc(h.Histories)},
 		{Pattern: "GET /api/core/chat/getPaginationRecords", Handler: http.HandlerFunc(h.Records)},
@@ -237,8 +244,8 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 // FastGPT's responseData with detail=true.
 func completionJSON(res *Result, detail bool) any {
 	type message struct {
-		Role      string     `json:"role"`
-		Content   *string    `json:"content"` // null when the model only called tools
+		Role      string          `json:"role"`
+		Content   *string         `json:"content"` // null when the model only called tools
 		ToolCalls []wholeToolCall `json:"tool_calls,omitempty"`
 	}
 	type choice struct {
