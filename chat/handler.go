@@ -179,20 +179,21 @@ func (h *Handler) answer(w http.ResponseWriter, r *http.Request, er Request, req
 	if done != nil {
 		done(res)
 	}
-	httpjson.Write(w, http.StatusOK, completionJSON(res, req.Detail))
+	httpjson.Write(w, http.StatusOK, completionJSON(req.view.result(res), req.Detail))
 	return res
 }
 
 // stream answers as SSE and returns the result of a chat that finished.
 func (h *Handler) stream(w http.ResponseWriter, r *http.Request, er Request, req *CompletionRequest, done func(*Result)) *Result {
 	sse := newSSESink(w, req.Detail, req.StreamOptions != nil && req.StreamOptions.IncludeUsage, h.opts.ResponsesEvent)
-	sink := Sink(sse)
+	seen := req.view.sink(sse)
+	sink := seen
 	if done != nil {
 		sink = SinkFunc(func(ev Event) error {
 			if ev.Kind == EventDone {
 				done(ev.Result) // before the chunk that ends the stream
 			}
-			return sse.Send(ev)
+			return seen.Send(ev)
 		})
 	}
 	ctx, cancel := context.WithCancel(r.Context())

@@ -43,6 +43,8 @@ type CompletionRequest struct {
 	ShareID    string `json:"-"`
 	AuthToken  string `json:"-"`
 	OutLinkUID string `json:"-"`
+
+	view *visitorView // a share link's filter of what its visitor sees
 }
 
 // StreamOptions are OpenAI's stream options.
