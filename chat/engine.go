@@ -370,7 +370,7 @@ func questionOf(req Request) (string, error) {
 	if n == 0 || req.Messages[n-1].Role != RoleUser {
 		return "", ErrNoQuestion
 	}
-	if req.ChatID != "" && usesTools(req.Messages) {
+	if req.ChatID != "" && (req.Tools != nil || usesTools(req.Messages)) {
 		return "", errToolsNeedMessages
 	}
 	return req.Messages[n-1].Content, nil

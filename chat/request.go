@@ -239,7 +239,7 @@ func decodeMessages(raw json.RawMessage) ([]Message, error) {
 		}
 		out = append(out, m)
 	}
-	return out, nil
+	return out, checkToolResults(out)
 }
 
 // decodeContent accepts a string, or an array of parts: text parts are

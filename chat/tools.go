@@ -52,6 +52,22 @@ func decodeMessage(field string, role Role, wm wireMessage) (Message, error) {
 	return m, err
 }
 
+// checkToolResults checks that every tool message answers a call an
+// earlier assistant message made, as OpenAI requires.
+func checkToolResults(msgs []Message) error {
+	calls := map[string]bool{}
+	for i, m := range msgs {
+		for _, c := range m.ToolCalls {
+			calls[c.ID] = true
+		}
+		if m.Role == RoleTool && !calls[m.ToolCallID] {
+			return apierror.InvalidRequest(fmt.Sprintf("messages[%d].tool_call_id", i),
+				"%q names no tool call of an earlier assistant message", m.ToolCallID)
+		}
+	}
+	return nil
+}
+
 // checkImageURL checks an image_url part's image: a URL the model's
 // provider can fetch, or the image itself as a data: URL.
 func checkImageURL(field string, img *ImageURL) error {
@@ -172,7 +188,8 @@ func usesTools(msgs []Message) bool {
 	return false
 }
 
-// errToolsNeedMessages refuses tool calls in a conversation kept by chatId,
-// whose history holds text turns only.
+// errToolsNeedMessages refuses tools in a conversation kept by chatId:
+// its history holds text turns only, so the calls a turn made could not
+// be continued from it.
 var errToolsNeedMessages = apierror.InvalidRequest("chatId",
-	"a conversation kept by chatId stores text turns only; send tool calls and tool results without chatId, with the whole conversation in messages")
+	"a conversation kept by chatId stores text turns only; send tools, tool calls and tool results without chatId, with the whole conversation in messages")

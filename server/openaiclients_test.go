@@ -468,3 +468,34 @@ func TestUnknownOpenAIRoutes(t *testing.T) {
 		}
 	}
 }
+
+// A tool-calling app refuses what it cannot carry out, in OpenAI's shape,
+// naming the field, before the upstream is asked: tools in a conversation
+// kept by chatId (its history keeps text turns only), and malformed tools.
+func TestClientsToolBadInputs(t *testing.T) {
+	base, _, up, key, _ := ocServe(t)
+	const tools = `"tools":[{"type":"function","function":{"name":"get_weather"}}]`
+	for _, c := range []struct{ body, want string }{
+		{`{"chatId":"c1",` + tools + `,"messages":[{"role":"user","content":"weather?"}]}`, `"chatId": a conversation kept by chatId stores text turns only`},
+		{`{"sessionId":"s1","messages":[{"role":"user","content":"weather?"},{"role":"assistant","tool_calls":[{"id":"c","type":"function","function":{"name":"get_weather","arguments":"{}"}}]},{"role":"tool","tool_call_id":"c","content":"sunny"}]}`, `"chatId": a conversation kept by chatId`},
+		{`{"tools":[{"type":"function","function":{"description":"no name"}}],"messages":[{"role":"user","content":"hi"}]}`, `"tools[0].function.name": is required`},
+		{`{` + tools + `,"tool_choice":{"type":"function"},"messages":[{"role":"user","content":"hi"}]}`, `"tool_choice": must be`},
+		{`{"messages":[{"role":"user","content":"hi"},{"role":"tool","tool_call_id":"c","content":"sunny"}]}`, `"messages[1].tool_call_id": "c" names no tool call of an earlier assistant message`},
+	} {
+		for _, stream := range []string{`"stream":false,`, `"stream":true,`} {
+			status, body := ccRaw(t, base, key, "{"+stream+c.body[1:])
+			var oe struct {
+				Error struct{ Message, Type, Code string } `json:"error"`
+			}
+			if status != 400 || json.Unmarshal([]byte(body), &oe) != nil || oe.Error.Type != "invalid_request_error" || !strings.Contains(oe.Error.Message, c.want) {
+				t.Fatalf("%s: %d %s", c.body, status, body)
+			}
+		}
+	}
+	if n := len(up.requests()); n != 0 {
+		t.Fatalf("the upstream was asked %d times", n)
+	}
+	if _, e := envCall(t, "GET", base+"/api/core/chat/getHistories?appId=agent", key, ""); e.Code != 200 || !strings.Contains(string(e.Data), `"total":0`) {
+		t.Fatalf("conversations stored: %+v", e)
+	}
+}
