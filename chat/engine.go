@@ -274,6 +274,9 @@ func (e *Engine) run(ctx context.Context, req Request, sink Sink) (*Result, erro
 			return nil, fmt.Errorf("chat: count prompt tokens: %w", err)
 		}
 		res.Usage = Usage{PromptTokens: prompt, CompletionTokens: e.cfg.Tokens.Count(res.Text)}
+		for _, c := range res.ToolCalls { // the calls are the model's output too
+			res.Usage.CompletionTokens += e.cfg.Tokens.Count(c.Function.Name + c.Function.Arguments)
+		}
 	}
 	res.Usage.TotalTokens = res.Usage.PromptTokens + res.Usage.CompletionTokens
 
