@@ -2,6 +2,7 @@ package chat
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -33,8 +34,14 @@ type Request struct {
 	// MaxTokens and Temperature override the app's settings when set.
 	MaxTokens   int
 	Temperature *float64
-	ShareID     string // set for share-link chats
-	UID         string // the share-link visitor, if known
+	// Tools, ToolChoice and ParallelToolCalls pass to a model that
+	// supports FeatureTools (see ModelRequest); a request with tools for
+	// another model is refused.
+	Tools             json.RawMessage
+	ToolChoice        json.RawMessage
+	ParallelToolCalls *bool
+	ShareID           string // set for share-link chats
+	UID               string // the share-link visitor, if known
 }
 
 // EngineOptions hold what an Engine works with. Apps and History are
@@ -165,10 +172,13 @@ func (e *Engine) run(ctx context.Context, req Request, sink Sink) (*Result, erro
 		}
 		defer end()
 	}
-	if len(req.Messages) == 0 || req.Messages[len(req.Messages)-1].Role != RoleUser {
-		return nil, ErrNoQuestion
+	if err := checkFeatures(model, app.Model, req); err != nil {
+		return nil, err
 	}
-	question := req.Messages[len(req.Messages)-1].Content
+	question, err := questionOf(req)
+	if err != nil {
+		return nil, err
+	}
 
 	// History and variables: a stored conversation keeps its variables, and
 	// the request's override them.
@@ -238,7 +248,9 @@ func (e *Engine) run(ctx context.Context, req Request, sink Sink) (*Result, erro
 		return nil, err
 	}
 	mreq := ModelRequest{Model: app.Model, Messages: msgs, Question: question, Quotes: quotes,
-		EmptyAnswer: app.EmptyAnswer, MaxTokens: app.MaxTokens, Temperature: app.Temperature}
+		EmptyAnswer: app.EmptyAnswer, MaxTokens: app.MaxTokens, Temperature: app.Temperature,
+		Tools: req.Tools, ToolChoice: req.ToolChoice, ParallelToolCalls: req.ParallelToolCalls,
+		OnToolCall: func(c ToolCall) error { return e.send(sink, Event{Kind: EventToolCall, ToolCall: c}) }}
 	if req.MaxTokens > 0 {
 		mreq.MaxTokens = req.MaxTokens
 	}
@@ -269,8 +281,11 @@ func (e *Engine) run(ctx context.Context, req Request, sink Sink) (*Result, erro
 	if res.Text == "" {
 		res.Text = answer.String()
 	}
-	res.FinishReason = out.FinishReason
-	if res.FinishReason == "" {
+	res.FinishReason, res.ToolCalls = out.FinishReason, out.ToolCalls
+	switch {
+	case res.FinishReason == "" && len(res.ToolCalls) > 0:
+		res.FinishReason = "tool_calls"
+	case res.FinishReason == "":
 		res.FinishReason = "stop"
 	}
 	res.Usage = out.Usage
@@ -280,6 +295,9 @@ func (e *Engine) run(ctx context.Context, req Request, sink Sink) (*Result, erro
 			return nil, fmt.Errorf("chat: count prompt tokens: %w", err)
 		}
 		res.Usage = Usage{PromptTokens: prompt, CompletionTokens: e.cfg.Tokens.Count(res.Text)}
+		for _, c := range res.ToolCalls { // the calls are the model's output too
+			res.Usage.CompletionTokens += e.cfg.Tokens.Count(c.Function.Name + c.Function.Arguments)
+		}
 	}
 	res.Usage.TotalTokens = res.Usage.PromptTokens + res.Usage.CompletionTokens
 	// The turn is answered and counted (counting a long prompt stops when
@@ -364,6 +382,31 @@ func (e *Engine) price(model string, in, out int) float64 {
 		return 0
 	}
 	return math.Round(e.cfg.Price.Points(model, in, out)*100000*1000) / 1000
+}
+
+// questionOf is the text of req's last user message, which must end
+// the messages, or be followed only by the tool calls it led to and their
+// results.
+func questionOf(req Request) (string, error) {
+	n := len(req.Messages)
+	if n > 0 && req.Messages[n-1].Role == RoleTool {
+		if req.ChatID != "" {
+			return "", errToolsNeedMessages
+		}
+		for i := n - 1; i >= 0; i-- {
+			if req.Messages[i].Role == RoleUser {
+				return req.Messages[i].Content, nil
+			}
+		}
+		return "", nil // a conversation a system prompt began: tools answer it
+	}
+	if n == 0 || req.Messages[n-1].Role != RoleUser {
+		return "", ErrNoQuestion
+	}
+	if req.ChatID != "" && (req.Tools != nil || usesTools(req.Messages)) {
+		return "", errToolsNeedMessages
+	}
+	return req.Messages[n-1].Content, nil
 }
 
 // NewCompletionID returns a new completion id, chatcmpl-<random>.

@@ -473,7 +473,7 @@ func TestRunHistory(t *testing.T) {
 	got := f.model.requests()[1].Messages
 	want := []chat.Message{{Role: chat.RoleSystem, Content: "Be brief."}, {Role: chat.RoleUser, Content: "first question\nsecond line"},
 		{Role: chat.RoleAssistant, Content: "The answer is 42."}, {Role: chat.RoleUser, Content: "again"}}
-	if !slices.Equal(got, want) {
+	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("second turn's messages\n got %+v\nwant %+v", got, want)
 	}
 	if _, total, _ := f.store.Records(ctx, auth.DefaultTeam, "plain", "c1", 0, 0); total != 4 {
@@ -516,7 +516,7 @@ func TestRunStatelessStoresNothing(t *testing.T) {
 		t.Fatalf("chatId %q", res.ChatID)
 	}
 	got := f.model.requests()[0]
-	if want := append([]chat.Message{{Role: chat.RoleSystem, Content: "Be brief."}}, msgs...); !slices.Equal(got.Messages, want) {
+	if want := append([]chat.Message{{Role: chat.RoleSystem, Content: "Be brief."}}, msgs...); !reflect.DeepEqual(got.Messages, want) {
 		t.Fatalf("model messages %+v", got.Messages)
 	}
 	if got.Question != "q2" {

@@ -5,7 +5,8 @@ import "time"
 // EventKind says what an Event carries.
 type EventKind int
 
-// The kinds of event Engine.Run sends, in the order they can occur.
+// The kinds of event Engine.Run sends. Node statuses and variables come
+// before the deltas and tool calls, and an error or done ends the run.
 const (
 	// EventNodeStatus: a module (KB Search, AI Chat) starts; Node is set.
 	EventNodeStatus EventKind = iota + 1
@@ -17,12 +18,16 @@ const (
 	EventError
 	// EventDone: the run finished; Result is set and no event follows.
 	EventDone
+	// EventToolCall: a fragment of a tool call the model makes, among the
+	// deltas; ToolCall is set.
+	EventToolCall
 )
 
 // Event is one step of a run, sent to a Sink.
 type Event struct {
 	Kind      EventKind
 	Delta     string
+	ToolCall  ToolCall
 	Node      NodeStatus
 	Variables map[string]any
 	Err       error
@@ -56,7 +61,9 @@ type Result struct {
 	ChatID       string
 	Text         string
 	FinishReason string
-	Usage        Usage
+	// ToolCalls are the calls the model made, whole.
+	ToolCalls []ToolCall
+	Usage     Usage
 	// Responses are the module responses FastGPT calls responseData.
 	Responses []ModuleResponse
 	// Variables are the conversation's variables after the run.

@@ -1,6 +1,7 @@
 package chat
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"log/slog"
@@ -68,8 +69,10 @@ func NewHandler(e *Engine, opts HandlerOptions) *Handler {
 // any key and check its scope themselves, to tell a key without an app that
 // it needs one, and answer refusals in OpenAI's shape, so that OpenAI's SDKs
 // raise their typed errors; with ShareLinks set, they also serve visitors
-// without a key. The history routes take any key and check it against the
-// app; the app routes need the admin scope.
+// without a key. The model routes list the apps a key may address, in
+// OpenAI's shape, for clients that ask before they chat. The history
+// routes take any key and check it against the app; the app routes need
+// the admin scope.
 func (h *Handler) Routes() []auth.Route {
 	completions := auth.Route{MaxBody: h.opts.MaxBody, OnError: WriteOpenAIError, Handler: http.HandlerFunc(h.Completions)}
 	if h.opts.ShareLinks != nil {
@@ -78,8 +81,13 @@ func (h *Handler) Routes() []auth.Route {
 	v1 := completions
 	completions.Pattern, v1.Pattern = "POST /api/v1/chat/completions", "POST /v1/chat/completions"
 	api := h.opts.MaxAPIBody
+	models := func(pattern string, fn http.HandlerFunc) auth.Route {
+		return auth.Route{Pattern: pattern, OnError: WriteOpenAIError, Handler: fn}
+	}
 	return []auth.Route{
 		completions, v1,
+		models("GET /v1/models", h.ListModels), models("GET /api/v1/models", h.ListModels),
+		models("GET /v1/models/{model}", h.Model), models("GET /api/v1/models/{model}", h.Model),
 		{Pattern: "POST /api/v1/sessions/clear", MaxBody: api, Handler: http.HandlerFunc(h.ClearSession)},
 		{Pattern: "GET /api/core/chat/getHistories", Handler: http.HandlerFunc(h.Histories)},
 		{Pattern: "GET /api/core/chat/getPaginationRecords", Handler: http.HandlerFunc(h.Records)},
@@ -154,6 +162,7 @@ func (h *Handler) Completions(w http.ResponseWriter, r *http.Request) {
 // turn was stored and billed succeeded too.
 func (h *Handler) answer(w http.ResponseWriter, r *http.Request, er Request, req *CompletionRequest, done func(*Result)) *Result {
 	er.Messages, er.Variables, er.Temperature = req.Messages, req.Variables, req.Temperature
+	er.Tools, er.ToolChoice, er.ParallelToolCalls = req.Tools, req.ToolChoice, req.ParallelToolCalls
 	switch {
 	case req.MaxCompletionTokens != nil:
 		er.MaxTokens = *req.MaxCompletionTokens
@@ -173,20 +182,21 @@ func (h *Handler) answer(w http.ResponseWriter, r *http.Request, er Request, req
 		h.fail(w, r, err)
 		return nil
 	}
-	httpjson.Write(w, http.StatusOK, completionJSON(res, req.Detail))
+	httpjson.Write(w, http.StatusOK, completionJSON(req.view.result(res), req.Detail))
 	return res
 }
 
 // stream answers as SSE and returns the result of a chat that finished.
 func (h *Handler) stream(w http.ResponseWriter, r *http.Request, er Request, req *CompletionRequest, done func(*Result)) *Result {
 	sse := newSSESink(w, req.Detail, req.StreamOptions != nil && req.StreamOptions.IncludeUsage, h.opts.ResponsesEvent)
-	sink := Sink(sse)
+	seen := req.view.sink(sse)
+	sink := seen
 	if done != nil {
 		sink = SinkFunc(func(ev Event) error {
 			if ev.Kind == EventDone {
 				done(ev.Result) // before the chunk that ends the stream
 			}
-			return sse.Send(ev)
+			return seen.Send(ev)
 		})
 	}
 	ctx, cancel := context.WithCancel(r.Context())
@@ -238,8 +248,9 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 // FastGPT's responseData with detail=true.
 func completionJSON(res *Result, detail bool) any {
 	type message struct {
-		Role    string `json:"role"`
-		Content string `json:"content"`
+		Role      string          `json:"role"`
+		Content   *string         `json:"content"` // null when the model only called tools
+		ToolCalls []wholeToolCall `json:"tool_calls,omitempty"`
 	}
 	type choice struct {
 		Index        int     `json:"index"`
@@ -257,8 +268,11 @@ func completionJSON(res *Result, detail bool) any {
 		NewVariables map[string]any   `json:"newVariables,omitempty"`
 	}{
 		ID: res.ID, Object: "chat.completion", Created: res.Created.Unix(), Model: res.AppID,
-		Choices: []choice{{Message: message{Role: "assistant", Content: res.Text}, FinishReason: res.FinishReason}},
+		Choices: []choice{{Message: message{Role: "assistant", Content: &res.Text, ToolCalls: wholeToolCalls(res.ToolCalls)}, FinishReason: res.FinishReason}},
 		Usage:   res.Usage,
+	}
+	if res.Text == "" && len(res.ToolCalls) > 0 {
+		out.Choices[0].Message.Content = nil
 	}
 	if detail {
 		out.ResponseData = res.Responses
@@ -266,6 +280,25 @@ func completionJSON(res *Result, detail bool) any {
 			out.ResponseData = []ModuleResponse{}
 		}
 		out.NewVariables = res.Variables
+	}
+	return out
+}
+
+// wholeToolCall is a finished tool call as a non-stream answer shows it:
+// without the index that orders a stream's fragments.
+type wholeToolCall struct {
+	ID       string       `json:"id"`
+	Type     string       `json:"type"`
+	Function FunctionCall `json:"function"`
+}
+
+func wholeToolCalls(cs []ToolCall) []wholeToolCall {
+	if len(cs) == 0 {
+		return nil
+	}
+	out := make([]wholeToolCall, len(cs))
+	for i, c := range cs {
+		out[i] = wholeToolCall{ID: c.ID, Type: cmp.Or(c.Type, "function"), Function: c.Function}
 	}
 	return out
 }

@@ -528,7 +528,10 @@ func TestCompletionsStreamDetail(t *testing.T) {
 				names = append(names, ev.name)
 			}
 		}
-		want := []string{"updateVariables", "flowNodeStatus", "answer", respEvent, "answer"}
+		want, mods := []string{"updateVariables", "flowNodeStatus", "answer", respEvent, "answer"}, len(events)-2
+		if respEvent == "appStreamResponse" { // after [DONE], as the older documents show it
+			want, mods = []string{"updateVariables", "flowNodeStatus", "answer", respEvent}, len(events)-1
+		}
 		if !slices.Equal(names, want) {
 			t.Fatalf("event names %v, want %v:\n%s", names, want, b)
 		}
@@ -536,14 +539,21 @@ func TestCompletionsStreamDetail(t *testing.T) {
 			events[2].data != `{"status":"running","name":"AI Chat"}` {
 			t.Fatalf("first events %+v", events[:3])
 		}
-		text, _ := streamSummary(t, events, "kb")
+		answerEvents := events
+		if respEvent == "appStreamResponse" {
+			answerEvents = events[:len(events)-1]
+		}
+		text, _ := streamSummary(t, answerEvents, "kb")
 		if text != "Makoto Shinkai directed it." {
 			t.Fatalf("streamed %q", text)
 		}
-		var mods []chat.ModuleResponse
-		if err := json.Unmarshal([]byte(events[len(events)-2].data), &mods); err != nil || len(mods) != 2 ||
-			mods[0].ModuleName != "KB Search" || mods[1].ModuleName != "AI Chat" || mods[1].Answer != text {
-			t.Fatalf("%s: %s (%v)", respEvent, events[len(events)-2].data, err)
+		if respEvent == "appStreamResponse" && events[len(events)-2].data != "[DONE]" {
+			t.Fatalf("%s does not follow [DONE]:\n%s", respEvent, b)
+		}
+		var got []chat.ModuleResponse
+		if err := json.Unmarshal([]byte(events[mods].data), &got); err != nil || len(got) != 2 ||
+			got[0].ModuleName != "KB Search" || got[1].ModuleName != "AI Chat" || got[1].Answer != text {
+			t.Fatalf("%s: %s (%v)", respEvent, events[mods].data, err)
 		}
 		if g.conversations("kb") != 1 {
 			t.Fatal("the streamed chat was not stored")
@@ -622,7 +632,25 @@ func TestCompletionsBadInputs(t *testing.T) {
 		{"number content", `{"chatId":"bad","messages":[{"role":"user","content":42}]}`, `"messages[0].content": must be a string`},
 		{"object content", `{"chatId":"bad","messages":[{"role":"system","content":"s"},{"role":"user","content":{"text":"hi"}}]}`, `"messages[1].content": must be a string`},
 		{"missing content", `{"chatId":"bad","messages":[{"role":"user"}]}`, `"messages[0].content": is required`},
-		{"image part", `{"chatId":"bad","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"x"}}]}]}`, `"messages[0].content[0]"`},
+		{"image URL not a URL", `{"chatId":"bad","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"x"}}]}]}`, `"messages[0].content[0].image_url.url": must be an http(s) URL`},
+		{"image without its URL", `{"messages":[{"role":"user","content":[{"type":"image_url"}]}]}`, `"messages[0].content[0].image_url.url": is required`},
+		{"image detail", `{"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"https://e.test/a.png","detail":"max"}}]}]}`, `"messages[0].content[0].image_url.detail"`},
+		{"audio part", `{"messages":[{"role":"user","content":[{"type":"input_audio","input_audio":{}}]}]}`, `"messages[0].content[0]": only text and image_url parts`},
+		{"image in a system message", `{"messages":[{"role":"system","content":[{"type":"image_url","image_url":{"url":"https://e.test/a.png"}}]},{"role":"user","content":"hi"}]}`, `"messages[0].content": image_url parts belong to user messages`},
+		{"image to a text model", `{"messages":[{"role":"user","content":[{"type":"text","text":"what is it?"},{"type":"image_url","image_url":{"url":"https://e.test/a.png"}}]}]}`, `"messages[0].content[1].image_url": the app's model "script" does not take image_url`},
+		{"tools to a text model", `{"tools":[{"type":"function","function":{"name":"f","parameters":{}}}],"messages":[{"role":"user","content":"hi"}]}`, `"tools": the app's model "script" does not take tools`},
+		{"tool results to a text model", `{"messages":[{"role":"user","content":"hi"},{"role":"assistant","content":null,"tool_calls":[{"id":"c1","type":"function","function":{"name":"f","arguments":"{}"}}]},{"role":"tool","tool_call_id":"c1","content":"42"}]}`, `"messages[1].tool_calls": the app's model "script" does not take tools`},
+		{"tools not an array", `{"tools":{"type":"function"},"messages":[{"role":"user","content":"hi"}]}`, `"tools": must be an array`},
+		{"tool type", `{"tools":[{"type":"retrieval"}],"messages":[{"role":"user","content":"hi"}]}`, `"tools[0].type": must be "function"`},
+		{"tool without a name", `{"tools":[{"type":"function","function":{"parameters":{}}}],"messages":[{"role":"user","content":"hi"}]}`, `"tools[0].function.name": is required`},
+		{"tool_choice unknown", `{"tools":[{"type":"function","function":{"name":"f"}}],"tool_choice":"always","messages":[{"role":"user","content":"hi"}]}`, `"tool_choice": must be none, auto, required`},
+		{"tool_choice without tools", `{"tool_choice":"required","messages":[{"role":"user","content":"hi"}]}`, `"tool_choice": needs tools`},
+		{"parallel_tool_calls without tools", `{"parallel_tool_calls":false,"messages":[{"role":"user","content":"hi"}]}`, `"parallel_tool_calls": needs tools`},
+		{"parallel_tool_calls not a boolean", `{"parallel_tool_calls":"no","messages":[{"role":"user","content":"hi"}]}`, `invalid field "parallel_tool_calls": must be a boolean`},
+		{"tool message without its call", `{"messages":[{"role":"user","content":"hi"},{"role":"tool","content":"42"}]}`, `"messages[1].tool_call_id": is required`},
+		{"tool_calls on a user message", `{"messages":[{"role":"user","content":"hi","tool_calls":[{"id":"c1","type":"function","function":{"name":"f"}}]}]}`, `"messages[0].tool_calls": only assistant messages`},
+		{"tool call without an id", `{"messages":[{"role":"assistant","tool_calls":[{"type":"function","function":{"name":"f"}}]},{"role":"user","content":"hi"}]}`, `"messages[0].tool_calls[0].id": is required`},
+		{"tool call without a name", `{"messages":[{"role":"assistant","tool_calls":[{"id":"c1","type":"function","function":{"arguments":"{}"}}]},{"role":"user","content":"hi"}]}`, `"messages[0].tool_calls[0].function.name": is required`},
 		{"variables an array", `{"chatId":"bad","variables":["a"],"messages":[{"role":"user","content":"hi"}]}`, `"variables": must be an object`},
 		{"variables a string", `{"chatId":"bad","variables":"a=b","messages":[{"role":"user","content":"hi"}]}`, `"variables": must be an object`},
 		{"variables a number", `{"chatId":"bad","variables":1,"messages":[{"role":"user","content":"hi"}]}`, `"variables": must be an object`},

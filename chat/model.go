@@ -2,6 +2,7 @@ package chat
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -16,12 +17,70 @@ const (
 	RoleSystem    Role = "system"
 	RoleUser      Role = "user"
 	RoleAssistant Role = "assistant"
+	// RoleTool carries a tool's result back to the model.
+	RoleTool Role = "tool"
 )
 
 // Message is one message of a conversation.
 type Message struct {
-	Role    Role   `json:"role"`
+	Role Role `json:"role"`
+	// Content is the message's text: its text parts joined when it has Parts.
 	Content string `json:"content"`
+	// Parts is the content as the client sent it, in order, when it holds
+	// more than text (images); nil for text alone.
+	Parts []ContentPart `json:"parts,omitempty"`
+	// ToolCalls are the calls an assistant message made.
+	ToolCalls []ToolCall `json:"tool_calls,omitempty"`
+	// ToolCallID names the call a tool message answers.
+	ToolCallID string `json:"tool_call_id,omitempty"`
+}
+
+// ContentPart is one part of a message's content, as OpenAI names them.
+type ContentPart struct {
+	Type     string    `json:"type"` // "text" or "image_url"
+	Text     string    `json:"text,omitempty"`
+	ImageURL *ImageURL `json:"image_url,omitempty"`
+}
+
+// ImageURL is an image_url part's image: an http(s) or data: URL.
+type ImageURL struct {
+	URL    string `json:"url"`
+	Detail string `json:"detail,omitempty"` // auto, low or high
+}
+
+// ToolCall is a call of a function tool, in OpenAI's shape. In a stream,
+// a ToolCall is a fragment: Index says which call it continues, and
+// Arguments is the next piece of that call's arguments.
+type ToolCall struct {
+	Index    int          `json:"index"`
+	ID       string       `json:"id,omitempty"`
+	Type     string       `json:"type,omitempty"` // "function"
+	Function FunctionCall `json:"function"`
+}
+
+// FunctionCall is what a ToolCall calls.
+type FunctionCall struct {
+	Name      string `json:"name,omitempty"`
+	Arguments string `json:"arguments"`
+}
+
+// Feature is something a request may need of its model beyond text.
+type Feature string
+
+// Features a request may need.
+const (
+	// FeatureTools: tools, tool_choice, tool calls and tool results.
+	FeatureTools Feature = "tools"
+	// FeatureImages: image_url content parts.
+	FeatureImages Feature = "image_url"
+)
+
+// FeatureModel is a Model that takes more than text. The engine refuses a
+// request needing a Feature its model does not support, naming the field,
+// rather than drop it; a Model that is not a FeatureModel takes text only.
+type FeatureModel interface {
+	Model
+	Supports(f Feature) bool
 }
 
 // Quote is a knowledge-base passage retrieved for a question.
@@ -45,6 +104,16 @@ type ModelRequest struct {
 	EmptyAnswer string    // what to say when nothing in the quotes answers
 	MaxTokens   int       // 0: the model's default
 	Temperature *float64  // nil: the model's default
+	// Tools, ToolChoice and ParallelToolCalls are the request's, as the
+	// client sent them (JSON), for a FeatureModel that supports
+	// FeatureTools; nil when absent.
+	Tools             json.RawMessage
+	ToolChoice        json.RawMessage
+	ParallelToolCalls *bool
+	// OnToolCall, when set, receives the tool-call fragments of a stream
+	// as they come; a model that calls tools must call it, in order with
+	// onToken, and stop with its error.
+	OnToolCall func(ToolCall) error
 }
 
 // Usage counts the tokens of one model call.
@@ -57,7 +126,9 @@ type Usage struct {
 // ModelResult is a finished answer.
 type ModelResult struct {
 	Text         string
-	FinishReason string // "stop" or "length"
+	FinishReason string // "stop", "length" or "tool_calls"
+	// ToolCalls are the finished calls the model made, whole.
+	ToolCalls []ToolCall
 	// Usage is the provider's count; zero when it gave none, and the engine
 	// then counts with its tokenizer.
 	Usage Usage

@@ -31,6 +31,11 @@ type CompletionRequest struct {
 	SessionID           *string        `json:"sessionId"`
 	Variables           map[string]any `json:"-"`
 	Detail              bool           `json:"detail"`
+	// Tools, ToolChoice and ParallelToolCalls go to the model as sent;
+	// only models that support FeatureTools take them.
+	Tools             json.RawMessage `json:"tools"`
+	ToolChoice        json.RawMessage `json:"tool_choice"`
+	ParallelToolCalls *bool           `json:"parallel_tool_calls"`
 	// ShareID and AuthToken (or its older name OutLinkUID) are how a
 	// share-link visitor, who has no key, names the link and proves who
 	// they are (see ShareLinks). They are read leniently, as strings or
@@ -38,6 +43,8 @@ type CompletionRequest struct {
 	ShareID    string `json:"-"`
 	AuthToken  string `json:"-"`
 	OutLinkUID string `json:"-"`
+
+	view *visitorView // a share link's filter of what its visitor sees
 }
 
 // StreamOptions are OpenAI's stream options.
@@ -57,13 +64,16 @@ type wireRequest struct {
 }
 
 type wireMessage struct {
-	Role    *string         `json:"role"`
-	Content json.RawMessage `json:"content"`
+	Role       *string         `json:"role"`
+	Content    json.RawMessage `json:"content"`
+	ToolCalls  json.RawMessage `json:"tool_calls"`
+	ToolCallID *string         `json:"tool_call_id"`
 }
 
 type contentPart struct {
-	Type string  `json:"type"`
-	Text *string `json:"text"`
+	Type     string    `json:"type"`
+	Text     *string   `json:"text"`
+	ImageURL *ImageURL `json:"image_url"`
 }
 
 // decodeCompletion reads and checks a completion request. Every error is a
@@ -156,6 +166,9 @@ func (wr *wireRequest) check(err error) (*CompletionRequest, error) {
 	if req.ChatID != nil && req.SessionID != nil && *req.ChatID != *req.SessionID && *req.ChatID != "" && *req.SessionID != "" {
 		return nil, apierror.InvalidRequest("sessionId", "differs from chatId; send one of them")
 	}
+	if err := checkTools(req); err != nil {
+		return nil, err
+	}
 	return req, nil
 }
 
@@ -215,47 +228,69 @@ func decodeMessages(raw json.RawMessage) ([]Message, error) {
 			role = RoleUser
 		case "assistant":
 			role = RoleAssistant
+		case "tool":
+			role = RoleTool
 		default:
-			return nil, apierror.InvalidRequest(field+".role", "must be system, developer, user or assistant, not %q", *wm.Role)
+			return nil, apierror.InvalidRequest(field+".role", "must be system, developer, user, assistant or tool, not %q", *wm.Role)
 		}
-		content, err := decodeContent(field+".content", wm.Content)
+		m, err := decodeMessage(field, role, wm)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, Message{Role: role, Content: content})
+		out = append(out, m)
 	}
-	return out, nil
+	return out, checkToolResults(out)
 }
 
-// decodeContent accepts a string, or an array of text parts (joined), which
-// is how newer SDKs send the same thing.
-func decodeContent(field string, raw json.RawMessage) (string, error) {
+// decodeContent accepts a string, or an array of parts: text parts are
+// joined into the text, and parts are returned too when an image_url part
+// is among them, for the models that read images.
+func decodeContent(field string, raw json.RawMessage) (string, []ContentPart, error) {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || string(raw) == "null" {
-		return "", apierror.InvalidRequest(field, "is required")
+		return "", nil, apierror.InvalidRequest(field, "is required")
 	}
 	switch raw[0] {
 	case '"':
 		var s string
 		if err := json.Unmarshal(raw, &s); err != nil {
-			return "", apierror.InvalidRequest(field, "is not a valid JSON string")
+			return "", nil, apierror.InvalidRequest(field, "is not a valid JSON string")
 		}
-		return s, nil
+		return s, nil, nil
 	case '[':
 		var parts []contentPart
 		if err := json.Unmarshal(raw, &parts); err != nil {
-			return "", apierror.InvalidRequest(field, "must be a string or an array of {type: \"text\", text} parts")
+			return "", nil, apierror.InvalidRequest(field, "must be a string or an array of {type: \"text\", text} or {type: \"image_url\", image_url: {url}} parts")
 		}
-		var b strings.Builder
+		var (
+			b      strings.Builder
+			out    = make([]ContentPart, 0, len(parts))
+			images bool
+		)
 		for j, p := range parts {
-			if p.Type != "text" || p.Text == nil {
-				return "", apierror.InvalidRequest(fmt.Sprintf("%s[%d]", field, j), "only text parts are supported (type %q)", p.Type)
+			pf := fmt.Sprintf("%s[%d]", field, j)
+			switch {
+			case p.Type == "text" && p.Text != nil:
+				b.WriteString(*p.Text)
+				out = append(out, ContentPart{Type: "text", Text: *p.Text})
+			case p.Type == "image_url":
+				if err := checkImageURL(pf+".image_url", p.ImageURL); err != nil {
+					return "", nil, err
+				}
+				images = true
+				out = append(out, ContentPart{Type: "image_url", ImageURL: p.ImageURL})
+			case p.Type == "text":
+				return "", nil, apierror.InvalidRequest(pf+".text", "is required")
+			default:
+				return "", nil, apierror.InvalidRequest(pf, "only text and image_url parts are supported (type %q)", p.Type)
 			}
-			b.WriteString(*p.Text)
 		}
-		return b.String(), nil
+		if !images {
+			out = nil
+		}
+		return b.String(), out, nil
 	}
-	return "", apierror.InvalidRequest(field, "must be a string")
+	return "", nil, apierror.InvalidRequest(field, "must be a string or an array of parts")
 }
 
 // openAIError is OpenAI's error body.

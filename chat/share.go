@@ -58,6 +58,10 @@ type Visit struct {
 	Token string
 	// HideDetail strips responseData and quotes from what the visitor sees.
 	HideDetail bool
+	// With detail shown: HideNodeStatus drops the flowNodeStatus events,
+	// HideQuoteText the quotes' text (q, a, and the completeMessages that
+	// hold them), HideSources the quotes' source names.
+	HideNodeStatus, HideQuoteText, HideSources bool
 	// Report says the link's owner asked, when the visitor came, to hear
 	// of the finished chat; the ShareLinks implementation reads it in
 	// Finish, so that a link changed mid-chat is judged as it was when the
@@ -130,6 +134,9 @@ func (k keyless) ServeKeyless(w http.ResponseWriter, r *http.Request) bool {
 	if v.HideDetail {
 		req.Detail = false
 	}
+	if v.HideNodeStatus || v.HideQuoteText || v.HideSources {
+		req.view = &visitorView{hideNodes: v.HideNodeStatus, hideQuoteText: v.HideQuoteText, hideSources: v.HideSources}
+	}
 	// The visit is reported before the answer's last bytes go out, so
 	// that a visitor who holds the whole answer has had it reported even
 	// if the process dies the moment after.
@@ -176,4 +183,57 @@ func lastQuestion(raw json.RawMessage) string {
 		return ""
 	}
 	return ""
+}
+
+// visitorView is what a share link shows its visitor of a chat with
+// detail: the finish callback and the stored history keep everything.
+type visitorView struct {
+	hideNodes, hideQuoteText, hideSources bool
+}
+
+// sink filters the events a visitor's stream is sent.
+func (v *visitorView) sink(next Sink) Sink {
+	if v == nil {
+		return next
+	}
+	return SinkFunc(func(ev Event) error {
+		switch ev.Kind {
+		case EventNodeStatus:
+			if v.hideNodes {
+				return nil
+			}
+		case EventDone:
+			ev.Result = v.result(ev.Result)
+		}
+		return next.Send(ev)
+	})
+}
+
+// result returns res as the visitor may see it, res itself unchanged.
+func (v *visitorView) result(res *Result) *Result {
+	if v == nil || (!v.hideQuoteText && !v.hideSources) || len(res.Responses) == 0 {
+		return res
+	}
+	out := *res
+	out.Responses = make([]ModuleResponse, len(res.Responses))
+	for i, m := range res.Responses {
+		if len(m.QuoteList) > 0 {
+			qs := make([]Quote, len(m.QuoteList))
+			for j, q := range m.QuoteList {
+				if v.hideQuoteText {
+					q.Q, q.A = "", ""
+				}
+				if v.hideSources {
+					q.Source = ""
+				}
+				qs[j] = q
+			}
+			m.QuoteList = qs
+		}
+		if v.hideQuoteText {
+			m.CompleteMessages = nil // the prompt quotes the passages
+		}
+		out.Responses[i] = m
+	}
+	return &out
 }

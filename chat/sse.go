@@ -88,6 +88,20 @@ func (s *sseSink) Send(ev Event) error {
 			b = appendJSONString(b, ev.Delta)
 			return append(b, `},"finish_reason":null}]}`...)
 		})
+	case EventToolCall:
+		s.commit()
+		c := ev.ToolCall
+		s.event(s.answerEvent(), func(b []byte) []byte {
+			b = append(b, s.chunkHead...)
+			if !s.sentRole {
+				b = append(b, `"role":"assistant","content":null,`...)
+				s.sentRole = true
+			}
+			call, _ := json.Marshal([]ToolCall{c})
+			b = append(b, `"tool_calls":`...)
+			b = append(b, call...)
+			return append(b, `},"finish_reason":null}]}`...)
+		})
 	case EventDone:
 		s.commit()
 		res := ev.Result
@@ -105,10 +119,17 @@ func (s *sseSink) Send(ev Event) error {
 				return append(append(b, u...), '}')
 			})
 		}
-		if s.detail {
+		// FastGPT sends flowResponses before [DONE]; its older documents
+		// show appStreamResponse after it, and clients written to them
+		// read on past [DONE] for it.
+		after := s.respEvent == "appStreamResponse"
+		if s.detail && !after {
 			s.jsonEvent(s.respEvent, res.Responses)
 		}
 		s.event(s.answerEvent(), func(b []byte) []byte { return append(b, "[DONE]"...) })
+		if s.detail && after {
+			s.jsonEvent(s.respEvent, res.Responses)
+		}
 		s.closed = true
 	case EventError:
 		if !s.committed {

@@ -2,6 +2,7 @@ package server
 
 import (
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/chatgate/chatgate/apierror"
@@ -31,6 +32,10 @@ import (
 //	GET    /api/support/openapi/me                   any key         auth
 //	POST   /api/v1/chat/completions                  any key, links  chat
 //	POST   /v1/chat/completions                      any key, links  chat
+//	GET    /v1/models                                any key         chat
+//	GET    /api/v1/models                            any key         chat
+//	GET    /v1/models/{model}                        any key         chat
+//	GET    /api/v1/models/{model}                    any key         chat
 //	POST   /api/v1/sessions/clear                    any key         chat
 //	GET    /api/core/chat/getHistories               any key         chat
 //	GET    /api/core/chat/getPaginationRecords       any key         chat
@@ -72,7 +77,9 @@ import (
 //	DELETE /api/core/dataset/data/delete             dataset:write   dataset
 //	POST   /api/core/dataset/searchTest              dataset:read    dataset
 //
-// Anything else answers 404 not_found in the envelope.
+// Anything else answers 404 not_found: under /v1/ and /api/v1/, where
+// OpenAI's SDKs call, in OpenAI's error shape, so that they show the
+// message; elsewhere in the envelope.
 
 // domainRoutes returns each domain's routes, by package.
 func (s *Server) domainRoutes() map[string][]auth.Route {
@@ -97,7 +104,12 @@ func (s *Server) routes() http.Handler {
 		auth.Mount(mux, s.Authn, rs...)
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		httpjson.WriteError(w, r, s.log, apierror.NotFound("route "+r.Method+" "+r.URL.Path))
+		err := apierror.NotFound("route " + r.Method + " " + r.URL.Path)
+		if strings.HasPrefix(r.URL.Path, "/v1/") || strings.HasPrefix(r.URL.Path, "/api/v1/") {
+			chat.WriteOpenAIError(w, r, err)
+			return
+		}
+		httpjson.WriteError(w, r, s.log, err)
 	})
 	return s.metrics.instrument(bodyDeadline(time.Duration(s.cfg.Server.BodyReadTimeout), uniqueQuery(mux)))
 }

@@ -74,6 +74,7 @@ func (l shareLinks) Admit(ctx context.Context, req chat.ShareRequest) (*chat.Vis
 	}
 	return &chat.Visit{TeamID: adm.Link.TeamID, AppID: adm.Link.AppID, LinkID: adm.Link.ID, LinkName: adm.Link.Name,
 		UID: adm.UID, Token: adm.Token, HideDetail: !adm.Link.ResponseDetail, Report: adm.Link.Limit.HookURL != "",
+		HideNodeStatus: !adm.Link.ShowNodeStatus, HideQuoteText: !adm.Link.ShowCompleteQuote, HideSources: !adm.Link.ShowRawSource,
 		End: adm.End}, nil
 }
 

@@ -2,6 +2,7 @@ package shareauth
 
 import (
 	"cmp"
+	"errors"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -80,6 +81,21 @@ func (w *limitWire) limit() (Limit, error) {
 	return l, nil
 }
 
+// displayWire is Display on the wire, each field optional.
+type displayWire struct {
+	ShowNodeStatus    *bool   `json:"showNodeStatus"`
+	ShowCompleteQuote *bool   `json:"showCompleteQuote"`
+	ShowFullText      *bool   `json:"showFullText"` // FastGPT's other name for showCompleteQuote
+	ShowRawSource     *bool   `json:"showRawSource"`
+	ImmediateResponse *string `json:"immediateResponse"`
+	DefaultResponse   *string `json:"defaultResponse"`
+}
+
+func (w displayWire) update() DisplayUpdate {
+	return DisplayUpdate{ShowNodeStatus: w.ShowNodeStatus, ShowCompleteQuote: cmp.Or(w.ShowCompleteQuote, w.ShowFullText),
+		ShowRawSource: w.ShowRawSource, ImmediateResponse: w.ImmediateResponse, DefaultResponse: w.DefaultResponse}
+}
+
 // linkView is a link on the wire: an unlimited quota is -1, as on keys.
 type linkView struct {
 	*Link
@@ -103,11 +119,17 @@ func viewLink(l *Link) linkView {
 }
 
 func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
+	var de *httpjson.DecodeError
+	if errors.As(err, &de) {
+		// encoding/json names fields of an embedded struct by its type
+		de.Field = strings.TrimPrefix(de.Field, "displayWire.")
+	}
 	httpjson.WriteError(w, r, h.log, err)
 }
 
 // Create serves POST /api/support/outLink/create {appId, name, limit?,
-// responseDetail?}; data is the link with its shareId and secret, shown
+// responseDetail?, showNodeStatus?, showCompleteQuote? (or showFullText),
+// showRawSource?, immediateResponse?, defaultResponse?}; data is the link with its shareId and secret, shown
 // this once.
 func (h *Handler) Create(w http.ResponseWriter, r *http.Request) {
 	var body struct {
@@ -116,6 +138,7 @@ func (h *Handler) Create(w http.ResponseWriter, r *http.Request) {
 		Type           string    `json:"type"` // FastGPT's "share"/"apikey"; accepted, ignored
 		Limit          limitWire `json:"limit"`
 		ResponseDetail bool      `json:"responseDetail"`
+		displayWire
 	}
 	if err := httpjson.Decode(w, r, &body, 64<<10); err != nil {
 		h.fail(w, r, err)
@@ -126,8 +149,10 @@ func (h *Handler) Create(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
+	var d Display
+	body.update().apply(&d)
 	l, secret, err := h.s.CreateLink(r.Context(), LinkSpec{TeamID: auth.MustFromContext(r.Context()).TeamID, AppID: body.AppID,
-		Name: body.Name, Limit: lim, ResponseDetail: body.ResponseDetail})
+		Name: body.Name, Limit: lim, ResponseDetail: body.ResponseDetail, Display: d})
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -159,7 +184,7 @@ func (h *Handler) List(w http.ResponseWriter, r *http.Request) {
 }
 
 // Update serves PUT /api/support/outLink/update {shareId|id, name?, limit?,
-// responseDetail?}.
+// responseDetail?, and Create's display fields?}.
 func (h *Handler) Update(w http.ResponseWriter, r *http.Request) {
 	var body struct {
 		ID             string     `json:"id"`
@@ -167,12 +192,13 @@ func (h *Handler) Update(w http.ResponseWriter, r *http.Request) {
 		Name           *string    `json:"name"`
 		Limit          *limitWire `json:"limit"`
 		ResponseDetail *bool      `json:"responseDetail"`
+		displayWire
 	}
 	if err := httpjson.Decode(w, r, &body, 64<<10); err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	u := LinkUpdate{ID: cmp.Or(body.ShareID, body.ID), Name: body.Name, ResponseDetail: body.ResponseDetail}
+	u := LinkUpdate{ID: cmp.Or(body.ShareID, body.ID), Name: body.Name, ResponseDetail: body.ResponseDetail, Display: body.update()}
 	if body.ShareID != "" && body.ID != "" && body.ShareID != body.ID {
 		h.fail(w, r, apierror.InvalidRequest("id", "differs from shareId; give one of them"))
 		return
@@ -244,5 +270,6 @@ func (h *Handler) Init(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	httpjson.WriteData(w, map[string]any{"shareId": adm.Link.ID, "appId": adm.Link.AppID, "name": adm.Link.Name,
-		"uid": adm.UID, "responseDetail": adm.Link.ResponseDetail})
+		"uid": adm.UID, "responseDetail": adm.Link.ResponseDetail, "showNodeStatus": adm.Link.ShowNodeStatus,
+		"showCompleteQuote": adm.Link.ShowCompleteQuote, "showRawSource": adm.Link.ShowRawSource})
 }

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/chatgate/chatgate/apierror"
+	"github.com/chatgate/chatgate/internal/field"
 )
 
 // Link is a share link: an app published to visitors without keys.
@@ -17,12 +18,66 @@ type Link struct {
 	// ResponseDetail shows visitors the module responses (responseData and
 	// quotes); the finish callback always gets them.
 	ResponseDetail bool `json:"responseDetail"`
+	Display
 	// Secret signs the callbacks. It is stored, since signing needs it, but
 	// never listed: the API shows it once, at creation.
 	Secret       string    `json:"-"`
 	UsagePoints  float64   `json:"usagePoints"`
 	LastUsedTime time.Time `json:"lastUsedTime,omitzero"`
 	CreateTime   time.Time `json:"createTime"`
+}
+
+// Display is what a link shows its visitors of a chat beyond the answer,
+// under FastGPT's names. The zero Display, FastGPT's default, shows the
+// least; the finish callback always gets everything.
+type Display struct {
+	// ShowNodeStatus sends the visitor the flowNodeStatus events of a
+	// detail stream.
+	ShowNodeStatus bool `json:"showNodeStatus"`
+	// ShowCompleteQuote shows the quotes' full text (q and a, and the
+	// prompt messages that hold them) in the module responses; without
+	// it a visitor sees which passages were quoted, not what they say.
+	ShowCompleteQuote bool `json:"showCompleteQuote"`
+	// ShowRawSource shows the quotes' source names.
+	ShowRawSource bool `json:"showRawSource"`
+	// ImmediateResponse and DefaultResponse are FastGPT's replies for
+	// messaging platforms (sent at once, and on failure). They are kept
+	// and listed for the link's own front end; chat answers do not use
+	// them.
+	ImmediateResponse string `json:"immediateResponse,omitempty"`
+	DefaultResponse   string `json:"defaultResponse,omitempty"`
+}
+
+// DisplayUpdate changes a link's Display; nil fields are kept.
+type DisplayUpdate struct {
+	ShowNodeStatus, ShowCompleteQuote, ShowRawSource *bool
+	ImmediateResponse, DefaultResponse               *string
+}
+
+// apply sets u's fields on d.
+func (u DisplayUpdate) apply(d *Display) {
+	for _, f := range []struct {
+		to   *bool
+		from *bool
+	}{{&d.ShowNodeStatus, u.ShowNodeStatus}, {&d.ShowCompleteQuote, u.ShowCompleteQuote}, {&d.ShowRawSource, u.ShowRawSource}} {
+		if f.from != nil {
+			*f.to = *f.from
+		}
+	}
+	if u.ImmediateResponse != nil {
+		d.ImmediateResponse = *u.ImmediateResponse
+	}
+	if u.DefaultResponse != nil {
+		d.DefaultResponse = *u.DefaultResponse
+	}
+}
+
+// MaxReplyBytes bounds a link's immediateResponse and defaultResponse.
+const MaxReplyBytes = 10_000
+
+func (d *Display) validate() error {
+	return field.First(field.Text("immediateResponse", d.ImmediateResponse, MaxReplyBytes),
+		field.Text("defaultResponse", d.DefaultResponse, MaxReplyBytes))
 }
 
 // Limit bounds a link's use.

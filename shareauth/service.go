@@ -168,6 +168,7 @@ type LinkSpec struct {
 	Name           string
 	Limit          Limit
 	ResponseDetail bool
+	Display        Display
 }
 
 // validateLimit checks l and normalises an unlimited quota to 0.
@@ -219,13 +220,16 @@ func (s *Service) CreateLink(ctx context.Context, spec LinkSpec) (*Link, string,
 	if err := s.validateLimit(&spec.Limit); err != nil {
 		return nil, "", err
 	}
+	if err := spec.Display.validate(); err != nil {
+		return nil, "", err
+	}
 	if s.opts.Apps != nil {
 		if err := s.opts.Apps.CheckApp(ctx, spec.TeamID, spec.AppID); err != nil {
 			return nil, "", err
 		}
 	}
 	l := &Link{ID: id.New(), TeamID: spec.TeamID, AppID: spec.AppID, Name: spec.Name, Limit: spec.Limit,
-		ResponseDetail: spec.ResponseDetail, Secret: newSecret(), CreateTime: time.Now().UTC()}
+		ResponseDetail: spec.ResponseDetail, Display: spec.Display, Secret: newSecret(), CreateTime: time.Now().UTC()}
 	if err := s.store.PutLink(ctx, l); err != nil {
 		return nil, "", err
 	}
@@ -255,6 +259,7 @@ type LinkUpdate struct {
 	Name           *string
 	Limit          *Limit
 	ResponseDetail *bool
+	Display        DisplayUpdate
 }
 
 // UpdateLink applies u to a team's link.
@@ -279,6 +284,10 @@ func (s *Service) UpdateLink(ctx context.Context, teamID string, u LinkUpdate) (
 	}
 	if u.ResponseDetail != nil {
 		l.ResponseDetail = *u.ResponseDetail
+	}
+	u.Display.apply(&l.Display)
+	if err := l.Display.validate(); err != nil {
+		return nil, err
 	}
 	if err := s.store.PutLink(ctx, l); err != nil {
 		return nil, err

@@ -34,6 +34,26 @@ type Model struct {
 	// requireFinish treats a stream without a finish reason as cut off;
 	// langchaingo reports one for OpenAI but not for Ollama.
 	requireFinish bool
+	// tools: the provider takes tools and images (chat.FeatureModel).
+	tools bool
+}
+
+var _ chat.FeatureModel = (*Model)(nil)
+
+// Supports implements chat.FeatureModel: the OpenAI provider takes tools
+// and images; Ollama, through langchaingo, neither.
+func (l *Model) Supports(f chat.Feature) bool {
+	return l.tools && (f == chat.FeatureTools || f == chat.FeatureImages)
+}
+
+// needsMore reports whether msgs hold images, tool calls or tool results.
+func needsMore(msgs []chat.Message) bool {
+	for _, m := range msgs {
+		if m.Parts != nil || len(m.ToolCalls) > 0 || m.Role == chat.RoleTool {
+			return true
+		}
+	}
+	return false
 }
 
 // Config declares an upstream model provider.
@@ -58,12 +78,16 @@ func NewOpenAI(c Config) (*Model, error) {
 	if key == "" {
 		key = "none" // local OpenAI-compatible servers often need no key; langchaingo insists on one
 	}
-	opts := []openai.Option{openai.WithBaseURL(c.BaseURL), openai.WithToken(key), openai.WithHTTPClient(c.client())}
+	opts := []openai.Option{openai.WithBaseURL(c.BaseURL), openai.WithToken(key), openai.WithHTTPClient(wireClient(c.client()))}
 	if c.Model != "" {
 		opts = append(opts, openai.WithModel(c.Model))
 	}
 	llm, err := openai.New(opts...)
-	return c.model("openai", llm, err, true)
+	m, err := c.model("openai", llm, err, true)
+	if m != nil {
+		m.tools = true
+	}
+	return m, err
 }
 
 // NewOllama returns a Model for an Ollama server.
@@ -95,16 +119,12 @@ func (l *Model) Generate(ctx context.Context, req chat.ModelRequest, onToken fun
 	if onToken == nil {
 		onToken = func(string) error { return nil }
 	}
-	msgs := make([]llms.MessageContent, 0, len(req.Messages))
-	for _, m := range req.Messages {
-		role := llms.ChatMessageTypeHuman
-		switch m.Role {
-		case chat.RoleSystem:
-			role = llms.ChatMessageTypeSystem
-		case chat.RoleAssistant:
-			role = llms.ChatMessageTypeAI
-		}
-		msgs = append(msgs, llms.TextParts(role, m.Content))
+	if !l.tools && (req.Tools != nil || needsMore(req.Messages)) {
+		return chat.ModelResult{}, &chat.UpstreamError{Provider: l.Provider, Err: errToolsUnsupported}
+	}
+	msgs, err := messages(req.Messages)
+	if err != nil {
+		return chat.ModelResult{}, err
 	}
 	model := l.Name
 	if model == "" {
@@ -125,14 +145,36 @@ func (l *Model) Generate(ctx context.Context, req chat.ModelRequest, onToken fun
 	var (
 		sinkErr  error
 		streamed strings.Builder
+		watch    *streamWatch
+		over     bool // Generate has returned: nothing more reaches the chat
 	)
+	if req.Tools != nil {
+		// the transport reads the stream (see tools.go); langchaingo's
+		// callback then only tells the idle timer the upstream is alive
+		watch = &streamWatch{emit: func(text string, call *chat.ToolCall) error {
+			mu.Lock()
+			defer mu.Unlock()
+			timer.Reset(idle)
+			switch {
+			case over:
+				return context.Canceled
+			case call != nil && req.OnToolCall != nil:
+				sinkErr = req.OnToolCall(*call)
+			case text != "":
+				streamed.WriteString(text)
+				sinkErr = onToken(text)
+			}
+			return sinkErr
+		}}
+		ctx = withToolCall(ctx, &toolCall{fields: wireFields(req), watch: watch})
+	}
 	opts := []llms.CallOption{
 		llms.WithModel(model),
 		llms.WithStreamingFunc(func(_ context.Context, chunk []byte) error {
 			mu.Lock()
 			defer mu.Unlock()
 			timer.Reset(idle)
-			if len(chunk) == 0 {
+			if len(chunk) == 0 || watch != nil {
 				return nil
 			}
 			streamed.Write(chunk)
@@ -150,6 +192,9 @@ func (l *Model) Generate(ctx context.Context, req chat.ModelRequest, onToken fun
 		opts = append(opts, llms.WithTemperature(*req.Temperature))
 	}
 	resp, err := l.LLM.GenerateContent(ctx, msgs, opts...)
+	mu.Lock()
+	over = true
+	mu.Unlock()
 	if sinkErr != nil {
 		return chat.ModelResult{}, sinkErr
 	}
@@ -178,6 +223,9 @@ func (l *Model) Generate(ctx context.Context, req chat.ModelRequest, onToken fun
 		return chat.ModelResult{}, &chat.UpstreamError{Provider: l.Provider, Err: errors.New("stream ended before its final message")}
 	}
 	res := chat.ModelResult{Text: c.Content, FinishReason: c.StopReason}
+	if watch != nil {
+		res.ToolCalls = watch.calls
+	}
 	if res.FinishReason == "" {
 		res.FinishReason = "stop"
 	}

@@ -12,7 +12,8 @@ import (
 )
 
 const linkColumns = `id, team_id, app_id, name, expired_time, qpm, max_usage_points, hook_url,
-	response_detail, secret, usage_points, last_used_time, create_time`
+	response_detail, secret, usage_points, last_used_time, create_time,
+	show_node_status, show_complete_quote, show_raw_source, immediate_response, default_response`
 
 // scanLink reads a row of linkColumns.
 func scanLink(row pgx.Row) (*shareauth.Link, error) {
@@ -21,7 +22,8 @@ func scanLink(row pgx.Row) (*shareauth.Link, error) {
 		expired, lastUsed pgtype.Timestamptz
 	)
 	err := row.Scan(&l.ID, &l.TeamID, &l.AppID, &l.Name, &expired, &l.Limit.QPM, &l.Limit.MaxUsagePoints,
-		&l.Limit.HookURL, &l.ResponseDetail, &l.Secret, &l.UsagePoints, &lastUsed, &l.CreateTime)
+		&l.Limit.HookURL, &l.ResponseDetail, &l.Secret, &l.UsagePoints, &lastUsed, &l.CreateTime,
+		&l.ShowNodeStatus, &l.ShowCompleteQuote, &l.ShowRawSource, &l.ImmediateResponse, &l.DefaultResponse)
 	if err != nil {
 		return nil, err
 	}
@@ -32,15 +34,18 @@ func scanLink(row pgx.Row) (*shareauth.Link, error) {
 // PutLink implements shareauth.LinkStore.
 func (s *Store) PutLink(ctx context.Context, l *shareauth.Link) error {
 	_, err := s.pool.Exec(ctx, `INSERT INTO shareauth_links (`+linkColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
 		ON CONFLICT (id) DO UPDATE SET team_id = excluded.team_id, app_id = excluded.app_id,
 			name = excluded.name, expired_time = excluded.expired_time, qpm = excluded.qpm,
 			max_usage_points = excluded.max_usage_points, hook_url = excluded.hook_url,
 			response_detail = excluded.response_detail, secret = excluded.secret,
 			usage_points = excluded.usage_points, last_used_time = excluded.last_used_time,
-			create_time = excluded.create_time`,
+			create_time = excluded.create_time, show_node_status = excluded.show_node_status,
+			show_complete_quote = excluded.show_complete_quote, show_raw_source = excluded.show_raw_source,
+			immediate_response = excluded.immediate_response, default_response = excluded.default_response`,
 		l.ID, l.TeamID, l.AppID, l.Name, optionalTime(l.Limit.ExpiredTime), l.Limit.QPM, l.Limit.MaxUsagePoints,
-		l.Limit.HookURL, l.ResponseDetail, l.Secret, l.UsagePoints, optionalTime(l.LastUsedTime), l.CreateTime)
+		l.Limit.HookURL, l.ResponseDetail, l.Secret, l.UsagePoints, optionalTime(l.LastUsedTime), l.CreateTime,
+		l.ShowNodeStatus, l.ShowCompleteQuote, l.ShowRawSource, l.ImmediateResponse, l.DefaultResponse)
 	if err != nil {
 		return fail("put link "+l.ID, err)
 	}

@@ -107,7 +107,9 @@ func harness(t *testing.T, s shareauth.Store, exclusive bool) queuetest.Harness[
 func link(id, team, app string, created time.Time) *shareauth.Link {
 	return &shareauth.Link{ID: id, TeamID: team, AppID: app, Name: "link " + id,
 		Limit:          shareauth.Limit{ExpiredTime: t0.Add(24 * time.Hour), QPM: 5, MaxUsagePoints: 10, HookURL: "https://auth.example.com/base"},
-		ResponseDetail: true, Secret: "cgs_secret_" + id, UsagePoints: 1.25, LastUsedTime: t0.Add(time.Minute), CreateTime: created}
+		ResponseDetail: true, Secret: "cgs_secret_" + id, UsagePoints: 1.25, LastUsedTime: t0.Add(time.Minute), CreateTime: created,
+		Display: shareauth.Display{ShowNodeStatus: true, ShowCompleteQuote: true, ShowRawSource: true,
+			ImmediateResponse: "one moment…", DefaultResponse: "try again later"}}
 }
 
 // delivery is a callback of link shareID due at next.
@@ -224,6 +226,7 @@ func testPutLinkReplaces(t *testing.T, s shareauth.Store) {
 	l := link("l1", "team-a", "app-1", t0)
 	putLink(t, s, l)
 	l.Name, l.Limit.QPM, l.ResponseDetail = "renamed", 0, false
+	l.ShowNodeStatus, l.ShowRawSource, l.DefaultResponse = false, false, ""
 	putLink(t, s, l)
 	if got := getLink(t, s, "l1"); !sameLink(got, l) {
 		t.Fatalf("after a second PutLink: %+v\nwant %+v", got, l)
