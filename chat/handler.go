@@ -78,7 +78,7 @@ func (h *Handler) Routes() []auth.Route {
 	v1 := completions
 	completions.Pattern, v1.Pattern = "POST /api/v1/chat/completions", "POST /v1/chat/completions"
 	api := h.opts.MaxAPIBody
-	return []auth.Route{
+	return append([]auth.Route{
 		completions, v1,
 		{Pattern: "POST /api/v1/sessions/clear", MaxBody: api, Handler: http.HandlerFunc(h.ClearSession)},
 		{Pattern: "GET /api/core/chat/getHistories", Handler: http.HandlerFunc(h.Histories)},
@@ -88,7 +88,7 @@ func (h *Handler) Routes() []auth.Route {
 		{Pattern: "GET /api/core/app/detail", Scope: auth.ScopeAdmin, MaxBody: api, Handler: http.HandlerFunc(h.AppDetail)},
 		{Pattern: "PUT /api/core/app/update", Scope: auth.ScopeAdmin, MaxBody: api, Handler: http.HandlerFunc(h.UpdateApp)},
 		{Pattern: "DELETE /api/core/app/del", Scope: auth.ScopeAdmin, MaxBody: api, Handler: http.HandlerFunc(h.DeleteApp)},
-	}
+	}, h.historyRoutes()...)
 }
 
 // Register mounts the chat routes on mux behind g.
@@ -142,7 +142,7 @@ func (h *Handler) Completions(w http.ResponseWriter, r *http.Request) {
 		WriteOpenAIError(w, r, err)
 		return
 	}
-	h.answer(w, r, Request{TeamID: p.TeamID, KeyID: p.KeyID, AppID: appID, ChatID: req.conversationID()}, req, nil)
+	h.answer(w, r, Request{TeamID: p.TeamID, KeyID: p.KeyID, AppID: appID, ChatID: req.conversationID(), CustomUID: req.endUser()}, req, nil)
 }
 
 // answer runs er, completed from req, and answers it; it returns the result
@@ -153,6 +153,7 @@ func (h *Handler) Completions(w http.ResponseWriter, r *http.Request) {
 // the client holds the whole answer.
 func (h *Handler) answer(w http.ResponseWriter, r *http.Request, er Request, req *CompletionRequest, done func(*Result)) *Result {
 	er.Messages, er.Variables, er.Temperature = req.Messages, req.Variables, req.Temperature
+	er.ResponseID = req.ResponseChatItemID
 	switch {
 	case req.MaxCompletionTokens != nil:
 		er.MaxTokens = *req.MaxCompletionTokens
@@ -307,33 +308,34 @@ func (h *Handler) ClearSession(w http.ResponseWriter, r *http.Request) {
 	httpjson.WriteData(w, map[string]any{"agentId": appID, "sessionKey": b.SessionKey, "deleted": err == nil})
 }
 
-// Histories serves GET /api/core/chat/getHistories?appId=&offset=&pageSize=.
+// Histories serves GET /api/core/chat/getHistories?appId=&offset=&pageSize=
+// (and source= and customUid=, as the POST form takes them).
 func (h *Handler) Histories(w http.ResponseWriter, r *http.Request) {
 	p, appID, offset, size, err := h.historyQuery(r)
+	uid := r.URL.Query().Get("customUid")
+	if err == nil {
+		err = checkChatID("customUid", uid)
+	}
 	if err != nil {
 		h.envelopeError(w, r, err)
 		return
 	}
-	convs, total, err := h.e.cfg.History.Conversations(r.Context(), p.TeamID, appID, offset, size)
-	if err != nil {
-		h.envelopeError(w, r, err)
-		return
-	}
-	if convs == nil {
-		convs = []Conversation{}
-	}
-	httpjson.WriteData(w, map[string]any{"list": convs, "total": total})
+	h.list(w, r, chatRef{p: p, appID: appID}, ConversationFilter{CustomUID: uid, Source: r.URL.Query().Get("source")}, offset, size)
 }
 
-// Records serves GET /api/core/chat/getPaginationRecords?appId=&chatId=&offset=&pageSize=.
+// Records serves GET /api/core/chat/getPaginationRecords?appId=&chatId=&offset=&pageSize=
+// (and customUid=).
 func (h *Handler) Records(w http.ResponseWriter, r *http.Request) {
 	p, appID, offset, size, err := h.historyQuery(r)
-	chatID := r.URL.Query().Get("chatId")
+	chatID, uid := r.URL.Query().Get("chatId"), r.URL.Query().Get("customUid")
 	if err == nil && chatID == "" {
 		err = apierror.InvalidRequest("chatId", "is required")
 	}
 	if err == nil {
-		err = checkChatID("chatId", chatID)
+		err = field.First(checkChatID("chatId", chatID), checkChatID("customUid", uid))
+	}
+	if err == nil && uid != "" {
+		_, err = h.own(r.Context(), chatRef{p: p, appID: appID, chatID: chatID, customUID: uid})
 	}
 	if err != nil {
 		h.envelopeError(w, r, err)
@@ -380,6 +382,8 @@ func (h *Handler) envelopeError(w http.ResponseWriter, r *http.Request, err erro
 		err = apierror.NotFound("app")
 	case errors.Is(err, ErrChatNotFound):
 		err = apierror.NotFound("chat")
+	case errors.Is(err, ErrRecordNotFound):
+		err = apierror.NotFound("record")
 	}
 	httpjson.WriteError(w, r, h.log, err)
 }
