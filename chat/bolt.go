@@ -196,7 +196,8 @@ func (s *BoltStore) AppendTurn(ctx context.Context, c *Conversation, recs []Reco
 	return s.update(ctx, func(tx *bbolt.Tx) error {
 		key := []byte(convKey(c.TeamID, c.AppID, c.ChatID))
 		var old Conversation
-		if _, err := boltx.GetJSON(tx.Bucket(bucketConvs), key, &old); err != nil {
+		exists, err := boltx.GetJSON(tx.Bucket(bucketConvs), key, &old)
+		if err != nil {
 			return err
 		}
 		prefix := recordPrefix(c.TeamID, c.AppID, c.ChatID)
@@ -209,7 +210,7 @@ func (s *BoltStore) AppendTurn(ctx context.Context, c *Conversation, recs []Reco
 		}
 		cc := *c
 		cc.Messages = old.Messages + len(recs)
-		if old.ChatID != "" { // it exists: what updateHistory set stays
+		if exists { // what updateHistory set stays
 			cc.CustomTitle, cc.Top, cc.CustomUID = old.CustomTitle, old.Top, old.CustomUID
 		}
 		return boltx.PutJSON(tx.Bucket(bucketConvs), key, cc)
