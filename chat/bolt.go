@@ -211,7 +211,10 @@ func (s *BoltStore) AppendTurn(ctx context.Context, c *Conversation, recs []Reco
 		cc := *c
 		cc.Messages = old.Messages + len(recs)
 		if exists { // what updateHistory set stays
-			cc.CustomTitle, cc.Top, cc.CustomUID = old.CustomTitle, old.Top, old.CustomUID
+			if old.CustomUID != c.CustomUID {
+				return ErrOtherEndUser
+			}
+			cc.CustomTitle, cc.Top = old.CustomTitle, old.Top
 		}
 		return boltx.PutJSON(tx.Bucket(bucketConvs), key, cc)
 	})

@@ -305,11 +305,6 @@ func (e *Engine) run(ctx context.Context, req Request, sink Sink) (*Result, erro
 	return res, nil
 }
 
-// ErrOtherEndUser reports a conversation a caller naming an end user
-// (customUid) addressed that is not that end user's: to them it does not
-// exist.
-var ErrOtherEndUser = apierror.NotFound("chat")
-
 func otherEndUser(uid string) error {
 	return ErrOtherEndUser.WithMessage("chat not found for customUid %q", uid)
 }

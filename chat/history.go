@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/chatgate/chatgate/apierror"
 )
 
 // Conversation is a stored chat: FastGPT's chatId, the agent channel's sessionId.
@@ -68,7 +70,10 @@ type HistoryStore interface {
 	Conversation(ctx context.Context, team, app, chatID string, limit int) (*Conversation, []Record, error)
 	// AppendTurn stores c, creating or updating it, and appends recs to it.
 	// The store counts c's messages; c.Messages is ignored, and so are
-	// c.CustomTitle, c.Top and c.CustomUID of a conversation that exists.
+	// c.CustomTitle and c.Top of a conversation that exists. A conversation
+	// that exists with another CustomUID (deleted and started again by
+	// another end user while the turn ran) is ErrOtherEndUser, and nothing
+	// is stored.
 	AppendTurn(ctx context.Context, c *Conversation, recs []Record) error
 	// Conversations returns a page of an app's conversations, pinned (Top)
 	// first, then most recently updated first (ties by chatId), and how
@@ -83,6 +88,10 @@ type HistoryStore interface {
 
 // ErrChatNotFound reports a conversation that does not exist.
 var ErrChatNotFound = errors.New("chat: conversation not found")
+
+// ErrOtherEndUser reports a conversation of another end user (CustomUID)
+// than the caller named: to them it does not exist, so it is a 404.
+var ErrOtherEndUser = apierror.NotFound("chat")
 
 // convKey is the storage key of a conversation; NUL cannot occur in ids.
 func convKey(team, app, chatID string) string { return team + "\x00" + app + "\x00" + chatID }

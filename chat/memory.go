@@ -104,7 +104,10 @@ func (s *MemoryStore) AppendTurn(ctx context.Context, c *Conversation, recs []Re
 	k := convKey(c.TeamID, c.AppID, c.ChatID)
 	cc := cloneConversation(c)
 	if old, ok := s.convs[k]; ok {
-		cc.CustomTitle, cc.Top, cc.CustomUID = old.CustomTitle, old.Top, old.CustomUID
+		if old.CustomUID != c.CustomUID {
+			return ErrOtherEndUser
+		}
+		cc.CustomTitle, cc.Top = old.CustomTitle, old.Top
 	}
 	s.records[k] = append(s.records[k], cloneRecords(recs)...)
 	cc.Messages = len(s.records[k])

@@ -66,6 +66,7 @@ func storeCases() []storeCase {
 		{"DeleteRecord", testDeleteRecord, true},
 		{"Feedback", testFeedback, true},
 		{"DeleteConversations", testDeleteConversations, true},
+		{"AppendEndUser", testAppendEndUser, false},
 	}
 }
 

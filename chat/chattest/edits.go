@@ -114,9 +114,8 @@ func testSearchConversations(t *testing.T, s Store, _ func() Store) {
 	add("a2", "alice", "", 3*time.Minute)
 	add("n1", "", "", 4*time.Minute)
 	add("s1", "", "link", 5*time.Minute)
-	// the end user is the one who started the chat
 	c := conv("t", "app", "a1", st0.Add(6*time.Minute))
-	c.CustomUID = "bob"
+	c.CustomUID = "alice"
 	mustAppend(t, s, c, turn(1, "a1"))
 	mustAppend(t, s, conv("t", "app2", "a9", st0), turn(0, "x"))
 	for _, tc := range []struct {
@@ -319,5 +318,32 @@ func testDeleteConversations(t *testing.T, s Store, reopen func() Store) {
 	}
 	if got, _, _ := s.Conversations(ctx, "t", "app", 0, 0); !slices.Equal(chatIDs(got), []string{"s1"}) {
 		t.Fatalf("left: %v, want the share link's", chatIDs(got))
+	}
+}
+
+// A conversation is its end user's: a turn appended to it for another end
+// user (or for none, to one of an end user's) stores nothing.
+func testAppendEndUser(t *testing.T, s Store, _ func() Store) {
+	ctx := context.Background()
+	c := conv("t", "app", "c", st0)
+	c.CustomUID = "alice"
+	mustAppend(t, s, c, turn(0, "c"))
+	mustAppend(t, s, conv("t", "app", "n", st0), turn(0, "n"))
+	before, beforeN := snapshot(t, s, "t", "app", "c"), snapshot(t, s, "t", "app", "n")
+	for _, k := range []struct{ chatID, uid string }{{"c", "bob"}, {"c", ""}, {"n", "bob"}} {
+		o := conv("t", "app", k.chatID, st0.Add(time.Hour))
+		o.CustomUID = k.uid
+		if err := s.AppendTurn(ctx, o, turn(1, "x")); !errors.Is(err, chat.ErrOtherEndUser) {
+			t.Fatalf("appending to %s for %q: %v", k.chatID, k.uid, err)
+		}
+	}
+	if after, afterN := snapshot(t, s, "t", "app", "c"), snapshot(t, s, "t", "app", "n"); after != before || afterN != beforeN {
+		t.Fatalf("refused turns changed the history:\n%s\n%s\n%s\n%s", before, after, beforeN, afterN)
+	}
+	// the same end user goes on
+	c.UpdateTime = st0.Add(2 * time.Hour)
+	mustAppend(t, s, c, turn(2, "c"))
+	if got, recs, err := s.Conversation(ctx, "t", "app", "c", 0); err != nil || got.Messages != 4 || got.CustomUID != "alice" || !slices.Equal(values(recs), []string{"c q0", "c a0", "c q2", "c a2"}) {
+		t.Fatalf("alice's: %+v %v %v", got, values(recs), err)
 	}
 }

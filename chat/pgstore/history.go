@@ -34,7 +34,9 @@ type recordDoc struct {
 // statement commits, so a concurrent append to the same chatId, from this
 // process or another, waits and then numbers its records after these:
 // seqs run 0 to messages-1 without a gap or a repeat. The columns
-// updateHistory sets, and the end user, are written only by the insert.
+// updateHistory sets, and the end user, are written only by the insert;
+// another end user's conversation is not updated, so no record is
+// inserted either.
 const appendTurnSQL = `WITH c AS (
 	INSERT INTO chat_conversations AS c (team_id, app_id, chat_id, create_time, create_ns, update_time, update_ns, messages, doc,
 		top, custom_title, custom_uid, share_id)
@@ -43,6 +45,7 @@ const appendTurnSQL = `WITH c AS (
 		create_time = excluded.create_time, create_ns = excluded.create_ns,
 		update_time = excluded.update_time, update_ns = excluded.update_ns,
 		messages = c.messages + excluded.messages, doc = excluded.doc
+	WHERE c.custom_uid = excluded.custom_uid
 	RETURNING id, messages
 )
 INSERT INTO chat_records (conv_id, seq, time, time_ns, doc, data_id)
@@ -68,10 +71,13 @@ func (s *Store) AppendTurn(ctx context.Context, c *chat.Conversation, recs []cha
 	}
 	created, createNS := split(c.CreateTime)
 	updated, updateNS := split(c.UpdateTime)
-	_, err = s.pool.Exec(ctx, appendTurnSQL, c.TeamID, c.AppID, c.ChatID, created, createNS, updated, updateNS, times, nss, doc, docs,
+	tag, err := s.pool.Exec(ctx, appendTurnSQL, c.TeamID, c.AppID, c.ChatID, created, createNS, updated, updateNS, times, nss, doc, docs,
 		c.Top, c.CustomTitle, c.CustomUID, c.ShareID, ids)
 	if err != nil {
 		return fail("append turn", err)
+	}
+	if tag.RowsAffected() < int64(len(recs)) {
+		return chat.ErrOtherEndUser
 	}
 	return nil
 }
