@@ -3,6 +3,7 @@ package chat
 import (
 	"context"
 	"errors"
+	"net/http"
 	"time"
 
 	"github.com/chatgate/chatgate/apierror"
@@ -91,7 +92,7 @@ var ErrChatNotFound = errors.New("chat: conversation not found")
 
 // ErrOtherEndUser reports a conversation of another end user (CustomUID)
 // than the caller named: to them it does not exist, so it is a 404.
-var ErrOtherEndUser = apierror.NotFound("chat")
+var ErrOtherEndUser = apierror.New(http.StatusNotFound, "not_found", "chat not found")
 
 // convKey is the storage key of a conversation; NUL cannot occur in ids.
 func convKey(team, app, chatID string) string { return team + "\x00" + app + "\x00" + chatID }
