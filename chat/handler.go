@@ -17,8 +17,8 @@ import (
 type HandlerOptions struct {
 	// MaxBody limits a chat completion's body; 4 MiB when zero.
 	MaxBody int64
-	// MaxAPIBody limits the bodies of the routes that change state
-	// (sessions/clear and the app routes); 1 MiB when zero.
+	// MaxAPIBody limits the bodies of the routes other than completions
+	// (sessions/clear, the history and the app routes); 1 MiB when zero.
 	MaxAPIBody int64
 	// Heartbeat is the silence after which a stream gets a keep-alive
 	// comment; DefaultHeartbeat when zero.
