@@ -196,7 +196,8 @@ func (s *BoltStore) AppendTurn(ctx context.Context, c *Conversation, recs []Reco
 	return s.update(ctx, func(tx *bbolt.Tx) error {
 		key := []byte(convKey(c.TeamID, c.AppID, c.ChatID))
 		var old Conversation
-		if _, err := boltx.GetJSON(tx.Bucket(bucketConvs), key, &old); err != nil {
+		exists, err := boltx.GetJSON(tx.Bucket(bucketConvs), key, &old)
+		if err != nil {
 			return err
 		}
 		prefix := recordPrefix(c.TeamID, c.AppID, c.ChatID)
@@ -209,12 +210,23 @@ func (s *BoltStore) AppendTurn(ctx context.Context, c *Conversation, recs []Reco
 		}
 		cc := *c
 		cc.Messages = old.Messages + len(recs)
+		if exists { // what updateHistory set stays
+			if old.CustomUID != c.CustomUID {
+				return ErrOtherEndUser
+			}
+			cc.CustomTitle, cc.Top = old.CustomTitle, old.Top
+		}
 		return boltx.PutJSON(tx.Bucket(bucketConvs), key, cc)
 	})
 }
 
 // Conversations implements HistoryStore.
 func (s *BoltStore) Conversations(ctx context.Context, team, app string, offset, limit int) ([]Conversation, int, error) {
+	return s.SearchConversations(ctx, team, app, ConversationFilter{}, offset, limit)
+}
+
+// SearchConversations implements HistorySearcher.
+func (s *BoltStore) SearchConversations(ctx context.Context, team, app string, f ConversationFilter, offset, limit int) ([]Conversation, int, error) {
 	var all []Conversation
 	err := s.view(ctx, func(tx *bbolt.Tx) error {
 		prefix := []byte(team + "\x00" + app + "\x00")
@@ -224,7 +236,9 @@ func (s *BoltStore) Conversations(ctx context.Context, team, app string, offset,
 			if err := json.Unmarshal(v, &c); err != nil {
 				return fmt.Errorf("decode conversation: %w", err)
 			}
-			all = append(all, c)
+			if f.Match(&c) {
+				all = append(all, c)
+			}
 		}
 		return nil
 	})
@@ -279,5 +293,205 @@ func (s *BoltStore) DeleteConversation(ctx context.Context, team, app, chatID st
 			return err
 		}
 		return tx.Bucket(bucketConvs).Delete(key)
+	})
+}
+
+// recordKey is the key of a conversation's record at seq.
+func recordKey(team, app, chatID string, seq int) []byte {
+	return append(recordPrefix(team, app, chatID), boltx.Seq(uint64(seq))...)
+}
+
+// eachRecord calls fn with the seq and value of each of a conversation's
+// records, in order, after loading the conversation into c; it returns
+// ErrChatNotFound for a conversation that does not exist.
+func eachRecord(tx *bbolt.Tx, team, app, chatID string, c *Conversation, fn func(seq int, v []byte) error) error {
+	ok, err := boltx.GetJSON(tx.Bucket(bucketConvs), []byte(convKey(team, app, chatID)), c)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return ErrChatNotFound
+	}
+	prefix := recordPrefix(team, app, chatID)
+	cur := tx.Bucket(bucketRecords).Cursor()
+	seq := 0
+	for k, v := cur.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = cur.Next() {
+		if err := fn(seq, v); err != nil {
+			return err
+		}
+		seq++
+	}
+	return nil
+}
+
+// dataIDOf reads only a record's dataId.
+func dataIDOf(v []byte) (string, error) {
+	var r struct {
+		DataID string `json:"dataId"`
+	}
+	if err := json.Unmarshal(v, &r); err != nil {
+		return "", fmt.Errorf("decode record: %w", err)
+	}
+	return r.DataID, nil
+}
+
+// Record implements HistorySearcher.
+func (s *BoltStore) Record(ctx context.Context, team, app, chatID, dataID string) (*Record, error) {
+	var found *Record
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
+		var c Conversation
+		return eachRecord(tx, team, app, chatID, &c, func(_ int, v []byte) error {
+			if found != nil {
+				return nil
+			}
+			id, err := dataIDOf(v)
+			if err != nil || id != dataID {
+				return err
+			}
+			found = new(Record)
+			return json.Unmarshal(v, found)
+		})
+	})
+	if err == nil && found == nil {
+		err = ErrRecordNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	return found, nil
+}
+
+// UpdateConversation implements HistoryEditor.
+func (s *BoltStore) UpdateConversation(ctx context.Context, team, app, chatID string, u ConversationUpdate) error {
+	return s.update(ctx, func(tx *bbolt.Tx) error {
+		key := []byte(convKey(team, app, chatID))
+		var c Conversation
+		ok, err := boltx.GetJSON(tx.Bucket(bucketConvs), key, &c)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return ErrChatNotFound
+		}
+		if u.CustomTitle != nil {
+			c.CustomTitle = *u.CustomTitle
+		}
+		if u.Top != nil {
+			c.Top = *u.Top
+		}
+		return boltx.PutJSON(tx.Bucket(bucketConvs), key, c)
+	})
+}
+
+// DeleteConversations implements HistoryEditor.
+func (s *BoltStore) DeleteConversations(ctx context.Context, team, app string, f ConversationFilter) (int, error) {
+	n := 0
+	err := s.update(ctx, func(tx *bbolt.Tx) error {
+		n = 0
+		prefix := []byte(team + "\x00" + app + "\x00")
+		var doomed []string
+		cur := tx.Bucket(bucketConvs).Cursor()
+		for k, v := cur.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = cur.Next() {
+			var c Conversation
+			if err := json.Unmarshal(v, &c); err != nil {
+				return fmt.Errorf("decode conversation: %w", err)
+			}
+			if f.Match(&c) {
+				doomed = append(doomed, c.ChatID)
+			}
+		}
+		for _, chatID := range doomed {
+			if err := deletePrefix(tx.Bucket(bucketRecords), recordPrefix(team, app, chatID)); err != nil {
+				return err
+			}
+			if err := tx.Bucket(bucketConvs).Delete([]byte(convKey(team, app, chatID))); err != nil {
+				return err
+			}
+		}
+		n = len(doomed)
+		return nil
+	})
+	return n, err
+}
+
+// DeleteRecord implements HistoryEditor. The records after the removed
+// ones move down, so that seqs stay 0 to messages-1, as AppendTurn and
+// Records count on.
+func (s *BoltStore) DeleteRecord(ctx context.Context, team, app, chatID, dataID string) error {
+	return s.update(ctx, func(tx *bbolt.Tx) error {
+		var (
+			c     Conversation
+			first = -1
+			kept  [][]byte // the records from first on that stay
+		)
+		err := eachRecord(tx, team, app, chatID, &c, func(seq int, v []byte) error {
+			id, err := dataIDOf(v)
+			switch {
+			case err != nil:
+				return err
+			case id == dataID:
+				if first < 0 {
+					first = seq
+				}
+			case first >= 0:
+				kept = append(kept, slices.Clone(v))
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if first < 0 {
+			return ErrRecordNotFound
+		}
+		rb := tx.Bucket(bucketRecords)
+		for seq := first; seq < c.Messages; seq++ {
+			if err := rb.Delete(recordKey(team, app, chatID, seq)); err != nil {
+				return err
+			}
+		}
+		for i, v := range kept {
+			if err := rb.Put(recordKey(team, app, chatID, first+i), v); err != nil {
+				return err
+			}
+		}
+		c.Messages = first + len(kept)
+		return boltx.PutJSON(tx.Bucket(bucketConvs), []byte(convKey(team, app, chatID)), c)
+	})
+}
+
+// SetFeedback implements HistoryEditor.
+func (s *BoltStore) SetFeedback(ctx context.Context, team, app, chatID, dataID string, fb Feedback) error {
+	return s.update(ctx, func(tx *bbolt.Tx) error {
+		var (
+			c     Conversation
+			found []int
+		)
+		err := eachRecord(tx, team, app, chatID, &c, func(seq int, v []byte) error {
+			id, err := dataIDOf(v)
+			if err == nil && id == dataID {
+				found = append(found, seq)
+			}
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		if len(found) == 0 {
+			return ErrRecordNotFound
+		}
+		rb := tx.Bucket(bucketRecords)
+		for _, seq := range found {
+			k := recordKey(team, app, chatID, seq)
+			var r Record
+			if _, err := boltx.GetJSON(rb, k, &r); err != nil {
+				return err
+			}
+			r.UserGoodFeedback, r.UserBadFeedback = fb.Good, fb.Bad
+			if err := boltx.PutJSON(rb, k, r); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 }

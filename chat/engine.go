@@ -1,6 +1,7 @@
 package chat
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -42,6 +43,12 @@ type Request struct {
 	ParallelToolCalls *bool
 	ShareID           string // set for share-link chats
 	UID               string // the share-link visitor, if known
+	// CustomUID is the caller's end user: a new conversation is theirs, and
+	// one of another end user's (or of none) is ErrOtherEndUser.
+	CustomUID string
+	// ResponseID is the dataId of the answer's record; a new id when empty.
+	// A dataId the conversation holds already is a conflict.
+	ResponseID string
 }
 
 // EngineOptions hold what an Engine works with. Apps and History are
@@ -192,10 +199,16 @@ func (e *Engine) run(ctx context.Context, req Request, sink Sink) (*Result, erro
 		switch {
 		case errors.Is(err, ErrChatNotFound):
 			conv = &Conversation{TeamID: req.TeamID, AppID: app.ID, ChatID: req.ChatID, KeyID: req.KeyID,
-				ShareID: req.ShareID, OutLinkUID: req.UID,
+				ShareID: req.ShareID, OutLinkUID: req.UID, CustomUID: req.CustomUID,
 				Title: title(question), CreateTime: now.UTC()}
 		case err != nil:
 			return nil, fmt.Errorf("chat: load history: %w", err)
+		case req.CustomUID != "" && conv.CustomUID != req.CustomUID:
+			return nil, otherEndUser(req.CustomUID)
+		case req.ResponseID != "":
+			if err := e.checkResponseID(ctx, conv, req.ResponseID); err != nil {
+				return nil, err
+			}
 		}
 		vars = maps.Clone(conv.Variables)
 		if vars == nil {
@@ -325,7 +338,7 @@ func (e *Engine) run(ctx context.Context, req Request, sink Sink) (*Result, erro
 		t := conv.UpdateTime
 		recs := []Record{
 			{DataID: id.New(), Obj: "Human", Value: question, Time: t},
-			{DataID: id.New(), Obj: "AI", Value: res.Text, Time: t, ResponseData: res.Responses},
+			{DataID: cmp.Or(req.ResponseID, id.New()), Obj: "AI", Value: res.Text, Time: t, ResponseData: res.Responses},
 		}
 		if err := e.cfg.History.AppendTurn(ctx, conv, recs); err != nil {
 			return nil, fmt.Errorf("chat: store history: %w", err)
@@ -335,6 +348,27 @@ func (e *Engine) run(ctx context.Context, req Request, sink Sink) (*Result, erro
 		return nil, err
 	}
 	return res, nil
+}
+
+func otherEndUser(uid string) error {
+	return ErrOtherEndUser.WithMessage("chat not found for customUid %q", uid)
+}
+
+// checkResponseID refuses a responseChatItemId the conversation holds
+// already, so that dataIds name one record.
+func (e *Engine) checkResponseID(ctx context.Context, c *Conversation, dataID string) error {
+	hs, ok := e.cfg.History.(HistorySearcher)
+	if !ok {
+		return nil
+	}
+	_, err := hs.Record(ctx, c.TeamID, c.AppID, c.ChatID, dataID)
+	switch {
+	case err == nil:
+		return apierror.ErrConflict.WithMessage("responseChatItemId %q is already a record of chat %q", dataID, c.ChatID)
+	case errors.Is(err, ErrRecordNotFound), errors.Is(err, ErrChatNotFound):
+		return nil
+	}
+	return fmt.Errorf("chat: load history: %w", err)
 }
 
 func (e *Engine) search(ctx context.Context, req Request, app *App, question string, sink Sink, res *Result) ([]Quote, error) {

@@ -18,8 +18,8 @@ import (
 type HandlerOptions struct {
 	// MaxBody limits a chat completion's body; 4 MiB when zero.
 	MaxBody int64
-	// MaxAPIBody limits the bodies of the routes that change state
-	// (sessions/clear and the app routes); 1 MiB when zero.
+	// MaxAPIBody limits the bodies of the routes other than completions
+	// (sessions/clear, the history and the app routes); 1 MiB when zero.
 	MaxAPIBody int64
 	// Heartbeat is the silence after which a stream gets a keep-alive
 	// comment; DefaultHeartbeat when zero.
@@ -84,7 +84,7 @@ func (h *Handler) Routes() []auth.Route {
 	models := func(pattern string, fn http.HandlerFunc) auth.Route {
 		return auth.Route{Pattern: pattern, OnError: WriteOpenAIError, Handler: fn}
 	}
-	return []auth.Route{
+	return append([]auth.Route{
 		completions, v1,
 		models("GET /v1/models", h.ListModels), models("GET /api/v1/models", h.ListModels),
 		models("GET /v1/models/{model}", h.Model), models("GET /api/v1/models/{model}", h.Model),
@@ -96,7 +96,7 @@ func (h *Handler) Routes() []auth.Route {
 		{Pattern: "GET /api/core/app/detail", Scope: auth.ScopeAdmin, MaxBody: api, Handler: http.HandlerFunc(h.AppDetail)},
 		{Pattern: "PUT /api/core/app/update", Scope: auth.ScopeAdmin, MaxBody: api, Handler: http.HandlerFunc(h.UpdateApp)},
 		{Pattern: "DELETE /api/core/app/del", Scope: auth.ScopeAdmin, MaxBody: api, Handler: http.HandlerFunc(h.DeleteApp)},
-	}
+	}, h.historyRoutes()...)
 }
 
 // Register mounts the chat routes on mux behind g.
@@ -150,7 +150,7 @@ func (h *Handler) Completions(w http.ResponseWriter, r *http.Request) {
 		WriteOpenAIError(w, r, err)
 		return
 	}
-	h.answer(w, r, Request{TeamID: p.TeamID, KeyID: p.KeyID, AppID: appID, ChatID: req.conversationID()}, req, nil)
+	h.answer(w, r, Request{TeamID: p.TeamID, KeyID: p.KeyID, AppID: appID, ChatID: req.conversationID(), CustomUID: req.endUser()}, req, nil)
 }
 
 // answer runs er, completed from req, and answers it; it returns the result
@@ -163,6 +163,7 @@ func (h *Handler) Completions(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) answer(w http.ResponseWriter, r *http.Request, er Request, req *CompletionRequest, done func(*Result)) *Result {
 	er.Messages, er.Variables, er.Temperature = req.Messages, req.Variables, req.Temperature
 	er.Tools, er.ToolChoice, er.ParallelToolCalls = req.Tools, req.ToolChoice, req.ParallelToolCalls
+	er.ResponseID = req.ResponseChatItemID
 	switch {
 	case req.MaxCompletionTokens != nil:
 		er.MaxTokens = *req.MaxCompletionTokens
@@ -343,33 +344,34 @@ func (h *Handler) ClearSession(w http.ResponseWriter, r *http.Request) {
 	httpjson.WriteData(w, map[string]any{"agentId": appID, "sessionKey": b.SessionKey, "deleted": err == nil})
 }
 
-// Histories serves GET /api/core/chat/getHistories?appId=&offset=&pageSize=.
+// Histories serves GET /api/core/chat/getHistories?appId=&offset=&pageSize=
+// (and source= and customUid=, as the POST form takes them).
 func (h *Handler) Histories(w http.ResponseWriter, r *http.Request) {
 	p, appID, offset, size, err := h.historyQuery(r)
+	uid := r.URL.Query().Get("customUid")
+	if err == nil {
+		err = checkChatID("customUid", uid)
+	}
 	if err != nil {
 		h.envelopeError(w, r, err)
 		return
 	}
-	convs, total, err := h.e.cfg.History.Conversations(r.Context(), p.TeamID, appID, offset, size)
-	if err != nil {
-		h.envelopeError(w, r, err)
-		return
-	}
-	if convs == nil {
-		convs = []Conversation{}
-	}
-	httpjson.WriteData(w, map[string]any{"list": convs, "total": total})
+	h.list(w, r, chatRef{p: p, appID: appID}, ConversationFilter{CustomUID: uid, Source: r.URL.Query().Get("source")}, offset, size)
 }
 
-// Records serves GET /api/core/chat/getPaginationRecords?appId=&chatId=&offset=&pageSize=.
+// Records serves GET /api/core/chat/getPaginationRecords?appId=&chatId=&offset=&pageSize=
+// (and customUid=).
 func (h *Handler) Records(w http.ResponseWriter, r *http.Request) {
 	p, appID, offset, size, err := h.historyQuery(r)
-	chatID := r.URL.Query().Get("chatId")
+	chatID, uid := r.URL.Query().Get("chatId"), r.URL.Query().Get("customUid")
 	if err == nil && chatID == "" {
 		err = apierror.InvalidRequest("chatId", "is required")
 	}
 	if err == nil {
-		err = checkChatID("chatId", chatID)
+		err = field.First(checkChatID("chatId", chatID), checkChatID("customUid", uid))
+	}
+	if err == nil && uid != "" {
+		_, err = h.own(r.Context(), chatRef{p: p, appID: appID, chatID: chatID, customUID: uid})
 	}
 	if err != nil {
 		h.envelopeError(w, r, err)
@@ -416,6 +418,8 @@ func (h *Handler) envelopeError(w http.ResponseWriter, r *http.Request, err erro
 		err = apierror.NotFound("app")
 	case errors.Is(err, ErrChatNotFound):
 		err = apierror.NotFound("chat")
+	case errors.Is(err, ErrRecordNotFound):
+		err = apierror.NotFound("record")
 	}
 	httpjson.WriteError(w, r, h.log, err)
 }

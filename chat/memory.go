@@ -103,6 +103,12 @@ func (s *MemoryStore) AppendTurn(ctx context.Context, c *Conversation, recs []Re
 	s.init()
 	k := convKey(c.TeamID, c.AppID, c.ChatID)
 	cc := cloneConversation(c)
+	if old, ok := s.convs[k]; ok {
+		if old.CustomUID != c.CustomUID {
+			return ErrOtherEndUser
+		}
+		cc.CustomTitle, cc.Top = old.CustomTitle, old.Top
+	}
 	s.records[k] = append(s.records[k], cloneRecords(recs)...)
 	cc.Messages = len(s.records[k])
 	s.convs[k] = cc
@@ -111,11 +117,16 @@ func (s *MemoryStore) AppendTurn(ctx context.Context, c *Conversation, recs []Re
 
 // Conversations implements HistoryStore.
 func (s *MemoryStore) Conversations(ctx context.Context, team, app string, offset, limit int) ([]Conversation, int, error) {
+	return s.SearchConversations(ctx, team, app, ConversationFilter{}, offset, limit)
+}
+
+// SearchConversations implements HistorySearcher.
+func (s *MemoryStore) SearchConversations(ctx context.Context, team, app string, f ConversationFilter, offset, limit int) ([]Conversation, int, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	var all []Conversation
 	for _, c := range s.convs {
-		if c.TeamID == team && c.AppID == app {
+		if c.TeamID == team && c.AppID == app && f.Match(c) {
 			all = append(all, *cloneConversation(c))
 		}
 	}
@@ -126,6 +137,12 @@ func (s *MemoryStore) Conversations(ctx context.Context, team, app string, offse
 
 func sortConversations(cs []Conversation) {
 	slices.SortFunc(cs, func(a, b Conversation) int {
+		if a.Top != b.Top {
+			if a.Top {
+				return -1
+			}
+			return 1
+		}
 		if c := b.UpdateTime.Compare(a.UpdateTime); c != 0 {
 			return c
 		}
@@ -156,6 +173,91 @@ func (s *MemoryStore) DeleteConversation(ctx context.Context, team, app, chatID 
 	}
 	delete(s.convs, k)
 	delete(s.records, k)
+	return nil
+}
+
+// Record implements HistorySearcher.
+func (s *MemoryStore) Record(ctx context.Context, team, app, chatID, dataID string) (*Record, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	k := convKey(team, app, chatID)
+	if _, ok := s.convs[k]; !ok {
+		return nil, ErrChatNotFound
+	}
+	for i, r := range s.records[k] {
+		if r.DataID == dataID {
+			return &cloneRecords(s.records[k][i : i+1])[0], nil
+		}
+	}
+	return nil, ErrRecordNotFound
+}
+
+// UpdateConversation implements HistoryEditor.
+func (s *MemoryStore) UpdateConversation(ctx context.Context, team, app, chatID string, u ConversationUpdate) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.convs[convKey(team, app, chatID)]
+	if !ok {
+		return ErrChatNotFound
+	}
+	if u.CustomTitle != nil {
+		c.CustomTitle = *u.CustomTitle
+	}
+	if u.Top != nil {
+		c.Top = *u.Top
+	}
+	return nil
+}
+
+// DeleteConversations implements HistoryEditor.
+func (s *MemoryStore) DeleteConversations(ctx context.Context, team, app string, f ConversationFilter) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for k, c := range s.convs {
+		if c.TeamID == team && c.AppID == app && f.Match(c) {
+			delete(s.convs, k)
+			delete(s.records, k)
+			n++
+		}
+	}
+	return n, nil
+}
+
+// DeleteRecord implements HistoryEditor.
+func (s *MemoryStore) DeleteRecord(ctx context.Context, team, app, chatID, dataID string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k := convKey(team, app, chatID)
+	c, ok := s.convs[k]
+	if !ok {
+		return ErrChatNotFound
+	}
+	kept := slices.DeleteFunc(slices.Clone(s.records[k]), func(r Record) bool { return r.DataID == dataID })
+	if len(kept) == len(s.records[k]) {
+		return ErrRecordNotFound
+	}
+	s.records[k], c.Messages = kept, len(kept)
+	return nil
+}
+
+// SetFeedback implements HistoryEditor.
+func (s *MemoryStore) SetFeedback(ctx context.Context, team, app, chatID, dataID string, fb Feedback) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k := convKey(team, app, chatID)
+	if _, ok := s.convs[k]; !ok {
+		return ErrChatNotFound
+	}
+	found := false
+	for i := range s.records[k] {
+		if r := &s.records[k][i]; r.DataID == dataID {
+			r.UserGoodFeedback, r.UserBadFeedback, found = fb.Good, fb.Bad, true
+		}
+	}
+	if !found {
+		return ErrRecordNotFound
+	}
 	return nil
 }
 

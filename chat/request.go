@@ -36,6 +36,12 @@ type CompletionRequest struct {
 	Tools             json.RawMessage `json:"tools"`
 	ToolChoice        json.RawMessage `json:"tool_choice"`
 	ParallelToolCalls *bool           `json:"parallel_tool_calls"`
+	// CustomUID (FastGPT) or User (OpenAI) names the caller's end user: a
+	// chat is theirs alone (see Conversation.CustomUID).
+	CustomUID string `json:"customUid"`
+	User      string `json:"user"`
+	// ResponseChatItemID, when set, is the dataId of the answer's record.
+	ResponseChatItemID string `json:"responseChatItemId"`
 	// ShareID and AuthToken (or its older name OutLinkUID) are how a
 	// share-link visitor, who has no key, names the link and proves who
 	// they are (see ShareLinks). They are read leniently, as strings or
@@ -169,6 +175,9 @@ func (wr *wireRequest) check(err error) (*CompletionRequest, error) {
 	if err := checkTools(req); err != nil {
 		return nil, err
 	}
+	if err := checkEndUser(req); err != nil {
+		return nil, err
+	}
 	return req, nil
 }
 
@@ -191,6 +200,28 @@ func (r *CompletionRequest) conversationID() string {
 		return *r.SessionID
 	}
 	return ""
+}
+
+// checkEndUser checks customUid, user and responseChatItemId, which name
+// things as chatId does.
+func checkEndUser(req *CompletionRequest) error {
+	for _, f := range []struct{ name, v string }{{"customUid", req.CustomUID}, {"user", req.User}, {"responseChatItemId", req.ResponseChatItemID}} {
+		if err := checkChatID(f.name, f.v); err != nil {
+			return err
+		}
+	}
+	if req.CustomUID != "" && req.User != "" && req.CustomUID != req.User {
+		return apierror.InvalidRequest("user", "differs from customUid; send one of them")
+	}
+	return nil
+}
+
+// endUser returns customUid or user; empty means none.
+func (r *CompletionRequest) endUser() string {
+	if r.CustomUID != "" {
+		return r.CustomUID
+	}
+	return r.User
 }
 
 func checkChatID(field, s string) error {

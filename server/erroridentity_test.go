@@ -54,6 +54,8 @@ func idSentinels() []idSentinel {
 		{"auth.ErrHashInUse", auth.ErrHashInUse, nil},
 		{"chat.ErrAppNotFound", chat.ErrAppNotFound, nil},
 		{"chat.ErrChatNotFound", chat.ErrChatNotFound, nil},
+		{"chat.ErrRecordNotFound", chat.ErrRecordNotFound, nil},
+		{"chat.ErrOtherEndUser", chat.ErrOtherEndUser, nil},
 		{"chat.ErrUnknownModel", chat.ErrUnknownModel, nil},
 		{"chat.ErrConfigApp", chat.ErrConfigApp, nil},
 		{"chat.ErrNoQuestion", chat.ErrNoQuestion, apierror.ErrInvalidRequest},

@@ -39,6 +39,15 @@ import (
 //	POST   /api/v1/sessions/clear                    any key         chat
 //	GET    /api/core/chat/getHistories               any key         chat
 //	GET    /api/core/chat/getPaginationRecords       any key         chat
+//	POST   /api/core/chat/getHistories               any key         chat
+//	POST   /api/core/chat/getPaginationRecords       any key         chat
+//	POST   /api/core/chat/updateHistory              any key         chat
+//	DELETE /api/core/chat/delHistory                 any key         chat
+//	DELETE /api/core/chat/clearHistories             any key         chat
+//	DELETE /api/core/chat/item/delete                any key         chat
+//	POST   /api/core/chat/feedback/updateUserFeedback  any key       chat
+//	GET    /api/core/chat/init                       any key         chat
+//	GET    /api/core/chat/getResData                 any key         chat
 //	POST   /api/core/app/create                      admin           chat
 //	GET    /api/core/app/list                        admin           chat
 //	GET    /api/core/app/detail                      admin           chat

@@ -6,7 +6,11 @@
 // ErrAppNotFound and ErrChatNotFound, lists come in their documented order
 // and pages, deleting an app deletes its history, a turn is appended whole
 // under concurrent writers, and, for a store that keeps its data, all of
-// it survives reopening.
+// it survives reopening. A store that is a chat.HistorySearcher or a
+// chat.HistoryEditor is held to those too (filters, renames and pins that
+// a turn does not undo, records deleted without a gap or an orphan,
+// feedback, and changes refused without a trace); one that is not skips
+// those cases.
 //
 // chat's MemoryStore and BoltStore run it, as a new store would:
 //
@@ -56,6 +60,13 @@ func storeCases() []storeCase {
 		{"Reopen", testReopen, true},
 		{"ConcurrentAppends", testConcurrentAppends, false},
 		{"ConcurrentApps", testConcurrentApps, false},
+		{"UpdateConversation", testUpdateConversation, true},
+		{"SearchConversations", testSearchConversations, false},
+		{"RecordByDataID", testRecordByDataID, false},
+		{"DeleteRecord", testDeleteRecord, true},
+		{"Feedback", testFeedback, true},
+		{"DeleteConversations", testDeleteConversations, true},
+		{"AppendEndUser", testAppendEndUser, false},
 	}
 }
 

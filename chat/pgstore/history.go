@@ -25,25 +25,32 @@ type recordDoc struct {
 	Obj          string                `json:"obj"`
 	Value        string                `json:"value"`
 	ResponseData []chat.ModuleResponse `json:"responseData,omitempty"`
+	UserGood     string                `json:"userGoodFeedback,omitempty"`
+	UserBad      string                `json:"userBadFeedback,omitempty"`
 }
 
 // appendTurnSQL upserts the conversation and inserts the turn's records in
 // one statement. The upsert holds the conversation's row until the
 // statement commits, so a concurrent append to the same chatId, from this
 // process or another, waits and then numbers its records after these:
-// seqs run 0 to messages-1 without a gap or a repeat.
+// seqs run 0 to messages-1 without a gap or a repeat. The columns
+// updateHistory sets, and the end user, are written only by the insert;
+// another end user's conversation is not updated, so no record is
+// inserted either.
 const appendTurnSQL = `WITH c AS (
-	INSERT INTO chat_conversations AS c (team_id, app_id, chat_id, create_time, create_ns, update_time, update_ns, messages, doc)
-	VALUES ($1, $2, $3, $4, $5, $6, $7, cardinality($8::timestamptz[]), $10)
+	INSERT INTO chat_conversations AS c (team_id, app_id, chat_id, create_time, create_ns, update_time, update_ns, messages, doc,
+		top, custom_title, custom_uid, share_id)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, cardinality($8::timestamptz[]), $10, $12, $13, $14, $15)
 	ON CONFLICT (team_id, app_id, chat_id) DO UPDATE SET
 		create_time = excluded.create_time, create_ns = excluded.create_ns,
 		update_time = excluded.update_time, update_ns = excluded.update_ns,
 		messages = c.messages + excluded.messages, doc = excluded.doc
+	WHERE c.custom_uid = excluded.custom_uid
 	RETURNING id, messages
 )
-INSERT INTO chat_records (conv_id, seq, time, time_ns, doc)
-SELECT c.id, c.messages - cardinality($8::timestamptz[]) + r.ord - 1, r.time, r.ns, r.doc
-FROM c, unnest($8::timestamptz[], $9::smallint[], $11::json[]) WITH ORDINALITY AS r(time, ns, doc, ord)`
+INSERT INTO chat_records (conv_id, seq, time, time_ns, doc, data_id)
+SELECT c.id, c.messages - cardinality($8::timestamptz[]) + r.ord - 1, r.time, r.ns, r.doc, r.data_id
+FROM c, unnest($8::timestamptz[], $9::smallint[], $11::json[], $16::text[]) WITH ORDINALITY AS r(time, ns, doc, data_id, ord)`
 
 // AppendTurn implements chat.HistoryStore.
 func (s *Store) AppendTurn(ctx context.Context, c *chat.Conversation, recs []chat.Record) error {
@@ -53,24 +60,31 @@ func (s *Store) AppendTurn(ctx context.Context, c *chat.Conversation, recs []cha
 	}
 	// never nil: a nil slice would be a NULL array, not an empty one
 	times, nss, docs := make([]time.Time, len(recs)), make([]int16, len(recs)), make([][]byte, len(recs))
+	ids := make([]string, len(recs))
 	for i, r := range recs {
+		ids[i] = r.DataID
 		times[i], nss[i] = split(r.Time)
-		if docs[i], err = json.Marshal(recordDoc{DataID: r.DataID, Obj: r.Obj, Value: r.Value, ResponseData: r.ResponseData}); err != nil {
+		if docs[i], err = json.Marshal(recordDoc{DataID: r.DataID, Obj: r.Obj, Value: r.Value, ResponseData: r.ResponseData,
+			UserGood: r.UserGoodFeedback, UserBad: r.UserBadFeedback}); err != nil {
 			return fail("encode record", err)
 		}
 	}
 	created, createNS := split(c.CreateTime)
 	updated, updateNS := split(c.UpdateTime)
-	_, err = s.pool.Exec(ctx, appendTurnSQL, c.TeamID, c.AppID, c.ChatID, created, createNS, updated, updateNS, times, nss, doc, docs)
+	tag, err := s.pool.Exec(ctx, appendTurnSQL, c.TeamID, c.AppID, c.ChatID, created, createNS, updated, updateNS, times, nss, doc, docs,
+		c.Top, c.CustomTitle, c.CustomUID, c.ShareID, ids)
 	if err != nil {
 		return fail("append turn", err)
+	}
+	if tag.RowsAffected() < int64(len(recs)) {
+		return chat.ErrOtherEndUser
 	}
 	return nil
 }
 
 // conversationColumns are what Conversation, Records and Conversations
 // read of a conversation, in scanConversation's order.
-const conversationColumns = `c.create_time, c.create_ns, c.update_time, c.update_ns, c.messages, c.doc`
+const conversationColumns = `c.create_time, c.create_ns, c.update_time, c.update_ns, c.messages, c.doc, c.top, c.custom_title, c.custom_uid`
 
 // A conversation's records are read with the conversation in one
 // statement, so they are of one snapshot: never a record the count does
@@ -158,6 +172,7 @@ func decodeRecord(doc []byte, r *chat.Record) error {
 		return err
 	}
 	r.DataID, r.Obj, r.Value, r.ResponseData = d.DataID, d.Obj, d.Value, d.ResponseData
+	r.UserGoodFeedback, r.UserBadFeedback = d.UserGood, d.UserBad
 	return nil
 }
 
@@ -168,10 +183,12 @@ type conversationRow struct {
 	createdNS, updatedNS pgtype.Int2
 	messages             pgtype.Int4
 	doc                  []byte
+	top                  pgtype.Bool
+	customTitle, uid     pgtype.Text
 }
 
 func (r *conversationRow) dest() []any {
-	return []any{&r.created, &r.createdNS, &r.updated, &r.updatedNS, &r.messages, &r.doc}
+	return []any{&r.created, &r.createdNS, &r.updated, &r.updatedNS, &r.messages, &r.doc, &r.top, &r.customTitle, &r.uid}
 }
 
 func (r *conversationRow) conversation(team, app, chatID string) (*chat.Conversation, error) {
@@ -181,23 +198,35 @@ func (r *conversationRow) conversation(team, app, chatID string) (*chat.Conversa
 	}
 	return &chat.Conversation{TeamID: team, AppID: app, ChatID: chatID, Title: d.Title, Variables: d.Variables,
 		KeyID: d.KeyID, ShareID: d.ShareID, OutLinkUID: d.OutLinkUID,
-		CreateTime: join(r.created.Time, r.createdNS.Int16), UpdateTime: join(r.updated.Time, r.updatedNS.Int16), Messages: int(r.messages.Int32)}, nil
+		CreateTime: join(r.created.Time, r.createdNS.Int16), UpdateTime: join(r.updated.Time, r.updatedNS.Int16), Messages: int(r.messages.Int32),
+		Top: r.top.Bool, CustomTitle: r.customTitle.String, CustomUID: r.uid.String}, nil
 }
 
+// convFilter is chat.ConversationFilter's Match in SQL, on $3 (customUid)
+// and $4 (source).
+const convFilter = `team_id = $1 AND app_id = $2 AND ($3 = '' OR custom_uid = $3)
+	AND ($4 = '' OR (CASE WHEN share_id <> '' THEN '` + chat.SourceShare + `' ELSE '` + chat.SourceAPI + `' END) = $4)`
+
 // conversationsSQL counts the app's conversations and reads a page of
-// them, most recent first, in one statement: the count is a row of its
-// own on the left, so it comes even when the page is past the end.
-const conversationsSQL = `SELECT n.total, p.chat_id, p.create_time, p.create_ns, p.update_time, p.update_ns, p.messages, p.doc
-FROM (SELECT count(*) AS total FROM chat_conversations WHERE team_id = $1 AND app_id = $2) n
+// them, pinned first, then most recent first, in one statement: the count
+// is a row of its own on the left, so it comes even when the page is past
+// the end.
+const conversationsSQL = `SELECT n.total, c.chat_id, ` + conversationColumns + `
+FROM (SELECT count(*) AS total FROM chat_conversations WHERE ` + convFilter + `) n
 LEFT JOIN LATERAL (
-	SELECT * FROM chat_conversations WHERE team_id = $1 AND app_id = $2
-	ORDER BY update_time DESC, update_ns DESC, chat_id LIMIT $3 OFFSET $4
-) p ON true
-ORDER BY p.update_time DESC, p.update_ns DESC, p.chat_id`
+	SELECT * FROM chat_conversations WHERE ` + convFilter + `
+	ORDER BY top DESC, update_time DESC, update_ns DESC, chat_id LIMIT $5 OFFSET $6
+) c ON true
+ORDER BY c.top DESC, c.update_time DESC, c.update_ns DESC, c.chat_id`
 
 // Conversations implements chat.HistoryStore.
 func (s *Store) Conversations(ctx context.Context, team, app string, offset, limit int) ([]chat.Conversation, int, error) {
-	rows, err := s.pool.Query(ctx, conversationsSQL, team, app, limitArg(limit), max(offset, 0))
+	return s.SearchConversations(ctx, team, app, chat.ConversationFilter{}, offset, limit)
+}
+
+// SearchConversations implements chat.HistorySearcher.
+func (s *Store) SearchConversations(ctx context.Context, team, app string, f chat.ConversationFilter, offset, limit int) ([]chat.Conversation, int, error) {
+	rows, err := s.pool.Query(ctx, conversationsSQL, team, app, f.CustomUID, f.Source, limitArg(limit), max(offset, 0))
 	if err != nil {
 		return nil, 0, fail("list conversations", err)
 	}
