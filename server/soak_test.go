@@ -359,6 +359,14 @@ func TestSoak(t *testing.T) {
 	// streams the client cuts after the first chunk, in a conversation of their own
 	streamT := tally("cut streams")
 	streamed := map[string]bool{}
+	// where and when each stream was cut: a replica killed just after a
+	// cut may have stored the turn and died before billing it, two
+	// commits to two stores that no client waits for
+	type cutAt struct {
+		base string
+		at   time.Time
+	}
+	var cuts []cutAt
 	wg.Go(func() {
 		for i := 0; !stop.Load(); i++ {
 			qq := fmt.Sprintf("soak stream %d: tell me a long story about %d", i, i)
@@ -366,7 +374,8 @@ func TestSoak(t *testing.T) {
 			body, _ := json.Marshal(map[string]any{"chatId": "soak-streams", "stream": true,
 				"messages": []map[string]string{{"role": "user", "content": qq}}})
 			ctx, cancel := context.WithCancel(context.Background())
-			req, _ := http.NewRequestWithContext(ctx, "POST", pool.pick()+"/api/v1/chat/completions", strings.NewReader(string(body)))
+			base := pool.pick()
+			req, _ := http.NewRequestWithContext(ctx, "POST", base+"/api/v1/chat/completions", strings.NewReader(string(body)))
 			req.Header.Set("Authorization", "Bearer "+streamKey)
 			req.Header.Set("Content-Type", "application/json")
 			o := "no answer"
@@ -374,6 +383,7 @@ func TestSoak(t *testing.T) {
 				buf := make([]byte, 64)
 				if k, _ := resp.Body.Read(buf); k > 0 && resp.StatusCode == 200 {
 					o = "200 cut"
+					cuts = append(cuts, cutAt{base, time.Now()})
 				} else if resp.StatusCode != 200 {
 					o = strconv.Itoa(resp.StatusCode)
 				}
@@ -576,6 +586,7 @@ func TestSoak(t *testing.T) {
 	// not yet killed, so that one survives to be measured), Redis restarted once
 	killed := make([]bool, 3)
 	var kills []string
+	var killedAt []cutAt // the replicas killed, by base URL, and when
 	redisDone := false
 	var redisOutage time.Duration
 	var redisDown, redisUp time.Time
@@ -605,6 +616,7 @@ func TestSoak(t *testing.T) {
 			t.Logf("counting the training queue: %v", err)
 		}
 		at := time.Since(t0)
+		killedAt = append(killedAt, cutAt{rs[i].base, time.Now()})
 		rs[i].kill(t)
 		killed[i] = true
 		pool.set(i, rs[(i+1)%3].base)
@@ -792,8 +804,21 @@ func TestSoak(t *testing.T) {
 	for _, k := range streamSeen {
 		storedStreams += k
 	}
-	row("history = ledger: every stored cut-stream turn billed", ns-streamBefore >= storedStreams-streamT.get("no answer"),
-		"%d turns stored, %d usage records, %d streams killed mid-way", storedStreams, ns-streamBefore, streamT.get("no answer"))
+	// A cut stream's replica killed within a second of the cut may have
+	// died between the two writes too; the client, gone, cannot tell.
+	cutThenKilled := 0
+	for _, c := range cuts {
+		for _, k := range killedAt {
+			if k.base == c.base && !k.at.Before(c.at) && k.at.Sub(c.at) < time.Second {
+				cutThenKilled++
+				break
+			}
+		}
+	}
+	undecidedStreams := streamT.get("no answer") + cutThenKilled
+	row("history = ledger: every stored cut-stream turn billed", ns-streamBefore >= storedStreams-undecidedStreams,
+		"%d turns stored, %d usage records, %d streams killed mid-way, %d cut less than 1s before their replica was killed",
+		storedStreams, ns-streamBefore, streamT.get("no answer"), cutThenKilled)
 	row("history = ledger: every stored keyed turn billed", histN-histBefore >= storedTurns-histT.undecided(),
 		"%d turns stored, %d usage records, %d undecided", storedTurns, histN-histBefore, histT.undecided())
 	// the quotas: each overspent by at most one chat; the key totals and
