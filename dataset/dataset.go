@@ -17,6 +17,9 @@ type Dataset struct {
 	// VectorModel names the Embedder its data is embedded with; it cannot
 	// change, since vectors of two models do not compare.
 	VectorModel string `json:"vectorModel"`
+	// AgentModel is FastGPT's text-processing model: the QA model of the
+	// dataset's QA-mode training, one of Options.QAModels; "": Options.QA.
+	AgentModel string `json:"agentModel,omitempty"`
 	// Intro and Avatar are FastGPT's description and icon URL, kept as
 	// given.
 	Intro      string    `json:"intro"`

@@ -224,10 +224,12 @@ func (d *Dataset) recordID() string    { return d.ID }
 func (c *Collection) recordID() string { return c.ID }
 
 // createDatasetBody is POST /api/core/dataset/create {name, vectorModel?,
-// intro?}; data is the new dataset's id.
+// agentModel?, intro?}; data is the new dataset's id.
 type createDatasetBody struct {
 	Name        string          `json:"name"`
 	VectorModel string          `json:"vectorModel"`
+	AgentModel  string          `json:"agentModel"`
+	VLMModel    string          `json:"vlmModel"` // FastGPT's image model; none here
 	Intro       string          `json:"intro"`
 	Avatar      string          `json:"avatar"`
 	Type        string          `json:"type"`     // FastGPT's; only "dataset" exists here
@@ -238,12 +240,15 @@ func (b *createDatasetBody) check() error {
 	if b.Type != "" && b.Type != "dataset" {
 		return apierror.InvalidRequest("type", "only \"dataset\" is supported")
 	}
+	if b.VLMModel != "" {
+		return apierror.InvalidRequest("vlmModel", "is not supported: datasets here index no images; leave it empty")
+	}
 	return nil
 }
 
 func (h *Handler) createDataset(ctx context.Context, p *auth.Principal, b *createDatasetBody) (string, error) {
 	return idOf(h.s.CreateDatasetWith(ctx, p.TeamID, DatasetSpec{Name: b.Name, VectorModel: b.VectorModel,
-		Intro: b.Intro, Avatar: b.Avatar}))
+		AgentModel: b.AgentModel, Intro: b.Intro, Avatar: b.Avatar}))
 }
 
 // listDatasets serves GET /api/core/dataset/list.

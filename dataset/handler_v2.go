@@ -152,7 +152,7 @@ func emptyBody(err error) bool {
 }
 
 // updateDatasetBody is PUT /api/core/dataset/update {id, name?, intro?,
-// avatar?, parentId?}; data is null. FastGPT's other fields configure
+// avatar?, agentModel?, parentId?}; data is null. FastGPT's other fields configure
 // what does not exist here and are refused.
 type updateDatasetBody struct {
 	ID       string          `json:"id"`
@@ -162,8 +162,8 @@ type updateDatasetBody struct {
 	Intro    *string         `json:"intro"`
 
 	VectorModel            json.RawMessage `json:"vectorModel"`
+	AgentModel             *string         `json:"agentModel"`
 	AgentModelID           json.RawMessage `json:"agentModelId"`
-	AgentModel             json.RawMessage `json:"agentModel"`
 	VLMModelID             json.RawMessage `json:"vlmModelId"`
 	VLMModel               json.RawMessage `json:"vlmModel"`
 	WebsiteConfig          json.RawMessage `json:"websiteConfig"`
@@ -188,8 +188,7 @@ func (b *updateDatasetBody) check() error {
 		name, why string
 		raw       json.RawMessage
 	}{
-		{"agentModelId", "datasets here have no agent model (QA training uses the server's QA model)", b.AgentModelID},
-		{"agentModel", "datasets here have no agent model (QA training uses the server's QA model)", b.AgentModel},
+		{"agentModelId", "name the QA model in agentModel", b.AgentModelID},
 		{"vlmModelId", "datasets here have no image model", b.VLMModelID},
 		{"vlmModel", "datasets here have no image model", b.VLMModel},
 		{"websiteConfig", "website datasets are not supported", b.WebsiteConfig},
@@ -207,7 +206,8 @@ func (b *updateDatasetBody) check() error {
 }
 
 func (h *Handler) updateDataset(ctx context.Context, p *auth.Principal, b *updateDatasetBody) (json.RawMessage, error) {
-	_, err := h.s.UpdateDataset(ctx, p.TeamID, DatasetUpdate{ID: b.ID, Name: b.Name, Intro: b.Intro, Avatar: b.Avatar})
+	_, err := h.s.UpdateDataset(ctx, p.TeamID, DatasetUpdate{ID: b.ID, Name: b.Name, Intro: b.Intro, Avatar: b.Avatar,
+		AgentModel: b.AgentModel})
 	return jsonNull, err
 }
 

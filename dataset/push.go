@@ -81,6 +81,15 @@ func (s *Service) Push(ctx context.Context, req PushRequest) (*PushResult, error
 	if err != nil {
 		return nil, err
 	}
+	if req.Mode == ModeQA {
+		ds, err := s.store.Dataset(ctx, c.DatasetID)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := s.qaFor(ds); err != nil {
+			return nil, err
+		}
+	}
 	if err := s.checkBill(ctx, req.TeamID, req.BillID); err != nil {
 		return nil, err
 	}
@@ -114,7 +123,7 @@ func (s *Service) checkPush(req *PushRequest) error {
 	if len(req.Data) > MaxPushItems {
 		return apierror.InvalidRequest("data", "holds %d items, more than %d", len(req.Data), MaxPushItems)
 	}
-	if req.Mode == ModeQA && s.opts.QA == nil {
+	if req.Mode == ModeQA && !s.anyQA() {
 		return ErrQAModelUnavailable
 	}
 	if err := field.Text("prompt", req.Prompt, MaxPromptBytes); err != nil {

@@ -39,6 +39,10 @@ type Options struct {
 	// QA writes question/answer pairs in QA mode; nil answers QA-mode pushes
 	// with ErrQAModelUnavailable.
 	QA Generator
+	// QAModels finds QA models by name, for datasets' agentModel; a
+	// dataset created without one trains with QA. nil: no agentModel is
+	// accepted. QAModelMap is one.
+	QAModels QAModels
 	// Usage receives training and search tokens; nil discards them.
 	Usage UsageRecorder
 	// Bills, when set, vets the billId of a push, a text collection or a
@@ -290,6 +294,7 @@ func (s *Service) CreateDataset(ctx context.Context, teamID, name, vectorModel s
 type DatasetSpec struct {
 	Name        string
 	VectorModel string // "": the default
+	AgentModel  string // "": Options.QA; else one of Options.QAModels
 	Intro       string
 	Avatar      string
 }
@@ -314,8 +319,11 @@ func (s *Service) CreateDatasetWith(ctx context.Context, teamID string, spec Dat
 	if _, ok := s.opts.Embedders[vectorModel]; !ok {
 		return nil, apierror.InvalidRequest("vectorModel", "%q is not a configured embedding model", vectorModel)
 	}
-	d := &Dataset{ID: id.New(), TeamID: teamID, Name: name, VectorModel: vectorModel, Intro: spec.Intro, Avatar: spec.Avatar,
-		CreateTime: time.Now().UTC()}
+	if err := s.checkAgentModel(spec.AgentModel); err != nil {
+		return nil, err
+	}
+	d := &Dataset{ID: id.New(), TeamID: teamID, Name: name, VectorModel: vectorModel, AgentModel: spec.AgentModel,
+		Intro: spec.Intro, Avatar: spec.Avatar, CreateTime: time.Now().UTC()}
 	if err := s.store.PutDataset(ctx, d); err != nil {
 		return nil, err
 	}
@@ -440,14 +448,20 @@ func (s *Service) CreateTextCollection(ctx context.Context, tc TextCollection) (
 	if tc.TrainingType == "" {
 		tc.TrainingType = ModeIndex
 	}
-	if tc.TrainingType == ModeQA && s.opts.QA == nil {
+	if tc.TrainingType == ModeQA && !s.anyQA() {
 		return nil, nil, ErrQAModelUnavailable
 	}
 	if err := field.Text("prompt", tc.Prompt, MaxPromptBytes); err != nil {
 		return nil, nil, err
 	}
-	if _, err := s.Dataset(ctx, tc.TeamID, tc.DatasetID); err != nil {
+	ds, err := s.Dataset(ctx, tc.TeamID, tc.DatasetID)
+	if err != nil {
 		return nil, nil, err
+	}
+	if tc.TrainingType == ModeQA {
+		if _, err := s.qaFor(ds); err != nil {
+			return nil, nil, err
+		}
 	}
 	if err := s.checkBill(ctx, tc.TeamID, tc.BillID); err != nil {
 		return nil, nil, err

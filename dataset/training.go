@@ -59,7 +59,7 @@ func (s *Service) train(ctx context.Context, batch []*TrainingItem) []error {
 			qa   GenerateResult
 		)
 		err := panics.Catch(func() (err error) {
-			data, qa, err = s.itemData(ctx, it)
+			data, qa, err = s.itemData(ctx, g.ds, it)
 			return err
 		})
 		if err != nil {
@@ -177,7 +177,7 @@ func (s *Service) embedGroup(ctx context.Context, g *trainGroup) ([][]float32, e
 
 // itemData turns an item into the Data it trains into; QA items ask the
 // model, whose answer and token counts are returned too.
-func (s *Service) itemData(ctx context.Context, it *TrainingItem) ([]*Data, GenerateResult, error) {
+func (s *Service) itemData(ctx context.Context, ds *Dataset, it *TrainingItem) ([]*Data, GenerateResult, error) {
 	now := time.Now().UTC()
 	base := Data{TeamID: it.TeamID, DatasetID: it.DatasetID, CollectionID: it.CollectionID,
 		Source: it.Source, FileID: it.FileID, CreateTime: it.CreateTime, UpdateTime: now}
@@ -186,10 +186,11 @@ func (s *Service) itemData(ctx context.Context, it *TrainingItem) ([]*Data, Gene
 		d.ID, d.Q, d.A, d.Indexes = it.ID, it.Q, it.A, it.Indexes
 		return []*Data{&d}, GenerateResult{}, nil
 	}
-	if s.opts.QA == nil {
-		return nil, GenerateResult{}, queue.Permanent(ErrQAModelUnavailable)
+	gen, err := s.qaFor(ds)
+	if err != nil {
+		return nil, GenerateResult{}, queue.Permanent(err)
 	}
-	res, err := s.opts.QA.Generate(ctx, qaPrompt(it.Prompt, it.Q))
+	res, err := gen.Generate(ctx, qaPrompt(it.Prompt, it.Q))
 	if err != nil {
 		return nil, GenerateResult{}, fmt.Errorf("QA model: %w", err)
 	}

@@ -14,6 +14,7 @@ import (
 type DatasetUpdate struct {
 	ID                  string
 	Name, Intro, Avatar *string
+	AgentModel          *string // "": back to Options.QA
 }
 
 // UpdateDataset applies u to a team's dataset and returns the dataset as
@@ -40,6 +41,11 @@ func (s *Service) UpdateDataset(ctx context.Context, teamID string, u DatasetUpd
 			return nil, err
 		}
 	}
+	if u.AgentModel != nil {
+		if err := s.checkAgentModel(*u.AgentModel); err != nil {
+			return nil, err
+		}
+	}
 	now := time.Now().UTC()
 	return s.store.UpdateDataset(ctx, u.ID, func(d *Dataset) error {
 		if d.TeamID != teamID {
@@ -53,6 +59,9 @@ func (s *Service) UpdateDataset(ctx context.Context, teamID string, u DatasetUpd
 		}
 		if u.Avatar != nil {
 			d.Avatar = *u.Avatar
+		}
+		if u.AgentModel != nil {
+			d.AgentModel = *u.AgentModel
 		}
 		d.UpdateTime = now
 		return nil

@@ -54,6 +54,7 @@ func (s *Server) openDataset(ctx context.Context, models *chat.Models, tokens *c
 	if s.cfg.Dataset.QAGenerator != nil {
 		opts.QA = s.cfg.Dataset.QAGenerator
 	}
+	opts.QAModels = qaModels{models}
 	s.Datasets, err = dataset.New(ctx, opts)
 	return err
 }
@@ -122,6 +123,22 @@ func (cfg *Config) qaGenerator(models *chat.Models) dataset.Generator {
 		return nil
 	}
 	return &qaModel{name: name, m: m}
+}
+
+// qaModels finds a dataset's agentModel among the chat models: a declared
+// one, or any name the OPENAI_BASE_URL provider answers. The offline
+// extractive model cannot write pairs.
+type qaModels struct{ models *chat.Models }
+
+func (q qaModels) QAModel(name string) (dataset.Generator, bool) {
+	if name == chat.ExtractiveModelName {
+		return nil, false
+	}
+	m, err := q.models.Lookup(name)
+	if err != nil {
+		return nil, false
+	}
+	return &qaModel{name: name, m: m}, true
 }
 
 // qaModel adapts a chat model to dataset.Generator.

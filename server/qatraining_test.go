@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chatgate/chatgate/dataset"
+	"github.com/chatgate/chatgate/internal/postgres/pgtest"
 	"github.com/chatgate/chatgate/server"
 )
 
@@ -26,6 +28,7 @@ type qaUpstream struct {
 	completion int
 	mu         sync.Mutex
 	prompts    []string
+	models     []string // the model each call named
 }
 
 // qaAnswer is what the fake model writes for a text: two pairs about it.
@@ -58,6 +61,7 @@ func newQAUpstream(t *testing.T) *qaUpstream {
 		u.calls.Add(1)
 		u.mu.Lock()
 		u.prompts = append(u.prompts, req.Messages[len(req.Messages)-1].Content)
+		u.models = append(u.models, req.Model)
 		u.mu.Unlock()
 		w.Header().Set("Content-Type", "text/event-stream")
 		fl := w.(http.Flusher)
@@ -205,6 +209,78 @@ func TestQATrainingThroughRealModel(t *testing.T) {
 			}
 			if qa != wantQA || emb == 0 || b.TotalTokens != qa+emb {
 				t.Fatalf("bill %+v: want %d QA tokens and the pairs' embedding", b, wantQA)
+			}
+		})
+	}
+}
+
+// dataset/create as FastGPT's docs write it names an agentModel: that
+// dataset's QA training calls it (through the real adapter), another
+// dataset's the configured QA model; a name no model answers is refused
+// and creates nothing. Embedded and on Postgres.
+func TestDatasetAgentModelTrainsWithIt(t *testing.T) {
+	up := newQAUpstream(t)
+	config := func(cfg *server.Config) {
+		cfg.Models = []server.ModelConfig{{Name: "writer", Provider: "openai", BaseURL: up.URL + "/v1", Model: "gpt-qa"},
+			{Name: "gpt-3.5-turbo-16k", Provider: "openai", BaseURL: up.URL + "/v1"}}
+		cfg.Dataset.QAModel = "writer"
+		cfg.Dataset.ExtraEmbedders = map[string]dataset.Embedder{"text-embedding-ada-002": dataset.LocalEmbedder{}}
+	}
+	each := map[string]func(*testing.T) string{
+		"embedded": func(t *testing.T) string { return blStart(t, t.TempDir(), config) },
+		"postgres": func(t *testing.T) string {
+			dsn := pgtest.DSN(t)
+			return blStart(t, t.TempDir(), func(cfg *server.Config) { config(cfg); cfg.Storage.DSN = dsn })
+		},
+	}
+	for _, name := range []string{"embedded", "postgres"} {
+		t.Run(name, func(t *testing.T) {
+			base := each[name](t)
+			_, key := blKey(t, base, map[string]any{"name": "importer"})
+			dvRefused(t, "POST", base+"/api/core/dataset/create", key, `{"name":"x","agentModel":"extractive"}`, 400, "agentModel")
+			var list []json.RawMessage
+			blCall(t, "GET", base+"/api/core/dataset/list", key, "", &list)
+			if len(list) != 0 {
+				t.Fatalf("a refused create left %d datasets", len(list))
+			}
+			var ds, plain string
+			blCall(t, "POST", base+"/api/core/dataset/create", key, `{
+    "parentId": null,
+    "type": "dataset",
+    "name":"测试",
+    "intro":"介绍",
+    "avatar": "",
+    "vectorModel": "text-embedding-ada-002",
+    "agentModel": "gpt-3.5-turbo-16k"
+}`, &ds)
+			blCall(t, "POST", base+"/api/core/dataset/create", key, `{"name":"plain"}`, &plain)
+			var detail struct{ AgentModel, VectorModel string }
+			blCall(t, "GET", base+"/api/core/dataset/detail?id="+ds, key, "", &detail)
+			if detail.AgentModel != "gpt-3.5-turbo-16k" || detail.VectorModel != "text-embedding-ada-002" {
+				t.Fatalf("detail %+v", detail)
+			}
+			before := up.calls.Load()
+			for i, id := range []string{ds, plain} {
+				coll := dvCollection(t, base, key, id, "notes")
+				body, _ := json.Marshal(map[string]any{"collectionId": coll, "mode": "qa",
+					"data": []map[string]string{{"q": fmt.Sprintf("note %d of %s", i, name)}}})
+				blCall(t, "POST", base+"/api/core/dataset/data/pushData", key, string(body), nil)
+				for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+					var c struct{ TrainingAmount, DataAmount int }
+					blCall(t, "GET", base+"/api/core/dataset/collection/detail?id="+coll, key, "", &c)
+					if c.TrainingAmount == 0 && c.DataAmount == 2 {
+						break
+					}
+					if time.Now().After(deadline) {
+						t.Fatalf("collection of %s not trained: %+v", id, c)
+					}
+				}
+			}
+			up.mu.Lock()
+			got := slices.Clone(up.models[before:])
+			up.mu.Unlock()
+			if !slices.Equal(got, []string{"gpt-3.5-turbo-16k", "gpt-qa"}) {
+				t.Fatalf("the upstream was asked for %q; want the agentModel, then the QA model", got)
 			}
 		})
 	}

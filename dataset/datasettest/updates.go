@@ -45,7 +45,7 @@ func testUpdateDataset(t *testing.T, s dataset.Store) {
 		if d.Name != "first" || d.Intro != "about" {
 			return fmt.Errorf("fn got %+v, not the stored dataset", d)
 		}
-		d.Name, d.Intro, d.Avatar, d.UpdateTime = "second", "new intro", "", updatedAt
+		d.Name, d.Intro, d.Avatar, d.UpdateTime, d.AgentModel = "second", "new intro", "", updatedAt, "qa-b"
 		d.ID, d.TeamID = "elsewhere", "team-b" // kept as stored whatever fn does
 		return nil
 	})
@@ -54,7 +54,7 @@ func testUpdateDataset(t *testing.T, s dataset.Store) {
 	}
 	for _, got := range []*dataset.Dataset{up, mustDataset(t, s, d.ID)} {
 		if got.ID != d.ID || got.TeamID != team || got.Name != "second" || got.Intro != "new intro" || got.Avatar != "" ||
-			got.VectorModel != "local" || !got.CreateTime.Equal(t0) || !got.UpdateTime.Equal(updatedAt) {
+			got.VectorModel != "local" || got.AgentModel != "qa-b" || !got.CreateTime.Equal(t0) || !got.UpdateTime.Equal(updatedAt) {
 			t.Fatalf("after UpdateDataset: %+v", got)
 		}
 	}
@@ -72,12 +72,12 @@ func testUpdateDataset(t *testing.T, s dataset.Store) {
 		t.Fatalf("another dataset changed: %+v", other)
 	}
 	// PutDataset keeps every field, as a copy of a whole store needs
-	full := &dataset.Dataset{ID: "ds-full", TeamID: team, Name: "full", VectorModel: "local", Intro: "i", Avatar: "a",
+	full := &dataset.Dataset{ID: "ds-full", TeamID: team, Name: "full", VectorModel: "local", AgentModel: "qa-a", Intro: "i", Avatar: "a",
 		CreateTime: t0, UpdateTime: updatedAt}
 	if err := s.PutDataset(bg, full); err != nil {
 		t.Fatal(err)
 	}
-	if got := mustDataset(t, s, full.ID); got.Intro != "i" || got.Avatar != "a" || !got.UpdateTime.Equal(updatedAt) {
+	if got := mustDataset(t, s, full.ID); got.Intro != "i" || got.Avatar != "a" || got.AgentModel != "qa-a" || !got.UpdateTime.Equal(updatedAt) {
 		t.Fatalf("PutDataset then Dataset = %+v; want %+v", got, full)
 	}
 }

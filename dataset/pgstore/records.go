@@ -21,24 +21,25 @@ func scanDataset(row pgx.Row) (*dataset.Dataset, error) {
 		updated *time.Time
 	)
 	if err := row.Scan(&d.ID, &d.TeamID, &d.Name, &d.VectorModel, &d.CreateTime, &ns,
-		&d.Intro, &d.Avatar, &updated, &uns); err != nil {
+		&d.Intro, &d.Avatar, &updated, &uns, &d.AgentModel); err != nil {
 		return nil, err
 	}
 	d.CreateTime, d.UpdateTime = joined(d.CreateTime, ns), joinedOrZero(updated, uns)
 	return &d, nil
 }
 
-const datasetColumns = `id, team_id, name, vector_model, create_time, create_ns, intro, avatar, update_time, update_ns`
+const datasetColumns = `id, team_id, name, vector_model, create_time, create_ns, intro, avatar, update_time, update_ns, agent_model`
 
 // PutDataset implements dataset.DatasetStore.
 func (s *Store) PutDataset(ctx context.Context, d *dataset.Dataset) error {
 	at, ns := split(d.CreateTime)
 	upd, uns := splitOrNull(d.UpdateTime)
-	return s.exec(ctx, "put dataset "+d.ID, `INSERT INTO dataset_datasets (`+datasetColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+	return s.exec(ctx, "put dataset "+d.ID, `INSERT INTO dataset_datasets (`+datasetColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
 		ON CONFLICT (id) DO UPDATE SET team_id = excluded.team_id, name = excluded.name,
 			vector_model = excluded.vector_model, create_time = excluded.create_time, create_ns = excluded.create_ns,
-			intro = excluded.intro, avatar = excluded.avatar, update_time = excluded.update_time, update_ns = excluded.update_ns`,
-		d.ID, d.TeamID, d.Name, d.VectorModel, at, ns, d.Intro, d.Avatar, upd, uns)
+			intro = excluded.intro, avatar = excluded.avatar, update_time = excluded.update_time, update_ns = excluded.update_ns,
+			agent_model = excluded.agent_model`,
+		d.ID, d.TeamID, d.Name, d.VectorModel, at, ns, d.Intro, d.Avatar, upd, uns, d.AgentModel)
 }
 
 // UpdateDataset implements dataset.DatasetStore: the row is locked, read,
@@ -62,8 +63,8 @@ func (s *Store) UpdateDataset(ctx context.Context, id string, fn func(*dataset.D
 		at, ns := split(d.CreateTime)
 		upd, uns := splitOrNull(d.UpdateTime)
 		_, err = tx.Exec(ctx, `UPDATE dataset_datasets SET name = $2, vector_model = $3, create_time = $4, create_ns = $5,
-			intro = $6, avatar = $7, update_time = $8, update_ns = $9 WHERE id = $1`,
-			id, d.Name, d.VectorModel, at, ns, d.Intro, d.Avatar, upd, uns)
+			intro = $6, avatar = $7, update_time = $8, update_ns = $9, agent_model = $10 WHERE id = $1`,
+			id, d.Name, d.VectorModel, at, ns, d.Intro, d.Avatar, upd, uns, d.AgentModel)
 		return err
 	})
 	if err != nil {
