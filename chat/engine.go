@@ -325,9 +325,17 @@ func (e *Engine) run(ctx context.Context, req Request, sink Sink) (*Result, erro
 		complete = append(complete, CompleteMessage{Obj: objOf(m.Role), Value: m.Content})
 	}
 	complete = append(complete, CompleteMessage{Obj: "AI", Value: res.Text})
+	var preview []CompleteMessage
+	for _, m := range complete {
+		if m.Obj != "System" {
+			preview = append(preview, m)
+		}
+	}
+	points := e.points(app.Model, res.Usage.PromptTokens, res.Usage.CompletionTokens)
 	res.Responses = append(res.Responses, ModuleResponse{
-		ModuleName: "AI Chat", Model: app.Model, Tokens: res.Usage.TotalTokens,
-		Price:    e.price(app.Model, res.Usage.PromptTokens, res.Usage.CompletionTokens),
+		ModuleName: "AI Chat", ModuleType: ModuleTypeChat, Model: app.Model, Tokens: res.Usage.TotalTokens,
+		InputTokens: res.Usage.PromptTokens, OutputTokens: res.Usage.CompletionTokens,
+		Price: priceOf(points), TotalPoints: points, Query: question, HistoryPreview: preview, ContextTotalLen: len(preview),
 		Question: question, Answer: res.Text, MaxToken: mreq.MaxTokens, QuoteList: quotes,
 		CompleteMessages: complete, RunningTime: roundSeconds(time.Since(started)),
 	})
@@ -389,8 +397,9 @@ func (e *Engine) search(ctx context.Context, req Request, app *App, question str
 	sctx, cancel := settle(ctx)
 	defer cancel()
 	sim := app.Search.Similarity
-	res.Responses = append(res.Responses, ModuleResponse{ModuleName: "KB Search", Model: rr.Model, Tokens: rr.Tokens,
-		Price:      e.price(rr.Model, rr.Tokens, 0),
+	points := e.points(rr.Model, rr.Tokens, 0)
+	res.Responses = append(res.Responses, ModuleResponse{ModuleName: "KB Search", ModuleType: ModuleTypeDatasetSearch,
+		Model: rr.Model, Tokens: rr.Tokens, InputTokens: rr.Tokens, Price: priceOf(points), TotalPoints: points,
 		Similarity: &sim, Limit: limit, SearchMode: app.Search.Mode, QuoteList: rr.Quotes, RunningTime: roundSeconds(time.Since(started))})
 	if err := e.record(sctx, req, app, "KB Search", rr.Model, rr.Tokens, 0); err != nil {
 		return nil, err
@@ -410,12 +419,17 @@ func (e *Engine) record(ctx context.Context, req Request, app *App, module, mode
 	return nil
 }
 
-// price is FastGPT's price field for tokens of model: points x 100000.
-func (e *Engine) price(model string, in, out int) float64 {
+// points is what tokens of model cost, 0 without a price list.
+func (e *Engine) points(model string, in, out int) float64 {
 	if e.cfg.Price == nil {
 		return 0
 	}
-	return math.Round(e.cfg.Price.Points(model, in, out)*100000*1000) / 1000
+	return e.cfg.Price.Points(model, in, out)
+}
+
+// priceOf is FastGPT's older price field for points: points x 100000.
+func priceOf(points float64) float64 {
+	return math.Round(points*100000*1000) / 1000
 }
 
 // questionOf is the text of req's last user message, which must end

@@ -116,6 +116,13 @@ func TestEngineVariablesHistoryUsage(t *testing.T) {
 	if want := float64(res.Usage.PromptTokens+res.Usage.CompletionTokens) / 1000 * 100000; ai.Price != want || ai.Price == 0 {
 		t.Fatalf("price %v, want %v", ai.Price, want)
 	}
+	// FastGPT's current fields beside the older ones
+	if want := float64(res.Usage.PromptTokens+res.Usage.CompletionTokens) / 1000; ai.TotalPoints != want ||
+		ai.ModuleType != chat.ModuleTypeChat || ai.InputTokens != res.Usage.PromptTokens || ai.OutputTokens != res.Usage.CompletionTokens ||
+		ai.Query != "first" || ai.ContextTotalLen != len(ai.HistoryPreview) || len(ai.HistoryPreview) != 2 ||
+		ai.HistoryPreview[0].Obj != "Human" || ai.HistoryPreview[1].Obj != "AI" {
+		t.Fatalf("AI Chat module %+v; want totalPoints %v, chatNode, the tokens, query and a preview without the system prompt", ai, want)
+	}
 	if len(usage.recs) != 1 || usage.recs[0].KeyID != "k1" || usage.recs[0].AppID != "app" || usage.recs[0].Model != "echo" ||
 		usage.recs[0].InputTokens == 0 || usage.recs[0].OutputTokens == 0 {
 		t.Fatalf("usage %+v", usage.recs)

@@ -72,15 +72,29 @@ type Result struct {
 
 // ModuleResponse is one module's report, FastGPT's responseData entry.
 type ModuleResponse struct {
-	ModuleName string  `json:"moduleName"`
+	ModuleName string `json:"moduleName"`
+	// ModuleType is FastGPT's node type: ModuleTypeDatasetSearch or
+	// ModuleTypeChat.
+	ModuleType string  `json:"moduleType,omitempty"`
 	Price      float64 `json:"price"`
-	Model      string  `json:"model,omitempty"`
-	Tokens     int     `json:"tokens"`
+	// TotalPoints is what the module cost in points, the figure FastGPT's
+	// current responses (and share links' finish reports) carry; Price is
+	// the older field, points x 100000.
+	TotalPoints  float64 `json:"totalPoints"`
+	Model        string  `json:"model,omitempty"`
+	Tokens       int     `json:"tokens"`
+	InputTokens  int     `json:"inputTokens,omitempty"`
+	OutputTokens int     `json:"outputTokens,omitempty"`
 	// KB Search
 	Similarity *float64 `json:"similarity,omitempty"`
 	Limit      int      `json:"limit,omitempty"`
 	SearchMode string   `json:"searchMode,omitempty"`
-	// AI Chat
+	// AI Chat; Query is FastGPT's current name of Question,
+	// HistoryPreview its name of CompleteMessages without the system
+	// prompts, ContextTotalLen their count.
+	Query            string            `json:"query,omitempty"`
+	HistoryPreview   []CompleteMessage `json:"historyPreview,omitempty"`
+	ContextTotalLen  int               `json:"contextTotalLen,omitempty"`
 	Question         string            `json:"question,omitempty"`
 	Answer           string            `json:"answer,omitempty"`
 	MaxToken         int               `json:"maxToken,omitempty"`
@@ -89,6 +103,12 @@ type ModuleResponse struct {
 	// RunningTime is the module's duration in seconds.
 	RunningTime float64 `json:"runningTime"`
 }
+
+// FastGPT's node types of the modules a run reports.
+const (
+	ModuleTypeDatasetSearch = "datasetSearchNode"
+	ModuleTypeChat          = "chatNode"
+)
 
 // CompleteMessage is a message as FastGPT reports it in completeMessages.
 type CompleteMessage struct {

@@ -141,6 +141,17 @@ func TestShareLinkCallbacks(t *testing.T) {
 	if json.Unmarshal(fin.body, &fb) != nil || fb.Token != "alice" || len(fb.ResponseData) == 0 || fb.ResponseData[len(fb.ResponseData)-1].ModuleName != "AI Chat" {
 		t.Fatalf("finish body %s", fin.body)
 	}
+	// share.mdx's fields to watch: each module's totalPoints and tokens,
+	// with its moduleType, query and historyPreview
+	var raw struct {
+		ResponseData []map[string]any `json:"responseData"`
+	}
+	_ = json.Unmarshal(fin.body, &raw)
+	ai := raw.ResponseData[len(raw.ResponseData)-1]
+	if _, ok := ai["totalPoints"].(float64); !ok || ai["moduleType"] != "chatNode" || (ai["query"] != "hi" && ai["query"] != "导演是谁") ||
+		ai["tokens"].(float64) <= 0 || len(ai["historyPreview"].([]any)) == 0 {
+		t.Fatalf("finish module lacks share.mdx's fields: %v", ai)
+	}
 	// every callback is signed: sha256= hex HMAC-SHA256("<ts>.<body>") with the secret
 	for _, c := range host.calls {
 		m := hmac.New(sha256.New, []byte(secret))
