@@ -33,6 +33,8 @@ func (h *Handler) historyRoutes() []auth.Route {
 		{Pattern: "POST /api/core/chat/feedback/updateUserFeedback", MaxBody: api, Handler: http.HandlerFunc(h.UpdateUserFeedback)},
 		{Pattern: "GET /api/core/chat/init", Handler: http.HandlerFunc(h.InitChat)},
 		{Pattern: "GET /api/core/chat/getResData", Handler: http.HandlerFunc(h.ResData)},
+		{Pattern: "POST /api/core/ai/agent/v2/createQuestionGuide", MaxBody: api, Handler: http.HandlerFunc(h.QuestionGuideV2)},
+		{Pattern: "POST /api/core/ai/agent/createQuestionGuide", MaxBody: api, Handler: http.HandlerFunc(h.QuestionGuideV1)},
 	}
 }
 

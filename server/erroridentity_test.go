@@ -56,6 +56,7 @@ func idSentinels() []idSentinel {
 		{"chat.ErrChatNotFound", chat.ErrChatNotFound, nil},
 		{"chat.ErrRecordNotFound", chat.ErrRecordNotFound, nil},
 		{"chat.ErrOtherEndUser", chat.ErrOtherEndUser, nil},
+		{"chat.ErrQuestionGuideUnavailable", chat.ErrQuestionGuideUnavailable, nil},
 		{"chat.ErrUnknownModel", chat.ErrUnknownModel, nil},
 		{"chat.ErrConfigApp", chat.ErrConfigApp, nil},
 		{"chat.ErrNoQuestion", chat.ErrNoQuestion, apierror.ErrInvalidRequest},
