@@ -985,6 +985,8 @@ func TestRoutesAndScopes(t *testing.T) {
 		"PUT /api/core/dataset/collection/update":           w,
 		"POST /api/core/dataset/collection/delete":          w,
 		"POST /api/core/dataset/data/v2/list":               r,
+		"POST /api/core/dataset/collection/list":            r,
+		"POST /api/core/dataset/data/list":                  r,
 	}
 	routes := dataset.NewHandler(newService(t, dataset.Options{}), dataset.HandlerOptions{}).Routes()
 	if len(routes) != len(want) {

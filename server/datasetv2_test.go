@@ -534,3 +534,63 @@ func TestDocCreateTrainingUsage(t *testing.T) {
 		dvRefused(t, "POST", url, "", `{"name":"x"}`, 401, "")
 	})
 }
+
+// The list routes dataset.mdx still shows in their forms before 4.8.19
+// and 4.8.11: POST, paged by pageNum, answered as {pageNum, pageSize,
+// data, total}.
+func TestDocLegacyLists(t *testing.T) {
+	dvEach(t, func(t *testing.T, base string) {
+		key := blRoot
+		ds := dvDataset(t, base, key, "kb")
+		first := dvCollection(t, base, key, ds, "手动录入")
+		second := dvCollection(t, base, key, ds, "测试")
+		dvPush(t, base, key, first, "你是谁？", "你会什么？", "第三")
+		type page struct {
+			PageNum  int `json:"pageNum"`
+			PageSize int `json:"pageSize"`
+			Data     []struct {
+				ID   string `json:"_id"`
+				Name string `json:"name"`
+				Q    string `json:"q"`
+			} `json:"data"`
+			Total int `json:"total"`
+		}
+		var p page
+		blCall(t, "POST", base+"/api/core/dataset/collection/list", key, fmt.Sprintf(`{
+    "pageNum":1,
+    "pageSize": 10,
+    "datasetId":%q,
+    "parentId": null,
+    "searchText":""
+}`, ds), &p)
+		if p.PageNum != 1 || p.PageSize != 10 || p.Total != 2 || len(p.Data) != 2 || p.Data[0].ID != first || p.Data[1].ID != second {
+			t.Fatalf("collection/list = %+v", p)
+		}
+		blCall(t, "POST", base+"/api/core/dataset/collection/list", key, fmt.Sprintf(`{"pageNum":2,"pageSize":1,"datasetId":%q}`, ds), &p)
+		if p.PageNum != 2 || p.Total != 2 || len(p.Data) != 1 || p.Data[0].ID != second {
+			t.Fatalf("collection/list page 2 of 1 = %+v", p)
+		}
+		blCall(t, "POST", base+"/api/core/dataset/data/list", key, fmt.Sprintf(`{
+    "pageNum":1,
+    "pageSize": 10,
+    "collectionId":%q,
+    "searchText":""
+}`, first), &p)
+		if p.Total != 3 || len(p.Data) != 3 || p.Data[0].Q != "你是谁？" {
+			t.Fatalf("data/list = %+v", p)
+		}
+		blCall(t, "POST", base+"/api/core/dataset/data/list", key, fmt.Sprintf(`{"pageNum":1,"pageSize":10,"collectionId":%q,"searchText":"什么"}`, first), &p)
+		if p.Total != 1 || len(p.Data) != 1 || p.Data[0].Q != "你会什么？" {
+			t.Fatalf("data/list searching 什么 = %+v", p)
+		}
+		for _, c := range []struct{ path, body, what string }{
+			{"collection/list", fmt.Sprintf(`{"pageNum":0,"datasetId":%q}`, ds), "pageNum"},
+			{"collection/list", fmt.Sprintf(`{"pageNum":1,"pageSize":31,"datasetId":%q}`, ds), "pageSize"},
+			{"collection/list", `{"pageNum":1}`, "datasetId"},
+			{"data/list", fmt.Sprintf(`{"pageNum":-1,"collectionId":%q}`, first), "pageNum"},
+			{"data/list", `{"pageNum":1,"pageSize":10}`, "collectionId"},
+		} {
+			dvRefused(t, "POST", base+"/api/core/dataset/"+c.path, key, c.body, 400, c.what)
+		}
+	})
+}
