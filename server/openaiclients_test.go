@@ -448,12 +448,16 @@ func TestUnknownOpenAIRoutes(t *testing.T) {
 		!strings.Contains(apiErr.Message, "POST /v1/embeddings") {
 		t.Fatalf("embeddings: %v", err)
 	}
-	for _, c := range []struct{ method, path, want string }{
-		{"GET", "/v1/nothing", `{"error":{"message":"route GET /v1/nothing not found","type":"invalid_request_error","code":"not_found","param":null}}`},
-		{"POST", "/api/v1/audio/speech", `{"error":{"message":"route POST /api/v1/audio/speech not found","type":"invalid_request_error","code":"not_found","param":null}}`},
-		{"GET", "/v1/chat/completions", `{"error":{"message":"route GET /v1/chat/completions not found","type":"invalid_request_error","code":"not_found","param":null}}`},
-		{"GET", "/api/nothing", `"code":404`},
-		{"GET", "/v1", `"code":404`}, // not under /v1/
+	for _, c := range []struct {
+		method, path string
+		status       int
+		want         string
+	}{
+		{"GET", "/v1/nothing", 404, `{"error":{"message":"route GET /v1/nothing not found","type":"invalid_request_error","code":"not_found","param":null}}`},
+		{"POST", "/api/v1/audio/speech", 404, `{"error":{"message":"route POST /api/v1/audio/speech not found","type":"invalid_request_error","code":"not_found","param":null}}`},
+		{"GET", "/v1/chat/completions", 405, `{"error":{"message":"GET /v1/chat/completions: use POST","type":"invalid_request_error","code":"method_not_allowed","param":null}}`},
+		{"GET", "/api/nothing", 404, `"code":404`},
+		{"GET", "/v1", 404, `"code":404`}, // not under /v1/
 	} {
 		req, _ := http.NewRequest(c.method, base+c.path, nil)
 		req.Header.Set("Authorization", "Bearer "+key)
@@ -463,8 +467,11 @@ func TestUnknownOpenAIRoutes(t *testing.T) {
 		}
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if resp.StatusCode != 404 || !strings.Contains(string(b), c.want) {
+		if resp.StatusCode != c.status || !strings.Contains(string(b), c.want) {
 			t.Fatalf("%s %s: %d %s", c.method, c.path, resp.StatusCode, b)
+		}
+		if c.status == 405 && resp.Header.Get("Allow") != "POST" {
+			t.Fatalf("%s %s: Allow %q", c.method, c.path, resp.Header.Get("Allow"))
 		}
 	}
 }

@@ -48,6 +48,8 @@ import (
 //	POST   /api/core/chat/feedback/updateUserFeedback  any key       chat
 //	GET    /api/core/chat/init                       any key         chat
 //	GET    /api/core/chat/getResData                 any key         chat
+//	POST   /api/core/ai/agent/v2/createQuestionGuide  any key        chat
+//	POST   /api/core/ai/agent/createQuestionGuide    any key         chat
 //	POST   /api/core/app/create                      admin           chat
 //	GET    /api/core/app/list                        admin           chat
 //	GET    /api/core/app/detail                      admin           chat
@@ -72,6 +74,7 @@ import (
 //	POST   /api/core/dataset/collection/create       dataset:write   dataset
 //	POST   /api/core/dataset/collection/create/text  dataset:write   dataset
 //	GET    /api/core/dataset/collection/list         dataset:read    dataset
+//	POST   /api/core/dataset/collection/list         dataset:read    dataset
 //	POST   /api/core/dataset/collection/listV2       dataset:read    dataset
 //	PUT    /api/core/dataset/collection/update       dataset:write   dataset
 //	GET    /api/core/dataset/collection/detail       dataset:read    dataset
@@ -80,15 +83,17 @@ import (
 //	POST   /api/core/dataset/collection/delete       dataset:write   dataset
 //	POST   /api/core/dataset/data/pushData           dataset:write   dataset
 //	GET    /api/core/dataset/data/list               dataset:read    dataset
+//	POST   /api/core/dataset/data/list               dataset:read    dataset
 //	POST   /api/core/dataset/data/v2/list            dataset:read    dataset
 //	GET    /api/core/dataset/data/detail             dataset:read    dataset
 //	PUT    /api/core/dataset/data/update             dataset:write   dataset
 //	DELETE /api/core/dataset/data/delete             dataset:write   dataset
 //	POST   /api/core/dataset/searchTest              dataset:read    dataset
 //
-// Anything else answers 404 not_found: under /v1/ and /api/v1/, where
-// OpenAI's SDKs call, in OpenAI's error shape, so that they show the
-// message; elsewhere in the envelope.
+// A path of the table called with another method answers 405
+// method_not_allowed, with Allow; anything else 404 not_found: under /v1/
+// and /api/v1/, where OpenAI's SDKs call, in OpenAI's error shape, so that
+// they show the message; elsewhere in the envelope.
 
 // domainRoutes returns each domain's routes, by package.
 func (s *Server) domainRoutes() map[string][]auth.Route {
@@ -114,6 +119,12 @@ func (s *Server) routes() http.Handler {
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		err := apierror.NotFound("route " + r.Method + " " + r.URL.Path)
+		if allow := allowedMethods(mux, r); len(allow) > 0 {
+			// The catch-all matches every method, so the mux never says
+			// 405 itself: a route called with the wrong method is told so.
+			w.Header().Set("Allow", strings.Join(allow, ", "))
+			err = errMethodNotAllowed.WithMessage("%s %s: use %s", r.Method, r.URL.Path, strings.Join(allow, " or "))
+		}
 		if strings.HasPrefix(r.URL.Path, "/v1/") || strings.HasPrefix(r.URL.Path, "/api/v1/") {
 			chat.WriteOpenAIError(w, r, err)
 			return
@@ -121,6 +132,26 @@ func (s *Server) routes() http.Handler {
 		httpjson.WriteError(w, r, s.log, err)
 	})
 	return s.metrics.instrument(bodyDeadline(time.Duration(s.cfg.Server.BodyReadTimeout), uniqueQuery(mux)))
+}
+
+// errMethodNotAllowed answers a route called with a method it does not take.
+var errMethodNotAllowed = apierror.New(http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed")
+
+// allowedMethods are the methods other than r's that a route of mux (not
+// the catch-all) serves at r's path.
+func allowedMethods(mux *http.ServeMux, r *http.Request) []string {
+	var allow []string
+	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		if m == r.Method {
+			continue
+		}
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		if _, pattern := mux.Handler(probe); pattern != "" && pattern != "/" {
+			allow = append(allow, m)
+		}
+	}
+	return allow
 }
 
 // healthz answers 200 while the database answers, 503 otherwise.

@@ -563,8 +563,15 @@ func TestHealthzMetricsAndUnknownRoutes(t *testing.T) {
 			t.Fatalf("GET %s: %d %s", p, r.status, r.raw)
 		}
 	}
-	if r := etDo(t, "POST", base+"/healthz", "", ""); r.status != 404 {
+	// a route called with a method it does not take is told which it does
+	if r := etDo(t, "POST", base+"/healthz", "", ""); r.status != 405 || r.env.StatusText != "method_not_allowed" || !strings.Contains(r.env.Message, "use GET") {
 		t.Fatalf("POST /healthz: %d %s", r.status, r.raw)
+	}
+	if r := etDo(t, "GET", base+"/api/core/dataset/searchTest", "Bearer "+good, ""); r.status != 405 || !strings.Contains(r.env.Message, "use POST") {
+		t.Fatalf("GET searchTest: %d %s", r.status, r.raw)
+	}
+	if r := etDo(t, "PATCH", base+"/api/core/chat/getHistories", "", ""); r.status != 405 || !strings.Contains(r.env.Message, "use GET or POST") {
+		t.Fatalf("PATCH getHistories: %d %s", r.status, r.raw)
 	}
 
 	status, body := svGet(t, base+"/metrics")
@@ -578,7 +585,8 @@ func TestHealthzMetricsAndUnknownRoutes(t *testing.T) {
 		`chatgate_http_requests_total{code="401",` + meRoute + `}`:                            2,
 		`chatgate_http_requests_total{code="429",` + meRoute + `}`:                            1,
 		`chatgate_http_requests_total{code="403",route="GET /api/support/openapi/list"}`:      1,
-		`chatgate_http_requests_total{code="404",route="/"}`:                                  7,
+		`chatgate_http_requests_total{code="404",route="/"}`:                                  6,
+		`chatgate_http_requests_total{code="405",route="/"}`:                                  3,
 		`chatgate_auth_failures_total{reason="invalid_api_key"}`:                              1,
 		`chatgate_auth_failures_total{reason="api_key_disabled"}`:                             1,
 		`chatgate_auth_failures_total{reason="scope_denied"}`:                                 1,
