@@ -154,7 +154,7 @@ func testRetrievalQualityParaphrases(t *testing.T, text dataset.TextIndex, st qu
 	// wait until it finds every pair by its own question
 	for _, it := range corpus.Items {
 		for deadline := time.Now().Add(10 * time.Second); ; {
-			r, err := s.Search(ctx, dataset.SearchRequest{TeamID: "team", DatasetIDs: []string{ds.ID}, Text: it.Q, Mode: dataset.SearchFullText, Limit: 1})
+			r, err := s.Search(ctx, dataset.SearchRequest{TeamID: "team", DatasetIDs: []string{ds.ID}, Text: it.Q, Mode: dataset.SearchFullText, MaxResults: 1})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -175,7 +175,7 @@ func testRetrievalQualityParaphrases(t *testing.T, text dataset.TextIndex, st qu
 	for _, mode := range modes {
 		recall[mode] = map[string]*tally{"zh": {}, "en": {}, "all": {}}
 		for _, q := range corpus.Queries {
-			r, err := s.Search(ctx, dataset.SearchRequest{TeamID: "team", DatasetIDs: []string{ds.ID}, Text: q.Query, Mode: mode, Limit: 5})
+			r, err := s.Search(ctx, dataset.SearchRequest{TeamID: "team", DatasetIDs: []string{ds.ID}, Text: q.Query, Mode: mode, MaxResults: 5})
 			if err != nil {
 				t.Fatalf("%s %q: %v", mode, q.Query, err)
 			}

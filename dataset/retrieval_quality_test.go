@@ -76,7 +76,7 @@ func testRetrievalQuality(t *testing.T, text dataset.TextIndex, st qualityStore)
 	for _, mode := range []string{dataset.SearchEmbedding, dataset.SearchFullText, dataset.SearchMixed} {
 		recall[mode] = map[string]*score{"zh": {}, "en": {}, "all": {}}
 		for _, q := range queries {
-			res, err := s.Search(ctx, dataset.SearchRequest{TeamID: "team", DatasetIDs: []string{ds.ID}, Text: q[0], Mode: mode, Limit: 5})
+			res, err := s.Search(ctx, dataset.SearchRequest{TeamID: "team", DatasetIDs: []string{ds.ID}, Text: q[0], Mode: mode, MaxResults: 5})
 			if err != nil {
 				t.Fatal(err)
 			}

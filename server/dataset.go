@@ -149,6 +149,10 @@ type retriever struct {
 }
 
 func (r retriever) Retrieve(ctx context.Context, req chat.RetrieveRequest) (chat.RetrieveResult, error) {
+	// An app's search limit is a count of quotes (chat.SearchSettings),
+	// not FastGPT's token budget: it is MaxResults, and the budget is the
+	// largest, so that the count alone decides, as it did before
+	// searchTest's limit became tokens, unless the quotes are huge.
 	// An app may still name a dataset deleted since; it is skipped rather
 	// than failing every chat of the app.
 	var ids []string
@@ -165,7 +169,7 @@ func (r retriever) Retrieve(ctx context.Context, req chat.RetrieveRequest) (chat
 		return chat.RetrieveResult{}, nil
 	}
 	res, err := r.s.Search(ctx, dataset.SearchRequest{TeamID: req.TeamID, KeyID: req.BillKeyID, DatasetIDs: ids,
-		Text: req.Query, Limit: req.Limit, Similarity: req.Similarity, Mode: req.Mode})
+		Text: req.Query, MaxResults: req.Limit, MaxTokens: dataset.MaxSearchTokens, Similarity: req.Similarity, Mode: req.Mode})
 	if err != nil {
 		return chat.RetrieveResult{}, err
 	}
