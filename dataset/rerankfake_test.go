@@ -5,6 +5,7 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -102,15 +103,14 @@ func bm25(query string, docs []string) []float64 {
 		total += lens[i]
 	}
 	avg := max(float64(total)/float64(max(len(docs), 1)), 1)
-	q := map[string]bool{}
-	for _, term := range terms(query) {
-		q[term] = true
-	}
+	// the query's distinct terms, in order: a sum in map order would
+	// differ in its last bits from one call to the next
+	q := slices.Compact(slices.Sorted(slices.Values(terms(query))))
 	scores := make([]float64, len(docs))
 	n := float64(len(docs))
 	for i := range docs {
 		s := 0.0
-		for term := range q {
+		for _, term := range q {
 			f := float64(tf[i][term])
 			if f == 0 {
 				continue
