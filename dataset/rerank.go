@@ -22,6 +22,14 @@ type Reranker interface {
 	Rerank(ctx context.Context, query string, docs []string) (scores []float64, tokens int, err error)
 }
 
+// RerankerFunc adapts a function to a Reranker.
+type RerankerFunc func(ctx context.Context, query string, docs []string) ([]float64, int, error)
+
+// Rerank calls f.
+func (f RerankerFunc) Rerank(ctx context.Context, query string, docs []string) ([]float64, int, error) {
+	return f(ctx, query, docs)
+}
+
 // DefaultRerankModel names a Reranker's model in usage records when
 // Options.RerankModel does not.
 const DefaultRerankModel = "rerank"

@@ -2,6 +2,7 @@ package dataset_test
 
 import (
 	"cmp"
+	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -142,5 +143,45 @@ func TestHandlerSearchRerank(t *testing.T) {
 		map[string]any{"datasetId": ds, "text": "zzqx", "usingReRank": true, "searchMode": "fullTextRecall"}, &none)
 	if len(none) != 0 || rr.calls.Load() != calls {
 		t.Fatalf("a search that found nothing: %d hits, %d rerank requests", len(none), rr.calls.Load()-calls)
+	}
+}
+
+// A Reranker that breaks its contract (a score short) fails the search
+// rather than misranking it; one that reports its tokens is billed those,
+// under DefaultRerankModel when the Service names no model.
+func TestSearchRerankerContract(t *testing.T) {
+	var short bool
+	rr := dataset.RerankerFunc(func(_ context.Context, _ string, docs []string) ([]float64, int, error) {
+		scores := make([]float64, len(docs))
+		for i := range scores {
+			scores[i] = float64(i) // the last candidate first
+		}
+		if short {
+			return scores[1:], 0, nil
+		}
+		return scores, 7, nil
+	})
+	e := newHTTPEnv(t, dataset.Options{Reranker: rr})
+	ds := e.createDataset(t, e.writeA, "contract")
+	coll := e.createCollection(t, e.writeA, ds, "c")
+	e.ok(t, e.writeA, "POST", "/api/core/dataset/data/pushData", map[string]any{"collectionId": coll,
+		"data": []map[string]any{{"q": "alpha one"}, {"q": "alpha two"}, {"q": "alpha three"}}}, nil)
+	e.waitIdle(t, e.writeA, coll)
+	body := map[string]any{"datasetId": ds, "text": "alpha", "usingReRank": true}
+	var plain, hits []hit
+	e.ok(t, e.writeA, "POST", "/api/core/dataset/searchTest", map[string]any{"datasetId": ds, "text": "alpha"}, &plain)
+	e.ok(t, e.writeA, "POST", "/api/core/dataset/searchTest", body, &hits)
+	if len(hits) != 3 || len(plain) != 3 || hits[0].ID != plain[2].ID || hits[0].Score != 2 {
+		t.Fatalf("reranked %+v; want retrieval's last (of %+v) first", hits, plain)
+	}
+	recs := e.usage.module(dataset.ModuleRerank)
+	if len(recs) != 1 || recs[0].Model != dataset.DefaultRerankModel || recs[0].InputTokens != 7 {
+		t.Fatalf("rerank records %+v; want one of 7 tokens under %q", recs, dataset.DefaultRerankModel)
+	}
+	short = true
+	before := len(e.usage.all)
+	r := e.fails(t, e.writeA, "POST", "/api/core/dataset/searchTest", body, 502, "upstream_error", "")
+	if !strings.Contains(r.Message, "2 scores for 3 documents") || len(e.usage.all) != before {
+		t.Fatalf("short scores: %q, %d records", r.Message, len(e.usage.all)-before)
 	}
 }
