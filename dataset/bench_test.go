@@ -506,7 +506,7 @@ func BenchmarkStartupLoad100k(b *testing.B) {
 					s, st, closeAll := kbOpen(b, dir, dataset.Options{Vectors: vs.make()})
 					starts = append(starts, time.Since(start))
 					b.StopTimer()
-					res, err := s.Search(ctx, dataset.SearchRequest{TeamID: kbTeam, DatasetIDs: []string{dsID}, Text: kbText(5), Limit: 1})
+					res, err := s.Search(ctx, dataset.SearchRequest{TeamID: kbTeam, DatasetIDs: []string{dsID}, Text: kbText(5), MaxResults: 1})
 					if err != nil || len(res.Hits) != 1 || res.Hits[0].ID != kbID(5) {
 						b.Fatalf("after start-up: %v %+v", err, res)
 					}

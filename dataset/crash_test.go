@@ -427,7 +427,7 @@ func TestCrashSIGKILL(t *testing.T) {
 		}
 	}
 	for _, q := range sample {
-		res, err := s.Search(ctx, dataset.SearchRequest{TeamID: crashTeam, DatasetIDs: []string{dsID}, Text: q, Limit: 3})
+		res, err := s.Search(ctx, dataset.SearchRequest{TeamID: crashTeam, DatasetIDs: []string{dsID}, Text: q, MaxResults: 3})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -439,7 +439,7 @@ func TestCrashSIGKILL(t *testing.T) {
 	for _, q := range sample {
 		for {
 			res, err := s.Search(ctx, dataset.SearchRequest{TeamID: crashTeam, DatasetIDs: []string{dsID},
-				Text: q, Mode: dataset.SearchFullText, Limit: 5})
+				Text: q, Mode: dataset.SearchFullText, MaxResults: 5})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -33,11 +33,13 @@
 //   - dataset/chromemstore: a VectorStore on chromem-go.
 //   - dataset/embedding: Embedders for OpenAI-compatible endpoints and
 //     Ollama, through langchaingo.
+//   - dataset/rerank: a Reranker for Jina/Cohere-compatible /rerank
+//     endpoints, on net/http alone.
 //   - dataset/datasettest: the conformance suite every Store runs, its
 //     training queue checked with queue/queuetest.
 //
-// The subpackages import dataset (embedding does not even need it); dataset
+// The subpackages import dataset (embedding and rerank do not even need it); dataset
 // imports none of them. Whatever a user plugs in (an Embedder, a
-// Generator, a UsageRecorder, a BillChecker, a tokens.Counter) is a small
+// Generator, a Reranker, a UsageRecorder, a BillChecker, a tokens.Counter) is a small
 // interface with a func adapter.
 package dataset

@@ -17,6 +17,10 @@ var (
 	// write question/answer pairs is configured.
 	ErrQAModelUnavailable = &apierror.Error{Status: http.StatusBadRequest, Code: "qa_model_unavailable",
 		Message: "QA mode needs a QA model (dataset.qaModel in the config or CHATGATE_QA_MODEL); only the offline extractive model is available"}
+	// ErrRerankUnavailable answers a search with usingReRank when no rerank
+	// model is configured.
+	ErrRerankUnavailable = &apierror.Error{Status: http.StatusBadRequest, Code: "rerank_model_unavailable",
+		Message: "usingReRank needs a rerank model (dataset.rerank in the config); none is configured"}
 	// ErrClosed is what every method of a Service answers after Close: its
 	// training and index catch-up have stopped.
 	ErrClosed = errors.New("dataset: service closed")

@@ -53,7 +53,7 @@ func Example() {
 
 	for _, q := range []string{"导演是谁", "who is the author of Moby-Dick"} {
 		found, err := s.Search(ctx, dataset.SearchRequest{TeamID: "team-1", DatasetIDs: []string{ds.ID},
-			Text: q, Limit: 1, Mode: dataset.SearchEmbedding})
+			Text: q, MaxResults: 1, Mode: dataset.SearchEmbedding})
 		if err != nil {
 			panic(err)
 		}

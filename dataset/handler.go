@@ -396,14 +396,19 @@ func (h *Handler) updateData(ctx context.Context, p *auth.Principal, b *updateDa
 }
 
 // searchBody is POST /api/core/dataset/searchTest {datasetId, text,
-// limit?, similarity?, searchMode?}; data is the hits, best first.
+// limit?, maxResults?, similarity?, searchMode?, usingReRank?, billId?};
+// data is the hits, best first. limit is FastGPT's: a token budget for
+// the hits (5000 by default, at most 20000); maxResults, chatgate's own,
+// caps their number (100 by default and at most).
 type searchBody struct {
-	DatasetID  string  `json:"datasetId"`
-	Text       string  `json:"text"`
-	Limit      int     `json:"limit"`
-	Similarity float64 `json:"similarity"`
-	SearchMode string  `json:"searchMode"`
-	BillID     string  `json:"billId"`
+	DatasetID   string  `json:"datasetId"`
+	Text        string  `json:"text"`
+	Limit       int     `json:"limit"`
+	MaxResults  int     `json:"maxResults"`
+	Similarity  float64 `json:"similarity"`
+	SearchMode  string  `json:"searchMode"`
+	UsingReRank bool    `json:"usingReRank"`
+	BillID      string  `json:"billId"`
 }
 
 func (b *searchBody) check() error {
@@ -416,7 +421,8 @@ func (h *Handler) searchTest(ctx context.Context, p *auth.Principal, b *searchBo
 		ids = []string{b.DatasetID}
 	}
 	res, err := h.s.searchTest(ctx, SearchRequest{TeamID: p.TeamID, KeyID: p.KeyID, BillID: b.BillID,
-		DatasetIDs: ids, Text: b.Text, Limit: b.Limit, Similarity: b.Similarity, Mode: b.SearchMode})
+		DatasetIDs: ids, Text: b.Text, MaxTokens: b.Limit, MaxResults: b.MaxResults, Similarity: b.Similarity,
+		Mode: b.SearchMode, Rerank: b.UsingReRank})
 	if err != nil {
 		return nil, err
 	}

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/chatgate/chatgate/auth"
+	"github.com/chatgate/chatgate/cl100k"
 	"github.com/chatgate/chatgate/dataset"
 )
 
@@ -555,8 +556,13 @@ func TestHandlerPaging(t *testing.T) {
 	e.fails(t, e.writeA, "DELETE", "/api/core/dataset/data/delete", nil, 400, "invalid_request", "id")
 }
 
+// searchTest's limit is FastGPT's: a token budget of the hits' q and a
+// (5000 by default, at most 20000), taken best first while they fit, the
+// best one always; maxResults caps their number (100 by default).
 func TestHandlerSearchLimits(t *testing.T) {
-	e := newHTTPEnv(t, dataset.Options{})
+	// the counter is the Service's, the real one: the route counts with it
+	counter := new(cl100k.Counter)
+	e := newHTTPEnv(t, dataset.Options{Tokens: counter})
 	ds := e.createDataset(t, e.writeA, "search")
 	coll := e.createCollection(t, e.writeA, ds, "c")
 	var items []map[string]any
@@ -572,14 +578,51 @@ func TestHandlerSearchLimits(t *testing.T) {
 		e.ok(t, e.writeA, "POST", "/api/core/dataset/searchTest", body, &hits)
 		return hits
 	}
-	if n := len(search(map[string]any{"text": "warranty question"})); n != 10 {
-		t.Fatalf("default limit: %d hits; want 10", n)
+	ids := func(hs []hit) []string {
+		out := make([]string, len(hs))
+		for i, h := range hs {
+			out[i] = h.ID
+		}
+		return out
 	}
-	if n := len(search(map[string]any{"text": "warranty question", "limit": 100})); n != 100 {
-		t.Fatalf("limit 100: %d hits", n)
+	tokensOf := func(h hit) int { return counter.Count(h.Q) + counter.Count(h.A) }
+	// FastGPT's documented body, but for the query-extension fields
+	all := search(map[string]any{"text": "warranty question", "limit": 5000, "similarity": 0, "searchMode": "embedding", "usingReRank": false})
+	if len(all) != dataset.MaxSearchResults {
+		t.Fatalf("limit 5000 over 120 short items: %d hits; want maxResults' default, %d", len(all), dataset.MaxSearchResults)
 	}
-	if n := len(search(map[string]any{"text": "warranty question", "limit": 3})); n != 3 {
-		t.Fatalf("limit 3: %d hits", n)
+	if def := search(map[string]any{"text": "warranty question"}); !slices.Equal(ids(def), ids(all)) {
+		t.Fatalf("no limit: %d hits unlike limit 5000's %d", len(def), len(all))
+	}
+	for _, budget := range []int{30, 57, 200} {
+		// the hits are a prefix of the full ranking, the longest whose
+		// tokens fit the budget
+		want, used := 0, 0
+		for _, h := range all {
+			if used+tokensOf(h) > budget {
+				break
+			}
+			used += tokensOf(h)
+			want++
+		}
+		got := search(map[string]any{"text": "warranty question", "limit": budget})
+		if len(got) != want || want == 0 || want == len(all) || !slices.Equal(ids(got), ids(all[:want])) {
+			t.Fatalf("limit %d: %d hits; want the first %d of the ranking (%d tokens)", budget, len(got), want, used)
+		}
+	}
+	// a budget smaller than the best hit still has it, as FastGPT's has
+	if got := search(map[string]any{"text": "warranty question", "limit": 1}); len(got) != 1 || got[0].ID != all[0].ID {
+		t.Fatalf("limit 1: %+v; want the best hit alone", got)
+	}
+	if n := len(search(map[string]any{"text": "warranty question", "limit": 20000, "maxResults": 100})); n != 100 {
+		t.Fatalf("maxResults 100: %d hits", n)
+	}
+	if got := search(map[string]any{"text": "warranty question", "maxResults": 3}); !slices.Equal(ids(got), ids(all[:3])) {
+		t.Fatalf("maxResults 3: %+v", got)
+	}
+	// whichever is reached first
+	if got := search(map[string]any{"text": "warranty question", "maxResults": 3, "limit": 1}); len(got) != 1 {
+		t.Fatalf("maxResults 3, limit 1: %d hits", len(got))
 	}
 	best := search(map[string]any{"text": "warranty question number 7", "similarity": 0.99})
 	if len(best) != 1 || best[0].A != "7" || best[0].Score < 0.99 {
@@ -588,7 +631,7 @@ func TestHandlerSearchLimits(t *testing.T) {
 	for _, mode := range []string{"embedding", "fullTextRecall", "mixedRecall"} {
 		var hits []hit
 		waitFor(t, mode, func() bool {
-			hits = search(map[string]any{"text": "warranty question number 7", "searchMode": mode, "limit": 5})
+			hits = search(map[string]any{"text": "warranty question number 7", "searchMode": mode, "maxResults": 5})
 			return len(hits) == 5
 		})
 		if hits[0].A != "7" || hits[0].Score > 1 || hits[4].Score <= 0 {
@@ -601,9 +644,12 @@ func TestHandlerSearchLimits(t *testing.T) {
 		body  string
 		field string
 	}{
-		{`{"datasetId":"` + ds + `","text":"x","limit":101}`, "limit"},
+		{`{"datasetId":"` + ds + `","text":"x","limit":20001}`, "limit"},
 		{`{"datasetId":"` + ds + `","text":"x","limit":-1}`, "limit"},
 		{`{"datasetId":"` + ds + `","text":"x","limit":"ten"}`, "limit"},
+		{`{"datasetId":"` + ds + `","text":"x","maxResults":101}`, "maxResults"},
+		{`{"datasetId":"` + ds + `","text":"x","maxResults":-3}`, "maxResults"},
+		{`{"datasetId":"` + ds + `","text":"x","usingReRank":"yes"}`, "usingReRank"},
 		{`{"datasetId":"` + ds + `","text":"x","similarity":1.5}`, "similarity"},
 		{`{"datasetId":"` + ds + `","text":"x","similarity":-0.1}`, "similarity"},
 		{`{"datasetId":"` + ds + `","text":"x","searchMode":"vector"}`, "searchMode"},
@@ -615,6 +661,12 @@ func TestHandlerSearchLimits(t *testing.T) {
 		{`{"datasetId":["` + ds + `"],"text":"x"}`, "datasetId"},
 	} {
 		e.fails(t, e.writeA, "POST", "/api/core/dataset/searchTest", bad.body, 400, "invalid_request", bad.field)
+	}
+	// usingReRank without a rerank model configured
+	r := e.fails(t, e.writeA, "POST", "/api/core/dataset/searchTest", `{"datasetId":"`+ds+`","text":"x","usingReRank":true}`,
+		400, "rerank_model_unavailable", "")
+	if !strings.Contains(r.Message, "rerank") {
+		t.Fatalf("rerank refusal says %q", r.Message)
 	}
 	if after := len(e.usage.module(dataset.ModuleSearch)); after != before {
 		t.Fatalf("refused searches recorded usage: %d -> %d", before, after)

@@ -227,7 +227,7 @@ func TestTrainedIsSearchable(t *testing.T) {
 		}
 		// the local embedder may hash two numbers alike: the item must be
 		// among the best, not necessarily first
-		res, err := s.Search(ctx, dataset.SearchRequest{TeamID: "team", DatasetIDs: []string{ds.ID}, Text: q, Limit: dataset.MaxSearchLimit})
+		res, err := s.Search(ctx, dataset.SearchRequest{TeamID: "team", DatasetIDs: []string{ds.ID}, Text: q, MaxResults: dataset.MaxSearchResults})
 		if err != nil || !slices.ContainsFunc(res.Hits, func(h dataset.SearchHit) bool { return h.Q == q }) {
 			t.Fatalf("item %d: trained by the collection's count, but search does not find it: %v", i, err)
 		}

@@ -127,7 +127,9 @@ func testRetrievalQualityParaphrases(t *testing.T, text dataset.TextIndex, st qu
 	}
 
 	ctx := context.Background()
-	s, err := dataset.New(ctx, dataset.Options{Store: st, Text: text, Logger: slog.New(slog.DiscardHandler)})
+	rr := newTermReranker(t)
+	s, err := dataset.New(ctx, dataset.Options{Store: st, Text: text, Logger: slog.New(slog.DiscardHandler),
+		Reranker: rr.client(t), RerankModel: "bm25-loopback"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +156,7 @@ func testRetrievalQualityParaphrases(t *testing.T, text dataset.TextIndex, st qu
 	// wait until it finds every pair by its own question
 	for _, it := range corpus.Items {
 		for deadline := time.Now().Add(10 * time.Second); ; {
-			r, err := s.Search(ctx, dataset.SearchRequest{TeamID: "team", DatasetIDs: []string{ds.ID}, Text: it.Q, Mode: dataset.SearchFullText, Limit: 1})
+			r, err := s.Search(ctx, dataset.SearchRequest{TeamID: "team", DatasetIDs: []string{ds.ID}, Text: it.Q, Mode: dataset.SearchFullText, MaxResults: 1})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -173,43 +175,55 @@ func testRetrievalQualityParaphrases(t *testing.T, text dataset.TextIndex, st qu
 	type tally struct{ found, n int }
 	recall := map[string]map[string]*tally{}
 	for _, mode := range modes {
-		recall[mode] = map[string]*tally{"zh": {}, "en": {}, "all": {}}
-		for _, q := range corpus.Queries {
-			r, err := s.Search(ctx, dataset.SearchRequest{TeamID: "team", DatasetIDs: []string{ds.ID}, Text: q.Query, Mode: mode, Limit: 5})
-			if err != nil {
-				t.Fatalf("%s %q: %v", mode, q.Query, err)
+		for _, rerank := range []bool{false, true} {
+			key := mode
+			if rerank {
+				key += "+rerank"
 			}
-			found := 0
-			var got []string
-			for _, h := range r.Hits {
-				got = append(got, idOf[h.Q])
-				if idOf[h.Q] == q.Want {
-					found = 1
+			recall[key] = map[string]*tally{"zh": {}, "en": {}, "all": {}}
+			for _, q := range corpus.Queries {
+				r, err := s.Search(ctx, dataset.SearchRequest{TeamID: "team", DatasetIDs: []string{ds.ID}, Text: q.Query, Mode: mode,
+					MaxResults: 5, Rerank: rerank})
+				if err != nil {
+					t.Fatalf("%s %q: %v", key, q.Query, err)
+				}
+				found := 0
+				var got []string
+				for _, h := range r.Hits {
+					got = append(got, idOf[h.Q])
+					if idOf[h.Q] == q.Want {
+						found = 1
+					}
+				}
+				if found == 0 {
+					t.Logf("%s misses %s %q: %v", key, q.Want, q.Query, got)
+				}
+				for _, lang := range []string{q.Want[:2], "all"} {
+					recall[key][lang].found += found
+					recall[key][lang].n++
 				}
 			}
-			if found == 0 {
-				t.Logf("%s misses %s %q: %v", mode, q.Want, q.Query, got)
-			}
-			for _, lang := range []string{q.Want[:2], "all"} {
-				recall[mode][lang].found += found
-				recall[mode][lang].n++
-			}
 		}
+	}
+	if rr.calls.Load() == 0 {
+		t.Fatal("the loopback reranker was never called")
 	}
 	at := func(mode, lang string) float64 {
 		r := recall[mode][lang]
 		return float64(r.found) / float64(r.n)
 	}
 	var table strings.Builder
-	fmt.Fprintf(&table, "recall@5, %d pairs, %d queries (zh %d, en %d)\n", len(corpus.Items), len(corpus.Queries),
-		recall[dataset.SearchMixed]["zh"].n, recall[dataset.SearchMixed]["en"].n)
-	fmt.Fprintf(&table, "%-16s %6s %6s %6s\n", "mode", "zh", "en", "all")
+	fmt.Fprintf(&table, "recall@5, %d pairs, %d queries (zh %d, en %d); +rerank: the loopback BM25 reranker over 20 candidates\n",
+		len(corpus.Items), len(corpus.Queries), recall[dataset.SearchMixed]["zh"].n, recall[dataset.SearchMixed]["en"].n)
+	fmt.Fprintf(&table, "%-24s %6s %6s %6s\n", "mode", "zh", "en", "all")
 	for _, mode := range modes {
-		fmt.Fprintf(&table, "%-16s", mode)
-		for _, lang := range langs {
-			fmt.Fprintf(&table, " %6.3f", at(mode, lang))
+		for _, key := range []string{mode, mode + "+rerank"} {
+			fmt.Fprintf(&table, "%-24s", key)
+			for _, lang := range langs {
+				fmt.Fprintf(&table, " %6.3f", at(key, lang))
+			}
+			table.WriteString("\n")
 		}
-		table.WriteString("\n")
 	}
 	t.Log("\n" + table.String())
 
@@ -222,6 +236,10 @@ func testRetrievalQualityParaphrases(t *testing.T, text dataset.TextIndex, st qu
 	for _, mode := range modes {
 		if got := at(mode, "all"); got < qualityFloors[mode] {
 			t.Errorf("%s recall@5 %.3f fell below its floor %.3f", mode, got, qualityFloors[mode])
+		}
+		// reranking must not lower recall@5
+		if plain, re := at(mode, "all"), at(mode+"+rerank", "all"); re < plain {
+			t.Errorf("%s recall@5 %.3f with rerank, lower than %.3f without", mode, re, plain)
 		}
 	}
 }

@@ -36,7 +36,7 @@ func replicaQuality(t *testing.T) qualityStore {
 		for _, q := range qs {
 			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
 				r, err := s.Search(context.Background(), dataset.SearchRequest{TeamID: "team", DatasetIDs: []string{datasetID},
-					Text: q, Mode: dataset.SearchFullText, Limit: dataset.MaxSearchLimit})
+					Text: q, Mode: dataset.SearchFullText, MaxResults: dataset.MaxSearchResults})
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -43,7 +43,9 @@ func TestRetrievalQuality(t *testing.T) {
 
 func testRetrievalQuality(t *testing.T, text dataset.TextIndex, st qualityStore) {
 	ctx := context.Background()
-	s, err := dataset.New(ctx, dataset.Options{Store: st, Text: text, Logger: slog.New(slog.DiscardHandler)})
+	rr := newTermReranker(t)
+	s, err := dataset.New(ctx, dataset.Options{Store: st, Text: text, Logger: slog.New(slog.DiscardHandler),
+		Reranker: rr.client(t), RerankModel: "bm25-loopback"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,37 +75,53 @@ func testRetrievalQuality(t *testing.T, text dataset.TextIndex, st qualityStore)
 	queries := readTSV(t, "testdata/retrieval/queries.tsv")
 	type score struct{ hit, n int }
 	recall := map[string]map[string]*score{}
-	for _, mode := range []string{dataset.SearchEmbedding, dataset.SearchFullText, dataset.SearchMixed} {
-		recall[mode] = map[string]*score{"zh": {}, "en": {}, "all": {}}
-		for _, q := range queries {
-			res, err := s.Search(ctx, dataset.SearchRequest{TeamID: "team", DatasetIDs: []string{ds.ID}, Text: q[0], Mode: mode, Limit: 5})
-			if err != nil {
-				t.Fatal(err)
+	modes := []string{dataset.SearchEmbedding, dataset.SearchFullText, dataset.SearchMixed}
+	for _, mode := range modes {
+		for _, rerank := range []bool{false, true} {
+			key := mode
+			if rerank {
+				key += "+rerank"
 			}
-			found := 0
-			for _, h := range res.Hits {
-				if idOf[h.Q] == q[1] {
-					found = 1
+			recall[key] = map[string]*score{"zh": {}, "en": {}, "all": {}}
+			for _, q := range queries {
+				res, err := s.Search(ctx, dataset.SearchRequest{TeamID: "team", DatasetIDs: []string{ds.ID}, Text: q[0], Mode: mode,
+					MaxResults: 5, Rerank: rerank})
+				if err != nil {
+					t.Fatal(err)
 				}
-			}
-			if os.Getenv("RQ_DEBUG") != "" && found == 0 {
-				var got []string
+				if rerank && res.RerankTokens == 0 && len(res.Hits) > 0 {
+					t.Fatalf("%s: reranked hits without rerank usage", key)
+				}
+				found := 0
 				for _, h := range res.Hits {
-					got = append(got, idOf[h.Q])
+					if idOf[h.Q] == q[1] {
+						found = 1
+					}
 				}
-				t.Logf("%s miss %q want %s got %v", mode, q[0], q[1], got)
-			}
-			for _, k := range []string{q[1][:2], "all"} {
-				recall[mode][k].hit += found
-				recall[mode][k].n++
+				if os.Getenv("RQ_DEBUG") != "" && found == 0 {
+					var got []string
+					for _, h := range res.Hits {
+						got = append(got, idOf[h.Q])
+					}
+					t.Logf("%s miss %q want %s got %v", key, q[0], q[1], got)
+				}
+				for _, k := range []string{q[1][:2], "all"} {
+					recall[key][k].hit += found
+					recall[key][k].n++
+				}
 			}
 		}
 	}
+	if rr.calls.Load() == 0 {
+		t.Fatal("the loopback reranker was never called")
+	}
 	r := func(mode, lang string) float64 { s := recall[mode][lang]; return float64(s.hit) / float64(s.n) }
-	t.Logf("recall@5 over %d queries (%d pairs)", len(queries), len(corpus))
-	t.Logf("%-16s %6s %6s %6s", "mode", "zh", "en", "all")
-	for _, mode := range []string{dataset.SearchEmbedding, dataset.SearchFullText, dataset.SearchMixed} {
-		t.Logf("%-16s %6.3f %6.3f %6.3f", mode, r(mode, "zh"), r(mode, "en"), r(mode, "all"))
+	t.Logf("recall@5 over %d queries (%d pairs); +rerank: the loopback BM25 reranker over %d candidates", len(queries), len(corpus), 20)
+	t.Logf("%-24s %6s %6s %6s", "mode", "zh", "en", "all")
+	for _, mode := range modes {
+		for _, key := range []string{mode, mode + "+rerank"} {
+			t.Logf("%-24s %6.3f %6.3f %6.3f", key, r(key, "zh"), r(key, "en"), r(key, "all"))
+		}
 	}
 	if m := r(dataset.SearchMixed, "all"); m < r(dataset.SearchEmbedding, "all") || m < r(dataset.SearchFullText, "all") {
 		t.Errorf("mixed recall %.3f is worse than a single mode", m)
@@ -111,6 +129,10 @@ func testRetrievalQuality(t *testing.T, text dataset.TextIndex, st qualityStore)
 	for mode, floor := range map[string]float64{dataset.SearchEmbedding: embeddingFloor, dataset.SearchFullText: fullTextFloor, dataset.SearchMixed: mixedFloor} {
 		if got := r(mode, "all"); got < floor {
 			t.Errorf("%s recall@5 %.3f fell below %.3f", mode, got, floor)
+		}
+		// reranking must not lower recall@5
+		if plain, re := r(mode, "all"), r(mode+"+rerank", "all"); re < plain {
+			t.Errorf("%s recall@5 %.3f with rerank, lower than %.3f without", mode, re, plain)
 		}
 	}
 }

@@ -19,11 +19,20 @@ const (
 	SearchMixed     = "mixedRecall"    // both, fused by reciprocal rank
 )
 
-// Search limits.
+// Search limits. FastGPT's searchTest limit is a token budget for the
+// quotes it returns (MaxTokens here); a cap on the number of hits is
+// chatgate's own (MaxResults, the route's maxResults).
 const (
-	DefaultSearchLimit = 10
-	MaxSearchLimit     = 100
+	DefaultSearchTokens = 5000  // FastGPT's default limit
+	MaxSearchTokens     = 20000 // FastGPT's largest limit
+	MaxSearchResults    = 100
 )
+
+// minRerankCandidates is the fewest candidates a reranked search hands the
+// reranker: it can only lift what retrieval found, so it is given more than
+// the answer will hold (twice the hits wanted, at least this many, at most
+// MaxSearchResults).
+const minRerankCandidates = 20
 
 // rrfK is reciprocal rank fusion's constant, the value its authors found
 // robust: a result's fused score is the sum of w/(rrfK+rank) over the
@@ -35,16 +44,31 @@ type SearchRequest struct {
 	TeamID, KeyID, BillID string
 	DatasetIDs            []string
 	Text                  string
-	Limit                 int     // default DefaultSearchLimit, at most MaxSearchLimit
-	Similarity            float64 // 0-1: minimum cosine similarity for embedding results
-	Mode                  string  // a Search* mode; "" is SearchEmbedding
+	// MaxTokens is the token budget of the hits, FastGPT's limit: hits
+	// are taken best first for as long as the next one's q and a (counted
+	// with the Service's tokens.Counter) still fit. The best hit is
+	// returned even when it alone is over, as FastGPT does, so that a
+	// search that found something never answers nothing. 0:
+	// DefaultSearchTokens; at most MaxSearchTokens. Errors name it limit.
+	MaxTokens int
+	// MaxResults caps the number of hits; 0: MaxSearchResults, the most.
+	// Errors name it maxResults.
+	MaxResults int
+	Similarity float64 // 0-1: minimum cosine similarity for embedding results
+	Mode       string  // a Search* mode; "" is SearchEmbedding
+	// Rerank (FastGPT's usingReRank) has the Service's Reranker reorder
+	// the candidates retrieval found, more than the answer holds, before
+	// MaxResults and MaxTokens cut them. Without a Reranker the search
+	// fails with ErrRerankUnavailable.
+	Rerank bool
 }
 
 // SearchHit is a found data item. Score is the cosine similarity in
 // embedding mode, the full-text relevance divided by the best one's in
 // full-text mode, and the fused score divided by the highest possible (a
 // result ranked first in both lists) in mixed mode: in every mode 0-1,
-// higher is better.
+// higher is better. A reranked search's Score is the reranker's relevance
+// (0-1 for Jina's and Cohere's models).
 type SearchHit struct {
 	ID           string  `json:"id"`
 	DatasetID    string  `json:"datasetId"`
@@ -60,13 +84,16 @@ type SearchResult struct {
 	Hits   []SearchHit
 	Model  string // embedding model, when vectors were searched
 	Tokens int    // tokens of the query that was embedded
+	// RerankModel and RerankTokens are what reranking cost, when it ran.
+	RerankModel  string
+	RerankTokens int
 }
 
 // Search finds the data of a team's datasets best matching req.Text. It
 // records no usage: the caller that owns the request accounts for what it
-// cost (res.Model and res.Tokens), so that one search is billed once. The
-// searchTest route records its own; chat records retrieval as its KB Search
-// module.
+// cost (res.Model and res.Tokens, res.RerankModel and res.RerankTokens),
+// so that one search is billed once. The searchTest route records its
+// own; chat records retrieval as its KB Search module.
 func (s *Service) Search(ctx context.Context, req SearchRequest) (*SearchResult, error) {
 	if err := s.live(); err != nil {
 		return nil, err
@@ -78,10 +105,16 @@ func (s *Service) Search(ctx context.Context, req SearchRequest) (*SearchResult,
 		return nil, apierror.InvalidRequest("datasetId", "is required")
 	}
 	switch {
-	case req.Limit == 0:
-		req.Limit = DefaultSearchLimit
-	case req.Limit < 0 || req.Limit > MaxSearchLimit:
-		return nil, apierror.InvalidRequest("limit", "must be between 1 and %d", MaxSearchLimit)
+	case req.MaxTokens == 0:
+		req.MaxTokens = DefaultSearchTokens
+	case req.MaxTokens < 0 || req.MaxTokens > MaxSearchTokens:
+		return nil, apierror.InvalidRequest("limit", "is a token budget, between 1 and %d", MaxSearchTokens)
+	}
+	switch {
+	case req.MaxResults == 0:
+		req.MaxResults = MaxSearchResults
+	case req.MaxResults < 0 || req.MaxResults > MaxSearchResults:
+		return nil, apierror.InvalidRequest("maxResults", "must be between 1 and %d", MaxSearchResults)
 	}
 	if req.Similarity < 0 || req.Similarity > 1 {
 		return nil, apierror.InvalidRequest("similarity", "must be between 0 and 1")
@@ -92,6 +125,9 @@ func (s *Service) Search(ctx context.Context, req SearchRequest) (*SearchResult,
 	if req.Mode != SearchEmbedding && req.Mode != SearchFullText && req.Mode != SearchMixed {
 		return nil, apierror.InvalidRequest("searchMode", "must be embedding, fullTextRecall or mixedRecall")
 	}
+	if req.Rerank && s.opts.Reranker == nil {
+		return nil, ErrRerankUnavailable
+	}
 	var sets []*Dataset
 	for _, id := range req.DatasetIDs {
 		ds, err := s.Dataset(ctx, req.TeamID, id)
@@ -100,37 +136,41 @@ func (s *Service) Search(ctx context.Context, req SearchRequest) (*SearchResult,
 		}
 		sets = append(sets, ds)
 	}
+	depth := req.MaxResults
+	if req.Rerank {
+		depth = min(MaxSearchResults, max(2*req.MaxResults, minRerankCandidates))
+	}
 	res := &SearchResult{}
 	var ranked []Hit
 	switch req.Mode {
 	case SearchEmbedding:
-		hits, err := s.searchVectors(ctx, req, sets, req.Limit, res)
+		hits, err := s.searchVectors(ctx, req, sets, depth, res)
 		if err != nil {
 			return nil, err
 		}
 		ranked = hits
 	case SearchFullText:
-		hits, err := s.searchText(ctx, req, req.Limit)
+		hits, err := s.searchText(ctx, req, depth)
 		if err != nil {
 			return nil, err
 		}
 		ranked = hits
 	case SearchMixed:
-		depth := max(2*req.Limit, 20)
-		vec, err := s.searchVectors(ctx, req, sets, depth, res)
+		deep := max(2*depth, 20)
+		vec, err := s.searchVectors(ctx, req, sets, deep, res)
 		if err != nil {
 			return nil, err
 		}
-		txt, err := s.searchText(ctx, req, depth)
+		txt, err := s.searchText(ctx, req, deep)
 		if err != nil {
 			return nil, err
 		}
 		ranked = fuse(vec, txt)
 	}
-	if err := s.fill(ctx, res, ranked, req.Limit); err != nil {
-		return nil, err
+	if req.Rerank {
+		return res, s.rerank(ctx, req, res, ranked, depth)
 	}
-	return res, nil
+	return res, s.fill(ctx, res, ranked, req)
 }
 
 // searchTest is the searchTest route's search: a billId must name a bill
@@ -147,6 +187,10 @@ func (s *Service) searchTest(ctx context.Context, req SearchRequest) (*SearchRes
 	if res.Tokens > 0 {
 		s.recordUsage(ctx, UsageRecord{TeamID: req.TeamID, KeyID: req.KeyID, BillID: req.BillID,
 			DatasetID: req.DatasetIDs[0], Module: ModuleSearch, Model: res.Model, InputTokens: res.Tokens})
+	}
+	if res.RerankTokens > 0 {
+		s.recordUsage(ctx, UsageRecord{TeamID: req.TeamID, KeyID: req.KeyID, BillID: req.BillID,
+			DatasetID: req.DatasetIDs[0], Module: ModuleRerank, Model: res.RerankModel, InputTokens: res.RerankTokens})
 	}
 	return res, nil
 }
@@ -254,44 +298,82 @@ func topHits(scores map[string]float64, n int) []Hit {
 	return hits[:min(n, len(hits))]
 }
 
-// fill loads the data of the ranked hits, skipping any deleted meanwhile:
-// with one read when the store is a DataReader, else one per hit.
-func (s *Service) fill(ctx context.Context, res *SearchResult, ranked []Hit, n int) error {
-	res.Hits = []SearchHit{}
-	var read map[string]*Data
-	if dr, ok := s.store.(DataReader); ok && len(ranked) > 0 {
-		ids := make([]string, len(ranked))
-		for i, h := range ranked {
-			ids[i] = h.ID
-		}
-		ds, err := dr.DataByID(ctx, ids)
-		if err != nil {
-			return err
-		}
-		read = make(map[string]*Data, len(ds))
-		for _, d := range ds {
-			read[d.ID] = d
-		}
+// fill takes the data of the ranked hits into res, best first, within
+// req's count and token budget (see budget).
+func (s *Service) fill(ctx context.Context, res *SearchResult, ranked []Hit, req SearchRequest) error {
+	b := budget{s: s, n: req.MaxResults, tokens: req.MaxTokens, hits: []SearchHit{}}
+	err := s.walk(ctx, ranked, req.MaxResults, b.take)
+	res.Hits = b.hits
+	return err
+}
+
+// budget takes hits, best first, while they fit: at most n of them, and of
+// at most tokens tokens (their q and a), but always the first.
+type budget struct {
+	s         *Service
+	n, tokens int
+	used      int
+	hits      []SearchHit
+}
+
+// take adds h if it fits, and says whether another may.
+func (b *budget) take(ctx context.Context, h SearchHit) (bool, error) {
+	k, err := b.s.count(ctx, h.Q, h.A)
+	if err != nil {
+		return false, err
 	}
-	for _, h := range ranked {
-		if len(res.Hits) == n {
-			break
+	if len(b.hits) > 0 && b.used+k > b.tokens {
+		return false, nil
+	}
+	b.hits = append(b.hits, h)
+	b.used += k
+	return len(b.hits) < b.n && b.used < b.tokens, nil
+}
+
+// walk hands visit the data of the ranked hits, in order, skipping any
+// deleted meanwhile, until visit says it wants no more. It reads them in
+// windows, the first of want hits (what the caller expects to need), each
+// next twice the last: with one read a window when the store is a
+// DataReader, else one a hit.
+func (s *Service) walk(ctx context.Context, ranked []Hit, want int, visit func(context.Context, SearchHit) (bool, error)) error {
+	dr, _ := s.store.(DataReader)
+	for start, size := 0, max(want, 1); start < len(ranked); start, size = start+size, 2*size {
+		window := ranked[start:min(start+size, len(ranked))]
+		var read map[string]*Data
+		if dr != nil {
+			ids := make([]string, len(window))
+			for i, h := range window {
+				ids[i] = h.ID
+			}
+			ds, err := dr.DataByID(ctx, ids)
+			if err != nil {
+				return err
+			}
+			read = make(map[string]*Data, len(ds))
+			for _, d := range ds {
+				read[d.ID] = d
+			}
 		}
-		d, err := read[h.ID], error(nil)
-		switch {
-		case read != nil && d == nil:
-			continue
-		case read == nil:
-			d, err = s.store.Data(ctx, h.ID)
+		for _, h := range window {
+			d, err := read[h.ID], error(nil)
+			switch {
+			case dr != nil && d == nil:
+				continue
+			case dr == nil:
+				d, err = s.store.Data(ctx, h.ID)
+			}
+			if errors.Is(err, ErrDataNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			more, err := visit(ctx, SearchHit{ID: d.ID, DatasetID: d.DatasetID, CollectionID: d.CollectionID,
+				Q: d.Q, A: d.A, Source: d.Source, Score: h.Score})
+			if err != nil || !more {
+				return err
+			}
 		}
-		if errors.Is(err, ErrDataNotFound) {
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		res.Hits = append(res.Hits, SearchHit{ID: d.ID, DatasetID: d.DatasetID, CollectionID: d.CollectionID,
-			Q: d.Q, A: d.A, Source: d.Source, Score: h.Score})
 	}
 	return nil
 }

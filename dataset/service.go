@@ -43,6 +43,13 @@ type Options struct {
 	// dataset created without one trains with QA. nil: no agentModel is
 	// accepted. QAModelMap is one.
 	QAModels QAModels
+	// Reranker reorders the candidates of a search with Rerank (FastGPT's
+	// usingReRank); nil answers those with ErrRerankUnavailable.
+	// dataset/rerank has a client of Jina/Cohere-compatible endpoints.
+	Reranker Reranker
+	// RerankModel names the Reranker's model in usage records;
+	// DefaultRerankModel when empty.
+	RerankModel string
 	// Usage receives training and search tokens; nil discards them.
 	Usage UsageRecorder
 	// Bills, when set, vets the billId of a push, a text collection or a

@@ -891,7 +891,7 @@ func TestSearchWithFeaturelessData(t *testing.T) {
 	waitTrained(t, s, "team", c.ID)
 	for range 5 {
 		for i := range 40 {
-			r, err := s.Search(ctx, dataset.SearchRequest{TeamID: "team", DatasetIDs: []string{ds.ID}, Limit: 1,
+			r, err := s.Search(ctx, dataset.SearchRequest{TeamID: "team", DatasetIDs: []string{ds.ID}, MaxResults: 1,
 				Text: fmt.Sprintf("product %d warranty %s", i, strings.Repeat("x", i+1))})
 			if err != nil || len(r.Hits) != 1 || r.Hits[0].A != fmt.Sprint(i) {
 				t.Fatalf("search for item %d: %+v, %v", i, r, err)

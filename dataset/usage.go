@@ -14,6 +14,7 @@ const (
 	ModuleEmbedding = "embedding" // training: embedding pushed data
 	ModuleQA        = "qa"        // training: the QA model writing pairs
 	ModuleSearch    = "search"    // embedding a search query
+	ModuleRerank    = "rerank"    // a rerank model reordering a search's candidates
 )
 
 // UsageRecorder receives the tokens spent on training and search. The

@@ -224,6 +224,9 @@ func (cfg *Config) ApplyEnv(lookup func(string) (string, bool)) {
 			e.APIKey, _ = lookup(e.APIKeyEnv)
 		}
 	}
+	if r := &cfg.Dataset.Rerank; r.APIKey == "" && r.APIKeyEnv != "" {
+		r.APIKey, _ = lookup(r.APIKeyEnv)
+	}
 }
 
 // DatasetConfig tunes knowledge bases.
@@ -242,6 +245,10 @@ type DatasetConfig struct {
 	VectorModel string `yaml:"vector_model"`
 	// Embedders declares remote embedding models datasets can name.
 	Embedders []EmbedderConfig `yaml:"embedders"`
+	// Rerank declares the rerank model searchTest's usingReRank uses; none
+	// when its base_url is empty, and usingReRank answers 400
+	// rerank_model_unavailable.
+	Rerank RerankConfig `yaml:"rerank"`
 	// MaxBodyBytes limits knowledge-base request bodies; 16 MiB when zero.
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
 	// MaxAttempts is how often a training item is tried before it fails
@@ -267,6 +274,20 @@ type EmbedderConfig struct {
 	APIKey    string `yaml:"api_key"`
 	APIKeyEnv string `yaml:"api_key_env"`
 	Model     string `yaml:"model"` // the upstream model; the name when empty
+}
+
+// RerankConfig declares a rerank model: any Jina/Cohere-compatible
+// endpoint, POST {base_url}/rerank.
+type RerankConfig struct {
+	// Name is what usage records and billing.prices call the model; the
+	// model when empty.
+	Name    string `yaml:"name"`
+	BaseURL string `yaml:"base_url"` // e.g. https://api.jina.ai/v1
+	// APIKey is sent as a bearer token; prefer APIKeyEnv, which names an
+	// environment variable holding it. Neither: no Authorization header.
+	APIKey    string `yaml:"api_key"`
+	APIKeyEnv string `yaml:"api_key_env"`
+	Model     string `yaml:"model"` // the upstream model, e.g. jina-reranker-v2-base-multilingual
 }
 
 // ModelConfig declares a model that apps can name.

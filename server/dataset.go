@@ -13,6 +13,7 @@ import (
 	"github.com/chatgate/chatgate/dataset"
 	"github.com/chatgate/chatgate/dataset/embedding"
 	"github.com/chatgate/chatgate/dataset/fulltext"
+	"github.com/chatgate/chatgate/dataset/rerank"
 )
 
 // TextIndexDir is the full-text index's directory in the data directory.
@@ -47,6 +48,9 @@ func (s *Server) openDataset(ctx context.Context, models *chat.Models, tokens *c
 		MaxAttempts: s.cfg.Dataset.MaxAttempts, RetryBase: time.Duration(s.cfg.Dataset.RetryBase)}
 	if text != nil { // not a nil *Index in the interface: nil picks the built-in index
 		opts.Text = text
+	}
+	if opts.Reranker, opts.RerankModel, err = s.cfg.reranker(); err != nil {
+		return err
 	}
 	if qa := s.cfg.qaGenerator(models); qa != nil {
 		opts.QA = qa
@@ -88,6 +92,24 @@ func (cfg *Config) embedders() (map[string]dataset.Embedder, error) {
 		return nil, fmt.Errorf("config: dataset.vector_model %q is neither local nor a declared embedder", vm)
 	}
 	return out, nil
+}
+
+// reranker makes the declared rerank model's client, and names it; none
+// (nil) when dataset.rerank declares no model: no base_url, model or name
+// (a key alone, say from a shared api_key_env, declares nothing).
+func (cfg *Config) reranker() (dataset.Reranker, string, error) {
+	rc := cfg.Dataset.Rerank
+	if rc.BaseURL == "" && rc.Model == "" && rc.Name == "" {
+		return nil, "", nil
+	}
+	if rc.BaseURL == "" || rc.Model == "" {
+		return nil, "", errors.New("config: dataset.rerank needs base_url and model")
+	}
+	c, err := rerank.New(rerank.Config{BaseURL: rc.BaseURL, APIKey: rc.APIKey, Model: rc.Model})
+	if err != nil {
+		return nil, "", fmt.Errorf("config: dataset.rerank: %w", err)
+	}
+	return c, cmp.Or(rc.Name, rc.Model), nil
 }
 
 // errProvider is newEmbedder's answer for a provider it does not know.
@@ -166,6 +188,10 @@ type retriever struct {
 }
 
 func (r retriever) Retrieve(ctx context.Context, req chat.RetrieveRequest) (chat.RetrieveResult, error) {
+	// An app's search limit is a count of quotes (chat.SearchSettings),
+	// not FastGPT's token budget: it is MaxResults, and the budget is the
+	// largest, so that the count alone decides, as it did before
+	// searchTest's limit became tokens, unless the quotes are huge.
 	// An app may still name a dataset deleted since; it is skipped rather
 	// than failing every chat of the app.
 	var ids []string
@@ -182,7 +208,7 @@ func (r retriever) Retrieve(ctx context.Context, req chat.RetrieveRequest) (chat
 		return chat.RetrieveResult{}, nil
 	}
 	res, err := r.s.Search(ctx, dataset.SearchRequest{TeamID: req.TeamID, KeyID: req.BillKeyID, DatasetIDs: ids,
-		Text: req.Query, Limit: req.Limit, Similarity: req.Similarity, Mode: req.Mode})
+		Text: req.Query, MaxResults: req.Limit, MaxTokens: dataset.MaxSearchTokens, Similarity: req.Similarity, Mode: req.Mode})
 	if err != nil {
 		return chat.RetrieveResult{}, err
 	}

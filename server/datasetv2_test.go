@@ -358,7 +358,7 @@ func dvSearch(t *testing.T, base, key, datasetID, text string) map[string]bool {
 		CollectionID string `json:"collectionId"`
 	}
 	blCall(t, "POST", base+"/api/core/dataset/searchTest", key,
-		fmt.Sprintf(`{"datasetId":%q,"text":%q,"limit":20,"similarity":0,"searchMode":"mixedRecall"}`, datasetID, text), &hits)
+		fmt.Sprintf(`{"datasetId":%q,"text":%q,"maxResults":20,"similarity":0,"searchMode":"mixedRecall"}`, datasetID, text), &hits)
 	out := map[string]bool{}
 	for _, h := range hits {
 		out[h.CollectionID] = true

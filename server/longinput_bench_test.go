@@ -173,11 +173,11 @@ var liRoutes = []liRoute{
 		return liDo(tb, "POST", e.base+"/api/core/dataset/data/pushData", e.key, body)
 	}},
 	{"searchTest", 200, func(tb testing.TB, e *liEnv, word string, _ int) (int, []byte) {
-		body, _ := json.Marshal(map[string]any{"datasetId": e.dataset, "text": word})
+		body, _ := json.Marshal(map[string]any{"datasetId": e.dataset, "text": word, "maxResults": 10})
 		return liDo(tb, "POST", e.base+"/api/core/dataset/searchTest", e.key, body)
 	}},
 	{"searchTest-mixed", 200, func(tb testing.TB, e *liEnv, word string, _ int) (int, []byte) {
-		body, _ := json.Marshal(map[string]any{"datasetId": e.dataset, "text": word, "searchMode": "mixedRecall"})
+		body, _ := json.Marshal(map[string]any{"datasetId": e.dataset, "text": word, "searchMode": "mixedRecall", "maxResults": 10})
 		return liDo(tb, "POST", e.base+"/api/core/dataset/searchTest", e.key, body)
 	}},
 	{"data-update", 400, func(tb testing.TB, e *liEnv, word string, _ int) (int, []byte) {

@@ -378,7 +378,7 @@ func mgAnswers(t *testing.T, base string, d mgData) string {
 		call("GET", "/api/core/dataset/data/detail?id="+it.ID, d.key, "")
 	}
 	for _, q := range []string{"refund window class 3", "order class 5", "no such thing at all"} {
-		call("POST", "/api/core/dataset/searchTest", d.key, fmt.Sprintf(`{"datasetId":%q,"text":%q,"limit":100}`, d.dataset, q))
+		call("POST", "/api/core/dataset/searchTest", d.key, fmt.Sprintf(`{"datasetId":%q,"text":%q,"maxResults":100}`, d.dataset, q))
 	}
 	// the rotated key's old value works in its grace period, and the app key
 	call("GET", "/api/core/dataset/list", d.rotatedOld, "")

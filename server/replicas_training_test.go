@@ -239,7 +239,7 @@ func TestReplicasTrainOnceUnderSIGKILL(t *testing.T) {
 			defer func() { <-sem }()
 			var tops [3][]string
 			for k, r := range rs {
-				body := fmt.Sprintf(`{"datasetId":%q,"text":%q,"limit":10,"searchMode":"embedding"}`, dsID, q(i))
+				body := fmt.Sprintf(`{"datasetId":%q,"text":%q,"maxResults":10,"searchMode":"embedding"}`, dsID, q(i))
 				ok, raw := rpTry("POST", r.base+"/api/core/dataset/searchTest", key, body)
 				var env struct {
 					Data []struct {

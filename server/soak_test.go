@@ -304,7 +304,7 @@ func TestSoak(t *testing.T) {
 			{"/api/v1/chat/completions", ledgerKey, statelessChat},
 			{"/api/v1/chat/completions", histKey, `{"chatId":"soak-warmup","messages":[{"role":"user","content":"warm up"}]}`},
 			{"/api/v1/chat/completions", streamKey, `{"stream":true,"messages":[{"role":"user","content":"warm up"}]}`},
-			{"/api/core/dataset/searchTest", searcher, fmt.Sprintf(`{"datasetId":%q,"text":"warm up","limit":5}`, dsID)},
+			{"/api/core/dataset/searchTest", searcher, fmt.Sprintf(`{"datasetId":%q,"text":"warm up","maxResults":5}`, dsID)},
 			{"/api/v1/chat/completions", "", fmt.Sprintf(`{"shareId":%q,"outLinkUid":"warmup","messages":[{"role":"user","content":"warm up"}]}`, shareID)},
 		} {
 			if st, raw := soDo("POST", b+c.path, c.key, c.body); st != 200 {
@@ -425,7 +425,7 @@ func TestSoak(t *testing.T) {
 	searchT := tally("searchTest")
 	wg.Go(func() {
 		for !stop.Load() {
-			body := fmt.Sprintf(`{"datasetId":%q,"text":%q,"limit":5,"searchMode":"embedding"}`, dsID, q(rand.IntN(items)))
+			body := fmt.Sprintf(`{"datasetId":%q,"text":%q,"maxResults":5,"searchMode":"embedding"}`, dsID, q(rand.IntN(items)))
 			searchT.add(soOutcome(soDo("POST", pool.pick()+"/api/core/dataset/searchTest", searcher, body)))
 			time.Sleep(100 * time.Millisecond)
 		}
@@ -691,7 +691,7 @@ func TestSoak(t *testing.T) {
 		for range 3 {
 			i := rand.IntN(items)
 			st, raw := soDo("POST", b+"/api/core/dataset/searchTest", searcher,
-				fmt.Sprintf(`{"datasetId":%q,"text":%q,"limit":3,"searchMode":"embedding"}`, dsID, q(i)))
+				fmt.Sprintf(`{"datasetId":%q,"text":%q,"maxResults":3,"searchMode":"embedding"}`, dsID, q(i)))
 			var env struct {
 				Data []struct{ Q string } `json:"data"`
 			}

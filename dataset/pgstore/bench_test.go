@@ -232,7 +232,7 @@ func BenchmarkReplicaStartup100k(b *testing.B) {
 			starts = append(starts, time.Since(start))
 			b.StopTimer()
 			q := benchText(5)
-			res, err := s.Search(ctx, dataset.SearchRequest{TeamID: team, DatasetIDs: []string{dsID}, Text: q, Limit: 1})
+			res, err := s.Search(ctx, dataset.SearchRequest{TeamID: team, DatasetIDs: []string{dsID}, Text: q, MaxResults: 1})
 			if err != nil || len(res.Hits) != 1 || res.Hits[0].ID != benchID(5) {
 				b.Fatalf("after start-up: %v %+v", err, res)
 			}

@@ -103,7 +103,7 @@ func question(i int) string {
 // hits is what a search through s returns, as ids and scores.
 func hits(t testing.TB, s *dataset.Service, dsID, mode, text string) []string {
 	t.Helper()
-	res, err := s.Search(ctx, dataset.SearchRequest{TeamID: team, DatasetIDs: []string{dsID}, Text: text, Mode: mode, Limit: 10})
+	res, err := s.Search(ctx, dataset.SearchRequest{TeamID: team, DatasetIDs: []string{dsID}, Text: text, Mode: mode, MaxResults: 10})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -491,7 +491,7 @@ func collectionsFound(t testing.TB, s *dataset.Service, dsID, text string) map[s
 	t.Helper()
 	out := map[string]bool{}
 	for _, mode := range modes {
-		res, err := s.Search(ctx, dataset.SearchRequest{TeamID: team, DatasetIDs: []string{dsID}, Text: text, Mode: mode, Limit: 50})
+		res, err := s.Search(ctx, dataset.SearchRequest{TeamID: team, DatasetIDs: []string{dsID}, Text: text, Mode: mode, MaxResults: 50})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -541,7 +541,7 @@ func TestReplicasForgetDeletedCollections(t *testing.T) {
 	for _, s := range []*dataset.Service{a, b} {
 		for _, mode := range modes {
 			res, err := s.Search(ctx, dataset.SearchRequest{TeamID: team, DatasetIDs: []string{ds1},
-				Text: gone1 + ": " + text, Mode: mode, Limit: 5})
+				Text: gone1 + ": " + text, Mode: mode, MaxResults: 5})
 			if err != nil {
 				t.Fatal(err)
 			}
