@@ -64,10 +64,17 @@ func dvPush(t *testing.T, base, key, collectionID string, qs ...string) {
 	if res.InsertLen != len(qs) {
 		t.Fatalf("pushData inserted %d of %d", res.InsertLen, len(qs))
 	}
+	dvTrained(t, base, key, collectionID, len(qs))
+}
+
+// dvTrained waits until a collection has nothing left to train and holds
+// at least n data items.
+func dvTrained(t *testing.T, base, key, collectionID string, n int) {
+	t.Helper()
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		var c struct{ TrainingAmount, DataAmount int }
 		blCall(t, "GET", base+"/api/core/dataset/collection/detail?id="+collectionID, key, "", &c)
-		if c.TrainingAmount == 0 && c.DataAmount >= len(qs) {
+		if c.TrainingAmount == 0 && c.DataAmount >= n {
 			return
 		}
 		if time.Now().After(deadline) {
