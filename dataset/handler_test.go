@@ -969,6 +969,7 @@ func TestRoutesAndScopes(t *testing.T) {
 		"DELETE /api/core/dataset/delete":                   w,
 		"POST /api/core/dataset/collection/create":          w,
 		"POST /api/core/dataset/collection/create/text":     w,
+		"POST /api/core/dataset/collection/create/link":     w,
 		"GET /api/core/dataset/collection/list":             r,
 		"GET /api/core/dataset/collection/detail":           r,
 		"GET /api/core/dataset/collection/trainingFailures": r,

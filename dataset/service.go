@@ -398,8 +398,28 @@ type TextCollection struct {
 	TrainingType  TrainingMode
 	ChunkSize     int // tokens; default 512
 	ChunkOverlap  int // tokens; default 0
-	Prompt        string
-	BillID        string
+	// IndexSize is FastGPT's: the size of the indexes a chunk is embedded
+	// by. Each chunk here is embedded whole as its one index, so it may be
+	// 0 or at least ChunkSize, at most the embedding model's input.
+	IndexSize int
+	// Splitter, when set, is the highest-priority separator (FastGPT's
+	// chunkSplitter): see SplitOptions.Separator. A piece between two is
+	// cut further only when longer than the training mode's largest chunk.
+	Splitter string
+	// Trigger says when the text is split; "" is TriggerForce.
+	// TriggerMinSize keeps a text under TriggerMinSize tokens whole.
+	Trigger        ChunkTrigger
+	TriggerMinSize int
+	Prompt         string
+	BillID         string
+	// Tags are the collection's tags (FastGPT's tags).
+	Tags []string
+	// CreateTime, when set, is the collection's creation time as the
+	// caller gives it (FastGPT's createTime); now when zero.
+	CreateTime time.Time
+	// RawLink is the web page the text was read from: the collection is
+	// then of type CollectionLink and lists it as its rawLink.
+	RawLink string
 }
 
 // MaxTextBytes bounds the text of a text collection, as the handler's
@@ -437,6 +457,31 @@ func (s *Service) CreateTextCollection(ctx context.Context, tc TextCollection) (
 	if tc.ChunkOverlap < 0 || tc.ChunkOverlap > tc.ChunkSize/2 {
 		return nil, nil, apierror.InvalidRequest("chunkOverlap", "must be between 0 and half of chunkSize")
 	}
+	if tc.IndexSize != 0 && (tc.IndexSize < tc.ChunkSize || tc.IndexSize > s.opts.IndexMaxTokens) {
+		return nil, nil, apierror.InvalidRequest("indexSize", "must be between chunkSize (%d) and %d: each chunk is embedded whole as its one index here",
+			tc.ChunkSize, s.opts.IndexMaxTokens)
+	}
+	split := SplitOptions{ChunkSize: tc.ChunkSize, Overlap: tc.ChunkOverlap, Separator: tc.Splitter, MaxPiece: maxChunk}
+	switch tc.Trigger {
+	case "", TriggerForce:
+	case TriggerMinSize:
+		if tc.TriggerMinSize <= 0 || tc.TriggerMinSize > maxChunk+1 {
+			return nil, nil, apierror.InvalidRequest("chunkTriggerMinSize", "must be between 1 and %d: a text kept whole is one chunk", maxChunk+1)
+		}
+		split.Whole = tc.TriggerMinSize - 1
+	case TriggerMaxSize:
+		split.Whole = maxChunk
+	default:
+		return nil, nil, apierror.InvalidRequest("chunkTriggerType", "must be minSize, maxSize or forceChunk")
+	}
+	tags, err := checkTags(tc.Tags)
+	if err != nil {
+		return nil, nil, err
+	}
+	typ := CollectionText
+	if tc.RawLink != "" {
+		typ = CollectionLink
+	}
 	if tc.TrainingType == "" {
 		tc.TrainingType = ModeIndex
 	}
@@ -453,7 +498,8 @@ func (s *Service) CreateTextCollection(ctx context.Context, tc TextCollection) (
 		return nil, nil, err
 	}
 	count, countErr := s.splitCount(ctx)
-	chunks, err := SplitText(tc.Text, tc.ChunkSize, tc.ChunkOverlap, count)
+	split.Count = count
+	chunks, err := SplitTextWith(tc.Text, split)
 	if err == nil {
 		err = countErr()
 	}
@@ -464,8 +510,12 @@ func (s *Service) CreateTextCollection(ctx context.Context, tc TextCollection) (
 		return nil, nil, apierror.InvalidRequest("text", "splits into %d chunks of %d tokens, more than %d; send a shorter text or a larger chunkSize",
 			len(chunks), tc.ChunkSize, MaxPushItems)
 	}
-	c := &Collection{ID: id.New(), TeamID: tc.TeamID, DatasetID: tc.DatasetID, Name: name,
-		Type: CollectionText, TrainingType: tc.TrainingType, ChunkSize: tc.ChunkSize, CreateTime: time.Now().UTC()}
+	created := time.Now().UTC()
+	if !tc.CreateTime.IsZero() {
+		created = tc.CreateTime.UTC()
+	}
+	c := &Collection{ID: id.New(), TeamID: tc.TeamID, DatasetID: tc.DatasetID, Name: name, Type: typ,
+		TrainingType: tc.TrainingType, ChunkSize: tc.ChunkSize, Tags: tags, RawLink: tc.RawLink, CreateTime: created}
 	req := PushRequest{TeamID: tc.TeamID, KeyID: tc.KeyID, CollectionID: c.ID,
 		Mode: tc.TrainingType, Prompt: tc.Prompt, BillID: tc.BillID, Data: make([]PushItem, len(chunks))}
 	for i, ch := range chunks {
