@@ -141,7 +141,7 @@ func TestDecodeNamesFieldsOfEmbeddedStructs(t *testing.T) {
 		Items []item `json:"data"`
 	}
 	for in, want := range map[string]string{
-		`{"chunkSize":"x"}`:           `"chunkSize"`,
+		`{"chunkSize":"x"}`:            `"chunkSize"`,
 		`{"data":[{"chunkSize":"x"}]}`: `"data.chunkSize"`,
 		`{"data":[{"q":1}]}`:           `"data.q"`,
 	} {
