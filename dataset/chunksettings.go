@@ -113,7 +113,8 @@ const (
 )
 
 // DefaultTriggerMinSize is chunkTriggerMinSize when chunkTriggerType is
-// minSize and no size is given: FastGPT's default.
+// minSize and no size is given, FastGPT's default, or the largest chunk
+// when that is smaller.
 const DefaultTriggerMinSize = 1000
 
 func (c *chunkSettings) check() (err error) {
@@ -206,7 +207,7 @@ func (c *chunkSettings) checkTrigger() error {
 	case "", TriggerForce:
 		c.trigger = TriggerForce
 	case TriggerMinSize:
-		c.trigger, c.triggerMin = TriggerMinSize, DefaultTriggerMinSize
+		c.trigger = TriggerMinSize // the service's default size when none is given
 		if c.ChunkTriggerMinSize != nil {
 			if *c.ChunkTriggerMinSize <= 0 {
 				return apierror.InvalidRequest("chunkTriggerMinSize", "must be positive")

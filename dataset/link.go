@@ -86,17 +86,18 @@ func (b *linkCollectionBody) check() error {
 }
 
 // createLinkCollection fetches the page, then creates the collection as
-// collection/create/text does. The dataset and the settings are checked
-// before the page is fetched, so that a refused request makes no call
+// collection/create/text does. The dataset, the bill and the settings are
+// checked before the page is fetched, so that a refused request makes no call
 // out, and nothing is stored unless the page gave a text.
 func (h *Handler) createLinkCollection(ctx context.Context, p *auth.Principal, b *linkCollectionBody) (map[string]any, error) {
 	if h.pages == nil {
 		return nil, apierror.InvalidRequest("link", "link collections are not enabled on this server")
 	}
-	if _, err := h.s.Dataset(ctx, p.TeamID, b.DatasetID); err != nil {
+	tc := b.textCollection(p.TeamID, p.KeyID)
+	if err := h.s.live(); err != nil {
 		return nil, err
 	}
-	if err := h.s.checkBill(ctx, p.TeamID, b.BillID); err != nil {
+	if _, _, err := h.s.prepareText(ctx, &tc); err != nil {
 		return nil, err
 	}
 	title, text, err := h.pages.FetchText(ctx, b.Link, b.selector)
@@ -110,7 +111,6 @@ func (h *Handler) createLinkCollection(ctx context.Context, p *auth.Principal, b
 	if strings.TrimSpace(text) == "" {
 		return nil, ErrLinkRefused.WithMessage(`invalid field "link": the page has no text`)
 	}
-	tc := b.textCollection(p.TeamID, p.KeyID)
 	tc.Name, tc.Text, tc.RawLink = linkName(title, b.Link), text, b.Link
 	c, res, err := h.s.CreateTextCollection(ctx, tc)
 	if err != nil {

@@ -407,7 +407,8 @@ type TextCollection struct {
 	// cut further only when longer than the training mode's largest chunk.
 	Splitter string
 	// Trigger says when the text is split; "" is TriggerForce.
-	// TriggerMinSize keeps a text under TriggerMinSize tokens whole.
+	// TriggerMinSize keeps a text under TriggerMinSize tokens whole;
+	// DefaultTriggerMinSize (at most the largest chunk) when 0.
 	Trigger        ChunkTrigger
 	TriggerMinSize int
 	Prompt         string
@@ -444,58 +445,13 @@ func (s *Service) CreateTextCollection(ctx context.Context, tc TextCollection) (
 	if err := field.Text("text", tc.Text, MaxTextBytes); err != nil {
 		return nil, nil, err
 	}
-	if tc.ChunkSize == 0 {
-		tc.ChunkSize = 512
-	}
-	maxChunk := s.opts.IndexMaxTokens
-	if tc.TrainingType == ModeQA {
-		maxChunk = s.opts.QAMaxTokens
-	}
-	if tc.ChunkSize < 16 || tc.ChunkSize > maxChunk {
-		return nil, nil, apierror.InvalidRequest("chunkSize", "must be between 16 and %d", maxChunk)
-	}
-	if tc.ChunkOverlap < 0 || tc.ChunkOverlap > tc.ChunkSize/2 {
-		return nil, nil, apierror.InvalidRequest("chunkOverlap", "must be between 0 and half of chunkSize")
-	}
-	if tc.IndexSize != 0 && (tc.IndexSize < tc.ChunkSize || tc.IndexSize > s.opts.IndexMaxTokens) {
-		return nil, nil, apierror.InvalidRequest("indexSize", "must be between chunkSize (%d) and %d: each chunk is embedded whole as its one index here",
-			tc.ChunkSize, s.opts.IndexMaxTokens)
-	}
-	split := SplitOptions{ChunkSize: tc.ChunkSize, Overlap: tc.ChunkOverlap, Separator: tc.Splitter, MaxPiece: maxChunk}
-	switch tc.Trigger {
-	case "", TriggerForce:
-	case TriggerMinSize:
-		if tc.TriggerMinSize <= 0 || tc.TriggerMinSize > maxChunk+1 {
-			return nil, nil, apierror.InvalidRequest("chunkTriggerMinSize", "must be between 1 and %d: a text kept whole is one chunk", maxChunk+1)
-		}
-		split.Whole = tc.TriggerMinSize - 1
-	case TriggerMaxSize:
-		split.Whole = maxChunk
-	default:
-		return nil, nil, apierror.InvalidRequest("chunkTriggerType", "must be minSize, maxSize or forceChunk")
-	}
-	tags, err := checkTags(tc.Tags)
+	split, tags, err := s.prepareText(ctx, &tc)
 	if err != nil {
 		return nil, nil, err
 	}
 	typ := CollectionText
 	if tc.RawLink != "" {
 		typ = CollectionLink
-	}
-	if tc.TrainingType == "" {
-		tc.TrainingType = ModeIndex
-	}
-	if tc.TrainingType == ModeQA && s.opts.QA == nil {
-		return nil, nil, ErrQAModelUnavailable
-	}
-	if err := field.Text("prompt", tc.Prompt, MaxPromptBytes); err != nil {
-		return nil, nil, err
-	}
-	if _, err := s.Dataset(ctx, tc.TeamID, tc.DatasetID); err != nil {
-		return nil, nil, err
-	}
-	if err := s.checkBill(ctx, tc.TeamID, tc.BillID); err != nil {
-		return nil, nil, err
 	}
 	count, countErr := s.splitCount(ctx)
 	split.Count = count
@@ -534,6 +490,65 @@ func (s *Service) CreateTextCollection(ctx context.Context, tc TextCollection) (
 		s.training.Wake()
 	}
 	return c, res, nil
+}
+
+// prepareText checks everything of a text collection but its name and
+// text, the dataset and the bill included, and fills in the defaults:
+// collection/create/link runs it before it fetches the page.
+func (s *Service) prepareText(ctx context.Context, tc *TextCollection) (SplitOptions, []string, error) {
+	if tc.ChunkSize == 0 {
+		tc.ChunkSize = 512
+	}
+	maxChunk := s.opts.IndexMaxTokens
+	if tc.TrainingType == ModeQA {
+		maxChunk = s.opts.QAMaxTokens
+	}
+	if tc.ChunkSize < 16 || tc.ChunkSize > maxChunk {
+		return SplitOptions{}, nil, apierror.InvalidRequest("chunkSize", "must be between 16 and %d", maxChunk)
+	}
+	if tc.ChunkOverlap < 0 || tc.ChunkOverlap > tc.ChunkSize/2 {
+		return SplitOptions{}, nil, apierror.InvalidRequest("chunkOverlap", "must be between 0 and half of chunkSize")
+	}
+	if tc.IndexSize != 0 && (tc.IndexSize < tc.ChunkSize || tc.IndexSize > s.opts.IndexMaxTokens) {
+		return SplitOptions{}, nil, apierror.InvalidRequest("indexSize", "must be between chunkSize (%d) and %d: each chunk is embedded whole as its one index here",
+			tc.ChunkSize, s.opts.IndexMaxTokens)
+	}
+	split := SplitOptions{ChunkSize: tc.ChunkSize, Overlap: tc.ChunkOverlap, Separator: tc.Splitter, MaxPiece: maxChunk}
+	switch tc.Trigger {
+	case "", TriggerForce:
+	case TriggerMinSize:
+		if tc.TriggerMinSize == 0 {
+			tc.TriggerMinSize = min(DefaultTriggerMinSize, maxChunk+1)
+		}
+		if tc.TriggerMinSize < 0 || tc.TriggerMinSize > maxChunk+1 {
+			return SplitOptions{}, nil, apierror.InvalidRequest("chunkTriggerMinSize", "must be between 1 and %d: a text kept whole is one chunk", maxChunk+1)
+		}
+		split.Whole = tc.TriggerMinSize - 1
+	case TriggerMaxSize:
+		split.Whole = maxChunk
+	default:
+		return SplitOptions{}, nil, apierror.InvalidRequest("chunkTriggerType", "must be minSize, maxSize or forceChunk")
+	}
+	tags, err := checkTags(tc.Tags)
+	if err != nil {
+		return SplitOptions{}, nil, err
+	}
+	if tc.TrainingType == "" {
+		tc.TrainingType = ModeIndex
+	}
+	if tc.TrainingType == ModeQA && s.opts.QA == nil {
+		return SplitOptions{}, nil, ErrQAModelUnavailable
+	}
+	if err := field.Text("prompt", tc.Prompt, MaxPromptBytes); err != nil {
+		return SplitOptions{}, nil, err
+	}
+	if _, err := s.Dataset(ctx, tc.TeamID, tc.DatasetID); err != nil {
+		return SplitOptions{}, nil, err
+	}
+	if err := s.checkBill(ctx, tc.TeamID, tc.BillID); err != nil {
+		return SplitOptions{}, nil, err
+	}
+	return split, tags, nil
 }
 
 // Collection returns a team's collection with its training progress.
