@@ -76,8 +76,8 @@ func TestChunkSettingsHonoured(t *testing.T) {
 	}
 	want := []string{"第一段内容。", "第二段内容，稍长一些的句子。", "第三段"}
 	for _, b := range []map[string]any{
-		with(base, "chunkSplitter", "#"),                                                       // as localFile's documented example sends it
-		with(base, "chunkSplitter", "#", "chunkSplitMode", "char"),                             // FastGPT's char mode
+		with(base, "chunkSplitter", "#"),                                                         // as localFile's documented example sends it
+		with(base, "chunkSplitter", "#", "chunkSplitMode", "char"),                               // FastGPT's char mode
 		with(base, "chunkSplitter", "#", "chunkSplitMode", "char", "chunkSettingMode", "custom"), // and custom settings
 	} {
 		if _, got := e.chunksOf(t, route, b); strings.Join(got, "|") != strings.Join(want, "|") {
