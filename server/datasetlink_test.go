@@ -246,4 +246,3 @@ func TestDocCollectionCreateTextChunkSettings(t *testing.T) {
 			`{"text":"x","datasetId":"`+ds+`","name":"n","trainingType":"chunk","autoIndexes":true}`, 400, "autoIndexes")
 	})
 }
-
