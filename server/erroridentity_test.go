@@ -63,6 +63,8 @@ func idSentinels() []idSentinel {
 		{"dataset.ErrCollectionNotFound", dataset.ErrCollectionNotFound, nil},
 		{"dataset.ErrDataNotFound", dataset.ErrDataNotFound, nil},
 		{"dataset.ErrQAModelUnavailable", dataset.ErrQAModelUnavailable, nil},
+		{"dataset.ErrLinkRefused", dataset.ErrLinkRefused, nil},
+		{"dataset.ErrLinkUnreachable", dataset.ErrLinkUnreachable, nil},
 		{"dataset.ErrClosed", dataset.ErrClosed, nil},
 		{"dataset.ErrRepeat", dataset.ErrRepeat, nil},
 		{"billing.ErrBillNotFound", billing.ErrBillNotFound, nil},
