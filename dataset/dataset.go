@@ -34,6 +34,7 @@ type Dataset struct {
 const (
 	CollectionVirtual = "virtual" // created empty, filled by pushData
 	CollectionText    = "text"    // created from a text that was split into chunks
+	CollectionLink    = "link"    // created from a web page's text (rawLink)
 )
 
 // Collection is a named group of data in a dataset, FastGPT's "file".
@@ -46,7 +47,9 @@ type Collection struct {
 	TrainingType TrainingMode `json:"trainingType,omitempty"`
 	ChunkSize    int          `json:"chunkSize,omitempty"`
 	// Tags are FastGPT's collection tags, kept as given.
-	Tags       []string  `json:"tags,omitempty"`
+	Tags []string `json:"tags,omitempty"`
+	// RawLink is the web page a link collection was read from.
+	RawLink    string    `json:"rawLink,omitempty"`
 	CreateTime time.Time `json:"createTime"`
 	// UpdateTime is when the collection was last changed; the zero time
 	// for one never changed since it was created.

@@ -35,11 +35,16 @@
 //     Ollama, through langchaingo.
 //   - dataset/rerank: a Reranker for Jina/Cohere-compatible /rerank
 //     endpoints, on net/http alone.
+//   - dataset/webpage: a PageFetcher for collection/create/link, which
+//     reads pages through chatgate's outbound guard (internal addresses
+//     refused unless allow-listed; size and time bounded) and extracts
+//     their text with go-readability and goquery.
 //   - dataset/datasettest: the conformance suite every Store runs, its
 //     training queue checked with queue/queuetest.
 //
 // The subpackages import dataset (embedding and rerank do not even need it); dataset
 // imports none of them. Whatever a user plugs in (an Embedder, a
-// Generator, a Reranker, a UsageRecorder, a BillChecker, a tokens.Counter) is a small
+// Generator, a Reranker, a UsageRecorder, a BillChecker, a PageFetcher, a
+// tokens.Counter) is a small
 // interface with a func adapter.
 package dataset

@@ -21,6 +21,7 @@ type Handler struct {
 	s       *Service
 	log     *slog.Logger
 	maxBody int64
+	pages   PageFetcher
 }
 
 // HandlerOptions configures a Handler.
@@ -28,7 +29,11 @@ type HandlerOptions struct {
 	// MaxBody caps request bodies; default 16 MiB, enough for a full
 	// pushData of 2,000 items.
 	MaxBody int64
-	Logger  *slog.Logger
+	// Pages reads the web pages of collection/create/link (the
+	// dataset/webpage package has one); without it that route answers 400
+	// naming link.
+	Pages  PageFetcher
+	Logger *slog.Logger
 }
 
 // NewHandler returns a Handler on s.
@@ -39,7 +44,7 @@ func NewHandler(s *Service, opts HandlerOptions) *Handler {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	return &Handler{s: s, log: opts.Logger, maxBody: opts.MaxBody}
+	return &Handler{s: s, log: opts.Logger, maxBody: opts.MaxBody, pages: opts.Pages}
 }
 
 // Routes lists every route with the scope it needs. Each answers in
@@ -55,6 +60,7 @@ func (h *Handler) Routes() []auth.Route {
 		{Pattern: "DELETE /api/core/dataset/delete", Scope: write, Handler: byID(h, noData(h.s.DeleteDataset), "id", "datasetId")},
 		{Pattern: "POST /api/core/dataset/collection/create", Scope: write, Handler: withBody(h, h.createCollection)},
 		{Pattern: "POST /api/core/dataset/collection/create/text", Scope: write, Handler: withBody(h, h.createTextCollection)},
+		{Pattern: "POST /api/core/dataset/collection/create/link", Scope: write, Handler: withBody(h, h.createLinkCollection)},
 		{Pattern: "GET /api/core/dataset/collection/list", Scope: read, Handler: paged(h, h.listCollections, "datasetId", "id")},
 		{Pattern: "POST /api/core/dataset/collection/list", Scope: read, Handler: withBody(h, h.listCollectionsLegacy)},
 		{Pattern: "POST /api/core/dataset/collection/listV2", Scope: read, Handler: withBody(h, h.listCollectionsV2)},
@@ -281,36 +287,22 @@ func (h *Handler) createCollection(ctx context.Context, p *auth.Principal, b *cr
 }
 
 // textCollectionBody is POST /api/core/dataset/collection/create/text
-// {datasetId, name, text, trainingType, chunkSize, chunkOverlap?, prompt?,
-// billId?}; data is {collectionId, results: pushData's answer}.
+// {datasetId, name, text, trainingType, chunkSize?, chunkOverlap?,
+// prompt?, billId?, and FastGPT's other creation parameters (createParams)};
+// data is {collectionId, results: pushData's answer}.
 type textCollectionBody struct {
-	DatasetID    string          `json:"datasetId"`
-	Name         string          `json:"name"`
-	Text         string          `json:"text"`
-	TrainingType string          `json:"trainingType"`
-	ChunkSize    int             `json:"chunkSize"`
-	ChunkOverlap int             `json:"chunkOverlap"`
-	Prompt       string          `json:"prompt"`
-	QAPrompt     string          `json:"qaPrompt"` // FastGPT's newer name for prompt
-	BillID       string          `json:"billId"`
-	Metadata     json.RawMessage `json:"metadata"`
-	ParentID     json.RawMessage `json:"parentId"`
-	mode         TrainingMode
+	createParams
+	Name     string          `json:"name"`
+	Text     string          `json:"text"`
+	Metadata json.RawMessage `json:"metadata"` // FastGPT's "not used for now"; ignored
 }
 
-func (b *textCollectionBody) check() (err error) {
-	if err := field.First(field.ID("datasetId", b.DatasetID), field.Line("billId", b.BillID, MaxBillIDBytes),
-		field.Text("qaPrompt", b.QAPrompt, MaxPromptBytes)); err != nil {
-		return err
-	}
-	b.mode, err = parseMode("trainingType", b.TrainingType)
-	return err
-}
+func (b *textCollectionBody) check() error { return b.createParams.check() }
 
 func (h *Handler) createTextCollection(ctx context.Context, p *auth.Principal, b *textCollectionBody) (map[string]any, error) {
-	c, res, err := h.s.CreateTextCollection(ctx, TextCollection{TeamID: p.TeamID, KeyID: p.KeyID,
-		DatasetID: b.DatasetID, Name: b.Name, Text: b.Text, TrainingType: b.mode,
-		ChunkSize: b.ChunkSize, ChunkOverlap: b.ChunkOverlap, Prompt: cmp.Or(b.Prompt, b.QAPrompt), BillID: b.BillID})
+	tc := b.textCollection(p.TeamID, p.KeyID)
+	tc.Name, tc.Text = b.Name, b.Text
+	c, res, err := h.s.CreateTextCollection(ctx, tc)
 	if err != nil {
 		return nil, err
 	}

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chatgate/chatgate/auth"
 	"github.com/chatgate/chatgate/cl100k"
@@ -47,7 +48,9 @@ type httpEnv struct {
 	writeA, readA, chatA, writeB string // secrets
 }
 
-func newHTTPEnv(t *testing.T, opts dataset.Options) *httpEnv {
+// newHTTPEnv serves a Service of opts; pages, when given, reads
+// collection/create/link's pages.
+func newHTTPEnv(t *testing.T, opts dataset.Options, pages ...dataset.PageFetcher) *httpEnv {
 	t.Helper()
 	ctx := context.Background()
 	quiet := slog.New(slog.DiscardHandler)
@@ -84,7 +87,11 @@ func newHTTPEnv(t *testing.T, opts dataset.Options) *httpEnv {
 		}
 	})
 	mux := http.NewServeMux()
-	dataset.NewHandler(e.svc, dataset.HandlerOptions{Logger: quiet}).Register(mux, authn)
+	hopts := dataset.HandlerOptions{Logger: quiet}
+	if len(pages) > 0 {
+		hopts.Pages = pages[0]
+	}
+	dataset.NewHandler(e.svc, hopts).Register(mux, authn)
 	e.srv = httptest.NewServer(mux)
 	t.Cleanup(e.srv.Close)
 	return e
@@ -205,13 +212,17 @@ type listOf[T any] struct {
 }
 
 type collDetail struct {
-	ID             string `json:"id"`
-	DatasetID      string `json:"datasetId"`
-	Name           string `json:"name"`
-	Type           string `json:"type"`
-	TrainingAmount *int   `json:"trainingAmount"`
-	FailedAmount   *int   `json:"failedAmount"`
-	DataAmount     int    `json:"dataAmount"`
+	ID             string    `json:"id"`
+	DatasetID      string    `json:"datasetId"`
+	Name           string    `json:"name"`
+	Type           string    `json:"type"`
+	ChunkSize      int       `json:"chunkSize"`
+	Tags           []string  `json:"tags"`
+	RawLink        string    `json:"rawLink"`
+	CreateTime     time.Time `json:"createTime"`
+	TrainingAmount *int      `json:"trainingAmount"`
+	FailedAmount   *int      `json:"failedAmount"`
+	DataAmount     int       `json:"dataAmount"`
 }
 
 type hit struct {
@@ -1021,6 +1032,7 @@ func TestRoutesAndScopes(t *testing.T) {
 		"DELETE /api/core/dataset/delete":                   w,
 		"POST /api/core/dataset/collection/create":          w,
 		"POST /api/core/dataset/collection/create/text":     w,
+		"POST /api/core/dataset/collection/create/link":     w,
 		"GET /api/core/dataset/collection/list":             r,
 		"GET /api/core/dataset/collection/detail":           r,
 		"GET /api/core/dataset/collection/trainingFailures": r,

@@ -220,7 +220,8 @@ type collectionItem struct {
 	Type           string    `json:"type"`
 	Name           string    `json:"name"`
 	Tags           []string  `json:"tags"`
-	Forbid         bool      `json:"forbid"` // always false: every collection is searched
+	RawLink        string    `json:"rawLink,omitempty"` // a link collection's page
+	Forbid         bool      `json:"forbid"`            // always false: every collection is searched
 	TrainingType   string    `json:"trainingType,omitempty"`
 	ChunkSize      int       `json:"chunkSize,omitempty"`
 	CreateTime     time.Time `json:"createTime"`
@@ -232,7 +233,7 @@ type collectionItem struct {
 
 func newCollectionItem(c *CollectionDetail) collectionItem {
 	it := collectionItem{ID: c.ID, TeamID: c.TeamID, DatasetID: c.DatasetID, Type: c.Type, Name: c.Name,
-		Tags: c.Tags, ChunkSize: c.ChunkSize, CreateTime: c.CreateTime, UpdateTime: updated(c.CreateTime, c.UpdateTime),
+		Tags: c.Tags, RawLink: c.RawLink, ChunkSize: c.ChunkSize, CreateTime: c.CreateTime, UpdateTime: updated(c.CreateTime, c.UpdateTime),
 		DataAmount: c.DataAmount, TrainingAmount: c.TrainingAmount, FailedAmount: c.FailedAmount}
 	if it.Tags == nil {
 		it.Tags = []string{}

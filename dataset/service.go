@@ -413,8 +413,29 @@ type TextCollection struct {
 	TrainingType  TrainingMode
 	ChunkSize     int // tokens; default 512
 	ChunkOverlap  int // tokens; default 0
-	Prompt        string
-	BillID        string
+	// IndexSize is FastGPT's: the size of the indexes a chunk is embedded
+	// by. Each chunk here is embedded whole as its one index, so it may be
+	// 0 or at least ChunkSize, at most the embedding model's input.
+	IndexSize int
+	// Splitter, when set, is the highest-priority separator (FastGPT's
+	// chunkSplitter): see SplitOptions.Separator. A piece between two is
+	// cut further only when longer than the training mode's largest chunk.
+	Splitter string
+	// Trigger says when the text is split; "" is TriggerForce.
+	// TriggerMinSize keeps a text under TriggerMinSize tokens whole;
+	// DefaultTriggerMinSize (at most the largest chunk) when 0.
+	Trigger        ChunkTrigger
+	TriggerMinSize int
+	Prompt         string
+	BillID         string
+	// Tags are the collection's tags (FastGPT's tags).
+	Tags []string
+	// CreateTime, when set, is the collection's creation time as the
+	// caller gives it (FastGPT's createTime); now when zero.
+	CreateTime time.Time
+	// RawLink is the web page the text was read from: the collection is
+	// then of type CollectionLink and lists it as its rawLink.
+	RawLink string
 }
 
 // MaxTextBytes bounds the text of a text collection, as the handler's
@@ -439,42 +460,17 @@ func (s *Service) CreateTextCollection(ctx context.Context, tc TextCollection) (
 	if err := field.Text("text", tc.Text, MaxTextBytes); err != nil {
 		return nil, nil, err
 	}
-	if tc.ChunkSize == 0 {
-		tc.ChunkSize = 512
-	}
-	maxChunk := s.opts.IndexMaxTokens
-	if tc.TrainingType == ModeQA {
-		maxChunk = s.opts.QAMaxTokens
-	}
-	if tc.ChunkSize < 16 || tc.ChunkSize > maxChunk {
-		return nil, nil, apierror.InvalidRequest("chunkSize", "must be between 16 and %d", maxChunk)
-	}
-	if tc.ChunkOverlap < 0 || tc.ChunkOverlap > tc.ChunkSize/2 {
-		return nil, nil, apierror.InvalidRequest("chunkOverlap", "must be between 0 and half of chunkSize")
-	}
-	if tc.TrainingType == "" {
-		tc.TrainingType = ModeIndex
-	}
-	if tc.TrainingType == ModeQA && !s.anyQA() {
-		return nil, nil, ErrQAModelUnavailable
-	}
-	if err := field.Text("prompt", tc.Prompt, MaxPromptBytes); err != nil {
-		return nil, nil, err
-	}
-	ds, err := s.Dataset(ctx, tc.TeamID, tc.DatasetID)
+	split, tags, err := s.prepareText(ctx, &tc)
 	if err != nil {
 		return nil, nil, err
 	}
-	if tc.TrainingType == ModeQA {
-		if _, err := s.qaFor(ds); err != nil {
-			return nil, nil, err
-		}
-	}
-	if err := s.checkBill(ctx, tc.TeamID, tc.BillID); err != nil {
-		return nil, nil, err
+	typ := CollectionText
+	if tc.RawLink != "" {
+		typ = CollectionLink
 	}
 	count, countErr := s.splitCount(ctx)
-	chunks, err := SplitText(tc.Text, tc.ChunkSize, tc.ChunkOverlap, count)
+	split.Count = count
+	chunks, err := SplitTextWith(tc.Text, split)
 	if err == nil {
 		err = countErr()
 	}
@@ -485,8 +481,12 @@ func (s *Service) CreateTextCollection(ctx context.Context, tc TextCollection) (
 		return nil, nil, apierror.InvalidRequest("text", "splits into %d chunks of %d tokens, more than %d; send a shorter text or a larger chunkSize",
 			len(chunks), tc.ChunkSize, MaxPushItems)
 	}
-	c := &Collection{ID: id.New(), TeamID: tc.TeamID, DatasetID: tc.DatasetID, Name: name,
-		Type: CollectionText, TrainingType: tc.TrainingType, ChunkSize: tc.ChunkSize, CreateTime: time.Now().UTC()}
+	created := time.Now().UTC()
+	if !tc.CreateTime.IsZero() {
+		created = tc.CreateTime.UTC()
+	}
+	c := &Collection{ID: id.New(), TeamID: tc.TeamID, DatasetID: tc.DatasetID, Name: name, Type: typ,
+		TrainingType: tc.TrainingType, ChunkSize: tc.ChunkSize, Tags: tags, RawLink: tc.RawLink, CreateTime: created}
 	req := PushRequest{TeamID: tc.TeamID, KeyID: tc.KeyID, CollectionID: c.ID,
 		Mode: tc.TrainingType, Prompt: tc.Prompt, BillID: tc.BillID, Data: make([]PushItem, len(chunks))}
 	for i, ch := range chunks {
@@ -505,6 +505,71 @@ func (s *Service) CreateTextCollection(ctx context.Context, tc TextCollection) (
 		s.training.Wake()
 	}
 	return c, res, nil
+}
+
+// prepareText checks everything of a text collection but its name and
+// text, the dataset and the bill included, and fills in the defaults:
+// collection/create/link runs it before it fetches the page.
+func (s *Service) prepareText(ctx context.Context, tc *TextCollection) (SplitOptions, []string, error) {
+	if tc.ChunkSize == 0 {
+		tc.ChunkSize = 512
+	}
+	maxChunk := s.opts.IndexMaxTokens
+	if tc.TrainingType == ModeQA {
+		maxChunk = s.opts.QAMaxTokens
+	}
+	if tc.ChunkSize < 16 || tc.ChunkSize > maxChunk {
+		return SplitOptions{}, nil, apierror.InvalidRequest("chunkSize", "must be between 16 and %d", maxChunk)
+	}
+	if tc.ChunkOverlap < 0 || tc.ChunkOverlap > tc.ChunkSize/2 {
+		return SplitOptions{}, nil, apierror.InvalidRequest("chunkOverlap", "must be between 0 and half of chunkSize")
+	}
+	if tc.IndexSize != 0 && (tc.IndexSize < tc.ChunkSize || tc.IndexSize > s.opts.IndexMaxTokens) {
+		return SplitOptions{}, nil, apierror.InvalidRequest("indexSize", "must be between chunkSize (%d) and %d: each chunk is embedded whole as its one index here",
+			tc.ChunkSize, s.opts.IndexMaxTokens)
+	}
+	split := SplitOptions{ChunkSize: tc.ChunkSize, Overlap: tc.ChunkOverlap, Separator: tc.Splitter, MaxPiece: maxChunk}
+	switch tc.Trigger {
+	case "", TriggerForce:
+	case TriggerMinSize:
+		if tc.TriggerMinSize == 0 {
+			tc.TriggerMinSize = min(DefaultTriggerMinSize, maxChunk+1)
+		}
+		if tc.TriggerMinSize < 0 || tc.TriggerMinSize > maxChunk+1 {
+			return SplitOptions{}, nil, apierror.InvalidRequest("chunkTriggerMinSize", "must be between 1 and %d: a text kept whole is one chunk", maxChunk+1)
+		}
+		split.Whole = tc.TriggerMinSize - 1
+	case TriggerMaxSize:
+		split.Whole = maxChunk
+	default:
+		return SplitOptions{}, nil, apierror.InvalidRequest("chunkTriggerType", "must be minSize, maxSize or forceChunk")
+	}
+	tags, err := checkTags(tc.Tags)
+	if err != nil {
+		return SplitOptions{}, nil, err
+	}
+	if tc.TrainingType == "" {
+		tc.TrainingType = ModeIndex
+	}
+	if tc.TrainingType == ModeQA && !s.anyQA() {
+		return SplitOptions{}, nil, ErrQAModelUnavailable
+	}
+	if err := field.Text("prompt", tc.Prompt, MaxPromptBytes); err != nil {
+		return SplitOptions{}, nil, err
+	}
+	ds, err := s.Dataset(ctx, tc.TeamID, tc.DatasetID)
+	if err != nil {
+		return SplitOptions{}, nil, err
+	}
+	if tc.TrainingType == ModeQA {
+		if _, err := s.qaFor(ds); err != nil {
+			return SplitOptions{}, nil, err
+		}
+	}
+	if err := s.checkBill(ctx, tc.TeamID, tc.BillID); err != nil {
+		return SplitOptions{}, nil, err
+	}
+	return split, tags, nil
 }
 
 // Collection returns a team's collection with its training progress.

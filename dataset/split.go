@@ -1,6 +1,7 @@
 package dataset
 
 import (
+	"cmp"
 	"strings"
 	"unicode"
 )
@@ -31,13 +32,63 @@ const (
 // of their text. It is langchaingo's recursive character splitter (see
 // recursiveSplitter), taught where Chinese sentences end.
 func SplitText(text string, chunkSize, overlap int, count func(string) int) ([]string, error) {
-	if chunkSize <= 0 {
-		chunkSize = 512
+	return SplitTextWith(text, SplitOptions{ChunkSize: chunkSize, Overlap: overlap, Count: count})
+}
+
+// SplitOptions are SplitTextWith's settings.
+type SplitOptions struct {
+	ChunkSize int // at most about this, by Count; default 512
+	Overlap   int // shared by consecutive chunks; at most half of ChunkSize
+	// Separator, when set, cuts the text first, at every occurrence (it is
+	// dropped): each piece between two is a chunk of its own, never merged
+	// with its neighbours, and cut further (at ChunkSize, as SplitText
+	// does) only when longer than MaxPiece. FastGPT's chunkSplitter.
+	Separator string
+	// MaxPiece bounds a piece between two Separators kept whole; default
+	// ChunkSize.
+	MaxPiece int
+	// Whole, when positive, keeps a text of at most Whole as one chunk,
+	// unsplit: FastGPT's chunkTriggerType minSize and maxSize.
+	Whole int
+	// Count measures a text; runes when nil.
+	Count func(string) int
+}
+
+// SplitTextWith is SplitText with a custom separator and the trigger that
+// keeps a short text whole.
+func SplitTextWith(text string, o SplitOptions) ([]string, error) {
+	if o.ChunkSize <= 0 {
+		o.ChunkSize = 512
 	}
+	if o.Count == nil {
+		o.Count = func(s string) int { return len([]rune(s)) }
+	}
+	if o.Whole > 0 {
+		if t := strings.TrimSpace(text); t == "" {
+			return nil, nil
+		} else if o.Count(t) <= o.Whole {
+			return []string{t}, nil
+		}
+	}
+	if o.Separator == "" {
+		return splitText(text, o.ChunkSize, o.Overlap, o.Count), nil
+	}
+	maxPiece := cmp.Or(max(o.MaxPiece, 0), o.ChunkSize)
+	var chunks []string
+	for piece := range strings.SplitSeq(text, o.Separator) {
+		switch p := strings.TrimSpace(piece); {
+		case p == "":
+		case o.Count(p) <= maxPiece:
+			chunks = append(chunks, p)
+		default:
+			chunks = append(chunks, splitText(p, o.ChunkSize, o.Overlap, o.Count)...)
+		}
+	}
+	return chunks, nil
+}
+
+func splitText(text string, chunkSize, overlap int, count func(string) int) []string {
 	overlap = max(0, min(overlap, chunkSize/2))
-	if count == nil {
-		count = func(s string) int { return len([]rune(s)) }
-	}
 	text = strings.NewReplacer(sentenceMark, "\n", clauseMark, "\n", "\r\n", "\n", wordMark, "").Replace(text)
 	text = strings.NewReplacer(
 		"。", "。"+sentenceMark, "！", "！"+sentenceMark, "？", "？"+sentenceMark, "；", "；"+sentenceMark,
@@ -91,7 +142,7 @@ func SplitText(text string, chunkSize, overlap int, count func(string) int) ([]s
 		}
 	}
 	glue()
-	return chunks, nil
+	return chunks
 }
 
 // markLongWords puts wordMark into every run of more than wordRun

@@ -57,3 +57,28 @@ func TestSplitTextPunctuation(t *testing.T) {
 		t.Fatalf("%d chunks, %v", len(chunks), err)
 	}
 }
+
+func TestSplitTextWithSeparatorAndWhole(t *testing.T) {
+	words := func(s string) int { return len(strings.Fields(s)) }
+	long := strings.Repeat("a b c d e. ", 10) // 50 words
+	got, err := dataset.SplitTextWith("one two\n##\n\n##three##"+long, dataset.SplitOptions{ChunkSize: 10, Separator: "##", MaxPiece: 20, Count: words})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) < 6 || got[0] != "one two" || got[1] != "three" {
+		t.Fatalf("separator: %q; want the short pieces whole, empty ones dropped, the long one cut at 10", got)
+	}
+	for _, c := range got[2:] {
+		if words(c) > 10 {
+			t.Fatalf("a cut piece of %d words: %q", words(c), c)
+		}
+	}
+	// Whole keeps a text of at most Whole as one chunk, trimmed
+	text := " one two three four five six. seven eight nine ten eleven twelve. "
+	if got, _ := dataset.SplitTextWith(text, dataset.SplitOptions{ChunkSize: 6, Whole: 12, Count: words}); len(got) != 1 || got[0] != strings.TrimSpace(text) {
+		t.Fatalf("whole: %q", got)
+	}
+	if got, _ := dataset.SplitTextWith(text, dataset.SplitOptions{ChunkSize: 6, Whole: 11, Count: words}); len(got) < 2 {
+		t.Fatalf("over Whole: %q; want it split", got)
+	}
+}

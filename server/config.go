@@ -257,6 +257,8 @@ type DatasetConfig struct {
 	// RetryBase is the first retry delay of a failed training item,
 	// doubled at each attempt; 1s when zero.
 	RetryBase Duration `yaml:"retry_base"`
+	// Link tunes the page fetches of collection/create/link.
+	Link LinkConfig `yaml:"link"`
 
 	// ExtraEmbedders adds embedders written in Go, by the name datasets'
 	// vectorModel gives, for programs that build the server in code.
@@ -264,6 +266,25 @@ type DatasetConfig struct {
 	// QAGenerator, when set, writes QA-mode pairs instead of a model of
 	// the registry; for programs that build the server in code.
 	QAGenerator dataset.Generator `yaml:"-"`
+}
+
+// LinkConfig tunes the web-page fetches of collection/create/link. Pages
+// are read through the guard share links' hooks use: loopback, private,
+// link-local and reserved addresses are refused (400, naming link) unless
+// AllowHosts lists them.
+type LinkConfig struct {
+	// AllowHosts opens internal hosts: CIDRs or addresses ("10.1.0.0/16")
+	// permit those addresses, host names ("wiki.internal") that name
+	// whatever it resolves to.
+	AllowHosts []string `yaml:"allow_hosts"`
+	// MaxBytes bounds a page's body; 5 MiB when zero. A larger page is
+	// refused with a 400.
+	MaxBytes int64 `yaml:"max_bytes"`
+	// Timeout bounds a whole fetch; 15s when zero. A slower page is a 502.
+	Timeout Duration `yaml:"timeout"`
+	// MaxRedirects is how many redirects are followed; 5 when zero, none
+	// when negative.
+	MaxRedirects int `yaml:"max_redirects"`
 }
 
 // EmbedderConfig declares a remote embedding model.

@@ -14,6 +14,7 @@ import (
 	"github.com/chatgate/chatgate/dataset/embedding"
 	"github.com/chatgate/chatgate/dataset/fulltext"
 	"github.com/chatgate/chatgate/dataset/rerank"
+	"github.com/chatgate/chatgate/dataset/webpage"
 )
 
 // TextIndexDir is the full-text index's directory in the data directory.
@@ -59,6 +60,14 @@ func (s *Server) openDataset(ctx context.Context, models *chat.Models, tokens *c
 		opts.QA = s.cfg.Dataset.QAGenerator
 	}
 	opts.QAModels = qaModels{models}
+	if s.cfg.Dataset.Link.MaxBytes < 0 || s.cfg.Dataset.Link.Timeout < 0 {
+		return errors.New("config: dataset.link.max_bytes and dataset.link.timeout must not be negative")
+	}
+	link := s.cfg.Dataset.Link
+	if s.pages, err = webpage.New(webpage.Options{AllowHosts: link.AllowHosts, MaxBytes: link.MaxBytes,
+		Timeout: time.Duration(link.Timeout), MaxRedirects: link.MaxRedirects}); err != nil {
+		return fmt.Errorf("config: dataset.link.allow_hosts: %w", err)
+	}
 	s.Datasets, err = dataset.New(ctx, opts)
 	return err
 }

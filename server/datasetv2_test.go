@@ -17,13 +17,21 @@ import (
 
 // dvEach runs fn on a server on the embedded default, and on one on
 // Postgres when CHATGATE_TEST_POSTGRES names one.
-func dvEach(t *testing.T, fn func(t *testing.T, base string)) {
+func dvEach(t *testing.T, fn func(t *testing.T, base string)) { dvEachWith(t, nil, fn) }
+
+// dvEachWith is dvEach on servers whose config mutate changes first.
+func dvEachWith(t *testing.T, mutate func(*server.Config), fn func(t *testing.T, base string)) {
 	t.Run("embedded", func(t *testing.T) {
-		fn(t, blStart(t, t.TempDir(), nil))
+		fn(t, blStart(t, t.TempDir(), mutate))
 	})
 	t.Run("postgres", func(t *testing.T) {
 		dsn := pgtest.DSN(t)
-		fn(t, blStart(t, t.TempDir(), func(c *server.Config) { c.Storage.DSN = dsn }))
+		fn(t, blStart(t, t.TempDir(), func(c *server.Config) {
+			if mutate != nil {
+				mutate(c)
+			}
+			c.Storage.DSN = dsn
+		}))
 	})
 }
 

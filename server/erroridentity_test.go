@@ -65,6 +65,8 @@ func idSentinels() []idSentinel {
 		{"dataset.ErrDataNotFound", dataset.ErrDataNotFound, nil},
 		{"dataset.ErrQAModelUnavailable", dataset.ErrQAModelUnavailable, nil},
 		{"dataset.ErrRerankUnavailable", dataset.ErrRerankUnavailable, nil},
+		{"dataset.ErrLinkRefused", dataset.ErrLinkRefused, nil},
+		{"dataset.ErrLinkUnreachable", dataset.ErrLinkUnreachable, nil},
 		{"dataset.ErrClosed", dataset.ErrClosed, nil},
 		{"dataset.ErrRepeat", dataset.ErrRepeat, nil},
 		{"billing.ErrBillNotFound", billing.ErrBillNotFound, nil},

@@ -73,6 +73,7 @@ import (
 //	DELETE /api/core/dataset/delete                  dataset:write   dataset
 //	POST   /api/core/dataset/collection/create       dataset:write   dataset
 //	POST   /api/core/dataset/collection/create/text  dataset:write   dataset
+//	POST   /api/core/dataset/collection/create/link  dataset:write   dataset
 //	GET    /api/core/dataset/collection/list         dataset:read    dataset
 //	POST   /api/core/dataset/collection/list         dataset:read    dataset
 //	POST   /api/core/dataset/collection/listV2       dataset:read    dataset
@@ -104,7 +105,7 @@ func (s *Server) domainRoutes() map[string][]auth.Route {
 			ShareLinks: shareLinks{s.Share}, Logger: s.log}).Routes(),
 		"billing":   billing.NewHandler(s.Billing, billing.HandlerOptions{Logger: s.log}).Routes(),
 		"shareauth": shareauth.NewHandler(s.Share, shareauth.HandlerOptions{MaxBody: s.cfg.Server.MaxBodyBytes, Logger: s.log}).Routes(),
-		"dataset":   dataset.NewHandler(s.Datasets, dataset.HandlerOptions{MaxBody: s.cfg.Dataset.MaxBodyBytes, Logger: s.log}).Routes(),
+		"dataset":   dataset.NewHandler(s.Datasets, dataset.HandlerOptions{MaxBody: s.cfg.Dataset.MaxBodyBytes, Pages: s.pages, Logger: s.log}).Routes(),
 	}
 }
 

@@ -48,6 +48,7 @@ type Server struct {
 	// Datasets is the knowledge-base service; chat apps retrieve through it.
 	Datasets *dataset.Service
 	text     *fulltext.Index
+	pages    dataset.PageFetcher // collection/create/link's
 	// Share manages share links and their auth-host callbacks.
 	Share *shareauth.Service
 

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/chatgate/chatgate/apierror"
+	"github.com/chatgate/chatgate/internal/outbound"
 )
 
 // HookAnswer is the owner's server's answer to init and start.
@@ -140,7 +141,7 @@ func redacted(raw string) string {
 // deadline tells a slow host from the visitor going away.
 func callCause(ctx context.Context, err error) string {
 	switch {
-	case errors.Is(err, errBlockedAddress):
+	case errors.Is(err, outbound.ErrBlocked):
 		return CauseBlocked
 	case errors.Is(err, context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded):
 		return CauseTimeout

@@ -159,14 +159,22 @@ func testUpdateCollection(t *testing.T, s dataset.Store) {
 		t.Fatalf("changing a returned collection's tags changed the store: %v", got.Tags)
 	}
 	// PutCollection keeps every field, as a copy of a whole store needs
-	full := &dataset.Collection{ID: "full", TeamID: team, DatasetID: "ds", Name: "full", Type: dataset.CollectionText,
-		TrainingType: dataset.ModeQA, ChunkSize: 900, Tags: []string{"t1", "t2"}, CreateTime: t0, UpdateTime: updatedAt}
+	full := &dataset.Collection{ID: "full", TeamID: team, DatasetID: "ds", Name: "full", Type: dataset.CollectionLink,
+		TrainingType: dataset.ModeQA, ChunkSize: 900, Tags: []string{"t1", "t2"}, RawLink: "https://example.com/page",
+		CreateTime: t0, UpdateTime: updatedAt}
 	if err := s.PutCollection(bg, full); err != nil {
 		t.Fatal(err)
 	}
 	if got := mustCollection(t, s, full.ID); !slices.Equal(got.Tags, full.Tags) || !got.UpdateTime.Equal(updatedAt) ||
-		got.TrainingType != dataset.ModeQA || got.ChunkSize != 900 {
+		got.TrainingType != dataset.ModeQA || got.ChunkSize != 900 || got.RawLink != full.RawLink || got.Type != dataset.CollectionLink {
 		t.Fatalf("PutCollection then Collection = %+v; want %+v", got, full)
+	}
+	// an update keeps the link it does not change
+	if _, err := s.UpdateCollection(bg, full.ID, func(c *dataset.Collection) error { c.Name = "renamed"; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if got := mustCollection(t, s, full.ID); got.RawLink != full.RawLink || got.Name != "renamed" {
+		t.Fatalf("after renaming a link collection: %+v", got)
 	}
 }
 

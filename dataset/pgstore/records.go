@@ -125,7 +125,7 @@ func (s *Store) DeleteDataset(ctx context.Context, id string) error {
 }
 
 const collectionColumns = `id, team_id, dataset_id, name, type, training_type, chunk_size, create_time, create_ns,
-	tags, update_time, update_ns`
+	tags, update_time, update_ns, raw_link`
 
 func scanCollection(row pgx.Row) (*dataset.Collection, error) {
 	var (
@@ -135,7 +135,7 @@ func scanCollection(row pgx.Row) (*dataset.Collection, error) {
 		updated *time.Time
 	)
 	if err := row.Scan(&c.ID, &c.TeamID, &c.DatasetID, &c.Name, &c.Type, &mode, &c.ChunkSize, &c.CreateTime, &ns,
-		&c.Tags, &updated, &uns); err != nil {
+		&c.Tags, &updated, &uns, &c.RawLink); err != nil {
 		return nil, err
 	}
 	if len(c.Tags) == 0 {
@@ -145,23 +145,24 @@ func scanCollection(row pgx.Row) (*dataset.Collection, error) {
 	return &c, nil
 }
 
-// putCollectionSQL stores a collection; $13 says whether one with its id
+// putCollectionSQL stores a collection; $14 says whether one with its id
 // is replaced (PutCollection) or kept (CreateCollection, which then
 // returns no row).
 const putCollectionSQL = `INSERT INTO dataset_collections (` + collectionColumns + `)
-	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
 	ON CONFLICT (id) DO UPDATE SET team_id = excluded.team_id, dataset_id = excluded.dataset_id,
 		name = excluded.name, type = excluded.type, training_type = excluded.training_type,
 		chunk_size = excluded.chunk_size, create_time = excluded.create_time, create_ns = excluded.create_ns,
-		tags = excluded.tags, update_time = excluded.update_time, update_ns = excluded.update_ns
-	WHERE $13::boolean
+		tags = excluded.tags, update_time = excluded.update_time, update_ns = excluded.update_ns,
+		raw_link = excluded.raw_link
+	WHERE $14::boolean
 	RETURNING id`
 
 func collectionArgs(c *dataset.Collection, replace bool) []any {
 	at, ns := split(c.CreateTime)
 	upd, uns := splitOrNull(c.UpdateTime)
 	return []any{c.ID, c.TeamID, c.DatasetID, c.Name, c.Type, string(c.TrainingType), c.ChunkSize, at, ns,
-		tags(c.Tags), upd, uns, replace}
+		tags(c.Tags), upd, uns, c.RawLink, replace}
 }
 
 // tags is a collection's tags as their column takes them: never NULL.
@@ -208,8 +209,8 @@ func (s *Store) UpdateCollection(ctx context.Context, id string, fn func(*datase
 		at, ns := split(c.CreateTime)
 		upd, uns := splitOrNull(c.UpdateTime)
 		_, err = tx.Exec(ctx, `UPDATE dataset_collections SET name = $2, type = $3, training_type = $4, chunk_size = $5,
-			create_time = $6, create_ns = $7, tags = $8, update_time = $9, update_ns = $10 WHERE id = $1`,
-			id, c.Name, c.Type, string(c.TrainingType), c.ChunkSize, at, ns, tags(c.Tags), upd, uns)
+			create_time = $6, create_ns = $7, tags = $8, update_time = $9, update_ns = $10, raw_link = $11 WHERE id = $1`,
+			id, c.Name, c.Type, string(c.TrainingType), c.ChunkSize, at, ns, tags(c.Tags), upd, uns, c.RawLink)
 		return err
 	})
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -111,6 +112,10 @@ func Decode(w http.ResponseWriter, r *http.Request, v any, maxBody int64) error 
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
+		var typ *json.UnmarshalTypeError
+		if errors.As(err, &typ) {
+			typ.Field = jsonPath(reflect.TypeOf(v), typ.Field)
+		}
 		return decodeError(err)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
@@ -276,4 +281,38 @@ func Page(q url.Values) (offset, size int, err error) {
 		size = n
 	}
 	return offset, size, nil
+}
+
+// jsonPath is encoding/json's path to a field as the body spells it:
+// json names the Go names of embedded structs in the path
+// ("createParams.chunkSize"), which a client never sent, so they are
+// dropped, found by walking t.
+func jsonPath(t reflect.Type, path string) string {
+	var out []string
+	for _, seg := range strings.Split(path, ".") {
+		for t != nil && (t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice || t.Kind() == reflect.Array || t.Kind() == reflect.Map) {
+			t = t.Elem()
+		}
+		if t == nil || t.Kind() != reflect.Struct {
+			out, t = append(out, seg), nil
+			continue
+		}
+		if f, ok := t.FieldByName(seg); ok && f.Anonymous && f.Tag.Get("json") == "" {
+			t = f.Type
+			continue
+		}
+		out, t = append(out, seg), jsonField(t, seg)
+	}
+	return strings.Join(out, ".")
+}
+
+// jsonField is the type of t's field that JSON names name, nil if none.
+func jsonField(t reflect.Type, name string) reflect.Type {
+	for _, f := range reflect.VisibleFields(t) {
+		tag, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if tag == name || tag == "" && strings.EqualFold(f.Name, name) {
+			return f.Type
+		}
+	}
+	return nil
 }

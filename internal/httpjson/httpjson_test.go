@@ -127,3 +127,28 @@ func TestCheckUTF8(t *testing.T) {
 		t.Fatalf("Decode: %v, %+v", err, v)
 	}
 }
+
+func TestDecodeNamesFieldsOfEmbeddedStructs(t *testing.T) {
+	type inner struct {
+		Size int `json:"chunkSize"`
+	}
+	type item struct {
+		inner
+		Q string `json:"q"`
+	}
+	type body struct {
+		inner
+		Items []item `json:"data"`
+	}
+	for in, want := range map[string]string{
+		`{"chunkSize":"x"}`:            `"chunkSize"`,
+		`{"data":[{"chunkSize":"x"}]}`: `"data.chunkSize"`,
+		`{"data":[{"q":1}]}`:           `"data.q"`,
+	} {
+		r := httptest.NewRequest("POST", "/", strings.NewReader(in))
+		err := Decode(httptest.NewRecorder(), r, new(body), 0)
+		if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "inner") {
+			t.Errorf("%s: %v, want it to name %s", in, err, want)
+		}
+	}
+}
