@@ -471,7 +471,7 @@ func TestKeyAPIRequestErrors(t *testing.T) {
 		{"GET", "audit?limit=abc", ``, 400, "invalid_request", `"limit"`},
 		{"GET", "audit?limit=1001", ``, 400, "invalid_request", `"limit"`},
 		// unknown routes and methods under the key API
-		{"GET", "create", ``, 404, "not_found", ""},
+		{"GET", "create", ``, 405, "method_not_allowed", "use POST"},
 		{"POST", "nothing", `{}`, 404, "not_found", ""},
 	} {
 		name := tc.method + " " + tc.path + " " + tc.body
