@@ -1,6 +1,7 @@
 package dataset
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -128,7 +129,11 @@ func ParseMode(s string) (TrainingMode, error) {
 // or FastGPT's object form {"text": "...", ...}.
 type Index string
 
-// UnmarshalJSON accepts "text" and {"text":"..."}.
+// UnmarshalJSON accepts "text" and FastGPT's {"text", "type"?, "dataId"?}:
+// the type may be default, custom, summary or question (each kept as an
+// extra text; q, with a, stays the default index), dataId and _id name the
+// vector FastGPT would update, which the texts decide here. Any other
+// field, or an image index, is refused by name rather than dropped.
 func (x *Index) UnmarshalJSON(b []byte) error {
 	var s string
 	if err := json.Unmarshal(b, &s); err == nil {
@@ -136,12 +141,31 @@ func (x *Index) UnmarshalJSON(b []byte) error {
 		return nil
 	}
 	var o struct {
-		Text string `json:"text"`
+		Text         *string         `json:"text"`
+		Type         string          `json:"type"`
+		DataID       json.RawMessage `json:"dataId"`
+		ID           json.RawMessage `json:"_id"`
+		DefaultIndex json.RawMessage `json:"defaultIndex"`
 	}
-	if err := json.Unmarshal(b, &o); err != nil {
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.DisallowUnknownFields()
+	if err := d.Decode(&o); err != nil {
+		if f, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+			return apierror.InvalidRequest("indexes", "an index has the field %s, which is not FastGPT's (text, type, dataId)", f)
+		}
 		return apierror.InvalidRequest("indexes", "each index must be a string or an object with text")
 	}
-	*x = Index(o.Text)
+	switch o.Type {
+	case "", "default", "custom", "summary", "question":
+	case "image":
+		return apierror.InvalidRequest("indexes", "image indexes are not supported: an index is a text")
+	default:
+		return apierror.InvalidRequest("indexes", "an index's type must be default, custom, summary or question, not %q", o.Type)
+	}
+	if o.Text == nil {
+		return apierror.InvalidRequest("indexes", "an index object needs its text")
+	}
+	*x = Index(*o.Text)
 	return nil
 }
 

@@ -57,7 +57,7 @@ func (h *Handler) Routes() []auth.Route {
 		{Pattern: "POST /api/core/dataset/list", Scope: read, Handler: serve(h, h.listDatasetsPost)},
 		{Pattern: "PUT /api/core/dataset/update", Scope: write, Handler: withBody(h, h.updateDataset)},
 		{Pattern: "GET /api/core/dataset/detail", Scope: read, Handler: byID(h, h.s.Dataset, "id", "datasetId")},
-		{Pattern: "DELETE /api/core/dataset/delete", Scope: write, Handler: byID(h, noData(h.s.DeleteDataset), "id", "datasetId")},
+		{Pattern: "DELETE /api/core/dataset/delete", Scope: write, Handler: byID(h, deleted(h.s.DeleteDataset, jsonNull), "id", "datasetId")},
 		{Pattern: "POST /api/core/dataset/collection/create", Scope: write, Handler: withBody(h, h.createCollection)},
 		{Pattern: "POST /api/core/dataset/collection/create/text", Scope: write, Handler: withBody(h, h.createTextCollection)},
 		{Pattern: "POST /api/core/dataset/collection/create/link", Scope: write, Handler: withBody(h, h.createLinkCollection)},
@@ -65,17 +65,17 @@ func (h *Handler) Routes() []auth.Route {
 		{Pattern: "POST /api/core/dataset/collection/list", Scope: read, Handler: withBody(h, h.listCollectionsLegacy)},
 		{Pattern: "POST /api/core/dataset/collection/listV2", Scope: read, Handler: withBody(h, h.listCollectionsV2)},
 		{Pattern: "PUT /api/core/dataset/collection/update", Scope: write, Handler: withBody(h, h.updateCollection)},
-		{Pattern: "GET /api/core/dataset/collection/detail", Scope: read, Handler: byID(h, h.s.Collection, "id", "collectionId")},
+		{Pattern: "GET /api/core/dataset/collection/detail", Scope: read, Handler: byID(h, h.collectionDetail, "id", "collectionId")},
 		{Pattern: "GET /api/core/dataset/collection/trainingFailures", Scope: read, Handler: paged(h, h.trainingFailures, "collectionId", "id")},
-		{Pattern: "DELETE /api/core/dataset/collection/delete", Scope: write, Handler: byID(h, noData(h.s.DeleteCollection), "id", "collectionId")},
+		{Pattern: "DELETE /api/core/dataset/collection/delete", Scope: write, Handler: byID(h, deleted(h.s.DeleteCollection, jsonNull), "id", "collectionId")},
 		{Pattern: "POST /api/core/dataset/collection/delete", Scope: write, Handler: withBody(h, h.deleteCollections)},
 		{Pattern: "POST /api/core/dataset/data/pushData", Scope: write, Handler: withBody(h, h.pushData)},
 		{Pattern: "GET /api/core/dataset/data/list", Scope: read, Handler: paged(h, h.s.DataList, "collectionId")},
 		{Pattern: "POST /api/core/dataset/data/list", Scope: read, Handler: withBody(h, h.listDataLegacy)},
 		{Pattern: "POST /api/core/dataset/data/v2/list", Scope: read, Handler: withBody(h, h.listDataV2)},
-		{Pattern: "GET /api/core/dataset/data/detail", Scope: read, Handler: byID(h, h.s.Data, "id", "dataId")},
+		{Pattern: "GET /api/core/dataset/data/detail", Scope: read, Handler: byID(h, h.dataDetail, "id", "dataId")},
 		{Pattern: "PUT /api/core/dataset/data/update", Scope: write, Handler: withBody(h, h.updateData)},
-		{Pattern: "DELETE /api/core/dataset/data/delete", Scope: write, Handler: byID(h, noData(h.s.DeleteData), "id", "dataId")},
+		{Pattern: "DELETE /api/core/dataset/data/delete", Scope: write, Handler: byID(h, deleted(h.s.DeleteData, "success"), "id", "dataId")},
 		{Pattern: "POST /api/core/dataset/searchTest", Scope: read, Handler: withBody(h, h.searchTest)},
 	}
 }
@@ -141,11 +141,6 @@ func byID[T any](h *Handler, get func(ctx context.Context, teamID, id string) (T
 		}
 		return get(r.Context(), p.TeamID, id)
 	})
-}
-
-// noData is a deletion as a route's work: its data is null.
-func noData(del func(ctx context.Context, teamID, id string) error) func(context.Context, string, string) (any, error) {
-	return func(ctx context.Context, teamID, id string) (any, error) { return nil, del(ctx, teamID, id) }
 }
 
 type listPage[T any] struct {
@@ -375,7 +370,9 @@ func (b *updateDataBody) check() error {
 	return field.ID("id", cmp.Or(b.ID, b.DataID))
 }
 
-func (h *Handler) updateData(ctx context.Context, p *auth.Principal, b *updateDataBody) (*Data, error) {
+// updateData answers null, as FastGPT's document shows; data/detail reads
+// the item back.
+func (h *Handler) updateData(ctx context.Context, p *auth.Principal, b *updateDataBody) (json.RawMessage, error) {
 	u := DataUpdate{ID: cmp.Or(b.ID, b.DataID), Q: b.Q, A: b.A}
 	if b.Indexes != nil {
 		idx := make([]string, len(*b.Indexes))
@@ -384,7 +381,10 @@ func (h *Handler) updateData(ctx context.Context, p *auth.Principal, b *updateDa
 		}
 		u.Indexes = &idx
 	}
-	return h.s.UpdateData(ctx, p.TeamID, u)
+	if _, err := h.s.UpdateData(ctx, p.TeamID, u); err != nil {
+		return nil, err
+	}
+	return jsonNull, nil
 }
 
 // searchBody is POST /api/core/dataset/searchTest {datasetId, text,
