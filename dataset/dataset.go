@@ -31,6 +31,9 @@ type Dataset struct {
 const (
 	CollectionVirtual = "virtual" // created empty, filled by pushData
 	CollectionText    = "text"    // created from a text that was split into chunks
+	// CollectionFile is created from the text of an uploaded file, split
+	// into chunks as a text is; its name is the file's (FastGPT's "file").
+	CollectionFile = "file"
 )
 
 // Collection is a named group of data in a dataset, FastGPT's "file".

@@ -400,6 +400,10 @@ type TextCollection struct {
 	ChunkOverlap  int // tokens; default 0
 	Prompt        string
 	BillID        string
+	// Type is the collection's type: CollectionText (the default) for a
+	// text sent as it is, CollectionFile for the text of an uploaded file,
+	// whose name is then Name.
+	Type string
 }
 
 // MaxTextBytes bounds the text of a text collection, as the handler's
@@ -440,6 +444,13 @@ func (s *Service) CreateTextCollection(ctx context.Context, tc TextCollection) (
 	if tc.TrainingType == "" {
 		tc.TrainingType = ModeIndex
 	}
+	switch tc.Type {
+	case "":
+		tc.Type = CollectionText
+	case CollectionText, CollectionFile:
+	default:
+		return nil, nil, fmt.Errorf("dataset: a text collection cannot be of type %q", tc.Type)
+	}
 	if tc.TrainingType == ModeQA && s.opts.QA == nil {
 		return nil, nil, ErrQAModelUnavailable
 	}
@@ -465,7 +476,7 @@ func (s *Service) CreateTextCollection(ctx context.Context, tc TextCollection) (
 			len(chunks), tc.ChunkSize, MaxPushItems)
 	}
 	c := &Collection{ID: id.New(), TeamID: tc.TeamID, DatasetID: tc.DatasetID, Name: name,
-		Type: CollectionText, TrainingType: tc.TrainingType, ChunkSize: tc.ChunkSize, CreateTime: time.Now().UTC()}
+		Type: tc.Type, TrainingType: tc.TrainingType, ChunkSize: tc.ChunkSize, CreateTime: time.Now().UTC()}
 	req := PushRequest{TeamID: tc.TeamID, KeyID: tc.KeyID, CollectionID: c.ID,
 		Mode: tc.TrainingType, Prompt: tc.Prompt, BillID: tc.BillID, Data: make([]PushItem, len(chunks))}
 	for i, ch := range chunks {
