@@ -59,7 +59,7 @@ func docxParagraphs(r io.Reader) (string, error) {
 	var (
 		out      strings.Builder
 		inText   bool
-		skip     int // depth inside elements whose text is not the document's
+		skip     int  // depth inside elements whose text is not the document's
 		cellRuns int  // cells written in the current table row
 		space    bool // a paragraph of a cell ended: a space before more text
 	)
