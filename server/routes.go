@@ -71,6 +71,7 @@ import (
 //	DELETE /api/core/dataset/delete                  dataset:write   dataset
 //	POST   /api/core/dataset/collection/create       dataset:write   dataset
 //	POST   /api/core/dataset/collection/create/text  dataset:write   dataset
+//	POST   /api/core/dataset/collection/create/localFile  dataset:write  dataset
 //	GET    /api/core/dataset/collection/list         dataset:read    dataset
 //	POST   /api/core/dataset/collection/listV2       dataset:read    dataset
 //	PUT    /api/core/dataset/collection/update       dataset:write   dataset
@@ -99,7 +100,8 @@ func (s *Server) domainRoutes() map[string][]auth.Route {
 			ShareLinks: shareLinks{s.Share}, Logger: s.log}).Routes(),
 		"billing":   billing.NewHandler(s.Billing, billing.HandlerOptions{Logger: s.log}).Routes(),
 		"shareauth": shareauth.NewHandler(s.Share, shareauth.HandlerOptions{MaxBody: s.cfg.Server.MaxBodyBytes, Logger: s.log}).Routes(),
-		"dataset":   dataset.NewHandler(s.Datasets, dataset.HandlerOptions{MaxBody: s.cfg.Dataset.MaxBodyBytes, Logger: s.log}).Routes(),
+		"dataset": dataset.NewHandler(s.Datasets, dataset.HandlerOptions{MaxBody: s.cfg.Dataset.MaxBodyBytes,
+			Files: s.files, MaxFileBytes: s.cfg.Dataset.MaxFileBytes, Logger: s.log}).Routes(),
 	}
 }
 
@@ -120,7 +122,17 @@ func (s *Server) routes() http.Handler {
 		}
 		httpjson.WriteError(w, r, s.log, err)
 	})
-	return s.metrics.instrument(bodyDeadline(time.Duration(s.cfg.Server.BodyReadTimeout), uniqueQuery(mux)))
+	return s.metrics.instrument(bodyDeadline(s.bodyReadTimeout, uniqueQuery(mux)))
+}
+
+// bodyReadTimeout is how long r's body may take to arrive: a file upload
+// has dataset.upload_read_timeout, every other body
+// server.body_read_timeout.
+func (s *Server) bodyReadTimeout(r *http.Request) time.Duration {
+	if r.URL.Path == uploadPath {
+		return time.Duration(s.cfg.Dataset.UploadReadTimeout)
+	}
+	return time.Duration(s.cfg.Server.BodyReadTimeout)
 }
 
 // healthz answers 200 while the database answers, 503 otherwise.

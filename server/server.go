@@ -21,6 +21,8 @@ import (
 	"github.com/chatgate/chatgate/chat"
 	"github.com/chatgate/chatgate/cl100k"
 	"github.com/chatgate/chatgate/dataset"
+	"github.com/chatgate/chatgate/dataset/extract"
+	"github.com/chatgate/chatgate/dataset/extract/pdftext"
 	"github.com/chatgate/chatgate/dataset/fulltext"
 	"github.com/chatgate/chatgate/shareauth"
 )
@@ -48,6 +50,10 @@ type Server struct {
 	// Datasets is the knowledge-base service; chat apps retrieve through it.
 	Datasets *dataset.Service
 	text     *fulltext.Index
+	// files reads uploaded files; pdf is its PDF engine, compiled on the
+	// first PDF and released by Close.
+	files *extract.Extractor
+	pdf   *pdftext.Reader
 	// Share manages share links and their auth-host callbacks.
 	Share *shareauth.Service
 
@@ -153,6 +159,8 @@ func (s *Server) init() error {
 		fmt.Fprintf(out, "\nchatgate: created the admin key. It is shown this once; store it now:\n\n    %s\n\n"+
 			"Set CHATGATE_ROOT_KEY to choose your own, or create more keys with it.\n\n", shown)
 	}
+	s.pdf = pdftext.New(pdftext.Options{Timeout: time.Duration(s.cfg.Dataset.PDFTimeout)})
+	s.files = extract.New(extract.Options{PDF: s.pdf})
 	s.handler = s.routes()
 	return nil
 }
@@ -241,6 +249,9 @@ func (s *Server) Close(ctx context.Context) error {
 		}
 		if s.text != nil {
 			errs = append(errs, s.text.Close())
+		}
+		if s.pdf != nil {
+			errs = append(errs, s.pdf.Close())
 		}
 		if s.stopKeys != nil {
 			s.stopKeys()

@@ -28,11 +28,11 @@ func decodeText(b []byte) (string, *textError) {
 	case bytes.HasPrefix(b, []byte{0xFF, 0xFE}), bytes.HasPrefix(b, []byte{0xFE, 0xFF}):
 		return decodeUTF16(b[2:], b[0] == 0xFE)
 	}
-	if !utf8.Valid(b) {
-		return "", &textError{"is not UTF-8 text (it may be binary, or in a legacy encoding: save it as UTF-8)"}
-	}
 	if binary(b) {
 		return "", &textError{"is not text: it holds binary data (NUL or other control bytes)"}
+	}
+	if !utf8.Valid(b) {
+		return "", &textError{"is not UTF-8 text (it may be binary, or in a legacy encoding: save it as UTF-8)"}
 	}
 	return string(b), nil
 }
