@@ -294,3 +294,55 @@ func TestLocalFileRefusalsLeaveNothing(t *testing.T) {
 		}
 	})
 }
+
+// lfTrickle sends body in pieces, pause apart, as a slow link does.
+func lfTrickle(body []byte, pieces int, pause time.Duration) io.Reader {
+	pr, pw := io.Pipe()
+	go func() {
+		n := (len(body) + pieces - 1) / pieces
+		for len(body) > 0 {
+			k := min(n, len(body))
+			if _, err := pw.Write(body[:k]); err != nil {
+				return
+			}
+			body = body[k:]
+			<-time.After(pause) // a real socket's deadline: synctest's clock does not move it
+		}
+		_ = pw.Close()
+	}()
+	return pr
+}
+
+// An upload is read under dataset.upload_read_timeout, every other body
+// under server.body_read_timeout: a file that takes longer than the
+// latter to arrive is still taken.
+func TestLocalFileHasItsOwnReadDeadline(t *testing.T) {
+	base := blStart(t, t.TempDir(), func(c *server.Config) {
+		c.Server.BodyReadTimeout = server.Duration(400 * time.Millisecond)
+		c.Dataset.UploadReadTimeout = server.Duration(20 * time.Second)
+	})
+	ds := dvDataset(t, base, blRoot, "slow")
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	w, _ := mw.CreateFormFile("file", "slow.txt")
+	_, _ = w.Write(bytes.Repeat([]byte("A slow but steady upload. "), 200))
+	_ = mw.WriteField("data", `{"datasetId":"`+ds+`","trainingType":"chunk"}`)
+	_ = mw.Close()
+	env := lfSend(t, base, blRoot, mw.FormDataContentType(), lfTrickle(buf.Bytes(), 6, 200*time.Millisecond))
+	if env.Code != 200 {
+		t.Errorf("a slow upload: %d %s", env.Code, env.Message)
+	}
+	// The same pace on another route runs out of time.
+	req, _ := http.NewRequest("POST", base+"/api/core/dataset/collection/create/text",
+		lfTrickle([]byte(`{"datasetId":"`+ds+`","name":"t","text":"`+strings.Repeat("slow text ", 100)+`","trainingType":"chunk"}`), 6, 200*time.Millisecond))
+	req.Header.Set("Authorization", "Bearer "+blRoot)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := blClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestTimeout {
+		t.Errorf("a slow JSON body: %d, want 408", resp.StatusCode)
+	}
+}
