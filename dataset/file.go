@@ -219,6 +219,8 @@ func (h *Handler) formError(err error) error {
 // is decoded; RFC 2231's filename* is decoded by mime.
 func fileName(part *multipart.Part) string {
 	name := strings.TrimSpace(part.FileName())
+	// A client on Windows may send its whole path; the name is its end.
+	name = name[strings.LastIndexByte(name, '\\')+1:]
 	if strings.Contains(name, "%") {
 		if dec, err := url.PathUnescape(name); err == nil && utf8.ValidString(dec) && !strings.ContainsAny(dec, "/\\\x00") {
 			name = dec

@@ -112,8 +112,12 @@ func TestLocalFileExtractorErrors(t *testing.T) {
 	if status, msg := e.upload(t, "ok.txt", []byte("plain words")); status != 200 {
 		t.Fatalf("ok: %d %q", status, msg)
 	}
+	// A client on Windows may send the whole path.
+	if status, msg := e.upload(t, `C:\Users\me\Desktop\测试\win.txt`, []byte("more words")); status != 200 {
+		t.Fatalf("a Windows path: %d %q", status, msg)
+	}
 	cs, _ = e.svc.Collections(context.Background(), "team-a", e.datasetID)
-	if len(cs) != 1 || cs[0].Name != "ok.txt" || cs[0].Type != dataset.CollectionFile {
-		t.Errorf("collections %+v", cs)
+	if len(cs) != 2 || cs[0].Name != "ok.txt" || cs[0].Type != dataset.CollectionFile || cs[1].Name != "win.txt" {
+		t.Errorf("collections %+v %+v", cs[0], cs[len(cs)-1])
 	}
 }

@@ -82,8 +82,22 @@ func Zip(t testing.TB, files map[string]string) []byte {
 // lines drawn in Helvetica (so Latin-1 text only).
 func PDF(t testing.TB, pages ...string) []byte {
 	t.Helper()
+	return makePDF(t, "", pages)
+}
+
+// EncryptedPDF is PDF encrypted with a user password, which a reader
+// must be given to open it.
+func EncryptedPDF(t testing.TB, password string, pages ...string) []byte {
+	t.Helper()
+	return makePDF(t, password, pages)
+}
+
+func makePDF(t testing.TB, password string, pages []string) []byte {
 	p := fpdf.New("P", "mm", "A4", "")
 	p.SetCompression(true)
+	if password != "" {
+		p.SetProtection(fpdf.CnProtectPrint, password, password+"-owner")
+	}
 	for _, page := range pages {
 		p.AddPage()
 		p.SetFont("Helvetica", "", 12)

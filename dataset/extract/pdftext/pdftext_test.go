@@ -45,11 +45,16 @@ func TestRefusesWhatIsNotAPDF(t *testing.T) {
 		"empty.pdf":     nil,
 		"truncated.pdf": good[:len(good)/3],
 		"zip.pdf":       extracttest.DOCX(t, "a docx named .pdf"),
+		"locked.pdf":    extracttest.EncryptedPDF(t, "secret", "hidden text"),
 	} {
 		_, err := r.PDFText(context.Background(), name, file)
 		if !errors.Is(err, extract.ErrInvalid) || !strings.Contains(err.Error(), name) {
 			t.Errorf("%s: %v; want ErrInvalid naming the file", name, err)
 		}
+	}
+	if _, err := r.PDFText(context.Background(), "locked.pdf", extracttest.EncryptedPDF(t, "secret", "x")); err == nil ||
+		!strings.Contains(err.Error(), "encrypted") {
+		t.Errorf("an encrypted PDF: %v", err)
 	}
 	// A bad PDF leaves nothing behind that breaks the next read.
 	if got, err := r.PDFText(context.Background(), "good.pdf", good); err != nil || got != "Some text" {
