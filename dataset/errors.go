@@ -17,6 +17,10 @@ var (
 	// write question/answer pairs is configured.
 	ErrQAModelUnavailable = &apierror.Error{Status: http.StatusBadRequest, Code: "qa_model_unavailable",
 		Message: "QA mode needs a QA model (dataset.qaModel in the config or CHATGATE_QA_MODEL); only the offline extractive model is available"}
+	// ErrFileImportUnavailable answers localFile on a Handler given no
+	// FileExtractor.
+	ErrFileImportUnavailable = &apierror.Error{Status: http.StatusBadRequest, Code: "file_import_unavailable",
+		Message: "this server reads no uploaded files (its dataset handler has no file extractor); send the text to collection/create/text"}
 	// ErrClosed is what every method of a Service answers after Close: its
 	// training and index catch-up have stopped.
 	ErrClosed = errors.New("dataset: service closed")

@@ -38,11 +38,6 @@ type FileExtractor interface {
 // HandlerOptions.MaxFileBytes is not set.
 const DefaultMaxFileBytes = 20 << 20
 
-// ErrFileImportUnavailable answers localFile on a Handler given no
-// FileExtractor.
-var ErrFileImportUnavailable = &apierror.Error{Status: http.StatusBadRequest, Code: "file_import_unavailable",
-	Message: "this server reads no uploaded files (its dataset handler has no file extractor); send the text to collection/create/text"}
-
 // fileCollectionBody is the data field of POST
 // /api/core/dataset/collection/create/localFile: a text collection's
 // settings, without the text, which is the file's. name is the file's

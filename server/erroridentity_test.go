@@ -18,6 +18,7 @@ import (
 	"github.com/chatgate/chatgate/billing"
 	"github.com/chatgate/chatgate/chat"
 	"github.com/chatgate/chatgate/dataset"
+	"github.com/chatgate/chatgate/dataset/extract"
 	"github.com/chatgate/chatgate/internal/httpjson"
 	"github.com/chatgate/chatgate/shareauth"
 )
@@ -65,6 +66,9 @@ func idSentinels() []idSentinel {
 		{"dataset.ErrQAModelUnavailable", dataset.ErrQAModelUnavailable, nil},
 		{"dataset.ErrClosed", dataset.ErrClosed, nil},
 		{"dataset.ErrRepeat", dataset.ErrRepeat, nil},
+		{"dataset.ErrFileImportUnavailable", dataset.ErrFileImportUnavailable, nil},
+		{"extract.ErrUnsupported", extract.ErrUnsupported, nil},
+		{"extract.ErrInvalid", extract.ErrInvalid, nil},
 		{"billing.ErrBillNotFound", billing.ErrBillNotFound, nil},
 		{"billing.ErrBudgetSpent", billing.ErrBudgetSpent, nil},
 		{"shareauth.ErrLinkNotFound", shareauth.ErrLinkNotFound, nil},
