@@ -267,6 +267,11 @@ type DatasetConfig struct {
 	// QAGenerator, when set, writes QA-mode pairs instead of a model of
 	// the registry; for programs that build the server in code.
 	QAGenerator dataset.Generator `yaml:"-"`
+	// Files, when set, reads the files collection/create/localFile
+	// imports instead of the default (dataset/extract, with PDFs through
+	// dataset/extract/pdftext); for programs that build the server in
+	// code, or share one PDF engine between servers.
+	Files dataset.FileExtractor `yaml:"-"`
 }
 
 // EmbedderConfig declares a remote embedding model.

@@ -9,10 +9,14 @@ import (
 	"net/http"
 	"net/textproto"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/chatgate/chatgate/dataset"
+	"github.com/chatgate/chatgate/dataset/extract"
 	"github.com/chatgate/chatgate/dataset/extract/extracttest"
+	"github.com/chatgate/chatgate/dataset/extract/pdftext"
 	"github.com/chatgate/chatgate/internal/postgres/pgtest"
 	"github.com/chatgate/chatgate/server"
 )
@@ -122,24 +126,36 @@ func lfTrained(t *testing.T, base, key, collectionID string) string {
 	return strings.Join(qs, "\n")
 }
 
-// lfEach is dvEach with the config changed by mutate.
+// lfFiles is the servers' file extractor, the default's parts, shared:
+// each server's own would compile PDFium again, seconds (a minute under
+// -race) each.
+var lfFiles = sync.OnceValue(func() dataset.FileExtractor {
+	return extract.New(extract.Options{PDF: pdftext.New(pdftext.Options{})})
+})
+
+// lfEach is dvEach with the shared extractor and the config changed by
+// mutate.
 func lfEach(t *testing.T, mutate func(*server.Config), fn func(t *testing.T, base string)) {
+	config := func(c *server.Config) {
+		c.Dataset.Files = lfFiles()
+		if mutate != nil {
+			mutate(c)
+		}
+	}
 	t.Run("embedded", func(t *testing.T) {
-		fn(t, blStart(t, t.TempDir(), mutate))
+		fn(t, blStart(t, t.TempDir(), config))
 	})
 	t.Run("postgres", func(t *testing.T) {
 		dsn := pgtest.DSN(t)
 		fn(t, blStart(t, t.TempDir(), func(c *server.Config) {
 			c.Storage.DSN = dsn
-			if mutate != nil {
-				mutate(c)
-			}
+			config(c)
 		}))
 	})
 }
 
 func TestDocCollectionCreateLocalFile(t *testing.T) {
-	dvEach(t, func(t *testing.T, base string) {
+	lfEach(t, nil, func(t *testing.T, base string) {
 		key := blRoot
 		ds := dvDataset(t, base, key, "files")
 		for _, c := range []struct {

@@ -50,9 +50,9 @@ type Server struct {
 	// Datasets is the knowledge-base service; chat apps retrieve through it.
 	Datasets *dataset.Service
 	text     *fulltext.Index
-	// files reads uploaded files; pdf is its PDF engine, compiled on the
-	// first PDF and released by Close.
-	files *extract.Extractor
+	// files reads uploaded files; pdf is the default's PDF engine,
+	// compiled on the first PDF and released by Close.
+	files dataset.FileExtractor
 	pdf   *pdftext.Reader
 	// Share manages share links and their auth-host callbacks.
 	Share *shareauth.Service
@@ -159,8 +159,11 @@ func (s *Server) init() error {
 		fmt.Fprintf(out, "\nchatgate: created the admin key. It is shown this once; store it now:\n\n    %s\n\n"+
 			"Set CHATGATE_ROOT_KEY to choose your own, or create more keys with it.\n\n", shown)
 	}
-	s.pdf = pdftext.New(pdftext.Options{Timeout: time.Duration(s.cfg.Dataset.PDFTimeout)})
-	s.files = extract.New(extract.Options{PDF: s.pdf})
+	s.files = s.cfg.Dataset.Files
+	if s.files == nil {
+		s.pdf = pdftext.New(pdftext.Options{Timeout: time.Duration(s.cfg.Dataset.PDFTimeout)})
+		s.files = extract.New(extract.Options{PDF: s.pdf})
+	}
 	s.handler = s.routes()
 	return nil
 }

@@ -44,6 +44,11 @@ type Options struct {
 	// MaxPages bounds the pages read; 5000 when zero. A longer PDF is
 	// refused rather than read in part.
 	MaxPages int
+	// CompilationCache, when set, keeps the compiled module for other
+	// Readers given the same cache (wazero.NewCompilationCache), or across
+	// restarts (wazero.NewCompilationCacheWithDir): PDFium is then compiled
+	// once, not once a Reader.
+	CompilationCache wazero.CompilationCache
 }
 
 // Reader reads PDFs' text. It implements extract.PDFReader and is safe
@@ -80,6 +85,13 @@ func New(opts Options) *Reader {
 func (r *Reader) start() (pdfium.Pool, error) {
 	r.once.Do(func() {
 		pages := uint32(min(r.opts.MemoryLimit/65536, 65536))
+		rc := wazero.NewRuntimeConfig().
+			WithCoreFeatures(api.CoreFeaturesV2 | experimental.CoreFeaturesExceptionHandling).
+			WithMemoryLimitPages(pages).
+			WithCloseOnContextDone(true)
+		if r.opts.CompilationCache != nil {
+			rc = rc.WithCompilationCache(r.opts.CompilationCache)
+		}
 		r.pool, r.err = webassembly.Init(webassembly.Config{
 			MinIdle:  0,
 			MaxIdle:  r.opts.Concurrency,
@@ -91,10 +103,7 @@ func (r *Reader) start() (pdfium.Pool, error) {
 			// The exception-handling feature is what the bundled module
 			// needs (go-pdfium's default); closing on a done context is
 			// what lets Kill stop a read in flight.
-			RuntimeConfig: wazero.NewRuntimeConfig().
-				WithCoreFeatures(api.CoreFeaturesV2 | experimental.CoreFeaturesExceptionHandling).
-				WithMemoryLimitPages(pages).
-				WithCloseOnContextDone(true),
+			RuntimeConfig: rc,
 		})
 		if r.err != nil {
 			r.err = fmt.Errorf("pdftext: starting PDFium: %w", r.err)

@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tetratelabs/wazero"
 
 	"github.com/chatgate/chatgate/dataset/extract"
 	"github.com/chatgate/chatgate/dataset/extract/extracttest"
@@ -16,7 +19,12 @@ import (
 
 // shared is the Reader of the tests that do not close theirs: each new
 // Reader compiles PDFium again, some seconds.
-var shared = sync.OnceValue(func() *pdftext.Reader { return pdftext.New(pdftext.Options{MaxPages: 3}) })
+var shared = sync.OnceValue(func() *pdftext.Reader {
+	return pdftext.New(pdftext.Options{MaxPages: 3, CompilationCache: cache})
+})
+
+// cache keeps the compiled module for every Reader of the tests.
+var cache = wazero.NewCompilationCache()
 
 func TestReadsPagesInOrder(t *testing.T) {
 	r := shared()
@@ -63,7 +71,7 @@ func TestRefusesWhatIsNotAPDF(t *testing.T) {
 }
 
 func TestConcurrentReadsAndClose(t *testing.T) {
-	r := pdftext.New(pdftext.Options{Concurrency: 2})
+	r := pdftext.New(pdftext.Options{Concurrency: 2, CompilationCache: cache})
 	var wg sync.WaitGroup
 	for i := range 6 {
 		wg.Go(func() {
@@ -94,5 +102,25 @@ func TestWaitingReadFollowsItsContext(t *testing.T) {
 	_, err := r.PDFText(context.Background(), "long.pdf", extracttest.PDF(t, "a", "b", "c", "d"))
 	if !errors.Is(err, extract.ErrInvalid) || !strings.Contains(err.Error(), "4 pages") {
 		t.Errorf("over MaxPages: %v", err)
+	}
+}
+
+// BenchmarkPDFText reads a 20-page PDF: an instance made, the document
+// opened, every page's text read, the instance dropped.
+func BenchmarkPDFText(b *testing.B) {
+	r := shared()
+	var pages []string
+	for i := range 20 {
+		pages = append(pages, strings.Repeat(fmt.Sprintf("Line %d of a page of the benchmark document.\n", i), 40))
+	}
+	pdf := extracttest.PDF(b, pages...)
+	if _, err := r.PDFText(context.Background(), "warm.pdf", pdf); err != nil { // compiles PDFium
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(pdf)))
+	for b.Loop() {
+		if _, err := r.PDFText(context.Background(), "bench.pdf", pdf); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
