@@ -128,9 +128,9 @@ func lfTrained(t *testing.T, base, key, collectionID string) string {
 
 // lfFiles is the servers' file extractor, the default's parts, shared:
 // each server's own would compile PDFium again, seconds (a minute under
-// -race) each.
+// -race, where it runs interpreted instead) each.
 var lfFiles = sync.OnceValue(func() dataset.FileExtractor {
-	return extract.New(extract.Options{PDF: pdftext.New(pdftext.Options{})})
+	return extract.New(extract.Options{PDF: pdftext.New(pdftext.Options{Interpreter: raceEnabled})})
 })
 
 // lfEach is dvEach with the shared extractor and the config changed by

@@ -49,6 +49,11 @@ type Options struct {
 	// restarts (wazero.NewCompilationCacheWithDir): PDFium is then compiled
 	// once, not once a Reader.
 	CompilationCache wazero.CompilationCache
+	// Interpreter runs PDFium in wazero's interpreter instead of compiling
+	// it: ready in under a second rather than some (a minute and more
+	// under the race detector), each read some times slower. For tests and
+	// short-lived programs.
+	Interpreter bool
 }
 
 // Reader reads PDFs' text. It implements extract.PDFReader and is safe
@@ -85,8 +90,11 @@ func New(opts Options) *Reader {
 func (r *Reader) start() (pdfium.Pool, error) {
 	r.once.Do(func() {
 		pages := uint32(min(r.opts.MemoryLimit/65536, 65536))
-		rc := wazero.NewRuntimeConfig().
-			WithCoreFeatures(api.CoreFeaturesV2 | experimental.CoreFeaturesExceptionHandling).
+		rc := wazero.NewRuntimeConfig()
+		if r.opts.Interpreter {
+			rc = wazero.NewRuntimeConfigInterpreter()
+		}
+		rc = rc.WithCoreFeatures(api.CoreFeaturesV2 | experimental.CoreFeaturesExceptionHandling).
 			WithMemoryLimitPages(pages).
 			WithCloseOnContextDone(true)
 		if r.opts.CompilationCache != nil {

@@ -20,7 +20,7 @@ import (
 // shared is the Reader of the tests that do not close theirs: each new
 // Reader compiles PDFium again, some seconds.
 var shared = sync.OnceValue(func() *pdftext.Reader {
-	return pdftext.New(pdftext.Options{MaxPages: 3, CompilationCache: cache})
+	return pdftext.New(pdftext.Options{MaxPages: 3, CompilationCache: cache, Interpreter: raceEnabled})
 })
 
 // cache keeps the compiled module for every Reader of the tests.
@@ -71,7 +71,7 @@ func TestRefusesWhatIsNotAPDF(t *testing.T) {
 }
 
 func TestConcurrentReadsAndClose(t *testing.T) {
-	r := pdftext.New(pdftext.Options{Concurrency: 2, CompilationCache: cache})
+	r := pdftext.New(pdftext.Options{Concurrency: 2, CompilationCache: cache, Interpreter: raceEnabled})
 	var wg sync.WaitGroup
 	for i := range 6 {
 		wg.Go(func() {
