@@ -36,6 +36,9 @@ const (
 	CollectionVirtual = "virtual" // created empty, filled by pushData
 	CollectionText    = "text"    // created from a text that was split into chunks
 	CollectionLink    = "link"    // created from a web page's text (rawLink)
+	// CollectionFile is created from the text of an uploaded file, split
+	// into chunks as a text is; its name is the file's (FastGPT's "file").
+	CollectionFile = "file"
 )
 
 // Collection is a named group of data in a dataset, FastGPT's "file".

@@ -21,6 +21,10 @@ var (
 	// model is configured.
 	ErrRerankUnavailable = &apierror.Error{Status: http.StatusBadRequest, Code: "rerank_model_unavailable",
 		Message: "usingReRank needs a rerank model (dataset.rerank in the config); none is configured"}
+	// ErrFileImportUnavailable answers localFile on a Handler given no
+	// FileExtractor.
+	ErrFileImportUnavailable = &apierror.Error{Status: http.StatusBadRequest, Code: "file_import_unavailable",
+		Message: "this server reads no uploaded files (its dataset handler has no file extractor); send the text to collection/create/text"}
 	// ErrClosed is what every method of a Service answers after Close: its
 	// training and index catch-up have stopped.
 	ErrClosed = errors.New("dataset: service closed")

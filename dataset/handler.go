@@ -22,6 +22,8 @@ type Handler struct {
 	log     *slog.Logger
 	maxBody int64
 	pages   PageFetcher
+	files   FileExtractor
+	maxFile int64
 }
 
 // HandlerOptions configures a Handler.
@@ -34,6 +36,13 @@ type HandlerOptions struct {
 	// naming link.
 	Pages  PageFetcher
 	Logger *slog.Logger
+	// Files reads the files collection/create/localFile imports
+	// (dataset/extract's Extractor); without it, that route answers
+	// ErrFileImportUnavailable.
+	Files FileExtractor
+	// MaxFileBytes caps a localFile upload, counted as it arrives;
+	// DefaultMaxFileBytes when zero.
+	MaxFileBytes int64
 }
 
 // NewHandler returns a Handler on s.
@@ -44,7 +53,10 @@ func NewHandler(s *Service, opts HandlerOptions) *Handler {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	return &Handler{s: s, log: opts.Logger, maxBody: opts.MaxBody, pages: opts.Pages}
+	if opts.MaxFileBytes <= 0 {
+		opts.MaxFileBytes = DefaultMaxFileBytes
+	}
+	return &Handler{s: s, log: opts.Logger, maxBody: opts.MaxBody, pages: opts.Pages, files: opts.Files, maxFile: opts.MaxFileBytes}
 }
 
 // Routes lists every route with the scope it needs. Each answers in
@@ -61,6 +73,7 @@ func (h *Handler) Routes() []auth.Route {
 		{Pattern: "POST /api/core/dataset/collection/create", Scope: write, Handler: withBody(h, h.createCollection)},
 		{Pattern: "POST /api/core/dataset/collection/create/text", Scope: write, Handler: withBody(h, h.createTextCollection)},
 		{Pattern: "POST /api/core/dataset/collection/create/link", Scope: write, Handler: withBody(h, h.createLinkCollection)},
+		{Pattern: "POST /api/core/dataset/collection/create/localFile", Scope: write, Handler: serve(h, h.createLocalFile)},
 		{Pattern: "GET /api/core/dataset/collection/list", Scope: read, Handler: paged(h, h.listCollections, "datasetId", "id")},
 		{Pattern: "POST /api/core/dataset/collection/list", Scope: read, Handler: withBody(h, h.listCollectionsLegacy)},
 		{Pattern: "POST /api/core/dataset/collection/listV2", Scope: read, Handler: withBody(h, h.listCollectionsV2)},

@@ -436,6 +436,10 @@ type TextCollection struct {
 	// RawLink is the web page the text was read from: the collection is
 	// then of type CollectionLink and lists it as its rawLink.
 	RawLink string
+	// Type is the collection's type: CollectionText (the default) for a
+	// text sent as it is, CollectionFile for the text of an uploaded file,
+	// whose name is then Name; a RawLink makes it CollectionLink.
+	Type string
 }
 
 // MaxTextBytes bounds the text of a text collection, as the handler's
@@ -465,8 +469,13 @@ func (s *Service) CreateTextCollection(ctx context.Context, tc TextCollection) (
 		return nil, nil, err
 	}
 	typ := CollectionText
-	if tc.RawLink != "" {
+	switch {
+	case tc.RawLink != "":
 		typ = CollectionLink
+	case tc.Type == CollectionFile:
+		typ = CollectionFile
+	case tc.Type != "" && tc.Type != CollectionText:
+		return nil, nil, fmt.Errorf("dataset: a text collection cannot be of type %q", tc.Type)
 	}
 	count, countErr := s.splitCount(ctx)
 	split.Count = count

@@ -14,6 +14,14 @@ import (
 // when server.body_read_timeout is not set.
 const DefaultBodyReadTimeout = 30 * time.Second
 
+// DefaultUploadReadTimeout is how long a client has to send a file to
+// collection/create/localFile when dataset.upload_read_timeout is not set.
+const DefaultUploadReadTimeout = 5 * time.Minute
+
+// uploadPath is the route whose body is a file upload, read under
+// dataset.upload_read_timeout rather than server.body_read_timeout.
+const uploadPath = "/api/core/dataset/collection/create/localFile"
+
 // bodyDeadline gives every request body a read deadline of limit, counted
 // from when the handler chain starts (just after the headers were read).
 // A body not in by then fails its read with an *httpjson.BodyTimeoutError,
@@ -27,8 +35,11 @@ const DefaultBodyReadTimeout = 30 * time.Second
 // at the body's end; clearing it here does not lean on that.) A body that
 // is not read to its end, a request refused before its body was looked at,
 // keeps the deadline, so net/http gives up discarding it at the same limit.
-func bodyDeadline(limit time.Duration, next http.Handler) http.Handler {
+//
+// limitOf gives each request its limit: the upload route has its own.
+func bodyDeadline(limitOf func(*http.Request) time.Duration, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		limit := limitOf(r)
 		if limit <= 0 || r.Body == nil || r.Body == http.NoBody {
 			next.ServeHTTP(w, r)
 			return

@@ -251,6 +251,16 @@ type DatasetConfig struct {
 	Rerank RerankConfig `yaml:"rerank"`
 	// MaxBodyBytes limits knowledge-base request bodies; 16 MiB when zero.
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// MaxFileBytes limits a file uploaded to collection/create/localFile,
+	// counted as it arrives; 20 MiB when zero.
+	MaxFileBytes int64 `yaml:"max_file_bytes"`
+	// UploadReadTimeout is how long a client has to send a localFile
+	// upload, in place of server.body_read_timeout (too short for 20 MiB
+	// on a slow link); 5m when zero.
+	UploadReadTimeout Duration `yaml:"upload_read_timeout"`
+	// PDFTimeout bounds the reading of one uploaded PDF's text; 60s when
+	// zero.
+	PDFTimeout Duration `yaml:"pdf_timeout"`
 	// MaxAttempts is how often a training item is tried before it fails
 	// for good; 5 when zero.
 	MaxAttempts int `yaml:"max_attempts"`
@@ -266,6 +276,11 @@ type DatasetConfig struct {
 	// QAGenerator, when set, writes QA-mode pairs instead of a model of
 	// the registry; for programs that build the server in code.
 	QAGenerator dataset.Generator `yaml:"-"`
+	// Files, when set, reads the files collection/create/localFile
+	// imports instead of the default (dataset/extract, with PDFs through
+	// dataset/extract/pdftext); for programs that build the server in
+	// code, or share one PDF engine between servers.
+	Files dataset.FileExtractor `yaml:"-"`
 }
 
 // LinkConfig tunes the web-page fetches of collection/create/link. Pages
@@ -378,6 +393,12 @@ func (cfg *Config) setDefaults() {
 	}
 	if cfg.Server.BodyReadTimeout <= 0 {
 		cfg.Server.BodyReadTimeout = Duration(DefaultBodyReadTimeout)
+	}
+	if cfg.Dataset.MaxFileBytes <= 0 {
+		cfg.Dataset.MaxFileBytes = dataset.DefaultMaxFileBytes
+	}
+	if cfg.Dataset.UploadReadTimeout <= 0 {
+		cfg.Dataset.UploadReadTimeout = Duration(DefaultUploadReadTimeout)
 	}
 }
 

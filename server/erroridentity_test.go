@@ -18,6 +18,7 @@ import (
 	"github.com/chatgate/chatgate/billing"
 	"github.com/chatgate/chatgate/chat"
 	"github.com/chatgate/chatgate/dataset"
+	"github.com/chatgate/chatgate/dataset/extract"
 	"github.com/chatgate/chatgate/internal/httpjson"
 	"github.com/chatgate/chatgate/shareauth"
 )
@@ -69,6 +70,9 @@ func idSentinels() []idSentinel {
 		{"dataset.ErrLinkUnreachable", dataset.ErrLinkUnreachable, nil},
 		{"dataset.ErrClosed", dataset.ErrClosed, nil},
 		{"dataset.ErrRepeat", dataset.ErrRepeat, nil},
+		{"dataset.ErrFileImportUnavailable", dataset.ErrFileImportUnavailable, nil},
+		{"extract.ErrUnsupported", extract.ErrUnsupported, nil},
+		{"extract.ErrInvalid", extract.ErrInvalid, nil},
 		{"billing.ErrBillNotFound", billing.ErrBillNotFound, nil},
 		{"billing.ErrBudgetSpent", billing.ErrBudgetSpent, nil},
 		{"shareauth.ErrLinkNotFound", shareauth.ErrLinkNotFound, nil},

@@ -74,6 +74,7 @@ import (
 //	POST   /api/core/dataset/collection/create       dataset:write   dataset
 //	POST   /api/core/dataset/collection/create/text  dataset:write   dataset
 //	POST   /api/core/dataset/collection/create/link  dataset:write   dataset
+//	POST   /api/core/dataset/collection/create/localFile  dataset:write  dataset
 //	GET    /api/core/dataset/collection/list         dataset:read    dataset
 //	POST   /api/core/dataset/collection/list         dataset:read    dataset
 //	POST   /api/core/dataset/collection/listV2       dataset:read    dataset
@@ -105,7 +106,8 @@ func (s *Server) domainRoutes() map[string][]auth.Route {
 			ShareLinks: shareLinks{s.Share}, Logger: s.log}).Routes(),
 		"billing":   billing.NewHandler(s.Billing, billing.HandlerOptions{Logger: s.log}).Routes(),
 		"shareauth": shareauth.NewHandler(s.Share, shareauth.HandlerOptions{MaxBody: s.cfg.Server.MaxBodyBytes, Logger: s.log}).Routes(),
-		"dataset":   dataset.NewHandler(s.Datasets, dataset.HandlerOptions{MaxBody: s.cfg.Dataset.MaxBodyBytes, Pages: s.pages, Logger: s.log}).Routes(),
+		"dataset": dataset.NewHandler(s.Datasets, dataset.HandlerOptions{MaxBody: s.cfg.Dataset.MaxBodyBytes, Pages: s.pages,
+			Files: s.files, MaxFileBytes: s.cfg.Dataset.MaxFileBytes, Logger: s.log}).Routes(),
 	}
 }
 
@@ -132,7 +134,17 @@ func (s *Server) routes() http.Handler {
 		}
 		httpjson.WriteError(w, r, s.log, err)
 	})
-	return s.metrics.instrument(bodyDeadline(time.Duration(s.cfg.Server.BodyReadTimeout), uniqueQuery(mux)))
+	return s.metrics.instrument(bodyDeadline(s.bodyReadTimeout, uniqueQuery(mux)))
+}
+
+// bodyReadTimeout is how long r's body may take to arrive: a file upload
+// has dataset.upload_read_timeout, every other body
+// server.body_read_timeout.
+func (s *Server) bodyReadTimeout(r *http.Request) time.Duration {
+	if r.URL.Path == uploadPath {
+		return time.Duration(s.cfg.Dataset.UploadReadTimeout)
+	}
+	return time.Duration(s.cfg.Server.BodyReadTimeout)
 }
 
 // errMethodNotAllowed answers a route called with a method it does not take.

@@ -21,6 +21,8 @@ import (
 	"github.com/chatgate/chatgate/chat"
 	"github.com/chatgate/chatgate/cl100k"
 	"github.com/chatgate/chatgate/dataset"
+	"github.com/chatgate/chatgate/dataset/extract"
+	"github.com/chatgate/chatgate/dataset/extract/pdftext"
 	"github.com/chatgate/chatgate/dataset/fulltext"
 	"github.com/chatgate/chatgate/shareauth"
 )
@@ -49,6 +51,10 @@ type Server struct {
 	Datasets *dataset.Service
 	text     *fulltext.Index
 	pages    dataset.PageFetcher // collection/create/link's
+	// files reads uploaded files; pdf is the default's PDF engine,
+	// compiled on the first PDF and released by Close.
+	files dataset.FileExtractor
+	pdf   *pdftext.Reader
 	// Share manages share links and their auth-host callbacks.
 	Share *shareauth.Service
 
@@ -154,6 +160,11 @@ func (s *Server) init() error {
 		fmt.Fprintf(out, "\nchatgate: created the admin key. It is shown this once; store it now:\n\n    %s\n\n"+
 			"Set CHATGATE_ROOT_KEY to choose your own, or create more keys with it.\n\n", shown)
 	}
+	s.files = s.cfg.Dataset.Files
+	if s.files == nil {
+		s.pdf = pdftext.New(pdftext.Options{Timeout: time.Duration(s.cfg.Dataset.PDFTimeout)})
+		s.files = extract.New(extract.Options{PDF: s.pdf})
+	}
 	s.handler = s.routes()
 	return nil
 }
@@ -242,6 +253,9 @@ func (s *Server) Close(ctx context.Context) error {
 		}
 		if s.text != nil {
 			errs = append(errs, s.text.Close())
+		}
+		if s.pdf != nil {
+			errs = append(errs, s.pdf.Close())
 		}
 		if s.stopKeys != nil {
 			s.stopKeys()

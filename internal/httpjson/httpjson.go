@@ -105,6 +105,12 @@ func Decode(w http.ResponseWriter, r *http.Request, v any, maxBody int64) error 
 	if err != nil {
 		return decodeError(err)
 	}
+	return DecodeBytes(raw, v)
+}
+
+// DecodeBytes decodes raw into v as Decode decodes a body: for JSON that
+// comes in another wrapping, a multipart form's field say.
+func DecodeBytes(raw []byte, v any) error {
 	raw = StripTrailingCommas(raw)
 	if err := CheckUTF8(raw); err != nil {
 		return err
