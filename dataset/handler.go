@@ -389,7 +389,9 @@ func (h *Handler) updateData(ctx context.Context, p *auth.Principal, b *updateDa
 }
 
 // searchBody is POST /api/core/dataset/searchTest {datasetId, text,
-// limit?, similarity?, searchMode?}; data is the hits, best first.
+// limit?, similarity?, searchMode?, datasetSearchUsingExtensionQuery?,
+// datasetSearchExtensionModel?, datasetSearchExtensionBg?}; data is the
+// hits, best first.
 type searchBody struct {
 	DatasetID  string  `json:"datasetId"`
 	Text       string  `json:"text"`
@@ -397,10 +399,18 @@ type searchBody struct {
 	Similarity float64 `json:"similarity"`
 	SearchMode string  `json:"searchMode"`
 	BillID     string  `json:"billId"`
+
+	// Query extension, FastGPT's names (see QueryExtension): the model
+	// and background count only when extension is on, as in FastGPT.
+	UsingExtension bool   `json:"datasetSearchUsingExtensionQuery"`
+	ExtensionModel string `json:"datasetSearchExtensionModel"`
+	ExtensionBg    string `json:"datasetSearchExtensionBg"`
 }
 
 func (b *searchBody) check() error {
-	return field.First(field.OptionalID("datasetId", b.DatasetID), field.Text("text", b.Text, MaxSearchTextBytes))
+	return field.First(field.OptionalID("datasetId", b.DatasetID), field.Text("text", b.Text, MaxSearchTextBytes),
+		field.Line("datasetSearchExtensionModel", b.ExtensionModel, field.MaxIDLen),
+		field.Text("datasetSearchExtensionBg", b.ExtensionBg, MaxSearchTextBytes))
 }
 
 func (h *Handler) searchTest(ctx context.Context, p *auth.Principal, b *searchBody) ([]SearchHit, error) {
@@ -409,7 +419,8 @@ func (h *Handler) searchTest(ctx context.Context, p *auth.Principal, b *searchBo
 		ids = []string{b.DatasetID}
 	}
 	res, err := h.s.searchTest(ctx, SearchRequest{TeamID: p.TeamID, KeyID: p.KeyID, BillID: b.BillID,
-		DatasetIDs: ids, Text: b.Text, Limit: b.Limit, Similarity: b.Similarity, Mode: b.SearchMode})
+		DatasetIDs: ids, Text: b.Text, Limit: b.Limit, Similarity: b.Similarity, Mode: b.SearchMode,
+		Extension: QueryExtension{Use: b.UsingExtension, Model: b.ExtensionModel, Background: b.ExtensionBg}})
 	if err != nil {
 		return nil, err
 	}

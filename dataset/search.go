@@ -38,6 +38,7 @@ type SearchRequest struct {
 	Limit                 int     // default DefaultSearchLimit, at most MaxSearchLimit
 	Similarity            float64 // 0-1: minimum cosine similarity for embedding results
 	Mode                  string  // a Search* mode; "" is SearchEmbedding
+	Extension             QueryExtension // off by default
 }
 
 // SearchHit is a found data item. Score is the cosine similarity in
@@ -60,13 +61,16 @@ type SearchResult struct {
 	Hits   []SearchHit
 	Model  string // embedding model, when vectors were searched
 	Tokens int    // tokens of the query that was embedded
+	// Extension is what the query extension did; nil without one.
+	Extension *Extension
 }
 
 // Search finds the data of a team's datasets best matching req.Text. It
 // records no usage: the caller that owns the request accounts for what it
 // cost (res.Model and res.Tokens), so that one search is billed once. The
 // searchTest route records its own; chat records retrieval as its KB Search
-// module.
+// module. A query extension (req.Extension) is the exception: it records
+// its chat model's tokens itself (see Extension).
 func (s *Service) Search(ctx context.Context, req SearchRequest) (*SearchResult, error) {
 	if err := s.live(); err != nil {
 		return nil, err
@@ -101,27 +105,30 @@ func (s *Service) Search(ctx context.Context, req SearchRequest) (*SearchResult,
 		sets = append(sets, ds)
 	}
 	res := &SearchResult{}
+	if err := s.extendQuery(ctx, &req, res); err != nil {
+		return nil, err
+	}
 	var ranked []Hit
 	switch req.Mode {
 	case SearchEmbedding:
-		hits, err := s.searchVectors(ctx, req, sets, req.Limit, res)
+		hits, err := s.recallVectors(ctx, req, sets, req.Limit, res)
 		if err != nil {
 			return nil, err
 		}
 		ranked = hits
 	case SearchFullText:
-		hits, err := s.searchText(ctx, req, req.Limit)
+		hits, err := s.recallText(ctx, req, req.Limit)
 		if err != nil {
 			return nil, err
 		}
 		ranked = hits
 	case SearchMixed:
 		depth := max(2*req.Limit, 20)
-		vec, err := s.searchVectors(ctx, req, sets, depth, res)
+		vec, err := s.recallVectors(ctx, req, sets, depth, res)
 		if err != nil {
 			return nil, err
 		}
-		txt, err := s.searchText(ctx, req, depth)
+		txt, err := s.recallText(ctx, req, depth)
 		if err != nil {
 			return nil, err
 		}

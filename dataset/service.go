@@ -39,6 +39,9 @@ type Options struct {
 	// QA writes question/answer pairs in QA mode; nil answers QA-mode pushes
 	// with ErrQAModelUnavailable.
 	QA Generator
+	// Extender answers searches that ask for query extension
+	// (datasetSearchUsingExtensionQuery); nil refuses them with 400.
+	Extender QueryExtender
 	// Usage receives training and search tokens; nil discards them.
 	Usage UsageRecorder
 	// Bills, when set, vets the billId of a push, a text collection or a

@@ -14,6 +14,8 @@ const (
 	ModuleEmbedding = "embedding" // training: embedding pushed data
 	ModuleQA        = "qa"        // training: the QA model writing pairs
 	ModuleSearch    = "search"    // embedding a search query
+	// ModuleQueryExtension is the chat model rewriting a search query.
+	ModuleQueryExtension = "queryExtension"
 )
 
 // UsageRecorder receives the tokens spent on training and search. The
