@@ -35,9 +35,9 @@ type SearchRequest struct {
 	TeamID, KeyID, BillID string
 	DatasetIDs            []string
 	Text                  string
-	Limit                 int     // default DefaultSearchLimit, at most MaxSearchLimit
-	Similarity            float64 // 0-1: minimum cosine similarity for embedding results
-	Mode                  string  // a Search* mode; "" is SearchEmbedding
+	Limit                 int            // default DefaultSearchLimit, at most MaxSearchLimit
+	Similarity            float64        // 0-1: minimum cosine similarity for embedding results
+	Mode                  string         // a Search* mode; "" is SearchEmbedding
 	Extension             QueryExtension // off by default
 }
 
