@@ -35,10 +35,12 @@ type SearchRequest struct {
 	TeamID, KeyID, BillID string
 	DatasetIDs            []string
 	Text                  string
-	Limit                 int            // default DefaultSearchLimit, at most MaxSearchLimit
-	Similarity            float64        // 0-1: minimum cosine similarity for embedding results
-	Mode                  string         // a Search* mode; "" is SearchEmbedding
-	Extension             QueryExtension // off by default
+	Limit                 int     // default DefaultSearchLimit, at most MaxSearchLimit
+	Similarity            float64 // 0-1: minimum cosine similarity for embedding results
+	Mode                  string  // a Search* mode; "" is SearchEmbedding
+
+	// Extension asks for query extension; its zero value does not.
+	Extension QueryExtension
 }
 
 // SearchHit is a found data item. Score is the cosine similarity in
