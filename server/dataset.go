@@ -54,6 +54,9 @@ func (s *Server) openDataset(ctx context.Context, models *chat.Models, tokens *c
 	if s.cfg.Dataset.QAGenerator != nil {
 		opts.QA = s.cfg.Dataset.QAGenerator
 	}
+	if x := s.cfg.queryExtender(models); x != nil {
+		opts.Extender = x
+	}
 	s.Datasets, err = dataset.New(ctx, opts)
 	return err
 }
