@@ -133,11 +133,14 @@ func (s *Service) extendQuery(ctx context.Context, req *SearchRequest, res *Sear
 		model = ext.Model
 	}
 	in, out := gen.PromptTokens, gen.CompletionTokens
-	if in == 0 && out == 0 { // the provider gave no usage: count it
-		if in, err = s.count(ctx, prompt); err != nil {
+	if in == 0 && out == 0 {
+		// The provider gave no usage: count it, even if the caller has
+		// left meanwhile, since the tokens were spent.
+		counting := context.WithoutCancel(ctx)
+		if in, err = s.count(counting, prompt); err != nil {
 			return err
 		}
-		if out, err = s.count(ctx, gen.Text); err != nil {
+		if out, err = s.count(counting, gen.Text); err != nil {
 			return err
 		}
 	}
@@ -155,6 +158,9 @@ func (s *Service) extendQuery(ctx context.Context, req *SearchRequest, res *Sear
 	for _, q := range rewrites {
 		if len(ext.queries) > MaxExtensionQueries {
 			break
+		}
+		if len(q) > MaxSearchTextBytes { // what a caller could not ask either
+			continue
 		}
 		if !slices.ContainsFunc(ext.queries, func(have string) bool { return strings.EqualFold(have, q) }) {
 			ext.queries = append(ext.queries, q)
