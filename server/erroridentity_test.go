@@ -63,6 +63,7 @@ func idSentinels() []idSentinel {
 		{"dataset.ErrCollectionNotFound", dataset.ErrCollectionNotFound, nil},
 		{"dataset.ErrDataNotFound", dataset.ErrDataNotFound, nil},
 		{"dataset.ErrQAModelUnavailable", dataset.ErrQAModelUnavailable, nil},
+		{"dataset.ErrExtensionModel", dataset.ErrExtensionModel, nil},
 		{"dataset.ErrClosed", dataset.ErrClosed, nil},
 		{"dataset.ErrRepeat", dataset.ErrRepeat, nil},
 		{"billing.ErrBillNotFound", billing.ErrBillNotFound, nil},
