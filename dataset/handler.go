@@ -401,10 +401,12 @@ func (h *Handler) updateData(ctx context.Context, p *auth.Principal, b *updateDa
 }
 
 // searchBody is POST /api/core/dataset/searchTest {datasetId, text,
-// limit?, maxResults?, similarity?, searchMode?, usingReRank?, billId?};
-// data is the hits, best first. limit is FastGPT's: a token budget for
-// the hits (5000 by default, at most 20000); maxResults, chatgate's own,
-// caps their number (100 by default and at most).
+// limit?, maxResults?, similarity?, searchMode?, usingReRank?, billId?,
+// datasetSearchUsingExtensionQuery?, datasetSearchExtensionModel?,
+// datasetSearchExtensionBg?}; data is the hits, best first. limit is
+// FastGPT's: a token budget for the hits (5000 by default, at most
+// 20000); maxResults, chatgate's own, caps their number (100 by default
+// and at most).
 type searchBody struct {
 	DatasetID   string  `json:"datasetId"`
 	Text        string  `json:"text"`
@@ -414,10 +416,18 @@ type searchBody struct {
 	SearchMode  string  `json:"searchMode"`
 	UsingReRank bool    `json:"usingReRank"`
 	BillID      string  `json:"billId"`
+
+	// Query extension, FastGPT's names (see QueryExtension): the model
+	// and background count only when extension is on, as in FastGPT.
+	UsingExtension bool   `json:"datasetSearchUsingExtensionQuery"`
+	ExtensionModel string `json:"datasetSearchExtensionModel"`
+	ExtensionBg    string `json:"datasetSearchExtensionBg"`
 }
 
 func (b *searchBody) check() error {
-	return field.First(field.OptionalID("datasetId", b.DatasetID), field.Text("text", b.Text, MaxSearchTextBytes))
+	return field.First(field.OptionalID("datasetId", b.DatasetID), field.Text("text", b.Text, MaxSearchTextBytes),
+		field.Line("datasetSearchExtensionModel", b.ExtensionModel, field.MaxIDLen),
+		field.Text("datasetSearchExtensionBg", b.ExtensionBg, MaxSearchTextBytes))
 }
 
 func (h *Handler) searchTest(ctx context.Context, p *auth.Principal, b *searchBody) ([]SearchHit, error) {
@@ -427,7 +437,8 @@ func (h *Handler) searchTest(ctx context.Context, p *auth.Principal, b *searchBo
 	}
 	res, err := h.s.searchTest(ctx, SearchRequest{TeamID: p.TeamID, KeyID: p.KeyID, BillID: b.BillID,
 		DatasetIDs: ids, Text: b.Text, MaxTokens: b.Limit, MaxResults: b.MaxResults, Similarity: b.Similarity,
-		Mode: b.SearchMode, Rerank: b.UsingReRank})
+		Mode: b.SearchMode, Rerank: b.UsingReRank,
+		Extension: QueryExtension{Use: b.UsingExtension, Model: b.ExtensionModel, Background: b.ExtensionBg}})
 	if err != nil {
 		return nil, err
 	}

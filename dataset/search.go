@@ -61,6 +61,9 @@ type SearchRequest struct {
 	// MaxResults and MaxTokens cut them. Without a Reranker the search
 	// fails with ErrRerankUnavailable.
 	Rerank bool
+
+	// Extension asks for query extension; its zero value does not.
+	Extension QueryExtension
 }
 
 // SearchHit is a found data item. Score is the cosine similarity in
@@ -87,13 +90,17 @@ type SearchResult struct {
 	// RerankModel and RerankTokens are what reranking cost, when it ran.
 	RerankModel  string
 	RerankTokens int
+	// Extension is what the query extension did; nil without one.
+	Extension *Extension
 }
 
 // Search finds the data of a team's datasets best matching req.Text. It
 // records no usage: the caller that owns the request accounts for what it
 // cost (res.Model and res.Tokens, res.RerankModel and res.RerankTokens),
 // so that one search is billed once. The searchTest route records its
-// own; chat records retrieval as its KB Search module.
+// own; chat records retrieval as its KB Search module. A query extension
+// (req.Extension) is the exception: it records its chat model's tokens
+// itself (see Extension).
 func (s *Service) Search(ctx context.Context, req SearchRequest) (*SearchResult, error) {
 	if err := s.live(); err != nil {
 		return nil, err
@@ -141,27 +148,30 @@ func (s *Service) Search(ctx context.Context, req SearchRequest) (*SearchResult,
 		depth = min(MaxSearchResults, max(2*req.MaxResults, minRerankCandidates))
 	}
 	res := &SearchResult{}
+	if err := s.extendQuery(ctx, &req, res); err != nil {
+		return nil, err
+	}
 	var ranked []Hit
 	switch req.Mode {
 	case SearchEmbedding:
-		hits, err := s.searchVectors(ctx, req, sets, depth, res)
+		hits, err := s.recallVectors(ctx, req, sets, depth, res)
 		if err != nil {
 			return nil, err
 		}
 		ranked = hits
 	case SearchFullText:
-		hits, err := s.searchText(ctx, req, depth)
+		hits, err := s.recallText(ctx, req, depth)
 		if err != nil {
 			return nil, err
 		}
 		ranked = hits
 	case SearchMixed:
 		deep := max(2*depth, 20)
-		vec, err := s.searchVectors(ctx, req, sets, deep, res)
+		vec, err := s.recallVectors(ctx, req, sets, deep, res)
 		if err != nil {
 			return nil, err
 		}
-		txt, err := s.searchText(ctx, req, deep)
+		txt, err := s.recallText(ctx, req, deep)
 		if err != nil {
 			return nil, err
 		}

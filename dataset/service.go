@@ -50,6 +50,9 @@ type Options struct {
 	// RerankModel names the Reranker's model in usage records;
 	// DefaultRerankModel when empty.
 	RerankModel string
+	// Extender answers searches that ask for query extension
+	// (datasetSearchUsingExtensionQuery); nil refuses them with 400.
+	Extender QueryExtender
 	// Usage receives training and search tokens; nil discards them.
 	Usage UsageRecorder
 	// Bills, when set, vets the billId of a push, a text collection or a

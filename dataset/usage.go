@@ -15,6 +15,8 @@ const (
 	ModuleQA        = "qa"        // training: the QA model writing pairs
 	ModuleSearch    = "search"    // embedding a search query
 	ModuleRerank    = "rerank"    // a rerank model reordering a search's candidates
+	// ModuleQueryExtension is the chat model rewriting a search query.
+	ModuleQueryExtension = "queryExtension"
 )
 
 // UsageRecorder receives the tokens spent on training and search. The

@@ -74,7 +74,7 @@ type datasetUsage struct {
 
 func (u datasetUsage) RecordDatasetUsage(ctx context.Context, r dataset.UsageRecord) error {
 	src := billing.SourceTraining
-	if r.Module == dataset.ModuleSearch || r.Module == dataset.ModuleRerank {
+	if r.Module == dataset.ModuleSearch || r.Module == dataset.ModuleRerank || r.Module == dataset.ModuleQueryExtension {
 		src = billing.SourceSearch
 	}
 	return u.acct.Record(ctx, &billing.Record{ID: r.ID, Source: src, TeamID: r.TeamID, KeyID: r.KeyID, DatasetID: r.DatasetID,

@@ -238,6 +238,9 @@ type DatasetConfig struct {
 	// qa_model_unavailable unless OPENAI_BASE_URL is set.
 	QAModel      string `yaml:"qa_model"`
 	QAModelCamel string `yaml:"qaModel"`
+	// ExtensionModel names the chat model searchTest's query extension
+	// uses when a request names none (datasetSearchExtensionModel empty).
+	ExtensionModel string `yaml:"extension_model"`
 	// Workers is the number of training workers; 2 when zero.
 	Workers int `yaml:"workers"`
 	// VectorModel is the embedder new datasets use: "local" (the default,

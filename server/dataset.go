@@ -59,6 +59,9 @@ func (s *Server) openDataset(ctx context.Context, models *chat.Models, tokens *c
 	if s.cfg.Dataset.QAGenerator != nil {
 		opts.QA = s.cfg.Dataset.QAGenerator
 	}
+	if x := s.cfg.queryExtender(models); x != nil {
+		opts.Extender = x
+	}
 	opts.QAModels = qaModels{models}
 	if s.cfg.Dataset.Link.MaxBytes < 0 || s.cfg.Dataset.Link.Timeout < 0 {
 		return errors.New("config: dataset.link.max_bytes and dataset.link.timeout must not be negative")

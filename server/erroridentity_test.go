@@ -68,6 +68,7 @@ func idSentinels() []idSentinel {
 		{"dataset.ErrRerankUnavailable", dataset.ErrRerankUnavailable, nil},
 		{"dataset.ErrLinkRefused", dataset.ErrLinkRefused, nil},
 		{"dataset.ErrLinkUnreachable", dataset.ErrLinkUnreachable, nil},
+		{"dataset.ErrExtensionModel", dataset.ErrExtensionModel, nil},
 		{"dataset.ErrClosed", dataset.ErrClosed, nil},
 		{"dataset.ErrRepeat", dataset.ErrRepeat, nil},
 		{"dataset.ErrFileImportUnavailable", dataset.ErrFileImportUnavailable, nil},

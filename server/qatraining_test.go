@@ -29,6 +29,11 @@ type qaUpstream struct {
 	mu         sync.Mutex
 	prompts    []string
 	models     []string // the model each call named
+	// reply, when set, is the answer to a prompt instead of qaAnswer's
+	// pairs (see newChatUpstream); down, when set, makes every call fail
+	// with 503.
+	reply func(prompt string) string
+	down  atomic.Bool
 }
 
 // qaAnswer is what the fake model writes for a text: two pairs about it.
@@ -43,8 +48,12 @@ func qaText(prompt string) string {
 	return text
 }
 
-func newQAUpstream(t *testing.T) *qaUpstream {
-	u := &qaUpstream{prompt: 120, completion: 30}
+func newQAUpstream(t *testing.T) *qaUpstream { return newChatUpstream(t, nil) }
+
+// newChatUpstream is a qaUpstream that answers prompts with reply (nil:
+// qaAnswer's pairs).
+func newChatUpstream(t *testing.T, reply func(prompt string) string) *qaUpstream {
+	u := &qaUpstream{prompt: 120, completion: 30, reply: reply}
 	u.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var req struct {
 			Model    string `json:"model"`
@@ -59,10 +68,19 @@ func newQAUpstream(t *testing.T) *qaUpstream {
 			return
 		}
 		u.calls.Add(1)
+		prompt := req.Messages[len(req.Messages)-1].Content
 		u.mu.Lock()
-		u.prompts = append(u.prompts, req.Messages[len(req.Messages)-1].Content)
+		u.prompts = append(u.prompts, prompt)
 		u.models = append(u.models, req.Model)
 		u.mu.Unlock()
+		if u.down.Load() {
+			http.Error(w, `{"error":{"message":"the model is overloaded"}}`, http.StatusServiceUnavailable)
+			return
+		}
+		answer := qaAnswer(qaText(prompt))
+		if u.reply != nil {
+			answer = u.reply(prompt)
+		}
 		w.Header().Set("Content-Type", "text/event-stream")
 		fl := w.(http.Flusher)
 		chunk := func(choices string) {
@@ -70,7 +88,7 @@ func newQAUpstream(t *testing.T) *qaUpstream {
 			fl.Flush()
 		}
 		chunk(`[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]`)
-		for s := qaAnswer(qaText(req.Messages[len(req.Messages)-1].Content)); s != ""; {
+		for s := answer; s != ""; {
 			n := min(7, len(s))
 			d, _ := json.Marshal(map[string]string{"content": s[:n]})
 			chunk(fmt.Sprintf(`[{"index":0,"delta":%s,"finish_reason":null}]`, d))
