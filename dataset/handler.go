@@ -74,6 +74,7 @@ func (h *Handler) Routes() []auth.Route {
 		{Pattern: "POST /api/core/dataset/collection/create/text", Scope: write, Handler: withBody(h, h.createTextCollection)},
 		{Pattern: "POST /api/core/dataset/collection/create/link", Scope: write, Handler: withBody(h, h.createLinkCollection)},
 		{Pattern: "POST /api/core/dataset/collection/create/localFile", Scope: write, Handler: serve(h, h.createLocalFile)},
+		{Pattern: "POST /api/core/dataset/collection/create/apiCollection", Scope: write, Handler: withBody(h, h.createAPICollection)},
 		{Pattern: "GET /api/core/dataset/collection/list", Scope: read, Handler: paged(h, h.listCollections, "datasetId", "id")},
 		{Pattern: "POST /api/core/dataset/collection/list", Scope: read, Handler: withBody(h, h.listCollectionsLegacy)},
 		{Pattern: "POST /api/core/dataset/collection/listV2", Scope: read, Handler: withBody(h, h.listCollectionsV2)},

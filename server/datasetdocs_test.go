@@ -622,3 +622,32 @@ func TestDatasetDocsSearchTestAsWritten(t *testing.T) {
 		}
 	})
 }
+
+// collection/create/apiCollection as dataset.mdx writes it: datasets here
+// have no API file server, so the call names the dataset it cannot serve
+// (404 for one that does not exist) and creates nothing.
+func TestDatasetDocsAPICollectionRefused(t *testing.T) {
+	dvEach(t, func(t *testing.T, base string) {
+		key := blRoot
+		ds := dvDataset(t, base, key, "kb")
+		list := base + "/api/core/dataset/collection/list?datasetId=" + ds
+		before := dvSnap(t, list, key)
+		body := `{
+    "name": "A Quick Guide to Building a Discord Bot.pdf",
+    "apiFileId":"A Quick Guide to Building a Discord Bot.pdf",
+
+    "datasetId": "%s",
+    "parentId": null,
+
+    "trainingType": "chunk",
+    "chunkSize":512,
+    "chunkSplitter":"",
+    "qaPrompt":""
+}`
+		dvRefused(t, "POST", base+"/api/core/dataset/collection/create/apiCollection", key, fmt.Sprintf(body, ds), 400, "not an API dataset")
+		dvRefused(t, "POST", base+"/api/core/dataset/collection/create/apiCollection", key, fmt.Sprintf(body, "674e9e479c3503c385495027"), 404, "dataset not found")
+		if after := dvSnap(t, list, key); after != before {
+			t.Fatalf("a refused apiCollection changed the dataset:\nbefore %s\nafter  %s", before, after)
+		}
+	})
+}
