@@ -636,6 +636,8 @@ func TestCompletionsBadInputs(t *testing.T) {
 		{"image without its URL", `{"messages":[{"role":"user","content":[{"type":"image_url"}]}]}`, `"messages[0].content[0].image_url.url": is required`},
 		{"image detail", `{"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"https://e.test/a.png","detail":"max"}}]}]}`, `"messages[0].content[0].image_url.detail"`},
 		{"audio part", `{"messages":[{"role":"user","content":[{"type":"input_audio","input_audio":{}}]}]}`, `"messages[0].content[0]": only text and image_url parts`},
+		// chat.mdx's image/file example: FastGPT's file_url part is refused by name, not dropped
+		{"file_url part", `{"chatId":"abcd","stream":false,"messages":[{"role":"user","content":[{"type":"text","text":"导演是谁"},{"type":"file_url","name":"文件名","url":"https://example.com/a.pdf"}]}]}`, `"messages[0].content[1]": only text and image_url parts are supported (type "file_url")`},
 		{"image in a system message", `{"messages":[{"role":"system","content":[{"type":"image_url","image_url":{"url":"https://e.test/a.png"}}]},{"role":"user","content":"hi"}]}`, `"messages[0].content": image_url parts belong to user messages`},
 		{"image to a text model", `{"messages":[{"role":"user","content":[{"type":"text","text":"what is it?"},{"type":"image_url","image_url":{"url":"https://e.test/a.png"}}]}]}`, `"messages[0].content[1].image_url": the app's model "script" does not take image_url`},
 		{"tools to a text model", `{"tools":[{"type":"function","function":{"name":"f","parameters":{}}}],"messages":[{"role":"user","content":"hi"}]}`, `"tools": the app's model "script" does not take tools`},
