@@ -226,6 +226,9 @@ func (w *streamWatch) event(line []byte) (keep bool, err error) {
 		w.done = true
 		return true, nil
 	}
+	if text, ok := plainDelta(data); ok {
+		return false, w.emit(text, nil)
+	}
 	var c streamChunk
 	if len(data) == 0 || data[0] != '{' || json.Unmarshal(data, &c) != nil || len(c.Choices) == 0 {
 		return true, nil // a usage chunk, an error, or what langchaingo skips too
@@ -258,6 +261,68 @@ func (w *streamWatch) event(line []byte) (keep bool, err error) {
 		}
 	}
 	return keep, nil
+}
+
+// The chunk of one text delta, as OpenAI and the servers that copy it
+// send it: {..."choices":[{"index":0,"delta":{"content":"…"},"finish_reason":null}]}
+// (with "logprobs":null before finish_reason, or without "index").
+var (
+	deltaChoices = []byte(`"choices":[{`)
+	deltaContent = []byte(`"delta":{"content":"`)
+	deltaEnds    = [][]byte{[]byte(`},"finish_reason":null}]}`), []byte(`},"logprobs":null,"finish_reason":null}]}`)}
+)
+
+// plainDelta reads the text of a chunk that carries nothing but one text
+// delta without decoding it as a whole: that is nearly every chunk of a
+// stream, and encoding/json would cost more than the rest of the relay.
+// Any chunk it is not sure of (another field after the delta, a second
+// choice, a usage, an escape it does not take) is left to the decoder.
+func plainDelta(data []byte) (string, bool) {
+	i := bytes.Index(data, deltaChoices)
+	if i < 0 || bytes.Contains(data[:i], []byte(`"usage":{`)) {
+		return "", false
+	}
+	rest := data[i+len(deltaChoices):]
+	j := bytes.Index(rest, deltaContent)
+	if j < 0 || bytes.ContainsAny(rest[:j], `{}[]"`) && !plainIndex(rest[:j]) {
+		return "", false
+	}
+	rest = rest[j+len(deltaContent):]
+	k := bytes.IndexByte(rest, '"')
+	if k < 0 || bytes.IndexByte(rest[:k], '\\') >= 0 {
+		return "", false // escapes: the decoder unquotes them
+	}
+	text, tail := rest[:k], rest[k+1:]
+	for _, end := range deltaEnds {
+		if bytes.Equal(tail, end) {
+			for _, c := range text {
+				if c < 0x20 {
+					return "", false
+				}
+			}
+			return string(text), true
+		}
+	}
+	return "", false
+}
+
+// plainIndex reports whether what stands between a choice's "{" and its
+// delta is only its index: "index":0,
+func plainIndex(b []byte) bool {
+	b, ok := bytes.CutPrefix(b, []byte(`"index":`))
+	if !ok {
+		return false
+	}
+	b, ok = bytes.CutSuffix(b, []byte(","))
+	if !ok || len(b) == 0 {
+		return false
+	}
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // wireFields are a request's tool fields as the body carries them.
