@@ -49,6 +49,11 @@ type Request struct {
 	// ResponseID is the dataId of the answer's record; a new id when empty.
 	// A dataId the conversation holds already is a conflict.
 	ResponseID string
+	// Whole: the caller wants the finished answer only (a non-stream
+	// completion), so the model may ask its upstream for it whole rather
+	// than as a stream (see ModelRequest.Whole); the sink then gets no
+	// EventDelta or EventToolCall from a model that does.
+	Whole bool
 }
 
 // EngineOptions hold what an Engine works with. Apps and History are
@@ -263,7 +268,7 @@ func (e *Engine) run(ctx context.Context, req Request, sink Sink) (*Result, erro
 	mreq := ModelRequest{Model: app.Model, Messages: msgs, Question: question, Quotes: quotes,
 		EmptyAnswer: app.EmptyAnswer, MaxTokens: app.MaxTokens, Temperature: app.Temperature,
 		Tools: req.Tools, ToolChoice: req.ToolChoice, ParallelToolCalls: req.ParallelToolCalls,
-		OnToolCall: func(c ToolCall) error { return e.send(sink, Event{Kind: EventToolCall, ToolCall: c}) }}
+		OnToolCall: func(c ToolCall) error { return e.send(sink, Event{Kind: EventToolCall, ToolCall: c}) }, Whole: req.Whole}
 	if req.MaxTokens > 0 {
 		mreq.MaxTokens = req.MaxTokens
 	}

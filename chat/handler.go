@@ -173,6 +173,7 @@ func (h *Handler) answer(w http.ResponseWriter, r *http.Request, er Request, req
 	if req.Stream {
 		return h.stream(w, r, er, req, done)
 	}
+	er.Whole = true // nothing is shown before the answer is finished
 	res, err := h.e.Run(r.Context(), er, SinkFunc(func(Event) error { return r.Context().Err() }))
 	if res != nil && done != nil {
 		// With an error too: the client left after the turn was stored and

@@ -114,6 +114,12 @@ type ModelRequest struct {
 	// as they come; a model that calls tools must call it, in order with
 	// onToken, and stop with its error.
 	OnToolCall func(ToolCall) error
+	// Whole: nobody reads the answer before it is finished (a non-stream
+	// completion). A model may then ask its upstream for the answer whole,
+	// as one response, which costs the upstream and the relay less than a
+	// stream, and call neither onToken nor OnToolCall; it returns the text
+	// and the tool calls in its result. A model may also ignore it.
+	Whole bool
 }
 
 // Usage counts the tokens of one model call.

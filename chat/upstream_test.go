@@ -98,6 +98,10 @@ func TestUpstreamThroughHandler(t *testing.T) {
 
 			// The second turn carried the first to the upstream.
 			headers, bodies := u.Requests()
+			if p.Name == "openai" && (up.Streams(bodies[0]) || !up.Streams(bodies[1])) {
+				// a non-stream completion is a non-stream call; a stream, a stream
+				t.Fatalf("upstream asked for stream=%v, then stream=%v", bodies[0]["stream"], bodies[1]["stream"])
+			}
 			msgs, _ := bodies[1]["messages"].([]any)
 			if len(msgs) != 4 {
 				t.Fatalf("second upstream request has %d messages: %v", len(msgs), bodies[1])

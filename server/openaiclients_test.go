@@ -28,7 +28,8 @@ import (
 // ocUpstream is a fake OpenAI provider that calls tools: a request with
 // tools whose last message is the user's gets two parallel calls, their
 // fragments interleaved as OpenAI streams them; one whose last message is
-// a tool result gets a text answer. It keeps every request body.
+// a tool result gets a text answer. A request that does not ask for a
+// stream gets the same answer whole. It keeps every request body.
 type ocUpstream struct {
 	*httptest.Server
 	mu     sync.Mutex
@@ -56,6 +57,23 @@ func ocFakeUpstream(t *testing.T) *ocUpstream {
 		msgs, _ := body["messages"].([]any)
 		last, _ := msgs[len(msgs)-1].(map[string]any)
 		calls := body["tools"] != nil && last["role"] == "user"
+		if body["stream"] != true {
+			// the whole answer, as OpenAI gives it to a non-stream request
+			msg := map[string]any{"role": "assistant", "content": "Sunny, and it is noon."}
+			finish := "stop"
+			if calls {
+				whole := make([]map[string]any, len(ocCalls))
+				for i, c := range ocCalls {
+					whole[i] = map[string]any{"id": c.ID, "type": c.Type, "function": map[string]any{"name": c.Function.Name, "arguments": c.Function.Arguments}}
+				}
+				msg["content"], msg["tool_calls"], finish = "Let me check.", whole, "tool_calls"
+			}
+			w.Header().Set("Content-Type", "application/json")
+			_ = json.NewEncoder(w).Encode(map[string]any{"id": "up-1", "object": "chat.completion", "created": 1, "model": "gpt-tools",
+				"choices": []any{map[string]any{"index": 0, "message": msg, "finish_reason": finish}},
+				"usage":   map[string]int{"prompt_tokens": 30, "completion_tokens": 12, "total_tokens": 42}})
+			return
+		}
 		chunk := func(delta, finish string) {
 			fmt.Fprintf(w, "data: {\"id\":\"up-1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"gpt-tools\",\"choices\":[{\"index\":0,\"delta\":%s,\"finish_reason\":%s}]}\n\n", delta, finish)
 			w.(http.Flusher).Flush()

@@ -1,6 +1,7 @@
 package llm
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -20,6 +21,12 @@ import (
 // token before the call is abandoned as stalled.
 const DefaultIdleTimeout = 60 * time.Second
 
+// DefaultWholeTimeout bounds a non-stream call. Its upstream sends nothing
+// until it has the whole answer, so silence cannot tell a stalled upstream
+// from a long answer there; a deadline as long as OpenAI's own SDKs give a
+// request stands in for the idle timeout.
+const DefaultWholeTimeout = 10 * time.Minute
+
 // Model adapts a langchaingo model to chat.Model, streaming through its
 // callback and reading token usage from its generation info. NewOpenAI and
 // NewOllama return one; wrap another langchaingo model by setting LLM.
@@ -31,11 +38,17 @@ type Model struct {
 	// IdleTimeout abandons a call whose upstream sends nothing for this long;
 	// DefaultIdleTimeout when zero.
 	IdleTimeout time.Duration
+	// WholeTimeout abandons a non-stream call that has no answer after
+	// this long; DefaultWholeTimeout when zero.
+	WholeTimeout time.Duration
 	// requireFinish treats a stream without a finish reason as cut off;
 	// langchaingo reports one for OpenAI but not for Ollama.
 	requireFinish bool
 	// tools: the provider takes tools and images (chat.FeatureModel).
 	tools bool
+	// wire: the LLM's client goes through wireTransport (tools.go), which
+	// reads its streams and lets it make non-stream calls.
+	wire bool
 }
 
 var _ chat.FeatureModel = (*Model)(nil)
@@ -67,6 +80,9 @@ type Config struct {
 	Model       string
 	HTTPClient  *http.Client // nil: one that keeps up to 256 idle connections to the provider
 	IdleTimeout time.Duration
+	// WholeTimeout bounds a non-stream call to an OpenAI-compatible
+	// provider; DefaultWholeTimeout when zero.
+	WholeTimeout time.Duration
 }
 
 // NewOpenAI returns a Model for any OpenAI-compatible server.
@@ -85,7 +101,7 @@ func NewOpenAI(c Config) (*Model, error) {
 	llm, err := openai.New(opts...)
 	m, err := c.model("openai", llm, err, true)
 	if m != nil {
-		m.tools = true
+		m.tools, m.wire = true, true
 	}
 	return m, err
 }
@@ -108,14 +124,22 @@ func (c Config) model(provider string, llm llms.Model, err error, requireFinish 
 	if err != nil {
 		return nil, fmt.Errorf("llm: %s provider: %w", provider, err)
 	}
-	return &Model{LLM: llm, Provider: provider, Name: c.Model, IdleTimeout: c.IdleTimeout, requireFinish: requireFinish}, nil
+	return &Model{LLM: llm, Provider: provider, Name: c.Model, IdleTimeout: c.IdleTimeout, WholeTimeout: c.WholeTimeout,
+		requireFinish: requireFinish}, nil
 }
 
-var errStalled = errors.New("upstream sent nothing within the idle timeout")
+var (
+	errStalled  = errors.New("upstream sent nothing within the idle timeout")
+	errNoAnswer = errors.New("upstream sent no answer within the timeout of a non-stream call")
+)
 
-// Generate implements chat.Model. It streams even when onToken is nil, so that
-// the idle timeout still tells a stalled upstream from a slow one.
+// Generate implements chat.Model. A call that nobody reads before it is
+// finished (onToken nil, or req.Whole) asks an OpenAI-compatible provider
+// for the whole answer in one response, bounded by WholeTimeout; any
+// other call streams, and the idle timeout tells a stalled upstream from a
+// slow one.
 func (l *Model) Generate(ctx context.Context, req chat.ModelRequest, onToken func(string) error) (chat.ModelResult, error) {
+	whole := l.wire && (onToken == nil || req.Whole)
 	if onToken == nil {
 		onToken = func(string) error { return nil }
 	}
@@ -130,15 +154,18 @@ func (l *Model) Generate(ctx context.Context, req chat.ModelRequest, onToken fun
 	if model == "" {
 		model = req.Model
 	}
-	idle := l.IdleTimeout
+	idle, limit, stall := l.IdleTimeout, l.IdleTimeout, errStalled
 	if idle <= 0 {
-		idle = DefaultIdleTimeout
+		idle, limit = DefaultIdleTimeout, DefaultIdleTimeout
+	}
+	if whole {
+		limit, stall = cmp.Or(l.WholeTimeout, DefaultWholeTimeout), errNoAnswer
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var (
 		mu    sync.Mutex
-		timer = time.AfterFunc(idle, func() { cancel(errStalled) })
+		timer = time.AfterFunc(limit, func() { cancel(stall) })
 	)
 	defer timer.Stop()
 
@@ -148,33 +175,49 @@ func (l *Model) Generate(ctx context.Context, req chat.ModelRequest, onToken fun
 		watch    *streamWatch
 		over     bool // Generate has returned: nothing more reaches the chat
 	)
-	if req.Tools != nil {
+	opts := []llms.CallOption{llms.WithModel(model)}
+	switch {
+	case whole:
+		// no streaming func: langchaingo asks for, and reads, one response
+		ctx = withWireCall(ctx, &wireCall{fields: wireFields(req)})
+	case l.wire:
 		// the transport reads the stream (see tools.go); langchaingo's
 		// callback then only tells the idle timer the upstream is alive
-		watch = &streamWatch{emit: func(text string, call *chat.ToolCall) error {
+		watch = &streamWatch{
+			alive: func() {
+				mu.Lock()
+				defer mu.Unlock()
+				timer.Reset(idle)
+			},
+			emit: func(text string, call *chat.ToolCall) error {
+				mu.Lock()
+				defer mu.Unlock()
+				switch {
+				case over:
+					return context.Canceled
+				case call != nil:
+					if req.OnToolCall != nil {
+						sinkErr = req.OnToolCall(*call)
+					}
+				case text != "":
+					streamed.WriteString(text)
+					sinkErr = onToken(text)
+				}
+				return sinkErr
+			}}
+		ctx = withWireCall(ctx, &wireCall{fields: wireFields(req), watch: watch})
+		opts = append(opts, llms.WithStreamingFunc(func(context.Context, []byte) error {
 			mu.Lock()
 			defer mu.Unlock()
 			timer.Reset(idle)
-			switch {
-			case over:
-				return context.Canceled
-			case call != nil && req.OnToolCall != nil:
-				sinkErr = req.OnToolCall(*call)
-			case text != "":
-				streamed.WriteString(text)
-				sinkErr = onToken(text)
-			}
-			return sinkErr
-		}}
-		ctx = withToolCall(ctx, &toolCall{fields: wireFields(req), watch: watch})
-	}
-	opts := []llms.CallOption{
-		llms.WithModel(model),
-		llms.WithStreamingFunc(func(_ context.Context, chunk []byte) error {
+			return nil
+		}))
+	default:
+		opts = append(opts, llms.WithStreamingFunc(func(_ context.Context, chunk []byte) error {
 			mu.Lock()
 			defer mu.Unlock()
 			timer.Reset(idle)
-			if len(chunk) == 0 || watch != nil {
+			if len(chunk) == 0 || over {
 				return nil
 			}
 			streamed.Write(chunk)
@@ -183,7 +226,7 @@ func (l *Model) Generate(ctx context.Context, req chat.ModelRequest, onToken fun
 				return err
 			}
 			return nil
-		}),
+		}))
 	}
 	if req.MaxTokens > 0 {
 		opts = append(opts, llms.WithMaxTokens(req.MaxTokens))
@@ -198,8 +241,8 @@ func (l *Model) Generate(ctx context.Context, req chat.ModelRequest, onToken fun
 	if sinkErr != nil {
 		return chat.ModelResult{}, sinkErr
 	}
-	if cause := context.Cause(ctx); errors.Is(cause, errStalled) {
-		return chat.ModelResult{}, &chat.UpstreamError{Provider: l.Provider, Err: errStalled}
+	if cause := context.Cause(ctx); errors.Is(cause, stall) {
+		return chat.ModelResult{}, &chat.UpstreamError{Provider: l.Provider, Err: stall}
 	}
 	if ctx.Err() != nil {
 		// langchaingo's Ollama client ends a cancelled stream without an error
@@ -214,7 +257,7 @@ func (l *Model) Generate(ctx context.Context, req chat.ModelRequest, onToken fun
 	c := resp.Choices[0]
 	if l.requireFinish && (c.StopReason == "" || c.StopReason == "<nil>") {
 		// A stream that ends without a finish reason was cut off upstream.
-		return chat.ModelResult{}, &chat.UpstreamError{Provider: l.Provider, Err: errors.New("stream ended without a finish reason")}
+		return chat.ModelResult{}, &chat.UpstreamError{Provider: l.Provider, Err: errors.New("the answer ended without a finish reason")}
 	}
 	if !l.requireFinish && c.Content != streamed.String() {
 		// langchaingo's Ollama client ignores read errors and fills the
@@ -223,8 +266,12 @@ func (l *Model) Generate(ctx context.Context, req chat.ModelRequest, onToken fun
 		return chat.ModelResult{}, &chat.UpstreamError{Provider: l.Provider, Err: errors.New("stream ended before its final message")}
 	}
 	res := chat.ModelResult{Text: c.Content, FinishReason: c.StopReason}
-	if watch != nil {
-		res.ToolCalls = watch.calls
+	switch {
+	case whole:
+		res.ToolCalls = wholeToolCalls(c.ToolCalls)
+	case watch != nil:
+		// langchaingo saw none of the deltas
+		res.Text, res.ToolCalls = streamed.String(), watch.calls
 	}
 	if res.FinishReason == "" {
 		res.FinishReason = "stop"

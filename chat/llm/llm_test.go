@@ -158,11 +158,59 @@ func TestGenerateWithoutCallback(t *testing.T) {
 			}
 		})
 	}
-	// the idle timeout still applies without a callback: a stalled upstream fails
+	// a call without a callback is bounded by the whole timeout: a stalled
+	// upstream fails, and is cancelled
 	stalled := upstreamtest.New(t, upstreamtest.StallAfter(upstreamtest.Providers[0], 1))
-	_, err := upstreamtest.NewOpenAIModel(t, stalled, 50*time.Millisecond).Generate(context.Background(), upstreamtest.Request, nil)
+	m := upstreamtest.NewOpenAIModel(t, stalled, time.Hour)
+	m.WholeTimeout = 50 * time.Millisecond
+	_, err := m.Generate(context.Background(), upstreamtest.Request, nil)
 	var ue *chat.UpstreamError
-	if !errors.As(err, &ue) {
+	if !errors.As(err, &ue) || !strings.Contains(err.Error(), "no answer within the timeout") {
 		t.Fatalf("stalled upstream without a callback: %v", err)
+	}
+	stalled.WaitGone(t)
+}
+
+// TestWholeCall: a call nobody reads before it is finished (no callback, or
+// ModelRequest.Whole) asks the OpenAI upstream for a non-stream answer and
+// reads its usage; one with a callback asks for a stream. Either way the
+// calls, one after another, share one connection.
+func TestWholeCall(t *testing.T) {
+	u := upstreamtest.New(t, upstreamtest.ServeOpenAI)
+	m := upstreamtest.NewOpenAIModel(t, u, 0)
+	whole := upstreamtest.Request
+	whole.Whole = true
+	var tokens int
+	count := func(string) error { tokens++; return nil }
+	for _, call := range []struct {
+		name    string
+		req     chat.ModelRequest
+		onToken func(string) error
+		stream  bool
+	}{
+		{"no callback", upstreamtest.Request, nil, false},
+		{"Whole", whole, count, false},
+		{"stream", upstreamtest.Request, count, true},
+		{"no callback again", upstreamtest.Request, nil, false},
+		{"stream again", upstreamtest.Request, count, true},
+	} {
+		tokens = 0
+		res, err := m.Generate(context.Background(), call.req, call.onToken)
+		if err != nil {
+			t.Fatalf("%s: %v", call.name, err)
+		}
+		if res.Text != "Hello from upstream." || res.FinishReason != "stop" || res.Usage.PromptTokens != 12 || res.Usage.CompletionTokens != 5 {
+			t.Fatalf("%s: result %+v", call.name, res)
+		}
+		_, bodies := u.Requests()
+		if got := upstreamtest.Streams(bodies[len(bodies)-1]); got != call.stream {
+			t.Fatalf("%s: the upstream was asked for stream=%v", call.name, got)
+		}
+		if want := map[bool]int{true: len(upstreamtest.Pieces)}[call.stream]; tokens != want {
+			t.Fatalf("%s: %d tokens streamed, want %d", call.name, tokens, want)
+		}
+	}
+	if n := u.Conns(); n != 1 {
+		t.Fatalf("5 calls one after another opened %d upstream connections, want 1", n)
 	}
 }

@@ -8,70 +8,97 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"time"
 
 	"github.com/tmc/langchaingo/llms"
 
 	"github.com/chatgate/chatgate/chat"
 )
 
-// Tool calls go through langchaingo's OpenAI client, which builds the
-// request (messages, images, tool calls and results, auth) and reads the
-// status and the stream, but two of its parts are worked around here, on
-// the wire, by the transport of the client it is given:
+// Calls to an OpenAI-compatible provider go through langchaingo's OpenAI
+// client, which builds the request (messages, images, tool calls and
+// results, auth) and reads the status, the usage and the finish reason;
+// the transport of the client it is given does the rest, on the wire:
 //
-//   - It has no parallel_tool_calls, and it rebuilds tools from
+//   - langchaingo has no parallel_tool_calls, and it rebuilds tools from
 //     llms.Tool, sending "parameters": null for a tool without them.
 //     tools, tool_choice and parallel_tool_calls are therefore set in the
 //     request body as the client sent them.
-//   - Its stream drops each tool-call fragment's index, appends argument
-//     fragments to the last call (which mixes up parallel calls whose
-//     fragments interleave) and hands the streaming callback a JSON dump
-//     of the fragments that cannot be told from text. The transport
-//     therefore reads the stream itself as langchaingo reads it, and the
-//     text and tool-call fragments go to the chat from there, in order.
+//   - Its stream reading costs a goroutine hop, a JSON decoder and a
+//     string concatenation per token; it drops each tool-call fragment's
+//     index, appends argument fragments to the last call (which mixes up
+//     parallel calls whose fragments interleave) and hands the streaming
+//     callback a JSON dump of the fragments that cannot be told from
+//     text. The transport therefore reads the stream itself: the text and
+//     tool-call fragments go to the chat from there, in order, and
+//     langchaingo is shown only the events it still has to see (the
+//     finish reason, the usage, [DONE] and whatever the transport does not
+//     understand).
+//   - It stops reading at [DONE] and closes the body before its end,
+//     which makes Go's client drop the connection instead of reusing it;
+//     the transport reads the body's end first.
 
-// toolCall is what a call with tools tells the transport, through the
-// request's context.
-type toolCall struct {
+// wireCall is what a call tells the transport, through the request's
+// context.
+type wireCall struct {
 	fields map[string]json.RawMessage // set at the top of the request body
-	watch  *streamWatch
+	watch  *streamWatch               // nil for a non-stream call
 }
 
-type toolCallKey struct{}
+type wireCallKey struct{}
 
-// wireTransport applies a call's toolCall to its request and response.
+// drainLimit and drainTimeout bound what a closed body reads of its end:
+// a well-behaved upstream ends its body right after the answer, and one
+// that does not loses its connection rather than holding up the chat.
+const (
+	drainLimit   = 4 << 10
+	drainTimeout = 200 * time.Millisecond
+)
+
+// wireTransport applies a call's wireCall to its request and response.
 type wireTransport struct {
 	base http.RoundTripper
 }
 
 func (t wireTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	tc, _ := r.Context().Value(toolCallKey{}).(*toolCall)
-	if tc == nil || r.Body == nil {
+	tc, _ := r.Context().Value(wireCallKey{}).(*wireCall)
+	if tc == nil {
 		return t.base.RoundTrip(r)
 	}
-	body, err := io.ReadAll(r.Body)
-	_ = r.Body.Close()
+	if len(tc.fields) > 0 && r.Body != nil {
+		body, err := io.ReadAll(r.Body)
+		_ = r.Body.Close()
+		if err != nil {
+			return nil, err
+		}
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal(body, &m); err != nil {
+			return nil, fmt.Errorf("llm: the request body is not a JSON object: %w", err)
+		}
+		for k, v := range tc.fields {
+			m[k] = v
+		}
+		if body, err = json.Marshal(m); err != nil {
+			return nil, err
+		}
+		r = r.Clone(r.Context()) // a RoundTripper must not change its request
+		r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
+		r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	}
+	// a context of its own, that a body whose end does not come can be
+	// given up on (see wireBody.Close)
+	ctx, cancel := context.WithCancel(r.Context())
+	resp, err := t.base.RoundTrip(r.WithContext(ctx))
 	if err != nil {
+		cancel()
 		return nil, err
 	}
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(body, &m); err != nil {
-		return nil, fmt.Errorf("llm: the request body is not a JSON object: %w", err)
+	b := &wireBody{ReadCloser: resp.Body, cancel: cancel}
+	if resp.StatusCode == http.StatusOK {
+		b.w = tc.watch
 	}
-	for k, v := range tc.fields {
-		m[k] = v
-	}
-	if body, err = json.Marshal(m); err != nil {
-		return nil, err
-	}
-	r = r.Clone(r.Context()) // a RoundTripper must not change its request
-	r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
-	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
-	resp, err := t.base.RoundTrip(r)
-	if err == nil && resp.StatusCode == http.StatusOK && tc.watch != nil {
-		resp.Body = &watchedBody{ReadCloser: resp.Body, w: tc.watch}
-	}
-	return resp, err
+	resp.Body = b
+	return resp, nil
 }
 
 // streamWatch reads an OpenAI stream's events: text deltas and tool-call
@@ -80,47 +107,99 @@ func (t wireTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 type streamWatch struct {
 	// emit is called, under the Model's lock, with each text delta or
 	// tool-call fragment; it returns the chat's error to stop the stream.
-	emit  func(text string, call *chat.ToolCall) error
+	emit func(text string, call *chat.ToolCall) error
+	// alive is called whenever bytes arrive, to hold off the idle timeout.
+	alive func()
 	line  []byte
 	calls []chat.ToolCall // by index
+	done  bool            // [DONE] came: the body's end is next
 }
 
-type watchedBody struct {
+// wireBody is a response body on its way to langchaingo: a stream's is
+// read by its streamWatch and passed on without the events the watch
+// handled; any body reads its end on Close, so that its connection is
+// reused.
+type wireBody struct {
 	io.ReadCloser
-	w   *streamWatch
-	err error
+	w      *streamWatch // nil: passed on as it is
+	cancel context.CancelFunc
+	buf    []byte // read from upstream
+	out    []byte // for langchaingo; out[off:] is left
+	off    int
+	err    error
 }
 
-func (b *watchedBody) Read(p []byte) (int, error) {
-	if b.err != nil {
-		return 0, b.err
+func (b *wireBody) Read(p []byte) (int, error) {
+	if b.w == nil {
+		return b.ReadCloser.Read(p)
 	}
-	n, err := b.ReadCloser.Read(p)
-	if werr := b.w.feed(p[:n]); werr != nil {
-		// the chat's error: langchaingo sees a failed read and stops
-		b.err = werr
-		return 0, werr
+	for b.off == len(b.out) {
+		if b.err != nil {
+			return 0, b.err
+		}
+		if b.buf == nil {
+			b.buf = make([]byte, 8<<10)
+		}
+		b.out, b.off = b.out[:0], 0
+		n, err := b.ReadCloser.Read(b.buf)
+		if n > 0 {
+			b.w.alive()
+			var werr error
+			if b.out, werr = b.w.feed(b.buf[:n], b.out); werr != nil {
+				// the chat's error: langchaingo sees a failed read and stops
+				b.err, b.out = werr, b.out[:0]
+				return 0, werr
+			}
+		}
+		if err != nil {
+			b.err = err
+		}
 	}
-	return n, err
+	n := copy(p, b.out[b.off:])
+	b.off += n
+	return n, nil
 }
 
-// feed takes the next bytes of the stream and handles every line they end.
-func (w *streamWatch) feed(p []byte) error {
+// Close reads what is left of a body whose answer is complete (a
+// non-stream body once its JSON is read, a stream after [DONE]), so that
+// Go's client keeps the connection; a stream cut short is closed at once,
+// which cancels it upstream.
+func (b *wireBody) Close() error {
+	defer b.cancel()
+	if b.w == nil || b.w.done {
+		t := time.AfterFunc(drainTimeout, b.cancel)
+		_, _ = io.CopyN(io.Discard, b.ReadCloser, drainLimit)
+		t.Stop()
+	}
+	return b.ReadCloser.Close()
+}
+
+// feed takes the next bytes of the stream, handles every line they end and
+// appends to out the lines langchaingo is to see.
+func (w *streamWatch) feed(p, out []byte) ([]byte, error) {
 	for len(p) > 0 {
 		i := bytes.IndexByte(p, '\n')
 		if i < 0 {
 			w.line = append(w.line, p...)
-			return nil
+			return out, nil
 		}
-		w.line = append(w.line, p[:i]...)
+		line := p[:i]
+		if len(w.line) > 0 {
+			w.line = append(w.line, line...)
+			line = w.line
+		}
 		p = p[i+1:]
-		line := bytes.TrimSpace(w.line)
+		line = bytes.TrimSpace(line)
+		keep, err := w.event(line)
 		w.line = w.line[:0]
-		if err := w.event(line); err != nil {
-			return err
+		if err != nil {
+			return out, err
+		}
+		if keep {
+			out = append(append(out, line...), '\n', '\n')
 		}
 	}
-	return nil
+	return out, nil
 }
 
 type streamChunk struct {
@@ -129,28 +208,41 @@ type streamChunk struct {
 			Content   string          `json:"content"`
 			ToolCalls []chat.ToolCall `json:"tool_calls"`
 		} `json:"delta"`
+		FinishReason *string `json:"finish_reason"`
 	} `json:"choices"`
+	Usage json.RawMessage `json:"usage"`
 }
 
-func (w *streamWatch) event(line []byte) error {
+// event handles one line of the stream and reports whether langchaingo is
+// to see it: not a chunk of one choice that carries only a delta, which
+// the chat has had.
+func (w *streamWatch) event(line []byte) (keep bool, err error) {
 	data, ok := bytes.CutPrefix(line, []byte("data:"))
 	if !ok {
-		return nil
+		return len(line) > 0, nil
 	}
 	data = bytes.TrimSpace(data)
+	if string(data) == "[DONE]" {
+		w.done = true
+		return true, nil
+	}
+	if text, ok := plainDelta(data); ok {
+		return false, w.emit(text, nil)
+	}
 	var c streamChunk
 	if len(data) == 0 || data[0] != '{' || json.Unmarshal(data, &c) != nil || len(c.Choices) == 0 {
-		return nil // [DONE], a usage chunk, or what langchaingo skips too
+		return true, nil // a usage chunk, an error, or what langchaingo skips too
 	}
+	keep = len(c.Choices) > 1 || c.Choices[0].FinishReason != nil || (len(c.Usage) > 0 && string(c.Usage) != "null")
 	d := c.Choices[0].Delta
 	if d.Content != "" {
 		if err := w.emit(d.Content, nil); err != nil {
-			return err
+			return false, err
 		}
 	}
 	for _, f := range d.ToolCalls {
 		if f.Index < 0 || f.Index > len(w.calls) {
-			return fmt.Errorf("upstream sent tool call index %d after %d calls", f.Index, len(w.calls))
+			return false, fmt.Errorf("upstream sent tool call index %d after %d calls", f.Index, len(w.calls))
 		}
 		if f.Index == len(w.calls) {
 			w.calls = append(w.calls, chat.ToolCall{Index: f.Index})
@@ -165,14 +257,79 @@ func (w *streamWatch) event(line []byte) error {
 		call.Function.Name += f.Function.Name
 		call.Function.Arguments += f.Function.Arguments
 		if err := w.emit("", &f); err != nil {
-			return err
+			return false, err
 		}
 	}
-	return nil
+	return keep, nil
+}
+
+// The chunk of one text delta, as OpenAI and the servers that copy it
+// send it: {..."choices":[{"index":0,"delta":{"content":"…"},"finish_reason":null}]}
+// (with "logprobs":null before finish_reason, or without "index").
+var (
+	deltaChoices = []byte(`"choices":[{`)
+	deltaContent = []byte(`"delta":{"content":"`)
+	deltaEnds    = [][]byte{[]byte(`},"finish_reason":null}]}`), []byte(`},"logprobs":null,"finish_reason":null}]}`)}
+)
+
+// plainDelta reads the text of a chunk that carries nothing but one text
+// delta without decoding it as a whole: that is nearly every chunk of a
+// stream, and encoding/json would cost more than the rest of the relay.
+// Any chunk it is not sure of (another field after the delta, a second
+// choice, a usage, an escape it does not take) is left to the decoder.
+func plainDelta(data []byte) (string, bool) {
+	i := bytes.Index(data, deltaChoices)
+	if i < 0 || bytes.Contains(data[:i], []byte(`"usage":{`)) {
+		return "", false
+	}
+	rest := data[i+len(deltaChoices):]
+	j := bytes.Index(rest, deltaContent)
+	if j < 0 || bytes.ContainsAny(rest[:j], `{}[]"`) && !plainIndex(rest[:j]) {
+		return "", false
+	}
+	rest = rest[j+len(deltaContent):]
+	k := bytes.IndexByte(rest, '"')
+	if k < 0 || bytes.IndexByte(rest[:k], '\\') >= 0 {
+		return "", false // escapes: the decoder unquotes them
+	}
+	text, tail := rest[:k], rest[k+1:]
+	for _, end := range deltaEnds {
+		if bytes.Equal(tail, end) {
+			for _, c := range text {
+				if c < 0x20 {
+					return "", false
+				}
+			}
+			return string(text), true
+		}
+	}
+	return "", false
+}
+
+// plainIndex reports whether what stands between a choice's "{" and its
+// delta is only its index: "index":0,
+func plainIndex(b []byte) bool {
+	b, ok := bytes.CutPrefix(b, []byte(`"index":`))
+	if !ok {
+		return false
+	}
+	b, ok = bytes.CutSuffix(b, []byte(","))
+	if !ok || len(b) == 0 {
+		return false
+	}
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // wireFields are a request's tool fields as the body carries them.
 func wireFields(req chat.ModelRequest) map[string]json.RawMessage {
+	if req.Tools == nil {
+		return nil
+	}
 	f := map[string]json.RawMessage{"tools": req.Tools}
 	if req.ToolChoice != nil {
 		f["tool_choice"] = req.ToolChoice
@@ -235,9 +392,22 @@ func wireClient(c *http.Client) *http.Client {
 	return &cc
 }
 
-// withToolCall returns ctx carrying tc for the transport.
-func withToolCall(ctx context.Context, tc *toolCall) context.Context {
-	return context.WithValue(ctx, toolCallKey{}, tc)
+// withWireCall returns ctx carrying wc for the transport.
+func withWireCall(ctx context.Context, wc *wireCall) context.Context {
+	return context.WithValue(ctx, wireCallKey{}, wc)
+}
+
+// wholeToolCalls are the tool calls of a non-stream answer, in order.
+func wholeToolCalls(in []llms.ToolCall) []chat.ToolCall {
+	var out []chat.ToolCall
+	for i, c := range in {
+		tc := chat.ToolCall{Index: i, ID: c.ID, Type: c.Type}
+		if c.FunctionCall != nil {
+			tc.Function = chat.FunctionCall{Name: c.FunctionCall.Name, Arguments: c.FunctionCall.Arguments}
+		}
+		out = append(out, tc)
+	}
+	return out
 }
 
 // errToolsUnsupported is returned by a provider that cannot take tools,

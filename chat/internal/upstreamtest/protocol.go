@@ -3,6 +3,7 @@ package upstreamtest
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 )
 
@@ -36,10 +37,22 @@ const (
 // Pieces is what the upstreams stream.
 var Pieces = []string{"Hello", " from", " up", "stream", "."}
 
-// ServeOpenAI streams Pieces, a finish chunk, usage and [DONE].
-func ServeOpenAI(u *Upstream, w http.ResponseWriter, r *http.Request, _ map[string]any) {
+// OpenAIWhole is the non-stream answer: Pieces, whole, with the usage.
+const OpenAIWhole = `{"id":"up-1","object":"chat.completion","created":1,"model":"gpt-up","choices":[{"index":0,"message":{"role":"assistant","content":"Hello from upstream."},"finish_reason":"stop"}],"usage":{"prompt_tokens":12,"completion_tokens":5,"total_tokens":17}}`
+
+// Streams reports whether an OpenAI request's body asks for a stream.
+func Streams(body map[string]any) bool { return body["stream"] == true }
+
+// ServeOpenAI streams Pieces, a finish chunk, usage and [DONE]; a request
+// that does not ask for a stream gets OpenAIWhole.
+func ServeOpenAI(u *Upstream, w http.ResponseWriter, r *http.Request, body map[string]any) {
 	if r.URL.Path != "/v1/chat/completions" {
 		http.Error(w, `{"error":{"message":"no route"}}`, http.StatusNotFound)
+		return
+	}
+	if !Streams(body) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, OpenAIWhole)
 		return
 	}
 	SSEHeaders(w)

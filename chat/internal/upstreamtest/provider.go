@@ -14,11 +14,12 @@ import (
 // ProviderKey is the API key the OpenAI models are configured with.
 const ProviderKey = "sk-provider-secret"
 
-// NewOpenAIModel is an OpenAI model of upstream model gpt-up on u.
+// NewOpenAIModel is an OpenAI model of upstream model gpt-up on u; idle
+// bounds its non-stream calls too, so that a stall fails either kind.
 func NewOpenAIModel(t *testing.T, u *Upstream, idle time.Duration) *llm.Model {
 	t.Helper()
 	m, err := llm.NewOpenAI(llm.Config{BaseURL: u.Srv.URL + "/v1", APIKey: ProviderKey, Model: "gpt-up",
-		HTTPClient: Client(t), IdleTimeout: idle})
+		HTTPClient: Client(t), IdleTimeout: idle, WholeTimeout: idle})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,14 +132,22 @@ var Providers = []Provider{
 	{"ollama", ollamaFailures, failingOllama, NewOllamaModel},
 }
 
-// StallAfter sends n pieces, then nothing until the request is cancelled.
+// StallAfter sends n pieces, then nothing until the request is cancelled;
+// an OpenAI request that does not ask for a stream gets nothing at all.
 func StallAfter(p Provider, n int) Serve {
-	return p.Serve(Failure{After: n, Fail: func(u *Upstream, w http.ResponseWriter, r *http.Request) {
+	stream := p.Serve(Failure{After: n, Fail: func(u *Upstream, w http.ResponseWriter, r *http.Request) {
 		if n == 0 {
 			w.(http.Flusher).Flush() // headers only
 		}
 		u.Stall(r)
 	}})
+	return func(u *Upstream, w http.ResponseWriter, r *http.Request, body map[string]any) {
+		if p.Name == "openai" && !Streams(body) {
+			u.Stall(r)
+			return
+		}
+		stream(u, w, r, body)
+	}
 }
 
 // EachFailure runs fn in a subtest for each way each provider fails, with

@@ -1,15 +1,17 @@
 // Package upstreamtest is a fake model provider on loopback, speaking
-// OpenAI's and Ollama's streaming protocols, for the tests of chat/llm's
+// OpenAI's (streaming or not) and Ollama's streaming protocols, for the tests of chat/llm's
 // adapters and of chat's handler in front of them.
 package upstreamtest
 
 import (
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -32,13 +34,17 @@ type Upstream struct {
 	bodies  []map[string]any
 	gone    chan struct{} // gets a value when a handler sees r.Context().Done()
 	release chan struct{} // closed to end every stall
+	conns   atomic.Int64  // connections accepted
 }
+
+// Conns is how many connections the Upstream has accepted.
+func (u *Upstream) Conns() int { return int(u.conns.Load()) }
 
 // New starts an Upstream that answers with serve; it closes at t's cleanup.
 func New(t *testing.T, serve Serve) *Upstream {
 	t.Helper()
 	u := &Upstream{Serve: serve, Arrived: make(chan struct{}, 64), gone: make(chan struct{}, 16), release: make(chan struct{})}
-	u.Srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	u.Srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var body map[string]any
 		raw, _ := io.ReadAll(r.Body)
 		_ = json.Unmarshal(raw, &body)
@@ -53,6 +59,12 @@ func New(t *testing.T, serve Serve) *Upstream {
 		}
 		serve(u, w, r, body)
 	}))
+	u.Srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			u.conns.Add(1)
+		}
+	}
+	u.Srv.Start()
 	t.Cleanup(u.Close)
 	return u
 }
