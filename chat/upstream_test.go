@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -274,12 +275,15 @@ func TestUpstreamNoGoroutineLeak(t *testing.T) {
 				up.StallAfter(p, 1),    // idle timeout
 				up.StallAfter(p, 2),    // the client cancels
 			}
-			var i int
+			// The handler of a stalled call may still be starting when the
+			// next call is chosen, so the choice is shared atomically.
+			var call atomic.Int32
 			u := up.New(t, func(u *up.Upstream, w http.ResponseWriter, r *http.Request, body map[string]any) {
-				calls[i](u, w, r, body)
+				calls[call.Load()](u, w, r, body)
 			})
 			g := upstreamGateway(t, p.Model(t, u, 250*time.Millisecond), nil, chat.HandlerOptions{Heartbeat: 100 * time.Millisecond})
-			for i = range 3 {
+			for i := range 3 {
+				call.Store(int32(i))
 				for _, stream := range []string{"true", "false"} {
 					resp, b := g.chat("app1", `{"stream":`+stream+`,"messages":[{"role":"user","content":"hi"}]}`)
 					if resp.StatusCode >= 500 && resp.StatusCode != http.StatusBadGateway {
@@ -287,7 +291,7 @@ func TestUpstreamNoGoroutineLeak(t *testing.T) {
 					}
 				}
 			}
-			i = 3
+			call.Store(3)
 			ctx, cancel := context.WithCancel(context.Background())
 			resp, err := g.request(ctx, http.MethodPost, "/api/v1/chat/completions", "app1", `{"stream":true,"messages":[{"role":"user","content":"hi"}]}`)
 			if err != nil {
