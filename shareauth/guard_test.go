@@ -1,19 +1,13 @@
 package shareauth
 
 import (
-	"context"
 	"errors"
-	"net"
-	"net/http"
-	"net/http/httptest"
 	"net/netip"
-	"strconv"
 	"strings"
-	"sync/atomic"
 	"testing"
 
 	"github.com/chatgate/chatgate/apierror"
-	"github.com/chatgate/chatgate/internal/outbound"
+	"github.com/chatgate/chatgate/internal/outbound/outboundtest"
 )
 
 func TestCheckHookURL(t *testing.T) {
@@ -42,77 +36,10 @@ func TestCheckHookURL(t *testing.T) {
 	}
 }
 
-// countingServer is a loopback HTTP server that counts the connections it
-// accepts and the requests it serves.
-func countingServer(t *testing.T, h http.HandlerFunc) (srv *httptest.Server, conns, reqs *atomic.Int32) {
-	conns, reqs = new(atomic.Int32), new(atomic.Int32)
-	srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		reqs.Add(1)
-		h(w, r)
-	}))
-	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		if s == http.StateNew {
-			conns.Add(1)
-		}
-	}
-	srv.Start()
-	t.Cleanup(srv.Close)
-	return srv, conns, reqs
-}
-
-func TestGuardedClientRefusesInternalAtConnect(t *testing.T) {
-	srv, conns, _ := countingServer(t, func(w http.ResponseWriter, r *http.Request) {})
-	port := srv.Listener.Addr().(*net.TCPAddr).Port
-	byName := "http://localhost:" + strconv.Itoa(port) + "/x" // a name that resolves to loopback
-	byAddr := srv.URL + "/x"
-	get := func(c *http.Client, url string) error {
-		req, _ := http.NewRequestWithContext(context.Background(), "POST", url, nil)
-		resp, err := c.Do(req)
-		if err == nil {
-			resp.Body.Close()
-		}
-		return err
-	}
-	def := guardedClient(AllowList{})
-	for _, u := range []string{byName, byAddr} {
-		if err := get(def, u); !errors.Is(err, outbound.ErrBlocked) {
-			t.Fatalf("%s with no allow-list: %v", u, err)
-		}
-	}
-	if n := conns.Load(); n != 0 {
-		t.Fatalf("the refused dials reached the server: %d connections", n)
-	}
-	// a CIDR permits the address, whatever name led there
-	cidr := guardedClient(MustParseAllowList("127.0.0.1/32", "::1/128"))
-	for _, u := range []string{byName, byAddr} {
-		if err := get(cidr, u); err != nil {
-			t.Fatalf("%s with 127.0.0.1/32 listed: %v", u, err)
-		}
-	}
-	// a name permits that name only
-	name := guardedClient(MustParseAllowList("localhost"))
-	if err := get(name, byName); err != nil {
-		t.Fatalf("localhost listed: %v", err)
-	}
-	if err := get(name, byAddr); !errors.Is(err, outbound.ErrBlocked) {
-		t.Fatalf("127.0.0.1 with only localhost listed: %v", err)
-	}
-}
-
-func TestGuardedClientNeverFollowsRedirects(t *testing.T) {
-	target, _, targetReqs := countingServer(t, func(w http.ResponseWriter, r *http.Request) {})
-	hop, _, _ := countingServer(t, func(w http.ResponseWriter, r *http.Request) {
-		http.Redirect(w, r, target.URL+"/steal", http.StatusTemporaryRedirect)
-	})
-	c := guardedClient(MustParseAllowList("127.0.0.1/32"))
-	resp, err := c.Post(hop.URL, "application/json", strings.NewReader(`{}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusTemporaryRedirect || targetReqs.Load() != 0 {
-		t.Fatalf("status %d, redirect target got %d requests", resp.StatusCode, targetReqs.Load())
-	}
+// TestGuardedClient runs the guard's checks on the client shareauth calls
+// hooks with, so that a hook client built without the guard fails here.
+func TestGuardedClient(t *testing.T) {
+	outboundtest.TestClient(t, guardedClient)
 }
 
 func TestParseAllowListNamesTheEntry(t *testing.T) {
