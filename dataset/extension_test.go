@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/chatgate/chatgate/dataset"
+	"github.com/chatgate/chatgate/dataset/datasettest"
 )
 
 // fakeExtender is a QueryExtender whose answers a test scripts by model.
@@ -98,23 +99,6 @@ func extEnv(t *testing.T, ext dataset.QueryExtender, log *lockedBuffer) (*httpEn
 	return e, ds
 }
 
-// docSearch is FastGPT's documented searchTest body (dataset.mdx, 搜索测试)
-// for the dataset, with a search mode and model.
-func docSearch(ds, mode, model string) string {
-	return fmt.Sprintf(`{
-    "datasetId": %q,
-    "text": "导演是谁",
-    "limit": 5000,
-    "similarity": 0,
-    "searchMode": %q,
-    "usingReRank": false,
-
-    "datasetSearchUsingExtensionQuery": true,
-    "datasetSearchExtensionModel": %q,
-    "datasetSearchExtensionBg": ""
-}`, ds, mode, model)
-}
-
 // searchTest with the documented extension fields searches the question
 // and the model's rewrites and fuses what they find; the model's tokens
 // are recorded as their own module, and the embedding of every query as
@@ -132,7 +116,7 @@ func TestHandlerSearchExtension(t *testing.T) {
 
 	for _, mode := range []string{"embedding", "fullTextRecall", "mixedRecall"} {
 		before := len(e.usage.all)
-		e.ok(t, e.writeA, "POST", "/api/core/dataset/searchTest", docSearch(ds, mode, "gpt-4o-mini"), &hits)
+		e.ok(t, e.writeA, "POST", "/api/core/dataset/searchTest", datasettest.SearchTestBody(ds, mode, "gpt-4o-mini"), &hits)
 		if len(hits) == 0 || hits[0].Q != "Who directed Hero?" || hits[0].Score <= 0 || hits[0].Score > 1 {
 			t.Fatalf("%s with extension: %+v; want the director's item first", mode, hits)
 		}
@@ -220,7 +204,7 @@ func TestHandlerSearchExtensionMalformed(t *testing.T) {
 	log := &lockedBuffer{}
 	e, ds := extEnv(t, &fakeExtender{answer: extModel}, log)
 	var hits []hit
-	e.ok(t, e.writeA, "POST", "/api/core/dataset/searchTest", docSearch(ds, "fullTextRecall", "chatty"), &hits)
+	e.ok(t, e.writeA, "POST", "/api/core/dataset/searchTest", datasettest.SearchTestBody(ds, "fullTextRecall", "chatty"), &hits)
 	if len(hits) != 0 {
 		t.Fatalf("hits %+v; want what the question alone finds: none", hits)
 	}
@@ -244,7 +228,7 @@ func TestHandlerSearchExtensionMalformed(t *testing.T) {
 func TestHandlerSearchExtensionOutage(t *testing.T) {
 	e, ds := extEnv(t, &fakeExtender{answer: extModel}, nil)
 	before := len(e.usage.all)
-	r := e.fails(t, e.writeA, "POST", "/api/core/dataset/searchTest", docSearch(ds, "embedding", "down"), 502, "upstream_error", "")
+	r := e.fails(t, e.writeA, "POST", "/api/core/dataset/searchTest", datasettest.SearchTestBody(ds, "embedding", "down"), 502, "upstream_error", "")
 	if !strings.Contains(r.Message, "query extension failed") || !strings.Contains(r.Message, "503") {
 		t.Fatalf("message %q", r.Message)
 	}
@@ -261,7 +245,7 @@ func TestHandlerSearchExtensionRefused(t *testing.T) {
 		e, ds := extEnv(t, nil, nil)
 		snap := e.snapshot(t, e.writeA)
 		before := len(e.usage.all)
-		r := e.fails(t, e.writeA, "POST", "/api/core/dataset/searchTest", docSearch(ds, "embedding", "gpt-4o-mini"), 400, "invalid_request", "datasetSearchUsingExtensionQuery")
+		r := e.fails(t, e.writeA, "POST", "/api/core/dataset/searchTest", datasettest.SearchTestBody(ds, "embedding", "gpt-4o-mini"), 400, "invalid_request", "datasetSearchUsingExtensionQuery")
 		if !strings.Contains(r.Message, "query extension needs a chat model") {
 			t.Fatalf("message %q", r.Message)
 		}
@@ -274,7 +258,7 @@ func TestHandlerSearchExtensionRefused(t *testing.T) {
 		e, ds := extEnv(t, ext, nil)
 		snap := e.snapshot(t, e.writeA)
 		before := len(e.usage.all)
-		r := e.fails(t, e.writeA, "POST", "/api/core/dataset/searchTest", docSearch(ds, "embedding", "gpt-x"), 400, "invalid_request", "datasetSearchExtensionModel")
+		r := e.fails(t, e.writeA, "POST", "/api/core/dataset/searchTest", datasettest.SearchTestBody(ds, "embedding", "gpt-x"), 400, "invalid_request", "datasetSearchExtensionModel")
 		if !strings.Contains(r.Message, `"gpt-x" is not a chat model`) {
 			t.Fatalf("message %q", r.Message)
 		}

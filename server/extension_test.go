@@ -8,6 +8,7 @@ import (
 
 	"github.com/chatgate/chatgate/billing"
 	"github.com/chatgate/chatgate/dataset"
+	"github.com/chatgate/chatgate/dataset/datasettest"
 	"github.com/chatgate/chatgate/internal/postgres/pgtest"
 	"github.com/chatgate/chatgate/server"
 )
@@ -19,23 +20,6 @@ import (
 // 导演是谁 ("who is the director"): rewrites in English, the data's
 // language, in a code fence as models like to.
 const exRewrites = "```json\n[\"Who directed Hero?\", \"Hero film director\"]\n```"
-
-// exDocBody is the documented searchTest request (dataset.mdx, 搜索测试)
-// with the dataset's id, the search mode and the model filled in.
-func exDocBody(ds, mode, model string) string {
-	return fmt.Sprintf(`{
-    "datasetId": %q,
-    "text": "导演是谁",
-    "limit": 5000,
-    "similarity": 0,
-    "searchMode": %q,
-    "usingReRank": false,
-
-    "datasetSearchUsingExtensionQuery": true,
-    "datasetSearchExtensionModel": %q,
-    "datasetSearchExtensionBg": ""
-}`, ds, mode, model)
-}
 
 // exEach runs fn on the embedded default and on Postgres, each with the
 // upstream as the OPENAI_BASE_URL provider (which serves any model name,
@@ -105,7 +89,7 @@ func TestDocSearchTestExtension(t *testing.T) {
 		}
 
 		for i, mode := range []string{"fullTextRecall", "embedding", "mixedRecall"} {
-			blCall(t, "POST", base+"/api/core/dataset/searchTest", key, exDocBody(ds, mode, "gpt-4o-mini"), &hits)
+			blCall(t, "POST", base+"/api/core/dataset/searchTest", key, datasettest.SearchTestBody(ds, mode, "gpt-4o-mini"), &hits)
 			if len(hits) == 0 || hits[0].Q != "Who directed Hero?" || (mode == "fullTextRecall" && len(hits) != 1) {
 				t.Fatalf("%s with extension: %+v; want the director's note first", mode, hits)
 			}
@@ -140,7 +124,7 @@ func TestDocSearchTestExtension(t *testing.T) {
 		// on a bill, beside the embedding of the queries
 		var bill string
 		blCall(t, "POST", base+"/api/support/wallet/usage/createTrainingUsage", key, fmt.Sprintf(`{"datasetId":%q,"name":"search"}`, ds), &bill)
-		body := strings.Replace(exDocBody(ds, "embedding", "gpt-4o-mini"), `"text"`, fmt.Sprintf(`"billId": %q, "text"`, bill), 1)
+		body := strings.Replace(datasettest.SearchTestBody(ds, "embedding", "gpt-4o-mini"), `"text"`, fmt.Sprintf(`"billId": %q, "text"`, bill), 1)
 		blCall(t, "POST", base+"/api/core/dataset/searchTest", key, body, nil)
 		var b billing.BillDetail
 		blCall(t, "GET", base+"/api/common/bill/detail?id="+bill, key, "", &b)
@@ -162,7 +146,7 @@ func TestSearchTestExtensionModelFaults(t *testing.T) {
 		keyID, key := blKey(t, base, map[string]any{"name": "kb"})
 		ds := exKnowledge(t, base, key)
 		var hits []struct{ Q string }
-		blCall(t, "POST", base+"/api/core/dataset/searchTest", key, exDocBody(ds, "fullTextRecall", "gpt-4o-mini"), &hits)
+		blCall(t, "POST", base+"/api/core/dataset/searchTest", key, datasettest.SearchTestBody(ds, "fullTextRecall", "gpt-4o-mini"), &hits)
 		if len(hits) != 0 {
 			t.Fatalf("malformed answer: %+v; want what the question alone finds: nothing", hits)
 		}
@@ -172,7 +156,7 @@ func TestSearchTestExtensionModelFaults(t *testing.T) {
 
 		up.down.Store(true)
 		before := len(blUsage(t, base, "?keyId="+keyID).List)
-		env := blCallAny(t, "POST", base+"/api/core/dataset/searchTest", key, exDocBody(ds, "embedding", "gpt-4o-mini"))
+		env := blCallAny(t, "POST", base+"/api/core/dataset/searchTest", key, datasettest.SearchTestBody(ds, "embedding", "gpt-4o-mini"))
 		if env.Code != 502 || env.StatusText != "upstream_error" || !strings.Contains(env.Message, "query extension failed") {
 			t.Fatalf("model down: %+v; want 502 upstream_error about the query extension", env)
 		}
@@ -180,7 +164,7 @@ func TestSearchTestExtensionModelFaults(t *testing.T) {
 			t.Fatalf("a failed extension left %d usage records", after-before)
 		}
 		up.down.Store(false)
-		blCall(t, "POST", base+"/api/core/dataset/searchTest", key, exDocBody(ds, "embedding", "gpt-4o-mini"), nil)
+		blCall(t, "POST", base+"/api/core/dataset/searchTest", key, datasettest.SearchTestBody(ds, "embedding", "gpt-4o-mini"), nil)
 	})
 }
 
@@ -194,8 +178,8 @@ func TestSearchTestExtensionRefused(t *testing.T) {
 		base := blStart(t, t.TempDir(), nil)
 		keyID, key := blKey(t, base, map[string]any{"name": "kb"})
 		ds := dvDataset(t, base, key, "films")
-		dvRefused(t, "POST", base+"/api/core/dataset/searchTest", key, exDocBody(ds, "embedding", "gpt-4o-mini"), 400, `"datasetSearchUsingExtensionQuery"`)
-		dvRefused(t, "POST", base+"/api/core/dataset/searchTest", key, exDocBody(ds, "embedding", "extractive"), 400, `"datasetSearchUsingExtensionQuery"`)
+		dvRefused(t, "POST", base+"/api/core/dataset/searchTest", key, datasettest.SearchTestBody(ds, "embedding", "gpt-4o-mini"), 400, `"datasetSearchUsingExtensionQuery"`)
+		dvRefused(t, "POST", base+"/api/core/dataset/searchTest", key, datasettest.SearchTestBody(ds, "embedding", "extractive"), 400, `"datasetSearchUsingExtensionQuery"`)
 		if n := len(blUsage(t, base, "?keyId="+keyID).List); n != 0 {
 			t.Fatalf("%d usage records after refused searches", n)
 		}
@@ -216,14 +200,14 @@ func TestSearchTestExtensionRefused(t *testing.T) {
 				"extractive":  "offline extractive model",
 				"":            "no dataset.extension_model is configured",
 			} {
-				dvRefused(t, "POST", base+"/api/core/dataset/searchTest", key, exDocBody(ds, "embedding", model), 400, `"datasetSearchExtensionModel"`)
-				dvRefused(t, "POST", base+"/api/core/dataset/searchTest", key, exDocBody(ds, "embedding", model), 400, says)
+				dvRefused(t, "POST", base+"/api/core/dataset/searchTest", key, datasettest.SearchTestBody(ds, "embedding", model), 400, `"datasetSearchExtensionModel"`)
+				dvRefused(t, "POST", base+"/api/core/dataset/searchTest", key, datasettest.SearchTestBody(ds, "embedding", model), 400, says)
 			}
 			if after := len(blUsage(t, base, "?keyId="+keyID).List); after != before || up.calls.Load() != 0 {
 				t.Fatalf("refused searches: %d usage records, %d model calls", after-before, up.calls.Load())
 			}
 			var hits []struct{ Q string }
-			blCall(t, "POST", base+"/api/core/dataset/searchTest", key, exDocBody(ds, "fullTextRecall", "writer"), &hits)
+			blCall(t, "POST", base+"/api/core/dataset/searchTest", key, datasettest.SearchTestBody(ds, "fullTextRecall", "writer"), &hits)
 			if len(hits) != 1 || hits[0].Q != "Who directed Hero?" {
 				t.Fatalf("declared writer: %+v", hits)
 			}
@@ -234,7 +218,7 @@ func TestSearchTestExtensionRefused(t *testing.T) {
 			keyID, key := blKey(t, base, map[string]any{"name": "kb"})
 			ds := exKnowledge(t, base, key)
 			var hits []struct{ Q string }
-			blCall(t, "POST", base+"/api/core/dataset/searchTest", key, exDocBody(ds, "fullTextRecall", ""), &hits)
+			blCall(t, "POST", base+"/api/core/dataset/searchTest", key, datasettest.SearchTestBody(ds, "fullTextRecall", ""), &hits)
 			if len(hits) != 1 || hits[0].Q != "Who directed Hero?" {
 				t.Fatalf("default extension model: %+v", hits)
 			}
