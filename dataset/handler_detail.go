@@ -17,23 +17,16 @@ type indexView struct {
 	Text   string `json:"text"`
 }
 
-// dataView is GET /api/core/dataset/data/detail's answer.
+// dataView is GET /api/core/dataset/data/detail's answer: the item, with
+// its indexes as FastGPT lists them (the default one first) in place of
+// the texts, and the collection it came from.
 type dataView struct {
-	ID           string      `json:"id"`
-	TeamID       string      `json:"teamId"`
-	DatasetID    string      `json:"datasetId"`
-	CollectionID string      `json:"collectionId"`
-	Q            string      `json:"q"`
-	A            string      `json:"a"`
-	Source       string      `json:"source,omitempty"`
-	FileID       string      `json:"file_id,omitempty"`
-	Indexes      []indexView `json:"indexes"`
-	SourceName   string      `json:"sourceName"` // the collection's name
-	SourceID     string      `json:"sourceId"`   // the collection's id
-	IsOwner      bool        `json:"isOwner"`
-	CanWrite     bool        `json:"canWrite"`
-	CreateTime   time.Time   `json:"createTime"`
-	UpdateTime   time.Time   `json:"updateTime"`
+	*Data
+	Indexes    []indexView `json:"indexes"`    // shadows Data's
+	SourceName string      `json:"sourceName"` // the collection's name
+	SourceID   string      `json:"sourceId"`   // the collection's id
+	IsOwner    bool        `json:"isOwner"`
+	CanWrite   bool        `json:"canWrite"`
 }
 
 func (h *Handler) dataDetail(ctx context.Context, teamID, id string) (*dataView, error) {
@@ -56,9 +49,7 @@ func (h *Handler) dataDetail(ctx context.Context, teamID, id string) (*dataView,
 	}
 	// A key that may read a team's data may write it: the scopes, not the
 	// record, decide, so both are true for whoever sees this.
-	return &dataView{ID: d.ID, TeamID: d.TeamID, DatasetID: d.DatasetID, CollectionID: d.CollectionID, Q: d.Q, A: d.A,
-		Source: d.Source, FileID: d.FileID, Indexes: idx, SourceName: c.Name, SourceID: c.ID, IsOwner: true, CanWrite: true,
-		CreateTime: d.CreateTime, UpdateTime: d.UpdateTime}, nil
+	return &dataView{Data: d, Indexes: idx, SourceName: c.Name, SourceID: c.ID, IsOwner: true, CanWrite: true}, nil
 }
 
 // collectionView is GET /api/core/dataset/collection/detail's answer:
