@@ -205,7 +205,7 @@ func testRetrievalQualityParaphrases(t *testing.T, text dataset.TextIndex, st qu
 			}
 		}
 	}
-	if rr.calls.Load() == 0 {
+	if rr.Calls.Load() == 0 {
 		t.Fatal("the loopback reranker was never called")
 	}
 	at := func(mode, lang string) float64 {

@@ -77,7 +77,7 @@ func TestHandlerSearchRerank(t *testing.T) {
 		}
 
 		searches, reranks := len(e.usage.module(dataset.ModuleSearch)), len(e.usage.module(dataset.ModuleRerank))
-		calls := rr.calls.Load()
+		calls := rr.Calls.Load()
 		got := search(map[string]any{"searchMode": mode, "maxResults": 3, "usingReRank": true, "limit": 5000, "similarity": 0})
 		if !slices.Equal(ids(got), ids(want[:3])) {
 			t.Fatalf("%s reranked: %v; want %v (retrieval's %v)", mode, ids(got), ids(want[:3]), ids(cands[:3]))
@@ -87,8 +87,8 @@ func TestHandlerSearchRerank(t *testing.T) {
 				t.Fatalf("%s: hit %d scores %v; want the reranker's %v", mode, i, h.Score, want[i].Score)
 			}
 		}
-		if rr.calls.Load() != calls+1 {
-			t.Fatalf("%s: %d rerank requests for one search", mode, rr.calls.Load()-calls)
+		if rr.Calls.Load() != calls+1 {
+			t.Fatalf("%s: %d rerank requests for one search", mode, rr.Calls.Load()-calls)
 		}
 		recs := e.usage.module(dataset.ModuleRerank)
 		if len(recs) != reranks+1 {
@@ -121,7 +121,7 @@ func TestHandlerSearchRerank(t *testing.T) {
 	}
 
 	// the rerank endpoint fails: 502, and nothing is recorded
-	rr.fail.Store(true)
+	rr.Fail.Store(true)
 	before := len(e.usage.all)
 	snap := e.snapshot(t, e.writeA)
 	r := e.fails(t, e.writeA, "POST", "/api/core/dataset/searchTest",
@@ -136,13 +136,13 @@ func TestHandlerSearchRerank(t *testing.T) {
 		t.Fatal("a failed rerank changed something")
 	}
 	// nothing found: no rerank request, nothing to bill for it
-	rr.fail.Store(false)
-	calls := rr.calls.Load()
+	rr.Fail.Store(false)
+	calls := rr.Calls.Load()
 	var none []hit
 	e.ok(t, e.writeA, "POST", "/api/core/dataset/searchTest",
 		map[string]any{"datasetId": ds, "text": "zzqx", "usingReRank": true, "searchMode": "fullTextRecall"}, &none)
-	if len(none) != 0 || rr.calls.Load() != calls {
-		t.Fatalf("a search that found nothing: %d hits, %d rerank requests", len(none), rr.calls.Load()-calls)
+	if len(none) != 0 || rr.Calls.Load() != calls {
+		t.Fatalf("a search that found nothing: %d hits, %d rerank requests", len(none), rr.Calls.Load()-calls)
 	}
 }
 

@@ -1,86 +1,37 @@
 package dataset_test
 
 import (
-	"encoding/json"
 	"math"
-	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"unicode"
 
 	"github.com/chatgate/chatgate/dataset/rerank"
+	"github.com/chatgate/chatgate/dataset/rerank/reranktest"
 )
 
-// termReranker is a loopback rerank endpoint in Jina's shape whose model
-// is BM25 over the documents of each request (k1 1.2, b 0.75): a
-// deterministic stand-in for a cross-encoder, which also reads the query
-// with each document, so that the real client and the Service's rerank
-// path are what is measured. Terms are lower-cased words of letters and
-// digits, and for Han, kana and Hangul text each character and each pair
-// of neighbours. It counts the requests it answered, and fails each while
-// fail is set.
-type termReranker struct {
-	srv   *httptest.Server
-	calls atomic.Int32
-	fail  atomic.Bool
-}
+// termReranker is a loopback rerank endpoint whose model is BM25 over
+// the documents of each request (k1 1.2, b 0.75): a deterministic
+// stand-in for a cross-encoder, which also reads the query with each
+// document, so that the real client and the Service's rerank path are what
+// is measured. Terms are lower-cased words of letters and digits, and for
+// Han, kana and Hangul text each character and each pair of neighbours.
+type termReranker struct{ *reranktest.Endpoint }
 
 func newTermReranker(t *testing.T) *termReranker {
 	t.Helper()
-	r := &termReranker{}
-	r.srv = httptest.NewServer(http.HandlerFunc(r.serve))
-	t.Cleanup(r.srv.Close)
-	return r
+	return &termReranker{reranktest.New(t, bm25, reranktest.Options{Model: "bm25-loopback"})}
 }
 
 // client is a dataset/rerank client of the endpoint.
 func (r *termReranker) client(t *testing.T) *rerank.Client {
 	t.Helper()
-	c, err := rerank.New(rerank.Config{BaseURL: r.srv.URL + "/v1", Model: "bm25-loopback"})
+	c, err := rerank.New(rerank.Config{BaseURL: r.BaseURL, Model: "bm25-loopback"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return c
-}
-
-func (r *termReranker) serve(w http.ResponseWriter, req *http.Request) {
-	if req.Method != http.MethodPost || req.URL.Path != "/v1/rerank" {
-		http.NotFound(w, req)
-		return
-	}
-	var in struct {
-		Model     string   `json:"model"`
-		Query     string   `json:"query"`
-		Documents []string `json:"documents"`
-		TopN      int      `json:"top_n"`
-	}
-	dec := json.NewDecoder(req.Body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&in); err != nil || in.Model == "" || in.TopN != len(in.Documents) {
-		http.Error(w, `{"detail":"bad request"}`, http.StatusBadRequest)
-		return
-	}
-	if r.fail.Load() {
-		http.Error(w, `{"detail":"model overloaded"}`, http.StatusServiceUnavailable)
-		return
-	}
-	r.calls.Add(1)
-	scores := bm25(in.Query, in.Documents)
-	type result struct {
-		Index int     `json:"index"`
-		Score float64 `json:"relevance_score"`
-	}
-	out := struct {
-		Results []result `json:"results"`
-	}{}
-	for i, s := range scores {
-		out.Results = append(out.Results, result{i, s})
-	}
-	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(out)
 }
 
 // bm25 scores docs against query, squashed into 0-1 as rerank models'

@@ -112,7 +112,7 @@ func testRetrievalQuality(t *testing.T, text dataset.TextIndex, st qualityStore)
 			}
 		}
 	}
-	if rr.calls.Load() == 0 {
+	if rr.Calls.Load() == 0 {
 		t.Fatal("the loopback reranker was never called")
 	}
 	r := func(mode, lang string) float64 { s := recall[mode][lang]; return float64(s.hit) / float64(s.n) }

@@ -1,67 +1,35 @@
 package server_test
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/chatgate/chatgate/billing"
+	"github.com/chatgate/chatgate/dataset/rerank/reranktest"
 	"github.com/chatgate/chatgate/internal/postgres/pgtest"
 	"github.com/chatgate/chatgate/server"
 )
 
-// rrEndpoint is a loopback Jina-shaped rerank endpoint that knows who
-// directed Hero, as a cross-encoder would: a document naming Zhang Yimou
-// is relevant (1), any other scores half the share of the query's words
-// it holds; the answer reports 17 tokens. It fails with 500 while fail is set, and checks the
-// key it is sent.
-type rrEndpoint struct {
-	srv   *httptest.Server
-	calls atomic.Int32
-	fail  atomic.Bool
-}
+// rrEndpoint is a loopback rerank endpoint that knows who directed Hero,
+// as a cross-encoder would: a document naming Zhang Yimou is relevant
+// (1), any other scores half the share of the query's words it holds; the
+// answer reports 17 tokens. It fails with 500 while Fail is set, and
+// checks the key and model it is sent.
+type rrEndpoint struct{ *reranktest.Endpoint }
 
 func newRREndpoint(t *testing.T) *rrEndpoint {
 	t.Helper()
-	e := &rrEndpoint{}
-	e.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var in struct {
-			Model     string   `json:"model"`
-			Query     string   `json:"query"`
-			Documents []string `json:"documents"`
-			TopN      int      `json:"top_n"`
-		}
-		if r.URL.Path != "/v1/rerank" || r.Header.Get("Authorization") != "Bearer rr-key" ||
-			json.NewDecoder(r.Body).Decode(&in) != nil || in.Model != "rr-upstream" || in.TopN != len(in.Documents) {
-			http.Error(w, `{"detail":"bad request"}`, http.StatusBadRequest)
-			return
-		}
-		if e.fail.Load() {
-			http.Error(w, `{"detail":"reranker crashed"}`, http.StatusInternalServerError)
-			return
-		}
-		e.calls.Add(1)
-		words := strings.Fields(strings.ToLower(in.Query))
-		type result struct {
-			Index int     `json:"index"`
-			Score float64 `json:"relevance_score"`
-		}
-		var out struct {
-			Results []result `json:"results"`
-			Usage   struct {
-				TotalTokens int `json:"total_tokens"`
-			} `json:"usage"`
-		}
-		for i, d := range in.Documents {
+	return &rrEndpoint{reranktest.New(t, func(query string, docs []string) []float64 {
+		words := strings.Fields(strings.ToLower(query))
+		scores := make([]float64, len(docs))
+		for i, d := range docs {
 			if strings.Contains(d, "Zhang Yimou") {
-				out.Results = append(out.Results, result{i, 1})
+				scores[i] = 1
 				continue
 			}
 			n := 0
@@ -70,29 +38,17 @@ func newRREndpoint(t *testing.T) *rrEndpoint {
 					n++
 				}
 			}
-			out.Results = append(out.Results, result{i, float64(n) / float64(len(words)) / 2})
+			scores[i] = float64(n) / float64(len(words)) / 2
 		}
-		// best first, as Jina answers
-		slices.SortStableFunc(out.Results, func(a, b result) int {
-			switch {
-			case a.Score > b.Score:
-				return -1
-			case a.Score < b.Score:
-				return 1
-			}
-			return 0
-		})
-		out.Usage.TotalTokens = 17
-		_ = json.NewEncoder(w).Encode(out)
-	}))
-	t.Cleanup(e.srv.Close)
-	return e
+		return scores
+	}, reranktest.Options{Key: "rr-key", Model: "rr-upstream", Tokens: 17,
+		FailStatus: http.StatusInternalServerError, FailDetail: "reranker crashed"})}
 }
 
 // rrConfig declares the endpoint as dataset.rerank, its key read from the
 // environment variable the config names.
 func (e *rrEndpoint) rrConfig(c *server.Config) {
-	c.Dataset.Rerank = server.RerankConfig{Name: "rr-model", BaseURL: e.srv.URL + "/v1", APIKeyEnv: "CHATGATE_TEST_RERANK_KEY", Model: "rr-upstream"}
+	c.Dataset.Rerank = server.RerankConfig{Name: "rr-model", BaseURL: e.BaseURL, APIKeyEnv: "CHATGATE_TEST_RERANK_KEY", Model: "rr-upstream"}
 	c.ApplyEnv(func(k string) (string, bool) {
 		if k == "CHATGATE_TEST_RERANK_KEY" {
 			return "rr-key", true
@@ -155,12 +111,12 @@ func TestDocSearchTestRerank(t *testing.T) {
 				Score float64 `json:"score"`
 			}
 			blCall(t, "POST", base+"/api/core/dataset/searchTest", key, body(false), &plain)
-			if rr.calls.Load() != 0 {
+			if rr.Calls.Load() != 0 {
 				t.Fatal("usingReRank false called the reranker")
 			}
 			blCall(t, "POST", base+"/api/core/dataset/searchTest", key, body(true), &reranked)
-			if len(reranked) != 4 || reranked[0].Q != "Hero: director Zhang Yimou" || reranked[0].Score != 1 || rr.calls.Load() != 1 {
-				t.Fatalf("reranked hits %+v after %d rerank calls", reranked, rr.calls.Load())
+			if len(reranked) != 4 || reranked[0].Q != "Hero: director Zhang Yimou" || reranked[0].Score != 1 || rr.Calls.Load() != 1 {
+				t.Fatalf("reranked hits %+v after %d rerank calls", reranked, rr.Calls.Load())
 			}
 			if plain[0].Q == reranked[0].Q {
 				t.Fatalf("retrieval already ranks %q first; the test shows nothing", plain[0].Q)
@@ -199,7 +155,7 @@ func TestDocSearchTestRerank(t *testing.T) {
 			}
 
 			// the reranker fails: 502 naming it, nothing billed
-			rr.fail.Store(true)
+			rr.Fail.Store(true)
 			before := len(blUsage(t, base, "?keyId="+keyID).List)
 			dvRefused(t, "POST", base+"/api/core/dataset/searchTest", key, body(true), 502, "rr-model")
 			if after := len(blUsage(t, base, "?keyId="+keyID).List); after != before {
