@@ -6,22 +6,8 @@ import (
 	"testing"
 
 	"github.com/chatgate/chatgate/dataset"
+	"github.com/chatgate/chatgate/dataset/datasettest"
 )
-
-// FastGPT's collection/create/link request as its document writes it.
-const fastGPTCreateLink = `{
-    "link":"https://doc.tryfastgpt.ai/docs/course/quick-start/",
-    "datasetId":"%s",
-    "parentId": null,
-
-    "trainingType": "chunk",
-    "chunkSettingMode": "auto",
-    "qaPrompt":"",
-
-    "metadata":{
-        "webPageSelector":".docs-content"
-    }
-}`
 
 func TestHandlerLinkCollection(t *testing.T) {
 	pages := &fakePages{title: "快速上手 | FastGPT", text: "第一段。\n\n第二段。"}
@@ -31,7 +17,7 @@ func TestHandlerLinkCollection(t *testing.T) {
 		CollectionID string     `json:"collectionId"`
 		Results      pushResult `json:"results"`
 	}
-	e.ok(t, e.writeA, "POST", "/api/core/dataset/collection/create/link", strings.Replace(fastGPTCreateLink, "%s", ds, 1), &out)
+	e.ok(t, e.writeA, "POST", "/api/core/dataset/collection/create/link", datasettest.CreateLinkBody("https://doc.tryfastgpt.ai/docs/course/quick-start/", ds), &out)
 	if out.CollectionID == "" || out.Results.InsertLen == nil || *out.Results.InsertLen != 1 {
 		t.Fatalf("create/link = %+v", out)
 	}

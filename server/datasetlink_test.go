@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chatgate/chatgate/dataset/datasettest"
 	"github.com/chatgate/chatgate/server"
 )
 
@@ -80,19 +81,7 @@ func TestDocCollectionCreateLink(t *testing.T) {
 	dvEachWith(t, dlAllowLoopback, func(t *testing.T, base string) {
 		key := blRoot
 		ds := dvDataset(t, base, key, "测试")
-		body := `{
-    "link":"` + link + `",
-    "datasetId":"` + ds + `",
-    "parentId": null,
-
-    "trainingType": "chunk",
-    "chunkSettingMode": "auto",
-    "qaPrompt":"",
-
-    "metadata":{
-        "webPageSelector":".docs-content"
-    }
-}`
+		body := datasettest.CreateLinkBody(link, ds)
 		var out struct {
 			CollectionID string `json:"collectionId"`
 			Results      struct {

@@ -9,7 +9,8 @@
 // imports as a copy of a whole store needs. TestTrainingQueue runs queue/queuetest's suite on a store's training
 // queue, the queue.Store a queue.Runner trains from. Both are backend
 // neutral: a store on another database runs them as they are.
-// SearchTestBody is the documented request that handler tests send.
+// SearchTestBody and CreateLinkBody are documented requests, as handler
+// tests send them.
 package datasettest
 
 import (

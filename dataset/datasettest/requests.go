@@ -20,3 +20,22 @@ func SearchTestBody(datasetID, mode, extensionModel string) string {
     "datasetSearchExtensionBg": ""
 }`, datasetID, mode, extensionModel)
 }
+
+// CreateLinkBody is FastGPT's documented collection/create/link request
+// (dataset.mdx, 创建一个链接集合) as the docs write it, with the link and
+// the dataset's id filled in.
+func CreateLinkBody(link, datasetID string) string {
+	return fmt.Sprintf(`{
+    "link":%q,
+    "datasetId":%q,
+    "parentId": null,
+
+    "trainingType": "chunk",
+    "chunkSettingMode": "auto",
+    "qaPrompt":"",
+
+    "metadata":{
+        "webPageSelector":".docs-content"
+    }
+}`, link, datasetID)
+}
