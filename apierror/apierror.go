@@ -39,6 +39,7 @@ func New(status int, code, message string) *Error {
 	return &Error{Status: status, Code: code, Message: message}
 }
 
+// Error returns the message the client is shown.
 func (e *Error) Error() string { return e.Message }
 
 // HTTPStatus returns the HTTP status the error is answered with.

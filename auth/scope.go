@@ -62,4 +62,5 @@ func defaultScopes(appID string) Scopes {
 	return Scopes{ScopeBillingRead, ScopeDatasetRead, ScopeDatasetWrite}
 }
 
+// String lists the scopes, as fmt prints a slice.
 func (ss Scopes) String() string { return fmt.Sprint([]Scope(ss)) }

@@ -166,10 +166,12 @@ type UpstreamError struct {
 	Err      error
 }
 
+// Error describes the failed call and its cause.
 func (e *UpstreamError) Error() string {
 	return fmt.Sprintf("model provider %s failed: %v", e.Provider, e.Err)
 }
 
+// Unwrap returns the cause, for errors.Is and errors.As.
 func (e *UpstreamError) Unwrap() error { return e.Err }
 
 // ModelLookup resolves an app's model name to the Model that answers it.

@@ -44,6 +44,7 @@ type DecodeError struct {
 	Reason string
 }
 
+// Error names what in the body could not be read.
 func (e *DecodeError) Error() string {
 	if e.Field == "" {
 		return "invalid request body: " + e.Reason
@@ -76,6 +77,7 @@ type BodyTimeoutError struct {
 	Limit time.Duration
 }
 
+// Error says the body did not arrive in time.
 func (e *BodyTimeoutError) Error() string {
 	if e.Limit <= 0 {
 		return "request body was not received in time"

@@ -30,6 +30,7 @@ var ErrBlocked = errors.New("the address is internal and not on the allow-list")
 // BlockedError names the address refused.
 type BlockedError struct{ Addr netip.Addr }
 
+// Error names the refused address.
 func (e *BlockedError) Error() string { return fmt.Sprintf("%v: %s", ErrBlocked, e.Addr) }
 
 // Unwrap returns ErrBlocked.
@@ -41,6 +42,7 @@ var ErrTooLarge = errors.New("the answer is larger than the limit")
 // StatusError is Fetch's error for an answer that is not a 2xx.
 type StatusError struct{ Code int }
 
+// Error names the status the server answered.
 func (e *StatusError) Error() string { return fmt.Sprintf("answered HTTP %d", e.Code) }
 
 // Options configures a Client. The zero value refuses every internal

@@ -14,6 +14,7 @@ type Error struct {
 	Stack []byte // the panicking goroutine's stack, for the log
 }
 
+// Error shows the recovered value.
 func (e *Error) Error() string { return fmt.Sprintf("panic: %v", e.Value) }
 
 // Unwrap returns the panic value when it is an error, so errors.Is and
