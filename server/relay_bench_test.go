@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chatgate/chatgate/internal/postgres/pgtest"
 	"github.com/chatgate/chatgate/server"
 )
 
@@ -179,8 +180,17 @@ func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond)
 // it), and the upstream connections each side opened per 1,000 requests.
 // "added" figures are chatgate's minus the direct client's. The data
 // directory is a temporary one unless CHATGATE_BENCH_DATA names another
-// (a tmpfs, to leave the disk's fdatasync out of the latency).
+// (a tmpfs, to leave the disk's fdatasync out of the latency). It runs on
+// the embedded deployment, then on Postgres (a schema of
+// CHATGATE_TEST_POSTGRES's database; skipped without it).
 func BenchmarkRelayOverhead(b *testing.B) {
+	b.Run("embedded", func(b *testing.B) { benchRelay(b, "") })
+	// The scale-out deployment: the same relay with records and the usage
+	// ledger on Postgres.
+	b.Run("postgres", func(b *testing.B) { benchRelay(b, pgtest.DSN(b)) })
+}
+
+func benchRelay(b *testing.B, dsn string) {
 	const tokens = 64
 	u := newRelayUpstream(b, tokens)
 	base, _ := sdkServerTB(b, func(c *server.Config) {
@@ -192,6 +202,7 @@ func BenchmarkRelayOverhead(b *testing.B) {
 			b.Cleanup(func() { os.RemoveAll(d) })
 			c.Server.Data = d
 		}
+		c.Storage.DSN = dsn
 		c.Models = []server.ModelConfig{{Name: "relay", Provider: "openai", BaseURL: u.URL + "/v1", APIKey: "upstream-key", Model: "gpt-up"}}
 		c.Apps = []server.AppConfig{{ID: "relay", Name: "relay", Model: "relay"}}
 	})
