@@ -218,6 +218,17 @@ func TestShareHookFailuresLookAlike(t *testing.T) {
 	if resp.StatusCode != 403 || json.Unmarshal([]byte(body), &oe) != nil || oe.Error.Code != "share_auth_denied" || oe.Error.Message != "你没有权限" {
 		t.Fatalf("denied chat: %d %s", resp.StatusCode, body)
 	}
+	// a host answering share.mdx's msg (its other name for message) has
+	// its text shown too
+	msgOnly := newWatchedServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"success":false,"msg":"只有msg的拒绝"}`))
+	}))
+	id, _ = createLink(t, base, `{"appId":"main","name":"msg","limit":{"hookUrl":"`+msgOnly.URL+`"}}`)
+	resp, body = shareInit(t, base, id, "mallory")
+	if resp.StatusCode != 403 || json.Unmarshal([]byte(body), &e) != nil || e.StatusText != "share_auth_denied" || e.Message != "只有msg的拒绝" {
+		t.Fatalf("denied by msg: %d %s", resp.StatusCode, body)
+	}
 	_, m := curl(t, "GET", base+"/metrics", "", "")
 	for _, c := range []string{`cause="status"} 2`, `cause="unreachable"} 2`, `cause="timeout"} 2`, `cause="bad_answer"} 4`, `cause="redirect"} 2`} {
 		if !strings.Contains(m, "chatgate_share_hook_failures_total{"+c) {

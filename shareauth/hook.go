@@ -22,7 +22,10 @@ import (
 type HookAnswer struct {
 	Success bool   `json:"success"`
 	Message string `json:"message"`
-	Data    struct {
+	// Msg is share.mdx's other name for Message ("msg: 同message"); a
+	// refusal's text is taken from it when Message is empty.
+	Msg  string `json:"msg"`
+	Data struct {
 		UID string `json:"uid"`
 	} `json:"data"`
 }
@@ -119,6 +122,9 @@ func (c *hookClient) ask(ctx context.Context, l *Link, path string, body any) (u
 	}
 	if !ans.Success {
 		msg := strings.TrimSpace(ans.Message)
+		if msg == "" {
+			msg = strings.TrimSpace(ans.Msg)
+		}
 		if msg == "" {
 			msg = "the share link's auth server refused"
 		}
