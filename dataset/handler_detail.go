@@ -52,6 +52,30 @@ func (h *Handler) dataDetail(ctx context.Context, teamID, id string) (*dataView,
 	return &dataView{Data: d, Indexes: idx, SourceName: c.Name, SourceID: c.ID, IsOwner: true, CanWrite: true}, nil
 }
 
+// datasetView is GET /api/core/dataset/detail's answer: chatgate's fields
+// and FastGPT's _id, parentId, type, status, isOwner, canWrite and an
+// updateTime that is always there. vectorModel stays the model's name, as
+// chatgate answered it before (FastGPT's document shows its model object).
+type datasetView struct {
+	*Dataset
+	FastGPTID  string    `json:"_id"`
+	ParentID   *string   `json:"parentId"` // always null: no folders
+	Type       string    `json:"type"`
+	Status     string    `json:"status"`
+	IsOwner    bool      `json:"isOwner"`
+	CanWrite   bool      `json:"canWrite"`
+	UpdateTime time.Time `json:"updateTime"` // shadows Dataset's, which a never-changed dataset omits
+}
+
+func (h *Handler) datasetDetail(ctx context.Context, teamID, id string) (*datasetView, error) {
+	d, err := h.s.Dataset(ctx, teamID, id)
+	if err != nil {
+		return nil, err
+	}
+	return &datasetView{Dataset: d, FastGPTID: d.ID, Type: "dataset", Status: "active", IsOwner: true, CanWrite: true,
+		UpdateTime: updated(d.CreateTime, d.UpdateTime)}, nil
+}
+
 // collectionView is GET /api/core/dataset/collection/detail's answer:
 // chatgate's fields and FastGPT's _id, parentId, sourceName and an
 // updateTime that is always there.

@@ -175,14 +175,14 @@ type ddHit struct {
 // data one of whose texts is the query itself (cosine 1).
 const ddExact = 0.99
 
-// ddSearch calls searchTest on a dataset. Its limit is the server's
-// largest, 100 hits: the document's "limit": 5000 (tokens, in FastGPT) is
-// refused here (see TestDatasetDocsSearchTestAsWritten).
+// ddSearch calls searchTest on a dataset with the document's limit, a
+// budget of 5000 tokens for the hits, which holds every hit of these
+// small datasets.
 func ddSearch(t *testing.T, base, key, datasetID, text, mode string, similarity float64) []ddHit {
 	t.Helper()
 	var hits []ddHit
 	blCall(t, "POST", base+"/api/core/dataset/searchTest", key,
-		fmt.Sprintf(`{"datasetId": %q, "text": %q, "limit": 100, "similarity": %v, "searchMode": %q}`, datasetID, text, similarity, mode), &hits)
+		fmt.Sprintf(`{"datasetId": %q, "text": %q, "limit": 5000, "similarity": %v, "searchMode": %q}`, datasetID, text, similarity, mode), &hits)
 	return hits
 }
 
@@ -544,6 +544,20 @@ func TestDatasetDocsAnswersAsDocumented(t *testing.T) {
 				t.Errorf("data/detail %s", strings.Join(got, "; "))
 			}
 		})
+		t.Run("dataset/detail", func(t *testing.T) {
+			var d map[string]json.RawMessage
+			blCall(t, "GET", base+"/api/core/dataset/detail?id="+ds, key, "", &d)
+			// vectorModel stays the model's name, as chatgate answered it
+			// before (FastGPT's document shows its model object)
+			if m := ddKeys(d, "_id", "parentId", "teamId", "type", "status", "avatar", "name", "intro", "updateTime", "canWrite", "isOwner"); len(m) > 0 {
+				t.Errorf("dataset/detail lacks %v: %v", m, d)
+			}
+			var id, typ, model string
+			if json.Unmarshal(d["_id"], &id) != nil || id != ds || json.Unmarshal(d["type"], &typ) != nil || typ != "dataset" ||
+				json.Unmarshal(d["vectorModel"], &model) != nil || model == "" || string(d["parentId"]) != "null" {
+				t.Errorf("dataset/detail = %v", d)
+			}
+		})
 		t.Run("collection/detail", func(t *testing.T) {
 			var c map[string]json.RawMessage
 			blCall(t, "GET", base+"/api/core/dataset/collection/detail?id="+coll, key, "", &c)
@@ -648,6 +662,38 @@ func TestDatasetDocsAPICollectionRefused(t *testing.T) {
 		dvRefused(t, "POST", base+"/api/core/dataset/collection/create/apiCollection", key, fmt.Sprintf(body, "674e9e479c3503c385495027"), 404, "dataset not found")
 		if after := dvSnap(t, list, key); after != before {
 			t.Fatalf("a refused apiCollection changed the dataset:\nbefore %s\nafter  %s", before, after)
+		}
+	})
+}
+
+// TestDatasetDocsExternalFileURLRefused sends dataset.mdx's
+// externalFileUrl request (a commercial-edition route there) as written:
+// it is refused by name, 404 for an unknown dataset, and creates nothing.
+func TestDatasetDocsExternalFileURLRefused(t *testing.T) {
+	dvEach(t, func(t *testing.T, base string) {
+		key := blRoot
+		ds := dvDataset(t, base, key, "kb")
+		list := base + "/api/core/dataset/collection/list?datasetId=" + ds
+		before := dvSnap(t, list, key)
+		body := `{
+    "externalFileUrl":"https://image.xxxxx.com/fastgpt-dev/%%E6%%91%%82.pdf",
+    "externalFileId":"1111",
+    "createTime": "2024-05-01T00:00:00.000Z",
+    "filename":"自定义文件名.pdf",
+    "datasetId":"%s",
+    "parentId": null,
+    "tags": ["tag1","tag2"],
+
+    "trainingType": "chunk",
+    "chunkSize":512,
+    "chunkSplitter":"",
+    "qaPrompt":""
+}`
+		url := base + "/api/proApi/core/dataset/collection/create/externalFileUrl"
+		dvRefused(t, "POST", url, key, fmt.Sprintf(body, ds), 400, "externalFileUrl")
+		dvRefused(t, "POST", url, key, fmt.Sprintf(body, "6642d105a5e9d2b00255b27b"), 404, "dataset not found")
+		if after := dvSnap(t, list, key); after != before {
+			t.Fatalf("a refused externalFileUrl changed the dataset:\nbefore %s\nafter  %s", before, after)
 		}
 	})
 }

@@ -76,6 +76,7 @@ import (
 //	POST   /api/core/dataset/collection/create/link  dataset:write   dataset
 //	POST   /api/core/dataset/collection/create/localFile  dataset:write  dataset
 //	POST   /api/core/dataset/collection/create/apiCollection  dataset:write  dataset
+//	POST   /api/proApi/core/dataset/collection/create/externalFileUrl  dataset:write  dataset
 //	GET    /api/core/dataset/collection/list         dataset:read    dataset
 //	POST   /api/core/dataset/collection/list         dataset:read    dataset
 //	POST   /api/core/dataset/collection/listV2       dataset:read    dataset
