@@ -1,8 +1,8 @@
 package dataset
 
-// quantStride is what an int8 row is padded to: the AVX2 kernel takes 16
-// codes a step, and zero padding adds nothing to a dot product.
-const quantStride = 16
+// quantStride is what a row of codes is padded to: the VNNI kernel takes
+// 64 codes a step, and a zero query code adds nothing to a dot product.
+const quantStride = 64
 
 // dotsF32Go is dotsF32 in Go, the fallback and the assembly's reference.
 func dotsF32Go(q, rows, out []float32) {
@@ -31,21 +31,32 @@ func dot(a, b []float32) float32 {
 	return s0 + s1 + s2 + s3
 }
 
-// dotsI8Go is dotsI8 in Go, the fallback and the assembly's reference.
-func dotsI8Go(q []int16, codes []int8, out []int32) {
+// dotsU8WideGo is dotsU8Wide in Go, the fallback and the assembly's
+// reference.
+func dotsU8WideGo(q []int16, codes []uint8, out []int32) {
 	dim := len(q)
 	codes = codes[:len(out)*dim]
 	for r := range out {
 		row := codes[r*dim : (r+1)*dim]
-		var s0, s1 int32
-		i := 0
-		for ; i+2 <= dim; i += 2 {
-			s0 += int32(q[i]) * int32(row[i])
-			s1 += int32(q[i+1]) * int32(row[i+1])
+		var s int32
+		for i, c := range row {
+			s += int32(q[i]) * int32(c)
 		}
-		for ; i < dim; i++ {
-			s0 += int32(q[i]) * int32(row[i])
+		out[r] = s
+	}
+}
+
+// dotsU8NarrowGo is dotsU8Narrow in Go, the fallback and the assembly's
+// reference.
+func dotsU8NarrowGo(q []int8, codes []uint8, out []int32) {
+	dim := len(q)
+	codes = codes[:len(out)*dim]
+	for r := range out {
+		row := codes[r*dim : (r+1)*dim]
+		var s int32
+		for i, c := range row {
+			s += int32(q[i]) * int32(c)
 		}
-		out[r] = s0 + s1
+		out[r] = s
 	}
 }

@@ -8,7 +8,7 @@ import (
 
 // checkDots compares dotsF32 and dotsI8 (the assembly where the CPU has
 // it) with their Go versions on rows of q's length.
-func checkDots(t *testing.T, q, rows []float32, qi []int16, codes []int8) {
+func checkDots(t *testing.T, q, rows []float32, qi []int16, codes []uint8) {
 	t.Helper()
 	n := 0
 	if len(q) > 0 {
@@ -32,26 +32,51 @@ func checkDots(t *testing.T, q, rows []float32, qi []int16, codes []int8) {
 		return
 	}
 	m := len(codes) / len(qi)
-	gi, wi := make([]int32, m), make([]int32, m)
-	dotsI8(qi, codes, gi)
-	dotsI8Go(qi, codes, wi)
-	for r := range m {
-		var exact int64
-		for i, v := range qi {
-			exact += int64(v) * int64(codes[r*len(qi)+i])
-		}
-		if int64(gi[r]) != exact || int64(wi[r]) != exact {
-			t.Fatalf("stride %d row %d: dotsI8 %d, Go %d, exact %d", len(qi), r, gi[r], wi[r], exact)
+	q8 := make([]int8, len(qi))
+	for i, v := range qi {
+		q8[i] = int8(max(-quantLevels, min(quantLevels, v)))
+	}
+	for _, k := range []struct {
+		name     string
+		q        []int64
+		asm, ref func(out []int32)
+	}{
+		{"wide", widen(qi), func(out []int32) { dotsU8Wide(qi, codes, out) }, func(out []int32) { dotsU8WideGo(qi, codes, out) }},
+		{"narrow", widen(q8), func(out []int32) { dotsU8Narrow(q8, codes, out) }, func(out []int32) { dotsU8NarrowGo(q8, codes, out) }},
+	} {
+		got, want := make([]int32, m), make([]int32, m)
+		k.asm(got)
+		k.ref(want)
+		for r := range m {
+			var exact int64
+			for i, v := range k.q {
+				exact += v * int64(codes[r*len(qi)+i])
+			}
+			if int64(got[r]) != exact || int64(want[r]) != exact {
+				t.Fatalf("%s, stride %d row %d: kernel %d, Go %d, exact %d", k.name, len(qi), r, got[r], want[r], exact)
+			}
 		}
 	}
 }
 
+func widen[T int8 | int16](q []T) []int64 {
+	w := make([]int64, len(q))
+	for i, v := range q {
+		w[i] = int64(v)
+	}
+	return w
+}
+
+// wideLevels is how far quantiseQuery lets a wide code go for stride s.
+func wideLevels(s int) int { return min(math.MaxInt16, math.MaxInt32/(s*(quantLevels+quantOffset))) }
+
 // Every length, not only multiples of the kernels' steps (32, 8, 1 for
-// float32; 64, 16 for int8), and the extreme codes.
+// float32; 64, 16 for AVX2 codes; 256, 64 for VNNI), and the extreme
+// codes.
 func TestDotKernels(t *testing.T) {
-	t.Logf("AVX2+FMA kernels: %v", haveAVX2FMA)
+	t.Logf("kernels: AVX2+FMA %v, VNNI %v", haveAVX2FMA, narrowQueries())
 	rng := rand.New(rand.NewPCG(1, 2))
-	for dim := 0; dim <= 300; dim++ {
+	for dim := 0; dim <= 640; dim++ {
 		q := make([]float32, dim)
 		rows := make([]float32, 3*dim)
 		for i := range q {
@@ -61,20 +86,21 @@ func TestDotKernels(t *testing.T) {
 			rows[i] = rng.Float32()*2 - 1
 		}
 		var qi []int16
-		var codes []int8
-		if dim%quantStride == 0 && dim > 0 {
+		var codes []uint8
+		if dim%16 == 0 && dim > 0 {
+			l := wideLevels(dim)
 			qi = make([]int16, dim)
-			codes = make([]int8, 3*dim)
+			codes = make([]uint8, 3*dim)
 			for i := range qi {
-				qi[i] = int16(rng.IntN(2*math.MaxInt16+1) - math.MaxInt16)
+				qi[i] = int16(rng.IntN(2*l+1) - l)
 			}
 			for i := range codes {
-				codes[i] = int8(rng.IntN(2*quantLevels+1) - quantLevels)
+				codes[i] = uint8(rng.IntN(256))
 			}
 			// one row of extremes, against a query of extremes
 			for i := range qi {
-				qi[i] = math.MaxInt16
-				codes[i] = -quantLevels
+				qi[i] = int16(-l)
+				codes[i] = math.MaxUint8
 			}
 		}
 		checkDots(t, q, rows, qi, codes)
@@ -107,16 +133,16 @@ func FuzzDotKernels(f *testing.F) {
 		}
 		s := (d + quantStride - 1) / quantStride * quantStride
 		var qi []int16
-		var codes []int8
+		var codes []uint8
 		if s > 0 {
 			// as quantiseQuery bounds them, so that no int32 sum overflows
-			levels := min(math.MaxInt16, math.MaxInt32/(s*quantLevels))
-			qi, codes = make([]int16, s), make([]int8, m*s)
+			l := wideLevels(s)
+			qi, codes = make([]int16, s), make([]uint8, m*s)
 			for i := range qi {
-				qi[i] = int16(rng.IntN(2*levels+1) - levels)
+				qi[i] = int16(rng.IntN(2*l+1) - l)
 			}
 			for i := range codes {
-				codes[i] = int8(rng.IntN(2*quantLevels+1) - quantLevels)
+				codes[i] = uint8(rng.IntN(256))
 			}
 		}
 		checkDots(t, q, rows, qi, codes)

@@ -33,8 +33,8 @@ type flatSet struct {
 	data []float32 // len(ids) * dim
 
 	// the int8 copy of data the scan reads first (see quant.go)
-	stride   int    // dim rounded up to quantStride
-	codes    []int8 // len(ids) * stride
+	stride   int     // dim rounded up to quantStride
+	codes    []uint8 // len(ids) * stride, offset by quantOffset
 	rowScale []float32
 	rowErr   []float32
 }
@@ -112,7 +112,7 @@ func (s *FlatStore) Upsert(ctx context.Context, datasetID string, vs []Vector) e
 			fs.codes = slices.Grow(fs.codes, max(len(vs)*fs.stride, len(fs.codes)))
 		}
 		fs.data = append(fs.data, nv...)
-		fs.codes = append(fs.codes, make([]int8, fs.stride)...)
+		fs.codes = append(fs.codes, make([]uint8, fs.stride)...)
 		scale, bound := quantiseRow(nv, fs.codes[len(fs.codes)-fs.stride:])
 		fs.rowScale = append(fs.rowScale, scale)
 		fs.rowErr = append(fs.rowErr, bound)
@@ -181,7 +181,7 @@ func (s *FlatStore) Query(ctx context.Context, datasetID string, q []float32, n 
 	workers = max(1, min(workers, rows/4096+1)) // small sets are not worth the goroutines
 	var top topN
 	if fs.prunes(q, n) {
-		top = fs.queryPruned(q, n, workers)
+		top, _ = fs.queryPruned(q, quantiseQuery(q, fs.stride, narrowQueries()), n, workers)
 	} else {
 		top = fs.queryScan(q, n, workers)
 	}
@@ -235,7 +235,9 @@ func (fs *flatSet) queryScan(q []float32, n, workers int) topN {
 			k := min(scanBlock, hi-r)
 			dotsF32(q, fs.data[r*fs.dim:(r+k)*fs.dim], scores[:k])
 			for i, sc := range scores[:k] {
-				t.offer(r+i, sc)
+				if t.wants(sc) {
+					t.offer(r+i, sc)
+				}
 			}
 		}
 		tops[w] = t
@@ -251,9 +253,9 @@ func (fs *flatSet) queryScan(q []float32, n, workers int) topN {
 
 // queryPruned scans the int8 codes for bounds on each row's score, then
 // rescores in float32 the rows whose upper bound reaches the n-th best
-// lower bound: no other row can be in the top n (see quant.go).
-func (fs *flatSet) queryPruned(q []float32, n, workers int) topN {
-	qq := quantiseQuery(q, fs.stride)
+// lower bound: no other row can be in the top n (see quant.go). It also
+// returns how many rows it rescored.
+func (fs *flatSet) queryPruned(q []float32, qq quantQuery, n, workers int) (top topN, rescored int) {
 	lows := make([]topN, workers)
 	cands := make([][]scored, workers)
 	fanOut(workers, len(fs.ids), func(w, lo, hi int) {
@@ -263,11 +265,15 @@ func (fs *flatSet) queryPruned(q []float32, n, workers int) topN {
 		var approx, bound [scanBlock]float32
 		for r := lo; r < hi; r += scanBlock {
 			k := min(scanBlock, hi-r)
-			dotsI8(qq.codes, fs.codes[r*fs.stride:(r+k)*fs.stride], dots[:k])
+			qq.dots(fs.codes[r*fs.stride:(r+k)*fs.stride], dots[:k])
+			scales, errs := fs.rowScale[r:r+k], fs.rowErr[r:r+k]
 			for i, d := range dots[:k] {
-				approx[i] = float32(d) * qq.scale * fs.rowScale[r+i]
-				bound[i] = qq.c1 + qq.c2*fs.rowErr[r+i] + qq.slack
-				low.offer(r+i, approx[i]-bound[i])
+				a := float32(d) * qq.scale * scales[i]
+				e := qq.c1 + qq.c2*errs[i] + qq.slack
+				approx[i], bound[i] = a, e
+				if low.wants(a - e) {
+					low.offer(r+i, a-e)
+				}
 			}
 			// the threshold only rises, so a row kept now may be dropped
 			// below, but no row dropped here could be needed
@@ -287,7 +293,7 @@ func (fs *flatSet) queryPruned(q []float32, n, workers int) topN {
 		}
 	}
 	t := low.threshold()
-	top := newTopN(n)
+	top = newTopN(n)
 	var score [1]float32
 	for _, cand := range cands {
 		for _, c := range cand {
@@ -296,9 +302,10 @@ func (fs *flatSet) queryPruned(q []float32, n, workers int) topN {
 			}
 			dotsF32(q, fs.data[c.row*fs.dim:(c.row+1)*fs.dim], score[:])
 			top.offer(c.row, score[0])
+			rescored++
 		}
 	}
-	return top
+	return top, rescored
 }
 
 type scored struct {
@@ -321,6 +328,13 @@ type topN struct {
 }
 
 func newTopN(n int) topN { return topN{n: n, items: make([]scored, 0, min(n, 1024))} }
+
+// wants is offer's first test, small enough to be inlined into a scan:
+// whether score could be held. Rows are scanned in order, so a later
+// row's equal score cannot.
+func (t *topN) wants(score float32) bool {
+	return len(t.items) < t.n || score > t.items[0].score || t.items[0].score != t.items[0].score
+}
 
 func (t *topN) offer(row int, score float32) {
 	x := scored{row, score}

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
+	"time"
 )
 
 // The int8-pruned query returns exactly what scoring every row in float32
@@ -63,9 +64,11 @@ func TestFlatPrunedIsExact(t *testing.T) {
 							t.Fatalf("n %d does not take the pruned path", n)
 						}
 						want := set.queryScan(q, n, 2)
-						got := set.queryPruned(q, n, 3)
-						if w, g := want.sorted(), got.sorted(); !slices.Equal(w, g) {
-							t.Fatalf("query %d top %d:\npruned %v\nscan   %v", j, n, g, w)
+						for _, narrow := range []bool{false, true} {
+							got, _ := set.queryPruned(q, quantiseQuery(q, set.stride, narrow), n, 3)
+							if w, g := want.sorted(), got.sorted(); !slices.Equal(w, g) {
+								t.Fatalf("query %d top %d, narrow %v:\npruned %v\nscan   %v", j, n, narrow, g, w)
+							}
 						}
 					}
 				}
@@ -86,6 +89,13 @@ func TestTopN(t *testing.T) {
 			s := scored{r, float32(rng.IntN(8))} // many ties
 			all = append(all, s)
 		}
+		// as a scan offers: in row order, only what it wants
+		scan := newTopN(n)
+		for _, s := range all {
+			if scan.wants(s.score) {
+				scan.offer(s.row, s.score)
+			}
+		}
 		for _, i := range rng.Perm(len(all)) {
 			top.offer(all[i].row, all[i].score)
 		}
@@ -95,8 +105,72 @@ func TestTopN(t *testing.T) {
 			}
 			return 1
 		})
-		if want := all[:min(n, len(all))]; !slices.Equal(top.sorted(), want) {
+		want := all[:min(n, len(all))]
+		if !slices.Equal(top.sorted(), want) {
 			t.Fatalf("n %d: %v, want %v", n, top.items, want)
 		}
+		if !slices.Equal(scan.sorted(), want) {
+			t.Fatalf("n %d, scanned: %v, want %v", n, scan.items, want)
+		}
+	}
+}
+
+// BenchmarkFlatPaths100k compares, on BenchmarkFlatQuery100k's data, the
+// float32 scan of every row with the int8 scan plus rescoring Query
+// takes, and reports how many rows the latter rescored per query. Run it
+// with
+//
+//	go test -run '^$' -bench 'FlatPaths100k' -benchtime 5x ./dataset/
+func BenchmarkFlatPaths100k(b *testing.B) {
+	const rows, dim, queries, n = 100_000, 256, 200, 10
+	rng := rand.New(rand.NewPCG(15, 256))
+	vec := func() []float32 {
+		v := make([]float32, dim)
+		for i := range v {
+			v[i] = float32(rng.NormFloat64())
+		}
+		return v
+	}
+	fs := NewFlatStore()
+	batch := make([]Vector, rows)
+	for i := range batch {
+		batch[i] = Vector{ID: fmt.Sprint(i), Values: vec()}
+	}
+	if err := fs.Upsert(context.Background(), "ds", batch); err != nil {
+		b.Fatal(err)
+	}
+	qs := make([][]float32, queries)
+	for j := range qs {
+		q := vec()
+		if j%2 == 0 {
+			near := batch[rng.IntN(rows)].Values
+			for i := range q {
+				q[i] = near[i] + 0.5*q[i]
+			}
+		}
+		qs[j] = normalised(q)
+	}
+	set := fs.set("ds", false)
+	for _, path := range []string{"scan", "pruned-wide", "pruned-narrow"} {
+		b.Run(path, func(b *testing.B) {
+			var lat []time.Duration
+			rescored := 0
+			for b.Loop() {
+				for _, q := range qs {
+					start := time.Now()
+					if path == "scan" {
+						set.queryScan(q, n, 2)
+					} else {
+						_, r := set.queryPruned(q, quantiseQuery(q, set.stride, path == "pruned-narrow"), n, 2)
+						rescored += r
+					}
+					lat = append(lat, time.Since(start))
+				}
+			}
+			slices.Sort(lat)
+			b.ReportMetric(float64(lat[len(lat)/2])/1e6, "p50-ms")
+			b.ReportMetric(float64(lat[len(lat)*99/100])/1e6, "p99-ms")
+			b.ReportMetric(float64(rescored)/float64(len(lat)), "rescored/query")
+		})
 	}
 }
