@@ -293,17 +293,26 @@ func (fs *flatSet) queryPruned(q []float32, qq quantQuery, n, workers int) (top 
 		}
 	}
 	t := low.threshold()
-	top = newTopN(n)
-	var score [1]float32
+	var all []scored
 	for _, cand := range cands {
 		for _, c := range cand {
-			if c.score < t {
-				continue
+			if c.score >= t {
+				all = append(all, c)
 			}
-			dotsF32(q, fs.data[c.row*fs.dim:(c.row+1)*fs.dim], score[:])
-			top.offer(c.row, score[0])
-			rescored++
 		}
+	}
+	// best upper bound first: once the n-th best exact score is above the
+	// next upper bound, it is above every one left
+	slices.SortFunc(all, func(a, b scored) int { return cmp.Compare(b.score, a.score) })
+	top = newTopN(n)
+	var score [1]float32
+	for _, c := range all {
+		if len(top.items) == n && c.score < top.threshold() {
+			break
+		}
+		dotsF32(q, fs.data[c.row*fs.dim:(c.row+1)*fs.dim], score[:])
+		top.offer(c.row, score[0])
+		rescored++
 	}
 	return top, rescored
 }
