@@ -74,7 +74,7 @@ func wideLevels(s int) int { return min(math.MaxInt16, math.MaxInt32/(s*(quantLe
 // float32; 64, 16 for AVX2 codes; 256, 64 for VNNI), and the extreme
 // codes.
 func TestDotKernels(t *testing.T) {
-	t.Logf("kernels: AVX2+FMA %v, VNNI %v", haveAVX2FMA, narrowQueries())
+	t.Logf("byte queries (VNNI): %v", narrowQueries())
 	rng := rand.New(rand.NewPCG(1, 2))
 	for dim := 0; dim <= 640; dim++ {
 		q := make([]float32, dim)

@@ -16,7 +16,10 @@ import (
 // answers in a fraction of the time of dataset/chromemstore's (see
 // BENCHMARKS.md), because chromem-go keeps each vector in its own
 // allocation behind a map and multiplies with a single dependent
-// accumulator. Its zero value is ready.
+// accumulator. Beside the float32 rows it keeps an int8 copy, a quarter
+// the memory to scan; the rows that copy cannot rule out of the top n are
+// rescored in float32, so answers are those of the float32 scan (see
+// quant.go). Its zero value is ready.
 type FlatStore struct {
 	// Workers scanning one query; 0: GOMAXPROCS.
 	Workers int
