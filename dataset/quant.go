@@ -31,33 +31,38 @@ func quantiseRow(x []float32, codes []uint8) (scale, errBound float32) {
 	for i := range codes {
 		codes[i] = quantOffset
 	}
-	var m float32
+	var m, z float32
 	for _, v := range x {
-		if v != v || v > math.MaxFloat32 || v < -math.MaxFloat32 {
-			return 0, float32(math.Inf(1))
+		// not the builtin max, whose NaN rules cost a chain of branches
+		if a := float32(math.Abs(float64(v))); a > m {
+			m = a
 		}
-		m = max(m, v, -v)
+		z += v * 0 // NaN if any v is NaN or infinite
+	}
+	if z != 0 {
+		return 0, float32(math.Inf(1))
 	}
 	if m == 0 {
 		return 0, 0
 	}
 	scale = m / quantLevels
 	inv := 1 / scale
-	var e float64
+	var e0, e1 float64
 	for i, v := range x {
 		// any code is correct, the bound is of the codes chosen: rounding
 		// in float32 only has to be near
-		c := int32(v*inv + 0.5)
-		if v < 0 {
-			c = int32(v*inv - 0.5)
-		}
+		c := int32(math.RoundToEven(float64(v * inv)))
 		c = max(-quantLevels, min(quantLevels, c))
 		codes[i] = uint8(c + quantOffset)
 		d := float64(v) - float64(scale)*float64(c)
-		e += d * d
+		if i&1 == 0 {
+			e0 += d * d
+		} else {
+			e1 += d * d
+		}
 	}
 	// float32 rounds to nearest, possibly down: widen first
-	return scale, float32(math.Sqrt(e) * (1 + 1e-6))
+	return scale, float32(math.Sqrt(e0+e1) * (1 + 1e-6))
 }
 
 // quantQuery is a query's side of the int8 scan.
