@@ -8,3 +8,13 @@ func CommitState(l *BoltLedger) (queued int, running bool) {
 	defer l.mu.Unlock()
 	return len(l.queue), l.running
 }
+
+// PanicOn makes l's commits panic on the records of module, a record no
+// caller could make panic, to show what a panic while committing does.
+func PanicOn(l *BoltLedger, module string) {
+	l.poison = func(r *Record) {
+		if r.Module == module {
+			panic("poisoned record")
+		}
+	}
+}

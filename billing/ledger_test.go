@@ -8,6 +8,7 @@ import (
 	"math"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/chatgate/chatgate/billing"
 	"github.com/chatgate/chatgate/billing/billingtest"
+	"github.com/chatgate/chatgate/internal/panics"
 )
 
 func TestMemoryLedgerConformance(t *testing.T) {
@@ -255,6 +257,56 @@ func TestBoltLedgerOneCommit(t *testing.T) {
 		}
 		if kp, _ := l.KeyPoints(ctx); kp["k"] != 2 {
 			t.Fatalf("key points %v; want 2", kp["k"])
+		}
+	})
+	// Records bbolt itself refuses fail the transaction they are in; the
+	// others in it are written again without them, and only they fail.
+	t.Run("refused by bbolt", func(t *testing.T) {
+		l, db := openBoltLedger(t, filepath.Join(t.TempDir(), "ledger.db"))
+		bill := &billing.Bill{TeamID: "t", Name: "b"}
+		if err := l.CreateBill(ctx, bill); err != nil {
+			t.Fatal(err)
+		}
+		good := func() *billing.Record {
+			return &billing.Record{TeamID: "t", KeyID: "k", AppID: "a", BillID: bill.ID, Module: "AI Chat", Model: "m",
+				InputTokens: 3, Points: 1}
+		}
+		recs := []*billing.Record{good(), good(), good(), good(), good()}
+		recs[1].ID = strings.Repeat("x", bbolt.MaxKeySize+1)        // too long a key
+		recs[3].Time = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC) // JSON cannot write the year
+		errs := inOneCommit(t, db, l, recs)
+		if errs[0] != nil || errs[2] != nil || errs[4] != nil || errs[1] == nil || errs[3] == nil {
+			t.Fatalf("errors %v; want nil, an error, nil, an error, nil", errs)
+		}
+		_, total, _ := l.List(ctx, billing.Filter{TeamID: "t"})
+		kp, _ := l.KeyPoints(ctx)
+		ap, _ := l.AppPoints(ctx, "t", "a")
+		b, _ := l.Bill(ctx, bill.ID)
+		if total != 3 || kp["k"] != 3 || ap != 3 || b.TotalPoints != 3 || b.TotalTokens != 9 {
+			t.Fatalf("%d records, key %v, app %v, bill %v points %d tokens; want the 3 good ones counted once",
+				total, kp["k"], ap, b.TotalPoints, b.TotalTokens)
+		}
+	})
+	// A panic while a batch is written fails the record it came from, not
+	// the process nor the records beside it, and the ledger goes on.
+	t.Run("panic", func(t *testing.T) {
+		l, db := openBoltLedger(t, filepath.Join(t.TempDir(), "ledger.db"))
+		billing.PanicOn(l, "poison")
+		recs := []*billing.Record{
+			{TeamID: "t", KeyID: "k", Module: "AI Chat", Model: "m", Points: 1},
+			{TeamID: "t", KeyID: "k", Module: "poison", Model: "m", Points: 1},
+			{TeamID: "t", KeyID: "k", Module: "AI Chat", Model: "m", Points: 1},
+		}
+		errs := inOneCommit(t, db, l, recs)
+		var pe *panics.Error
+		if errs[0] != nil || errs[2] != nil || !errors.As(errs[1], &pe) {
+			t.Fatalf("errors %v; want nil, a panic, nil", errs)
+		}
+		if err := l.Record(ctx, &billing.Record{TeamID: "t", KeyID: "k", Module: "AI Chat", Model: "m", Points: 1}); err != nil {
+			t.Fatal(err)
+		}
+		if kp, _ := l.KeyPoints(ctx); kp["k"] != 3 {
+			t.Fatalf("key points %v; want 3", kp["k"])
 		}
 	})
 }

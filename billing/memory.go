@@ -32,26 +32,30 @@ func (l *MemoryLedger) init() {
 }
 
 // prepare fills a record's id and time and checks it has a team and
-// figures that can be summed.
-func prepare(r *Record) error {
+// figures that can be summed. named reports that the id is the ledger's,
+// made here: one found taken is a collision to draw again, not a
+// duplicate.
+func prepare(r *Record) (named bool, err error) {
 	if r.TeamID == "" {
-		return errNoTeam
+		return false, errNoTeam
 	}
 	if r.Points < 0 || math.IsNaN(r.Points) || math.IsInf(r.Points, 0) || r.InputTokens < 0 || r.OutputTokens < 0 {
-		return errBadFigures
+		return false, errBadFigures
 	}
+	now := time.Now()
 	if r.ID == "" {
-		r.ID = id.New()
+		r.ID, named = newRecordID(now), true
 	}
 	if r.Time.IsZero() {
-		r.Time = time.Now().UTC()
+		r.Time = now.UTC()
 	}
-	return nil
+	return named, nil
 }
 
 // Record implements RecordWriter.
 func (l *MemoryLedger) Record(ctx context.Context, r *Record) error {
-	if err := prepare(r); err != nil {
+	named, err := prepare(r)
+	if err != nil {
 		return err
 	}
 	l.mu.Lock()
@@ -61,6 +65,9 @@ func (l *MemoryLedger) Record(ctx context.Context, r *Record) error {
 		if b, ok := l.bills[r.BillID]; !ok || b.TeamID != r.TeamID {
 			return ErrBillNotFound
 		}
+	}
+	for named && l.ids[r.ID] {
+		r.ID = newRecordID(time.Now())
 	}
 	if l.ids[r.ID] {
 		return ErrDuplicate

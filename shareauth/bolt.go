@@ -24,8 +24,13 @@ var (
 // BoltStore is a Store in a bbolt database, in the shareauth.* buckets of
 // the file the other domains share. One process holds the file, so its
 // Claim keeps nothing from other claims: the Runner keeps its own apart.
+//
+// AddUsage, which every chat through a link makes after its usage record,
+// shares commits among concurrent calls (boltx.Group), as the ledger's
+// records do, rather than adding a commit of its own to each chat.
 type BoltStore struct {
-	db *bbolt.DB
+	db    *bbolt.DB
+	usage *boltx.Group
 }
 
 // NewBoltStore returns a store on db, creating its buckets if needed.
@@ -33,7 +38,7 @@ func NewBoltStore(db *bbolt.DB) (*BoltStore, error) {
 	if err := boltx.EnsureBuckets(db, bucketLinks, bucketOutbox, bucketDue); err != nil {
 		return nil, fmt.Errorf("shareauth: %w", err)
 	}
-	return &BoltStore{db: db}, nil
+	return &BoltStore{db: db, usage: &boltx.Group{DB: db}}, nil
 }
 
 func putLink(b *bbolt.Bucket, l *Link) error {
@@ -121,7 +126,7 @@ func (s *BoltStore) DeleteLink(ctx context.Context, id string) error {
 
 // AddUsage implements LinkStore.
 func (s *BoltStore) AddUsage(ctx context.Context, id string, points float64, at time.Time) error {
-	return s.db.Update(func(tx *bbolt.Tx) error {
+	return s.usage.Update(ctx, func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bucketLinks)
 		l, err := getLink(b, id)
 		if err != nil {

@@ -7,7 +7,8 @@
 // nothing, bills aggregate their records by module and model, List and
 // Summary select one team's records by key, app and time range, newest
 // first, app totals are kept per team, totals stay exact under concurrent
-// writers, and, on a ledger that is a billing.BillLister and
+// writers, a record that fails (or that the backend refuses) beside others
+// written at once fails alone, and, on a ledger that is a billing.BillLister and
 // billing.RecordSource, every team's bills and records come out as written.
 package billingtest
 
@@ -17,6 +18,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -52,6 +54,8 @@ func TestLedger(t *testing.T, open func(t *testing.T) billing.Ledger) {
 		{"ConcurrentRecords", testConcurrent},
 		{"ConcurrentDuplicates", testConcurrentDuplicates},
 		{"ConcurrentFailuresIsolated", testConcurrentFailures},
+		{"ConcurrentDuplicateOfFailure", testConcurrentDuplicateOfFailure},
+		{"ConcurrentRefusedIsolated", testConcurrentRefused},
 		{"Source", testSource},
 	}
 	for _, tc := range tests {
@@ -671,6 +675,108 @@ func testConcurrentFailures(t *testing.T, l billing.Ledger) {
 	}
 	if p := appPoints(t, l, "t", "a"); p != float64(n)*0.25 {
 		t.Fatalf("app points = %v; want %v", p, float64(n)*0.25)
+	}
+}
+
+// testConcurrentDuplicateOfFailure sends, at once, pairs of records of one
+// id, one naming a missing bill and one good: a ledger that writes a batch
+// of records together must answer each by itself, so the good one is
+// stored and the bad one fails, whichever comes first.
+func testConcurrentDuplicateOfFailure(t *testing.T, l billing.Ledger) {
+	const pairs = 32
+	bill := createBill(t, l, "t", "b")
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range pairs {
+		for _, bad := range []bool{i%2 == 0, i%2 == 1} { // half the pairs send the bad one first
+			wg.Go(func() {
+				<-start
+				r := &billing.Record{ID: fmt.Sprintf("pair-%d", i), TeamID: "t", KeyID: "k", AppID: "a", BillID: bill,
+					Module: "embedding", Model: "local", InputTokens: 2, Points: 0.25, Time: t0}
+				if bad {
+					r.BillID, r.Points = "missing", 8
+				}
+				err := l.Record(ctx, r)
+				switch {
+				case bad && !errors.Is(err, billing.ErrBillNotFound):
+					t.Errorf("%s naming a missing bill: %v; want ErrBillNotFound", r.ID, err)
+				case !bad && err != nil:
+					t.Errorf("%s beside a failing record of its id: %v", r.ID, err)
+				}
+			})
+		}
+	}
+	close(start)
+	wg.Wait()
+	if _, total := list(t, l, billing.Filter{TeamID: "t"}); total != pairs {
+		t.Fatalf("List = %d; want %d", total, pairs)
+	}
+	if kp := keyPoints(t, l); kp["k"] != pairs*0.25 {
+		t.Fatalf("key points = %v; want %v", kp["k"], pairs*0.25)
+	}
+	if b, _ := l.Bill(ctx, bill); b.TotalTokens != 2*pairs || b.TotalPoints != pairs*0.25 {
+		t.Fatalf("bill = %+v", b)
+	}
+}
+
+// testConcurrentRefused sends, among good records, records a backend may
+// refuse where the others pass no check of their own (an id longer than
+// an index takes, a NUL in a text): a ledger that writes records together
+// must not let them sink the others. Each is stored or fails, as the
+// backend can; stored, it counts once, failed, not at all.
+func testConcurrentRefused(t *testing.T, l billing.Ledger) {
+	const writers, each = 8, 16
+	var (
+		wg     sync.WaitGroup
+		good   atomic.Int64
+		odd    atomic.Int64 // odd records stored
+		oddPts = 4.0
+	)
+	start := make(chan struct{})
+	for g := range writers {
+		wg.Go(func() {
+			<-start
+			for i := range each {
+				r := &billing.Record{TeamID: "t", KeyID: "k", AppID: "a", Module: "AI Chat", Model: "m", InputTokens: 1, Points: 0.25}
+				isOdd := true
+				switch (g + i) % 4 {
+				case 1:
+					r.ID = fmt.Sprintf("%d-%d-%s", g, i, strings.Repeat("x", 64<<10))
+				case 3:
+					r.Model = "m\x00m"
+				default:
+					isOdd = false
+				}
+				if isOdd {
+					r.Points = oddPts
+				}
+				err := l.Record(ctx, r)
+				switch {
+				case !isOdd && err != nil:
+					t.Errorf("a good record failed beside ones the backend may refuse: %v", err)
+				case !isOdd:
+					good.Add(1)
+				case err == nil:
+					odd.Add(1)
+				}
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	if n := good.Load(); n != writers*each/2 {
+		t.Fatalf("%d good records acknowledged; want %d", n, writers*each/2)
+	}
+	n, o := int(good.Load()), int(odd.Load())
+	if _, total := list(t, l, billing.Filter{TeamID: "t"}); total != n+o {
+		t.Fatalf("List = %d; want %d good and %d others acknowledged", total, n, o)
+	}
+	want := float64(n)*0.25 + float64(o)*oddPts
+	if kp := keyPoints(t, l); kp["k"] != want {
+		t.Fatalf("key points = %v; want %v", kp["k"], want)
+	}
+	if p := appPoints(t, l, "t", "a"); p != want {
+		t.Fatalf("app points = %v; want %v", p, want)
 	}
 }
 

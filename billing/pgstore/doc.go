@@ -9,17 +9,20 @@
 // chatgate_billing_migrations) under an advisory lock, so replicas may
 // start together.
 //
-// Record is one statement, so one round trip and one transaction: the
-// record is inserted unless its id is stored already (ON CONFLICT DO
-// NOTHING, which waits on a replica inserting the same id at that moment,
-// so that exactly one of them stores it and the other is
-// billing.ErrDuplicate), and only what was inserted is added to its key's,
-// app's and bill's totals, each an upsert Postgres locks, so concurrent
-// writers lose no update. Where the bbolt ledger shares an fsync among
-// the records it commits together, here each Record commits on its own,
-// and Postgres flushes the commits of concurrent writers together. To keep
-// writers of one key, app or bill item from queueing on its row lock,
-// each total is spread over a few rows, summed when read.
+// Records are written in statements of one transaction each: a record is
+// inserted unless its id is stored already (ON CONFLICT DO NOTHING, which
+// waits on a replica inserting the same id at that moment, so that
+// exactly one of them stores it and the other is billing.ErrDuplicate),
+// and only what was inserted is added to its key's, app's and bill's
+// totals, each an upsert Postgres locks, so concurrent writers on any
+// replica lose no update. As the bbolt ledger shares an fsync among the
+// records it commits together, concurrent Record calls of one Store share
+// a statement: a batch of them is one round trip, one transaction and one
+// WAL flush, its totals summed per row before they are added, and each
+// call still gets its own answer; a record that makes the statement fail
+// is written again alone, failing by itself. To keep writers of one key,
+// app or bill item from queueing on its row lock, each total is spread
+// over a few rows, summed when read.
 //
 // Errors from a Postgres that cannot be reached are
 // apierror.ErrStorageUnavailable (503 storage_unavailable); a missing

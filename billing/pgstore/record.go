@@ -46,19 +46,39 @@ const recordSQL = `WITH bill AS (
 )
 SELECT (SELECT ok FROM bill), EXISTS (SELECT 1 FROM rec)`
 
-// Record implements billing.RecordWriter in one statement (see recordSQL):
-// when it returns nil the record has committed, so it is as durable as
-// the server's commits (synchronous_commit, on by default). A record whose
-// id is stored already, by this replica or another, is billing.ErrDuplicate.
-// r's Time is cut to the microsecond, as Postgres keeps it.
+// Record implements billing.RecordWriter: when it returns nil the record
+// has committed, so it is as durable as the server's commits
+// (synchronous_commit, on by default). Concurrent calls share statements:
+// a call joins the next batch (see batchSQL), which one statement writes
+// and commits, so that under load one round trip and one WAL flush carry
+// many records; a lone call is written on its own (recordSQL) at once. A
+// record whose id is stored already, by this replica or another, is
+// billing.ErrDuplicate; a record that fails does not fail the others of
+// its batch. r's Time is cut to the microsecond, as Postgres keeps it.
 //
-// A call that fails for want of Postgres, or whose ctx ends while the
-// statement runs, may or may not have committed; delivering the record
-// again under its id (Record gave it one) is safe.
+// A call that fails for want of Postgres, or whose ctx ends while its
+// batch is written, may or may not have committed; delivering the record
+// again under its id (Record gave it one) is safe. A ctx that ends before
+// the batch is sent stores nothing.
 func (s *Store) Record(ctx context.Context, r *billing.Record) error {
 	if err := check(r); err != nil {
 		return err
 	}
+	if err := ctx.Err(); err != nil {
+		return fail("record "+r.ID, err)
+	}
+	p := &pending{ctx: ctx, r: *r, done: make(chan error, 1)}
+	s.enqueue(p)
+	select {
+	case err := <-p.done:
+		return err
+	case <-ctx.Done():
+		return fail("record "+r.ID, ctx.Err())
+	}
+}
+
+// recordOne writes r alone, in recordSQL.
+func (s *Store) recordOne(ctx context.Context, r *billing.Record) error {
 	var billOK, stored bool
 	err := s.pool.QueryRow(ctx, recordSQL, r.ID, r.TeamID, r.KeyID, r.AppID, r.ShareID, r.DatasetID, r.BillID,
 		r.Source, r.Module, r.Model, r.InputTokens, r.OutputTokens, r.Points, r.Time, rand.IntN(slots)).Scan(&billOK, &stored)

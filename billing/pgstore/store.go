@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -23,6 +24,10 @@ var migrations embed.FS
 // and its bill's, key's and app's totals read the same through any.
 type Store struct {
 	pool *pgxpool.Pool
+
+	mu         sync.Mutex
+	queue      []*pending // Record calls waiting for a batch
+	committers int        // commitLoops running
 }
 
 var (
