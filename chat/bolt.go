@@ -22,8 +22,13 @@ var (
 
 // BoltStore keeps apps and history in a bbolt database, in the chat.*
 // buckets of the file the other domains share.
+//
+// AppendTurn, which every chat with a chatId makes, shares commits among
+// concurrent calls (boltx.Group), as the ledger's records do, rather than
+// adding a commit of its own to each chat.
 type BoltStore struct {
-	db *bbolt.DB
+	db    *bbolt.DB
+	turns *boltx.Group
 }
 
 // NewBoltStore returns a store on db, creating its buckets if needed.
@@ -34,7 +39,7 @@ func NewBoltStore(db *bbolt.DB) (*BoltStore, error) {
 	if err := db.Update(migrateAppKeys); err != nil {
 		return nil, fmt.Errorf("chat: moving apps under their teams: %w", err)
 	}
-	return &BoltStore{db: db}, nil
+	return &BoltStore{db: db, turns: &boltx.Group{DB: db}}, nil
 }
 
 // migrateAppKeys moves apps stored by id alone, as files written before
@@ -193,20 +198,14 @@ func (s *BoltStore) Conversation(ctx context.Context, team, app, chatID string, 
 
 // AppendTurn implements HistoryStore.
 func (s *BoltStore) AppendTurn(ctx context.Context, c *Conversation, recs []Record) error {
-	return s.update(ctx, func(tx *bbolt.Tx) error {
+	// The transaction may be shared with other turns': the refusal comes
+	// before anything is written, so a refused turn costs no one a retry.
+	return s.turns.Update(ctx, func(tx *bbolt.Tx) error {
 		key := []byte(convKey(c.TeamID, c.AppID, c.ChatID))
 		var old Conversation
 		exists, err := boltx.GetJSON(tx.Bucket(bucketConvs), key, &old)
 		if err != nil {
 			return err
-		}
-		prefix := recordPrefix(c.TeamID, c.AppID, c.ChatID)
-		rb := tx.Bucket(bucketRecords)
-		for i, r := range recs {
-			k := append(slices.Clone(prefix), boltx.Seq(uint64(old.Messages+i))...)
-			if err := boltx.PutJSON(rb, k, r); err != nil {
-				return err
-			}
 		}
 		cc := *c
 		cc.Messages = old.Messages + len(recs)
@@ -215,6 +214,14 @@ func (s *BoltStore) AppendTurn(ctx context.Context, c *Conversation, recs []Reco
 				return ErrOtherEndUser
 			}
 			cc.CustomTitle, cc.Top = old.CustomTitle, old.Top
+		}
+		prefix := recordPrefix(c.TeamID, c.AppID, c.ChatID)
+		rb := tx.Bucket(bucketRecords)
+		for i, r := range recs {
+			k := append(slices.Clone(prefix), boltx.Seq(uint64(old.Messages+i))...)
+			if err := boltx.PutJSON(rb, k, r); err != nil {
+				return err
+			}
 		}
 		return boltx.PutJSON(tx.Bucket(bucketConvs), key, cc)
 	})
