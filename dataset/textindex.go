@@ -40,7 +40,8 @@ type TextDoc struct {
 // alone as itself), so both match without a dictionary. A search scores
 // documents holding any of the query's terms by BM25 (k1 1.2, b 0.75), the
 // ranking bleve's TF-IDF approximates (see textsearch.go). It lives in
-// memory only: a Service rebuilds it from its Store at each start.
+// memory only: a Service fills it from its Store at each start, before New
+// returns when the store is a TextSource or a ChangeFeed.
 //
 // Its postings are appended to, never searched: a document is numbered by
 // its place in docs, and a removed one leaves a hole there that searches
@@ -133,12 +134,16 @@ func textTerms(text string, fn func(term []byte)) {
 			endRun()
 			continue
 		}
-		r = unicode.ToLower(r)          // what strings.ToLower does, rune by rune
-		if r >= 0xFF01 && r <= 0xFF5E { // full-width ASCII
-			r = unicode.ToLower(r - 0xFEE0)
+		cjk := r >= 0x4E00 && r <= 0x9FFF // the common Han block: no case, and CJK
+		if !cjk {
+			r = unicode.ToLower(r)          // what strings.ToLower does, rune by rune
+			if r >= 0xFF01 && r <= 0xFF5E { // full-width ASCII
+				r = unicode.ToLower(r - 0xFEE0)
+			}
+			cjk = isCJK(r)
 		}
 		switch {
-		case isCJK(r):
+		case cjk:
 			endWord()
 			if run > 0 {
 				pair = utf8.AppendRune(utf8.AppendRune(pair[:0], prev), r)
