@@ -28,8 +28,9 @@ const LocalModel = "local"
 type Options struct {
 	Store   Store       // source of truth; nil: a MemoryStore
 	Vectors VectorStore // nil: a FlatStore
-	// Text is the full-text index; nil: a small one in memory (see
-	// TextIndex). dataset/fulltext has one on bleve, on disk.
+	// Text is the full-text index; nil: the Service's own, in memory,
+	// filled from the Store at each start (see TextIndex). dataset/fulltext
+	// has one on bleve, on disk.
 	Text TextIndex
 	// Embedders by model name, for datasets' vectorModel. nil: LocalModel
 	// only. dataset/embedding has OpenAI-compatible and Ollama ones.
