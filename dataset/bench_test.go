@@ -119,8 +119,10 @@ func (kbNopText) Empty() (bool, error) { return false, nil }
 func (kbNopText) Close() error         { return nil }
 
 // kbOpen opens dir as the reference server does (server/dataset.go): the
-// bbolt file and the on-disk bleve index, default options.
-func kbOpen(b *testing.B, dir string, opts dataset.Options) (*dataset.Service, *dataset.BoltStore, func()) {
+// bbolt file, and the full-text index dataset.full_text picks: with bleve
+// (the server's default) the on-disk bleve index, else, opts.Text nil, the
+// built-in one, filled from bbolt before dataset.New returns.
+func kbOpen(b *testing.B, dir string, opts dataset.Options, bleve bool) (*dataset.Service, *dataset.BoltStore, func()) {
 	b.Helper()
 	db, err := boltx.Open(filepath.Join(dir, "chatgate.db"), 5*time.Second)
 	if err != nil {
@@ -131,7 +133,7 @@ func kbOpen(b *testing.B, dir string, opts dataset.Options) (*dataset.Service, *
 		b.Fatal(err)
 	}
 	var text *fulltext.Index
-	if opts.Text == nil {
+	if bleve {
 		if text, err = fulltext.Open(filepath.Join(dir, "fulltext.bleve")); err != nil {
 			b.Fatal(err)
 		}
@@ -339,7 +341,7 @@ func kbCPU() time.Duration {
 func kbPushService(b *testing.B, emb dataset.Embedder) (*dataset.Service, string, func()) {
 	dir := b.TempDir()
 	s, _, closeAll := kbOpen(b, dir, dataset.Options{Usage: kbUsage{},
-		Embedders: map[string]dataset.Embedder{dataset.LocalModel: emb}})
+		Embedders: map[string]dataset.Embedder{dataset.LocalModel: emb}}, true)
 	ctx := context.Background()
 	ds, err := s.CreateDataset(ctx, kbTeam, "bench", "")
 	if err != nil {
@@ -433,32 +435,35 @@ func BenchmarkPushAndTrain(b *testing.B) {
 	b.ReportMetric(float64(cpu.Microseconds())/float64(next), "cpu-µs/item")
 }
 
-// kbVectorStores are the vector indexes the 100k benchmarks run on: the
-// one dataset.New picks when Options.Vectors is nil, and chromemstore.Store named
-// explicitly (the same thing where chromem-go is the default).
-var kbVectorStores = []struct {
-	name string
-	make func() dataset.VectorStore
+// kbSetups are the indexes the 100k benchmarks run on: "default" is what
+// the server opens by default (a FlatStore and bleve's index on disk),
+// "chromem" has chromemstore.Store for vectors, "builtin" the built-in
+// full-text index (the server's dataset.full_text: builtin).
+var kbSetups = []struct {
+	name    string
+	vectors func() dataset.VectorStore
+	bleve   bool
 }{
-	{"default", func() dataset.VectorStore { return nil }},
-	{"chromem", func() dataset.VectorStore { return chromemstore.New() }},
+	{"default", func() dataset.VectorStore { return nil }, true},
+	{"chromem", func() dataset.VectorStore { return chromemstore.New() }, true},
+	{"builtin", func() dataset.VectorStore { return nil }, false},
 }
 
 // BenchmarkSearchLatency100k measures Service.Search over 100,000 chunks of
 // 256-dimension vectors in one dataset, opened as the server opens it:
 // p50 and p99 of kbQueries queries per mode (limit 10), and how often the
-// chunk a query was cut from is among the hits. Full-text and mixed run on
-// the default vector store only.
+// chunk a query was cut from is among the hits. Embedding runs on
+// "default" and "chromem", full-text and mixed on "default" and "builtin".
 func BenchmarkSearchLatency100k(b *testing.B) {
 	dir, dsID := kbCorpus(b)
 	ctx := context.Background()
-	for _, vs := range kbVectorStores {
-		s, _, closeAll := kbOpen(b, dir, dataset.Options{Vectors: vs.make()})
+	for _, setup := range kbSetups {
+		s, _, closeAll := kbOpen(b, dir, dataset.Options{Vectors: setup.vectors()}, setup.bleve)
 		for _, mode := range []string{dataset.SearchEmbedding, dataset.SearchFullText, dataset.SearchMixed} {
-			if mode != dataset.SearchEmbedding && vs.name != "default" {
+			if embedding := mode == dataset.SearchEmbedding; embedding && !setup.bleve || !embedding && setup.name == "chromem" {
 				continue
 			}
-			b.Run(mode+"/"+vs.name, func(b *testing.B) {
+			b.Run(mode+"/"+setup.name, func(b *testing.B) {
 				var lat []time.Duration
 				found, asked := 0, 0
 				for b.Loop() {
@@ -490,25 +495,30 @@ func BenchmarkSearchLatency100k(b *testing.B) {
 
 // BenchmarkStartupLoad100k measures a restart with 100,000 chunks stored:
 // from opening the bbolt file to dataset.New returning, every vector loaded
-// into the vector index (the full-text index is opened too, as the server
-// does). Goal: 3 s. Three starts per iteration; the median is reported,
-// and the part spent reading and decoding the vectors from bbolt alone.
+// into the vector index and, with the built-in full-text index, every item
+// into it (bleve's is opened, as the server does). Goal: 3 s. Three starts
+// per iteration; the median is reported, with the CPU time the process
+// spent meanwhile (start-up uses two goroutines; the wall clock depends on
+// what else the machine runs) and the part spent reading and decoding the
+// vectors from bbolt alone.
 func BenchmarkStartupLoad100k(b *testing.B) {
 	dir, dsID := kbCorpus(b)
 	ctx := context.Background()
-	for _, vs := range kbVectorStores {
-		b.Run(vs.name, func(b *testing.B) {
-			var starts, reads []time.Duration
+	for _, setup := range kbSetups {
+		b.Run(setup.name, func(b *testing.B) {
+			var starts, cpus, reads []time.Duration
 			for b.Loop() {
 				for range 3 {
 					runtime.GC()
-					start := time.Now()
-					s, st, closeAll := kbOpen(b, dir, dataset.Options{Vectors: vs.make()})
-					starts = append(starts, time.Since(start))
+					start, cpu := time.Now(), kbCPU()
+					s, st, closeAll := kbOpen(b, dir, dataset.Options{Vectors: setup.vectors()}, setup.bleve)
+					starts, cpus = append(starts, time.Since(start)), append(cpus, kbCPU()-cpu)
 					b.StopTimer()
-					res, err := s.Search(ctx, dataset.SearchRequest{TeamID: kbTeam, DatasetIDs: []string{dsID}, Text: kbText(5), MaxResults: 1})
-					if err != nil || len(res.Hits) != 1 || res.Hits[0].ID != kbID(5) {
-						b.Fatalf("after start-up: %v %+v", err, res)
+					for _, mode := range []string{dataset.SearchEmbedding, dataset.SearchFullText} {
+						res, err := s.Search(ctx, dataset.SearchRequest{TeamID: kbTeam, DatasetIDs: []string{dsID}, Text: kbText(5), MaxResults: 1, Mode: mode})
+						if err != nil || len(res.Hits) != 1 || res.Hits[0].ID != kbID(5) {
+							b.Fatalf("%s search after start-up: %v %+v", mode, err, res)
+						}
 					}
 					start = time.Now()
 					n := 0
@@ -521,6 +531,7 @@ func BenchmarkStartupLoad100k(b *testing.B) {
 				}
 			}
 			b.ReportMetric(kbPercentile(starts, 0.5)/1e3, "start-s")
+			b.ReportMetric(kbPercentile(cpus, 0.5)/1e3, "start-cpu-s")
 			b.ReportMetric(kbPercentile(reads, 0.5)/1e3, "bbolt-read-s")
 		})
 	}
@@ -686,7 +697,7 @@ func BenchmarkPersistenceChoice(b *testing.B) {
 			for b.Loop() {
 				dir := b.TempDir()
 				b.StopTimer()
-				s, _, closeAll := kbOpen(b, dir, dataset.Options{Text: kbNopText{}, Vectors: chromemstore.New()})
+				s, _, closeAll := kbOpen(b, dir, dataset.Options{Text: kbNopText{}, Vectors: chromemstore.New()}, false)
 				ds, _ := s.CreateDataset(ctx, kbTeam, "v", "")
 				coll, _ := s.CreateCollection(ctx, kbTeam, ds.ID, "v")
 				closeAll()
@@ -729,7 +740,7 @@ func BenchmarkPersistenceChoice(b *testing.B) {
 				runtime.GC()
 				start = time.Now()
 				vs2 := chromemstore.New()
-				_, _, closeAll = kbOpen(b, dir, dataset.Options{Text: kbNopText{}, Vectors: vs2})
+				_, _, closeAll = kbOpen(b, dir, dataset.Options{Text: kbNopText{}, Vectors: vs2}, false)
 				open := time.Since(start)
 				var lat []time.Duration
 				for _, q := range queries {

@@ -845,6 +845,27 @@ func (s *BoltStore) EachVector(ctx context.Context, fn func(string, Vector) erro
 	})
 }
 
+// EachText implements TextSource. It decodes only what a full-text
+// document holds of each item: the times are most of the work of decoding
+// a whole one.
+func (s *BoltStore) EachText(ctx context.Context, fn func(TextDoc) error) error {
+	return s.view(ctx, func(tx *bbolt.Tx) error {
+		return tx.Bucket(bucketData).ForEach(func(k, v []byte) error {
+			var d struct {
+				ID        string   `json:"id"`
+				DatasetID string   `json:"datasetId"`
+				Q         string   `json:"q"`
+				A         string   `json:"a"`
+				Indexes   []string `json:"indexes"`
+			}
+			if err := json.Unmarshal(v, &d); err != nil {
+				return fmt.Errorf("dataset: data %q: %w", k, err)
+			}
+			return fn(textDoc(&Data{ID: d.ID, DatasetID: d.DatasetID, Q: d.Q, A: d.A, Indexes: d.Indexes}))
+		})
+	})
+}
+
 // TextPending implements TextOutbox.
 func (s *BoltStore) TextPending(ctx context.Context, n int) ([]Pending, error) {
 	var out []Pending

@@ -538,6 +538,17 @@ func (s *MemoryStore) EachVector(ctx context.Context, fn func(string, Vector) er
 	return nil
 }
 
+// EachText implements TextSource.
+func (s *MemoryStore) EachText(ctx context.Context, fn func(TextDoc) error) error {
+	defer s.rlock()()
+	for _, d := range s.data {
+		if err := fn(textDoc(d)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // TextPending implements TextOutbox.
 func (s *MemoryStore) TextPending(ctx context.Context, n int) ([]Pending, error) {
 	defer s.rlock()()

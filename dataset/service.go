@@ -28,8 +28,9 @@ const LocalModel = "local"
 type Options struct {
 	Store   Store       // source of truth; nil: a MemoryStore
 	Vectors VectorStore // nil: a FlatStore
-	// Text is the full-text index; nil: a small one in memory (see
-	// TextIndex). dataset/fulltext has one on bleve, on disk.
+	// Text is the full-text index; nil: the Service's own, in memory,
+	// filled from the Store at each start (see TextIndex). dataset/fulltext
+	// has one on bleve, on disk.
 	Text TextIndex
 	// Embedders by model name, for datasets' vectorModel. nil: LocalModel
 	// only. dataset/embedding has OpenAI-compatible and Ollama ones.
@@ -109,10 +110,11 @@ type Service struct {
 	closeOnce sync.Once
 }
 
-// New starts a Service: it loads the vector index from the store, and
-// starts training, the delivery of training usage the store still holds,
-// and the full-text index's catch-up (a rebuild, when the index is empty
-// but the store is not). Call Close to stop them.
+// New starts a Service: it loads the vector index from the store (and its
+// own full-text index, when Options.Text is nil and the store a
+// TextSource), and starts training, the delivery of training usage the
+// store still holds, and the full-text index's catch-up (a rebuild, when
+// another index is empty but the store is not). Call Close to stop them.
 //
 // A store that is a ChangeFeed (one that several processes share) is
 // read otherwise: both indexes are loaded from its snapshot, the full-text
@@ -166,7 +168,7 @@ func New(ctx context.Context, opts Options) (*Service, error) {
 		}
 		s.feed = f
 	} else {
-		reindex, err := s.loadVectors(ctx)
+		reindex, err := s.loadIndexes(ctx)
 		if err != nil {
 			return nil, err
 		}
@@ -185,16 +187,86 @@ func New(ctx context.Context, opts Options) (*Service, error) {
 	return s, nil
 }
 
-// loadVectors fills the vector index from the store. When the full-text
-// index is empty but data exists (the index was lost), it returns the data
-// ids to index again.
-func (s *Service) loadVectors(ctx context.Context) ([]string, error) {
-	empty, err := s.text.Empty()
-	if err != nil {
-		return nil, fmt.Errorf("dataset: full-text index: %w", err)
+// loadIndexes fills the vector index from the store, and the full-text
+// index too when it is the Service's own and the store a TextSource, the
+// two side by side. When another full-text index is empty but data exists
+// (the index was lost), it returns the data ids to index again.
+func (s *Service) loadIndexes(ctx context.Context) ([]string, error) {
+	m, own := s.text.(*memText)
+	src, ok := s.store.(TextSource)
+	if !own || !ok {
+		empty, err := s.text.Empty()
+		if err != nil {
+			return nil, fmt.Errorf("dataset: full-text index: %w", err)
+		}
+		return s.loadVectors(ctx, empty)
 	}
+	loaded := make(chan error, 1)
+	go func() { loaded <- panics.Catch(func() error { return loadText(ctx, m, src) }) }()
+	_, err := s.loadVectors(ctx, false)
+	if terr := <-loaded; err == nil && terr != nil {
+		err = fmt.Errorf("dataset: loading the full-text index: %w", terr)
+	}
+	return nil, err
+}
+
+// textLoadBatch is how many documents loadText indexes at once.
+const textLoadBatch = 1024
+
+// loadText fills m from src, one goroutine reading and decoding while
+// another indexes: 100,000 items take about a second, where the
+// background catch-up reads them one at a time. Other indexes are left to
+// that catch-up, as they keep what they held (bleve on disk) or are too
+// slow to fill before New returns.
+func loadText(ctx context.Context, m *memText, src TextSource) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	batches := make(chan []TextDoc, 2)
+	var readErr error // written before batches is closed
+	go func() {
+		defer close(batches)
+		readErr = panics.Catch(func() error {
+			docs := make([]TextDoc, 0, textLoadBatch)
+			send := func() error {
+				select {
+				case batches <- docs:
+					docs = make([]TextDoc, 0, textLoadBatch)
+					return nil
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}
+			err := src.EachText(ctx, func(d TextDoc) error {
+				if docs = append(docs, d); len(docs) < textLoadBatch {
+					return nil
+				}
+				return send()
+			})
+			if err == nil && len(docs) > 0 {
+				err = send()
+			}
+			return err
+		})
+	}()
+	var err error
+	for docs := range batches {
+		if err == nil {
+			if err = m.Index(ctx, docs); err != nil {
+				cancel() // the reader stops at its next batch
+			}
+		}
+	}
+	if err == nil {
+		err = readErr
+	}
+	return err
+}
+
+// loadVectors fills the vector index from the store. With reindex, it
+// returns the ids of the data items it saw, to index again.
+func (s *Service) loadVectors(ctx context.Context, reindex bool) ([]string, error) {
 	var (
-		reindex []string
+		ids     []string
 		batch   []Vector
 		batchDS string
 	)
@@ -204,7 +276,7 @@ func (s *Service) loadVectors(ctx context.Context) ([]string, error) {
 		return err
 	}
 	var src VectorSource = s.store
-	err = src.EachVector(ctx, func(ds string, v Vector) error {
+	err := src.EachVector(ctx, func(ds string, v Vector) error {
 		if ds != batchDS || len(batch) == 1024 {
 			if err := flush(); err != nil {
 				return err
@@ -212,8 +284,8 @@ func (s *Service) loadVectors(ctx context.Context) ([]string, error) {
 			batchDS = ds
 		}
 		batch = append(batch, v)
-		if empty && !strings.Contains(v.ID, "/") {
-			reindex = append(reindex, v.ID)
+		if reindex && !strings.Contains(v.ID, "/") {
+			ids = append(ids, v.ID)
 		}
 		return nil
 	})
@@ -223,7 +295,7 @@ func (s *Service) loadVectors(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dataset: loading vectors: %w", err)
 	}
-	return reindex, nil
+	return ids, nil
 }
 
 // Close stops training, usage delivery and the full-text catch-up, waiting

@@ -171,6 +171,17 @@ type VectorSource interface {
 	EachVector(ctx context.Context, fn func(datasetID string, v Vector) error) error
 }
 
+// TextSource is the capability of a Store to hand out the full-text
+// document of every data item it holds, in one read. A Service whose
+// full-text index is its own, in memory and so empty at each start, fills
+// it from one before New returns, rather than item by item in the
+// background, so that full-text search is complete from the start.
+type TextSource interface {
+	// EachText calls fn with the full-text document of every stored data
+	// item: its q, a and index texts, as the Service indexes them.
+	EachText(ctx context.Context, fn func(TextDoc) error) error
+}
+
 // Trained is what one training item produced.
 type Trained struct {
 	ItemID  string

@@ -1,13 +1,11 @@
 package dataset
 
 import (
-	"cmp"
 	"context"
-	"math"
 	"slices"
-	"strings"
 	"sync"
 	"unicode"
+	"unicode/utf8"
 )
 
 // TextIndex is the full-text index over a Service's data. Like a
@@ -41,88 +39,120 @@ type TextDoc struct {
 // Japanese and Korean as overlapping pairs of characters (a character
 // alone as itself), so both match without a dictionary. A search scores
 // documents holding any of the query's terms by BM25 (k1 1.2, b 0.75), the
-// ranking bleve's TF-IDF approximates. It lives in memory only: a Service
-// rebuilds it from its Store at each start.
+// ranking bleve's TF-IDF approximates (see textsearch.go). It lives in
+// memory only: a Service fills it from its Store at each start, before New
+// returns when the store is a TextSource or a ChangeFeed.
 //
 // Its postings are appended to, never searched: a document is numbered by
 // its place in docs, and a removed one leaves a hole there that searches
 // skip and that compact closes once holes are half of docs. So indexing
 // 100,000 documents at start costs appends rather than map insertions.
 type memText struct {
-	mu       sync.RWMutex
-	slots    map[string]int32 // data id -> its place in docs
-	docs     []memDoc
+	mu    sync.RWMutex
+	slots map[string]int32 // data id -> its place in docs
+	docs  []memDoc
+	// meta is what a search reads of each document, by slot, packed apart
+	// from docs: a search over frequent terms visits most documents, and
+	// reads then one small record of an array rather than a large one.
+	meta     []docMeta
+	sets     map[string]int32 // dataset id -> its number in meta, from 1
 	postings map[string]*posting
 	terms    int // of all documents held, for the average length
 	holes    int // removed documents still in docs
+
+	scratch sync.Pool // of *textScratch, a search's accumulators
 }
 
 type memDoc struct {
-	id, dataset string
-	posts       []*posting // the document's distinct terms
-	length      int
-	gone        bool
+	id    string
+	posts []*posting // the document's distinct terms
+}
+
+// docMeta is a document's dataset number (0 for a hole) and its length in
+// terms.
+type docMeta struct {
+	set, length int32
 }
 
 // posting lists the documents holding a term, with its occurrences in
-// each; live counts those not removed.
+// each; live counts those not removed. last is the last slot, -1 for
+// none: indexing a document looks at it for each of its terms, and finds
+// it beside the counts rather than at the end of a long array.
 type posting struct {
 	term  string
 	slots []int32
 	tfs   []int32
 	live  int
+	last  int32
 }
 
 func newMemText() *memText {
-	return &memText{slots: map[string]int32{}, postings: map[string]*posting{}}
+	return &memText{slots: map[string]int32{}, sets: map[string]int32{}, postings: map[string]*posting{}}
 }
 
 // reset empties m, for a Service that loads its index again.
 func (m *memText) reset() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.slots, m.docs, m.postings, m.terms, m.holes = map[string]int32{}, nil, map[string]*posting{}, 0, 0
+	m.slots, m.docs, m.meta, m.sets = map[string]int32{}, nil, nil, map[string]int32{}
+	m.postings, m.terms, m.holes = map[string]*posting{}, 0, 0
 }
 
-// BM25's constants, the usual ones.
-const (
-	bm25K1 = 1.2
-	bm25B  = 0.75
-)
-
-// textTerms calls fn with each term of text, in order.
-func textTerms(text string, fn func(term string)) {
+// textTerms calls fn with each term of text, in order. The bytes are fn's
+// only during the call: indexing looks most terms up without making a
+// string of them.
+func textTerms(text string, fn func(term []byte)) {
 	var (
-		word []rune
+		word []byte
+		pair []byte
 		prev rune // the last CJK character of the current run
 		run  int  // its length
 	)
 	endWord := func() {
 		if len(word) > 0 {
-			fn(string(word))
+			fn(word)
 			word = word[:0]
 		}
 	}
 	endRun := func() {
 		if run == 1 {
-			fn(string(prev))
+			pair = utf8.AppendRune(pair[:0], prev)
+			fn(pair)
 		}
 		run = 0
 	}
-	for _, r := range strings.ToLower(text) {
-		if r >= 0xFF01 && r <= 0xFF5E { // full-width ASCII
-			r = unicode.ToLower(r - 0xFEE0)
+	for _, r := range text {
+		if r < utf8.RuneSelf { // most text, without the tables below
+			switch {
+			case 'A' <= r && r <= 'Z':
+				word = append(word, byte(r+'a'-'A'))
+			case 'a' <= r && r <= 'z' || '0' <= r && r <= '9':
+				word = append(word, byte(r))
+			default:
+				endWord()
+			}
+			endRun()
+			continue
+		}
+		cjk := r >= 0x4E00 && r <= 0x9FFF // the common Han block: no case, and CJK
+		if !cjk {
+			r = unicode.ToLower(r)          // what strings.ToLower does, rune by rune
+			if r >= 0xFF01 && r <= 0xFF5E { // full-width ASCII
+				r = unicode.ToLower(r - 0xFEE0)
+			}
+			cjk = isCJK(r)
 		}
 		switch {
-		case isCJK(r):
+		case cjk:
 			endWord()
 			if run > 0 {
-				fn(string([]rune{prev, r}))
+				pair = utf8.AppendRune(utf8.AppendRune(pair[:0], prev), r)
+				fn(pair)
 			}
 			prev, run = r, run+1
 			continue
 		case unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.Is(unicode.Mn, r):
-			word = append(word, r)
+			word = utf8.AppendRune(word, r)
 		default:
 			endWord()
 		}
@@ -136,26 +166,35 @@ func textTerms(text string, fn func(term string)) {
 func (m *memText) Index(ctx context.Context, docs []TextDoc) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	tf := map[string]int32{}
+	var posts []*posting
 	for _, d := range docs {
 		m.remove(d.ID)
-		clear(tf)
-		doc := memDoc{id: d.ID, dataset: d.DatasetID}
-		textTerms(d.Text, func(t string) { tf[t]++; doc.length++ })
 		slot := int32(len(m.docs))
-		doc.posts = make([]*posting, 0, len(tf))
-		for t, n := range tf {
-			p := m.postings[t]
+		length := 0
+		posts = posts[:0]
+		textTerms(d.Text, func(t []byte) {
+			length++
+			p := m.postings[string(t)]
 			if p == nil {
-				p = &posting{term: t}
-				m.postings[t] = p
+				p = &posting{term: string(t), last: -1}
+				m.postings[p.term] = p
 			}
-			p.slots, p.tfs, p.live = append(p.slots, slot), append(p.tfs, n), p.live+1
-			doc.posts = append(doc.posts, p)
+			if p.last == slot { // a repeated term: its count is the last
+				p.tfs[len(p.tfs)-1]++
+				return
+			}
+			p.slots, p.tfs, p.live, p.last = append(p.slots, slot), append(p.tfs, 1), p.live+1, slot
+			posts = append(posts, p)
+		})
+		set, ok := m.sets[d.DatasetID]
+		if !ok {
+			set = int32(len(m.sets) + 1)
+			m.sets[d.DatasetID] = set
 		}
-		m.docs = append(m.docs, doc)
+		m.docs = append(m.docs, memDoc{id: d.ID, posts: slices.Clone(posts)})
+		m.meta = append(m.meta, docMeta{set: set, length: int32(length)})
 		m.slots[d.ID] = slot
-		m.terms += doc.length
+		m.terms += length
 	}
 	m.compact()
 	return nil
@@ -173,8 +212,8 @@ func (m *memText) remove(id string) {
 			delete(m.postings, p.term)
 		}
 	}
-	m.terms -= d.length
-	d.gone, d.posts = true, nil
+	m.terms -= int(m.meta[slot].length)
+	d.posts, m.meta[slot] = nil, docMeta{}
 	delete(m.slots, id)
 	m.holes++
 }
@@ -184,27 +223,32 @@ func (m *memText) compact() {
 	if m.holes < 64 || 2*m.holes < len(m.docs) {
 		return
 	}
+	// place is each document's new slot plus one, 0 for a hole: meta is
+	// rewritten in place, so the postings cannot ask it
 	place := make([]int32, len(m.docs))
-	kept := m.docs[:0]
+	kept, meta := m.docs[:0], m.meta[:0]
 	for i, d := range m.docs {
-		if !d.gone {
-			place[i] = int32(len(kept))
-			m.slots[d.id] = place[i]
-			kept = append(kept, d)
+		if md := m.meta[i]; md.set != 0 {
+			m.slots[d.id] = int32(len(kept))
+			place[i] = int32(len(kept)) + 1
+			kept, meta = append(kept, d), append(meta, md)
 		}
 	}
 	for _, p := range m.postings {
 		j := 0
 		for i, s := range p.slots {
-			if !m.docs[s].gone {
-				p.slots[j], p.tfs[j] = place[s], p.tfs[i]
+			if place[s] != 0 {
+				p.slots[j], p.tfs[j] = place[s]-1, p.tfs[i]
 				j++
 			}
 		}
-		p.slots, p.tfs = p.slots[:j], p.tfs[:j]
+		p.slots, p.tfs, p.last = p.slots[:j], p.tfs[:j], -1
+		if j > 0 {
+			p.last = p.slots[j-1]
+		}
 	}
 	clear(m.docs[len(kept):])
-	m.docs, m.holes = kept, 0
+	m.docs, m.meta, m.holes = kept, meta, 0
 }
 
 // Delete implements TextIndex.
@@ -216,48 +260,6 @@ func (m *memText) Delete(ctx context.Context, ids []string) error {
 	}
 	m.compact()
 	return nil
-}
-
-// Search implements TextIndex.
-func (m *memText) Search(ctx context.Context, datasetIDs []string, text string, n int) ([]Hit, error) {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	if n <= 0 || len(m.slots) == 0 {
-		return nil, nil
-	}
-	seen := map[string]bool{}
-	var query []string
-	textTerms(text, func(t string) {
-		if !seen[t] {
-			seen[t] = true
-			query = append(query, t)
-		}
-	})
-	docs := float64(len(m.slots))
-	avg := float64(m.terms) / docs
-	scores := map[string]float64{}
-	for _, t := range query {
-		p := m.postings[t]
-		if p == nil {
-			continue
-		}
-		df := float64(p.live)
-		idf := math.Log(1 + (docs-df+0.5)/(df+0.5))
-		for i, slot := range p.slots {
-			d := &m.docs[slot]
-			if d.gone || !slices.Contains(datasetIDs, d.dataset) {
-				continue
-			}
-			f := float64(p.tfs[i])
-			scores[d.id] += idf * f * (bm25K1 + 1) / (f + bm25K1*(1-bm25B+bm25B*float64(d.length)/avg))
-		}
-	}
-	hits := make([]Hit, 0, len(scores))
-	for id, sc := range scores {
-		hits = append(hits, Hit{ID: id, Score: sc})
-	}
-	slices.SortFunc(hits, func(a, b Hit) int { return cmp.Or(cmp.Compare(b.Score, a.Score), cmp.Compare(a.ID, b.ID)) })
-	return hits[:min(n, len(hits))], nil
 }
 
 // Empty implements TextIndex.

@@ -1,9 +1,13 @@
 package dataset
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"math"
+	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -24,7 +28,7 @@ func TestTextTerms(t *testing.T) {
 		{"  ,.!  ", nil},
 	} {
 		var got []string
-		textTerms(tc.in, func(term string) { got = append(got, term) })
+		textTerms(tc.in, func(term []byte) { got = append(got, string(term)) })
 		if !slices.Equal(got, tc.want) {
 			t.Errorf("textTerms(%q) = %q; want %q", tc.in, got, tc.want)
 		}
@@ -103,5 +107,131 @@ func TestMemTextCompacts(t *testing.T) {
 	_ = m.Index(ctx, []TextDoc{{ID: "d170", DatasetID: "ds", Text: "renamed"}})
 	if hits, _ := m.Search(ctx, []string{"ds"}, "word170", 10); len(hits) != 0 {
 		t.Fatalf("a replaced document is found by its old text: %v", hits)
+	}
+}
+
+// exhaustiveText is the plain BM25 scorer the built-in index must agree
+// with: every document held, every query term, scores in a map, a full
+// sort (score desc, id asc).
+type exhaustiveText map[string]refDoc
+
+type refDoc struct {
+	dataset string
+	tf      map[string]int
+	length  int
+}
+
+func (e exhaustiveText) put(d TextDoc) {
+	rd := refDoc{dataset: d.DatasetID, tf: map[string]int{}}
+	textTerms(d.Text, func(t []byte) { rd.tf[string(t)]++; rd.length++ })
+	e[d.ID] = rd
+}
+
+func (e exhaustiveText) search(datasetIDs []string, text string, n int) []Hit {
+	if len(e) == 0 || n <= 0 {
+		return nil
+	}
+	total := 0
+	df := map[string]int{}
+	for _, d := range e {
+		total += d.length
+		for t := range d.tf {
+			df[t]++
+		}
+	}
+	var query []string
+	textTerms(text, func(t []byte) {
+		if !slices.Contains(query, string(t)) {
+			query = append(query, string(t))
+		}
+	})
+	docs := float64(len(e))
+	avg := float64(total) / docs
+	scores := map[string]float64{}
+	for _, t := range query {
+		if df[t] == 0 {
+			continue
+		}
+		dft := float64(df[t])
+		idf := math.Log(1 + (docs-dft+0.5)/(dft+0.5))
+		for id, d := range e {
+			if d.tf[t] == 0 || !slices.Contains(datasetIDs, d.dataset) {
+				continue
+			}
+			f := float64(d.tf[t])
+			scores[id] += idf * f * (bm25K1 + 1) / (f + bm25K1*(1-bm25B+bm25B*float64(d.length)/avg))
+		}
+	}
+	var hits []Hit
+	for id, sc := range scores {
+		hits = append(hits, Hit{ID: id, Score: sc})
+	}
+	slices.SortFunc(hits, func(a, b Hit) int { return cmp.Or(cmp.Compare(b.Score, a.Score), cmp.Compare(a.ID, b.ID)) })
+	return hits[:min(n, len(hits))]
+}
+
+// The built-in index returns exactly the exhaustive scorer's hits, scores
+// to the bit and ties in id order, on random corpora that are indexed,
+// replaced, deleted and compacted, over several datasets.
+func TestMemTextMatchesExhaustive(t *testing.T) {
+	ctx := context.Background()
+	words := strings.Fields("the a of shipping pays who how long refund 退货 期限 三十天 账户 密码 ＧＰＴ café x1 x2 x3 x4 x5 x6 x7 x8 x9")
+	for seed := range uint64(8) {
+		r := rand.New(rand.NewPCG(seed, 15))
+		text := func(k int) string {
+			var sb strings.Builder
+			for range k {
+				// a skewed draw: the first words are in most documents
+				sb.WriteString(words[min(r.IntN(len(words)), r.IntN(len(words)))])
+				sb.WriteByte(" \n,"[r.IntN(3)])
+			}
+			return sb.String()
+		}
+		sets := []string{"ds1", "ds2", "ds3"}
+		m, ref := newMemText(), exhaustiveText{}
+		check := func(round int) {
+			t.Helper()
+			for q := range 20 {
+				want := sets[:1+r.IntN(len(sets))]
+				query := text(1 + r.IntN(6))
+				if q%5 == 0 {
+					query += " nowhere"
+				}
+				n := 1 + r.IntN(40)
+				got, _ := m.Search(ctx, want, query, n)
+				if exp := ref.search(want, query, n); !slices.Equal(got, exp) {
+					t.Fatalf("seed %d round %d: Search(%v, %q, %d)\n got %v\nwant %v", seed, round, want, query, n, got, exp)
+				}
+			}
+		}
+		compacted := false
+		for round := range 30 {
+			var docs []TextDoc
+			for range r.IntN(80) {
+				// ids repeat, so some documents are replaced
+				d := TextDoc{ID: fmt.Sprintf("d%03d", r.IntN(300)), DatasetID: sets[r.IntN(len(sets))], Text: text(r.IntN(30))}
+				docs = append(docs, d)
+				ref.put(d)
+			}
+			if err := m.Index(ctx, docs); err != nil {
+				t.Fatal(err)
+			}
+			check(round)
+			var gone []string
+			for range r.IntN(60) {
+				id := fmt.Sprintf("d%03d", r.IntN(300))
+				gone = append(gone, id)
+				delete(ref, id)
+			}
+			held := len(m.docs)
+			if err := m.Delete(ctx, gone); err != nil {
+				t.Fatal(err)
+			}
+			compacted = compacted || len(m.docs) < held
+			check(round)
+		}
+		if !compacted {
+			t.Fatalf("seed %d: the index was never compacted", seed)
+		}
 	}
 }

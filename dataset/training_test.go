@@ -919,18 +919,65 @@ func openOnDisk(t *testing.T, dir, textDir string, opts dataset.Options) (*datas
 	if err != nil {
 		t.Fatal(err)
 	}
-	text, err := fulltext.Open(filepath.Join(dir, textDir))
-	if err != nil {
-		t.Fatal(err)
+	opts.Store = st
+	var text *fulltext.Index
+	if textDir != "" { // else the built-in index
+		if text, err = fulltext.Open(filepath.Join(dir, textDir)); err != nil {
+			t.Fatal(err)
+		}
+		opts.Text = text
 	}
-	opts.Store, opts.Text = st, text
 	s := newService(t, opts)
 	return s, func() {
 		if err := s.Close(context.Background()); err != nil {
 			t.Error(err)
 		}
-		_ = text.Close()
+		if text != nil {
+			_ = text.Close()
+		}
 		_ = db.Close()
+	}
+}
+
+// The built-in full-text index, in memory, holds all the store holds as
+// soon as New returns after a restart, deletions included: New fills it
+// from the store before it returns, where another index catches up in the
+// background.
+func TestBuiltinTextIndexLoadedAtStart(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s, stop := openOnDisk(t, dir, "", dataset.Options{})
+	ds, c := setup(t, s, "team")
+	push(t, s, dataset.PushRequest{TeamID: "team", CollectionID: c.ID, Data: []dataset.PushItem{
+		{Q: "退货期限是多久？", A: "三十天"}, {Q: "Who pays for shipping?", A: "the buyer"}, {Q: "How long is shipping?", A: "a week"}}})
+	waitTrained(t, s, "team", c.ID)
+	list, _, err := s.DataList(ctx, "team", c.ID, 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range list {
+		if d.Q == "How long is shipping?" {
+			if err := s.DeleteData(ctx, "team", d.ID); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	stop()
+
+	s, stop = openOnDisk(t, dir, "", dataset.Options{})
+	defer stop()
+	for text, want := range map[string][]string{"退货期限": {"三十天"}, "shipping": {"the buyer"}} {
+		r, err := s.Search(ctx, dataset.SearchRequest{TeamID: "team", DatasetIDs: []string{ds.ID}, Text: text, Mode: dataset.SearchFullText})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, h := range r.Hits {
+			got = append(got, h.A)
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("full-text %q right after the restart: %q; want %q", text, got, want)
+		}
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -17,11 +18,18 @@ import (
 	"github.com/chatgate/chatgate/dataset/webpage"
 )
 
-// TextIndexDir is the full-text index's directory in the data directory.
+// TextIndexDir is bleve's full-text index's directory in the data
+// directory, with dataset.full_text: bleve.
 const TextIndexDir = "fulltext.bleve"
 
+// The full-text indexes dataset.full_text picks from.
+const (
+	FullTextBleve   = "bleve"   // dataset/fulltext's, on disk in TextIndexDir (the default)
+	FullTextBuiltin = "builtin" // dataset's own, in memory
+)
+
 // openDataset builds the knowledge-base service on the shared database,
-// with the full-text index beside it.
+// with the full-text index dataset.full_text picks.
 func (s *Server) openDataset(ctx context.Context, models *chat.Models, tokens *cl100k.Counter) error {
 	store := s.be.datasets
 	embedders, err := s.cfg.embedders()
@@ -31,17 +39,9 @@ func (s *Server) openDataset(ctx context.Context, models *chat.Models, tokens *c
 	if s.cfg.Dataset.MaxAttempts < 0 || s.cfg.Dataset.RetryBase < 0 {
 		return errors.New("config: dataset.max_attempts and dataset.retry_base must not be negative")
 	}
-	// On shared storage each replica's full-text index is its own, in
-	// memory, loaded from the store at start and fed by its change feed:
-	// dataset's built-in index, which loads 100k chunks in about 3 s where
-	// bleve in memory takes 14 s (BENCHMARKS.md), with recall@5 as good.
-	var text *fulltext.Index
-	if !s.be.shared {
-		var err error
-		if text, err = fulltext.Open(filepath.Join(s.cfg.Server.Data, TextIndexDir)); err != nil {
-			return err
-		}
-		s.text = text
+	text, err := s.openText()
+	if err != nil {
+		return err
 	}
 	opts := dataset.Options{Store: store, Embedders: embedders,
 		DefaultVectorModel: s.cfg.Dataset.VectorModel, Workers: s.cfg.Dataset.Workers, Logger: s.log,
@@ -73,6 +73,48 @@ func (s *Server) openDataset(ctx context.Context, models *chat.Models, tokens *c
 	}
 	s.Datasets, err = dataset.New(ctx, opts)
 	return err
+}
+
+// openText opens bleve's on-disk index, the default; nil means the
+// built-in index (dataset.full_text: builtin), which dataset.New fills
+// from the database before it returns and which searches 100k chunks in a
+// few milliseconds where bleve takes 80-120, at the price of about 3 s of
+// CPU at each start (BENCHMARKS.md). On shared storage each replica must
+// keep an index of its own fed by the change feed, which the built-in one
+// is, whatever the setting.
+//
+// With the built-in index on a data directory, a bleve directory left by
+// the default or an older version is removed: it would no longer be kept
+// up to date, and a later switch back to bleve would serve it stale, where
+// an absent one is rebuilt from the database.
+func (s *Server) openText() (*fulltext.Index, error) {
+	switch s.cfg.Dataset.FullText {
+	case "", FullTextBleve, FullTextBuiltin:
+	default:
+		return nil, fmt.Errorf("config: dataset.full_text must be bleve or builtin, not %q", s.cfg.Dataset.FullText)
+	}
+	dir := filepath.Join(s.cfg.Server.Data, TextIndexDir)
+	switch {
+	case s.be.shared && s.cfg.Dataset.FullText == FullTextBleve:
+		return nil, errors.New("config: dataset.full_text bleve is for a data directory; on postgres each replica keeps the built-in index")
+	case s.be.shared:
+		return nil, nil
+	case s.cfg.Dataset.FullText == FullTextBuiltin:
+		if _, err := os.Stat(dir); err == nil {
+			if err := os.RemoveAll(dir); err != nil {
+				s.log.Warn("dataset: cannot remove the unused bleve index; remove it before setting dataset.full_text: bleve", "dir", dir, "err", err)
+			} else {
+				s.log.Info("dataset: removed the bleve index the built-in full-text index replaces", "dir", dir)
+			}
+		}
+		return nil, nil
+	}
+	text, err := fulltext.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	s.text = text
+	return text, nil
 }
 
 func (cfg *Config) embedders() (map[string]dataset.Embedder, error) {
