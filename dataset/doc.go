@@ -27,10 +27,9 @@
 //   - dataset: the Service, the Store interfaces (small ones by consumer,
 //     Store their composition) with MemoryStore and BoltStore, FlatStore
 //     (the default VectorStore), LocalEmbedder, an in-memory TextIndex
-//     (the default, the reference server's with dataset.full_text:
-//     builtin), and the Handler.
+//     (the default, the reference server's too), and the Handler.
 //   - dataset/fulltext: a TextIndex on bleve, on disk, as the reference
-//     server keeps it by default.
+//     server keeps it with dataset.full_text: bleve.
 //   - dataset/chromemstore: a VectorStore on chromem-go.
 //   - dataset/embedding: Embedders for OpenAI-compatible endpoints and
 //     Ollama, through langchaingo.

@@ -243,12 +243,12 @@ type DatasetConfig struct {
 	ExtensionModel string `yaml:"extension_model"`
 	// Workers is the number of training workers; 2 when zero.
 	Workers int `yaml:"workers"`
-	// FullText picks the full-text index of a data directory:
-	// FullTextBleve (the default), bleve's on disk in <data>/fulltext.bleve,
-	// which starts without reading the data; or FullTextBuiltin, dataset's
-	// own in memory, filled from the database at each start (about 3 s of
-	// CPU at 100k chunks), which searches them some 30 times faster.
-	// Postgres replicas always keep the built-in one.
+	// FullText picks the full-text index: FullTextBuiltin (the default),
+	// dataset's own in memory, filled from the database at each start; or
+	// FullTextBleve, bleve's on disk in <data>/fulltext.bleve (the default
+	// before issue 15), which starts without reading the data but searches
+	// 100k chunks some 30 times slower. Only the built-in one serves
+	// Postgres replicas.
 	FullText string `yaml:"full_text"`
 	// VectorModel is the embedder new datasets use: "local" (the default,
 	// offline) or the name of one of Embedders.

@@ -24,8 +24,8 @@ const TextIndexDir = "fulltext.bleve"
 
 // The full-text indexes dataset.full_text picks from.
 const (
-	FullTextBleve   = "bleve"   // dataset/fulltext's, on disk in TextIndexDir (the default)
-	FullTextBuiltin = "builtin" // dataset's own, in memory
+	FullTextBuiltin = "builtin" // dataset's own, in memory (the default)
+	FullTextBleve   = "bleve"   // dataset/fulltext's, on disk in TextIndexDir
 )
 
 // openDataset builds the knowledge-base service on the shared database,
@@ -75,32 +75,23 @@ func (s *Server) openDataset(ctx context.Context, models *chat.Models, tokens *c
 	return err
 }
 
-// openText opens bleve's on-disk index, the default; nil means the
-// built-in index (dataset.full_text: builtin), which dataset.New fills
-// from the database before it returns and which searches 100k chunks in a
-// few milliseconds where bleve takes 80-120, at the price of about 3 s of
-// CPU at each start (BENCHMARKS.md). On shared storage each replica must
-// keep an index of its own fed by the change feed, which the built-in one
-// is, whatever the setting.
+// openText opens bleve's on-disk index when dataset.full_text asks for
+// it; nil means the built-in index, which dataset.New fills from the
+// database before it returns: 100k chunks in about a second, searched in a
+// few milliseconds where bleve takes 80-100 (BENCHMARKS.md). On shared
+// storage each replica must keep an index of its own fed by the change
+// feed, which the built-in one is.
 //
 // With the built-in index on a data directory, a bleve directory left by
-// the default or an older version is removed: it would no longer be kept
-// up to date, and a later switch back to bleve would serve it stale, where
-// an absent one is rebuilt from the database.
+// an older version (where it was the default) or another setting is
+// removed: it would no longer be kept up to date, and a later switch back
+// to bleve would serve it stale, where an absent one is rebuilt from the
+// database.
 func (s *Server) openText() (*fulltext.Index, error) {
-	switch s.cfg.Dataset.FullText {
-	case "", FullTextBleve, FullTextBuiltin:
-	default:
-		return nil, fmt.Errorf("config: dataset.full_text must be bleve or builtin, not %q", s.cfg.Dataset.FullText)
-	}
 	dir := filepath.Join(s.cfg.Server.Data, TextIndexDir)
-	switch {
-	case s.be.shared && s.cfg.Dataset.FullText == FullTextBleve:
-		return nil, errors.New("config: dataset.full_text bleve is for a data directory; on postgres each replica keeps the built-in index")
-	case s.be.shared:
-		return nil, nil
-	case s.cfg.Dataset.FullText == FullTextBuiltin:
-		if _, err := os.Stat(dir); err == nil {
+	switch s.cfg.Dataset.FullText {
+	case "", FullTextBuiltin:
+		if _, err := os.Stat(dir); err == nil && !s.be.shared {
 			if err := os.RemoveAll(dir); err != nil {
 				s.log.Warn("dataset: cannot remove the unused bleve index; remove it before setting dataset.full_text: bleve", "dir", dir, "err", err)
 			} else {
@@ -108,13 +99,18 @@ func (s *Server) openText() (*fulltext.Index, error) {
 			}
 		}
 		return nil, nil
+	case FullTextBleve:
+		if s.be.shared {
+			return nil, errors.New("config: dataset.full_text bleve is for a data directory; on postgres each replica keeps the built-in index")
+		}
+		text, err := fulltext.Open(dir)
+		if err != nil {
+			return nil, err
+		}
+		s.text = text
+		return text, nil
 	}
-	text, err := fulltext.Open(dir)
-	if err != nil {
-		return nil, err
-	}
-	s.text = text
-	return text, nil
+	return nil, fmt.Errorf("config: dataset.full_text must be builtin or bleve, not %q", s.cfg.Dataset.FullText)
 }
 
 func (cfg *Config) embedders() (map[string]dataset.Embedder, error) {

@@ -12,10 +12,10 @@ import (
 	"github.com/chatgate/chatgate/server"
 )
 
-// dataset.full_text picks the full-text index. The built-in one starts on
-// a data directory bleve's index was left in (here one bleve could not
-// even open), removing it, and finds what was trained; switching back to
-// bleve, the default, rebuilds a fresh bleve index from the database; an
+// dataset.full_text picks the full-text index. The built-in default
+// starts on a data directory an older version left a bleve index in (here
+// one it could not even open), removing it, and finds what was trained;
+// switching to bleve rebuilds a fresh bleve index from the database; an
 // unknown value is refused.
 func TestFullTextSetting(t *testing.T) {
 	ctx := context.Background()
@@ -47,7 +47,7 @@ func TestFullTextSetting(t *testing.T) {
 		return len(r.Hits) == 1 && r.Hits[0].A == "the buyer"
 	}
 
-	s := open(server.FullTextBuiltin)
+	s := open("")
 	if _, err := os.Stat(leftover); !os.IsNotExist(err) {
 		t.Fatalf("the leftover bleve index is still there: %v", err)
 	}
@@ -72,7 +72,7 @@ func TestFullTextSetting(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	s = open("")
+	s = open(server.FullTextBleve)
 	for deadline := time.Now().Add(10 * time.Second); !found(s, ds.ID); time.Sleep(5 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("the rebuilt bleve index never found the item")
