@@ -31,24 +31,9 @@ func dot(a, b []float32) float32 {
 	return s0 + s1 + s2 + s3
 }
 
-// dotsU8WideGo is dotsU8Wide in Go, the fallback and the assembly's
-// reference.
-func dotsU8WideGo(q []int16, codes []uint8, out []int32) {
-	dim := len(q)
-	codes = codes[:len(out)*dim]
-	for r := range out {
-		row := codes[r*dim : (r+1)*dim]
-		var s int32
-		for i, c := range row {
-			s += int32(q[i]) * int32(c)
-		}
-		out[r] = s
-	}
-}
-
-// dotsU8NarrowGo is dotsU8Narrow in Go, the fallback and the assembly's
-// reference.
-func dotsU8NarrowGo(q []int8, codes []uint8, out []int32) {
+// dotsU8Go is dotsU8Wide (q of int16) and dotsU8Narrow (q of int8) in
+// Go: the fallback and the assembly's reference.
+func dotsU8Go[Q int8 | int16](q []Q, codes []uint8, out []int32) {
 	dim := len(q)
 	codes = codes[:len(out)*dim]
 	for r := range out {

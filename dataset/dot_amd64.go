@@ -32,7 +32,7 @@ func dotsF32(q, rows, out []float32) {
 // dotsU8Wide sets out[r] to q · row r of codes (rows of len(q) codes).
 func dotsU8Wide(q []int16, codes []uint8, out []int32) {
 	if !haveAVX2FMA || len(q)%16 != 0 {
-		dotsU8WideGo(q, codes, out)
+		dotsU8Go(q, codes, out)
 		return
 	}
 	dotsU8AVX2(q, codes[:len(out)*len(q)], out)
@@ -41,7 +41,7 @@ func dotsU8Wide(q []int16, codes []uint8, out []int32) {
 // dotsU8Narrow sets out[r] to q · row r of codes (rows of len(q) codes).
 func dotsU8Narrow(q []int8, codes []uint8, out []int32) {
 	if !haveVNNI || len(q)%64 != 0 {
-		dotsU8NarrowGo(q, codes, out)
+		dotsU8Go(q, codes, out)
 		return
 	}
 	dotsU8VNNI(q, codes[:len(out)*len(q)], out)

@@ -41,8 +41,8 @@ func checkDots(t *testing.T, q, rows []float32, qi []int16, codes []uint8) {
 		q        []int64
 		asm, ref func(out []int32)
 	}{
-		{"wide", widen(qi), func(out []int32) { dotsU8Wide(qi, codes, out) }, func(out []int32) { dotsU8WideGo(qi, codes, out) }},
-		{"narrow", widen(q8), func(out []int32) { dotsU8Narrow(q8, codes, out) }, func(out []int32) { dotsU8NarrowGo(q8, codes, out) }},
+		{"wide", widen(qi), func(out []int32) { dotsU8Wide(qi, codes, out) }, func(out []int32) { dotsU8Go(qi, codes, out) }},
+		{"narrow", widen(q8), func(out []int32) { dotsU8Narrow(q8, codes, out) }, func(out []int32) { dotsU8Go(q8, codes, out) }},
 	} {
 		got, want := make([]int32, m), make([]int32, m)
 		k.asm(got)
