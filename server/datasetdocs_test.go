@@ -641,12 +641,7 @@ func TestDatasetDocsSearchTestAsWritten(t *testing.T) {
 // have no API file server, so the call names the dataset it cannot serve
 // (404 for one that does not exist) and creates nothing.
 func TestDatasetDocsAPICollectionRefused(t *testing.T) {
-	dvEach(t, func(t *testing.T, base string) {
-		key := blRoot
-		ds := dvDataset(t, base, key, "kb")
-		list := base + "/api/core/dataset/collection/list?datasetId=" + ds
-		before := dvSnap(t, list, key)
-		body := `{
+	ddCreateRefused(t, "/api/core/dataset/collection/create/apiCollection", `{
     "name": "A Quick Guide to Building a Discord Bot.pdf",
     "apiFileId":"A Quick Guide to Building a Discord Bot.pdf",
 
@@ -657,25 +652,14 @@ func TestDatasetDocsAPICollectionRefused(t *testing.T) {
     "chunkSize":512,
     "chunkSplitter":"",
     "qaPrompt":""
-}`
-		dvRefused(t, "POST", base+"/api/core/dataset/collection/create/apiCollection", key, fmt.Sprintf(body, ds), 400, "not an API dataset")
-		dvRefused(t, "POST", base+"/api/core/dataset/collection/create/apiCollection", key, fmt.Sprintf(body, "674e9e479c3503c385495027"), 404, "dataset not found")
-		if after := dvSnap(t, list, key); after != before {
-			t.Fatalf("a refused apiCollection changed the dataset:\nbefore %s\nafter  %s", before, after)
-		}
-	})
+}`, "not an API dataset", "674e9e479c3503c385495027")
 }
 
 // TestDatasetDocsExternalFileURLRefused sends dataset.mdx's
 // externalFileUrl request (a commercial-edition route there) as written:
 // it is refused by name, 404 for an unknown dataset, and creates nothing.
 func TestDatasetDocsExternalFileURLRefused(t *testing.T) {
-	dvEach(t, func(t *testing.T, base string) {
-		key := blRoot
-		ds := dvDataset(t, base, key, "kb")
-		list := base + "/api/core/dataset/collection/list?datasetId=" + ds
-		before := dvSnap(t, list, key)
-		body := `{
+	ddCreateRefused(t, "/api/proApi/core/dataset/collection/create/externalFileUrl", `{
     "externalFileUrl":"https://image.xxxxx.com/fastgpt-dev/%%E6%%91%%82.pdf",
     "externalFileId":"1111",
     "createTime": "2024-05-01T00:00:00.000Z",
@@ -688,12 +672,23 @@ func TestDatasetDocsExternalFileURLRefused(t *testing.T) {
     "chunkSize":512,
     "chunkSplitter":"",
     "qaPrompt":""
-}`
-		url := base + "/api/proApi/core/dataset/collection/create/externalFileUrl"
-		dvRefused(t, "POST", url, key, fmt.Sprintf(body, ds), 400, "externalFileUrl")
-		dvRefused(t, "POST", url, key, fmt.Sprintf(body, "6642d105a5e9d2b00255b27b"), 404, "dataset not found")
+}`, "externalFileUrl", "6642d105a5e9d2b00255b27b")
+}
+
+// ddCreateRefused sends a documented collection/create request (body, with
+// %s for the dataset's id) that the server refuses by name: 400 naming
+// why for a dataset of the team, 404 for the document's own dataset id,
+// and the dataset's collections unchanged either way.
+func ddCreateRefused(t *testing.T, route, body, why, docDataset string) {
+	dvEach(t, func(t *testing.T, base string) {
+		key := blRoot
+		ds := dvDataset(t, base, key, "kb")
+		list := base + "/api/core/dataset/collection/list?datasetId=" + ds
+		before := dvSnap(t, list, key)
+		dvRefused(t, "POST", base+route, key, fmt.Sprintf(body, ds), 400, why)
+		dvRefused(t, "POST", base+route, key, fmt.Sprintf(body, docDataset), 404, "dataset not found")
 		if after := dvSnap(t, list, key); after != before {
-			t.Fatalf("a refused externalFileUrl changed the dataset:\nbefore %s\nafter  %s", before, after)
+			t.Fatalf("a refused %s changed the dataset:\nbefore %s\nafter  %s", route, before, after)
 		}
 	})
 }

@@ -28,16 +28,9 @@ func TestOpenFailsFastWhenLocked(t *testing.T) {
 }
 
 func TestJSONRoundTrip(t *testing.T) {
-	db, err := Open(filepath.Join(t.TempDir(), "x.db"), time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if err := EnsureBuckets(db, []byte("b")); err != nil {
-		t.Fatal(err)
-	}
+	db := testDB(t)
 	type v struct{ N int }
-	err = db.Update(func(tx *bbolt.Tx) error { return PutJSON(tx.Bucket([]byte("b")), []byte("k"), v{7}) })
+	err := db.Update(func(tx *bbolt.Tx) error { return PutJSON(tx.Bucket([]byte("b")), []byte("k"), v{7}) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,11 +53,7 @@ func TestJSONRoundTrip(t *testing.T) {
 }
 
 func TestViewUpdateSkipDoneContext(t *testing.T) {
-	db, err := Open(filepath.Join(t.TempDir(), "x.db"), time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := testDB(t)
 	ran := 0
 	fn := func(*bbolt.Tx) error { ran++; return nil }
 	if err := View(t.Context(), db, fn); err != nil {
@@ -84,4 +73,19 @@ func TestViewUpdateSkipDoneContext(t *testing.T) {
 	if ran != 2 {
 		t.Fatalf("fn ran %d times, want 2 (not on the cancelled context)", ran)
 	}
+}
+
+// testDB opens a database of the test's own, with bucket "b", closed when
+// the test ends.
+func testDB(t *testing.T) *bbolt.DB {
+	t.Helper()
+	db, err := Open(filepath.Join(t.TempDir(), "x.db"), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if err := EnsureBuckets(db, []byte("b")); err != nil {
+		t.Fatal(err)
+	}
+	return db
 }

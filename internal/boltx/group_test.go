@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -19,14 +18,7 @@ import (
 // that fails or panics fails alone, leaving nothing, and the others of its
 // transaction commit.
 func TestGroupUpdate(t *testing.T) {
-	db, err := Open(filepath.Join(t.TempDir(), "x.db"), time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if err := EnsureBuckets(db, []byte("b")); err != nil {
-		t.Fatal(err)
-	}
+	db := testDB(t)
 	g := &Group{DB: db}
 	bad := errors.New("bad")
 	add := func(key string, fail, panicking bool) func(*bbolt.Tx) error {
