@@ -275,14 +275,20 @@ func (e *Engine) run(ctx context.Context, req Request, sink Sink) (*Result, erro
 	if req.Temperature != nil {
 		mreq.Temperature = req.Temperature
 	}
-	var answer strings.Builder
+	var (
+		answer strings.Builder
+		ahead  bool // the model has the next token in hand
+	)
+	mreq.Ahead = func() { ahead = true }
 	started := time.Now()
 	out, err := model.Generate(ctx, mreq, func(delta string) error {
+		more := ahead
+		ahead = false
 		if delta == "" {
 			return nil
 		}
 		answer.WriteString(delta)
-		return e.send(sink, Event{Kind: EventDelta, Delta: delta})
+		return e.send(sink, Event{Kind: EventDelta, Delta: delta, More: more})
 	})
 	if err != nil {
 		var se *sinkError

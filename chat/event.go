@@ -25,8 +25,12 @@ const (
 
 // Event is one step of a run, sent to a Sink.
 type Event struct {
-	Kind      EventKind
-	Delta     string
+	Kind  EventKind
+	Delta string
+	// More, on an EventDelta, says that the next event follows at once
+	// (the model had it in hand, see ModelRequest.Ahead): a sink writing
+	// to a network may leave this delta unflushed until then.
+	More      bool
 	ToolCall  ToolCall
 	Node      NodeStatus
 	Variables map[string]any

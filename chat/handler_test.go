@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -43,6 +44,8 @@ type gatewayConfig struct {
 	// inProcess calls the routes without a network, so that the gateway
 	// works in a synctest bubble; it buffers every response whole.
 	inProcess bool
+	// flushes, when set with inProcess, counts the handler's flushes.
+	flushes *atomic.Int64
 }
 
 var (
@@ -107,7 +110,7 @@ func newGateway(t *testing.T, cfg gatewayConfig) *gateway {
 	tr := &http.Transport{}
 	g.client = &http.Client{Transport: tr, Timeout: 20 * time.Second}
 	if cfg.inProcess {
-		g.url, g.client.Transport = "http://chat.test", handlerTransport{mux}
+		g.url, g.client.Transport = "http://chat.test", handlerTransport{mux, cfg.flushes}
 		g.close = func() { _ = authn.Close(context.Background()) }
 	} else {
 		srv := httptest.NewServer(mux)
@@ -172,7 +175,18 @@ func (g *gateway) conversations(app string) int {
 
 // handlerTransport serves requests with a handler in process, as a server
 // on loopback would.
-type handlerTransport struct{ h http.Handler }
+type handlerTransport struct {
+	h       http.Handler
+	flushes *atomic.Int64 // may be nil
+}
+
+// countingRecorder counts the handler's flushes.
+type countingRecorder struct {
+	*httptest.ResponseRecorder
+	n *atomic.Int64
+}
+
+func (c countingRecorder) Flush() { c.n.Add(1); c.ResponseRecorder.Flush() }
 
 func (t handlerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	r := req.Clone(req.Context())
@@ -182,7 +196,11 @@ func (t handlerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	defer r.Body.Close()
 	rec := httptest.NewRecorder()
-	t.h.ServeHTTP(rec, r)
+	if t.flushes != nil {
+		t.h.ServeHTTP(countingRecorder{rec, t.flushes}, r)
+	} else {
+		t.h.ServeHTTP(rec, r)
+	}
 	return rec.Result(), nil
 }
 

@@ -120,6 +120,13 @@ type ModelRequest struct {
 	// stream, and call neither onToken nor OnToolCall; it returns the text
 	// and the tool calls in its result. A model may also ignore it.
 	Whole bool
+	// Ahead, when set, is called by a streaming model just before it hands
+	// onToken a token whose successor it already has (read from the
+	// upstream, not awaited): the chat may then hold that token back from
+	// the client's connection until the next, so that tokens which arrived
+	// together leave in one write rather than one each. A model that calls
+	// it must hand over the next token at once.
+	Ahead func()
 }
 
 // Usage counts the tokens of one model call.

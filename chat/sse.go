@@ -78,7 +78,7 @@ func (s *sseSink) Send(ev Event) error {
 		}
 	case EventDelta:
 		s.commit()
-		s.event(s.answerEvent(), func(b []byte) []byte {
+		s.put(s.answerEvent(), func(b []byte) []byte {
 			b = append(b, s.chunkHead...)
 			if !s.sentRole {
 				b = append(b, `"role":"assistant",`...)
@@ -87,7 +87,7 @@ func (s *sseSink) Send(ev Event) error {
 			b = append(b, `"content":`...)
 			b = appendJSONString(b, ev.Delta)
 			return append(b, `},"finish_reason":null}]}`...)
-		})
+		}, !ev.More)
 	case EventToolCall:
 		s.commit()
 		c := ev.ToolCall
@@ -180,7 +180,11 @@ func (s *sseSink) jsonEvent(name string, v any) {
 }
 
 // event writes one event (held until commit) and flushes it.
-func (s *sseSink) event(name string, data func([]byte) []byte) {
+func (s *sseSink) event(name string, data func([]byte) []byte) { s.put(name, data, true) }
+
+// put sends one event; without flush it is written but not flushed, for
+// an event that follows at once to flush both.
+func (s *sseSink) put(name string, data func([]byte) []byte, flush bool) {
 	b := s.buf[:0]
 	if name != "" {
 		b = append(b, "event: "...)
@@ -193,6 +197,14 @@ func (s *sseSink) event(name string, data func([]byte) []byte) {
 	s.buf = b
 	if !s.committed {
 		s.pending = append(s.pending, b...)
+		return
+	}
+	if !flush {
+		if s.err == nil {
+			if _, err := s.w.Write(b); err != nil {
+				s.err = err
+			}
+		}
 		return
 	}
 	s.write(b)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -143,4 +144,43 @@ func TestHeartbeatRacesFailure(t *testing.T) {
 		streamed++
 	}
 	t.Logf("%d plain 502s, %d streams ended by an error chunk", plain, streamed)
+}
+
+// TestDeltasInHandLeaveTogether: deltas the model hands over with
+// ModelRequest.Ahead (it has the next one already) are written without a
+// flush of their own, so a burst of tokens costs the client's connection
+// one flush; the answer the client reads is the same either way.
+func TestDeltasInHandLeaveTogether(t *testing.T) {
+	pieces := []string{"one ", "two ", "three ", "four"}
+	burst := func(ahead bool) chat.Model {
+		return chat.ModelFunc(func(ctx context.Context, req chat.ModelRequest, onToken func(string) error) (chat.ModelResult, error) {
+			for i, p := range pieces {
+				if ahead && i < len(pieces)-1 && req.Ahead != nil {
+					req.Ahead()
+				}
+				if err := onToken(p); err != nil {
+					return chat.ModelResult{}, err
+				}
+			}
+			return chat.ModelResult{Text: strings.Join(pieces, ""), FinishReason: "stop"}, nil
+		})
+	}
+	run := func(ahead bool) (int64, string) {
+		var flushes atomic.Int64
+		g := newGateway(t, gatewayConfig{inProcess: true, flushes: &flushes,
+			models: map[string]chat.Model{"burst": burst(ahead)},
+			apps:   []*chat.App{{ID: "app1", Name: "Burst", Model: "burst"}}})
+		_, b := g.chat("app1", `{"stream":true,"messages":[{"role":"user","content":"hi"}]}`)
+		events, _ := parseSSE(t, string(b))
+		text, _ := streamSummary(t, events, "app1")
+		return flushes.Load(), text
+	}
+	each, eachText := run(false)
+	together, togetherText := run(true)
+	if eachText != "one two three four" || togetherText != eachText {
+		t.Fatalf("answers %q and %q", eachText, togetherText)
+	}
+	if together != each-int64(len(pieces)-1) {
+		t.Fatalf("%d flushes with the deltas in hand, %d without: want %d fewer", together, each, len(pieces)-1)
+	}
 }
