@@ -16,7 +16,6 @@ import (
 
 	"github.com/chatgate/chatgate/chat"
 	up "github.com/chatgate/chatgate/chat/internal/upstreamtest"
-	"github.com/chatgate/chatgate/chat/llm"
 )
 
 // The handler in front of chat/llm's adapters and a fake provider: what a
@@ -60,12 +59,16 @@ func TestUpstreamThroughHandler(t *testing.T) {
 	for _, p := range []struct {
 		Name  string
 		serve up.Serve
-		Model func(t *testing.T, u *up.Upstream, idle time.Duration) *llm.Model
+		Model func(t *testing.T, u *up.Upstream, idle time.Duration) chat.Model
 		auth  string
 		usage chat.Usage
 	}{
-		{"openai", up.ServeOpenAI, up.NewOpenAIModel, "Bearer " + up.ProviderKey, chat.Usage{PromptTokens: 12, CompletionTokens: 5, TotalTokens: 17}},
-		{"ollama", up.ServeOllama, up.NewOllamaModel, "", chat.Usage{PromptTokens: 21, CompletionTokens: 4, TotalTokens: 25}},
+		{"openai", up.ServeOpenAI, func(t *testing.T, u *up.Upstream, idle time.Duration) chat.Model {
+			return up.NewOpenAIModel(t, u, idle)
+		}, "Bearer " + up.ProviderKey, chat.Usage{PromptTokens: 12, CompletionTokens: 5, TotalTokens: 17}},
+		{"ollama", up.ServeOllama, func(t *testing.T, u *up.Upstream, idle time.Duration) chat.Model {
+			return up.NewOllamaModel(t, u, idle)
+		}, "", chat.Usage{PromptTokens: 21, CompletionTokens: 4, TotalTokens: 25}},
 	} {
 		t.Run(p.Name, func(t *testing.T) {
 			u := up.New(t, p.serve)

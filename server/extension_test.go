@@ -13,7 +13,7 @@ import (
 	"github.com/chatgate/chatgate/server"
 )
 
-// searchTest's query extension through the real langchaingo OpenAI
+// searchTest's query extension through the real chat/llm OpenAI
 // adapter, against a loopback OpenAI-compatible model (qaUpstream).
 
 // exRewrites is what the model answers for FastGPT's documented question

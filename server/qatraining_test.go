@@ -103,7 +103,7 @@ func newChatUpstream(t *testing.T, reply func(prompt string) string) *qaUpstream
 	return u
 }
 
-// QA-mode training through the real langchaingo OpenAI adapter, the way
+// QA-mode training through the real chat/llm OpenAI client, the way
 // an operator configures it: the model writes pairs without a token
 // callback (it used to be called nil and kill the process, and the queued
 // item killed every restart). The pairs are stored and the model's usage

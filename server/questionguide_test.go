@@ -12,7 +12,7 @@ import (
 )
 
 // FastGPT's 猜你想问, both routes as chat.mdx writes them, through the real
-// langchaingo adapter to a loopback OpenAI-compatible model: v2 reads the
+// chat/llm OpenAI client to a loopback OpenAI-compatible model: v2 reads the
 // conversation's last turns, the old route the messages it is sent; each
 // call is billed once to the key; the offline model refuses by name.
 func TestQuestionGuideAsDocumented(t *testing.T) {

@@ -170,7 +170,7 @@ func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond)
 // BenchmarkRelayOverhead measures what chatgate adds to a chat against an
 // OpenAI-compatible upstream. The reference server (server.New, bbolt in a
 // temporary directory, the upstream declared in Config.Models, so through
-// chat/llm's langchaingo adapter) and a direct HTTP client talk to the same
+// chat/llm's OpenAI client) and a direct HTTP client talk to the same
 // in-process fake upstream on loopback; each iteration runs a round
 // straight to the upstream and then the same round through chatgate, so
 // both sides see the same machine state. Per request it reports req/s,

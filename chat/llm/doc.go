@@ -1,6 +1,7 @@
-// Package llm connects chat to model providers through langchaingo: any
-// OpenAI-compatible server ([NewOpenAI]) and Ollama ([NewOllama]). A [Model]
-// is a chat.Model: register it in a chat.Models under the name apps use.
+// Package llm connects chat to model providers: any OpenAI-compatible
+// server ([NewOpenAI], an [OpenAI]) and Ollama ([NewOllama], through
+// langchaingo). Each is a chat.Model: register it in a chat.Models under
+// the name apps use.
 //
 // It is a package of its own so that a program using chat with a model of
 // its own links neither langchaingo nor the providers' clients. The
@@ -12,14 +13,13 @@
 // upstream, bounded by Config.WholeTimeout, since such an upstream is
 // silent until it has the whole answer. Failures are
 // *chat.UpstreamError, which the chat routes answer with 502 (or an error
-// event once a stream has started).
+// event once a stream has started); a refusal's status is a *StatusError
+// inside it.
 //
-// The OpenAI provider is a chat.FeatureModel: it takes tools, tool calls
-// and results, and image_url parts. Its tool calls go through
-// langchaingo's client with two of its gaps worked around on the wire
-// (see tools.go): tools, tool_choice and parallel_tool_calls are sent as
-// the client gave them, and the stream is read by the client's transport
-// (text and tool-call fragments, with their index), which also reads each
-// body to its end so that connections to the upstream are reused. Ollama
-// takes text only.
+// The OpenAI provider speaks the chat-completions protocol itself, since
+// it is the relay's hot path: it takes tools (sent as the client gave
+// them), tool calls and results, and image_url parts; it reads a stream's
+// text and tool-call fragments (with their index) as they come, and reads
+// each body to its end so that connections to the upstream are reused.
+// Ollama takes text only.
 package llm

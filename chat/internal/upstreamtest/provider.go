@@ -16,7 +16,7 @@ const ProviderKey = "sk-provider-secret"
 
 // NewOpenAIModel is an OpenAI model of upstream model gpt-up on u; idle
 // bounds its non-stream calls too, so that a stall fails either kind.
-func NewOpenAIModel(t *testing.T, u *Upstream, idle time.Duration) *llm.Model {
+func NewOpenAIModel(t *testing.T, u *Upstream, idle time.Duration) *llm.OpenAI {
 	t.Helper()
 	m, err := llm.NewOpenAI(llm.Config{BaseURL: u.Srv.URL + "/v1", APIKey: ProviderKey, Model: "gpt-up",
 		HTTPClient: Client(t), IdleTimeout: idle, WholeTimeout: idle})
@@ -123,13 +123,13 @@ type Provider struct {
 	Name     string
 	Failures []Failure
 	Serve    func(f Failure) Serve
-	Model    func(t *testing.T, u *Upstream, idle time.Duration) *llm.Model
+	Model    func(t *testing.T, u *Upstream, idle time.Duration) chat.Model
 }
 
 // Providers are OpenAI's and Ollama's.
 var Providers = []Provider{
-	{"openai", openAIFailures, failingOpenAI, NewOpenAIModel},
-	{"ollama", ollamaFailures, failingOllama, NewOllamaModel},
+	{"openai", openAIFailures, failingOpenAI, func(t *testing.T, u *Upstream, idle time.Duration) chat.Model { return NewOpenAIModel(t, u, idle) }},
+	{"ollama", ollamaFailures, failingOllama, func(t *testing.T, u *Upstream, idle time.Duration) chat.Model { return NewOllamaModel(t, u, idle) }},
 }
 
 // StallAfter sends n pieces, then nothing until the request is cancelled;
