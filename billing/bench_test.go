@@ -3,29 +3,72 @@ package billing_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
+	"go.etcd.io/bbolt"
+
 	"github.com/chatgate/chatgate/billing"
+	"github.com/chatgate/chatgate/internal/boltx"
 )
 
 // BenchmarkBoltLedgerRecord writes usage records to a BoltLedger on a real
-// file with bbolt's default options (each commit is fsynced before Record
-// returns), from 1, 8 and 64 concurrent writers that share b.N records.
+// file (each commit is fsynced before Record returns), from 1, 8 and 64
+// concurrent writers that share b.N records, with the freelist written on
+// every commit (bbolt's default, "freelist=synced") and with the options
+// chatgate's server opens its file with (internal/boltx.Options: the
+// freelist kept in memory only and rebuilt on open, "freelist=rebuilt").
+// The file is in CHATGATE_BENCH_DATA when set (tmpfs, or a disk), else in
+// the test's temporary directory.
 //
 // It reports per-call latency (p50-µs, p99-µs: from Record's call to its
 // return, so including the wait for the group commit's fsync) and the
 // amortized cost (µs/record: wall time / records, what the group commit
-// lowers), and pages/record, the pages bbolt wrote (before its meta page)
-// per record: what each commit's fdatasync waits for.
+// lowers), cpu-µs/record, the process's CPU time per record, and
+// pages/record, the pages bbolt wrote (before its meta page) per record:
+// what each commit's fdatasync waits for.
 func BenchmarkBoltLedgerRecord(b *testing.B) {
-	for _, writers := range []int{1, 8, 64} {
-		b.Run(fmt.Sprintf("writers=%d", writers), func(b *testing.B) {
-			l, db := openBoltLedger(b, filepath.Join(b.TempDir(), "ledger.db"))
+	for _, fl := range []struct {
+		name string
+		opts *bbolt.Options
+	}{{"synced", &bbolt.Options{Timeout: time.Second}}, {"rebuilt", boltx.Options(time.Second)}} {
+		for _, writers := range []int{1, 8, 64} {
+			b.Run(fmt.Sprintf("freelist=%s/writers=%d", fl.name, writers), func(b *testing.B) {
+				benchLedgerRecord(b, fl.opts, writers)
+			})
+		}
+	}
+}
+
+func benchLedgerRecord(b *testing.B, opts *bbolt.Options, writers int) {
+	{
+		{
+			dir := os.Getenv("CHATGATE_BENCH_DATA")
+			if dir == "" {
+				dir = b.TempDir()
+			} else {
+				d, err := os.MkdirTemp(dir, "ledgerbench")
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.Cleanup(func() { os.RemoveAll(d) })
+				dir = d
+			}
+			db, err := bbolt.Open(filepath.Join(dir, "ledger.db"), 0o600, opts)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { _ = db.Close() })
+			l, err := billing.NewBoltLedger(db)
+			if err != nil {
+				b.Fatal(err)
+			}
 			if db.NoSync {
 				b.Fatal("the benchmark must keep fsync on commit")
 			}
@@ -39,7 +82,7 @@ func BenchmarkBoltLedgerRecord(b *testing.B) {
 			left.Store(int64(b.N))
 			before := db.Stats()
 			b.ResetTimer()
-			start := time.Now()
+			start, cpu0 := time.Now(), cpuTime(b)
 			for w := range writers {
 				wg.Go(func() {
 					mine := make([]time.Duration, 0, b.N/writers+1)
@@ -59,7 +102,7 @@ func BenchmarkBoltLedgerRecord(b *testing.B) {
 				})
 			}
 			wg.Wait()
-			wall := time.Since(start)
+			wall, cpu := time.Since(start), cpuTime(b)-cpu0
 			b.StopTimer()
 			if len(lat) != b.N {
 				b.Fatalf("%d of %d records written", len(lat), b.N)
@@ -69,8 +112,18 @@ func BenchmarkBoltLedgerRecord(b *testing.B) {
 			b.ReportMetric(us(lat[len(lat)/2]), "p50-µs")
 			b.ReportMetric(us(lat[len(lat)*99/100]), "p99-µs")
 			b.ReportMetric(us(wall)/float64(b.N), "µs/record")
+			b.ReportMetric(us(cpu)/float64(b.N), "cpu-µs/record")
 			after := db.Stats()
 			b.ReportMetric(float64(after.TxStats.GetWrite()-before.TxStats.GetWrite())/float64(b.N), "pages/record")
-		})
+		}
 	}
+}
+
+// cpuTime is the process's CPU time so far, user and system.
+func cpuTime(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

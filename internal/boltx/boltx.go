@@ -14,10 +14,22 @@ import (
 // ErrLocked reports that another process holds the database file.
 var ErrLocked = errors.New("database is locked by another process (is a chatgate server running on this data directory?)")
 
-// Open opens the bbolt file at path, waiting at most timeout for the file
-// lock so that a second process fails fast instead of hanging.
+// Options are the options Open opens a file with: at most timeout waiting
+// for the file lock, so that a second process fails fast instead of
+// hanging, and the freelist kept in memory only, as etcd keeps it. bbolt's
+// default writes the list of free pages on every commit, a page or more
+// that grows with the file's holes, for the one use of skipping a scan of
+// the file when it is opened; a usage record's commit is the write the
+// relay waits for, and a server opens its file once. A file is read either
+// way: one written with a synced freelist opens with these options, and one
+// written with them opens with bbolt's defaults (bbolt rebuilds the list).
+func Options(timeout time.Duration) *bbolt.Options {
+	return &bbolt.Options{Timeout: timeout, NoFreelistSync: true, FreelistType: bbolt.FreelistMapType}
+}
+
+// Open opens the bbolt file at path with Options(timeout).
 func Open(path string, timeout time.Duration) (*bbolt.DB, error) {
-	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: timeout})
+	db, err := bbolt.Open(path, 0o600, Options(timeout))
 	if errors.Is(err, bbolt.ErrTimeout) {
 		return nil, fmt.Errorf("open %s: %w", path, ErrLocked)
 	}
