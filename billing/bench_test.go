@@ -47,76 +47,64 @@ func BenchmarkBoltLedgerRecord(b *testing.B) {
 }
 
 func benchLedgerRecord(b *testing.B, opts *bbolt.Options, writers int) {
-	{
-		{
-			dir := os.Getenv("CHATGATE_BENCH_DATA")
-			if dir == "" {
-				dir = b.TempDir()
-			} else {
-				d, err := os.MkdirTemp(dir, "ledgerbench")
-				if err != nil {
-					b.Fatal(err)
-				}
-				b.Cleanup(func() { os.RemoveAll(d) })
-				dir = d
-			}
-			db, err := bbolt.Open(filepath.Join(dir, "ledger.db"), 0o600, opts)
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.Cleanup(func() { _ = db.Close() })
-			l, err := billing.NewBoltLedger(db)
-			if err != nil {
-				b.Fatal(err)
-			}
-			if db.NoSync {
-				b.Fatal("the benchmark must keep fsync on commit")
-			}
-			ctx := context.Background()
-			var (
-				left = atomic.Int64{}
-				mu   sync.Mutex
-				lat  = make([]time.Duration, 0, b.N)
-				wg   sync.WaitGroup
-			)
-			left.Store(int64(b.N))
-			before := db.Stats()
-			b.ResetTimer()
-			start, cpu0 := time.Now(), cpuTime(b)
-			for w := range writers {
-				wg.Go(func() {
-					mine := make([]time.Duration, 0, b.N/writers+1)
-					for left.Add(-1) >= 0 {
-						r := &billing.Record{TeamID: "t", KeyID: fmt.Sprintf("k%d", w), AppID: "a", Source: billing.SourceChat,
-							Module: "AI Chat", Model: "m", InputTokens: 120, OutputTokens: 40, Points: 0.2}
-						t0 := time.Now()
-						if err := l.Record(ctx, r); err != nil {
-							b.Error(err)
-							return
-						}
-						mine = append(mine, time.Since(t0))
-					}
-					mu.Lock()
-					lat = append(lat, mine...)
-					mu.Unlock()
-				})
-			}
-			wg.Wait()
-			wall, cpu := time.Since(start), cpuTime(b)-cpu0
-			b.StopTimer()
-			if len(lat) != b.N {
-				b.Fatalf("%d of %d records written", len(lat), b.N)
-			}
-			slices.Sort(lat)
-			us := func(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e3 }
-			b.ReportMetric(us(lat[len(lat)/2]), "p50-µs")
-			b.ReportMetric(us(lat[len(lat)*99/100]), "p99-µs")
-			b.ReportMetric(us(wall)/float64(b.N), "µs/record")
-			b.ReportMetric(us(cpu)/float64(b.N), "cpu-µs/record")
-			after := db.Stats()
-			b.ReportMetric(float64(after.TxStats.GetWrite()-before.TxStats.GetWrite())/float64(b.N), "pages/record")
+	dir := os.Getenv("CHATGATE_BENCH_DATA")
+	if dir == "" {
+		dir = b.TempDir()
+	} else {
+		d, err := os.MkdirTemp(dir, "ledgerbench")
+		if err != nil {
+			b.Fatal(err)
 		}
+		b.Cleanup(func() { os.RemoveAll(d) })
+		dir = d
 	}
+	l, db := openBoltLedgerWith(b, filepath.Join(dir, "ledger.db"), opts)
+	if db.NoSync {
+		b.Fatal("the benchmark must keep fsync on commit")
+	}
+	ctx := context.Background()
+	var (
+		left = atomic.Int64{}
+		mu   sync.Mutex
+		lat  = make([]time.Duration, 0, b.N)
+		wg   sync.WaitGroup
+	)
+	left.Store(int64(b.N))
+	before := db.Stats()
+	b.ResetTimer()
+	start, cpu0 := time.Now(), cpuTime(b)
+	for w := range writers {
+		wg.Go(func() {
+			mine := make([]time.Duration, 0, b.N/writers+1)
+			for left.Add(-1) >= 0 {
+				r := &billing.Record{TeamID: "t", KeyID: fmt.Sprintf("k%d", w), AppID: "a", Source: billing.SourceChat,
+					Module: "AI Chat", Model: "m", InputTokens: 120, OutputTokens: 40, Points: 0.2}
+				t0 := time.Now()
+				if err := l.Record(ctx, r); err != nil {
+					b.Error(err)
+					return
+				}
+				mine = append(mine, time.Since(t0))
+			}
+			mu.Lock()
+			lat = append(lat, mine...)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	wall, cpu := time.Since(start), cpuTime(b)-cpu0
+	b.StopTimer()
+	if len(lat) != b.N {
+		b.Fatalf("%d of %d records written", len(lat), b.N)
+	}
+	slices.Sort(lat)
+	us := func(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e3 }
+	b.ReportMetric(us(lat[len(lat)/2]), "p50-µs")
+	b.ReportMetric(us(lat[len(lat)*99/100]), "p99-µs")
+	b.ReportMetric(us(wall)/float64(b.N), "µs/record")
+	b.ReportMetric(us(cpu)/float64(b.N), "cpu-µs/record")
+	after := db.Stats()
+	b.ReportMetric(float64(after.TxStats.GetWrite()-before.TxStats.GetWrite())/float64(b.N), "pages/record")
 }
 
 // cpuTime is the process's CPU time so far, user and system.

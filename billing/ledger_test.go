@@ -40,7 +40,13 @@ func TestBoltLedgerConformance(t *testing.T) {
 // openBoltLedger opens a BoltLedger on the file at path, closed at cleanup.
 func openBoltLedger(t testing.TB, path string) (*billing.BoltLedger, *bbolt.DB) {
 	t.Helper()
-	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: time.Second})
+	return openBoltLedgerWith(t, path, &bbolt.Options{Timeout: time.Second})
+}
+
+// openBoltLedgerWith opens a BoltLedger on the file at path with opts.
+func openBoltLedgerWith(t testing.TB, path string, opts *bbolt.Options) (*billing.BoltLedger, *bbolt.DB) {
+	t.Helper()
+	db, err := bbolt.Open(path, 0o600, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
