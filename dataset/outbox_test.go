@@ -147,12 +147,17 @@ func (p *panickyText) Index(ctx context.Context, docs []dataset.TextDoc) error {
 			panic("analyzer exploded")
 		}
 	}
+	// counted once the index has them, so that a search after the count
+	// finds them
+	if err := p.TextIndex.Index(ctx, docs); err != nil {
+		return err
+	}
 	p.mu.Lock()
 	for _, d := range docs {
 		p.indexed[d.ID] = true
 	}
 	p.mu.Unlock()
-	return p.TextIndex.Index(ctx, docs)
+	return nil
 }
 
 // A document that makes the full-text index panic is left out of it; the
