@@ -199,15 +199,7 @@ func (s *sseSink) put(name string, data func([]byte) []byte, flush bool) {
 		s.pending = append(s.pending, b...)
 		return
 	}
-	if !flush {
-		if s.err == nil {
-			if _, err := s.w.Write(b); err != nil {
-				s.err = err
-			}
-		}
-		return
-	}
-	s.write(b)
+	s.write(b, flush)
 }
 
 // commit sends the headers and whatever was held.
@@ -223,14 +215,15 @@ func (s *sseSink) commit() {
 	h.Set("X-Accel-Buffering", "no") // tell nginx not to buffer the stream
 	s.w.WriteHeader(http.StatusOK)
 	if len(s.pending) > 0 {
-		s.write(s.pending)
+		s.write(s.pending, true)
 		s.pending = nil
 	} else {
 		s.flush()
 	}
 }
 
-func (s *sseSink) write(b []byte) {
+// write writes b and, with flush, flushes it to the client.
+func (s *sseSink) write(b []byte, flush bool) {
 	if s.err != nil {
 		return
 	}
@@ -238,7 +231,9 @@ func (s *sseSink) write(b []byte) {
 		s.err = err
 		return
 	}
-	s.flush()
+	if flush {
+		s.flush()
+	}
 }
 
 func (s *sseSink) flush() {
@@ -258,7 +253,7 @@ func (s *sseSink) heartbeat(every time.Duration) {
 		return
 	}
 	s.commit()
-	s.write([]byte(": keep-alive\n\n"))
+	s.write([]byte(": keep-alive\n\n"), true)
 }
 
 // appendJSONString appends s as a JSON string. It escapes only what JSON

@@ -91,6 +91,10 @@ func NewOllama(c Config) (*Model, error) {
 	return &Model{LLM: llm, Provider: "ollama", Name: c.Model, IdleTimeout: c.IdleTimeout, wholeStream: true}, nil
 }
 
+// errToolsUnsupported is returned by a langchaingo model asked for tools
+// or images, which it is not given here.
+var errToolsUnsupported = errors.New("this provider does not take tools or images")
+
 // Generate implements chat.Model. The call streams, and the idle timeout
 // tells a stalled upstream from a slow one; a nil onToken only collects
 // the answer.

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -312,7 +311,3 @@ func plainIndex(b []byte) bool {
 	}
 	return true
 }
-
-// errToolsUnsupported is returned by a provider that cannot take tools,
-// should the chat ask it anyway.
-var errToolsUnsupported = errors.New("this provider does not take tools or images")

@@ -2,7 +2,6 @@ package boltx
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -13,20 +12,10 @@ import (
 // BenchmarkOpen opens a 256 MiB file, a quarter of it free, with the
 // freelist on disk ("synced", bbolt's default) and with Options, which
 // rebuild it by walking the file ("rebuilt"): what keeping the freelist
-// off the commits costs a server's start. The file is in
-// CHATGATE_BENCH_DATA when set, else in the test's temporary directory.
+// off the commits costs a server's start. The file is in the test's
+// temporary directory (TMPDIR).
 func BenchmarkOpen(b *testing.B) {
-	dir := os.Getenv("CHATGATE_BENCH_DATA")
-	if dir == "" {
-		dir = b.TempDir()
-	} else {
-		d, err := os.MkdirTemp(dir, "openbench")
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { os.RemoveAll(d) })
-		dir = d
-	}
+	dir := b.TempDir()
 	for _, fl := range []struct {
 		name string
 		opts *bbolt.Options
