@@ -29,6 +29,7 @@ var (
 type BoltStore struct {
 	db    *bbolt.DB
 	turns *boltx.Group
+	apps  appCache // decoded apps, checked against the stored bytes
 }
 
 // NewBoltStore returns a store on db, creating its buckets if needed.
@@ -90,13 +91,23 @@ func (s *BoltStore) PutApp(ctx context.Context, a *App) error {
 
 // App implements AppStore.
 func (s *BoltStore) App(ctx context.Context, team, id string) (*App, error) {
-	a := new(App)
+	var a *App
+	key := appKey(team, id)
 	err := s.view(ctx, func(tx *bbolt.Tx) error {
-		ok, err := boltx.GetJSON(tx.Bucket(bucketApps), []byte(appKey(team, id)), a)
-		if err == nil && !ok {
-			err = ErrAppNotFound
+		raw := tx.Bucket(bucketApps).Get([]byte(key))
+		if raw == nil {
+			return ErrAppNotFound
 		}
-		return err
+		var ok bool
+		if a, ok = s.apps.get(key, raw); ok {
+			return nil
+		}
+		a = new(App)
+		if err := json.Unmarshal(raw, a); err != nil {
+			return fmt.Errorf("decode %s: %w", key, err)
+		}
+		s.apps.put(key, raw, a)
+		return nil
 	})
 	if err != nil {
 		return nil, err
