@@ -26,6 +26,7 @@ var (
 	bucketBills     = []byte("billing.bills")      // id -> BillDetail
 	bucketKeys      = []byte("billing.keys")       // key id -> points, float64 bits
 	bucketApps      = []byte("billing.apps")       // team\0app id -> points, float64 bits
+	bucketJournal   = []byte("billing.journal")    // "applied" -> the last journal seq in bbolt, uint64
 )
 
 // BoltLedger is a Ledger in a bbolt database, in the billing.* buckets of
@@ -37,32 +38,60 @@ var (
 // durability. What a commit costs is mostly the pages it writes and syncs,
 // so a record touches as few as it can: the ids the ledger makes sort by
 // time (see newRecordID), records fill their pages, and each total a batch
-// adds to is written once.
+// adds to is written once. A ledger opened with a journal
+// ([BoltLedgerOptions].Journal) writes the records there first and moves
+// them into bbolt in larger batches (see OpenBoltLedger).
 type BoltLedger struct {
 	db *bbolt.DB
 
 	mu      sync.Mutex
 	queue   []*pendingRecord
 	running bool
+	closed  bool
+	loops   sync.WaitGroup // commit loops; Close waits for them
 
 	poison func(*Record) // tests': called on each record a commit puts
+
+	journaled // zero unless opened with a journal
 }
 
 type pendingRecord struct {
 	r     *Record
 	named bool // the id is the ledger's own (see prepare)
 	done  chan error
+
+	// A record applied from a journal: raw is its JSON, already made for
+	// the journal, and fresh says its id was checked free when it was
+	// journaled (a record read back from the journal at start may be in
+	// bbolt already).
+	raw   []byte
+	fresh bool
 }
 
 // NewBoltLedger returns a ledger on db, creating its buckets if needed.
+// Each batch of records is committed to db before Record returns; see
+// OpenBoltLedger for the journaled ledger.
 func NewBoltLedger(db *bbolt.DB) (*BoltLedger, error) {
-	if err := boltx.EnsureBuckets(db, bucketRecords, bucketRecordIDs, bucketBills, bucketKeys, bucketApps); err != nil {
+	return OpenBoltLedger(db, BoltLedgerOptions{})
+}
+
+// OpenBoltLedger returns a ledger on db as o asks, creating its buckets
+// (and its journal) if needed. With a journal, it first moves into db what
+// the journal holds from before: records acknowledged before a crash.
+func OpenBoltLedger(db *bbolt.DB, o BoltLedgerOptions) (*BoltLedger, error) {
+	if err := boltx.EnsureBuckets(db, bucketRecords, bucketRecordIDs, bucketBills, bucketKeys, bucketApps, bucketJournal); err != nil {
 		return nil, fmt.Errorf("billing: %w", err)
 	}
 	if err := db.Update(migrateAppTotals); err != nil {
 		return nil, fmt.Errorf("billing: scoping app totals to teams: %w", err)
 	}
-	return &BoltLedger{db: db}, nil
+	l := &BoltLedger{db: db}
+	if o.Journal != "" {
+		if err := l.openJournal(o); err != nil {
+			return nil, err
+		}
+	}
+	return l, nil
 }
 
 // migrateAppTotals rebuilds the app totals from the records when any is
@@ -133,10 +162,18 @@ func (l *BoltLedger) Record(ctx context.Context, r *Record) error {
 	}
 	p := &pendingRecord{r: r, named: named, done: make(chan error, 1)}
 	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return ErrLedgerClosed
+	}
 	l.queue = append(l.queue, p)
 	if !l.running {
 		l.running = true
-		go l.commitLoop()
+		l.loops.Add(1)
+		go func() {
+			defer l.loops.Done()
+			l.commitLoop()
+		}()
 	}
 	l.mu.Unlock()
 	// Once queued the record is committed whatever ctx does: waiting for it
@@ -157,7 +194,11 @@ func (l *BoltLedger) commitLoop() {
 			return
 		}
 		l.mu.Unlock()
-		l.commit(batch)
+		if l.j != nil {
+			l.journalRound(batch)
+		} else {
+			l.commit(batch)
+		}
 		// Let the goroutines ready to run (the callers just answered, and
 		// whichever others are runnable) reach the queue before the next
 		// round takes it: without it, writers that record again fall in
@@ -272,7 +313,7 @@ func (w *batchWriter) put(p *pendingRecord) (refused, err error) {
 			return ErrBillNotFound, nil
 		}
 	}
-	for w.ids.Get([]byte(r.ID)) != nil {
+	for !p.fresh && w.ids.Get([]byte(r.ID)) != nil {
 		if !p.named {
 			return ErrDuplicate, nil
 		}
@@ -283,7 +324,12 @@ func (w *batchWriter) put(p *pendingRecord) (refused, err error) {
 	if err := w.ids.Put([]byte(r.ID), []byte{1}); err != nil {
 		return nil, err
 	}
-	if err := boltx.PutJSON(w.recs, recordKey(r), r); err != nil {
+	if p.raw != nil {
+		err = w.recs.Put(recordKey(r), p.raw)
+	} else {
+		err = boltx.PutJSON(w.recs, recordKey(r), r)
+	}
+	if err != nil {
 		return nil, err
 	}
 	if r.KeyID != "" {
@@ -333,6 +379,7 @@ func (l *BoltLedger) CreateBill(ctx context.Context, b *Bill) error {
 
 // Bill implements BillStore.
 func (l *BoltLedger) Bill(ctx context.Context, id string) (*BillDetail, error) {
+	l.drain()
 	b := new(BillDetail)
 	err := l.db.View(func(tx *bbolt.Tx) error {
 		ok, err := boltx.GetJSON(tx.Bucket(bucketBills), []byte(id), b)
@@ -349,6 +396,7 @@ func (l *BoltLedger) Bill(ctx context.Context, id string) (*BillDetail, error) {
 
 // Bills implements BillLister.
 func (l *BoltLedger) Bills(ctx context.Context) ([]Bill, error) {
+	l.drain()
 	var out []Bill
 	err := boltx.View(ctx, l.db, func(tx *bbolt.Tx) error {
 		return tx.Bucket(bucketBills).ForEach(func(k, v []byte) error {
@@ -367,6 +415,7 @@ func (l *BoltLedger) Bills(ctx context.Context) ([]Bill, error) {
 // EachRecord implements RecordSource. The records' keys are their time
 // then id, so the bucket's order is the one promised.
 func (l *BoltLedger) EachRecord(ctx context.Context, fn func(Record) error) error {
+	l.drain()
 	return boltx.View(ctx, l.db, func(tx *bbolt.Tx) error {
 		return tx.Bucket(bucketRecords).ForEach(func(k, v []byte) error {
 			var r Record
@@ -395,6 +444,7 @@ func (l *BoltLedger) List(ctx context.Context, f Filter) ([]Record, int, error) 
 
 // scan calls fn with the records f selects, newest first.
 func (l *BoltLedger) scan(ctx context.Context, f Filter, fn func(*Record)) error {
+	l.drain()
 	return l.db.View(func(tx *bbolt.Tx) error {
 		c := tx.Bucket(bucketRecords).Cursor()
 		var k, v []byte
@@ -445,11 +495,17 @@ func (l *BoltLedger) Summary(ctx context.Context, f Filter) (*Summary, error) {
 // KeyPoints implements SpendReader.
 func (l *BoltLedger) KeyPoints(ctx context.Context) (map[string]float64, error) {
 	out := map[string]float64{}
-	err := l.db.View(func(tx *bbolt.Tx) error {
-		return tx.Bucket(bucketKeys).ForEach(func(k, v []byte) error {
+	err := l.viewTotals(func(tx *bbolt.Tx, unapplied func(func(*Record))) error {
+		err := tx.Bucket(bucketKeys).ForEach(func(k, v []byte) error {
 			out[string(k)] = math.Float64frombits(binary.BigEndian.Uint64(v))
 			return nil
 		})
+		unapplied(func(r *Record) {
+			if r.KeyID != "" && r.Points != 0 {
+				out[r.KeyID] += r.Points
+			}
+		})
+		return err
 	})
 	return out, err
 }
@@ -457,8 +513,13 @@ func (l *BoltLedger) KeyPoints(ctx context.Context) (map[string]float64, error) 
 // KeyPointsOf implements KeySpendReader.
 func (l *BoltLedger) KeyPointsOf(ctx context.Context, keyID string) (float64, error) {
 	var p float64
-	err := l.db.View(func(tx *bbolt.Tx) error {
+	err := l.viewTotals(func(tx *bbolt.Tx, unapplied func(func(*Record))) error {
 		p = getFloat(tx.Bucket(bucketKeys), keyID)
+		unapplied(func(r *Record) {
+			if r.KeyID == keyID {
+				p += r.Points
+			}
+		})
 		return nil
 	})
 	return p, err
@@ -467,8 +528,13 @@ func (l *BoltLedger) KeyPointsOf(ctx context.Context, keyID string) (float64, er
 // AppPoints implements SpendReader.
 func (l *BoltLedger) AppPoints(ctx context.Context, teamID, appID string) (float64, error) {
 	var p float64
-	err := l.db.View(func(tx *bbolt.Tx) error {
+	err := l.viewTotals(func(tx *bbolt.Tx, unapplied func(func(*Record))) error {
 		p = getFloat(tx.Bucket(bucketApps), appKey(teamID, appID))
+		unapplied(func(r *Record) {
+			if r.TeamID == teamID && r.AppID == appID {
+				p += r.Points
+			}
+		})
 		return nil
 	})
 	return p, err

@@ -18,3 +18,32 @@ func PanicOn(l *BoltLedger, module string) {
 		}
 	}
 }
+
+// Waiting reports how many journaled records wait to be applied and how
+// many bbolt refused.
+func Waiting(l *BoltLedger) (pending, stuck int) {
+	l.pmu.RLock()
+	defer l.pmu.RUnlock()
+	return len(l.pending), len(l.stuck)
+}
+
+// Crash leaves l as a crash would: its journal closed as it is, nothing
+// waiting applied, no later apply.
+func Crash(l *BoltLedger) {
+	l.applyRun.Lock()
+	defer l.applyRun.Unlock()
+	l.journalMu.Lock()
+	defer l.journalMu.Unlock()
+	if l.timer != nil {
+		l.timer.Stop()
+	}
+	l.shut = true
+	_ = l.j.close()
+}
+
+// BreakJournal closes l's journal under it, so that its next write fails.
+func BreakJournal(l *BoltLedger) {
+	l.journalMu.Lock()
+	defer l.journalMu.Unlock()
+	_ = l.j.close()
+}

@@ -7,6 +7,7 @@ import (
 	"math"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -78,6 +79,12 @@ func TestBillingSurvivesSIGKILL(t *testing.T) {
 		acked++
 	}
 	c.kill(t)
+	// The records wait in the ledger's journal (they move into the
+	// database a second after they come): the restart must take them from
+	// there.
+	if fi, err := os.Stat(filepath.Join(dir, server.JournalFile)); err != nil || fi.Size() == 0 {
+		t.Fatalf("journal after the kill: %v, %v; want the acknowledged records in it", fi, err)
+	}
 
 	c = blStartChild(t, dir, 2)
 	chats, points := blLedgerOf(t, c.base, keyID)

@@ -88,6 +88,7 @@ func idSentinels() []idSentinel {
 		{"shareauth.ErrHookFailed", shareauth.ErrHookFailed, nil},
 		{"dataset.ErrCollectionExists", dataset.ErrCollectionExists, nil},
 		{"billing.ErrDuplicate", billing.ErrDuplicate, nil},
+		{"billing.ErrLedgerClosed", billing.ErrLedgerClosed, nil},
 		{"auth.ErrAuditSeq", auth.ErrAuditSeq, nil},
 	}
 }

@@ -30,6 +30,11 @@ import (
 // DBFile is the name of the bbolt file in the data directory.
 const DBFile = "chatgate.db"
 
+// JournalFile is the name of the usage ledger's journal in the data
+// directory: usage records acknowledged and not yet in DBFile. It belongs
+// with DBFile; copy or move the two together.
+const JournalFile = "chatgate.usage-journal"
+
 // Server is a configured chatgate server. Create it with New, serve it with
 // Run or Serve, and Close it when done (Run closes it itself).
 type Server struct {

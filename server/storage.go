@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -82,9 +83,14 @@ func openBolt(cfg Config) (_ *backend, err error) {
 	if b.datasets, err = dataset.NewBoltStore(db); err != nil {
 		return nil, err
 	}
-	if b.ledger, err = billing.NewBoltLedger(db); err != nil {
+	// The journal makes a usage record durable with one write and sync,
+	// where a bbolt commit of it costs a page per bucket it touches.
+	ledger, err := billing.OpenBoltLedger(db, billing.BoltLedgerOptions{Journal: filepath.Join(cfg.Server.Data, JournalFile)})
+	if err != nil {
 		return nil, err
 	}
+	b.ledger = ledger
+	b.close = func() error { return errors.Join(ledger.Close(), db.Close()) }
 	if b.links, err = shareauth.NewBoltStore(db); err != nil {
 		return nil, err
 	}
