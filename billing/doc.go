@@ -8,7 +8,8 @@
 // a cache of it, brought back into agreement when a server starts
 // ([Accountant.Reconcile]). It is split by who consumes it ([RecordWriter],
 // [BillStore], [UsageReader], [SpendReader]); [NewBoltLedger] keeps it in a
-// bbolt file and [NewMemoryLedger] in memory, and the billing/billingtest
+// bbolt file ([OpenBoltLedger] with a journal in front, which makes a
+// record durable with one write and sync) and [NewMemoryLedger] in memory, and the billing/billingtest
 // package is the conformance suite any other Ledger must pass.
 //
 // An [Accountant], made with [NewAccountant], prices usage, writes it to

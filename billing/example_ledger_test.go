@@ -42,6 +42,35 @@ func ExampleBoltLedger() {
 	// key1 spent 1.5 points, app main 1.5
 }
 
+// A journaled ledger acknowledges a record once it is synced in the
+// journal, and moves it into the database later, many records a commit:
+// totals count it at once, lists move what waits first, Close moves the
+// rest, and a ledger opened after a crash applies what the journal holds.
+func ExampleOpenBoltLedger() {
+	ctx := context.Background()
+	dir, _ := os.MkdirTemp("", "ledger")
+	defer os.RemoveAll(dir)
+	opts := billing.BoltLedgerOptions{Journal: filepath.Join(dir, "usage.journal")}
+
+	db, _ := bbolt.Open(filepath.Join(dir, "chatgate.db"), 0o600, nil)
+	ledger, _ := billing.OpenBoltLedger(db, opts)
+	_ = ledger.Record(ctx, &billing.Record{TeamID: "default", KeyID: "key1", Points: 0.5})
+	spent, _ := ledger.KeyPointsOf(ctx, "key1")
+	fmt.Printf("key1 spent %.1f points\n", spent)
+	_ = ledger.Close() // applies what waits; the database stays open
+	_ = db.Close()
+
+	db, _ = bbolt.Open(filepath.Join(dir, "chatgate.db"), 0o600, nil)
+	defer db.Close()
+	ledger, _ = billing.OpenBoltLedger(db, opts)
+	defer ledger.Close()
+	_, total, _ := ledger.List(ctx, billing.Filter{TeamID: "default"})
+	fmt.Printf("%d record after reopening\n", total)
+	// Output:
+	// key1 spent 0.5 points
+	// 1 record after reopening
+}
+
 // Points price tokens by the table; a model it does not name costs the
 // default price, never nothing.
 func ExamplePrices_Points() {

@@ -9,6 +9,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -71,6 +73,28 @@ func newRelayUpstream(b *testing.B, tokens int) *relayUpstream {
 	u.Start()
 	b.Cleanup(u.Close)
 	return u
+}
+
+// newBareRelay is the thinnest relay Go offers, the floor under any relay's
+// cost: net/http/httputil's ReverseProxy on loopback, forwarding every
+// request to the upstream with the upstream's key, no auth, no parsing, no
+// record (it flushes event streams at once, as chatgate does).
+func newBareRelay(b *testing.B, upstream, key string) *httptest.Server {
+	target, err := url.Parse(upstream)
+	if err != nil {
+		b.Fatal(err)
+	}
+	rp := &httputil.ReverseProxy{
+		Rewrite: func(r *httputil.ProxyRequest) {
+			r.SetURL(target)
+			r.Out.URL.Path = "/v1/chat/completions"
+			r.Out.Header.Set("Authorization", "Bearer "+key)
+		},
+		Transport: &http.Transport{MaxIdleConns: 256, MaxIdleConnsPerHost: 256},
+	}
+	s := httptest.NewServer(rp)
+	b.Cleanup(s.Close)
+	return s
 }
 
 // relayTarget is where a phase of the benchmark sends its requests.
@@ -178,7 +202,10 @@ func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond)
 // sides, so that the difference is chatgate's own cost), p50 latency (and,
 // for streams, p50 time to the first byte and the time per token after
 // it), and the upstream connections each side opened per 1,000 requests.
-// "added" figures are chatgate's minus the direct client's. The data
+// "added" figures are chatgate's minus the direct client's. A third side,
+// the bare relay (newBareRelay: httputil.ReverseProxy), is the floor any
+// relay pays for its second HTTP hop: "floor-added" is its cost over the
+// direct client's, "over-floor" chatgate's over the bare relay's. The data
 // directory is a temporary one unless CHATGATE_BENCH_DATA names another
 // (a tmpfs, to leave the disk's fdatasync out of the latency). It runs on
 // the embedded deployment, then on Postgres (a schema of
@@ -207,6 +234,7 @@ func benchRelay(b *testing.B, dsn string) {
 		c.Apps = []server.AppConfig{{ID: "relay", Name: "relay", Model: "relay"}}
 	})
 	key := sdkKeyTB(b, base, map[string]any{"name": "bench", "appId": "relay"})
+	bareRelay := newBareRelay(b, u.URL, "upstream-key")
 	client := func() *http.Client {
 		return &http.Client{Transport: &http.Transport{MaxIdleConns: 256, MaxIdleConnsPerHost: 256}}
 	}
@@ -223,17 +251,21 @@ func benchRelay(b *testing.B, dsn string) {
 		for _, conc := range []int{1, 16} {
 			b.Run(fmt.Sprintf("%s/c=%d", mode.name, conc), func(b *testing.B) {
 				direct := relayTarget{url: u.URL + "/v1/chat/completions", key: "upstream-key", client: client()}
+				bare := relayTarget{url: bareRelay.URL + "/v1/chat/completions", key: "none", client: client()}
 				gate := relayTarget{url: base + "/v1/chat/completions", key: key, client: client()}
 				defer direct.client.CloseIdleConnections()
+				defer bare.client.CloseIdleConnections()
 				defer gate.client.CloseIdleConnections()
 				per := max(32/conc, 4)
 				// warm both sides' connections up, outside the counts
 				var warm relayPhase
 				warm.run(b, direct, body, conc, 1, u)
+				warm.run(b, bare, body, conc, 1, u)
 				warm.run(b, gate, body, conc, 1, u)
-				var d, g relayPhase
+				var d, f, g relayPhase
 				for b.Loop() {
 					d.run(b, direct, body, conc, per, u)
+					f.run(b, bare, body, conc, per, u)
 					g.run(b, gate, body, conc, per, u)
 				}
 				rate := func(p relayPhase) float64 { return float64(p.reqs) / p.wall.Seconds() }
@@ -243,6 +275,9 @@ func benchRelay(b *testing.B, dsn string) {
 				b.ReportMetric(us(cpu(d)), "direct-cpu-us/req")
 				b.ReportMetric(us(cpu(g)-cpu(d)), "added-cpu-us/req")
 				b.ReportMetric(us(p50(g.total)-p50(d.total)), "added-p50-us")
+				b.ReportMetric(us(cpu(f)-cpu(d)), "floor-added-cpu-us/req")
+				b.ReportMetric(us(p50(f.total)-p50(d.total)), "floor-added-p50-us")
+				b.ReportMetric(us(cpu(g)-cpu(f)), "over-floor-cpu-us/req")
 				b.ReportMetric(float64(d.conns)*1000/float64(d.reqs), "direct-conns/1k")
 				b.ReportMetric(float64(g.conns)*1000/float64(g.reqs), "gate-conns/1k")
 				if mode.stream {
