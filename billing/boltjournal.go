@@ -314,11 +314,14 @@ func (l *BoltLedger) apply() {
 	}
 }
 
-// applyStuck tries each stuck record again, alone.
+// applyStuck tries the stuck records again, each alone, up to the first
+// that fails still: when bbolt itself fails, trying each of many would
+// only spin (a start applies them all again, as it does every record the
+// journal holds).
 func (l *BoltLedger) applyStuck(stuck []*journalRecord) {
 	for _, p := range stuck {
 		if err := l.applyTx([]*journalRecord{p}, 0, false); err != nil {
-			continue
+			return
 		}
 		l.pmu.Lock()
 		l.stuck = slices.DeleteFunc(l.stuck, func(q *journalRecord) bool { return q == p })
@@ -342,13 +345,20 @@ func (l *BoltLedger) applyBatch(batch []*journalRecord) {
 	}
 	// Each record committing its own number: one that fails moves to
 	// stuck before the next commit covers its number, so that it counts
-	// once throughout.
+	// once throughout. After a run of failures bbolt is taken to be
+	// failing as a whole, and the rest wait for the next apply.
+	failed := 0
 	for _, p := range batch {
+		if failed == maxApplyFailures {
+			return
+		}
 		err := l.applyTx([]*journalRecord{p}, p.seq, p.seq > l.openSeq)
 		if err == nil {
+			failed = 0
 			l.dropApplied(p.seq)
 			continue
 		}
+		failed++
 		l.log.Error("billing: a journaled record could not be applied; it stays in the journal", "id", p.r.ID, "err", err)
 		l.pmu.Lock()
 		l.pending = slices.DeleteFunc(l.pending, func(q *journalRecord) bool { return q == p })
@@ -356,6 +366,10 @@ func (l *BoltLedger) applyBatch(batch []*journalRecord) {
 		l.pmu.Unlock()
 	}
 }
+
+// maxApplyFailures is how many records in a row may fail to apply alone
+// before an apply stops trying the rest.
+const maxApplyFailures = 8
 
 // applyTx commits recs to bbolt and, when seq is set, marks the journal
 // applied up to it. fresh skips the check that an id is not in bbolt yet.

@@ -421,3 +421,26 @@ func TestJournalTotalsDuringApplies(t *testing.T) {
 	rg.Wait()
 	checkLedger(t, l, ledgerWant{records: writers * each, keyPoints: writers * each, appPoints: writers * each})
 }
+
+// When bbolt refuses every record, an apply stops after a few instead of
+// trying each: the records keep counting and stay journaled, and a start
+// with bbolt well again applies each once.
+func TestJournalFailingBoltStopsTrying(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	o := billing.BoltLedgerOptions{ApplyAfter: time.Hour}
+	l, db := openJournaled(t, dir, o)
+	billing.PanicOn(l, "m")
+	for range 20 {
+		if err := l.Record(ctx, &billing.Record{TeamID: "t", KeyID: "k", AppID: "a", Module: "m", Points: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	checkLedger(t, l, ledgerWant{records: 0, keyPoints: 20, appPoints: 20})
+	if p, s := billing.Waiting(l); p+s != 20 || s == 0 || s > 8 {
+		t.Fatalf("waiting = %d, stuck = %d; want 20 in all, at most 8 tried alone", p, s)
+	}
+	checkLedger(t, l, ledgerWant{records: 0, keyPoints: 20, appPoints: 20})
+	l, _ = reopen(t, dir, l, db, o)
+	checkLedger(t, l, ledgerWant{records: 20, keyPoints: 20, appPoints: 20})
+}
