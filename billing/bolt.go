@@ -167,38 +167,74 @@ func (l *BoltLedger) Record(ctx context.Context, r *Record) error {
 		return ErrLedgerClosed
 	}
 	l.queue = append(l.queue, p)
-	if !l.running {
+	lead := !l.running
+	if lead {
 		l.running = true
 		l.loops.Add(1)
-		go func() {
-			defer l.loops.Done()
-			l.commitLoop()
-		}()
 	}
 	l.mu.Unlock()
+	if lead {
+		// The caller that finds no round running commits one itself,
+		// with its record and whatever queued meanwhile: a lone writer
+		// then costs no goroutine, no hand-off and no wake-up. What
+		// queues behind it goes to a goroutine, so that its caller waits
+		// for its own record alone.
+		l.round()
+		l.mu.Lock()
+		more := len(l.queue) > 0
+		if !more {
+			l.running = false
+		}
+		l.mu.Unlock()
+		if more {
+			go l.commitLoop()
+		} else {
+			l.loops.Done()
+		}
+	}
 	// Once queued the record is committed whatever ctx does: waiting for it
 	// is what makes the nil error mean durable.
 	return <-p.done
 }
 
-// commitLoop commits everything queued, one transaction per round, until
-// the queue is empty.
-func (l *BoltLedger) commitLoop() {
-	for {
-		l.mu.Lock()
-		batch := l.queue
-		l.queue = nil
-		if len(batch) == 0 {
-			l.running = false
-			l.mu.Unlock()
-			return
-		}
+// round commits everything queued in one transaction (or journal write);
+// it reports false, and ends the running loop, when nothing was queued.
+func (l *BoltLedger) round() bool {
+	l.mu.Lock()
+	batch := l.queue
+	l.queue = nil
+	if len(batch) == 0 {
+		l.running = false
 		l.mu.Unlock()
+		l.loops.Done()
+		return false
+	}
+	l.mu.Unlock()
+	// Whatever goes wrong, every caller of the batch gets an answer and
+	// the loop goes on: a round runs in a caller's goroutine or in one of
+	// its own, and neither may be left hanging or take the process down.
+	err := panics.Catch(func() error {
 		if l.j != nil {
 			l.journalRound(batch)
 		} else {
 			l.commit(batch)
 		}
+		return nil
+	})
+	if err != nil {
+		for _, p := range batch {
+			select {
+			case p.done <- fmt.Errorf("billing: writing usage: %w", err):
+			default: // answered before the panic
+			}
+		}
+	}
+	return true
+}
+
+// commitLoop runs rounds until the queue is empty.
+func (l *BoltLedger) commitLoop() {
+	for l.round() {
 		// Let the goroutines ready to run (the callers just answered, and
 		// whichever others are runnable) reach the queue before the next
 		// round takes it: without it, writers that record again fall in

@@ -144,8 +144,21 @@ func (l *BoltLedger) openJournal(o BoltLedgerOptions) error {
 // leaves applying to another goroutine, so that a large apply never holds
 // up the next round.
 func (l *BoltLedger) journalRound(batch []*pendingRecord) {
+	errs, waiting := l.journalBatch(batch)
+	for i, p := range batch {
+		p.done <- errs[i]
+	}
+	if waiting >= l.applyRecords {
+		l.applyLater()
+	}
+}
+
+// journalBatch journals what of batch passes its checks and returns each
+// record's answer and how many records now wait.
+func (l *BoltLedger) journalBatch(batch []*pendingRecord) (errs []error, waiting int) {
 	l.journalMu.Lock()
-	errs := make([]error, len(batch))
+	defer l.journalMu.Unlock()
+	errs = make([]error, len(batch))
 	var took []*journalRecord
 	err := panics.Catch(func() error {
 		l.pmu.RLock()
@@ -181,18 +194,12 @@ func (l *BoltLedger) journalRound(batch []*pendingRecord) {
 		l.pending = append(l.pending, p)
 		l.ids[p.r.ID] = true
 	}
-	waiting := len(l.pending)
+	waiting = len(l.pending)
 	l.pmu.Unlock()
 	if waiting > 0 && l.timer == nil && !l.shut {
 		l.timer = time.AfterFunc(l.after, l.applyLater)
 	}
-	l.journalMu.Unlock()
-	for i, p := range batch {
-		p.done <- errs[i]
-	}
-	if waiting >= l.applyRecords {
-		l.applyLater()
-	}
+	return errs, waiting
 }
 
 // check answers what bbolt would answer for each record of batch (an
