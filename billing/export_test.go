@@ -47,3 +47,11 @@ func BreakJournal(l *BoltLedger) {
 	defer l.journalMu.Unlock()
 	_ = l.j.close()
 }
+
+// SetJournalLimit sets how large l's journal grows holding applied records
+// before an apply rewrites it.
+func SetJournalLimit(l *BoltLedger, n int64) {
+	l.journalMu.Lock()
+	defer l.journalMu.Unlock()
+	l.journalLimit = n
+}

@@ -444,3 +444,45 @@ func TestJournalFailingBoltStopsTrying(t *testing.T) {
 	l, _ = reopen(t, dir, l, db, o)
 	checkLedger(t, l, ledgerWant{records: 20, keyPoints: 20, appPoints: 20})
 }
+
+// While records still wait after an apply (here one bbolt refuses), the
+// journal keeps the applied ones too, up to its limit, past which an
+// apply rewrites it with only those that wait; either way a start applies
+// each record once.
+func TestJournalKeepsAppliedUpToItsLimit(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name  string
+		limit int64
+	}{{"under", 1 << 20}, {"over", 1}} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			o := billing.BoltLedgerOptions{ApplyAfter: time.Hour}
+			l, db := openJournaled(t, dir, o)
+			billing.PanicOn(l, "poisoned")
+			billing.SetJournalLimit(l, tc.limit)
+			if err := l.Record(ctx, &billing.Record{TeamID: "t", KeyID: "k", AppID: "a", Module: "poisoned", Points: 8}); err != nil {
+				t.Fatal(err)
+			}
+			one := journalSize(t, dir)
+			for range 5 {
+				if err := l.Record(ctx, &billing.Record{TeamID: "t", KeyID: "k", AppID: "a", Module: "chat", Points: 1}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			checkLedger(t, l, ledgerWant{records: 5, keyPoints: 13, appPoints: 13})
+			size := journalSize(t, dir)
+			switch {
+			case tc.limit > size && size <= one:
+				t.Fatalf("journal of %d bytes under its limit: the applied records went", size)
+			case tc.limit < size && size != one:
+				t.Fatalf("journal of %d bytes past its limit; want the stuck record's %d alone", size, one)
+			}
+			l, _ = reopen(t, dir, l, db, o)
+			checkLedger(t, l, ledgerWant{records: 6, keyPoints: 13, appPoints: 13})
+			if s := journalSize(t, dir); s != 0 {
+				t.Fatalf("journal holds %d bytes after a start applied it all", s)
+			}
+		})
+	}
+}
