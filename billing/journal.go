@@ -15,8 +15,9 @@ import (
 // to before it acknowledges them. One write and one sync make a batch
 // durable, where a bbolt commit writes and syncs a page of every bucket it
 // touches and then the meta page: at one writer that is most of what a
-// relayed chat costs. The records reach bbolt later, many per commit, and
-// the journal is emptied once they are there.
+// relayed chat costs. The records reach bbolt later, many per commit; the
+// journal is emptied when nothing waits after an apply, and rewritten with
+// only what waits once it has grown past maxJournalBytes.
 //
 // A frame is the payload's length (4 bytes, big-endian), its CRC-32C
 // (4 bytes) and the payload, a Record in JSON. A frame that ends early or

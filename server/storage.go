@@ -83,16 +83,17 @@ func openBolt(cfg Config) (_ *backend, err error) {
 	if b.datasets, err = dataset.NewBoltStore(db); err != nil {
 		return nil, err
 	}
+	if b.links, err = shareauth.NewBoltStore(db); err != nil {
+		return nil, err
+	}
 	// The journal makes a usage record durable with one write and sync,
-	// where a bbolt commit of it costs a page per bucket it touches.
+	// where a bbolt commit of it costs a page per bucket it touches. It is
+	// opened last, so that no later failure leaves it open.
 	ledger, err := billing.OpenBoltLedger(db, billing.BoltLedgerOptions{Journal: filepath.Join(cfg.Server.Data, JournalFile)})
 	if err != nil {
 		return nil, err
 	}
 	b.ledger = ledger
 	b.close = func() error { return errors.Join(ledger.Close(), db.Close()) }
-	if b.links, err = shareauth.NewBoltStore(db); err != nil {
-		return nil, err
-	}
 	return b, nil
 }
