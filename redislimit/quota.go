@@ -39,15 +39,24 @@ type hold struct {
 }
 
 // cost is this process's share of an account's mean cost: the holds of it
-// this process runs, and what was charged while they ran. Each end tells
-// Redis of one piece of work and of the points charged since the last end
-// in one step, so that the mean never counts work without its cost (nor
-// the reverse) when the counter is lost and made again between a charge
-// and the end it belongs to. Charges pair with ends in aggregate, not one
-// by one, which is all the mean needs.
+// this process runs, and what was charged while they ran. An end tells
+// Redis of pieces of work and of the points charged since the last end in
+// one step, so that the mean never counts work without its cost (nor the
+// reverse) when the counter is lost and made again between a charge and
+// the end it belongs to. Charges pair with ends in aggregate, not one by
+// one, which is all the mean needs, provided the ends reach Redis in the
+// order they took the points: an end that took none, arriving before the
+// one that took its points, would lower the mean and admit more work than
+// the budget allows. So one end at a time is told to Redis, and it tells
+// every end that queued behind it too.
 type cost struct {
-	live    int
-	charged float64
+	live    int     // holds reserved and not yet taken by an end
+	charged float64 // points charged since the last end took them
+
+	send   sync.Mutex // held by the caller telling Redis of ends
+	ending []string   // holds ended, not yet told
+	queued int64      // ends queued so far; the last one's number
+	told   int64      // the number of the last end Redis was told of
 }
 
 // costLocked returns the cost of counter, made if need be; c.mu is held.
@@ -247,33 +256,58 @@ func (q *Quota) rebuild(ctx context.Context, k *quotaKeys, account string) (time
 }
 
 // end ends a hold. It must reach Redis even when the request's context
-// is gone; if it cannot, the hold lapses after the lease.
+// is gone; if it cannot, the hold lapses after the lease. It returns once
+// Redis knows, whether this caller told it or another that queued first.
 func (q *Quota) end(k *quotaKeys, id string) {
-	q.c.mu.Lock()
-	delete(q.c.holds, id)
-	var charged float64
-	if cs := q.c.costs[k.counter]; cs != nil {
-		charged, cs.charged = cs.charged, 0
-		if cs.live--; cs.live == 0 {
-			delete(q.c.costs, k.counter)
-		}
+	c := q.c
+	c.mu.Lock()
+	delete(c.holds, id)
+	cs := c.costs[k.counter] // Reserve made it; only the last take deletes it
+	cs.ending = append(cs.ending, id)
+	cs.queued++
+	mine := cs.queued
+	c.mu.Unlock()
+
+	cs.send.Lock()
+	defer cs.send.Unlock()
+	c.mu.Lock()
+	if cs.told >= mine {
+		c.mu.Unlock()
+		return // told with an end that queued before it
 	}
-	q.c.mu.Unlock()
+	ids, charged, upto := cs.ending, cs.charged, cs.queued
+	cs.ending, cs.charged = nil, 0
+	if cs.live -= len(ids); cs.live == 0 {
+		// Every hold of this cost is taken, with every point charged
+		// while they ran. A hold reserved from now on begins another
+		// cost, whose ends carry their own points.
+		delete(c.costs, k.counter)
+	}
+	c.mu.Unlock()
+
 	ctx, cancel := callContext(context.Background())
 	defer cancel()
-	q.c.recover(ctx)
-	if err := endScript.Run(ctx, q.c.rdb, k.list(q.c.epoch), append(q.c.quotaArgs(), id, q.c.wake.channel, formatPoints(charged))...).Err(); err != nil {
+	c.recover(ctx)
+	args := append(c.quotaArgs(), c.wake.channel, formatPoints(charged))
+	for _, id := range ids {
+		args = append(args, id)
+	}
+	err := endScript.Run(ctx, c.rdb, k.list(c.epoch), args...).Err()
+	c.mu.Lock()
+	cs.told = upto
+	if err != nil {
 		// The points may be the cost of work still running here: the next
-		// end carries them. This end's piece of work is lost with its own.
-		q.c.mu.Lock()
-		if cs := q.c.costs[k.counter]; cs != nil {
+		// end carries them. These ends' pieces of work are lost with them.
+		if cs := c.costs[k.counter]; cs != nil {
 			cs.charged += charged
 		}
-		q.c.mu.Unlock()
-		_ = q.c.failed(ctx, "quota", err)
+	}
+	c.mu.Unlock()
+	if err != nil {
+		_ = c.failed(ctx, "quota", err)
 		return
 	}
-	q.c.answered()
+	c.answered()
 }
 
 // Charge implements limit.Quota. A charge that cannot reach Redis is not

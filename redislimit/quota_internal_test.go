@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -295,5 +296,130 @@ func TestLeaseOutlivesGrace(t *testing.T) {
 		if c.opts.Lease <= c.opts.Grace {
 			t.Errorf("Options %+v: Lease %v, Grace %v; want Lease > Grace", opts, c.opts.Lease, c.opts.Grace)
 		}
+	}
+}
+
+// endOrder is a go-redis hook that sees the end scripts as they leave for
+// Redis, and holds the first of them back until hold is closed.
+type endOrder struct {
+	hold    chan struct{}
+	mu      sync.Mutex
+	left    int       // ends that left for Redis
+	charged []float64 // the points of each end, in the order Redis ran them
+	ended   []int     // how many holds each end told of
+}
+
+func (h *endOrder) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *endOrder) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+func (h *endOrder) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		// EVALSHA sha numkeys K H E lease grace ttl channel points ids...
+		if args := cmd.Args(); len(args) > 10 && args[1] == endScript.Hash() {
+			p, _ := strconv.ParseFloat(args[10].(string), 64)
+			h.mu.Lock()
+			h.left++
+			first := h.left == 1
+			h.mu.Unlock()
+			if first {
+				<-h.hold
+			}
+			// Redis runs one script at a time and answers when it is
+			// done: the order of the answers is the order it ran them.
+			err := next(ctx, cmd)
+			h.mu.Lock()
+			h.charged = append(h.charged, p)
+			h.ended = append(h.ended, len(args)-11)
+			h.mu.Unlock()
+			return err
+		}
+		return next(ctx, cmd)
+	}
+}
+
+func (h *endOrder) seen() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.left
+}
+
+// waitFor polls cond, which the goroutines under test make true soon.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); {
+		if time.Now().After(deadline) {
+			t.Fatal("timed out waiting for " + what)
+		}
+		runtime.Gosched()
+	}
+}
+
+// Two holds of one account end here, the first taking the points both
+// charged: the second, which takes none, must not reach Redis before it,
+// or the mean falls below every piece of work's cost and Redis admits more
+// than the budget allows (as it did, once in a while, on a loaded CPU).
+func TestEndsReachRedisInTheOrderTheyTookThePoints(t *testing.T) {
+	rdb, prefix := redistest.Client(t)
+	c := New(rdb, Options{Prefix: prefix, Grace: 50 * time.Millisecond})
+	t.Cleanup(func() { c.Close() })
+	q := c.Quota("keys", limittest.NewSource())
+	ctx := context.Background()
+	work := func() func() {
+		t.Helper()
+		end, err := q.Reserve(ctx, "k", 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return end
+	}
+	charge := func() {
+		t.Helper()
+		if err := q.Charge(ctx, "k", 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first := work() // a known cost, so that the two below run together
+	charge()
+	first()
+
+	endA, endB := work(), work()
+	charge()
+	charge() // both of the points wait for an end to take them
+	order := &endOrder{hold: make(chan struct{})}
+	rdb.AddHook(order)
+	var wg sync.WaitGroup
+	wg.Go(endA)
+	waitFor(t, "the first end to leave", func() bool { return order.seen() == 1 })
+	wg.Go(endB)
+	waitFor(t, "the second end to queue or leave", func() bool {
+		if order.seen() > 1 {
+			return true
+		}
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		cs := c.costs[q.keys("k").counter]
+		return cs != nil && cs.queued == 2
+	})
+	close(order.hold)
+	wg.Wait()
+
+	sum, n := 1.0, 1 // the first piece of work's
+	for i, p := range order.charged {
+		sum += p
+		n += order.ended[i]
+		if mean := sum / float64(n); mean < 1 {
+			t.Fatalf("ends reached Redis as %v points for %v holds: the mean fell to %v, below the cost of 1", order.charged, order.ended, mean)
+		}
+	}
+	if n != 3 || sum != 3 {
+		t.Fatalf("Redis was told of %d ends and %v points, want 3 and 3", n, sum)
+	}
+	h, err := rdb.HGetAll(ctx, q.keys("k").counter).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h["n"] != "3" || h["sum"] != "3" {
+		t.Fatalf("the counter holds n=%s sum=%s, want 3 and 3", h["n"], h["sum"])
 	}
 }

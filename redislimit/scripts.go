@@ -219,17 +219,18 @@ if ARGV[5] ~= '0' then redis.call('HINCRBYFLOAT', K, 'sum', ARGV[5]) end
 return 1
 `)
 
-// endScript ends the hold ARGV[4]: one more piece of work whose cost is
-// known, and ARGV[6], the points charged with it, in one step, made into a
+// endScript ends the holds ARGV[6..]: pieces of work whose cost is known,
+// and ARGV[5], the points charged with them, in one step, made into a
 // counter (to be rebuilt) if Redis lost it, so that the mean counts them
 // together or not at all. The first end of a counter is published on
-// channel ARGV[5], to wake the work that waits for a cost to be known.
+// channel ARGV[4], to wake the work that waits for a cost to be known.
 var endScript = redis.NewScript(quotaPrologue + `
-bury(ARGV[4])
+for i = 6, #ARGV do bury(ARGV[i]) end
 ensure()
-redis.call('HINCRBYFLOAT', K, 'sum', ARGV[6])
-if redis.call('HINCRBY', K, 'n', 1) == 1 then
-  redis.call('PUBLISH', ARGV[5], K)
+redis.call('HINCRBYFLOAT', K, 'sum', ARGV[5])
+local ended = #ARGV - 5
+if redis.call('HINCRBY', K, 'n', ended) == ended then
+  redis.call('PUBLISH', ARGV[4], K)
 end
 return 1
 `)
