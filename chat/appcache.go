@@ -6,13 +6,14 @@ import (
 	"sync"
 )
 
-// appCache keeps the apps a BoltStore decoded, each beside the bytes it was
-// decoded from. A read still looks its app up in its own transaction and
-// takes the decoded copy only when the stored bytes are the very ones, so
-// the cache is never stale, whoever wrote the file and however: what it
-// saves is the JSON decoding, most of what an app read cost on every chat.
-// The zero value is an empty cache.
-type appCache struct {
+// AppCache keeps decoded apps, each beside the bytes it was decoded from,
+// for an AppStore that stores apps encoded (BoltStore, chat/pgstore). A
+// read still looks its app up where it is stored and takes the decoded
+// copy only when the stored bytes are the very ones, so the cache is never
+// stale, whoever wrote the app and from which replica: what it saves is
+// the decoding, most of what an app read costs on every chat. The zero
+// value is an empty cache; it is safe for concurrent use.
+type AppCache struct {
 	mu sync.RWMutex
 	m  map[string]*appCacheEntry
 }
@@ -26,8 +27,9 @@ type appCacheEntry struct {
 // costs the apps in use one decoding each.
 const appCacheMax = 4096
 
-// get returns a copy of the app stored as raw under key, if cached.
-func (c *appCache) get(key string, raw []byte) (*App, bool) {
+// Get returns a copy of the app stored as raw under key, if it is cached
+// beside those bytes.
+func (c *AppCache) Get(key string, raw []byte) (*App, bool) {
 	c.mu.RLock()
 	e := c.m[key]
 	c.mu.RUnlock()
@@ -37,9 +39,10 @@ func (c *appCache) get(key string, raw []byte) (*App, bool) {
 	return cloneApp(&e.app), true
 }
 
-// put keeps a, decoded from raw (which bbolt owns only until its
-// transaction ends, so it is copied).
-func (c *appCache) put(key string, raw []byte, a *App) {
+// Put keeps a copy of a, decoded from raw, under key. raw is copied too,
+// as a store's bytes (bbolt's, a driver's) may be its own again once the
+// read ends.
+func (c *AppCache) Put(key string, raw []byte, a *App) {
 	e := &appCacheEntry{raw: slices.Clone(raw), app: *cloneApp(a)}
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -29,7 +29,7 @@ var (
 type BoltStore struct {
 	db    *bbolt.DB
 	turns *boltx.Group
-	apps  appCache // decoded apps, checked against the stored bytes
+	apps  AppCache // decoded apps, checked against the stored bytes
 }
 
 // NewBoltStore returns a store on db, creating its buckets if needed.
@@ -99,14 +99,14 @@ func (s *BoltStore) App(ctx context.Context, team, id string) (*App, error) {
 			return ErrAppNotFound
 		}
 		var ok bool
-		if a, ok = s.apps.get(key, raw); ok {
+		if a, ok = s.apps.Get(key, raw); ok {
 			return nil
 		}
 		a = new(App)
 		if err := json.Unmarshal(raw, a); err != nil {
 			return fmt.Errorf("decode %s: %w", key, err)
 		}
-		s.apps.put(key, raw, a)
+		s.apps.Put(key, raw, a)
 		return nil
 	})
 	if err != nil {

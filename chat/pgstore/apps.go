@@ -34,10 +34,15 @@ func (s *Store) App(ctx context.Context, team, id string) (*chat.App, error) {
 	if err != nil {
 		return nil, fail("get app", err)
 	}
+	key := team + "\x00" + id
+	if a, ok := s.apps.Get(key, doc); ok {
+		return a, nil
+	}
 	a := new(chat.App)
 	if err := json.Unmarshal(doc, a); err != nil {
 		return nil, fail("decode app", err)
 	}
+	s.apps.Put(key, doc, a)
 	return a, nil
 }
 

@@ -49,6 +49,27 @@ func BenchmarkConversation(b *testing.B) {
 	}
 }
 
+// The app read each chat makes: one row, decoded or, when its bytes are
+// those last decoded, copied from the store's cache (chat.AppCache).
+func BenchmarkApp(b *testing.B) {
+	s := open(b, pgtest.Pool(b))
+	ctx := context.Background()
+	temp := 0.3
+	app := &chat.App{ID: "app", TeamID: "t", Name: "support", Model: "gpt-4o-mini", MaxTokens: 800, Temperature: &temp,
+		SystemPrompt: strings.Repeat("You answer questions about chatgate's API keys. ", 8), DatasetIDs: []string{"faq", "docs"},
+		Search: chat.SearchSettings{Limit: 5, Similarity: 0.4, Mode: "mixedRecall"}, QuoteTemplate: "Use these quotes:\n{{quote}}",
+		CreateTime: time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC), UpdateTime: time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)}
+	if err := s.PutApp(ctx, app); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if a, err := s.App(ctx, "t", "app"); err != nil || a.Name != "support" {
+			b.Fatal(a, err)
+		}
+	}
+}
+
 // The write each chat turn makes: the conversation and the turn's two
 // records. "one chat" appends to one growing conversation; "parallel"
 // appends from GOMAXPROCS goroutines, each to its own conversation, and

@@ -23,6 +23,7 @@ const migrationsTable = "chatgate_chat_migrations"
 // one database.
 type Store struct {
 	pool *pgxpool.Pool
+	apps chat.AppCache // decoded apps, checked against the row's bytes
 }
 
 var (
