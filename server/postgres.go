@@ -54,9 +54,11 @@ func openPostgres(ctx context.Context, cfg Config) (_ *backend, err error) {
 	b := &backend{keys: keys, shared: true, watchKeys: keys.Watch,
 		ping:  func(ctx context.Context) error { return postgres.Unavailable(pool.Ping(ctx)) },
 		close: func() error { pool.Close(); return nil }}
-	if b.chat, err = chatpg.New(ctx, pool); err != nil {
+	cs, err := chatpg.New(ctx, pool)
+	if err != nil {
 		return nil, fmt.Errorf("chat store: %w", err)
 	}
+	b.chat, b.watchApps = cs, cs.Watch
 	lease := time.Duration(cfg.Storage.ClaimLease)
 	if lease < 0 {
 		return nil, errors.New("config: storage.claim_lease must not be negative")
@@ -73,24 +75,18 @@ func openPostgres(ctx context.Context, cfg Config) (_ *backend, err error) {
 	return b, nil
 }
 
-// followKeys drops cached keys that another replica changed, until ctx
-// ends; "" means changes may have gone unheard (a reconnect), so every
-// cached key is dropped. A panic in the watch is logged and the watch
-// starts again a second later: the cache TTL bounds staleness meanwhile.
-func (s *Server) followKeys(ctx context.Context) {
+// follow runs watch, one of the watches that keep what this replica holds
+// in memory in step with the other replicas' changes, until ctx ends. A
+// watch that returns early (a panic in it) is logged and starts again a
+// second later; what it keeps is bounded by a TTL meanwhile.
+func (s *Server) follow(ctx context.Context, what string, watch func(context.Context) error) {
 	for ctx.Err() == nil {
-		err := panics.Catch(func() error {
-			return s.be.watchKeys(ctx, func(id string) {
-				if id == "" {
-					s.Authn.InvalidateAll()
-					return
-				}
-				s.Authn.Invalidate(id)
-			})
-		})
-		if errors.As(err, new(*panics.Error)) {
-			s.log.Error("following key changes panicked; it starts again", "err", err)
-			s.metrics.onPanic("keys")
+		err := panics.Catch(func() error { return watch(ctx) })
+		if ctx.Err() == nil {
+			s.log.Error("following "+what+" changes stopped; it starts again", "err", err)
+			if errors.As(err, new(*panics.Error)) {
+				s.metrics.onPanic(what)
+			}
 		}
 		t := time.NewTimer(time.Second)
 		select {
@@ -99,4 +95,17 @@ func (s *Server) followKeys(ctx context.Context) {
 		}
 		t.Stop()
 	}
+}
+
+// followKeys drops cached keys that another replica changed: "" means
+// changes may have gone unheard (a reconnect), so every cached key is
+// dropped.
+func (s *Server) followKeys(ctx context.Context) error {
+	return s.be.watchKeys(ctx, func(id string) {
+		if id == "" {
+			s.Authn.InvalidateAll()
+			return
+		}
+		s.Authn.Invalidate(id)
+	})
 }

@@ -86,7 +86,8 @@ func rpCluster(t *testing.T, n int) (dsn string, rs []*child) {
 
 // Keys, apps and history agree across replicas: a key made on one works
 // on the others, a revoke on one is refused by the others within a
-// second, and a conversation goes on from replica to replica.
+// second, so is an app's change read, and a conversation goes on from
+// replica to replica.
 func TestReplicasAgreeOnKeysAndHistory(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts three replicas")
@@ -115,6 +116,29 @@ func TestReplicasAgreeOnKeysAndHistory(t *testing.T) {
 		}
 	}
 	t.Logf("revoked on B, refused on A and C after %v", time.Since(revoked))
+
+	// An app read on B is kept there, and A's change to it reaches B
+	// within moments (chat/pgstore's Watch).
+	blCall(t, "POST", a+"/api/core/app/create", rpRoot, `{"id":"edited","name":"one"}`, nil)
+	appName := func(base string) string {
+		var app struct {
+			Name string `json:"name"`
+		}
+		blCall(t, "GET", base+"/api/core/app/detail?appId=edited", rpRoot, "", &app)
+		return app.Name
+	}
+	if got := appName(b); got != "one" {
+		t.Fatalf("an app made on A, read on B: %q", got)
+	}
+	blCall(t, "PUT", a+"/api/core/app/update", rpRoot, `{"id":"edited","name":"two"}`, nil)
+	edited := time.Now()
+	for appName(b) != "two" {
+		if time.Since(edited) > time.Second {
+			t.Fatalf("an app changed on A still reads as before on B after %v", time.Since(edited))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Logf("changed on A, read on B after %v", time.Since(edited))
 
 	_, appKey := blKey(t, a, map[string]any{"name": "chatter", "appId": "main"})
 	ask := func(base, q string) {

@@ -65,10 +65,10 @@ type Server struct {
 
 	limits *limits // nil: limits are counted in process
 
-	// stopKeys ends following other replicas' key changes; keysDone is
-	// closed when that has stopped.
-	stopKeys func()
-	keysDone chan struct{}
+	// stopFollowing ends following other replicas' changes to keys and
+	// apps; following is done when that has stopped.
+	stopFollowing func()
+	following     sync.WaitGroup
 
 	closeOnce sync.Once
 	closeErr  error
@@ -111,10 +111,13 @@ func (s *Server) init() error {
 	opts.OnPanic = s.metrics.onPanic
 	s.Authn = auth.NewAuthenticator(store, opts)
 	s.Keys = auth.NewManager(store, s.Authn)
+	wctx, cancel := context.WithCancel(context.Background())
+	s.stopFollowing = cancel
 	if s.be.watchKeys != nil {
-		wctx, cancel := context.WithCancel(context.Background())
-		s.stopKeys, s.keysDone = cancel, make(chan struct{})
-		go func() { defer close(s.keysDone); s.followKeys(wctx) }()
+		s.following.Go(func() { s.follow(wctx, "keys", s.followKeys) })
+	}
+	if s.be.watchApps != nil {
+		s.following.Go(func() { s.follow(wctx, "apps", s.be.watchApps) })
 	}
 
 	ctx := context.Background()
@@ -262,9 +265,9 @@ func (s *Server) Close(ctx context.Context) error {
 		if s.pdf != nil {
 			errs = append(errs, s.pdf.Close())
 		}
-		if s.stopKeys != nil {
-			s.stopKeys()
-			<-s.keysDone
+		if s.stopFollowing != nil {
+			s.stopFollowing()
+			s.following.Wait()
 		}
 		if s.Authn != nil {
 			errs = append(errs, s.Authn.Close(ctx))

@@ -40,6 +40,9 @@ type backend struct {
 	// process changed, and with "" when changes may have been missed, until
 	// ctx ends.
 	watchKeys func(ctx context.Context, changed func(keyID string)) error
+	// watchApps, when set, keeps the chat store's apps in step with the
+	// other processes' changes until ctx ends (chat/pgstore's Watch).
+	watchApps func(ctx context.Context) error
 	close     func() error
 }
 

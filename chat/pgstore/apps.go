@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -18,14 +19,27 @@ func (s *Store) PutApp(ctx context.Context, a *chat.App) error {
 	}
 	_, err = s.pool.Exec(ctx, `INSERT INTO chat_apps (team_id, id, doc) VALUES ($1, $2, $3)
 		ON CONFLICT (team_id, id) DO UPDATE SET doc = excluded.doc`, a.TeamID, a.ID, doc)
+	// This Store reads its own writes at once, without waiting for the
+	// notification; it forgets after the write, and after a failed one,
+	// which may have committed all the same.
+	s.watched.forget(appKey(a.TeamID, a.ID))
 	if err != nil {
 		return fail("put app", err)
 	}
 	return nil
 }
 
-// App implements chat.AppStore.
+// App implements chat.AppStore. While Watch listens, an app read lately
+// is not read again until a change to it is heard (see Watch).
 func (s *Store) App(ctx context.Context, team, id string) (*chat.App, error) {
+	key := appKey(team, id)
+	now := time.Now()
+	if raw, ok := s.watched.get(key, now); ok {
+		if a, ok := s.apps.Get(key, raw); ok {
+			return a, nil
+		}
+	}
+	gen := s.watched.generation()
 	var doc []byte
 	err := s.pool.QueryRow(ctx, `SELECT doc FROM chat_apps WHERE team_id = $1 AND id = $2`, team, id).Scan(&doc)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -34,15 +48,15 @@ func (s *Store) App(ctx context.Context, team, id string) (*chat.App, error) {
 	if err != nil {
 		return nil, fail("get app", err)
 	}
-	key := team + "\x00" + id
-	if a, ok := s.apps.Get(key, doc); ok {
-		return a, nil
+	a, ok := s.apps.Get(key, doc)
+	if !ok {
+		a = new(chat.App)
+		if err := json.Unmarshal(doc, a); err != nil {
+			return nil, fail("decode app", err)
+		}
+		s.apps.Put(key, doc, a)
 	}
-	a := new(chat.App)
-	if err := json.Unmarshal(doc, a); err != nil {
-		return nil, fail("decode app", err)
-	}
-	s.apps.Put(key, doc, a)
+	s.watched.put(key, doc, gen, now)
 	return a, nil
 }
 
@@ -83,6 +97,7 @@ func (s *Store) DeleteApp(ctx context.Context, team, id string) error {
 	err := s.pool.QueryRow(ctx, `WITH a AS (DELETE FROM chat_apps WHERE team_id = $1 AND id = $2 RETURNING 1),
 		h AS (DELETE FROM chat_conversations WHERE team_id = $1 AND app_id = $2 AND EXISTS (SELECT FROM a))
 		SELECT count(*) FROM a`, team, id).Scan(&n)
+	s.watched.forget(appKey(team, id))
 	if err != nil {
 		return fail("delete app", err)
 	}

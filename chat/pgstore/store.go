@@ -18,12 +18,15 @@ var migrations embed.FS
 // migrationsTable records which of the package's migrations a database has.
 const migrationsTable = "chatgate_chat_migrations"
 
-// Store keeps apps and their history in Postgres. It holds no state but
-// the pool, so any number of Stores, in any number of processes, may share
-// one database.
+// Store keeps apps and their history in Postgres. Any number of Stores,
+// in any number of processes, may share one database: a Store keeps no
+// state that another's writes could make stale, but for the apps it keeps
+// while Watch tells it of every change.
 type Store struct {
-	pool *pgxpool.Pool
-	apps chat.AppCache // decoded apps, checked against the row's bytes
+	pool    *pgxpool.Pool
+	apps    chat.AppCache // decoded apps, checked against the row's bytes
+	watched watched
+	schema  string // where the apps table is, which its notifications name
 }
 
 var (
@@ -37,7 +40,12 @@ func New(ctx context.Context, pool *pgxpool.Pool) (*Store, error) {
 	if err := postgres.Migrate(ctx, pool, migrations, "migrations", migrationsTable); err != nil {
 		return nil, fmt.Errorf("chat: %w", err)
 	}
-	return &Store{pool: pool}, nil
+	s := &Store{pool: pool}
+	// The table the search path finds, which need not be the first schema's.
+	if err := pool.QueryRow(ctx, `SELECT relnamespace::regnamespace::text FROM pg_class WHERE oid = 'chat_apps'::regclass`).Scan(&s.schema); err != nil {
+		return nil, fail("find the apps table", err)
+	}
+	return s, nil
 }
 
 // fail says which operation failed, marking a lost connection as

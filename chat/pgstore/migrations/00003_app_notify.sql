@@ -1,0 +1,26 @@
+-- +goose Up
+
+-- Every change to an app, by whatever means (the store, a migration, SQL
+-- by hand), notifies the replicas that Watch, in the change's own
+-- transaction, so that a replica hears of it once it is there to read.
+-- The payload is ["schema","team","id"]: a channel is the database's, and
+-- a store hears the changes of every schema's apps.
+-- +goose StatementBegin
+CREATE FUNCTION chatgate_chat_apps_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP IN ('UPDATE', 'DELETE') THEN
+        PERFORM pg_notify('chatgate_chat_apps', json_build_array(TG_TABLE_SCHEMA, OLD.team_id, OLD.id)::text);
+    END IF;
+    IF TG_OP IN ('INSERT', 'UPDATE') THEN
+        PERFORM pg_notify('chatgate_chat_apps', json_build_array(TG_TABLE_SCHEMA, NEW.team_id, NEW.id)::text);
+    END IF;
+    RETURN NULL;
+END
+$$;
+-- +goose StatementEnd
+CREATE TRIGGER chat_apps_notify AFTER INSERT OR UPDATE OR DELETE ON chat_apps
+    FOR EACH ROW EXECUTE FUNCTION chatgate_chat_apps_notify();
+
+-- +goose Down
+DROP TRIGGER chat_apps_notify ON chat_apps;
+DROP FUNCTION chatgate_chat_apps_notify();

@@ -1,0 +1,161 @@
+package pgstore_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/chatgate/chatgate/chat"
+	"github.com/chatgate/chatgate/chat/pgstore"
+	"github.com/chatgate/chatgate/internal/postgres/pgtest"
+)
+
+// watching returns a store on its own pool (whose connections, the
+// watch's among them, are named app) with its Watch running until t ends.
+func watching(t *testing.T, dsn, app string) *pgstore.Store {
+	t.Helper()
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.ConnConfig.RuntimeParams["application_name"] = app
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	s := open(t, pool)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Watch(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; !errors.Is(err, context.Canceled) {
+			t.Errorf("Watch returned %v, want context.Canceled", err)
+		}
+		if pgstore.Listening(s) {
+			t.Error("the store still keeps apps after its Watch returned")
+		}
+	})
+	until(t, "the watch to listen", func() bool { return pgstore.Listening(s) })
+	return s
+}
+
+// until polls cond, which a notification makes true within moments.
+func until(t *testing.T, what string, cond func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for !cond() {
+		if time.Since(start) > 10*time.Second {
+			t.Fatalf("%s took over 10 s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	return time.Since(start)
+}
+
+func appName(t *testing.T, s *pgstore.Store) string {
+	t.Helper()
+	a, err := s.App(context.Background(), "t", "a")
+	if errors.Is(err, chat.ErrAppNotFound) {
+		return "(none)"
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a.Name
+}
+
+// While Watch listens, a replica reads an app from memory, and every
+// change, through another replica's store or in SQL, reaches it within
+// moments; its own writes reach it at once.
+func TestWatchKeepsAppsAndHearsEveryChange(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	sqlPool := connect(t, dsn)
+	reader := watching(t, dsn, "chatgate-watch-reader")
+	writer := open(t, connect(t, dsn))
+	ctx := context.Background()
+	put := func(s *pgstore.Store, name string) {
+		t.Helper()
+		if err := s.PutApp(ctx, &chat.App{ID: "a", TeamID: "t", Name: name, Model: "m"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	exec := func(sql string) {
+		t.Helper()
+		if _, err := sqlPool.Exec(ctx, sql); err != nil {
+			t.Fatal(err)
+		}
+	}
+	heard := pgstore.Heard(reader)
+	put(writer, "one")
+	// the insert's notification, which would drop what the read keeps
+	until(t, "the insert to be heard", func() bool { return pgstore.Heard(reader) != heard })
+	if got := appName(t, reader); got != "one" {
+		t.Fatalf("first read: %q", got)
+	}
+
+	// Kept: a change nobody is told of is not seen, until the TTL.
+	exec(`ALTER TABLE chat_apps DISABLE TRIGGER chat_apps_notify`)
+	put(writer, "unheard")
+	if got := appName(t, reader); got != "one" {
+		t.Fatalf("with notifications off, the reader read %q: it did not keep the app", got)
+	}
+	pgstore.AgeWatched(reader, pgstore.WatchedAppTTL)
+	if got := appName(t, reader); got != "unheard" {
+		t.Fatalf("past WatchedAppTTL, the reader read %q, want the row's name", got)
+	}
+	exec(`ALTER TABLE chat_apps ENABLE TRIGGER chat_apps_notify`)
+
+	put(writer, "two")
+	d := until(t, "another replica's write to arrive", func() bool { return appName(t, reader) == "two" })
+	t.Logf("another replica's write reached the reader after %v", d)
+	exec(`UPDATE chat_apps SET doc = jsonb_set(doc::jsonb, '{name}', '"three"')::json WHERE team_id = 't' AND id = 'a'`)
+	until(t, "a write in SQL to arrive", func() bool { return appName(t, reader) == "three" })
+	put(reader, "four")
+	if got := appName(t, reader); got != "four" {
+		t.Fatalf("the reader's own write: read %q at once, want four", got)
+	}
+	if err := writer.DeleteApp(ctx, "t", "a"); err != nil {
+		t.Fatal(err)
+	}
+	until(t, "another replica's delete to arrive", func() bool { return appName(t, reader) == "(none)" })
+}
+
+// When the watch's connection is lost, changes may go unheard: the store
+// reads every app from the database until the watch listens again.
+func TestWatchLostStopsKeepingApps(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	sqlPool := connect(t, dsn)
+	const name = "chatgate-watch-lost"
+	reader := watching(t, dsn, name)
+	writer := open(t, connect(t, dsn))
+	ctx := context.Background()
+	heard := pgstore.Heard(reader)
+	if err := writer.PutApp(ctx, &chat.App{ID: "a", TeamID: "t", Name: "one", Model: "m"}); err != nil {
+		t.Fatal(err)
+	}
+	until(t, "the insert to be heard", func() bool { return pgstore.Heard(reader) != heard })
+	if got := appName(t, reader); got != "one" {
+		t.Fatalf("first read: %q", got)
+	}
+	if _, err := sqlPool.Exec(ctx, `ALTER TABLE chat_apps DISABLE TRIGGER chat_apps_notify`); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := sqlPool.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+		WHERE application_name = $1 AND query ILIKE 'listen%'`, name).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("terminating the watch's connection: %d, %v", n, err)
+	}
+	until(t, "the store to notice", func() bool { return !pgstore.Listening(reader) })
+	if err := writer.PutApp(ctx, &chat.App{ID: "a", TeamID: "t", Name: "two", Model: "m"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := appName(t, reader); got != "two" {
+		t.Fatalf("without a watch listening, the reader read %q, want the row's name", got)
+	}
+	until(t, "the watch to listen again", func() bool { return pgstore.Listening(reader) })
+}
