@@ -151,7 +151,11 @@ func dropDomainTables(ctx context.Context, pool *pgxpool.Pool) error {
 	for i, t := range tables {
 		tables[i] = pgx.Identifier{t}.Sanitize()
 	}
-	_, err = pool.Exec(ctx, `DROP TABLE `+strings.Join(tables, ", "))
+	if _, err = pool.Exec(ctx, `DROP TABLE `+strings.Join(tables, ", ")); err != nil {
+		return err
+	}
+	// and the functions of their triggers, which outlive them
+	_, err = pool.Exec(ctx, `DROP FUNCTION IF EXISTS chatgate_chat_apps_notify()`)
 	return err
 }
 

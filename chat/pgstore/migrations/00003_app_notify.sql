@@ -6,7 +6,7 @@
 -- The payload is ["schema","team","id"]: a channel is the database's, and
 -- a store hears the changes of every schema's apps.
 -- +goose StatementBegin
-CREATE FUNCTION chatgate_chat_apps_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE OR REPLACE FUNCTION chatgate_chat_apps_notify() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP IN ('UPDATE', 'DELETE') THEN
         PERFORM pg_notify('chatgate_chat_apps', json_build_array(TG_TABLE_SCHEMA, OLD.team_id, OLD.id)::text);
