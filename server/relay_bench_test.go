@@ -222,6 +222,7 @@ func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond)
 // (a tmpfs, to leave the disk's fdatasync out of the latency). It runs on
 // the embedded deployment, then on Postgres (a schema of
 // CHATGATE_TEST_POSTGRES's database; skipped without it).
+// CHATGATE_BENCH_RELAY_SIDE runs one side alone instead (benchRelaySide).
 func BenchmarkRelayOverhead(b *testing.B) {
 	b.Run("embedded", func(b *testing.B) { benchRelay(b, "") })
 	// The scale-out deployment: the same relay with records and the usage
@@ -275,6 +276,10 @@ func benchRelay(b *testing.B, dsn string) {
 				warm.run(b, bare, body, conc, 1, u)
 				warm.run(b, gate, body, conc, 1, u)
 				var d, f, g relayPhase
+				if side := os.Getenv("CHATGATE_BENCH_RELAY_SIDE"); side != "" {
+					benchRelaySide(b, side, map[string]relayTarget{"direct": direct, "bare": bare, "gate": gate}, body, conc, per, u)
+					return
+				}
 				for b.Loop() {
 					d.run(b, direct, body, conc, per, u)
 					f.run(b, bare, body, conc, per, u)
@@ -300,4 +305,23 @@ func benchRelay(b *testing.B, dsn string) {
 			})
 		}
 	}
+}
+
+// benchRelaySide runs one side of BenchmarkRelayOverhead alone (the
+// process then holds that side's work only) and reports its CPU per
+// request: set CHATGATE_BENCH_RELAY_SIDE to direct, bare or gate, one run
+// per side, to see what the sides cost without sharing a heap, a
+// scheduler and the background work of the others, which the alternating
+// rounds of one run attribute to whichever round is running.
+func benchRelaySide(b *testing.B, side string, targets map[string]relayTarget, body []byte, conc, per int, u *relayUpstream) {
+	t, ok := targets[side]
+	if !ok {
+		b.Fatalf("CHATGATE_BENCH_RELAY_SIDE=%q: want direct, bare or gate", side)
+	}
+	var p relayPhase
+	for b.Loop() {
+		p.run(b, t, body, conc, per, u)
+	}
+	b.ReportMetric(us(p.cpu/time.Duration(p.reqs)), side+"-cpu-us/req")
+	b.ReportMetric(us(p50(p.total)), side+"-p50-us")
 }
