@@ -22,6 +22,11 @@ const (
 	drainTimeout = 200 * time.Millisecond
 )
 
+// streamBuffer is the read buffer of a stream: its chunks are a few
+// hundred bytes, a longer line is put together in stream.long, and each
+// stream allocates the buffer anew.
+const streamBuffer = 4 << 10
+
 // maxEventLine bounds one line of a stream: a chunk is a few hundred bytes,
 // and an upstream that never ends a line must not fill the memory.
 const maxEventLine = 8 << 20
@@ -67,7 +72,7 @@ func (a aliveReader) Read(p []byte) (int, error) {
 
 // read reads the stream to its end and returns the answer.
 func (s *stream) read() (chat.ModelResult, error) {
-	s.br = bufio.NewReaderSize(aliveReader{s.body, s.alive}, 16<<10)
+	s.br = bufio.NewReaderSize(aliveReader{s.body, s.alive}, streamBuffer)
 	for !s.done {
 		if s.holding && !s.lineBuffered() {
 			if err := s.hand(false); err != nil {
@@ -125,10 +130,10 @@ func (s *stream) line() ([]byte, error) {
 	s.long = s.long[:0]
 	for {
 		b, err := s.br.ReadSlice('\n')
+		if len(s.long)+len(b) > maxEventLine {
+			return nil, fmt.Errorf("a line of the stream is over %d bytes", maxEventLine)
+		}
 		if err == bufio.ErrBufferFull {
-			if len(s.long)+len(b) > maxEventLine {
-				return nil, fmt.Errorf("a line of the stream is over %d bytes", maxEventLine)
-			}
 			s.long = append(s.long, b...)
 			continue
 		}

@@ -106,3 +106,43 @@ func TestStreamHandsHeldTokenBeforeFailure(t *testing.T) {
 		})
 	}
 }
+
+// A line longer than the stream's read buffer (a tool call's arguments, a
+// long delta) is put together whole, however it arrives; one longer than
+// maxEventLine is refused rather than held in memory without end.
+func TestStreamLinesLongerThanTheBuffer(t *testing.T) {
+	long := strings.Repeat("x", 3*streamBuffer+17)
+	line := deltaLine(long)
+	for _, tc := range []struct {
+		name  string
+		parts []string
+	}{
+		{"in one read", []string{deltaLine("a") + line + finishLine + doneLine}},
+		{"in small reads", chunks(deltaLine("a")+line+finishLine+doneLine, 1000)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			log, res, err := readLog(t, tc.parts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Text != "a"+long || len(log) < 2 || log[len(log)-1] != long {
+				t.Fatalf("text of %d bytes, last token of %d, want %d", len(res.Text), len(log[len(log)-1]), len(long))
+			}
+		})
+	}
+	_, _, err := readLog(t, deltaLine("a")+deltaLine(strings.Repeat("y", maxEventLine)))
+	var ue *chat.UpstreamError
+	if !errors.As(err, &ue) || !strings.Contains(err.Error(), "over") {
+		t.Fatalf("a line over maxEventLine: %v, want an UpstreamError", err)
+	}
+}
+
+// chunks cuts s into reads of n bytes.
+func chunks(s string, n int) []string {
+	var out []string
+	for len(s) > n {
+		out = append(out, s[:n])
+		s = s[n:]
+	}
+	return append(out, s)
+}
