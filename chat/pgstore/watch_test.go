@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/chatgate/chatgate/chat"
+	"github.com/chatgate/chatgate/chat/chattest"
 	"github.com/chatgate/chatgate/chat/pgstore"
 	"github.com/chatgate/chatgate/internal/postgres/pgtest"
 )
@@ -158,4 +159,10 @@ func TestWatchLostStopsKeepingApps(t *testing.T) {
 		t.Fatalf("without a watch listening, the reader read %q, want the row's name", got)
 	}
 	until(t, "the watch to listen again", func() bool { return pgstore.Listening(reader) })
+}
+
+// A store whose Watch runs keeps apps, and must still behave as every
+// chat store does.
+func TestStoreWatching(t *testing.T) {
+	chattest.TestStore(t, func(t *testing.T) chattest.Store { return watching(t, pgtest.DSN(t), "chatgate-watch-conformance") })
 }
