@@ -116,36 +116,54 @@ type relayTarget struct {
 }
 
 // do sends one chat and reads its answer to the end; it returns the time
-// to the first byte of the body and to its end.
-func (t relayTarget) do(body []byte) (ttfb, total time.Duration, err error) {
+// to the first byte of the body, to the end of the last line that holds
+// answer text (a stream's last token: chatgate writes the usage record
+// after it, before the finish chunk) and to the body's end.
+func (t relayTarget) do(body []byte) (ttfb, last, total time.Duration, err error) {
 	req, _ := http.NewRequest(http.MethodPost, t.url, bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", "Bearer "+t.key)
 	start := time.Now()
 	resp, err := t.client.Do(req)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	defer resp.Body.Close()
 	br := bufio.NewReader(resp.Body)
-	if _, err := br.ReadByte(); err != nil {
-		return 0, 0, err
+	if _, err := br.Peek(1); err != nil {
+		return 0, 0, 0, err
 	}
 	ttfb = time.Since(start)
-	n, err := io.Copy(io.Discard, br)
+	var n int
+	for {
+		line, rerr := br.ReadSlice('\n')
+		n += len(line)
+		if bytes.Contains(line, []byte(`"content":"`)) {
+			last = time.Since(start)
+		}
+		if rerr == bufio.ErrBufferFull {
+			continue
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			return 0, 0, 0, rerr
+		}
+	}
 	total = time.Since(start)
-	if err == nil && (resp.StatusCode != http.StatusOK || n < 16) {
+	if resp.StatusCode != http.StatusOK || n < 16 {
 		err = fmt.Errorf("status %d", resp.StatusCode)
 	}
-	return ttfb, total, err
+	return ttfb, last, total, err
 }
 
 // relayPhase is what one side (direct or chatgate) measured over a run.
 type relayPhase struct {
-	reqs        int
-	wall, cpu   time.Duration
-	ttfb, total []time.Duration
-	conns       int64
+	reqs              int
+	wall, cpu         time.Duration
+	ttfb, last, total []time.Duration
+	conns             int64
 }
 
 // run sends conc*per requests from conc workers and adds what it measured.
@@ -160,17 +178,17 @@ func (p *relayPhase) run(b *testing.B, t relayTarget, body []byte, conc, per int
 	)
 	for range conc {
 		wg.Go(func() {
-			ttfbs, totals := make([]time.Duration, 0, per), make([]time.Duration, 0, per)
+			ttfbs, lasts, totals := make([]time.Duration, 0, per), make([]time.Duration, 0, per), make([]time.Duration, 0, per)
 			for range per {
-				ttfb, total, err := t.do(body)
+				ttfb, last, total, err := t.do(body)
 				if err != nil {
 					bad.CompareAndSwap(nil, err)
 					return
 				}
-				ttfbs, totals = append(ttfbs, ttfb), append(totals, total)
+				ttfbs, lasts, totals = append(ttfbs, ttfb), append(lasts, last), append(totals, total)
 			}
 			mu.Lock()
-			p.ttfb, p.total = append(p.ttfb, ttfbs...), append(p.total, totals...)
+			p.ttfb, p.last, p.total = append(p.ttfb, ttfbs...), append(p.last, lasts...), append(p.total, totals...)
 			mu.Unlock()
 		})
 	}
@@ -212,8 +230,11 @@ func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond)
 // both sides see the same machine state. Per request it reports req/s,
 // process CPU (getrusage, which counts the client and the upstream on both
 // sides, so that the difference is chatgate's own cost), p50 latency (and,
-// for streams, p50 time to the first byte and the time per token after
-// it), and the upstream connections each side opened per 1,000 requests.
+// for streams, p50 time to the first byte, the time per token after it,
+// and the time per token up to the last one, which leaves out the usage
+// record's durable write that chatgate makes between the last token and
+// the finish chunk), and the upstream connections each side opened per
+// 1,000 requests.
 // "added" figures are chatgate's minus the direct client's. A third side,
 // the bare relay (newBareRelay: httputil.ReverseProxy), is the floor any
 // relay pays for its second HTTP hop: "floor-added" is its cost over the
@@ -301,6 +322,10 @@ func benchRelay(b *testing.B, dsn string) {
 					b.ReportMetric(us(p50(g.ttfb)-p50(d.ttfb)), "added-ttfb-p50-us")
 					after := func(p relayPhase) time.Duration { return p50(p.total) - p50(p.ttfb) }
 					b.ReportMetric(us(after(g)-after(d))/tokens, "added-us/token")
+					// the same to the last token: the tokens' relay without
+					// the usage record's durable write after the last one
+					toLast := func(p relayPhase) time.Duration { return p50(p.last) - p50(p.ttfb) }
+					b.ReportMetric(us(toLast(g)-toLast(d))/(tokens-1), "added-us/token-to-last")
 				}
 			})
 		}
