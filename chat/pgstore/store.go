@@ -41,8 +41,11 @@ func New(ctx context.Context, pool *pgxpool.Pool) (*Store, error) {
 		return nil, fmt.Errorf("chat: %w", err)
 	}
 	s := &Store{pool: pool}
-	// The table the search path finds, which need not be the first schema's.
-	if err := pool.QueryRow(ctx, `SELECT relnamespace::regnamespace::text FROM pg_class WHERE oid = 'chat_apps'::regclass`).Scan(&s.schema); err != nil {
+	// The schema of the table the search path finds, unquoted, as the
+	// trigger's TG_TABLE_SCHEMA names it (regnamespace::text would quote
+	// a name such as "Tenant-A").
+	if err := pool.QueryRow(ctx, `SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE c.oid = 'chat_apps'::regclass`).Scan(&s.schema); err != nil {
 		return nil, fail("find the apps table", err)
 	}
 	return s, nil

@@ -16,9 +16,9 @@ import (
 
 // AppsChannel is the notification channel of app changes: a trigger on the
 // apps table notifies it in the changing transaction, whatever made the
-// change, with ["schema","team","id"] as payload. Channels belong to the
-// database, not to a schema: a store ignores the changes of the other
-// schemas' apps.
+// change, with ["schema","team","id"] as payload (["schema"] for a
+// TRUNCATE). Channels belong to the database, not to a schema: a store
+// ignores the changes of the other schemas' apps.
 const AppsChannel = "chatgate_chat_apps"
 
 // WatchedAppTTL bounds how long an app read while Watch listens is kept
@@ -114,8 +114,12 @@ func (w *watched) listen(up bool) {
 // nothing and reads every app from the database. An app is kept at most
 // WatchedAppTTL, which bounds what a notification lost unnoticed costs.
 //
-// Watch holds a connection of its own, made from the pool's config, as
-// LISTEN needs one session; when it is lost the Store stops keeping apps,
+// Watch holds a connection of its own, made from the pool's config (its
+// BeforeConnect and AfterConnect hooks are not run), as LISTEN needs one
+// session: behind a pooler that shares sessions between transactions
+// (PgBouncer in transaction mode) notifications do not arrive, and every
+// change waits out WatchedAppTTL. When the connection is lost the Store
+// stops keeping apps,
 // and Watch connects again a second later, for as long as ctx lasts. It
 // returns ctx's error once ctx ends, or a panic as an error rather than
 // take the process down.
@@ -133,8 +137,10 @@ func (s *Store) Watch(ctx context.Context) error {
 		LogError: func(context.Context, error) { h.down() },
 	}
 	l.Handle(AppsChannel, h)
+	// Down however Listen ends, a panic of its own included: a store must
+	// not keep apps with no one listening.
+	defer h.down()
 	_ = l.Listen(ctx) // it returns once ctx ends, and only then
-	h.down()
 	if parent.Err() != nil {
 		return parent.Err()
 	}
@@ -170,11 +176,13 @@ func (h *appWatcher) HandleBacklog(context.Context, string, *pgx.Conn) error {
 func (h *appWatcher) HandleNotification(_ context.Context, n *pgconn.Notification, _ *pgx.Conn) error {
 	err := panics.Catch(func() error {
 		var k [3]string
-		if json.Unmarshal([]byte(n.Payload), &k) != nil {
+		switch {
+		case json.Unmarshal([]byte(n.Payload), &k) != nil:
 			h.w.forget("") // not the trigger's: whatever changed, it is not kept
-			return nil
-		}
-		if k[0] == h.schema {
+		case k[0] != h.schema:
+		case k[1] == "" && k[2] == "":
+			h.w.forget("") // ["schema"]: the table was truncated
+		default:
 			h.w.forget(appKey(k[1], k[2]))
 		}
 		return nil

@@ -2,10 +2,14 @@ package pgstore_test
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
+	"net/url"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/chatgate/chatgate/chat"
@@ -165,4 +169,77 @@ func TestWatchLostStopsKeepingApps(t *testing.T) {
 // chat store does.
 func TestStoreWatching(t *testing.T) {
 	chattest.TestStore(t, func(t *testing.T) chattest.Store { return watching(t, pgtest.DSN(t), "chatgate-watch-conformance") })
+}
+
+// quotedSchemaDSN returns a DSN whose search path is a new schema whose
+// name needs quoting, dropped when t ends.
+func quotedSchemaDSN(t *testing.T) string {
+	t.Helper()
+	base := pgtest.DSN(t) // skips without Postgres; its schema is left unused
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	schema := "Tenant-" + hex.EncodeToString(b)
+	pool := connect(t, base)
+	ctx := context.Background()
+	if _, err := pool.Exec(ctx, `CREATE SCHEMA `+pgx.Identifier{schema}.Sanitize()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if _, err := pool.Exec(context.Background(), `DROP SCHEMA `+pgx.Identifier{schema}.Sanitize()+` CASCADE`); err != nil {
+			t.Errorf("dropping schema %s: %v", schema, err)
+		}
+	})
+	q := u.Query()
+	q.Set("search_path", pgx.Identifier{schema}.Sanitize())
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// A schema named "Tenant-…" is notified under its name unquoted: the
+// store must know its own that way, or it would ignore every change.
+func TestWatchInASchemaWhoseNameIsQuoted(t *testing.T) {
+	dsn := quotedSchemaDSN(t)
+	reader := watching(t, dsn, "chatgate-watch-quoted")
+	writer := open(t, connect(t, dsn))
+	ctx := context.Background()
+	heard := pgstore.Heard(reader)
+	if err := writer.PutApp(ctx, &chat.App{ID: "a", TeamID: "t", Name: "one", Model: "m"}); err != nil {
+		t.Fatal(err)
+	}
+	until(t, "the insert to be heard", func() bool { return pgstore.Heard(reader) != heard })
+	if got := appName(t, reader); got != "one" {
+		t.Fatalf("first read: %q", got)
+	}
+	if err := writer.PutApp(ctx, &chat.App{ID: "a", TeamID: "t", Name: "two", Model: "m"}); err != nil {
+		t.Fatal(err)
+	}
+	if d := until(t, "the write to arrive", func() bool { return appName(t, reader) == "two" }); d > 2*time.Second {
+		t.Fatalf("the write arrived after %v: its notification was not heard", d)
+	}
+}
+
+// A TRUNCATE fires no row trigger; its own notification drops every app.
+func TestWatchHearsATruncate(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	sqlPool := connect(t, dsn)
+	reader := watching(t, dsn, "chatgate-watch-truncate")
+	ctx := context.Background()
+	heard := pgstore.Heard(reader)
+	if err := open(t, sqlPool).PutApp(ctx, &chat.App{ID: "a", TeamID: "t", Name: "one", Model: "m"}); err != nil {
+		t.Fatal(err)
+	}
+	until(t, "the insert to be heard", func() bool { return pgstore.Heard(reader) != heard })
+	if got := appName(t, reader); got != "one" {
+		t.Fatalf("first read: %q", got)
+	}
+	if _, err := sqlPool.Exec(ctx, `TRUNCATE chat_apps CASCADE`); err != nil {
+		t.Fatal(err)
+	}
+	if d := until(t, "the truncate to arrive", func() bool { return appName(t, reader) == "(none)" }); d > 2*time.Second {
+		t.Fatalf("the truncate arrived after %v: its notification was not heard", d)
+	}
 }
