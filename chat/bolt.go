@@ -12,6 +12,7 @@ import (
 
 	"github.com/chatgate/chatgate/auth"
 	"github.com/chatgate/chatgate/internal/boltx"
+	"github.com/chatgate/chatgate/internal/decodecache"
 )
 
 var (
@@ -29,7 +30,7 @@ var (
 type BoltStore struct {
 	db    *bbolt.DB
 	turns *boltx.Group
-	apps  AppCache // decoded apps, checked against the stored bytes
+	apps  decodecache.Cache[App] // decoded apps, checked against the stored bytes
 }
 
 // NewBoltStore returns a store on db, creating its buckets if needed.
@@ -40,7 +41,7 @@ func NewBoltStore(db *bbolt.DB) (*BoltStore, error) {
 	if err := db.Update(migrateAppKeys); err != nil {
 		return nil, fmt.Errorf("chat: moving apps under their teams: %w", err)
 	}
-	return &BoltStore{db: db, turns: &boltx.Group{DB: db}}, nil
+	return &BoltStore{db: db, turns: &boltx.Group{DB: db}, apps: decodecache.Cache[App]{Clone: cloneApp}}, nil
 }
 
 // migrateAppKeys moves apps stored by id alone, as files written before

@@ -264,6 +264,10 @@ func (s *MemoryStore) SetFeedback(ctx context.Context, team, app, chatID, dataID
 // The store keeps and returns deep copies, as the bbolt store's encoding
 // does, so neither the caller's values nor what a read returned alias it.
 
+// Clone returns a deep copy of a, which its caller may change without
+// changing a.
+func (a *App) Clone() *App { return cloneApp(a) }
+
 func cloneApp(a *App) *App {
 	c := *a
 	c.DatasetIDs = slices.Clone(a.DatasetIDs)

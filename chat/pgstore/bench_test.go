@@ -50,7 +50,7 @@ func BenchmarkConversation(b *testing.B) {
 }
 
 // The app read each chat makes: one row, decoded or, when its bytes are
-// those last decoded, copied from the store's cache (chat.AppCache).
+// those last decoded, copied from the store's cache (internal/decodecache).
 func BenchmarkApp(b *testing.B) {
 	s := open(b, pgtest.Pool(b))
 	ctx := context.Background()

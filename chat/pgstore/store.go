@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/chatgate/chatgate/chat"
+	"github.com/chatgate/chatgate/internal/decodecache"
 	"github.com/chatgate/chatgate/internal/postgres"
 )
 
@@ -24,7 +25,7 @@ const migrationsTable = "chatgate_chat_migrations"
 // while Watch tells it of every change.
 type Store struct {
 	pool    *pgxpool.Pool
-	apps    chat.AppCache // decoded apps, checked against the row's bytes
+	apps    decodecache.Cache[chat.App] // decoded apps, checked against the row's bytes
 	watched watched
 	schema  string // where the apps table is, which its notifications name
 }
@@ -40,7 +41,7 @@ func New(ctx context.Context, pool *pgxpool.Pool) (*Store, error) {
 	if err := postgres.Migrate(ctx, pool, migrations, "migrations", migrationsTable); err != nil {
 		return nil, fmt.Errorf("chat: %w", err)
 	}
-	s := &Store{pool: pool}
+	s := &Store{pool: pool, apps: decodecache.Cache[chat.App]{Clone: (*chat.App).Clone}}
 	// The schema of the table the search path finds, unquoted, as the
 	// trigger's TG_TABLE_SCHEMA names it (regnamespace::text would quote
 	// a name such as "Tenant-A").
