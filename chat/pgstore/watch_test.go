@@ -74,6 +74,21 @@ func appName(t *testing.T, s *pgstore.Store) string {
 	return a.Name
 }
 
+// putAndKeep writes app "a" of team "t" as name through writer, waits
+// until reader has heard of the write (whose notification would drop what
+// a read keeps), and reads it through reader, which then keeps it.
+func putAndKeep(t *testing.T, reader, writer *pgstore.Store, name string) {
+	t.Helper()
+	heard := pgstore.Heard(reader)
+	if err := writer.PutApp(context.Background(), &chat.App{ID: "a", TeamID: "t", Name: name, Model: "m"}); err != nil {
+		t.Fatal(err)
+	}
+	until(t, "the write to be heard", func() bool { return pgstore.Heard(reader) != heard })
+	if got := appName(t, reader); got != name {
+		t.Fatalf("read %q after the write, want %q", got, name)
+	}
+}
+
 // While Watch listens, a replica reads an app from memory, and every
 // change, through another replica's store or in SQL, reaches it within
 // moments; its own writes reach it at once.
@@ -95,13 +110,7 @@ func TestWatchKeepsAppsAndHearsEveryChange(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	heard := pgstore.Heard(reader)
-	put(writer, "one")
-	// the insert's notification, which would drop what the read keeps
-	until(t, "the insert to be heard", func() bool { return pgstore.Heard(reader) != heard })
-	if got := appName(t, reader); got != "one" {
-		t.Fatalf("first read: %q", got)
-	}
+	putAndKeep(t, reader, writer, "one")
 
 	// Kept: a change nobody is told of is not seen, until the TTL.
 	exec(`ALTER TABLE chat_apps DISABLE TRIGGER chat_apps_notify`)
@@ -139,14 +148,7 @@ func TestWatchLostStopsKeepingApps(t *testing.T) {
 	reader := watching(t, dsn, name)
 	writer := open(t, connect(t, dsn))
 	ctx := context.Background()
-	heard := pgstore.Heard(reader)
-	if err := writer.PutApp(ctx, &chat.App{ID: "a", TeamID: "t", Name: "one", Model: "m"}); err != nil {
-		t.Fatal(err)
-	}
-	until(t, "the insert to be heard", func() bool { return pgstore.Heard(reader) != heard })
-	if got := appName(t, reader); got != "one" {
-		t.Fatalf("first read: %q", got)
-	}
+	putAndKeep(t, reader, writer, "one")
 	if _, err := sqlPool.Exec(ctx, `ALTER TABLE chat_apps DISABLE TRIGGER chat_apps_notify`); err != nil {
 		t.Fatal(err)
 	}
@@ -206,14 +208,7 @@ func TestWatchInASchemaWhoseNameIsQuoted(t *testing.T) {
 	reader := watching(t, dsn, "chatgate-watch-quoted")
 	writer := open(t, connect(t, dsn))
 	ctx := context.Background()
-	heard := pgstore.Heard(reader)
-	if err := writer.PutApp(ctx, &chat.App{ID: "a", TeamID: "t", Name: "one", Model: "m"}); err != nil {
-		t.Fatal(err)
-	}
-	until(t, "the insert to be heard", func() bool { return pgstore.Heard(reader) != heard })
-	if got := appName(t, reader); got != "one" {
-		t.Fatalf("first read: %q", got)
-	}
+	putAndKeep(t, reader, writer, "one")
 	if err := writer.PutApp(ctx, &chat.App{ID: "a", TeamID: "t", Name: "two", Model: "m"}); err != nil {
 		t.Fatal(err)
 	}
@@ -228,14 +223,7 @@ func TestWatchHearsATruncate(t *testing.T) {
 	sqlPool := connect(t, dsn)
 	reader := watching(t, dsn, "chatgate-watch-truncate")
 	ctx := context.Background()
-	heard := pgstore.Heard(reader)
-	if err := open(t, sqlPool).PutApp(ctx, &chat.App{ID: "a", TeamID: "t", Name: "one", Model: "m"}); err != nil {
-		t.Fatal(err)
-	}
-	until(t, "the insert to be heard", func() bool { return pgstore.Heard(reader) != heard })
-	if got := appName(t, reader); got != "one" {
-		t.Fatalf("first read: %q", got)
-	}
+	putAndKeep(t, reader, open(t, sqlPool), "one")
 	if _, err := sqlPool.Exec(ctx, `TRUNCATE chat_apps CASCADE`); err != nil {
 		t.Fatal(err)
 	}
