@@ -202,7 +202,9 @@ func (s *sseSink) put(name string, data func([]byte) []byte, flush bool) {
 	s.write(b, flush)
 }
 
-// commit sends the headers and whatever was held.
+// commit writes the headers and whatever was held, unflushed: every caller
+// writes an event next and flushes it, and headers sent alone would cost
+// the client a read (and the server a write) for no byte of the answer.
 func (s *sseSink) commit() {
 	if s.committed {
 		return
@@ -215,10 +217,8 @@ func (s *sseSink) commit() {
 	h.Set("X-Accel-Buffering", "no") // tell nginx not to buffer the stream
 	s.w.WriteHeader(http.StatusOK)
 	if len(s.pending) > 0 {
-		s.write(s.pending, true)
+		s.write(s.pending, false)
 		s.pending = nil
-	} else {
-		s.flush()
 	}
 }
 
