@@ -119,10 +119,9 @@ func (w *watched) listen(up bool) {
 // session: behind a pooler that shares sessions between transactions
 // (PgBouncer in transaction mode) notifications do not arrive, and every
 // change waits out WatchedAppTTL. When the connection is lost the Store
-// stops keeping apps,
-// and Watch connects again a second later, for as long as ctx lasts. It
-// returns ctx's error once ctx ends, or a panic as an error rather than
-// take the process down.
+// stops keeping apps, and Watch connects again a second later, for as
+// long as ctx lasts. It returns ctx's error once ctx ends, or a panic as
+// an error rather than take the process down.
 func (s *Store) Watch(ctx context.Context) error {
 	parent := ctx
 	ctx, cancel := context.WithCancelCause(ctx)
