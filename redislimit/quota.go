@@ -169,15 +169,37 @@ func (q *Quota) Reserve(ctx context.Context, account string, max float64) (func(
 // caller's context ended, the read timed out), and the hold would keep
 // budget for a lease. It leaves a tombstone, so that a script that reaches
 // Redis after it admits nothing.
+//
+// The Redis that lost the Reserve's answer is often slow for a moment
+// more, so a drop that fails is tried again, until the hold would have
+// lapsed anyway: else the account is short of the hold's budget for a
+// whole lease. The failure was the Reserve's to report.
 func (q *Quota) drop(k *quotaKeys, id string) {
 	q.c.spawn(func() {
-		ctx, cancel := callContext(context.Background())
-		defer cancel()
-		// A Redis that does not answer will let the hold lapse; the
-		// failure was the Reserve's to report.
-		_ = dropScript.Run(ctx, q.c.rdb, k.list(q.c.epoch), append(q.c.quotaArgs(), id)...).Err()
+		lapsed := time.Now().Add(q.c.opts.Lease)
+		for wait := dropRetry; ; wait = min(2*wait, maxDropRetry) {
+			ctx, cancel := callContext(context.Background())
+			err := dropScript.Run(ctx, q.c.rdb, k.list(q.c.epoch), append(q.c.quotaArgs(), id)...).Err()
+			cancel()
+			if err == nil || time.Now().Add(wait).After(lapsed) {
+				return
+			}
+			t := time.NewTimer(wait)
+			select {
+			case <-q.c.stop:
+				t.Stop()
+				return
+			case <-t.C:
+			}
+		}
 	})
 }
+
+// dropRetry and maxDropRetry bound the pauses between a drop's tries.
+const (
+	dropRetry    = 50 * time.Millisecond
+	maxDropRetry = time.Second
+)
 
 // mayHaveRun reports whether a call that failed with err may have reached
 // Redis. Those that could not have are let be: in an outage, a drop for

@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"runtime"
 	"strconv"
 	"sync"
@@ -237,6 +238,74 @@ func TestFailedReserveLeavesNoHold(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// lostAnswers loses the answer of every Reserve's script after it ran, and
+// fails the first drops before they reach Redis, as a Redis slow for a
+// moment would.
+type lostAnswers struct {
+	failDrops int
+	mu        sync.Mutex
+	drops     int // drops that reached the hook
+}
+
+func (h *lostAnswers) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *lostAnswers) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+func (h *lostAnswers) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		args := cmd.Args()
+		if len(args) < 2 {
+			return next(ctx, cmd)
+		}
+		timeout := &net.OpError{Op: "read", Net: "tcp", Err: os.ErrDeadlineExceeded}
+		switch args[1] {
+		case reserveScript.Hash():
+			if err := next(ctx, cmd); err != nil {
+				return err
+			}
+			cmd.SetErr(timeout)
+			return timeout
+		case dropScript.Hash():
+			h.mu.Lock()
+			h.drops++
+			fail := h.drops <= h.failDrops
+			h.mu.Unlock()
+			if fail {
+				cmd.SetErr(timeout)
+				return timeout
+			}
+		}
+		return next(ctx, cmd)
+	}
+}
+
+// A drop that fails is tried again, so that the hold it was to end does
+// not keep the account's budget for a whole lease.
+func TestFailedDropIsTriedAgain(t *testing.T) {
+	rdb, prefix := redistest.Client(t)
+	c := New(rdb, Options{Prefix: prefix, Grace: 50 * time.Millisecond, Lease: time.Minute, Logger: slog.New(slog.DiscardHandler)})
+	t.Cleanup(func() { c.Close() })
+	q := c.Quota("keys", limittest.NewSource())
+	ctx := context.Background()
+	end, err := q.Reserve(ctx, "k", 10) // builds the counter
+	if err != nil {
+		t.Fatal(err)
+	}
+	end()
+	lost := &lostAnswers{failDrops: 2}
+	rdb.AddHook(lost)
+	if _, err := q.Reserve(ctx, "k", 10); err == nil {
+		t.Fatal("Reserve answered though its answer was lost")
+	}
+	holds := q.keys("k").holds
+	waitFor(t, "the hold to be dropped", func() bool { return liveHolds(t, rdb, holds) == 0 })
+	lost.mu.Lock()
+	defer lost.mu.Unlock()
+	if lost.drops != 3 {
+		t.Fatalf("the drop was tried %d times, want 3 (two failed)", lost.drops)
 	}
 }
 
