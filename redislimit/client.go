@@ -81,10 +81,11 @@ type Client struct {
 	kick   chan struct{} // a renewal to run now: Redis's epoch moved
 
 	mu       sync.Mutex
-	holds    map[string]*hold      // id -> live reservation of this process
-	costs    map[string]*cost      // by counter, made on first use: see cost
-	lost     map[string]*quotaKeys // counters that missed a charge, to rebuild
-	limiters map[string]*Limiter   // by namespace
+	holds    map[string]*hold       // id -> live reservation of this process
+	costs    map[string]*cost       // by counter, made on first use: see cost
+	lost     map[string]*quotaKeys  // counters that missed a charge, to rebuild
+	drops    map[string]*failedDrop // by hold id: drops to try again
+	limiters map[string]*Limiter    // by namespace
 
 	batch  *batcher
 	wake   *waker
@@ -120,7 +121,7 @@ func New(rdb redis.UniversalClient, opts Options) *Client {
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
 	c := &Client{rdb: rdb, opts: opts, log: opts.Logger, epoch: opts.Prefix + "epoch", node: hex.EncodeToString(b),
-		holds: map[string]*hold{}, lost: map[string]*quotaKeys{}, limiters: map[string]*Limiter{}, stop: make(chan struct{}), kick: make(chan struct{}, 1)}
+		holds: map[string]*hold{}, lost: map[string]*quotaKeys{}, drops: map[string]*failedDrop{}, limiters: map[string]*Limiter{}, stop: make(chan struct{}), kick: make(chan struct{}, 1)}
 	c.batch = &batcher{rdb: rdb, timeout: callTimeout, reqs: make(chan *take), stop: c.stop, onPanic: func(v any) {
 		c.log.Error("redislimit: a rate check panicked; recovered", "panic", fmt.Sprint(v))
 		if c.opts.OnPanic != nil {
@@ -272,7 +273,13 @@ func (c *Client) renewLoop() {
 		case <-t.C:
 		case <-c.kick:
 		}
-		err := panics.Catch(func() error { return c.renew(context.Background()) })
+		err := panics.Catch(func() error {
+			err := c.renew(context.Background())
+			// after the renewals, whose time a slow Redis would
+			// otherwise spend on drops
+			c.retryDrops(context.Background())
+			return err
+		})
 		var pe *panics.Error
 		if errors.As(err, &pe) {
 			c.log.Error("redislimit: renewing reservations panicked; recovered", "panic", fmt.Sprint(pe.Value), "stack", string(pe.Stack))
@@ -352,6 +359,50 @@ func (c *Client) renew(ctx context.Context) error {
 		}
 	}
 	return rateErr
+}
+
+// failedDrop is a drop that failed (see Quota.drop): the hold's keys, and
+// when the hold would lapse, after which there is nothing to drop.
+type failedDrop struct {
+	keys  *quotaKeys
+	until time.Time
+}
+
+// retryDrops tries the drops that failed again, in one pipeline, and
+// forgets those Redis took and those whose hold has lapsed.
+func (c *Client) retryDrops(parent context.Context) {
+	now := time.Now()
+	c.mu.Lock()
+	drops := make(map[string]*failedDrop, len(c.drops))
+	for id, d := range c.drops {
+		if now.After(d.until) {
+			delete(c.drops, id)
+			continue
+		}
+		drops[id] = d
+	}
+	c.mu.Unlock()
+	if len(drops) == 0 {
+		return
+	}
+	ctx, cancel := callContext(parent)
+	defer cancel()
+	pipe := c.rdb.Pipeline()
+	cmds := make(map[string]*redis.Cmd, len(drops))
+	for id, d := range drops {
+		cmds[id] = dropScript.EvalSha(ctx, pipe, d.keys.list(c.epoch), append(c.quotaArgs(), id)...)
+	}
+	if _, err := pipe.Exec(ctx); redis.HasErrorPrefix(err, "NOSCRIPT") {
+		// a Redis that lost its scripts: load it for the next tick
+		_ = dropScript.Load(ctx, c.rdb).Err()
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for id, cmd := range cmds {
+		if cmd.Err() == nil {
+			delete(c.drops, id)
+		}
+	}
 }
 
 // rates keeps the rate limiters' Redis state: it replays the windows to a

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"os"
 	"runtime"
@@ -242,17 +243,45 @@ func TestFailedReserveLeavesNoHold(t *testing.T) {
 }
 
 // lostAnswers loses the answer of every Reserve's script after it ran, and
-// fails the first drops before they reach Redis, as a Redis slow for a
-// moment would.
+// fails the first failDrops drops before they reach Redis (sent alone or
+// in a pipeline), as a Redis slow for a moment would.
 type lostAnswers struct {
 	failDrops int
 	mu        sync.Mutex
 	drops     int // drops that reached the hook
+	piped     int // of them, those sent in a pipeline
+}
+
+var errLostAnswer = &net.OpError{Op: "read", Net: "tcp", Err: os.ErrDeadlineExceeded}
+
+// failDrop counts a drop and reports whether it is to fail.
+func (h *lostAnswers) failDrop(piped bool) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.drops++
+	if piped {
+		h.piped++
+	}
+	return h.drops <= h.failDrops
 }
 
 func (h *lostAnswers) DialHook(next redis.DialHook) redis.DialHook { return next }
 func (h *lostAnswers) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return next
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		fail := false
+		for _, cmd := range cmds {
+			if args := cmd.Args(); len(args) > 1 && args[1] == dropScript.Hash() && h.failDrop(true) {
+				fail = true
+			}
+		}
+		if fail {
+			for _, cmd := range cmds {
+				cmd.SetErr(errLostAnswer)
+			}
+			return errLostAnswer
+		}
+		return next(ctx, cmds)
+	}
 }
 func (h *lostAnswers) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
@@ -260,22 +289,17 @@ func (h *lostAnswers) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 		if len(args) < 2 {
 			return next(ctx, cmd)
 		}
-		timeout := &net.OpError{Op: "read", Net: "tcp", Err: os.ErrDeadlineExceeded}
 		switch args[1] {
 		case reserveScript.Hash():
 			if err := next(ctx, cmd); err != nil {
 				return err
 			}
-			cmd.SetErr(timeout)
-			return timeout
+			cmd.SetErr(errLostAnswer)
+			return errLostAnswer
 		case dropScript.Hash():
-			h.mu.Lock()
-			h.drops++
-			fail := h.drops <= h.failDrops
-			h.mu.Unlock()
-			if fail {
-				cmd.SetErr(timeout)
-				return timeout
+			if h.failDrop(false) {
+				cmd.SetErr(errLostAnswer)
+				return errLostAnswer
 			}
 		}
 		return next(ctx, cmd)
@@ -283,7 +307,8 @@ func (h *lostAnswers) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 }
 
 // A drop that fails is tried again, so that the hold it was to end does
-// not keep the account's budget for a whole lease.
+// not keep the account's budget for a whole lease; the tries after the
+// first go with the renewals, in one pipeline a tick.
 func TestFailedDropIsTriedAgain(t *testing.T) {
 	rdb, prefix := redistest.Client(t)
 	c := New(rdb, Options{Prefix: prefix, Grace: 50 * time.Millisecond, Lease: time.Minute, Logger: slog.New(slog.DiscardHandler)})
@@ -302,10 +327,50 @@ func TestFailedDropIsTriedAgain(t *testing.T) {
 	}
 	holds := q.keys("k").holds
 	waitFor(t, "the hold to be dropped", func() bool { return liveHolds(t, rdb, holds) == 0 })
+	waitFor(t, "the drop to be forgotten", func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return len(c.drops) == 0
+	})
 	lost.mu.Lock()
 	defer lost.mu.Unlock()
-	if lost.drops != 3 {
-		t.Fatalf("the drop was tried %d times, want 3 (two failed)", lost.drops)
+	if lost.drops != 3 || lost.piped != 2 {
+		t.Fatalf("the drop was tried %d times, %d of them in a pipeline; want 3, 2 (the first alone, two failed)", lost.drops, lost.piped)
+	}
+}
+
+// A drop that keeps failing is given up once its hold would have lapsed.
+func TestFailedDropIsGivenUpWithItsHold(t *testing.T) {
+	rdb, prefix := redistest.Client(t)
+	c := New(rdb, Options{Prefix: prefix, Grace: 50 * time.Millisecond, Lease: 300 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)})
+	t.Cleanup(func() { c.Close() })
+	q := c.Quota("keys", limittest.NewSource())
+	ctx := context.Background()
+	end, err := q.Reserve(ctx, "k", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	end()
+	lost := &lostAnswers{failDrops: math.MaxInt}
+	rdb.AddHook(lost)
+	if _, err := q.Reserve(ctx, "k", 10); err == nil {
+		t.Fatal("Reserve answered though its answer was lost")
+	}
+	waitFor(t, "the drop to be kept", func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return len(c.drops) == 1
+	})
+	waitFor(t, "the drop to be given up", func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return len(c.drops) == 0
+	})
+	lost.mu.Lock()
+	defer lost.mu.Unlock()
+	// about Lease / (Grace/3) ticks: bounded, one call each
+	if lost.drops < 3 || lost.drops > 30 {
+		t.Fatalf("the drop was tried %d times in a 300ms lease at a 17ms tick", lost.drops)
 	}
 }
 
