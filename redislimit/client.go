@@ -80,12 +80,13 @@ type Client struct {
 	skew   atomic.Int64  // Redis's clock minus this process's, us
 	kick   chan struct{} // a renewal to run now: Redis's epoch moved
 
-	mu       sync.Mutex
-	holds    map[string]*hold       // id -> live reservation of this process
-	costs    map[string]*cost       // by counter, made on first use: see cost
-	lost     map[string]*quotaKeys  // counters that missed a charge, to rebuild
-	drops    map[string]*failedDrop // by hold id: drops to try again
-	limiters map[string]*Limiter    // by namespace
+	mu        sync.Mutex
+	holds     map[string]*hold       // id -> live reservation of this process
+	costs     map[string]*cost       // by counter, made on first use: see cost
+	lost      map[string]*quotaKeys  // counters that missed a charge, to rebuild
+	drops     map[string]*failedDrop // by hold id: drops to try again
+	dropsFull bool                   // drops reached maxDrops, and it was logged
+	limiters  map[string]*Limiter    // by namespace
 
 	batch  *batcher
 	wake   *waker
@@ -129,8 +130,9 @@ func New(rdb redis.UniversalClient, opts Options) *Client {
 		}
 	}}
 	c.wake = &waker{rdb: rdb, channel: opts.Prefix + "quota:ended", stop: c.stop, spawn: c.spawn, sets: map[string]*waitSet{}}
-	c.done.Add(1 + batchWorkers)
+	c.done.Add(2 + batchWorkers)
 	go c.renewLoop()
+	go c.dropLoop()
 	for range batchWorkers {
 		go func() {
 			defer c.done.Done()
@@ -273,20 +275,44 @@ func (c *Client) renewLoop() {
 		case <-t.C:
 		case <-c.kick:
 		}
-		err := panics.Catch(func() error {
-			err := c.renew(context.Background())
-			// after the renewals, whose time a slow Redis would
-			// otherwise spend on drops
-			c.retryDrops(context.Background())
-			return err
-		})
-		var pe *panics.Error
-		if errors.As(err, &pe) {
-			c.log.Error("redislimit: renewing reservations panicked; recovered", "panic", fmt.Sprint(pe.Value), "stack", string(pe.Stack))
-			if c.opts.OnPanic != nil {
-				c.opts.OnPanic("redislimit")
-			}
+		c.caught("renewing reservations", panics.Catch(func() error { return c.renew(context.Background()) }))
+	}
+}
+
+// caught logs and counts a panic that err holds, recovered while doing
+// what.
+func (c *Client) caught(what string, err error) {
+	var pe *panics.Error
+	if errors.As(err, &pe) {
+		c.log.Error("redislimit: "+what+" panicked; recovered", "panic", fmt.Sprint(pe.Value), "stack", string(pe.Stack))
+		if c.opts.OnPanic != nil {
+			c.opts.OnPanic("redislimit")
 		}
+	}
+}
+
+// dropLoop tries the drops that failed again every Grace/3, apart from
+// the renewals: a slow Redis must not hold those up.
+func (c *Client) dropLoop() {
+	defer c.done.Done()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-c.stop:
+		case <-ctx.Done():
+		}
+		cancel()
+	}()
+	t := time.NewTicker(c.opts.Grace / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.stop:
+			return
+		case <-t.C:
+		}
+		c.caught("retrying drops", panics.Catch(func() error { c.retryDrops(ctx); return nil }))
 	}
 }
 
@@ -368,18 +394,46 @@ type failedDrop struct {
 	until time.Time
 }
 
-// retryDrops tries the drops that failed again, in one pipeline, and
-// forgets those Redis took and those whose hold has lapsed.
+// maxDrops bounds the failed drops kept to be tried again, and
+// dropsPerTick those tried in one tick: a Redis that times out answers a
+// pipeline all or nothing (go-redis marks every command of it failed), so
+// one big pipeline would be run again whole at every tick without any of
+// it being known done. Past maxDrops, holds lapse after the lease.
+const (
+	maxDrops     = 10_000
+	dropsPerTick = 256
+)
+
+// keepDrop keeps a failed drop of hold id to be tried again until until.
+func (c *Client) keepDrop(id string, k *quotaKeys, until time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.drops) >= maxDrops {
+		if !c.dropsFull {
+			c.dropsFull = true
+			c.log.Warn("redislimit: too many failed drops to try again; the holds of the others lapse after the lease", "kept", len(c.drops))
+		}
+		return
+	}
+	c.dropsFull = false
+	c.drops[id] = &failedDrop{keys: k, until: until}
+}
+
+// retryDrops tries up to dropsPerTick of the drops that failed again, in
+// one pipeline, and forgets those Redis took and those whose hold has
+// lapsed.
 func (c *Client) retryDrops(parent context.Context) {
 	now := time.Now()
 	c.mu.Lock()
-	drops := make(map[string]*failedDrop, len(c.drops))
+	drops := make(map[string]*failedDrop, min(len(c.drops), dropsPerTick))
 	for id, d := range c.drops {
 		if now.After(d.until) {
 			delete(c.drops, id)
 			continue
 		}
-		drops[id] = d
+		if len(drops) < dropsPerTick {
+			drops[id] = d
+		}
 	}
 	c.mu.Unlock()
 	if len(drops) == 0 {
@@ -394,7 +448,9 @@ func (c *Client) retryDrops(parent context.Context) {
 	}
 	if _, err := pipe.Exec(ctx); redis.HasErrorPrefix(err, "NOSCRIPT") {
 		// a Redis that lost its scripts: load it for the next tick
-		_ = dropScript.Load(ctx, c.rdb).Err()
+		lctx, cancel := callContext(parent)
+		_ = dropScript.Load(lctx, c.rdb).Err()
+		cancel()
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -171,24 +171,18 @@ func (q *Quota) Reserve(ctx context.Context, account string, max float64) (func(
 // Redis after it admits nothing.
 //
 // The Redis that lost the Reserve's answer is often slow for a moment
-// more, so a drop that fails is kept, and the renewal loop tries it again
-// with the others at each tick until the hold would have lapsed anyway:
-// else the account is short of the hold's budget for a whole lease. One
-// call a tick for all of them, so that a Redis failing many Reserves is
-// not sent a retry for each. The failure was the Reserve's to report.
+// more, so a drop that fails is kept and tried again (see retryDrops),
+// with the others in one call a tick, until the hold would have lapsed
+// anyway: else the account is short of the hold's budget for a whole
+// lease. The failure was the Reserve's to report.
 func (q *Quota) drop(k *quotaKeys, id string) {
 	c := q.c
 	until := time.Now().Add(c.opts.Lease)
 	c.spawn(func() {
 		ctx, cancel := callContext(context.Background())
 		defer cancel()
-		if dropScript.Run(ctx, c.rdb, k.list(c.epoch), append(c.quotaArgs(), id)...).Err() == nil {
-			return
-		}
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		if len(c.drops) < maxLost {
-			c.drops[id] = &failedDrop{keys: k, until: until}
+		if dropScript.Run(ctx, c.rdb, k.list(c.epoch), append(c.quotaArgs(), id)...).Err() != nil {
+			c.keepDrop(id, k, until)
 		}
 	})
 }

@@ -2,6 +2,8 @@ package redislimit
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"math"
@@ -320,6 +322,10 @@ func TestFailedDropIsTriedAgain(t *testing.T) {
 		t.Fatal(err)
 	}
 	end()
+	// the tries that fail never reach Redis, so Run would not load it
+	if err := dropScript.Load(ctx, rdb).Err(); err != nil {
+		t.Fatal(err)
+	}
 	lost := &lostAnswers{failDrops: 2}
 	rdb.AddHook(lost)
 	if _, err := q.Reserve(ctx, "k", 10); err == nil {
@@ -371,6 +377,117 @@ func TestFailedDropIsGivenUpWithItsHold(t *testing.T) {
 	// about Lease / (Grace/3) ticks: bounded, one call each
 	if lost.drops < 3 || lost.drops > 30 {
 		t.Fatalf("the drop was tried %d times in a 300ms lease at a 17ms tick", lost.drops)
+	}
+}
+
+// dropPipes records the drops of each pipeline, and with hang holds every
+// pipeline of drops until its context ends, noting how it ended.
+type dropPipes struct {
+	hang  bool
+	mu    sync.Mutex
+	sizes []int
+	ended []error
+}
+
+func (h *dropPipes) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *dropPipes) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return next
+}
+func (h *dropPipes) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		n := 0
+		for _, cmd := range cmds {
+			if args := cmd.Args(); len(args) > 1 && args[1] == dropScript.Hash() {
+				n++
+			}
+		}
+		if n == 0 {
+			return next(ctx, cmds)
+		}
+		h.mu.Lock()
+		h.sizes = append(h.sizes, n)
+		h.mu.Unlock()
+		if !h.hang {
+			return next(ctx, cmds)
+		}
+		<-ctx.Done()
+		h.mu.Lock()
+		h.ended = append(h.ended, context.Cause(ctx))
+		h.mu.Unlock()
+		for _, cmd := range cmds {
+			cmd.SetErr(ctx.Err())
+		}
+		return ctx.Err()
+	}
+}
+
+// A backlog of failed drops is tried a tick's share at a time, so that a
+// Redis that answers pipelines all or nothing is never sent one too big to
+// finish, and all of it is done in the end.
+func TestDropBacklogIsTriedInParts(t *testing.T) {
+	rdb, prefix := redistest.Client(t)
+	c := New(rdb, Options{Prefix: prefix, Grace: 50 * time.Millisecond, Lease: time.Minute, Logger: slog.New(slog.DiscardHandler)})
+	t.Cleanup(func() { c.Close() })
+	q := c.Quota("keys", limittest.NewSource())
+	if err := dropScript.Load(context.Background(), rdb).Err(); err != nil {
+		t.Fatal(err)
+	}
+	pipes := &dropPipes{}
+	rdb.AddHook(pipes)
+	const backlog = 3*dropsPerTick + 10
+	until := time.Now().Add(time.Minute)
+	for i := range backlog {
+		c.keepDrop(fmt.Sprintf("gone-%d", i), q.keys("k"), until)
+	}
+	waitFor(t, "the backlog to be done", func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return len(c.drops) == 0
+	})
+	pipes.mu.Lock()
+	defer pipes.mu.Unlock()
+	sum := 0
+	for _, n := range pipes.sizes {
+		if n > dropsPerTick {
+			t.Fatalf("a pipeline of %d drops; want at most %d", n, dropsPerTick)
+		}
+		sum += n
+	}
+	if sum != backlog || len(pipes.sizes) < 4 {
+		t.Fatalf("%d drops sent in %d pipelines; want %d in at least 4", sum, len(pipes.sizes), backlog)
+	}
+}
+
+// Drops that hang neither hold up the renewals of running work nor
+// Close, which ends them.
+func TestHangingDropsHoldUpNothing(t *testing.T) {
+	rdb, prefix := redistest.Client(t)
+	c := New(rdb, Options{Prefix: prefix, Grace: 300 * time.Millisecond, Lease: time.Second, Logger: slog.New(slog.DiscardHandler)})
+	q := c.Quota("keys", limittest.NewSource())
+	ctx := context.Background()
+	end, err := q.Reserve(ctx, "k", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer end()
+	id := onlyHold(t, c)
+	pipes := &dropPipes{hang: true}
+	rdb.AddHook(pipes)
+	c.keepDrop("gone", q.keys("k"), time.Now().Add(time.Minute))
+	// past two leases: a hold not renewed would have lapsed
+	for deadline := time.Now().Add(2500 * time.Millisecond); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if !liveHold(t, c, q.keys("k").holds, id) {
+			t.Fatal("running work's hold lapsed while a drop hung")
+		}
+	}
+	c.Close()
+	pipes.mu.Lock()
+	defer pipes.mu.Unlock()
+	if len(pipes.sizes) == 0 {
+		t.Fatal("the drop was never tried")
+	}
+	if last := pipes.ended[len(pipes.ended)-1]; !errors.Is(last, context.Canceled) {
+		t.Fatalf("the hanging drop ended with %v; want Close to cancel it", last)
 	}
 }
 
