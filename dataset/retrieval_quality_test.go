@@ -41,7 +41,7 @@ func TestRetrievalQuality(t *testing.T) {
 	forEachTextIndex(t, memoryQuality, testRetrievalQuality)
 }
 
-func testRetrievalQuality(t *testing.T, text dataset.TextIndex, st qualityStore) {
+func testRetrievalQuality(t *testing.T, text dataset.TextIndex, st qualityStore) map[string]float64 {
 	ctx := context.Background()
 	rr := newTermReranker(t)
 	s, err := dataset.New(ctx, dataset.Options{Store: st, Text: text, Logger: slog.New(slog.DiscardHandler),
@@ -135,6 +135,11 @@ func testRetrievalQuality(t *testing.T, text dataset.TextIndex, st qualityStore)
 			t.Errorf("%s recall@5 %.3f with rerank, lower than %.3f without", mode, re, plain)
 		}
 	}
+	all := map[string]float64{}
+	for _, mode := range modes {
+		all[mode] = r(mode, "all")
+	}
+	return all
 }
 
 // Floors: the recall@5 measured when the corpus was written (embedding

@@ -34,10 +34,17 @@ type TextDoc struct {
 }
 
 // memText is the TextIndex a Service keeps when Options.Text is nil. Its
-// terms are those of dataset/fulltext's bleve analyzer: lower-cased words
-// (full-width Latin letters and digits folded to ASCII), and Chinese,
-// Japanese and Korean as overlapping pairs of characters (a character
-// alone as itself), so both match without a dictionary. A search scores
+// terms are lower-cased words (full-width Latin letters and digits folded
+// to ASCII), and Chinese, Japanese and Korean as overlapping pairs of
+// characters and each character alone, so both match without a
+// dictionary: the terms of dataset/fulltext's bleve analyzer, plus the
+// single characters, which bleve's CJK bigram filter leaves out unless
+// told to output unigrams. A paraphrase in Chinese often shares
+// characters with its answer but no pair of them ("煮饭放多少水" against
+// "蒸米饭时水和米的比例"), which the pairs alone then rank by little more
+// than a "多少" both have; a word still ranks above its scattered
+// characters, as it matches both.
+// A search scores
 // documents holding any of the query's terms by BM25 (k1 1.2, b 0.75), the
 // ranking bleve's TF-IDF approximates (see textsearch.go). It lives in
 // memory only: a Service fills it from its Store at each start, before New
@@ -106,20 +113,13 @@ func textTerms(text string, fn func(term []byte)) {
 		word []byte
 		pair []byte
 		prev rune // the last CJK character of the current run
-		run  int  // its length
+		run  bool // the character before was CJK
 	)
 	endWord := func() {
 		if len(word) > 0 {
 			fn(word)
 			word = word[:0]
 		}
-	}
-	endRun := func() {
-		if run == 1 {
-			pair = utf8.AppendRune(pair[:0], prev)
-			fn(pair)
-		}
-		run = 0
 	}
 	for _, r := range text {
 		if r < utf8.RuneSelf { // most text, without the tables below
@@ -131,7 +131,7 @@ func textTerms(text string, fn func(term []byte)) {
 			default:
 				endWord()
 			}
-			endRun()
+			run = false
 			continue
 		}
 		cjk := r >= 0x4E00 && r <= 0x9FFF // the common Han block: no case, and CJK
@@ -145,21 +145,22 @@ func textTerms(text string, fn func(term []byte)) {
 		switch {
 		case cjk:
 			endWord()
-			if run > 0 {
+			if run {
 				pair = utf8.AppendRune(utf8.AppendRune(pair[:0], prev), r)
 				fn(pair)
 			}
-			prev, run = r, run+1
+			pair = utf8.AppendRune(pair[:0], r)
+			fn(pair)
+			prev, run = r, true
 			continue
 		case unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.Is(unicode.Mn, r):
 			word = utf8.AppendRune(word, r)
 		default:
 			endWord()
 		}
-		endRun()
+		run = false
 	}
 	endWord()
-	endRun()
 }
 
 // Index implements TextIndex.

@@ -11,19 +11,20 @@ import (
 	"testing"
 )
 
-// The built-in index's terms are bleve's CJK analyzer's: lower-cased
-// words, full-width Latin folded, CJK runs as overlapping pairs and a
-// character alone as itself.
+// The built-in index's terms are bleve's CJK analyzer's and the CJK
+// characters alone: lower-cased words, full-width Latin folded, CJK runs
+// as overlapping pairs and each character as itself.
 func TestTextTerms(t *testing.T) {
 	for _, tc := range []struct {
 		in   string
 		want []string
 	}{
 		{"Who wrote Moby-Dick?", []string{"who", "wrote", "moby", "dick"}},
-		{"退货期限", []string{"退货", "货期", "期限"}},
-		{"铃芽之旅 2022年上映", []string{"铃芽", "芽之", "之旅", "2022", "年上", "上映"}},
+		{"退货期限", []string{"退", "退货", "货", "货期", "期", "期限", "限"}},
+		{"铃芽之旅 2022年上映", []string{"铃", "铃芽", "芽", "芽之", "之", "之旅", "旅", "2022", "年", "年上", "上", "上映", "映"}},
 		{"谁 ＧＰＴ-４", []string{"谁", "gpt", "4"}},
-		{"カタカナ と 한국어", []string{"カタ", "タカ", "カナ", "と", "한국", "국어"}},
+		{"カタカナ と 한국어", []string{"カ", "カタ", "タ", "タカ", "カ", "カナ", "ナ", "と", "한", "한국", "국", "국어", "어"}},
+		{"水和米", []string{"水", "水和", "和", "和米", "米"}},
 		{"café naïve", []string{"café", "naïve"}},
 		{"  ,.!  ", nil},
 	} {
@@ -64,8 +65,14 @@ func TestMemText(t *testing.T) {
 	if hits, _ := m.Search(ctx, []string{"ds1"}, "退货", 10); !slices.Equal(ids(hits), []string{"a"}) {
 		t.Fatalf("Chinese search = %v", hits)
 	}
+	// a character of a word finds it, below a document that has the word
+	_ = m.Index(ctx, []TextDoc{{ID: "e", DatasetID: "ds1", Text: "货到付款"}})
+	if hits, _ := m.Search(ctx, []string{"ds1"}, "退货", 10); !slices.Equal(ids(hits), []string{"a", "e"}) {
+		t.Fatalf("Chinese search with a shared character = %v; want a, then e", hits)
+	}
+	_ = m.Delete(ctx, []string{"e"})
 	// replaced and deleted documents leave their old terms behind
-	_ = m.Index(ctx, []TextDoc{{ID: "a", DatasetID: "ds1", Text: "换货流程"}})
+	_ = m.Index(ctx, []TextDoc{{ID: "a", DatasetID: "ds1", Text: "换新流程"}})
 	_ = m.Delete(ctx, []string{"b", "missing"})
 	if hits, _ := m.Search(ctx, []string{"ds1"}, "退货 pays shipping", 10); !slices.Equal(ids(hits), []string{"c"}) {
 		t.Fatalf("after replace and delete: %v", hits)
