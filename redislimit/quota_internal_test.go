@@ -308,27 +308,36 @@ func (h *lostAnswers) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	}
 }
 
-// A drop that fails is tried again, so that the hold it was to end does
-// not keep the account's budget for a whole lease; the tries after the
-// first go with the renewals, in one pipeline a tick.
-func TestFailedDropIsTriedAgain(t *testing.T) {
+// builtCounter is a Client with grace and lease on a Redis of its own, its
+// Quota "keys", whose counter of account "k" is built, and the drop script
+// loaded: the drop tests' hooks fail tries before they reach Redis, so
+// Script.Run would never load it.
+func builtCounter(t *testing.T, grace, lease time.Duration) (*redis.Client, *Client, *Quota) {
+	t.Helper()
 	rdb, prefix := redistest.Client(t)
-	c := New(rdb, Options{Prefix: prefix, Grace: 50 * time.Millisecond, Lease: time.Minute, Logger: slog.New(slog.DiscardHandler)})
+	c := New(rdb, Options{Prefix: prefix, Grace: grace, Lease: lease, Logger: slog.New(slog.DiscardHandler)})
 	t.Cleanup(func() { c.Close() })
 	q := c.Quota("keys", limittest.NewSource())
 	ctx := context.Background()
-	end, err := q.Reserve(ctx, "k", 10) // builds the counter
+	end, err := q.Reserve(ctx, "k", 10)
 	if err != nil {
 		t.Fatal(err)
 	}
 	end()
-	// the tries that fail never reach Redis, so Run would not load it
 	if err := dropScript.Load(ctx, rdb).Err(); err != nil {
 		t.Fatal(err)
 	}
+	return rdb, c, q
+}
+
+// A drop that fails is tried again, so that the hold it was to end does
+// not keep the account's budget for a whole lease; the tries after the
+// first go with the renewals, in one pipeline a tick.
+func TestFailedDropIsTriedAgain(t *testing.T) {
+	rdb, c, q := builtCounter(t, 50*time.Millisecond, time.Minute)
 	lost := &lostAnswers{failDrops: 2}
 	rdb.AddHook(lost)
-	if _, err := q.Reserve(ctx, "k", 10); err == nil {
+	if _, err := q.Reserve(context.Background(), "k", 10); err == nil {
 		t.Fatal("Reserve answered though its answer was lost")
 	}
 	holds := q.keys("k").holds
@@ -347,19 +356,10 @@ func TestFailedDropIsTriedAgain(t *testing.T) {
 
 // A drop that keeps failing is given up once its hold would have lapsed.
 func TestFailedDropIsGivenUpWithItsHold(t *testing.T) {
-	rdb, prefix := redistest.Client(t)
-	c := New(rdb, Options{Prefix: prefix, Grace: 50 * time.Millisecond, Lease: 300 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)})
-	t.Cleanup(func() { c.Close() })
-	q := c.Quota("keys", limittest.NewSource())
-	ctx := context.Background()
-	end, err := q.Reserve(ctx, "k", 10)
-	if err != nil {
-		t.Fatal(err)
-	}
-	end()
+	rdb, c, q := builtCounter(t, 50*time.Millisecond, 300*time.Millisecond)
 	lost := &lostAnswers{failDrops: math.MaxInt}
 	rdb.AddHook(lost)
-	if _, err := q.Reserve(ctx, "k", 10); err == nil {
+	if _, err := q.Reserve(context.Background(), "k", 10); err == nil {
 		t.Fatal("Reserve answered though its answer was lost")
 	}
 	waitFor(t, "the drop to be kept", func() bool {
@@ -425,13 +425,7 @@ func (h *dropPipes) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pr
 // Redis that answers pipelines all or nothing is never sent one too big to
 // finish, and all of it is done in the end.
 func TestDropBacklogIsTriedInParts(t *testing.T) {
-	rdb, prefix := redistest.Client(t)
-	c := New(rdb, Options{Prefix: prefix, Grace: 50 * time.Millisecond, Lease: time.Minute, Logger: slog.New(slog.DiscardHandler)})
-	t.Cleanup(func() { c.Close() })
-	q := c.Quota("keys", limittest.NewSource())
-	if err := dropScript.Load(context.Background(), rdb).Err(); err != nil {
-		t.Fatal(err)
-	}
+	rdb, c, q := builtCounter(t, 50*time.Millisecond, time.Minute)
 	pipes := &dropPipes{}
 	rdb.AddHook(pipes)
 	const backlog = 3*dropsPerTick + 10
@@ -461,9 +455,7 @@ func TestDropBacklogIsTriedInParts(t *testing.T) {
 // Drops that hang neither hold up the renewals of running work nor
 // Close, which ends them.
 func TestHangingDropsHoldUpNothing(t *testing.T) {
-	rdb, prefix := redistest.Client(t)
-	c := New(rdb, Options{Prefix: prefix, Grace: 300 * time.Millisecond, Lease: time.Second, Logger: slog.New(slog.DiscardHandler)})
-	q := c.Quota("keys", limittest.NewSource())
+	rdb, c, q := builtCounter(t, 300*time.Millisecond, time.Second)
 	ctx := context.Background()
 	end, err := q.Reserve(ctx, "k", 10)
 	if err != nil {
