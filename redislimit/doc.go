@@ -22,4 +22,7 @@
 // When Redis does not answer, quotas fail closed (limit.ErrUnavailable, a
 // 503) and rates fail as Options.RateFailOpen says; the first failure of an
 // incident is logged, and so is the recovery. Service resumes by itself.
+// A reservation whose answer was lost (a timeout after its script ran) is
+// ended in the background, tried again until its lease would have run
+// out, so that an account is not left short of budget by an incident.
 package redislimit
