@@ -53,11 +53,13 @@ func TestRetrievalQualityParaphrases(t *testing.T) {
 // forEachTextIndex runs a retrieval test on dataset/fulltext's bleve
 // index, on which the floors were measured, and on the Service's own
 // (Options.Text nil), which must meet them too, training into the store
-// open returns. The test returns recall@5 on all queries by mode; the
-// built-in index, both deployments' default, must find at least what
-// bleve's does in the modes that use full text.
-func forEachTextIndex(t *testing.T, open func(t *testing.T) qualityStore, test func(t *testing.T, text dataset.TextIndex, st qualityStore) map[string]float64) {
-	var bleve, builtin map[string]float64
+// open returns. The built-in index, both deployments' default, must find
+// at least what bleve's does in the modes that use full text, less one
+// query: equal embedding scores are ordered by the data's random ids, so
+// that bleve's mixed recall moves by a query between runs (0.964-0.971 on
+// the TSV corpus).
+func forEachTextIndex(t *testing.T, open func(t *testing.T) qualityStore, test func(t *testing.T, text dataset.TextIndex, st qualityStore) qualityResult) {
+	var bleve, builtin qualityResult
 	t.Run("bleve", func(t *testing.T) {
 		idx, err := fulltext.Open("")
 		if err != nil {
@@ -67,14 +69,22 @@ func forEachTextIndex(t *testing.T, open func(t *testing.T) qualityStore, test f
 		bleve = test(t, idx, open(t))
 	})
 	t.Run("builtin", func(t *testing.T) { builtin = test(t, nil, open(t)) })
-	if bleve == nil || builtin == nil {
-		return // one was not run, or failed
+	if bleve.recall == nil || builtin.recall == nil {
+		t.Log("the built-in index was not compared with bleve's: one of them did not run to its end")
+		return
 	}
 	for _, mode := range []string{dataset.SearchFullText, dataset.SearchMixed} {
-		if builtin[mode] < bleve[mode] {
-			t.Errorf("%s recall@5 %.3f on the built-in index, below bleve's %.3f", mode, builtin[mode], bleve[mode])
+		if slack := 1 / float64(builtin.queries); builtin.recall[mode] < bleve.recall[mode]-slack {
+			t.Errorf("%s recall@5 %.3f on the built-in index, more than a query below bleve's %.3f", mode, builtin.recall[mode], bleve.recall[mode])
 		}
 	}
+}
+
+// qualityResult is what a retrieval test measured: recall@5 on all its
+// queries, by mode.
+type qualityResult struct {
+	recall  map[string]float64
+	queries int
 }
 
 // qualityStore is a store the retrieval tests train into, and how they
@@ -110,7 +120,7 @@ func waitIndexed(t *testing.T, st dataset.TextOutbox) {
 	}
 }
 
-func testRetrievalQualityParaphrases(t *testing.T, text dataset.TextIndex, st qualityStore) map[string]float64 {
+func testRetrievalQualityParaphrases(t *testing.T, text dataset.TextIndex, st qualityStore) qualityResult {
 	raw, err := os.ReadFile("testdata/retrieval/corpus.json")
 	if err != nil {
 		t.Fatal(err)
@@ -253,9 +263,9 @@ func testRetrievalQualityParaphrases(t *testing.T, text dataset.TextIndex, st qu
 			t.Errorf("%s recall@5 %.3f with rerank, lower than %.3f without", mode, re, plain)
 		}
 	}
-	all := map[string]float64{}
+	measured := qualityResult{recall: map[string]float64{}, queries: len(corpus.Queries)}
 	for _, mode := range modes {
-		all[mode] = at(mode, "all")
+		measured.recall[mode] = at(mode, "all")
 	}
-	return all
+	return measured
 }

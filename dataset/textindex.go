@@ -12,7 +12,8 @@ import (
 // VectorStore it is derived: the Service catches it up from its Store.
 // dataset/fulltext has one on bleve, on disk or in memory; without one a
 // Service keeps a small one of its own in memory, which analyses text as
-// bleve's CJK analyzer does and ranks by BM25.
+// bleve's CJK analyzer does, each CJK character a term too, and ranks by
+// BM25.
 type TextIndex interface {
 	// Index adds or replaces documents.
 	Index(ctx context.Context, docs []TextDoc) error
@@ -42,11 +43,10 @@ type TextDoc struct {
 // told to output unigrams. A paraphrase in Chinese often shares
 // characters with its answer but no pair of them ("煮饭放多少水" against
 // "蒸米饭时水和米的比例"), which the pairs alone then rank by little more
-// than a "多少" both have; a word still ranks above its scattered
-// characters, as it matches both.
-// A search scores
-// documents holding any of the query's terms by BM25 (k1 1.2, b 0.75), the
-// ranking bleve's TF-IDF approximates (see textsearch.go). It lives in
+// than a "多少" both have; a word usually still ranks above its scattered
+// characters, as it matches both. A search scores documents holding any
+// of the query's terms by BM25 (k1 1.2, b 0.75), the ranking bleve's
+// TF-IDF approximates (see textsearch.go). It lives in
 // memory only: a Service fills it from its Store at each start, before New
 // returns when the store is a TextSource or a ChangeFeed.
 //
