@@ -85,7 +85,7 @@ type Client struct {
 	costs     map[string]*cost       // by counter, made on first use: see cost
 	lost      map[string]*quotaKeys  // counters that missed a charge, to rebuild
 	drops     map[string]*failedDrop // by hold id: drops to try again
-	dropsFull bool                   // drops reached maxDrops, and it was logged
+	dropsFull bool                   // drops reached maxDrops, was logged and has not drained since
 	limiters  map[string]*Limiter    // by namespace
 
 	batch  *batcher
@@ -415,7 +415,6 @@ func (c *Client) keepDrop(id string, k *quotaKeys, until time.Time) {
 		}
 		return
 	}
-	c.dropsFull = false
 	c.drops[id] = &failedDrop{keys: k, until: until}
 }
 
@@ -435,6 +434,7 @@ func (c *Client) retryDrops(parent context.Context) {
 			drops[id] = d
 		}
 	}
+	c.drained()
 	c.mu.Unlock()
 	if len(drops) == 0 {
 		return
@@ -458,6 +458,16 @@ func (c *Client) retryDrops(parent context.Context) {
 		if cmd.Err() == nil {
 			delete(c.drops, id)
 		}
+	}
+	c.drained()
+}
+
+// drained notes that the failed drops fell to half of maxDrops, so that
+// the next time they fill is logged, rather than each time they touch the
+// bound; c.mu is held.
+func (c *Client) drained() {
+	if len(c.drops) < maxDrops/2 {
+		c.dropsFull = false
 	}
 }
 
