@@ -666,3 +666,62 @@ func TestEndsReachRedisInTheOrderTheyTookThePoints(t *testing.T) {
 		t.Fatalf("the counter holds n=%s sum=%s, want 3 and 3", h["n"], h["sum"])
 	}
 }
+
+// countWarnings counts the records a slog.Logger writes at Warn.
+type countWarnings struct {
+	slog.Handler
+	n atomic.Int64
+}
+
+func (h *countWarnings) Enabled(context.Context, slog.Level) bool { return true }
+
+func (h *countWarnings) Handle(ctx context.Context, r slog.Record) error {
+	if r.Level == slog.LevelWarn {
+		h.n.Add(1)
+	}
+	return nil
+}
+
+// Failed drops past maxDrops are not kept, and that is logged once each
+// time they fill, not once for every drop refused.
+func TestTooManyFailedDropsAreLoggedOnce(t *testing.T) {
+	rdb, prefix := redistest.Client(t)
+	warn := &countWarnings{Handler: slog.DiscardHandler}
+	c := New(rdb, Options{Prefix: prefix, Grace: time.Minute, Lease: 2 * time.Minute, Logger: slog.New(warn)})
+	t.Cleanup(func() { c.Close() })
+	k := c.Quota("keys", limittest.NewSource()).keys("k")
+	until := time.Now().Add(time.Minute)
+	fill := func(from int) {
+		for i := from; i < from+maxDrops+3; i++ {
+			c.keepDrop(fmt.Sprintf("gone-%d", i), k, until)
+		}
+	}
+	fill(0)
+	c.mu.Lock()
+	kept := len(c.drops)
+	c.mu.Unlock()
+	if kept != maxDrops || warn.n.Load() != 1 {
+		t.Fatalf("%d drops kept, %d warnings; want %d and 1", kept, warn.n.Load(), maxDrops)
+	}
+	c.mu.Lock()
+	for id := range c.drops {
+		if len(c.drops) < maxDrops-10 {
+			break
+		}
+		delete(c.drops, id)
+	}
+	c.drained() // not half yet: refusing again is not news
+	c.mu.Unlock()
+	fill(maxDrops + 3)
+	if warn.n.Load() != 1 {
+		t.Fatalf("%d warnings after the drops touched the bound again; want 1", warn.n.Load())
+	}
+	c.mu.Lock()
+	clear(c.drops)
+	c.drained()
+	c.mu.Unlock()
+	fill(2 * (maxDrops + 3))
+	if warn.n.Load() != 2 {
+		t.Fatalf("%d warnings after the drops drained and filled again; want 2", warn.n.Load())
+	}
+}
