@@ -422,29 +422,23 @@ func (c *Client) keepDrop(id string, k *quotaKeys, until time.Time) {
 // one pipeline, and forgets those Redis took and those whose hold has
 // lapsed.
 func (c *Client) retryDrops(parent context.Context) {
+	ctx, cancel := callContext(parent)
+	defer cancel()
+	pipe := c.rdb.Pipeline()
+	cmds := map[string]*redis.Cmd{}
 	now := time.Now()
 	c.mu.Lock()
-	drops := make(map[string]*failedDrop, min(len(c.drops), dropsPerTick))
 	for id, d := range c.drops {
 		if now.After(d.until) {
 			delete(c.drops, id)
-			continue
-		}
-		if len(drops) < dropsPerTick {
-			drops[id] = d
+		} else if len(cmds) < dropsPerTick {
+			cmds[id] = dropScript.EvalSha(ctx, pipe, d.keys.list(c.epoch), append(c.quotaArgs(), id)...)
 		}
 	}
 	c.drained()
 	c.mu.Unlock()
-	if len(drops) == 0 {
+	if len(cmds) == 0 {
 		return
-	}
-	ctx, cancel := callContext(parent)
-	defer cancel()
-	pipe := c.rdb.Pipeline()
-	cmds := make(map[string]*redis.Cmd, len(drops))
-	for id, d := range drops {
-		cmds[id] = dropScript.EvalSha(ctx, pipe, d.keys.list(c.epoch), append(c.quotaArgs(), id)...)
 	}
 	if _, err := pipe.Exec(ctx); redis.HasErrorPrefix(err, "NOSCRIPT") {
 		// a Redis that lost its scripts: load it for the next tick
